@@ -1,0 +1,265 @@
+//! The backend trait: ordered byte tables inside read and write transactions.
+//!
+//! A backend knows bytes, tables and transactions only: nothing about models or indexes.
+//! The typed layer above it (index maintenance, uniqueness, decoding) is written once.
+//! A new backend implements [`Backend`], [`ReadTxn`] and [`WriteTxn`] and must pass the
+//! conformance suite (`tests/conformance`).
+//!
+//! Tables are created on first write; reading a table that was never written behaves as
+//! reading an empty table.
+
+use std::ops::Bound;
+
+use crate::error::Result;
+
+// pub mod memory;
+mod chunked;
+#[cfg(feature = "redb")]
+// pub mod redb;
+pub use chunked::ChunkedRange;
+
+/// One key/value pair read from a table.
+pub type Entry = (Vec<u8>, Vec<u8>);
+
+/// A boxed iterator of table entries in key order (ascending or descending).
+pub type RawIter<'a> = Box<dyn Iterator<Item = Result<Entry>> + 'a>;
+
+/// Which way a range scan walks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Direction {
+    /// Smallest key first.
+    #[default]
+    Forward,
+    /// Largest key first.
+    Reverse,
+}
+
+/// Byte bounds of a range scan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawRange {
+    /// The lower bound.
+    pub start: Bound<Vec<u8>>,
+    /// The upper bound.
+    pub end: Bound<Vec<u8>>,
+}
+
+impl RawRange {
+    /// Every key of a table.
+    pub fn all() -> Self {
+        RawRange {
+            start: Bound::Unbounded,
+            end: Bound::Unbounded,
+        }
+    }
+
+    /// Every key that starts with `prefix`.
+    pub fn prefix(prefix: &[u8]) -> Self {
+        RawRange {
+            start: Bound::Included(prefix.to_vec()),
+            end: match crate::codec::key::prefix_successor(prefix) {
+                Some(end) => Bound::Excluded(end),
+                None => Bound::Unbounded,
+            },
+        }
+    }
+
+    /// Whether `key` lies inside the bounds.
+    pub fn contains(&self, key: &[u8]) -> bool {
+        let above = match &self.start {
+            Bound::Included(s) => key >= s.as_slice(),
+            Bound::Excluded(s) => key > s.as_slice(),
+            Bound::Unbounded => true,
+        };
+        let below = match &self.end {
+            Bound::Included(e) => key <= e.as_slice(),
+            Bound::Excluded(e) => key < e.as_slice(),
+            Bound::Unbounded => true,
+        };
+        above && below
+    }
+
+    /// Whether no key can lie inside the bounds (start above end), which some engines
+    /// reject with a panic instead of returning nothing.
+    pub fn is_empty(&self) -> bool {
+        match (&self.start, &self.end) {
+            (Bound::Included(s), Bound::Included(e)) => s > e,
+            (Bound::Included(s) | Bound::Excluded(s), Bound::Excluded(e))
+            | (Bound::Excluded(s), Bound::Included(e)) => s >= e,
+            _ => false,
+        }
+    }
+}
+
+/// What a backend guarantees, read by the conformance suite so that nothing is skipped
+/// silently.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Capabilities {
+    /// A read transaction sees one consistent snapshot, unaffected by later commits.
+    pub snapshot_reads: bool,
+    /// Data survives closing and reopening the store.
+    pub persistent: bool,
+}
+
+/// One write in a [`WriteTxn::apply`] batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteOp<'a> {
+    /// Insert or replace `key` in `table`.
+    Put {
+        /// The table.
+        table: &'a str,
+        /// The key.
+        key: Vec<u8>,
+        /// The value.
+        value: Vec<u8>,
+    },
+    /// Remove `key` from `table` (no error when absent).
+    Delete {
+        /// The table.
+        table: &'a str,
+        /// The key.
+        key: Vec<u8>,
+    },
+}
+
+impl WriteOp<'_> {
+    /// The table the write goes to.
+    pub fn table(&self) -> &str {
+        match self {
+            WriteOp::Put { table, .. } | WriteOp::Delete { table, .. } => table,
+        }
+    }
+}
+
+/// A storage engine: hands out read and write transactions over named byte tables.
+pub trait Backend: Send + Sync + 'static {
+    /// A read transaction. It owns its snapshot (no borrow of the backend), so one-shot
+    /// iterators can carry it.
+    type Read: OwnedReadTxn;
+    /// A write transaction.
+    type Write<'a>: WriteTxn
+    where
+        Self: 'a;
+
+    /// The backend's name, used in error messages (`"redb"`, `"memory"`).
+    fn name(&self) -> &'static str;
+
+    /// What this backend guarantees.
+    fn capabilities(&self) -> Capabilities;
+
+    /// Begins a read transaction.
+    ///
+    /// # Errors
+    /// [`crate::NetabaseError::Backend`] when the engine cannot start one.
+    fn begin_read(&self) -> Result<Self::Read>;
+
+    /// Begins a write transaction. Backends allow one writer at a time; this call waits
+    /// for the previous writer to finish.
+    ///
+    /// # Errors
+    /// [`crate::NetabaseError::Backend`] when the engine cannot start one, or
+    /// [`crate::NetabaseError::ReadOnly`] on a read-only store.
+    fn begin_write(&self) -> Result<Self::Write<'_>>;
+
+    /// Scans a range of `table` in its own read transaction; the iterator owns that
+    /// transaction, so it outlives this call.
+    ///
+    /// # Errors
+    /// [`crate::NetabaseError::Backend`] when the transaction cannot start.
+    fn scan(&self, table: &str, range: RawRange, direction: Direction) -> Result<RawIter<'static>> {
+        self.begin_read()?.scan(table, range, direction)
+    }
+}
+
+/// A read transaction that owns its snapshot: its scans do not borrow it.
+pub trait OwnedReadTxn: ReadTxn + 'static {
+    /// Like [`ReadTxn::range`], but the iterator keeps the snapshot alive by itself.
+    ///
+    /// # Errors
+    /// [`crate::NetabaseError::Backend`] on engine failure.
+    fn scan(&self, table: &str, range: RawRange, direction: Direction) -> Result<RawIter<'static>>;
+}
+
+/// Reads inside a transaction. Every method takes `&self`, so several typed views of one
+/// transaction can be used at once.
+pub trait ReadTxn {
+    /// The value at `key`, if any.
+    ///
+    /// # Errors
+    /// [`crate::NetabaseError::Backend`] on engine failure.
+    fn get(&self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>>;
+
+    /// The entries of `table` inside `range`, in key order or reversed.
+    ///
+    /// # Errors
+    /// [`crate::NetabaseError::Backend`] on engine failure.
+    fn range(&self, table: &str, range: RawRange, direction: Direction) -> Result<RawIter<'_>>;
+
+    /// The number of entries in `table`.
+    ///
+    /// # Errors
+    /// [`crate::NetabaseError::Backend`] on engine failure.
+    fn len(&self, table: &str) -> Result<u64>;
+
+    /// Whether `table` has no entries.
+    ///
+    /// # Errors
+    /// [`crate::NetabaseError::Backend`] on engine failure.
+    fn is_empty(&self, table: &str) -> Result<bool> {
+        Ok(self.len(table)? == 0)
+    }
+
+    /// The first entry of `table` inside `range` (in `direction`), if any.
+    ///
+    /// # Errors
+    /// [`crate::NetabaseError::Backend`] on engine failure.
+    fn first(&self, table: &str, range: RawRange, direction: Direction) -> Result<Option<Entry>> {
+        self.range(table, range, direction)?.next().transpose()
+    }
+}
+
+/// Writes inside a transaction; dropping it without [`WriteTxn::commit`] discards every
+/// write. Reads see the transaction's own writes.
+pub trait WriteTxn: ReadTxn {
+    /// Inserts or replaces `key` in `table`.
+    ///
+    /// # Errors
+    /// [`crate::NetabaseError::Backend`] on engine failure.
+    fn put(&self, table: &str, key: &[u8], value: &[u8]) -> Result<()>;
+
+    /// Removes `key` from `table`; returns whether it was there.
+    ///
+    /// # Errors
+    /// [`crate::NetabaseError::Backend`] on engine failure.
+    fn delete(&self, table: &str, key: &[u8]) -> Result<bool>;
+
+    /// Removes every entry of `table`.
+    ///
+    /// # Errors
+    /// [`crate::NetabaseError::Backend`] on engine failure.
+    fn clear(&self, table: &str) -> Result<()>;
+
+    /// Applies a batch of writes in order. Backends override this to open each table
+    /// once per batch.
+    ///
+    /// # Errors
+    /// [`crate::NetabaseError::Backend`] on engine failure; the transaction should then
+    /// be dropped.
+    fn apply(&self, ops: &[WriteOp<'_>]) -> Result<()> {
+        for op in ops {
+            match op {
+                WriteOp::Put { table, key, value } => self.put(table, key, value)?,
+                WriteOp::Delete { table, key } => {
+                    self.delete(table, key)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes every write of the transaction durable and visible, atomically.
+    ///
+    /// # Errors
+    /// [`crate::NetabaseError::Backend`] on engine failure; nothing is then applied.
+    fn commit(self) -> Result<()>;
+}

@@ -1,0 +1,4 @@
+//! Byte encodings: order-preserving keys and versioned values.
+
+pub mod key;
+pub mod value;

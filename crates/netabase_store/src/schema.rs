@@ -1,0 +1,140 @@
+//! The traits that `#[netabase_definition_module]` implements for a user's schema.
+//!
+//! Users do not implement these by hand: the macros generate them, and the typed layer
+//! (`NetabaseStore`, `Tree`, transactions) is written once against them.
+
+use std::fmt::Debug;
+use std::hash::Hash;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::codec::key::{KeyCodec, PrimaryKeyCodec};
+
+/// Static description of one secondary-key field of a model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SecondaryKeyInfo {
+    /// The Rust field name, e.g. `"email"`.
+    pub field: &'static str,
+    /// The index table, `"<Definition>/<Model>/<field>"`.
+    pub table: &'static str,
+    /// Whether two records may share a value of this key.
+    pub unique: bool,
+}
+
+/// Static description of one model of a definition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ModelInfo {
+    /// The model's name, e.g. `"User"`.
+    pub name: &'static str,
+    /// The primary table, `"<Definition>/<Model>"`.
+    pub table: &'static str,
+    /// The model version written into every value header (`#[netabase(Def, version = N)]`).
+    pub version: u16,
+    /// The secondary keys, in field declaration order.
+    pub secondary_keys: &'static [SecondaryKeyInfo],
+}
+
+/// The discriminant enum generated for a definition (one unit variant per model).
+pub trait DiscriminantTrait: Copy + Eq + Ord + Hash + Debug + Send + Sync + 'static {
+    /// Every discriminant, in declaration order.
+    const ALL: &'static [Self];
+    /// The model's name, e.g. `"User"`.
+    fn name(&self) -> &'static str;
+    /// The position of the model in its definition, stable as long as the module's model
+    /// order is not changed.
+    fn index(&self) -> u16;
+    /// The discriminant at `index`, if any.
+    fn from_index(index: u16) -> Option<Self> {
+        Self::ALL.get(usize::from(index)).copied()
+    }
+    /// The discriminant named `name`, if any.
+    fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|d| d.name() == name)
+    }
+}
+
+/// A definition: the enum of every model of one schema module (`BlogDefinition`).
+pub trait NetabaseDefinitionTrait: Sized + Clone + Debug + Send + Sync + 'static {
+    /// The enum of every model's key enum (`BlogKeys`).
+    type Keys: Clone + Debug + Send + Sync + 'static;
+    /// The discriminant enum (`BlogDefinitionDiscriminant`).
+    type Discriminant: DiscriminantTrait;
+    /// The definition's name, e.g. `"BlogDefinition"`; it prefixes every table name.
+    const NAME: &'static str;
+    /// Every model of the definition, in declaration order (indexed by
+    /// [`DiscriminantTrait::index`]).
+    const MODELS: &'static [ModelInfo];
+
+    /// Which model this value holds.
+    fn discriminant(&self) -> Self::Discriminant;
+    /// Appends the order-preserving encoding of the held model's primary key.
+    fn encode_primary_key(&self, out: &mut Vec<u8>);
+    /// Encodes the held model as a stored value (header ++ postcard).
+    ///
+    /// # Errors
+    /// [`crate::NetabaseError::Encode`] if serialization fails.
+    fn encode_value(&self) -> crate::Result<Vec<u8>>;
+    /// Decodes a stored value of the model `discriminant` into the definition enum.
+    ///
+    /// # Errors
+    /// [`crate::NetabaseError::Decode`] if the bytes are not a value of that model.
+    fn decode_value(discriminant: Self::Discriminant, bytes: &[u8]) -> crate::Result<Self>;
+    /// Which model a key enum value refers to.
+    fn key_discriminant(key: &Self::Keys) -> Self::Discriminant;
+    /// Appends the encoding of the primary key held by `key`, or returns `false` when
+    /// `key` holds a secondary key.
+    fn encode_keys_primary(key: &Self::Keys, out: &mut Vec<u8>) -> bool;
+}
+
+/// A model: a struct with one `#[primary_key]` and any number of `#[secondary_key]`s.
+pub trait NetabaseModelTrait<D: NetabaseDefinitionTrait>:
+    Serialize + DeserializeOwned + Clone + Debug + Send + Sync + 'static
+{
+    /// The primary key newtype (`UserPrimaryKey`).
+    type PrimaryKey: PrimaryKeyCodec + Clone + Debug + Send + Sync + 'static;
+    /// The enum of this model's secondary keys (`UserSecondaryKeys`).
+    type SecondaryKeys: SecondaryKeyEnum;
+    /// The enum of any key of this model (`UserKey`).
+    type Keys: Clone + Debug + Send + Sync + 'static;
+
+    /// Static description: name, table names, version, secondary keys.
+    const INFO: ModelInfo;
+
+    /// This model's discriminant in the definition.
+    fn discriminant() -> D::Discriminant;
+    /// The record's primary key.
+    fn primary_key(&self) -> Self::PrimaryKey;
+    /// Appends the encoding of the secondary key at `index` (position in
+    /// [`ModelInfo::secondary_keys`]) of this record. Out-of-range indexes append nothing.
+    fn encode_secondary_key(&self, index: usize, out: &mut Vec<u8>);
+    /// Every secondary key of this record, in declaration order.
+    fn secondary_keys(&self) -> Vec<Self::SecondaryKeys>;
+    /// Wraps the record into the definition enum.
+    fn into_definition(self) -> D;
+    /// Unwraps the record from the definition enum, giving it back when it holds another
+    /// model.
+    ///
+    /// # Errors
+    /// Returns the definition value unchanged when it holds another model.
+    fn try_from_definition(definition: D) -> Result<Self, D>;
+    /// Wraps a primary key into the definition's key enum.
+    fn primary_key_into_keys(key: Self::PrimaryKey) -> D::Keys;
+}
+
+/// The enum of one model's secondary keys (`UserSecondaryKeys`).
+pub trait SecondaryKeyEnum: Clone + Debug + Send + Sync + 'static {
+    /// The position of the variant's field in [`ModelInfo::secondary_keys`].
+    fn index(&self) -> usize;
+    /// Appends the order-preserving encoding of the held value.
+    fn encode(&self, out: &mut Vec<u8>);
+}
+
+/// The key newtype of one secondary field (`UserAgeSecondaryKey`); lets range queries
+/// name the index they scan by the type of their bounds.
+pub trait SecondaryKeyField<D: NetabaseDefinitionTrait, M: NetabaseModelTrait<D>>:
+    KeyCodec + Clone + Debug
+{
+    /// The position of the field in [`ModelInfo::secondary_keys`].
+    const INDEX: usize;
+}
