@@ -1,12 +1,30 @@
 //! Netabase store: typed models with primary and secondary keys over interchangeable
 //! embedded backends.
-#![doc = include_str!("../../../README.md")]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod backend;
 pub mod codec;
 mod error;
 pub mod schema;
+pub mod typed;
+
+pub use typed::store::{FORMAT_VERSION, META_TABLE, NetabaseStore};
+pub use typed::tree::Tree;
+pub use typed::txn::{ReadOnly, ReadWrite, TreeView, TxnGuard};
+
+/// Everything a user of the store needs, in one import: `use netabase_store::prelude::*;`.
+pub mod prelude {
+    pub use crate::codec::key::{KeyCodec, PrimaryKeyCodec};
+    pub use crate::error::{NetabaseError, Result as NetabaseResult};
+    pub use crate::schema::{
+        DiscriminantTrait, NetabaseDefinitionTrait, NetabaseModelTrait, SecondaryKeyEnum,
+        SecondaryKeyField,
+    };
+    pub use crate::typed::store::NetabaseStore;
+    pub use crate::typed::tree::Tree;
+    pub use crate::typed::txn::{ReadOnly, ReadWrite, TreeView, TxnGuard};
+    pub use netabase_macros::*;
+}
 
 pub use error::{BoxedError, NetabaseError, Result};
 

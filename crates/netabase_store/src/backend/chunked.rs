@@ -70,11 +70,12 @@ where
     type Item = Result<Entry>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.buffer.is_empty() && !self.exhausted {
-            if let Err(e) = self.refill() {
-                self.exhausted = true;
-                return Some(Err(e));
-            }
+        if self.buffer.is_empty()
+            && !self.exhausted
+            && let Err(e) = self.refill()
+        {
+            self.exhausted = true;
+            return Some(Err(e));
         }
         self.buffer.pop_front().map(Ok)
     }

@@ -12,10 +12,10 @@ use std::ops::Bound;
 
 use crate::error::Result;
 
-// pub mod memory;
 mod chunked;
+pub mod memory;
 #[cfg(feature = "redb")]
-// pub mod redb;
+pub mod redb;
 pub use chunked::ChunkedRange;
 
 /// One key/value pair read from a table.
@@ -215,6 +215,18 @@ pub trait ReadTxn {
     /// [`crate::NetabaseError::Backend`] on engine failure.
     fn first(&self, table: &str, range: RawRange, direction: Direction) -> Result<Option<Entry>> {
         self.range(table, range, direction)?.next().transpose()
+    }
+}
+
+impl<T: ReadTxn + ?Sized> ReadTxn for &T {
+    fn get(&self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        (**self).get(table, key)
+    }
+    fn range(&self, table: &str, range: RawRange, direction: Direction) -> Result<RawIter<'_>> {
+        (**self).range(table, range, direction)
+    }
+    fn len(&self, table: &str) -> Result<u64> {
+        (**self).len(table)
     }
 }
 

@@ -1,0 +1,248 @@
+//! The in-memory backend: real transactions over persistent (copy-on-write) maps.
+//!
+//! The whole database is an immutable map of tables. A read transaction clones the
+//! current map, which is O(1) with `imbl`'s structural sharing, so it is a true snapshot.
+//! A write transaction takes the writer lock, clones the map, edits its private copy
+//! (reads see its own writes) and on commit swaps it in as the current state; dropped
+//! without commit, the copy is simply thrown away.
+
+use std::cell::RefCell;
+use std::ops::Bound;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+
+use imbl::OrdMap;
+
+use super::{
+    Backend, Capabilities, ChunkedRange, Direction, Entry, OwnedReadTxn, RawIter, RawRange,
+    ReadTxn, WriteOp, WriteTxn,
+};
+use crate::error::Result;
+
+type Table = OrdMap<Vec<u8>, Vec<u8>>;
+type State = OrdMap<String, Table>;
+
+const NAME: &str = "memory";
+
+/// An in-memory database. Cloning the handle shares the database.
+#[derive(Clone, Default)]
+pub struct MemoryBackend {
+    inner: Arc<Shared>,
+}
+
+#[derive(Default)]
+struct Shared {
+    /// The last committed state.
+    current: RwLock<State>,
+    /// Held by the one write transaction at a time.
+    writer: Mutex<()>,
+}
+
+impl std::fmt::Debug for MemoryBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryBackend").finish_non_exhaustive()
+    }
+}
+
+impl MemoryBackend {
+    /// An empty in-memory database.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn snapshot(&self) -> State {
+        // A poisoned lock only means a thread panicked while holding it; the state inside
+        // is a whole committed map either way, because commits replace it in one store.
+        self.inner
+            .current
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+/// Entries of `table` within `range`, at most `limit` of them, in `direction` order.
+fn collect_range(
+    table: &Table,
+    range: &RawRange,
+    direction: Direction,
+    limit: usize,
+) -> Vec<Entry> {
+    if range.is_empty() {
+        return Vec::new();
+    }
+    let bounds = (as_slice(&range.start), as_slice(&range.end));
+    let iter = table.range::<_, [u8]>(bounds);
+    let clone = |(k, v): (&Vec<u8>, &Vec<u8>)| (k.clone(), v.clone());
+    match direction {
+        Direction::Forward => iter.take(limit).map(clone).collect(),
+        Direction::Reverse => iter.rev().take(limit).map(clone).collect(),
+    }
+}
+
+fn as_slice(bound: &Bound<Vec<u8>>) -> Bound<&[u8]> {
+    match bound {
+        Bound::Included(v) => Bound::Included(v.as_slice()),
+        Bound::Excluded(v) => Bound::Excluded(v.as_slice()),
+        Bound::Unbounded => Bound::Unbounded,
+    }
+}
+
+/// A lazy scan over a snapshot of one table (an O(1) clone).
+fn scan_table(table: Option<Table>, range: RawRange, direction: Direction) -> RawIter<'static> {
+    let Some(table) = table else {
+        return Box::new(std::iter::empty());
+    };
+    Box::new(ChunkedRange::new(
+        range,
+        direction,
+        move |range, direction, limit| Ok(collect_range(&table, range, direction, limit)),
+    ))
+}
+
+impl Backend for MemoryBackend {
+    type Read = MemoryRead;
+    type Write<'a> = MemoryWrite<'a>;
+
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            snapshot_reads: true,
+            persistent: false,
+        }
+    }
+
+    fn begin_read(&self) -> Result<MemoryRead> {
+        Ok(MemoryRead {
+            state: self.snapshot(),
+        })
+    }
+
+    fn begin_write(&self) -> Result<MemoryWrite<'_>> {
+        let guard = self
+            .inner
+            .writer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        Ok(MemoryWrite {
+            backend: self,
+            state: RefCell::new(self.snapshot()),
+            _guard: guard,
+        })
+    }
+}
+
+/// A read transaction of [`MemoryBackend`]: a snapshot of the committed state.
+pub struct MemoryRead {
+    state: State,
+}
+
+impl ReadTxn for MemoryRead {
+    fn get(&self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(self.state.get(table).and_then(|t| t.get(key)).cloned())
+    }
+
+    fn range(&self, table: &str, range: RawRange, direction: Direction) -> Result<RawIter<'_>> {
+        self.scan(table, range, direction)
+    }
+
+    fn len(&self, table: &str) -> Result<u64> {
+        Ok(self.state.get(table).map_or(0, |t| t.len() as u64))
+    }
+}
+
+impl OwnedReadTxn for MemoryRead {
+    fn scan(&self, table: &str, range: RawRange, direction: Direction) -> Result<RawIter<'static>> {
+        Ok(scan_table(self.state.get(table).cloned(), range, direction))
+    }
+}
+
+/// A write transaction of [`MemoryBackend`]: a private copy of the state, swapped in on
+/// commit.
+pub struct MemoryWrite<'a> {
+    backend: &'a MemoryBackend,
+    state: RefCell<State>,
+    _guard: MutexGuard<'a, ()>,
+}
+
+impl ReadTxn for MemoryWrite<'_> {
+    fn get(&self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .state
+            .borrow()
+            .get(table)
+            .and_then(|t| t.get(key))
+            .cloned())
+    }
+
+    fn range(&self, table: &str, range: RawRange, direction: Direction) -> Result<RawIter<'_>> {
+        // The iterator works on a snapshot of the table taken now (an O(1) clone), so the
+        // transaction stays writable while it is open.
+        Ok(scan_table(
+            self.state.borrow().get(table).cloned(),
+            range,
+            direction,
+        ))
+    }
+
+    fn len(&self, table: &str) -> Result<u64> {
+        Ok(self.state.borrow().get(table).map_or(0, |t| t.len() as u64))
+    }
+}
+
+impl WriteTxn for MemoryWrite<'_> {
+    fn put(&self, table: &str, key: &[u8], value: &[u8]) -> Result<()> {
+        self.state
+            .borrow_mut()
+            .entry(table.to_owned())
+            .or_default()
+            .insert(key.to_vec(), value.to_vec());
+        Ok(())
+    }
+
+    fn delete(&self, table: &str, key: &[u8]) -> Result<bool> {
+        let mut state = self.state.borrow_mut();
+        Ok(match state.get_mut(table) {
+            Some(t) => t.remove(key).is_some(),
+            None => false,
+        })
+    }
+
+    fn clear(&self, table: &str) -> Result<()> {
+        self.state.borrow_mut().remove(table);
+        Ok(())
+    }
+
+    fn apply(&self, ops: &[WriteOp<'_>]) -> Result<()> {
+        let mut state = self.state.borrow_mut();
+        for op in ops {
+            match op {
+                WriteOp::Put { table, key, value } => {
+                    state
+                        .entry((*table).to_owned())
+                        .or_default()
+                        .insert(key.clone(), value.clone());
+                }
+                WriteOp::Delete { table, key } => {
+                    if let Some(t) = state.get_mut(*table) {
+                        t.remove(key.as_slice());
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn commit(self) -> Result<()> {
+        let state = self.state.into_inner();
+        *self
+            .backend
+            .inner
+            .current
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = state;
+        Ok(())
+    }
+}
