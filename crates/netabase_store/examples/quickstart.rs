@@ -5,6 +5,7 @@
 
 use netabase_store::prelude::*;
 
+/// The schema: every model of the blog, and the generated keys.
 #[netabase_definition_module(BlogDefinition, BlogKeys)]
 pub mod blog {
     use netabase_store::prelude::*;
@@ -14,11 +15,15 @@ pub mod blog {
     #[derive(NetabaseModel, Serialize, Deserialize, Clone, Debug, PartialEq)]
     #[netabase(BlogDefinition)]
     pub struct User {
+        /// Unique id.
         #[primary_key]
         pub id: u64,
+        /// Display name.
         pub name: String,
+        /// Login; no two users share one.
         #[secondary_key(unique)]
         pub email: String,
+        /// Age in years.
         #[secondary_key]
         pub age: u32,
     }
@@ -27,9 +32,12 @@ pub mod blog {
     #[derive(NetabaseModel, Serialize, Deserialize, Clone, Debug, PartialEq)]
     #[netabase(BlogDefinition)]
     pub struct Post {
+        /// Unique id.
         #[primary_key]
         pub id: i64,
+        /// Headline.
         pub title: String,
+        /// The `User` who wrote it.
         #[secondary_key]
         pub author_id: u64,
     }
