@@ -69,17 +69,27 @@ fn main() -> Result<(), NetabaseError> {
 
     // One-shot operations, each in its own transaction.
     users.put(user(1, "Ada", 36))?;
-    users.put_many(vec![user(2, "Brian", 29), user(3, "Chloe", 36), user(250, "Dan", 41)])?;
+    users.put_many(vec![
+        user(2, "Brian", 29),
+        user(3, "Chloe", 36),
+        user(250, "Dan", 41),
+    ])?;
     println!("users stored: {}", users.len()?);
     println!("user 1: {:?}", users.get(UserPrimaryKey(1))?);
 
     // Secondary keys: equality and range queries.
     let same_age = users.get_by_secondary_key(UserSecondaryKeys::Age(UserAgeSecondaryKey(36)))?;
-    println!("aged 36: {:?}", same_age.iter().map(|u| &u.name).collect::<Vec<_>>());
+    println!(
+        "aged 36: {:?}",
+        same_age.iter().map(|u| &u.name).collect::<Vec<_>>()
+    );
     let by_email = users.get_by_secondary_key(UserSecondaryKeys::Email(UserEmailSecondaryKey(
         "brian@example.com".into(),
     )))?;
-    println!("brian@example.com belongs to user {:?}", by_email.first().map(|u| u.id));
+    println!(
+        "brian@example.com belongs to user {:?}",
+        by_email.first().map(|u| u.id)
+    );
     for item in users.range_by_secondary_key(UserAgeSecondaryKey(30)..=UserAgeSecondaryKey(39)) {
         println!("  in their thirties: {}", item?.name);
     }
@@ -93,7 +103,10 @@ fn main() -> Result<(), NetabaseError> {
     }
 
     // Iteration follows the natural order of the key type: 1 < 3 < 250, not "1" < "250" < "3".
-    let ids: Vec<u64> = users.iter().map(|r| r.map(|(k, _)| k.0)).collect::<Result<_, _>>()?;
+    let ids: Vec<u64> = users
+        .iter()
+        .map(|r| r.map(|(k, _)| k.0))
+        .collect::<Result<_, _>>()?;
     println!("ids in order: {ids:?}");
 
     // An explicit write transaction across two models: all or nothing.
@@ -102,18 +115,34 @@ fn main() -> Result<(), NetabaseError> {
         let users = txn.open_tree::<User>();
         let posts = txn.open_tree::<Post>();
         users.put(user(5, "Femi", 33))?;
-        posts.put(Post { id: 1, title: "Hello".into(), author_id: 5 })?;
-        posts.put(Post { id: 2, title: "Again".into(), author_id: 5 })?;
+        posts.put(Post {
+            id: 1,
+            title: "Hello".into(),
+            author_id: 5,
+        })?;
+        posts.put(Post {
+            id: 2,
+            title: "Again".into(),
+            author_id: 5,
+        })?;
     }
     txn.commit()?;
 
     // Dropping a write transaction without commit rolls it back.
     {
         let txn = store.write()?;
-        txn.open_tree::<Post>().put(Post { id: 3, title: "Draft".into(), author_id: 5 })?;
+        txn.open_tree::<Post>().put(Post {
+            id: 3,
+            title: "Draft".into(),
+            author_id: 5,
+        })?;
     }
-    let by_femi = posts.get_by_secondary_key(PostSecondaryKeys::AuthorId(PostAuthorIdSecondaryKey(5)))?;
-    println!("posts by Femi: {:?}", by_femi.iter().map(|p| &p.title).collect::<Vec<_>>());
+    let by_femi =
+        posts.get_by_secondary_key(PostSecondaryKeys::AuthorId(PostAuthorIdSecondaryKey(5)))?;
+    println!(
+        "posts by Femi: {:?}",
+        by_femi.iter().map(|p| &p.title).collect::<Vec<_>>()
+    );
 
     // A read transaction is one consistent snapshot.
     let read = store.read()?;

@@ -9,13 +9,22 @@ use netabase_store::codec::key::KeyCodec;
 use proptest::prelude::*;
 
 fn check_order<T: KeyCodec + Ord + Debug>(a: &T, b: &T) -> Result<(), TestCaseError> {
-    prop_assert_eq!(a.cmp(b), a.to_key_bytes().cmp(&b.to_key_bytes()), "{:?} vs {:?}", a, b);
+    prop_assert_eq!(
+        a.cmp(b),
+        a.to_key_bytes().cmp(&b.to_key_bytes()),
+        "{:?} vs {:?}",
+        a,
+        b
+    );
     Ok(())
 }
 
 fn check_round_trip<T: KeyCodec + PartialEq + Debug>(a: &T) -> Result<(), TestCaseError> {
     let bytes = a.to_key_bytes();
-    prop_assert_eq!(&T::from_key_bytes(&bytes).map_err(|e| TestCaseError::fail(e.to_string()))?, a);
+    prop_assert_eq!(
+        &T::from_key_bytes(&bytes).map_err(|e| TestCaseError::fail(e.to_string()))?,
+        a
+    );
     // Self-delimiting: decoding from the front of a longer buffer stops at the end.
     let mut longer = bytes.clone();
     longer.extend_from_slice(&[0x00, 0x01, 0xFF]);
@@ -112,11 +121,23 @@ fn fixed_examples_from_the_design() {
         v.sort();
         v
     };
-    let ids: Vec<Vec<u8>> = [1u64, 250, 251, 256, 300, 65536].iter().map(KeyCodec::to_key_bytes).collect();
+    let ids: Vec<Vec<u8>> = [1u64, 250, 251, 256, 300, 65536]
+        .iter()
+        .map(KeyCodec::to_key_bytes)
+        .collect();
     assert_eq!(sorted(ids.clone()), ids);
-    let negs: Vec<Vec<u8>> = [i64::MIN, -1, 0, 1, i64::MAX].iter().map(KeyCodec::to_key_bytes).collect();
+    let negs: Vec<Vec<u8>> = [i64::MIN, -1, 0, 1, i64::MAX]
+        .iter()
+        .map(KeyCodec::to_key_bytes)
+        .collect();
     assert_eq!(sorted(negs.clone()), negs);
-    let strs: Vec<Vec<u8>> = ["", "a", "a\0", "ab", "b"].iter().map(|s| s.to_string().to_key_bytes()).collect();
+    let strs: Vec<Vec<u8>> = ["", "a", "a\0", "ab", "b"]
+        .iter()
+        .map(|s| s.to_string().to_key_bytes())
+        .collect();
     assert_eq!(sorted(strs.clone()), strs);
-    assert_eq!(Ordering::Less, None::<u8>.to_key_bytes().cmp(&Some(0u8).to_key_bytes()));
+    assert_eq!(
+        Ordering::Less,
+        None::<u8>.to_key_bytes().cmp(&Some(0u8).to_key_bytes())
+    );
 }

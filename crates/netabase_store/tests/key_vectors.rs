@@ -45,7 +45,10 @@ fn vectors() -> Vec<(String, Vec<u8>)> {
     add("f64 -0", (-0.0f64).to_key_bytes());
     add("f64 0", 0f64.to_key_bytes());
     add("f64 1.5", 1.5f64.to_key_bytes());
-    add("f64 nan", f64::from_bits(0x7ff8_0000_0000_0000).to_key_bytes());
+    add(
+        "f64 nan",
+        f64::from_bits(0x7ff8_0000_0000_0000).to_key_bytes(),
+    );
     add("string empty", String::new().to_key_bytes());
     add("string a", "a".to_string().to_key_bytes());
     add("string a nul", "a\0".to_string().to_key_bytes());
@@ -56,8 +59,14 @@ fn vectors() -> Vec<(String, Vec<u8>)> {
     add("option none u32", None::<u32>.to_key_bytes());
     add("option some u32 5", Some(5u32).to_key_bytes());
     add("option some string x", Some("x".to_string()).to_key_bytes());
-    add("tuple (u32 1, string a)", (1u32, "a".to_string()).to_key_bytes());
-    add("tuple (i64 -1, bool true, option none u8)", (-1i64, true, None::<u8>).to_key_bytes());
+    add(
+        "tuple (u32 1, string a)",
+        (1u32, "a".to_string()).to_key_bytes(),
+    );
+    add(
+        "tuple (i64 -1, bool true, option none u8)",
+        (-1i64, true, None::<u8>).to_key_bytes(),
+    );
     add("unit", ().to_key_bytes());
     v
 }
@@ -74,8 +83,15 @@ fn key_encoding_matches_the_committed_vectors() -> Result<(), Box<dyn std::error
     }
     let committed = std::fs::read_to_string(&path)?;
     for (expected, actual) in committed.lines().zip(rendered.lines()) {
-        assert_eq!(actual, expected, "the key encoding changed: this breaks every existing database");
+        assert_eq!(
+            actual, expected,
+            "the key encoding changed: this breaks every existing database"
+        );
     }
-    assert_eq!(committed.lines().count(), rendered.lines().count(), "vector count changed");
+    assert_eq!(
+        committed.lines().count(),
+        rendered.lines().count(),
+        "vector count changed"
+    );
     Ok(())
 }

@@ -39,7 +39,10 @@ pub fn assert_user_indexes_exact<B: Backend>(store: &Store<B>) -> TestResult {
     let actual_email: BTreeSet<(Vec<u8>, Vec<u8>)> = txn
         .range(email_table, RawRange::all(), Direction::Forward)?
         .collect::<Result<_, _>>()?;
-    assert_eq!(actual_email, expected_email, "unique index `email` is not exact");
+    assert_eq!(
+        actual_email, expected_email,
+        "unique index `email` is not exact"
+    );
 
     let expected_age: BTreeSet<Vec<u8>> = users
         .iter()
@@ -51,10 +54,12 @@ pub fn assert_user_indexes_exact<B: Backend>(store: &Store<B>) -> TestResult {
         .collect();
     let actual_age: BTreeSet<Vec<u8>> = txn
         .range(age_table, RawRange::all(), Direction::Forward)?
-        .map(|e| e.map(|(k, v)| {
-            assert!(v.is_empty(), "non-unique index entries have empty values");
-            k
-        }))
+        .map(|e| {
+            e.map(|(k, v)| {
+                assert!(v.is_empty(), "non-unique index entries have empty values");
+                k
+            })
+        })
         .collect::<Result<_, _>>()?;
     assert_eq!(actual_age, expected_age, "index `age` is not exact");
     assert_eq!(txn.len(age_table)?, users.len() as u64);
@@ -78,10 +83,18 @@ pub fn update_changing_secondary_leaves_no_stale_entry<B: Backend>(store: Store<
     let users = store.open_tree::<User>();
     users.put(user(1, "a@x", 30))?;
     users.put(user(1, "b@x", 31))?;
-    assert!(users.get_by_secondary_key(UserSecondaryKeys::Age(UserAgeSecondaryKey(30)))?.is_empty());
-    assert!(users
-        .get_by_secondary_key(UserSecondaryKeys::Email(UserEmailSecondaryKey("a@x".into())))?
-        .is_empty());
+    assert!(
+        users
+            .get_by_secondary_key(UserSecondaryKeys::Age(UserAgeSecondaryKey(30)))?
+            .is_empty()
+    );
+    assert!(
+        users
+            .get_by_secondary_key(UserSecondaryKeys::Email(UserEmailSecondaryKey(
+                "a@x".into()
+            )))?
+            .is_empty()
+    );
     assert_eq!(
         users.get_by_secondary_key(UserSecondaryKeys::Age(UserAgeSecondaryKey(31)))?,
         vec![user(1, "b@x", 31)]
@@ -95,14 +108,27 @@ pub fn clear_empties_indexes<B: Backend>(store: Store<B>) -> TestResult {
     let users = store.open_tree::<User>();
     users.put_many((0..20).map(|i| user(i, &format!("{i}@x"), 20 + (i % 3) as u32)))?;
     let posts = store.open_tree::<Post>();
-    posts.put(Post { id: 1, title: "kept".into(), author_id: 1 })?;
+    posts.put(Post {
+        id: 1,
+        title: "kept".into(),
+        author_id: 1,
+    })?;
     users.clear()?;
     assert!(users.is_empty()?);
-    assert!(users.get_by_secondary_key(UserSecondaryKeys::Age(UserAgeSecondaryKey(20)))?.is_empty());
+    assert!(
+        users
+            .get_by_secondary_key(UserSecondaryKeys::Age(UserAgeSecondaryKey(20)))?
+            .is_empty()
+    );
     assert_user_indexes_exact(&store)?;
     let txn = store.backend().begin_read()?;
     for field in <User as NetabaseModelTrait<TestDefinition>>::INFO.secondary_keys {
-        assert_eq!(txn.len(field.table)?, 0, "index {} not emptied", field.table);
+        assert_eq!(
+            txn.len(field.table)?,
+            0,
+            "index {} not emptied",
+            field.table
+        );
     }
     assert_eq!(posts.len()?, 1, "clearing one model must not touch another");
     Ok(())
@@ -112,7 +138,10 @@ pub fn non_unique_returns_every_match<B: Backend>(store: Store<B>) -> TestResult
     let users = store.open_tree::<User>();
     users.put_many((0..30).map(|i| user(i, &format!("{i}@x"), (i % 3) as u32)))?;
     let zeros = users.get_by_secondary_key(UserSecondaryKeys::Age(UserAgeSecondaryKey(0)))?;
-    assert_eq!(zeros.iter().map(|u| u.id).collect::<Vec<_>>(), (0..30).step_by(3).collect::<Vec<_>>());
+    assert_eq!(
+        zeros.iter().map(|u| u.id).collect::<Vec<_>>(),
+        (0..30).step_by(3).collect::<Vec<_>>()
+    );
     let groups = users.get_many_by_secondary_keys(vec![
         UserSecondaryKeys::Age(UserAgeSecondaryKey(1)),
         UserSecondaryKeys::Age(UserAgeSecondaryKey(7)),
@@ -127,16 +156,26 @@ pub fn non_unique_returns_every_match<B: Backend>(store: Store<B>) -> TestResult
 pub fn unique_violation_applies_nothing<B: Backend>(store: Store<B>) -> TestResult {
     let users = store.open_tree::<User>();
     users.put(user(1, "a@x", 30))?;
-    let err = users.put(user(2, "a@x", 40)).err().ok_or("duplicate unique key accepted")?;
+    let err = users
+        .put(user(2, "a@x", 40))
+        .err()
+        .ok_or("duplicate unique key accepted")?;
     match &err {
         NetabaseError::UniqueViolation { model, field, .. } => {
             assert_eq!((*model, *field), ("User", "email"));
         }
         other => return Err(format!("expected UniqueViolation, got {other:?}").into()),
     }
-    assert!(err.to_string().contains("email"), "message names the field: {err}");
+    assert!(
+        err.to_string().contains("email"),
+        "message names the field: {err}"
+    );
     assert_eq!(users.get(UserPrimaryKey(2))?, None);
-    assert!(users.get_by_secondary_key(UserSecondaryKeys::Age(UserAgeSecondaryKey(40)))?.is_empty());
+    assert!(
+        users
+            .get_by_secondary_key(UserSecondaryKeys::Age(UserAgeSecondaryKey(40)))?
+            .is_empty()
+    );
     assert_user_indexes_exact(&store)?;
 
     // Inside an explicit transaction: the refused put leaves nothing, the rest commits.
@@ -144,16 +183,27 @@ pub fn unique_violation_applies_nothing<B: Backend>(store: Store<B>) -> TestResu
     {
         let view = txn.open_tree::<User>();
         view.put(user(3, "c@x", 50))?;
-        assert!(matches!(view.put(user(4, "c@x", 60)), Err(NetabaseError::UniqueViolation { .. })));
+        assert!(matches!(
+            view.put(user(4, "c@x", 60)),
+            Err(NetabaseError::UniqueViolation { .. })
+        ));
         assert_eq!(view.get(UserPrimaryKey(4))?, None);
     }
     txn.commit()?;
     assert_eq!(users.get(UserPrimaryKey(3))?, Some(user(3, "c@x", 50)));
-    assert!(users.get_by_secondary_key(UserSecondaryKeys::Age(UserAgeSecondaryKey(60)))?.is_empty());
+    assert!(
+        users
+            .get_by_secondary_key(UserSecondaryKeys::Age(UserAgeSecondaryKey(60)))?
+            .is_empty()
+    );
 
     // A one-shot batch with a violation inside applies nothing at all.
     let before = users.len()?;
-    assert!(users.put_many(vec![user(10, "n@x", 1), user(11, "a@x", 2)]).is_err());
+    assert!(
+        users
+            .put_many(vec![user(10, "n@x", 1), user(11, "a@x", 2)])
+            .is_err()
+    );
     assert_eq!(users.len()?, before);
     assert_eq!(users.get(UserPrimaryKey(10))?, None);
     assert_user_indexes_exact(&store)
@@ -163,21 +213,47 @@ pub fn ordering_vectors<B: Backend>(store: Store<B>) -> TestResult {
     let users = store.open_tree::<User>();
     let ids = [65536u64, 300, 1, 256, 251, 250];
     users.put_many(ids.iter().map(|&i| user(i, &format!("{i}@x"), 1)))?;
-    let order: Vec<u64> = users.iter().map(|r| r.map(|(k, _)| k.0)).collect::<Result<_, _>>()?;
+    let order: Vec<u64> = users
+        .iter()
+        .map(|r| r.map(|(k, _)| k.0))
+        .collect::<Result<_, _>>()?;
     assert_eq!(order, vec![1, 250, 251, 256, 300, 65536]);
-    let rev: Vec<u64> = users.iter_rev().map(|r| r.map(|(k, _)| k.0)).collect::<Result<_, _>>()?;
+    let rev: Vec<u64> = users
+        .iter_rev()
+        .map(|r| r.map(|(k, _)| k.0))
+        .collect::<Result<_, _>>()?;
     assert_eq!(rev, vec![65536, 300, 256, 251, 250, 1]);
 
     let posts = store.open_tree::<Post>();
-    posts.put_many([5i64, -1, 0, i64::MIN, -300, i64::MAX].map(|id| Post { id, title: String::new(), author_id: 0 }))?;
-    let order: Vec<i64> = posts.iter().map(|r| r.map(|(k, _)| k.0)).collect::<Result<_, _>>()?;
+    posts.put_many([5i64, -1, 0, i64::MIN, -300, i64::MAX].map(|id| Post {
+        id,
+        title: String::new(),
+        author_id: 0,
+    }))?;
+    let order: Vec<i64> = posts
+        .iter()
+        .map(|r| r.map(|(k, _)| k.0))
+        .collect::<Result<_, _>>()?;
     assert_eq!(order, vec![i64::MIN, -300, -1, 0, 5, i64::MAX]);
 
     let words = store.open_tree::<Word>();
-    for (text, score) in [("b", 1.5), ("ab", -0.5), ("a\0", f64::INFINITY), ("", 0.0), ("a", -2.0)] {
-        words.put(Word { text: text.into(), score, tag: None })?;
+    for (text, score) in [
+        ("b", 1.5),
+        ("ab", -0.5),
+        ("a\0", f64::INFINITY),
+        ("", 0.0),
+        ("a", -2.0),
+    ] {
+        words.put(Word {
+            text: text.into(),
+            score,
+            tag: None,
+        })?;
     }
-    let order: Vec<String> = words.iter().map(|r| r.map(|(k, _)| k.0)).collect::<Result<_, _>>()?;
+    let order: Vec<String> = words
+        .iter()
+        .map(|r| r.map(|(k, _)| k.0))
+        .collect::<Result<_, _>>()?;
     assert_eq!(order, vec!["", "a", "a\0", "ab", "b"]);
     let by_score: Vec<f64> = words
         .range_by_secondary_key::<WordScoreSecondaryKey>(..)
@@ -187,12 +263,25 @@ pub fn ordering_vectors<B: Backend>(store: Store<B>) -> TestResult {
 
     let cells = store.open_tree::<Cell>();
     for at in [(2u32, "a"), (1, "b"), (1, "a"), (10, ""), (1, "")] {
-        cells.put(Cell { at: (at.0, at.1.into()), value: 0, value_key: 0 })?;
+        cells.put(Cell {
+            at: (at.0, at.1.into()),
+            value: 0,
+            value_key: 0,
+        })?;
     }
-    let order: Vec<(u32, String)> = cells.iter().map(|r| r.map(|(k, _)| k.0)).collect::<Result<_, _>>()?;
+    let order: Vec<(u32, String)> = cells
+        .iter()
+        .map(|r| r.map(|(k, _)| k.0))
+        .collect::<Result<_, _>>()?;
     assert_eq!(
         order,
-        vec![(1, "".into()), (1, "a".into()), (1, "b".into()), (2, "a".into()), (10, "".into())]
+        vec![
+            (1, "".into()),
+            (1, "a".into()),
+            (1, "b".into()),
+            (2, "a".into()),
+            (10, "".into())
+        ]
     );
     Ok(())
 }
@@ -201,12 +290,22 @@ pub fn ranges_follow_bounds<B: Backend>(store: Store<B>) -> TestResult {
     let users = store.open_tree::<User>();
     users.put_many((1..=30).map(|i| user(i, &format!("{i}@x"), (i % 10) as u32 + 20)))?;
     let ids = |it: &mut dyn Iterator<Item = Result<(UserPrimaryKey, User), NetabaseError>>| {
-        it.map(|r| r.map(|(k, _)| k.0)).collect::<Result<Vec<_>, _>>()
+        it.map(|r| r.map(|(k, _)| k.0))
+            .collect::<Result<Vec<_>, _>>()
     };
-    assert_eq!(ids(&mut users.range(UserPrimaryKey(10)..UserPrimaryKey(13)))?, vec![10, 11, 12]);
-    assert_eq!(ids(&mut users.range(UserPrimaryKey(28)..))?, vec![28, 29, 30]);
+    assert_eq!(
+        ids(&mut users.range(UserPrimaryKey(10)..UserPrimaryKey(13)))?,
+        vec![10, 11, 12]
+    );
+    assert_eq!(
+        ids(&mut users.range(UserPrimaryKey(28)..))?,
+        vec![28, 29, 30]
+    );
     assert_eq!(ids(&mut users.range(..=UserPrimaryKey(2)))?, vec![1, 2]);
-    assert_eq!(ids(&mut users.range_rev(UserPrimaryKey(5)..=UserPrimaryKey(7)))?, vec![7, 6, 5]);
+    assert_eq!(
+        ids(&mut users.range_rev(UserPrimaryKey(5)..=UserPrimaryKey(7)))?,
+        vec![7, 6, 5]
+    );
     #[allow(clippy::reversed_empty_ranges)]
     let empty = ids(&mut users.range(UserPrimaryKey(20)..UserPrimaryKey(10)))?;
     assert!(empty.is_empty(), "an inverted range is empty, not a panic");
@@ -221,17 +320,25 @@ pub fn ranges_follow_bounds<B: Backend>(store: Store<B>) -> TestResult {
         .map(|r| r.map(|u| u.age))
         .collect::<Result<_, _>>()?;
     assert_eq!(ages, vec![28, 28, 28, 29, 29, 29]);
-    let n = users.range_by_secondary_key(..UserAgeSecondaryKey(21)).count();
+    let n = users
+        .range_by_secondary_key(..UserAgeSecondaryKey(21))
+        .count();
     assert_eq!(n, 3);
     let emails: Vec<String> = users
-        .range_by_secondary_key(UserEmailSecondaryKey("10@x".into())..UserEmailSecondaryKey("12@x".into()))
+        .range_by_secondary_key(
+            UserEmailSecondaryKey("10@x".into())..UserEmailSecondaryKey("12@x".into()),
+        )
         .map(|r| r.map(|u| u.email))
         .collect::<Result<_, _>>()?;
     assert_eq!(emails, vec!["10@x", "11@x"]);
 
     // A long scan crosses several chunks and stays in order.
     let posts = store.open_tree::<Post>();
-    posts.put_many((0..5000).map(|i| Post { id: i, title: String::new(), author_id: (i % 7) as u64 }))?;
+    posts.put_many((0..5000).map(|i| Post {
+        id: i,
+        title: String::new(),
+        author_id: (i % 7) as u64,
+    }))?;
     let mut prev = None;
     let mut count = 0;
     for item in posts.iter() {
@@ -247,8 +354,15 @@ pub fn ranges_follow_bounds<B: Backend>(store: Store<B>) -> TestResult {
 pub fn many_operations<B: Backend>(store: Store<B>) -> TestResult {
     let users = store.open_tree::<User>();
     users.put_many((1..=5).map(|i| user(i, &format!("{i}@x"), 30)))?;
-    let found = users.get_many(vec![UserPrimaryKey(2), UserPrimaryKey(9), UserPrimaryKey(5)])?;
-    assert_eq!(found, vec![Some(user(2, "2@x", 30)), None, Some(user(5, "5@x", 30))]);
+    let found = users.get_many(vec![
+        UserPrimaryKey(2),
+        UserPrimaryKey(9),
+        UserPrimaryKey(5),
+    ])?;
+    assert_eq!(
+        found,
+        vec![Some(user(2, "2@x", 30)), None, Some(user(5, "5@x", 30))]
+    );
     let gone = users.remove_many(vec![UserPrimaryKey(1), UserPrimaryKey(9)])?;
     assert_eq!(gone, vec![Some(user(1, "1@x", 30)), None]);
     assert_eq!(users.len()?, 4);
@@ -261,18 +375,29 @@ pub fn dropped_write_txn_leaves_nothing<B: Backend>(store: Store<B>) -> TestResu
         let users = txn.open_tree::<User>();
         let posts = txn.open_tree::<Post>();
         users.put(user(1, "a@x", 30))?;
-        posts.put(Post { id: 1, title: "t".into(), author_id: 1 })?;
+        posts.put(Post {
+            id: 1,
+            title: "t".into(),
+            author_id: 1,
+        })?;
         // Reads inside the transaction see its own writes, indexes included.
         assert_eq!(users.get(UserPrimaryKey(1))?, Some(user(1, "a@x", 30)));
-        assert_eq!(posts.get_by_secondary_key(PostSecondaryKeys::AuthorId(PostAuthorIdSecondaryKey(1)))?.len(), 1);
+        assert_eq!(
+            posts
+                .get_by_secondary_key(PostSecondaryKeys::AuthorId(PostAuthorIdSecondaryKey(1)))?
+                .len(),
+            1
+        );
         assert_eq!(users.iter().count(), 1);
     }
     assert!(store.open_tree::<User>().is_empty()?);
     assert!(store.open_tree::<Post>().is_empty()?);
-    assert!(store
-        .open_tree::<Post>()
-        .get_by_secondary_key(PostSecondaryKeys::AuthorId(PostAuthorIdSecondaryKey(1)))?
-        .is_empty());
+    assert!(
+        store
+            .open_tree::<Post>()
+            .get_by_secondary_key(PostSecondaryKeys::AuthorId(PostAuthorIdSecondaryKey(1)))?
+            .is_empty()
+    );
     let txn = store.write()?;
     txn.open_tree::<User>().put(user(1, "a@x", 30))?;
     txn.rollback();
@@ -286,12 +411,19 @@ pub fn commit_applies_every_model<B: Backend>(store: Store<B>) -> TestResult {
         let users = txn.open_tree::<User>();
         let posts = txn.open_tree::<Post>();
         users.put(user(1, "a@x", 30))?;
-        posts.put(Post { id: 7, title: "t".into(), author_id: 1 })?;
+        posts.put(Post {
+            id: 7,
+            title: "t".into(),
+            author_id: 1,
+        })?;
         users.remove(UserPrimaryKey(1))?;
         users.put(user(2, "b@x", 31))?;
     }
     txn.commit()?;
-    assert_eq!(store.open_tree::<User>().get(UserPrimaryKey(2))?, Some(user(2, "b@x", 31)));
+    assert_eq!(
+        store.open_tree::<User>().get(UserPrimaryKey(2))?,
+        Some(user(2, "b@x", 31))
+    );
     assert_eq!(store.open_tree::<User>().get(UserPrimaryKey(1))?, None);
     assert_eq!(store.open_tree::<Post>().len()?, 1);
     assert_user_indexes_exact(&store)
@@ -311,7 +443,11 @@ pub fn read_txn_is_a_snapshot<B: Backend>(store: Store<B>) -> TestResult {
         assert_eq!(seen_one, Some(user(1, "a@x", 30)));
         assert_eq!(view.get(UserPrimaryKey(2))?, None);
         assert_eq!(view.iter().count(), 1);
-        assert_eq!(view.get_by_secondary_key(UserSecondaryKeys::Age(UserAgeSecondaryKey(30)))?.len(), 1);
+        assert_eq!(
+            view.get_by_secondary_key(UserSecondaryKeys::Age(UserAgeSecondaryKey(30)))?
+                .len(),
+            1
+        );
     } else {
         // Declared: reads are not snapshots; they see the latest committed state.
         assert_eq!(seen_len, 2);
@@ -333,15 +469,23 @@ pub fn undecodable_bytes_name_the_table<B: Backend>(store: Store<B>) -> TestResu
     }
     for key in [1u64, 2] {
         match users.get(UserPrimaryKey(key)) {
-            Err(NetabaseError::Decode { table: t, key: k, .. }) => {
+            Err(NetabaseError::Decode {
+                table: t, key: k, ..
+            }) => {
                 assert_eq!(t, table);
                 assert_eq!(k, format!("0x{:016x}", key));
             }
             other => return Err(format!("expected a decode error, got {other:?}").into()),
         }
     }
-    let err = users.get(UserPrimaryKey(2)).err().ok_or("decoded garbage")?;
-    assert!(err.to_string().contains(table), "message names the table: {err}");
+    let err = users
+        .get(UserPrimaryKey(2))
+        .err()
+        .ok_or("decoded garbage")?;
+    assert!(
+        err.to_string().contains(table),
+        "message names the table: {err}"
+    );
     // Iteration reports the bad entries as errors instead of panicking or skipping.
     let results: Vec<_> = users.iter().collect();
     assert_eq!(results.len(), 3);
@@ -350,7 +494,11 @@ pub fn undecodable_bytes_name_the_table<B: Backend>(store: Store<B>) -> TestResu
     assert!(matches!(results[0], Err(NetabaseError::Decode { .. })));
     assert!(matches!(results[2], Err(NetabaseError::KeyDecode { .. })));
     // An index entry leading to undecodable bytes is an error too.
-    assert!(users.get_by_secondary_key(UserSecondaryKeys::Age(UserAgeSecondaryKey(30))).is_err());
+    assert!(
+        users
+            .get_by_secondary_key(UserSecondaryKeys::Age(UserAgeSecondaryKey(30)))
+            .is_err()
+    );
     Ok(())
 }
 
