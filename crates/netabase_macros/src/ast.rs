@@ -181,28 +181,30 @@ pub(crate) fn parse_models(items: &mut [Item], cx: &mut Ctxt) -> Vec<Model> {
                 });
             }
             Item::Enum(item) => {
-                if mark_derive(&mut item.attrs) {
-                    let netabase_attrs = take_netabase_attrs(&mut item.attrs, cx);
-                    models.push(Model {
-                        ident: item.ident.clone(),
-                        vis: item.vis.clone(),
-                        generics: item.generics.clone(),
-                        netabase_attrs,
-                        shape: Shape::NotStruct(item.enum_token.to_token_stream(), "an enum"),
-                    });
+                if !mark_derive(&mut item.attrs) {
+                    continue;
                 }
+                let netabase_attrs = take_netabase_attrs(&mut item.attrs, cx);
+                models.push(Model {
+                    ident: item.ident.clone(),
+                    vis: item.vis.clone(),
+                    generics: item.generics.clone(),
+                    netabase_attrs,
+                    shape: Shape::NotStruct(item.enum_token.to_token_stream(), "an enum"),
+                });
             }
             Item::Union(item) => {
-                if mark_derive(&mut item.attrs) {
-                    let netabase_attrs = take_netabase_attrs(&mut item.attrs, cx);
-                    models.push(Model {
-                        ident: item.ident.clone(),
-                        vis: item.vis.clone(),
-                        generics: item.generics.clone(),
-                        netabase_attrs,
-                        shape: Shape::NotStruct(item.union_token.to_token_stream(), "a union"),
-                    });
+                if !mark_derive(&mut item.attrs) {
+                    continue;
                 }
+                let netabase_attrs = take_netabase_attrs(&mut item.attrs, cx);
+                models.push(Model {
+                    ident: item.ident.clone(),
+                    vis: item.vis.clone(),
+                    generics: item.generics.clone(),
+                    netabase_attrs,
+                    shape: Shape::NotStruct(item.union_token.to_token_stream(), "a union"),
+                });
             }
             _ => {}
         }

@@ -108,17 +108,17 @@ fn check_model(args: &DefinitionArgs, model: ast::Model, cx: &mut Ctxt) -> Optio
             );
             continue;
         }
-        if let Some(named) = &attr.definition {
-            if named != definition {
-                cx.error_spanned_by(
-                    named,
-                    format!(
-                        "model `{name}` names the definition `{named}`, but this module defines \
+        if let Some(named) = &attr.definition
+            && named != definition
+        {
+            cx.error_spanned_by(
+                named,
+                format!(
+                    "model `{name}` names the definition `{named}`, but this module defines \
                          `{definition}`; a model belongs to the definition of the module it is \
                          declared in"
-                    ),
-                );
-            }
+                ),
+            );
         }
         if let Some(v) = attr.version {
             version = v;

@@ -1,0 +1,17 @@
+use netabase_store::prelude::*;
+
+#[netabase_definition_module(BlogDefinition, BlogKeys)]
+pub mod blog {
+    use netabase_store::prelude::*;
+    use serde::{Deserialize, Serialize};
+
+    #[derive(NetabaseModel, Serialize, Deserialize, Clone, Debug, PartialEq)]
+    #[netabase(BlogDefinition)]
+    pub struct User {
+        pub id: u64,
+        #[secondary_key]
+        pub name: String,
+    }
+}
+
+fn main() {}
