@@ -539,6 +539,7 @@ fn generate_definition(def: &Definition) -> TokenStream {
     let definition = &def.name;
     let keys = &def.keys;
     let discriminant = &def.discriminant;
+    let vis = &def.vis;
     let definition_name = definition.to_string();
     let serde = serde_derives();
     let idents: Vec<&syn::Ident> = def.models.iter().map(|m| &m.ident).collect();
@@ -596,14 +597,14 @@ fn generate_definition(def: &Definition) -> TokenStream {
         #definition_doc
         #[derive(::core::clone::Clone, ::core::fmt::Debug)]
         #serde
-        pub enum #definition {
+        #vis enum #definition {
             #(#model_docs #idents(#idents),)*
         }
 
         #keys_doc
         #[derive(::core::clone::Clone, ::core::fmt::Debug, ::core::cmp::PartialEq)]
         #serde
-        pub enum #keys {
+        #vis enum #keys {
             #(#key_docs #idents(#key_enums),)*
         }
 
@@ -619,7 +620,7 @@ fn generate_definition(def: &Definition) -> TokenStream {
             ::core::hash::Hash
         )]
         #serde
-        pub enum #discriminant {
+        #vis enum #discriminant {
             #(#discriminant_docs #idents,)*
         }
 

@@ -80,7 +80,8 @@ use syn::parse_macro_input;
 /// - `enum UserKey { Primary(UserPrimaryKey), Secondary(UserSecondaryKeys) }`;
 /// - `impl NetabaseModelTrait<DefinitionName> for User`.
 ///
-/// For the module (public):
+/// For the module (with the visibility of the models when they all share one, `pub`
+/// otherwise):
 ///
 /// - `enum DefinitionName { User(User), .. }` with `NetabaseDefinitionTrait` and
 ///   `From<User>` per model;

@@ -15,6 +15,9 @@ pub(crate) struct Definition {
     pub(crate) keys: Ident,
     /// The discriminant enum, e.g. `BlogDefinitionDiscriminant`.
     pub(crate) discriminant: Ident,
+    /// The visibility of the definition, keys and discriminant enums: the models' own
+    /// when they all share one, `pub` otherwise.
+    pub(crate) vis: Visibility,
     /// The models, in declaration order.
     pub(crate) models: Vec<Model>,
 }
@@ -81,14 +84,25 @@ pub(crate) fn check(
             ),
         );
     }
-    let checked = models
+    let checked: Vec<Model> = models
         .into_iter()
         .filter_map(|model| check_model(args, model, cx))
         .collect();
+    let vis = match checked.split_first() {
+        Some((first, rest))
+            if rest.iter().all(|m| {
+                m.vis.to_token_stream().to_string() == first.vis.to_token_stream().to_string()
+            }) =>
+        {
+            first.vis.clone()
+        }
+        _ => syn::parse_quote!(pub),
+    };
     Definition {
         name: args.definition.clone(),
         keys: args.keys.clone(),
         discriminant: format_ident!("{}Discriminant", args.definition),
+        vis,
         models: checked,
     }
 }
