@@ -87,10 +87,22 @@ fn a_value_of_a_newer_format_is_a_decode_error() -> TestResult {
 fn a_file_that_is_not_a_database_is_an_error() -> TestResult {
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("not-a-db.redb");
-    std::fs::write(&path, b"this is not a redb file, just some text that is long enough")?;
+    std::fs::write(
+        &path,
+        b"this is not a redb file, just some text that is long enough",
+    )?;
     let err = NetabaseStore::<TestDefinition, _>::redb(&path)
         .err()
         .ok_or("opened a text file as a database")?;
-    assert!(matches!(err, NetabaseError::Backend { backend: "redb", .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            NetabaseError::Backend {
+                backend: "redb",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     Ok(())
 }
