@@ -4,22 +4,28 @@
 
 pub mod backend;
 pub mod codec;
+pub mod config;
 mod error;
 pub mod schema;
 pub mod typed;
 
 pub use typed::store::{FORMAT_VERSION, META_TABLE, NetabaseStore};
+pub use config::{BackendStore, FileConfig};
+pub use typed::batch::Batch;
+pub use typed::store::{StoreStats, TableStats};
 pub use typed::tree::Tree;
 pub use typed::txn::{ReadOnly, ReadWrite, TreeView, TxnGuard};
 
 /// Everything a user of the store needs, in one import: `use netabase_store::prelude::*;`.
 pub mod prelude {
     pub use crate::codec::key::{KeyCodec, PrimaryKeyCodec};
+    pub use crate::config::{BackendStore, FileConfig};
     pub use crate::error::{NetabaseError, Result as NetabaseResult};
     pub use crate::schema::{
         DiscriminantTrait, NetabaseDefinitionTrait, NetabaseModelTrait, SecondaryKeyEnum,
         SecondaryKeyField,
     };
+    pub use crate::typed::batch::Batch;
     pub use crate::typed::store::NetabaseStore;
     pub use crate::typed::tree::Tree;
     pub use crate::typed::txn::{ReadOnly, ReadWrite, TreeView, TxnGuard};

@@ -16,7 +16,7 @@ use super::{
     Backend, Capabilities, ChunkedRange, Direction, Entry, OwnedReadTxn, RawIter, RawRange,
     ReadTxn, WriteOp, WriteTxn,
 };
-use crate::error::Result;
+use crate::error::{NetabaseError, Result};
 
 type Table = OrdMap<Vec<u8>, Vec<u8>>;
 type State = OrdMap<String, Table>;
@@ -27,6 +27,8 @@ const NAME: &str = "memory";
 #[derive(Clone, Default)]
 pub struct MemoryBackend {
     inner: Arc<Shared>,
+    /// This handle refuses write transactions (other handles may still write).
+    read_only: bool,
 }
 
 #[derive(Default)]
@@ -39,7 +41,9 @@ struct Shared {
 
 impl std::fmt::Debug for MemoryBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MemoryBackend").finish_non_exhaustive()
+        f.debug_struct("MemoryBackend")
+            .field("read_only", &self.read_only)
+            .finish_non_exhaustive()
     }
 }
 
@@ -47,6 +51,18 @@ impl MemoryBackend {
     /// An empty in-memory database.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A handle on the same database that refuses write transactions with
+    /// [`NetabaseError::ReadOnly`]; handles cloned before still write.
+    pub fn into_read_only(mut self) -> Self {
+        self.read_only = true;
+        self
+    }
+
+    /// Whether this handle refuses write transactions.
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
     }
 
     fn snapshot(&self) -> State {
@@ -121,6 +137,12 @@ impl Backend for MemoryBackend {
     }
 
     fn begin_write(&self) -> Result<MemoryWrite<'_>> {
+        if self.read_only {
+            return Err(NetabaseError::ReadOnly {
+                backend: NAME,
+                operation: "begin a write transaction",
+            });
+        }
         let guard = self
             .inner
             .writer
@@ -150,6 +172,10 @@ impl ReadTxn for MemoryRead {
 
     fn len(&self, table: &str) -> Result<u64> {
         Ok(self.state.get(table).map_or(0, |t| t.len() as u64))
+    }
+
+    fn table_names(&self) -> Result<Vec<String>> {
+        Ok(self.state.keys().cloned().collect())
     }
 }
 
@@ -189,6 +215,10 @@ impl ReadTxn for MemoryWrite<'_> {
 
     fn len(&self, table: &str) -> Result<u64> {
         Ok(self.state.borrow().get(table).map_or(0, |t| t.len() as u64))
+    }
+
+    fn table_names(&self) -> Result<Vec<String>> {
+        Ok(self.state.borrow().keys().cloned().collect())
     }
 }
 

@@ -16,6 +16,8 @@ mod chunked;
 pub mod memory;
 #[cfg(feature = "redb")]
 pub mod redb;
+#[cfg(feature = "sled")]
+pub mod sled;
 pub use chunked::ChunkedRange;
 
 /// One key/value pair read from a table.
@@ -209,6 +211,20 @@ pub trait ReadTxn {
         Ok(self.len(table)? == 0)
     }
 
+    /// The names of the tables that exist, in ascending order (a table exists once it
+    /// has been written to; it may be empty). For inspection and debugging.
+    ///
+    /// # Errors
+    /// [`crate::NetabaseError::Backend`] on engine failure, or when the backend does not
+    /// implement listing (the default).
+    fn table_names(&self) -> Result<Vec<String>> {
+        Err(crate::NetabaseError::backend(
+            "unknown",
+            "list tables",
+            "this backend does not implement `ReadTxn::table_names`",
+        ))
+    }
+
     /// The first entry of `table` inside `range` (in `direction`), if any.
     ///
     /// # Errors
@@ -227,6 +243,9 @@ impl<T: ReadTxn + ?Sized> ReadTxn for &T {
     }
     fn len(&self, table: &str) -> Result<u64> {
         (**self).len(table)
+    }
+    fn table_names(&self) -> Result<Vec<String>> {
+        (**self).table_names()
     }
 }
 

@@ -10,6 +10,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
+use std::sync::{PoisonError, RwLock, RwLockReadGuard, TryLockError};
 
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition, TableError};
 
@@ -17,6 +18,7 @@ use super::{
     Backend, Capabilities, ChunkedRange, Direction, Entry, OwnedReadTxn, RawIter, RawRange,
     ReadTxn, WriteOp, WriteTxn,
 };
+use crate::config::FileConfig;
 use crate::error::{NetabaseError, Result};
 
 const NAME: &str = "redb";
@@ -39,9 +41,23 @@ fn as_slice(bound: &Bound<Vec<u8>>) -> Bound<&[u8]> {
     }
 }
 
+/// The opened database: writable, or opened with redb's read-only mode.
+enum Db {
+    ReadWrite(redb::Database),
+    ReadOnly(redb::ReadOnlyDatabase),
+}
+
 /// A redb database file.
+///
+/// The database sits behind a lock that transactions take only for the instant they
+/// begin (redb's transactions own what they need), so that [`RedbBackend::compact`] and
+/// [`RedbBackend::check_integrity`], which redb runs on `&mut Database`, work through a
+/// shared handle. They never wait: when a transaction is open or starting they fail
+/// with an error that says so, and can be retried.
 pub struct RedbBackend {
-    db: redb::Database,
+    db: RwLock<Db>,
+    durability: redb::Durability,
+    cache_size: usize,
     path: Option<PathBuf>,
     /// Keeps a temporary database's directory alive; removed on drop.
     _temp: Option<tempfile::TempDir>,
@@ -51,12 +67,20 @@ impl std::fmt::Debug for RedbBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedbBackend")
             .field("path", &self.path)
+            .field("read_only", &self.is_read_only())
+            .field("durability", &self.durability)
+            .field("cache_size", &self.cache_size)
             .finish_non_exhaustive()
     }
 }
 
+/// redb's own default cache size, used by [`RedbBackend::create`].
+const REDB_DEFAULT_CACHE: usize = 1024 * 1024 * 1024;
+
 impl RedbBackend {
-    /// Opens the database at `path`, creating it if it does not exist.
+    /// Opens the database at `path`, creating it if it does not exist, with redb's
+    /// defaults (1 GiB cache, durable commits). [`RedbBackend::with_config`] takes a
+    /// [`FileConfig`].
     ///
     /// # Errors
     /// [`NetabaseError::Backend`] if the file cannot be created or is not a redb database.
@@ -64,7 +88,61 @@ impl RedbBackend {
         let path = path.as_ref();
         let db = redb::Database::create(path)
             .map_err(|e| NetabaseError::backend(NAME, "open the database file", e))?;
-        Ok(Self::from_database(db, Some(path.to_path_buf())))
+        let mut backend = Self::from_database(db, Some(path.to_path_buf()));
+        backend.cache_size = REDB_DEFAULT_CACHE;
+        Ok(backend)
+    }
+
+    /// Opens the database described by `config` (see [`FileConfig`] for what each
+    /// option does on redb). With `must_exist`, a missing database is an error even if
+    /// `create_if_missing` is on.
+    ///
+    /// # Errors
+    /// [`NetabaseError::Config`] naming a refused option; [`NetabaseError::Io`] (kind
+    /// `NotFound`) when the database is missing and may not be created;
+    /// [`NetabaseError::Backend`] if redb cannot open the file (for instance because
+    /// another process has it open).
+    pub fn with_config(config: &FileConfig, must_exist: bool) -> Result<Self> {
+        config.check(NAME, must_exist)?;
+        let cache_size =
+            usize::try_from(config.cache_size_bytes()).map_err(|_| NetabaseError::Config {
+                backend: NAME,
+                option: "cache_size_mb",
+                reason: format!(
+                    "{} MiB does not fit in this platform's address space",
+                    config.cache_size_mb()
+                ),
+            })?;
+        let mut builder = redb::Database::builder();
+        builder.set_cache_size(cache_size);
+        let path = config.path();
+        let db =
+            if config.read_only() {
+                Db::ReadOnly(builder.open_read_only(path).map_err(|e| {
+                    NetabaseError::backend(NAME, "open the database file read-only", e)
+                })?)
+            } else {
+                Db::ReadWrite(
+                    builder
+                        .create(path)
+                        .map_err(|e| NetabaseError::backend(NAME, "open the database file", e))?,
+                )
+            };
+        let backend = RedbBackend {
+            db: RwLock::new(db),
+            durability: if config.use_fsync() {
+                redb::Durability::Immediate
+            } else {
+                redb::Durability::None
+            },
+            cache_size,
+            path: Some(path.to_path_buf()),
+            _temp: None,
+        };
+        if config.truncate() {
+            backend.delete_all_tables()?;
+        }
+        Ok(backend)
     }
 
     /// A database in a new temporary directory, deleted when the backend is dropped.
@@ -86,9 +164,13 @@ impl RedbBackend {
     }
 
     /// Wraps an already opened redb database (for callers that configure it themselves).
+    /// Commits are durable; the cache size is whatever the database was opened with
+    /// ([`RedbBackend::cache_size`] then reports 0, unknown).
     pub fn from_database(db: redb::Database, path: Option<PathBuf>) -> Self {
         RedbBackend {
-            db,
+            db: RwLock::new(Db::ReadWrite(db)),
+            durability: redb::Durability::Immediate,
+            cache_size: 0,
             path,
             _temp: None,
         }
@@ -99,9 +181,95 @@ impl RedbBackend {
         self.path.as_deref()
     }
 
-    /// The underlying redb database.
-    pub fn database(&self) -> &redb::Database {
-        &self.db
+    /// Whether the database was opened read-only.
+    pub fn is_read_only(&self) -> bool {
+        matches!(*self.lock_read(), Db::ReadOnly(_))
+    }
+
+    /// The durability of every write transaction: [`redb::Durability::Immediate`], or
+    /// [`redb::Durability::None`] when opened with `use_fsync(false)`.
+    pub fn durability(&self) -> redb::Durability {
+        self.durability
+    }
+
+    /// The cache size in bytes handed to redb's `Builder::set_cache_size`.
+    pub fn cache_size(&self) -> usize {
+        self.cache_size
+    }
+
+    /// redb's cache statistics (collected only when redb's `cache_metrics` feature is on).
+    pub fn cache_stats(&self) -> redb::CacheStats {
+        match &*self.lock_read() {
+            Db::ReadWrite(db) => db.cache_stats(),
+            Db::ReadOnly(db) => db.cache_stats(),
+        }
+    }
+
+    /// Compacts the file, returning whether anything was reclaimed.
+    ///
+    /// # Errors
+    /// [`NetabaseError::ReadOnly`] on a read-only database; [`NetabaseError::Backend`]
+    /// when a transaction is open or starting (redb compacts only an idle database:
+    /// drop open transactions and iterators, then retry) or when redb fails.
+    pub fn compact(&self) -> Result<bool> {
+        self.with_exclusive("compact", |db| {
+            db.compact()
+                .map_err(|e| NetabaseError::backend(NAME, "compact the database", e))
+        })
+    }
+
+    /// Verifies the checksums of the whole file and repairs the allocator state;
+    /// returns `true` when the database was intact.
+    ///
+    /// # Errors
+    /// As [`RedbBackend::compact`].
+    pub fn check_integrity(&self) -> Result<bool> {
+        self.with_exclusive("check integrity", |db| {
+            db.check_integrity()
+                .map_err(|e| NetabaseError::backend(NAME, "check the database integrity", e))
+        })
+    }
+
+    fn with_exclusive<T>(
+        &self,
+        operation: &'static str,
+        f: impl FnOnce(&mut redb::Database) -> Result<T>,
+    ) -> Result<T> {
+        let mut guard = match self.db.try_write() {
+            Ok(guard) => guard,
+            Err(TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(TryLockError::WouldBlock) => {
+                return Err(NetabaseError::backend(
+                    NAME,
+                    operation,
+                    "a transaction is starting on another thread; retry once none is open",
+                ));
+            }
+        };
+        match &mut *guard {
+            Db::ReadWrite(db) => f(db),
+            Db::ReadOnly(_) => Err(NetabaseError::ReadOnly {
+                backend: NAME,
+                operation,
+            }),
+        }
+    }
+
+    fn lock_read(&self) -> RwLockReadGuard<'_, Db> {
+        // Nothing is ever left half-changed under the lock; a poisoned lock is usable.
+        self.db.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Deletes every table in one durable transaction (for `truncate`).
+    fn delete_all_tables(&self) -> Result<()> {
+        let txn = self.begin_write()?;
+        let names = txn.table_names()?;
+        for name in &names {
+            txn.txn
+                .delete_table(definition(name))
+                .map_err(|e| err("delete a table")(e.into()))?;
+        }
+        txn.commit()
     }
 }
 
@@ -121,10 +289,11 @@ impl Backend for RedbBackend {
     }
 
     fn begin_read(&self) -> Result<RedbRead> {
-        let txn = self
-            .db
-            .begin_read()
-            .map_err(|e| err("begin a read transaction")(e.into()))?;
+        let txn = match &*self.lock_read() {
+            Db::ReadWrite(db) => db.begin_read(),
+            Db::ReadOnly(db) => db.begin_read(),
+        }
+        .map_err(|e| err("begin a read transaction")(e.into()))?;
         Ok(RedbRead {
             txn,
             tables: RefCell::new(HashMap::new()),
@@ -132,12 +301,34 @@ impl Backend for RedbBackend {
     }
 
     fn begin_write(&self) -> Result<RedbWrite> {
-        let txn = self
-            .db
-            .begin_write()
-            .map_err(|e| err("begin a write transaction")(e.into()))?;
+        let mut txn = match &*self.lock_read() {
+            Db::ReadWrite(db) => db
+                .begin_write()
+                .map_err(|e| err("begin a write transaction")(e.into()))?,
+            Db::ReadOnly(_) => {
+                return Err(NetabaseError::ReadOnly {
+                    backend: NAME,
+                    operation: "begin a write transaction",
+                });
+            }
+        };
+        txn.set_durability(self.durability)
+            .map_err(|e| err("set the commit durability")(e.into()))?;
         Ok(RedbWrite { txn })
     }
+}
+
+/// The names of the tables `list` yields, sorted.
+fn sorted_names(
+    list: std::result::Result<impl Iterator<Item = redb::UntypedTableHandle>, redb::StorageError>,
+) -> Result<Vec<String>> {
+    use redb::TableHandle;
+    let mut names: Vec<String> = list
+        .map_err(|e| err("list tables")(e.into()))?
+        .map(|t| t.name().to_owned())
+        .collect();
+    names.sort();
+    Ok(names)
 }
 
 /// A read transaction of [`RedbBackend`].
@@ -192,6 +383,10 @@ impl ReadTxn for RedbRead {
         self.with_table(table, 0, |t| {
             t.len().map_err(|e| err("count a table")(e.into()))
         })
+    }
+
+    fn table_names(&self) -> Result<Vec<String>> {
+        sorted_names(self.txn.list_tables())
     }
 }
 
@@ -302,6 +497,10 @@ impl ReadTxn for RedbWrite {
             .open_table(definition(table))
             .map_err(|e| err("open a table")(e.into()))?;
         t.len().map_err(|e| err("count a table")(e.into()))
+    }
+
+    fn table_names(&self) -> Result<Vec<String>> {
+        sorted_names(self.txn.list_tables())
     }
 }
 

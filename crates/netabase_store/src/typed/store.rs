@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use crate::backend::memory::MemoryBackend;
 use crate::backend::{Backend, ReadTxn, WriteTxn};
+use crate::config::{BackendStore, FileConfig};
 use crate::error::{NetabaseError, Result};
 use crate::schema::{NetabaseDefinitionTrait, NetabaseModelTrait};
 
@@ -113,6 +114,38 @@ impl<D: NetabaseDefinitionTrait, B: Backend> NetabaseStore<D, B> {
         Ok(TxnGuard::new(self.backend.begin_read()?))
     }
 
+    /// The names of every table in the database, in ascending order: model tables,
+    /// index tables, netabase's own metadata, and tables of other definitions sharing
+    /// the database. For inspection and debugging.
+    ///
+    /// # Errors
+    /// [`NetabaseError::Backend`] on engine failure.
+    pub fn tree_names(&self) -> Result<Vec<String>> {
+        self.backend.begin_read()?.table_names()
+    }
+
+    /// The number of entries of every table, read in one read transaction (one snapshot
+    /// on backends with snapshot reads). For inspection and debugging: counting is a
+    /// full scan on some engines (sled).
+    ///
+    /// # Errors
+    /// [`NetabaseError::Backend`] on engine failure.
+    pub fn stats(&self) -> Result<StoreStats> {
+        let txn = self.backend.begin_read()?;
+        let tables = txn
+            .table_names()?
+            .into_iter()
+            .map(|name| {
+                let entries = txn.len(&name)?;
+                Ok(TableStats { name, entries })
+            })
+            .collect::<Result<_>>()?;
+        Ok(StoreStats {
+            backend: self.backend.name(),
+            tables,
+        })
+    }
+
     /// Begins a write transaction. Everything written through it becomes visible at once
     /// on [`TxnGuard::commit`]; dropped without commit, nothing is applied. One write
     /// transaction runs at a time: this waits for the previous one to end.
@@ -122,6 +155,46 @@ impl<D: NetabaseDefinitionTrait, B: Backend> NetabaseStore<D, B> {
     pub fn write(&self) -> Result<TxnGuard<'_, D, B, ReadWrite>> {
         Ok(TxnGuard::new(self.backend.begin_write()?))
     }
+}
+
+/// What [`NetabaseStore::stats`] reports: the entries of every table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StoreStats {
+    /// The backend's name.
+    pub backend: &'static str,
+    /// Every table, in ascending name order.
+    pub tables: Vec<TableStats>,
+}
+
+impl StoreStats {
+    /// The number of entries of `table` (0 when it does not exist).
+    pub fn entries(&self, table: &str) -> u64 {
+        self.tables
+            .iter()
+            .find(|t| t.name == table)
+            .map_or(0, |t| t.entries)
+    }
+}
+
+impl std::fmt::Display for StoreStats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "{} store, {} tables", self.backend, self.tables.len())?;
+        for table in &self.tables {
+            writeln!(f, "  {:>10}  {}", table.entries, table.name)?;
+        }
+        Ok(())
+    }
+}
+
+/// One table in [`StoreStats`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TableStats {
+    /// The table's name (`<Definition>/<Model>` or `<Definition>/<Model>/<field>`).
+    pub name: String,
+    /// Its number of entries.
+    pub entries: u64,
 }
 
 fn check_format<D: NetabaseDefinitionTrait, B: Backend>(backend: &B, record: bool) -> Result<()> {
@@ -182,6 +255,19 @@ fn schema_descriptor<D: NetabaseDefinitionTrait>() -> String {
     out
 }
 
+/// Opens a store over `backend` as `config` asks: read-only stores check the format
+/// without writing anything.
+fn from_configured<D: NetabaseDefinitionTrait, B: Backend>(
+    backend: B,
+    config: &FileConfig,
+) -> Result<NetabaseStore<D, B>> {
+    if config.read_only() {
+        NetabaseStore::from_backend_read_only(backend)
+    } else {
+        NetabaseStore::from_backend(backend)
+    }
+}
+
 impl<D: NetabaseDefinitionTrait> NetabaseStore<D, MemoryBackend> {
     /// A new, empty in-memory store with real transactions (snapshot reads, atomic
     /// commit, rollback on drop).
@@ -190,6 +276,68 @@ impl<D: NetabaseDefinitionTrait> NetabaseStore<D, MemoryBackend> {
     /// Never in practice; the signature matches the other constructors.
     pub fn memory() -> Result<Self> {
         Self::from_backend(MemoryBackend::new())
+    }
+}
+
+/// The in-memory store takes a [`FileConfig`] so that switching backend is one line. It
+/// writes nothing to the path (it is a label); every other option either has its
+/// meaning in memory or is refused, see [`FileConfig`].
+impl<D: NetabaseDefinitionTrait> BackendStore<D> for NetabaseStore<D, MemoryBackend> {
+    fn new(config: FileConfig) -> Result<Self> {
+        const NAME: &str = "memory";
+        if config.cache_size_is_set() {
+            return Err(NetabaseError::Config {
+                backend: NAME,
+                option: "cache_size_mb",
+                reason: "the in-memory backend holds everything in memory and has no cache".into(),
+            });
+        }
+        if config.use_fsync_if_set() == Some(true) {
+            return Err(NetabaseError::Config {
+                backend: NAME,
+                option: "use_fsync",
+                reason: "the in-memory backend writes nothing to disk, so no commit is durable"
+                    .into(),
+            });
+        }
+        if !config.create_if_missing() {
+            return Err(NetabaseError::Config {
+                backend: NAME,
+                option: "create_if_missing",
+                reason: "an in-memory database never exists before it is created".into(),
+            });
+        }
+        if config.read_only() && config.truncate() {
+            return Err(NetabaseError::Config {
+                backend: NAME,
+                option: "truncate",
+                reason: "a store opened read-only cannot be truncated".into(),
+            });
+        }
+        // `truncate`: a new in-memory database is always empty.
+        let backend = MemoryBackend::new();
+        let backend = if config.read_only() {
+            backend.into_read_only()
+        } else {
+            backend
+        };
+        from_configured(backend, &config)
+    }
+
+    /// Always fails: an in-memory database never exists before it is created.
+    fn open(config: FileConfig) -> Result<Self> {
+        Err(NetabaseError::Io {
+            operation: "open the in-memory database",
+            path: config.path().to_path_buf(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "an in-memory database never exists before it is created; use `new`",
+            ),
+        })
+    }
+
+    fn temp() -> Result<Self> {
+        Self::memory()
     }
 }
 
@@ -211,5 +359,107 @@ impl<D: NetabaseDefinitionTrait> NetabaseStore<D, crate::backend::redb::RedbBack
     /// [`NetabaseError::Io`] if the directory cannot be created.
     pub fn temp() -> Result<Self> {
         Self::from_backend(crate::backend::redb::RedbBackend::temp()?)
+    }
+
+    /// Compacts the database file, returning whether space was reclaimed. redb compacts
+    /// only an idle database: every transaction and iterator of every handle on this
+    /// store must be dropped first.
+    ///
+    /// # Errors
+    /// [`NetabaseError::ReadOnly`] on a read-only store; [`NetabaseError::Backend`] when
+    /// a transaction is open (retry once it ends) or redb fails.
+    pub fn compact(&self) -> Result<bool> {
+        self.backend.compact()
+    }
+
+    /// Verifies the checksum of every page and repairs the allocator state; returns
+    /// `true` when the database was intact. Like [`Self::compact`], it needs an idle
+    /// database.
+    ///
+    /// # Errors
+    /// As [`Self::compact`].
+    pub fn check_integrity(&self) -> Result<bool> {
+        self.backend.check_integrity()
+    }
+}
+
+#[cfg(feature = "redb")]
+impl<D: NetabaseDefinitionTrait> BackendStore<D>
+    for NetabaseStore<D, crate::backend::redb::RedbBackend>
+{
+    fn new(config: FileConfig) -> Result<Self> {
+        let backend = crate::backend::redb::RedbBackend::with_config(&config, false)?;
+        from_configured(backend, &config)
+    }
+
+    fn open(config: FileConfig) -> Result<Self> {
+        let backend = crate::backend::redb::RedbBackend::with_config(&config, true)?;
+        from_configured(backend, &config)
+    }
+
+    fn temp() -> Result<Self> {
+        Self::from_backend(crate::backend::redb::RedbBackend::temp()?)
+    }
+}
+
+#[cfg(feature = "sled")]
+impl<D: NetabaseDefinitionTrait> NetabaseStore<D, crate::backend::sled::SledBackend> {
+    /// Opens (or creates) the sled database in the directory `path`. sled has had no
+    /// stable release since 2021; prefer [`NetabaseStore::redb`] for new work. Read
+    /// transactions on sled are not snapshots (see [`crate::backend::Capabilities`]).
+    ///
+    /// # Errors
+    /// [`NetabaseError::Backend`] if sled cannot open the directory;
+    /// [`NetabaseError::UnsupportedFormat`] if it holds another netabase format.
+    pub fn sled(path: impl AsRef<std::path::Path>) -> Result<Self> {
+        Self::from_backend(crate::backend::sled::SledBackend::open(path)?)
+    }
+
+    /// A sled store in a new temporary directory, deleted when the last handle is
+    /// dropped: for tests and scratch work.
+    ///
+    /// # Errors
+    /// [`NetabaseError::Io`] if the directory cannot be created;
+    /// [`NetabaseError::Backend`] if sled cannot open it.
+    pub fn sled_temp() -> Result<Self> {
+        Self::from_backend(crate::backend::sled::SledBackend::temp()?)
+    }
+
+    /// Writes every dirty buffer to disk and waits for it; returns the number of bytes
+    /// written. Needed only with `use_fsync(false)`: otherwise every commit has flushed.
+    ///
+    /// # Errors
+    /// [`NetabaseError::Backend`] if the write fails.
+    pub fn flush(&self) -> Result<usize> {
+        self.backend.flush()
+    }
+
+    /// A new identifier from sled's persistent counter: unique and increasing for the
+    /// life of the database, across restarts too (not contiguous).
+    ///
+    /// # Errors
+    /// [`NetabaseError::ReadOnly`] on a read-only store; [`NetabaseError::Backend`] if
+    /// sled fails to persist its counter.
+    pub fn generate_id(&self) -> Result<u64> {
+        self.backend.generate_id()
+    }
+}
+
+#[cfg(feature = "sled")]
+impl<D: NetabaseDefinitionTrait> BackendStore<D>
+    for NetabaseStore<D, crate::backend::sled::SledBackend>
+{
+    fn new(config: FileConfig) -> Result<Self> {
+        let backend = crate::backend::sled::SledBackend::with_config(&config, false)?;
+        from_configured(backend, &config)
+    }
+
+    fn open(config: FileConfig) -> Result<Self> {
+        let backend = crate::backend::sled::SledBackend::with_config(&config, true)?;
+        from_configured(backend, &config)
+    }
+
+    fn temp() -> Result<Self> {
+        Self::sled_temp()
     }
 }

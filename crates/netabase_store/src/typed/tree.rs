@@ -46,6 +46,11 @@ where
         }
     }
 
+    /// The store this tree belongs to.
+    pub(crate) fn store(&self) -> &NetabaseStore<D, B> {
+        &self.store
+    }
+
     fn read<R>(&self, f: impl FnOnce(TreeView<'_, D, M, B::Read>) -> Result<R>) -> Result<R> {
         let txn = self.store.backend().begin_read()?;
         f(TreeView::over(&txn))
