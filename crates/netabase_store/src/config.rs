@@ -157,6 +157,7 @@ impl FileConfig {
     /// # Errors
     /// [`NetabaseError::Config`] for conflicting options; [`NetabaseError::Io`] with kind
     /// `NotFound` when the database is missing and may not be created.
+    #[cfg_attr(not(any(feature = "redb", feature = "sled")), allow(dead_code))]
     pub(crate) fn check(&self, backend: &'static str, must_exist: bool) -> Result<()> {
         if self.read_only && self.truncate {
             return Err(NetabaseError::Config {
