@@ -5,4 +5,4 @@ mod conformance;
 use conformance::schema::TestDefinition;
 use netabase_store::NetabaseStore;
 
-conformance_suite!(|| NetabaseStore::<TestDefinition, _>::memory());
+conformance_suite!(NetabaseStore::<TestDefinition, _>::memory);
