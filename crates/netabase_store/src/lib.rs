@@ -9,9 +9,9 @@ mod error;
 pub mod schema;
 pub mod typed;
 
-pub use typed::store::{FORMAT_VERSION, META_TABLE, NetabaseStore};
 pub use config::{BackendStore, FileConfig};
 pub use typed::batch::Batch;
+pub use typed::store::{FORMAT_VERSION, META_TABLE, NetabaseStore};
 pub use typed::store::{StoreStats, TableStats};
 pub use typed::tree::Tree;
 pub use typed::txn::{ReadOnly, ReadWrite, TreeView, TxnGuard};
