@@ -8,6 +8,8 @@ pub mod config;
 mod error;
 pub mod schema;
 pub mod typed;
+#[cfg(feature = "libp2p")]
+pub mod kad;
 
 pub use config::{BackendStore, FileConfig};
 pub use typed::batch::Batch;

@@ -1,0 +1,199 @@
+//! Peer-to-peer benchmarks, as a plain bench binary (`cargo bench -p netabase --bench p2p`):
+//!
+//! 1. `RecordStore` put/get throughput of `KadStore` on redb and in memory, against
+//!    libp2p's `MemoryStore`, in the same run and on the same records.
+//! 2. put → get latency (p50 / p99) on a 10-node loopback network: a model is put on
+//!    one node and read back from another.
+//!
+//! Environment: `NETABASE_BENCH_RECORDS` (default 2000), `NETABASE_BENCH_ROUNDS`
+//! (default 200).
+
+use std::time::{Duration, Instant};
+
+use libp2p::PeerId;
+use libp2p::kad::store::{MemoryStore, MemoryStoreConfig, RecordStore};
+use libp2p::kad::{Record, RecordKey};
+use netabase::{Netabase, NetabaseConfig};
+use netabase_store::backend::memory::MemoryBackend;
+use netabase_store::backend::redb::RedbBackend;
+use netabase_store::kad::{KadStore, KadStoreConfig};
+use netabase_store::prelude::*;
+
+#[netabase_definition_module(BenchDefinition, BenchKeys)]
+pub mod bench {
+    use netabase_store::prelude::*;
+    use serde::{Deserialize, Serialize};
+
+    /// A small model.
+    #[derive(NetabaseModel, Serialize, Deserialize, Clone, Debug, PartialEq)]
+    #[netabase(BenchDefinition)]
+    pub struct Item {
+        /// Key.
+        #[primary_key]
+        pub id: u64,
+        /// Payload.
+        pub body: String,
+    }
+}
+use bench::*;
+
+type AnyError = Box<dyn std::error::Error + Send + Sync>;
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn records(n: usize) -> Vec<Record> {
+    (0..n)
+        .map(|i| {
+            let mut r = Record::new(RecordKey::new(&format!("key-{i:08}")), vec![7u8; 256]);
+            r.publisher = Some(PeerId::random());
+            r
+        })
+        .collect()
+}
+
+/// (puts per second, gets per second)
+fn throughput<S: RecordStore>(store: &mut S, records: &[Record]) -> Result<(f64, f64), AnyError> {
+    let start = Instant::now();
+    for r in records {
+        store.put(r.clone())?;
+    }
+    let put = start.elapsed();
+    let start = Instant::now();
+    let mut found = 0;
+    for r in records {
+        found += usize::from(store.get(&r.key).is_some());
+    }
+    let get = start.elapsed();
+    if found != records.len() {
+        return Err(format!("found {found} of {} records", records.len()).into());
+    }
+    let rate = |d: Duration| records.len() as f64 / d.as_secs_f64();
+    Ok((rate(put), rate(get)))
+}
+
+fn store_benchmarks(n: usize) -> Result<(), AnyError> {
+    let records = records(n);
+    let config = KadStoreConfig {
+        max_records: n + 1,
+        ..KadStoreConfig::default()
+    };
+    let local = PeerId::random();
+    let mut rows = Vec::new();
+    let mut memory_store = MemoryStore::with_config(
+        local,
+        MemoryStoreConfig {
+            max_records: n + 1,
+            ..MemoryStoreConfig::default()
+        },
+    );
+    rows.push((
+        "libp2p MemoryStore",
+        throughput(&mut memory_store, &records)?,
+    ));
+    let mut ours = KadStore::new(MemoryBackend::new(), local, config.clone());
+    rows.push(("KadStore<memory>", throughput(&mut ours, &records)?));
+    let mut ours = KadStore::new(RedbBackend::temp()?, local, config);
+    rows.push(("KadStore<redb>", throughput(&mut ours, &records)?));
+
+    println!("RecordStore throughput, {n} records of 256 bytes (one transaction per put):");
+    println!("| store | put/s | get/s |");
+    println!("|---|---:|---:|");
+    for (name, (put, get)) in rows {
+        println!("| {name} | {put:.0} | {get:.0} |");
+    }
+    Ok(())
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted.get(index).copied().unwrap_or_default()
+}
+
+async fn network_benchmark(rounds: usize) -> Result<(), AnyError> {
+    let mut nodes: Vec<Netabase<BenchDefinition>> = Vec::new();
+    for _ in 0..10 {
+        let config = NetabaseConfig::loopback()
+            .with_replication_factor(std::num::NonZeroUsize::new(3).ok_or("zero")?);
+        nodes.push(Netabase::new(config).await?);
+    }
+    for (i, a) in nodes.iter().enumerate() {
+        for b in &nodes[i + 1..] {
+            let addr = b
+                .listen_addrs()
+                .await?
+                .into_iter()
+                .next()
+                .ok_or("no address")?;
+            a.add_address(b.peer_id(), addr).await?;
+        }
+    }
+    for node in &nodes {
+        node.bootstrap().await?;
+    }
+    let (mut puts, mut gets, mut both) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..rounds {
+        let writer = &nodes[i % nodes.len()];
+        let reader = &nodes[(i + 5) % nodes.len()];
+        let id = i as u64;
+        let start = Instant::now();
+        writer
+            .put_record(Item {
+                id,
+                body: "x".repeat(200),
+            })
+            .await?;
+        let put = start.elapsed();
+        let found: Option<Item> = reader.get_record(ItemPrimaryKey(id)).await?;
+        let total = start.elapsed();
+        if found.is_none() {
+            return Err(format!("item {id} not found").into());
+        }
+        puts.push(put);
+        gets.push(total - put);
+        both.push(total);
+    }
+    for node in &nodes {
+        node.close().await;
+    }
+    println!();
+    println!("10-node loopback network, replication factor 3, {rounds} rounds:");
+    println!("| operation | p50 | p99 |");
+    println!("|---|---:|---:|");
+    for (name, samples) in [
+        ("put", &mut puts),
+        ("get", &mut gets),
+        ("put → get", &mut both),
+    ] {
+        samples.sort();
+        println!(
+            "| {name} | {:.2} ms | {:.2} ms |",
+            percentile(samples, 0.50).as_secs_f64() * 1e3,
+            percentile(samples, 0.99).as_secs_f64() * 1e3
+        );
+    }
+    Ok(())
+}
+
+fn main() -> Result<(), AnyError> {
+    // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing: keep that
+    // run tiny so it only checks that the benchmark works.
+    let full = std::env::args().any(|a| a == "--bench");
+    let (n, rounds) = if full {
+        (
+            env_usize("NETABASE_BENCH_RECORDS", 2000),
+            env_usize("NETABASE_BENCH_ROUNDS", 200),
+        )
+    } else {
+        (50, 5)
+    };
+    store_benchmarks(n)?;
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(network_benchmark(rounds))
+}

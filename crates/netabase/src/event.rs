@@ -1,0 +1,240 @@
+//! Events broadcast by a node, and its counters.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use libp2p::kad::{Mode, RecordKey};
+use libp2p::{Multiaddr, PeerId};
+use netabase_store::kad::RecordError;
+
+/// How a peer was discovered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Discovery {
+    /// Through mDNS on the local network.
+    Mdns,
+    /// Through Identify: the peer speaks our Kademlia protocol.
+    Identify,
+}
+
+/// Why an inbound record was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RefusalKind {
+    /// The value is larger than the store's limit.
+    TooLarge,
+    /// The key is not a record key of this node's definition.
+    MalformedKey,
+    /// The value does not decode as the model named by the key.
+    Undecodable,
+    /// The value is a model whose key is not the record key.
+    KeyMismatch,
+    /// The record names a publisher other than the peer that sent it.
+    ForgedPublisher,
+    /// The store is full (record count or provider keys).
+    StoreFull,
+    /// The record would replace a record this node published itself.
+    Conflict,
+}
+
+impl RefusalKind {
+    pub(crate) fn of(error: &RecordError) -> Self {
+        match error {
+            RecordError::ValueTooLarge { .. } => RefusalKind::TooLarge,
+            RecordError::UndecodableValue { .. } | RecordError::NonCanonicalValue { .. } => {
+                RefusalKind::Undecodable
+            }
+            RecordError::KeyMismatch { .. } => RefusalKind::KeyMismatch,
+            _ => RefusalKind::MalformedKey,
+        }
+    }
+}
+
+/// Where a refused record came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RecordOrigin {
+    /// A peer asked this node to store it (`PUT_VALUE`).
+    InboundPut,
+    /// A peer announced itself as a provider (`ADD_PROVIDER`).
+    InboundProvider,
+    /// A peer returned it for a `get_record` of this node.
+    GetResult,
+}
+
+/// What a node broadcasts to its subscribers
+/// ([`Netabase::subscribe_to_broadcasts`](crate::Netabase::subscribe_to_broadcasts)).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum NetabaseEvent {
+    /// A listener is ready on `address`.
+    ListeningOn {
+        /// The address.
+        address: Multiaddr,
+    },
+    /// A connection to `peer` was established.
+    PeerConnected {
+        /// The peer.
+        peer: PeerId,
+        /// Its address (the remote address of the connection).
+        address: Multiaddr,
+    },
+    /// The last connection to `peer` was closed.
+    PeerDisconnected {
+        /// The peer.
+        peer: PeerId,
+    },
+    /// A connection was refused by a connection limit.
+    ConnectionRefused {
+        /// The peer, when known.
+        peer: Option<PeerId>,
+        /// Whether the connection was inbound.
+        inbound: bool,
+        /// The limit that refused it.
+        reason: String,
+    },
+    /// A peer was discovered and its address learnt.
+    PeerDiscovered {
+        /// The peer.
+        peer: PeerId,
+        /// One of its addresses.
+        address: Multiaddr,
+        /// How.
+        via: Discovery,
+    },
+    /// A peer entered the Kademlia routing table.
+    RoutingUpdated {
+        /// The peer.
+        peer: PeerId,
+    },
+    /// A record sent by `source` passed validation and was stored.
+    RecordStored {
+        /// The record key.
+        key: RecordKey,
+        /// The sending peer.
+        source: PeerId,
+    },
+    /// A provider record passed validation and was stored.
+    ProviderStored {
+        /// The key provided.
+        key: RecordKey,
+        /// The provider.
+        provider: PeerId,
+    },
+    /// A record was refused; nothing of it reached the store.
+    RecordRefused {
+        /// The record key.
+        key: RecordKey,
+        /// The peer it came from, when known.
+        source: Option<PeerId>,
+        /// Where it came from.
+        origin: RecordOrigin,
+        /// Why, in one word.
+        kind: RefusalKind,
+        /// Why, in a sentence.
+        reason: String,
+    },
+    /// The periodic sweep deleted expired records.
+    RecordsExpired {
+        /// Value records deleted.
+        records: usize,
+        /// Provider records deleted.
+        providers: usize,
+    },
+    /// The local store failed; the operation that hit it was skipped.
+    StoreError {
+        /// What failed.
+        message: String,
+    },
+    /// The Kademlia mode changed.
+    ModeChanged {
+        /// The new mode.
+        mode: Mode,
+    },
+}
+
+/// A snapshot of a node's counters ([`Netabase::stats`](crate::Netabase::stats)).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct NodeStats {
+    /// Inbound records validated and stored.
+    pub records_accepted: u64,
+    /// Inbound provider records stored.
+    pub providers_accepted: u64,
+    /// Records refused because they were too large.
+    pub refused_too_large: u64,
+    /// Records refused because their key is not a key of the definition.
+    pub refused_malformed_key: u64,
+    /// Records refused because the value does not decode.
+    pub refused_undecodable: u64,
+    /// Records refused because the value's key is not the record key.
+    pub refused_key_mismatch: u64,
+    /// Records refused because the publisher was not the sender.
+    pub refused_forged_publisher: u64,
+    /// Records refused because the store was full.
+    pub refused_store_full: u64,
+    /// Records refused because they would replace a record this node published.
+    pub refused_conflict: u64,
+    /// Connections refused by a connection limit.
+    pub connections_refused: u64,
+}
+
+impl NodeStats {
+    /// Every refused record, whatever the reason.
+    pub fn records_refused(&self) -> u64 {
+        self.refused_too_large
+            + self.refused_malformed_key
+            + self.refused_undecodable
+            + self.refused_key_mismatch
+            + self.refused_forged_publisher
+            + self.refused_store_full
+            + self.refused_conflict
+    }
+}
+
+/// The live counters, shared by the node task (writer) and the handles (readers).
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    records_accepted: AtomicU64,
+    providers_accepted: AtomicU64,
+    refused: [AtomicU64; 7],
+    connections_refused: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) fn record_accepted(&self) {
+        self.records_accepted.fetch_add(1, Ordering::Relaxed);
+    }
+    pub(crate) fn provider_accepted(&self) {
+        self.providers_accepted.fetch_add(1, Ordering::Relaxed);
+    }
+    pub(crate) fn connection_refused(&self) {
+        self.connections_refused.fetch_add(1, Ordering::Relaxed);
+    }
+    pub(crate) fn refused(&self, kind: RefusalKind) {
+        let index = match kind {
+            RefusalKind::TooLarge => 0,
+            RefusalKind::MalformedKey => 1,
+            RefusalKind::Undecodable => 2,
+            RefusalKind::KeyMismatch => 3,
+            RefusalKind::ForgedPublisher => 4,
+            RefusalKind::StoreFull => 5,
+            RefusalKind::Conflict => 6,
+        };
+        self.refused[index].fetch_add(1, Ordering::Relaxed);
+    }
+    pub(crate) fn snapshot(&self) -> NodeStats {
+        let r = |i: usize| self.refused[i].load(Ordering::Relaxed);
+        NodeStats {
+            records_accepted: self.records_accepted.load(Ordering::Relaxed),
+            providers_accepted: self.providers_accepted.load(Ordering::Relaxed),
+            refused_too_large: r(0),
+            refused_malformed_key: r(1),
+            refused_undecodable: r(2),
+            refused_key_mismatch: r(3),
+            refused_forged_publisher: r(4),
+            refused_store_full: r(5),
+            refused_conflict: r(6),
+            connections_refused: self.connections_refused.load(Ordering::Relaxed),
+        }
+    }
+}

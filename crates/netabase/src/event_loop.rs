@@ -1,0 +1,829 @@
+//! The node task: the only owner of the swarm and of the record store.
+//!
+//! Handles send [`Command`]s over a bounded channel, each with a oneshot reply. Commands
+//! that start a Kademlia query park their reply in a `pending_*` map keyed by the
+//! query's `QueryId`; the swarm event that finishes the query takes it out and answers.
+//! No state is shared with the handles except the event broadcast and the counters.
+
+use std::collections::{HashMap, HashSet};
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use futures::StreamExt;
+use libp2p::core::transport::ListenerId;
+use libp2p::kad::{
+    self, GetClosestPeersError, GetProvidersOk, GetRecordError, GetRecordOk, InboundRequest,
+    PeerRecord, ProviderRecord, PutRecordError, QueryId, QueryResult, Quorum, Record, RecordKey,
+};
+use libp2p::multiaddr::Protocol;
+use libp2p::swarm::{DialError, ListenError, SwarmEvent};
+use libp2p::{Multiaddr, PeerId, Swarm, identify, mdns};
+use netabase_store::kad::{KadStoreError, parse_record_key, validate_record};
+use netabase_store::schema::{DiscriminantTrait, NetabaseDefinitionTrait};
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use crate::config::NetabaseConfig;
+use crate::error::{Error, Result};
+use crate::event::{Counters, Discovery, NetabaseEvent, RecordOrigin, RefusalKind};
+use crate::node::PutOutcome;
+use crate::swarm::{Behaviour, BehaviourEvent};
+
+type Reply<T> = oneshot::Sender<Result<T>>;
+
+/// A request from a handle to the node task.
+pub(crate) enum Command<D> {
+    PutRecord {
+        record: Record,
+        reply: Reply<PutOutcome>,
+    },
+    GetRecord {
+        key: RecordKey,
+        reply: Reply<Option<D>>,
+    },
+    RemoveRecord {
+        key: RecordKey,
+        reply: Reply<bool>,
+    },
+    StartProviding {
+        key: RecordKey,
+        reply: Reply<()>,
+    },
+    StopProviding {
+        key: RecordKey,
+        reply: Reply<()>,
+    },
+    GetProviders {
+        key: RecordKey,
+        reply: Reply<HashSet<PeerId>>,
+    },
+    Bootstrap {
+        reply: Reply<()>,
+    },
+    AddAddress {
+        peer: PeerId,
+        address: Multiaddr,
+        reply: Reply<()>,
+    },
+    RemoveAddress {
+        peer: PeerId,
+        address: Multiaddr,
+        reply: Reply<bool>,
+    },
+    RemovePeer {
+        peer: PeerId,
+        reply: Reply<bool>,
+    },
+    Mode {
+        reply: Reply<kad::Mode>,
+    },
+    SetMode {
+        mode: Option<kad::Mode>,
+        reply: Reply<()>,
+    },
+    ListenAddrs {
+        reply: Reply<Vec<Multiaddr>>,
+    },
+    ConnectedPeers {
+        reply: Reply<Vec<PeerId>>,
+    },
+    LocalRecords {
+        limit: usize,
+        reply: Reply<Vec<D>>,
+    },
+    Shutdown {
+        reply: oneshot::Sender<()>,
+    },
+}
+
+/// A put waiting for its closest-peers lookup, then for the peers' acknowledgements.
+struct PendingPut {
+    key: RecordKey,
+    record: Option<Record>,
+    reply: Reply<PutOutcome>,
+}
+
+pub(crate) struct EventLoop<D> {
+    swarm: Swarm<Behaviour>,
+    commands: mpsc::Receiver<Command<D>>,
+    events: broadcast::Sender<NetabaseEvent>,
+    counters: Arc<Counters>,
+    config: NetabaseConfig,
+    listen_addrs: Vec<Multiaddr>,
+    pending_listeners: HashMap<ListenerId, Multiaddr>,
+    ready: Option<oneshot::Sender<Result<()>>>,
+    pending_closest: HashMap<QueryId, PendingPut>,
+    pending_put: HashMap<QueryId, PendingPut>,
+    pending_get: HashMap<QueryId, Reply<Option<D>>>,
+    pending_providing: HashMap<QueryId, Reply<()>>,
+    pending_providers: HashMap<QueryId, (HashSet<PeerId>, Reply<HashSet<PeerId>>)>,
+    pending_bootstrap: HashMap<QueryId, Reply<()>>,
+    shutdown: Option<oneshot::Sender<()>>,
+    _definition: PhantomData<fn() -> D>,
+}
+
+/// Sends a reply; a handle that stopped waiting is not an error.
+fn answer<T>(reply: oneshot::Sender<T>, value: T) {
+    let _ = reply.send(value);
+}
+
+impl<D: NetabaseDefinitionTrait> EventLoop<D> {
+    pub(crate) fn new(
+        swarm: Swarm<Behaviour>,
+        commands: mpsc::Receiver<Command<D>>,
+        events: broadcast::Sender<NetabaseEvent>,
+        counters: Arc<Counters>,
+        config: NetabaseConfig,
+    ) -> Self {
+        EventLoop {
+            swarm,
+            commands,
+            events,
+            counters,
+            config,
+            listen_addrs: Vec::new(),
+            pending_listeners: HashMap::new(),
+            ready: None,
+            pending_closest: HashMap::new(),
+            pending_put: HashMap::new(),
+            pending_get: HashMap::new(),
+            pending_providing: HashMap::new(),
+            pending_providers: HashMap::new(),
+            pending_bootstrap: HashMap::new(),
+            shutdown: None,
+            _definition: PhantomData,
+        }
+    }
+
+    fn emit(&self, event: NetabaseEvent) {
+        // No subscriber is not an error: events are for whoever listens.
+        let _ = self.events.send(event);
+    }
+
+    fn kad(&mut self) -> &mut kad::Behaviour<netabase_store::kad::KadStore<crate::NodeBackend>> {
+        &mut self.swarm.behaviour_mut().kad
+    }
+
+    /// Runs the node until a shutdown command or until every handle is dropped. `ready`
+    /// is answered once every listener has an address (or one failed).
+    pub(crate) async fn run(mut self, ready: oneshot::Sender<Result<()>>) {
+        self.ready = Some(ready);
+        for address in self.config.listen_addrs.clone() {
+            match self.swarm.listen_on(address.clone()) {
+                Ok(id) => {
+                    self.pending_listeners.insert(id, address);
+                }
+                Err(e) => {
+                    self.fail_start(Error::Listen {
+                        address,
+                        reason: e.to_string(),
+                    });
+                    return;
+                }
+            }
+        }
+        if self.pending_listeners.is_empty() {
+            self.started();
+        }
+        self.join_bootstrap_peers();
+
+        let mut sweep = tokio::time::interval(self.config.sweep_interval);
+        sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                event = self.swarm.select_next_some() => self.on_swarm_event(event),
+                command = self.commands.recv() => match command {
+                    Some(Command::Shutdown { reply }) => {
+                        self.shutdown = Some(reply);
+                        break;
+                    }
+                    Some(command) => self.on_command(command),
+                    None => break,
+                },
+                _ = sweep.tick() => self.sweep(),
+            }
+            self.report_store_errors();
+        }
+        // Drop the swarm (and with it the record store and its database handle) before
+        // telling `close` that the node is down, so the database can be reopened at once.
+        let shutdown = self.shutdown.take();
+        drop(self);
+        if let Some(reply) = shutdown {
+            answer(reply, ());
+        }
+    }
+
+    fn fail_start(&mut self, error: Error) {
+        if let Some(ready) = self.ready.take() {
+            answer(ready, Err(error));
+        }
+    }
+
+    fn started(&mut self) {
+        if let Some(ready) = self.ready.take() {
+            answer(ready, Ok(()));
+        }
+    }
+
+    fn join_bootstrap_peers(&mut self) {
+        let peers = self.config.bootstrap_peers.clone();
+        for (peer, address) in &peers {
+            self.kad().add_address(peer, address.clone());
+            let _ = self.swarm.dial(with_peer(address.clone(), *peer));
+        }
+        if !peers.is_empty() {
+            let _ = self.kad().bootstrap();
+        }
+    }
+
+    fn sweep(&mut self) {
+        match self.kad().store_mut().sweep_expired() {
+            Ok(stats) if stats.records + stats.providers > 0 => {
+                self.emit(NetabaseEvent::RecordsExpired {
+                    records: stats.records,
+                    providers: stats.providers,
+                });
+            }
+            Ok(_) => {}
+            Err(e) => self.emit(NetabaseEvent::StoreError {
+                message: format!("sweeping expired records: {e}"),
+            }),
+        }
+    }
+
+    /// Failures swallowed inside `RecordStore` calls made by libp2p itself.
+    fn report_store_errors(&mut self) {
+        if let Some(message) = self.kad().store_mut().take_last_error() {
+            self.emit(NetabaseEvent::StoreError { message });
+        }
+    }
+
+    fn refuse(
+        &self,
+        key: RecordKey,
+        source: Option<PeerId>,
+        origin: RecordOrigin,
+        kind: RefusalKind,
+        reason: String,
+    ) {
+        self.counters.refused(kind);
+        tracing::debug!(?key, ?source, ?origin, ?kind, %reason, "record refused");
+        self.emit(NetabaseEvent::RecordRefused {
+            key,
+            source,
+            origin,
+            kind,
+            reason,
+        });
+    }
+
+    // ----- commands -------------------------------------------------------------------
+
+    fn on_command(&mut self, command: Command<D>) {
+        match command {
+            Command::PutRecord { record, reply } => self.put_record(record, reply),
+            Command::GetRecord { key, reply } => {
+                let id = self.kad().get_record(key);
+                self.pending_get.insert(id, reply);
+            }
+            Command::RemoveRecord { key, reply } => {
+                let removed = self.kad().store_mut().try_remove(&key);
+                answer(reply, removed.map_err(Error::from));
+            }
+            Command::StartProviding { key, reply } => match self.kad().start_providing(key) {
+                Ok(id) => {
+                    self.pending_providing.insert(id, reply);
+                }
+                Err(e) => answer(reply, Err(KadStoreError::Limit(e).into())),
+            },
+            Command::StopProviding { key, reply } => {
+                self.kad().stop_providing(&key);
+                answer(reply, Ok(()));
+            }
+            Command::GetProviders { key, reply } => {
+                let id = self.kad().get_providers(key);
+                self.pending_providers.insert(id, (HashSet::new(), reply));
+            }
+            Command::Bootstrap { reply } => match self.kad().bootstrap() {
+                Ok(id) => {
+                    self.pending_bootstrap.insert(id, reply);
+                }
+                Err(_) => answer(reply, Err(Error::NoKnownPeers)),
+            },
+            Command::AddAddress {
+                peer,
+                address,
+                reply,
+            } => {
+                self.kad().add_address(&peer, address.clone());
+                let dialled = if self.swarm.is_connected(&peer) {
+                    Ok(())
+                } else {
+                    self.swarm
+                        .dial(with_peer(address.clone(), peer))
+                        .map_err(|e| Error::Dial {
+                            address,
+                            reason: e.to_string(),
+                        })
+                };
+                answer(reply, dialled);
+            }
+            Command::RemoveAddress {
+                peer,
+                address,
+                reply,
+            } => {
+                let removed = self.kad().remove_address(&peer, &address).is_some();
+                answer(reply, Ok(removed));
+            }
+            Command::RemovePeer { peer, reply } => {
+                let removed = self.kad().remove_peer(&peer).is_some();
+                answer(reply, Ok(removed));
+            }
+            Command::Mode { reply } => {
+                let mode = self.swarm.behaviour().kad.mode();
+                answer(reply, Ok(mode));
+            }
+            Command::SetMode { mode, reply } => {
+                self.kad().set_mode(mode);
+                answer(reply, Ok(()));
+            }
+            Command::ListenAddrs { reply } => answer(reply, Ok(self.listen_addrs.clone())),
+            Command::ConnectedPeers { reply } => {
+                answer(reply, Ok(self.swarm.connected_peers().copied().collect()));
+            }
+            Command::LocalRecords { limit, reply } => {
+                let records = self.kad().store_mut().try_records().map(|records| {
+                    let max = self.config.store_limits.max_value_bytes;
+                    records
+                        .iter()
+                        .filter_map(|r| validate_record::<D>(r, max).ok())
+                        .take(limit)
+                        .collect()
+                });
+                answer(reply, records.map_err(Error::from));
+            }
+            // Handled by the loop itself.
+            Command::Shutdown { reply } => answer(reply, ()),
+        }
+    }
+
+    /// Stores the record locally as published by this node, then looks up the
+    /// `replication_factor` closest peers and sends it to all of them, so the outcome
+    /// can say exactly how many stored it.
+    fn put_record(&mut self, mut record: Record, reply: Reply<PutOutcome>) {
+        record.publisher = Some(*self.swarm.local_peer_id());
+        // Our own copy does not expire: this node republishes it. Peers get the TTL.
+        record.expires = None;
+        if let Err(e) = self.kad().store_mut().try_put(&record) {
+            answer(reply, Err(e.into()));
+            return;
+        }
+        let factor = self.config.replication_factor;
+        let id = self.kad().get_n_closest_peers(record.key.to_vec(), factor);
+        self.pending_closest.insert(
+            id,
+            PendingPut {
+                key: record.key.clone(),
+                record: Some(record),
+                reply,
+            },
+        );
+    }
+
+    fn required_quorum(&self) -> usize {
+        let k = self.config.replication_factor.get();
+        match self.config.quorum {
+            Quorum::One => 1,
+            Quorum::Majority => k / 2 + 1,
+            Quorum::All => k,
+            Quorum::N(n) => n.get().min(k),
+        }
+    }
+
+    fn closest_peers_found(&mut self, mut pending: PendingPut, peers: Vec<PeerId>) {
+        let Some(record) = pending.record.take() else {
+            return;
+        };
+        if peers.is_empty() {
+            self.put_finished(pending, 0);
+            return;
+        }
+        let id = self
+            .kad()
+            .put_record_to(record, peers.into_iter(), Quorum::All);
+        self.pending_put.insert(id, pending);
+    }
+
+    fn put_finished(&mut self, pending: PendingPut, stored_on: usize) {
+        let required = self.required_quorum();
+        let outcome = if stored_on >= required {
+            Ok(PutOutcome {
+                key: pending.key,
+                stored_on,
+            })
+        } else {
+            Err(Error::QuorumFailed {
+                key: pending.key,
+                stored_on,
+                required,
+            })
+        };
+        answer(pending.reply, outcome);
+    }
+
+    // ----- swarm events ---------------------------------------------------------------
+
+    fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        match event {
+            SwarmEvent::NewListenAddr {
+                listener_id,
+                address,
+            } => {
+                self.listen_addrs.push(address.clone());
+                self.emit(NetabaseEvent::ListeningOn { address });
+                if self.pending_listeners.remove(&listener_id).is_some()
+                    && self.pending_listeners.is_empty()
+                {
+                    self.started();
+                }
+            }
+            SwarmEvent::ExpiredListenAddr { address, .. } => {
+                self.listen_addrs.retain(|a| a != &address);
+            }
+            SwarmEvent::ListenerError { listener_id, error } => {
+                if let Some(address) = self.pending_listeners.remove(&listener_id) {
+                    self.fail_start(Error::Listen {
+                        address,
+                        reason: error.to_string(),
+                    });
+                }
+            }
+            SwarmEvent::ListenerClosed {
+                listener_id,
+                reason,
+                ..
+            } => {
+                if let Some(address) = self.pending_listeners.remove(&listener_id) {
+                    let reason = match reason {
+                        Ok(()) => "the listener closed".to_owned(),
+                        Err(e) => e.to_string(),
+                    };
+                    self.fail_start(Error::Listen { address, reason });
+                }
+            }
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                endpoint,
+                num_established,
+                ..
+            } => {
+                if num_established.get() == 1 {
+                    self.emit(NetabaseEvent::PeerConnected {
+                        peer: peer_id,
+                        address: endpoint.get_remote_address().clone(),
+                    });
+                }
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established: 0,
+                ..
+            } => self.emit(NetabaseEvent::PeerDisconnected { peer: peer_id }),
+            SwarmEvent::IncomingConnectionError {
+                error: ListenError::Denied { cause },
+                peer_id,
+                ..
+            } => self.connection_refused(peer_id, true, cause.to_string()),
+            SwarmEvent::OutgoingConnectionError {
+                error: DialError::Denied { cause },
+                peer_id,
+                ..
+            } => self.connection_refused(peer_id, false, cause.to_string()),
+            SwarmEvent::Behaviour(BehaviourEvent::Kad(event)) => self.on_kad_event(event),
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(event)) => {
+                self.on_identify_event(event)
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Mdns(event)) => self.on_mdns_event(event),
+            _ => {}
+        }
+    }
+
+    fn connection_refused(&mut self, peer: Option<PeerId>, inbound: bool, reason: String) {
+        self.counters.connection_refused();
+        self.emit(NetabaseEvent::ConnectionRefused {
+            peer,
+            inbound,
+            reason,
+        });
+    }
+
+    /// Identify feeds Kademlia: a peer that speaks our Kademlia protocol enters the
+    /// routing table with the addresses it listens on.
+    fn on_identify_event(&mut self, event: identify::Event) {
+        let identify::Event::Received { peer_id, info, .. } = event else {
+            return;
+        };
+        if !info.protocols.contains(&self.config.kad_protocol) {
+            return;
+        }
+        for address in &info.listen_addrs {
+            self.kad().add_address(&peer_id, address.clone());
+        }
+        if let Some(address) = info.listen_addrs.first() {
+            self.emit(NetabaseEvent::PeerDiscovered {
+                peer: peer_id,
+                address: address.clone(),
+                via: Discovery::Identify,
+            });
+        }
+    }
+
+    /// mDNS finds every libp2p node on the network, netabase or not: dial them and let
+    /// Identify decide which ones enter the routing table.
+    fn on_mdns_event(&mut self, event: mdns::Event) {
+        let mdns::Event::Discovered(found) = event else {
+            return;
+        };
+        for (peer, address) in found {
+            self.emit(NetabaseEvent::PeerDiscovered {
+                peer,
+                address: address.clone(),
+                via: Discovery::Mdns,
+            });
+            if !self.swarm.is_connected(&peer) {
+                let _ = self.swarm.dial(with_peer(address, peer));
+            }
+        }
+    }
+
+    fn on_kad_event(&mut self, event: kad::Event) {
+        match event {
+            kad::Event::InboundRequest {
+                request:
+                    InboundRequest::PutRecord {
+                        source,
+                        record: Some(record),
+                        ..
+                    },
+            } => self.on_inbound_put(source, record),
+            kad::Event::InboundRequest {
+                request:
+                    InboundRequest::AddProvider {
+                        record: Some(record),
+                    },
+            } => self.on_inbound_provider(record),
+            kad::Event::OutboundQueryProgressed {
+                id,
+                result,
+                stats,
+                step,
+            } => self.on_query_progress(id, result, stats, step),
+            kad::Event::RoutingUpdated { peer, .. } => {
+                self.emit(NetabaseEvent::RoutingUpdated { peer });
+            }
+            kad::Event::ModeChanged { new_mode } => {
+                self.emit(NetabaseEvent::ModeChanged { mode: new_mode });
+            }
+            _ => {}
+        }
+    }
+
+    /// Checks an inbound `PUT_VALUE` and stores it only if it passes every check.
+    fn on_inbound_put(&mut self, source: PeerId, record: Record) {
+        let key = record.key.clone();
+        let origin = RecordOrigin::InboundPut;
+        if let Some(publisher) = record.publisher
+            && publisher != source
+        {
+            let reason = format!("names {publisher} as its publisher but was sent by {source}");
+            self.refuse(
+                key,
+                Some(source),
+                origin,
+                RefusalKind::ForgedPublisher,
+                reason,
+            );
+            return;
+        }
+        let max = self.config.store_limits.max_value_bytes;
+        if let Err(e) = validate_record::<D>(&record, max) {
+            self.refuse(
+                key,
+                Some(source),
+                origin,
+                RefusalKind::of(&e),
+                e.to_string(),
+            );
+            return;
+        }
+        let local = *self.swarm.local_peer_id();
+        match self.kad().store_mut().try_get(&key) {
+            Ok(Some(existing)) if existing.publisher == Some(local) && source != local => {
+                let reason = "would replace a record this node published".to_owned();
+                self.refuse(key, Some(source), origin, RefusalKind::Conflict, reason);
+                return;
+            }
+            _ => {}
+        }
+        match self.kad().store_mut().try_put(&record) {
+            Ok(()) => {
+                self.counters.record_accepted();
+                self.emit(NetabaseEvent::RecordStored { key, source });
+            }
+            Err(KadStoreError::Limit(e)) => {
+                self.refuse(
+                    key,
+                    Some(source),
+                    origin,
+                    RefusalKind::StoreFull,
+                    e.to_string(),
+                );
+            }
+            Err(e) => self.emit(NetabaseEvent::StoreError {
+                message: e.to_string(),
+            }),
+        }
+    }
+
+    /// Checks an inbound `ADD_PROVIDER` (libp2p already checked that the provider is the
+    /// sender): the key must be a record key of this definition.
+    fn on_inbound_provider(&mut self, record: ProviderRecord) {
+        let key = record.key.clone();
+        let provider = record.provider;
+        let origin = RecordOrigin::InboundProvider;
+        let valid = parse_record_key(&key)
+            .map_err(|e| e.to_string())
+            .and_then(|parts| {
+                if parts.definition != D::NAME {
+                    Err(format!("key of definition `{}`", parts.definition))
+                } else if D::Discriminant::from_index(parts.model_index).is_none() {
+                    Err(format!("key of unknown model #{}", parts.model_index))
+                } else {
+                    Ok(())
+                }
+            });
+        if let Err(reason) = valid {
+            self.refuse(
+                key,
+                Some(provider),
+                origin,
+                RefusalKind::MalformedKey,
+                reason,
+            );
+            return;
+        }
+        match self.kad().store_mut().try_add_provider(&record) {
+            Ok(()) => {
+                self.counters.provider_accepted();
+                self.emit(NetabaseEvent::ProviderStored { key, provider });
+            }
+            Err(KadStoreError::Limit(e)) => {
+                self.refuse(
+                    key,
+                    Some(provider),
+                    origin,
+                    RefusalKind::StoreFull,
+                    e.to_string(),
+                );
+            }
+            Err(e) => self.emit(NetabaseEvent::StoreError {
+                message: e.to_string(),
+            }),
+        }
+    }
+
+    fn on_query_progress(
+        &mut self,
+        id: QueryId,
+        result: QueryResult,
+        stats: kad::QueryStats,
+        step: kad::ProgressStep,
+    ) {
+        match result {
+            QueryResult::GetClosestPeers(result) => {
+                if let Some(pending) = self.pending_closest.remove(&id) {
+                    let peers = match result {
+                        Ok(ok) => ok.peers,
+                        Err(GetClosestPeersError::Timeout { peers, .. }) => peers,
+                    };
+                    let peers = peers.into_iter().map(|p| p.peer_id).collect();
+                    self.closest_peers_found(pending, peers);
+                }
+            }
+            QueryResult::PutRecord(result) => {
+                if let Some(pending) = self.pending_put.remove(&id) {
+                    let stored_on = match result {
+                        Ok(_) => usize::try_from(stats.num_successes()).unwrap_or(usize::MAX),
+                        Err(PutRecordError::QuorumFailed { success, .. })
+                        | Err(PutRecordError::Timeout { success, .. }) => success.len(),
+                    };
+                    self.put_finished(pending, stored_on);
+                }
+            }
+            QueryResult::GetRecord(result) => self.on_get_record(id, result, step.last),
+            QueryResult::GetProviders(result) => {
+                let Some((mut found, reply)) = self.pending_providers.remove(&id) else {
+                    return;
+                };
+                let done = match result {
+                    Ok(GetProvidersOk::FoundProviders { providers, .. }) => {
+                        found.extend(providers);
+                        step.last
+                    }
+                    Ok(GetProvidersOk::FinishedWithNoAdditionalRecord { .. }) => true,
+                    Err(_) if found.is_empty() => {
+                        answer(
+                            reply,
+                            Err(Error::Timeout {
+                                operation: "get_providers",
+                            }),
+                        );
+                        return;
+                    }
+                    Err(_) => true,
+                };
+                if done {
+                    answer(reply, Ok(found));
+                } else {
+                    self.pending_providers.insert(id, (found, reply));
+                }
+            }
+            QueryResult::StartProviding(result) => {
+                if let Some(reply) = self.pending_providing.remove(&id) {
+                    let outcome = result.map(|_| ()).map_err(|_| Error::Timeout {
+                        operation: "start_providing",
+                    });
+                    answer(reply, outcome);
+                }
+            }
+            QueryResult::Bootstrap(result) => {
+                if result.is_err() {
+                    if let Some(reply) = self.pending_bootstrap.remove(&id) {
+                        answer(
+                            reply,
+                            Err(Error::Timeout {
+                                operation: "bootstrap",
+                            }),
+                        );
+                    }
+                } else if step.last
+                    && let Some(reply) = self.pending_bootstrap.remove(&id)
+                {
+                    answer(reply, Ok(()));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The first record that passes validation answers the query, which is then
+    /// stopped; invalid records are refused and the query goes on.
+    fn on_get_record(
+        &mut self,
+        id: QueryId,
+        result: std::result::Result<GetRecordOk, GetRecordError>,
+        last: bool,
+    ) {
+        if !self.pending_get.contains_key(&id) {
+            return;
+        }
+        let answer_with = match result {
+            Ok(GetRecordOk::FoundRecord(PeerRecord { peer, record })) => {
+                let max = self.config.store_limits.max_value_bytes;
+                match validate_record::<D>(&record, max) {
+                    Ok(value) => {
+                        if let Some(mut query) = self.kad().query_mut(&id) {
+                            query.finish();
+                        }
+                        Some(Ok(Some(value)))
+                    }
+                    Err(e) => {
+                        let kind = RefusalKind::of(&e);
+                        let origin = RecordOrigin::GetResult;
+                        self.refuse(record.key, peer, origin, kind, e.to_string());
+                        last.then_some(Ok(None))
+                    }
+                }
+            }
+            Ok(GetRecordOk::FinishedWithNoAdditionalRecord { .. })
+            | Err(GetRecordError::NotFound { .. }) => Some(Ok(None)),
+            Err(GetRecordError::Timeout { .. }) => Some(Err(Error::Timeout {
+                operation: "get_record",
+            })),
+        };
+        if let Some(outcome) = answer_with
+            && let Some(reply) = self.pending_get.remove(&id)
+        {
+            answer(reply, outcome);
+        }
+    }
+}
+
+/// `address` with `/p2p/<peer>` appended, unless it already ends with a peer id.
+fn with_peer(address: Multiaddr, peer: PeerId) -> Multiaddr {
+    if matches!(address.iter().last(), Some(Protocol::P2p(_))) {
+        address
+    } else {
+        address.with(Protocol::P2p(peer))
+    }
+}

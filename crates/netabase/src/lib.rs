@@ -1,0 +1,40 @@
+//! Netabase: a peer-to-peer database node.
+//!
+//! A [`Netabase`] node runs a libp2p swarm (Kademlia DHT, Identify, mDNS, connection
+//! limits) whose DHT record store is the node's own `netabase_store` database. The
+//! application talks to it through a cheap, cloneable handle: typed `put_record`,
+//! `get_record`, provider announcements, and a broadcast of events.
+//!
+//! - Records are models of one definition. The record key of a model is computed from
+//!   its primary key alone (see `netabase_store::kad`), so any peer can find
+//!   `UserPrimaryKey(7)`; the value is the encoded model.
+//! - Every inbound record is validated before it is stored: it must decode as the model
+//!   its key names, carry that model's key, fit the size limit, and name as publisher
+//!   the peer that sent it. Refusals are counted ([`Netabase::stats`]) and broadcast
+//!   ([`NetabaseEvent::RecordRefused`]).
+//! - The node identity is stored in the database, so a restarted node keeps its
+//!   `PeerId` and keeps serving and republishing its records.
+//! - Kademlia runs under the private protocol name `/netabase/kad/1.0.0`.
+
+mod backend;
+mod config;
+mod error;
+mod event;
+mod event_loop;
+mod node;
+mod swarm;
+
+pub use backend::{NodeBackend, NodeRead, NodeWrite};
+pub use config::{
+    ConnectionLimits, IDENTIFY_PROTOCOL, KAD_PROTOCOL, NetabaseConfig, PACKET_OVERHEAD,
+    StorageConfig,
+};
+pub use error::{Error, Result};
+pub use event::{Discovery, NetabaseEvent, NodeStats, RecordOrigin, RefusalKind};
+pub use node::{Netabase, PutOutcome};
+pub use swarm::NODE_TABLE;
+
+/// The libp2p version this crate is built on, re-exported so applications name the
+/// same types (`PeerId`, `Multiaddr`, `kad::Mode`).
+pub use libp2p;
+pub use netabase_store;

@@ -1,0 +1,436 @@
+//! [`Netabase`]: the handle of a node.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use libp2p::kad::{Mode, RecordKey};
+use libp2p::{Multiaddr, PeerId};
+use netabase_store::NetabaseStore;
+use netabase_store::kad::{DefinitionRecordExt, KadStore, KadStoreError, record_key};
+use netabase_store::schema::{NetabaseDefinitionTrait, NetabaseModelTrait};
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use crate::backend::NodeBackend;
+use crate::config::{NetabaseConfig, StorageConfig};
+use crate::error::{Error, Result};
+use crate::event::{Counters, NetabaseEvent, NodeStats};
+use crate::event_loop::{Command, EventLoop};
+use crate::swarm::{build_swarm, load_or_create_identity};
+
+/// What a successful [`Netabase::put_record`] achieved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PutOutcome {
+    /// The record key.
+    pub key: RecordKey,
+    /// How many peers acknowledged storing the record (the local copy not counted).
+    pub stored_on: usize,
+}
+
+/// A peer-to-peer database node for the models of definition `D`.
+///
+/// A background tokio task owns the libp2p swarm (Kademlia, Identify, mDNS, connection
+/// limits) and the record store; this handle sends it commands and awaits their replies.
+/// Handles are cheap to clone and can be used from any task. The node stops on
+/// [`Netabase::close`], or when the last handle is dropped.
+///
+/// The node keeps its data in one database ([`NetabaseConfig::storage`]): the typed
+/// models this node put ([`Netabase::store`]), the DHT records it holds for the network
+/// (tables `__netabase/kad/*`) and its identity.
+///
+/// # Examples
+/// ```no_run
+/// # use netabase_store::prelude::*;
+/// # #[netabase_definition_module(AppDefinition, AppKeys)]
+/// # pub mod app {
+/// #     use netabase_store::prelude::*;
+/// #     use serde::{Deserialize, Serialize};
+/// #     #[derive(NetabaseModel, Serialize, Deserialize, Clone, Debug, PartialEq)]
+/// #     #[netabase(AppDefinition)]
+/// #     pub struct Note { #[primary_key] pub id: u64, pub text: String }
+/// # }
+/// # use app::*;
+/// use netabase::{Netabase, NetabaseConfig};
+///
+/// # async fn run() -> netabase::Result<()> {
+/// let node = Netabase::<AppDefinition>::new(NetabaseConfig::default()).await?;
+/// node.put_record(Note { id: 1, text: "hello".into() }).await?;
+/// let note: Option<Note> = node.get_record(NotePrimaryKey(1)).await?;
+/// node.close().await;
+/// # Ok(()) }
+/// ```
+pub struct Netabase<D: NetabaseDefinitionTrait> {
+    inner: Arc<Shared<D>>,
+}
+
+impl<D: NetabaseDefinitionTrait> Clone for Netabase<D> {
+    fn clone(&self) -> Self {
+        Netabase {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<D: NetabaseDefinitionTrait> std::fmt::Debug for Netabase<D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Netabase")
+            .field("peer_id", &self.inner.peer_id)
+            .field("definition", &D::NAME)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Shared<D> {
+    commands: mpsc::Sender<Command<D>>,
+    events: broadcast::Sender<NetabaseEvent>,
+    counters: Arc<Counters>,
+    peer_id: PeerId,
+    max_value_bytes: usize,
+    store: NetabaseStore<D, NodeBackend>,
+    /// The event loop until [`Netabase::start`] spawns it.
+    unstarted: Mutex<Option<EventLoop<D>>>,
+    task: tokio::sync::Mutex<Option<JoinHandle<()>>>,
+}
+
+fn open_backend(storage: &StorageConfig) -> Result<NodeBackend> {
+    Ok(match storage {
+        StorageConfig::Redb(path) => NodeBackend::redb(path)?,
+        StorageConfig::TempRedb => NodeBackend::redb_temp()?,
+        StorageConfig::Memory => NodeBackend::memory(),
+    })
+}
+
+impl<D: NetabaseDefinitionTrait> Netabase<D> {
+    /// Creates and starts a node: opens its database, loads (or creates) its identity,
+    /// listens on the configured addresses and joins the bootstrap peers. Returns once
+    /// every listener has an address.
+    ///
+    /// # Errors
+    /// [`Error::Store`] if the database cannot be opened, [`Error::Identity`] if the
+    /// stored identity is invalid, [`Error::Transport`] or [`Error::Listen`] if the
+    /// network cannot be set up.
+    pub async fn new(config: NetabaseConfig) -> Result<Self> {
+        let node = Self::create(config)?;
+        node.start().await?;
+        Ok(node)
+    }
+
+    /// Creates a node without starting it, so subscribers can attach
+    /// ([`Netabase::subscribe_to_broadcasts`]) before the first event. Commands sent
+    /// before [`Netabase::start`] wait in the command channel.
+    ///
+    /// Must be called within a tokio runtime (the transports register with it).
+    ///
+    /// # Errors
+    /// As [`Netabase::new`], except for listening errors, which [`Netabase::start`]
+    /// reports.
+    pub fn create(config: NetabaseConfig) -> Result<Self> {
+        let backend = open_backend(&config.storage)?;
+        let keypair = load_or_create_identity(&backend)?;
+        let peer_id = keypair.public().to_peer_id();
+        let store = NetabaseStore::<D, _>::from_backend(backend.clone())?;
+        let kad_store = KadStore::new(backend, peer_id, config.store_limits.clone());
+        let swarm = build_swarm(keypair, &config, kad_store)?;
+        let (commands, command_rx) = mpsc::channel(config.command_buffer.max(1));
+        let (events, _) = broadcast::channel(config.event_buffer.max(1));
+        let counters = Arc::new(Counters::default());
+        let max_value_bytes = config.store_limits.max_value_bytes;
+        let event_loop = EventLoop::new(
+            swarm,
+            command_rx,
+            events.clone(),
+            Arc::clone(&counters),
+            config,
+        );
+        Ok(Netabase {
+            inner: Arc::new(Shared {
+                commands,
+                events,
+                counters,
+                peer_id,
+                max_value_bytes,
+                store,
+                unstarted: Mutex::new(Some(event_loop)),
+                task: tokio::sync::Mutex::new(None),
+            }),
+        })
+    }
+
+    /// Starts a node made with [`Netabase::create`]; returns once every listener has an
+    /// address.
+    ///
+    /// # Errors
+    /// [`Error::AlreadyStarted`] on a started node; [`Error::Listen`] if a listen
+    /// address is refused (the node is then stopped).
+    pub async fn start(&self) -> Result<()> {
+        let event_loop = self
+            .inner
+            .unstarted
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+            .ok_or(Error::AlreadyStarted)?;
+        let (ready, started) = oneshot::channel();
+        let task = tokio::spawn(event_loop.run(ready));
+        *self.inner.task.lock().await = Some(task);
+        started.await.map_err(|_| Error::Stopped)?
+    }
+
+    /// Stops the node gracefully: the task finishes the command it is running, drops the
+    /// swarm and the record store, and ends; this waits for it. Pending queries of other
+    /// handles fail with [`Error::Stopped`]. Closing twice is harmless.
+    ///
+    /// The database closes when the last handle and every store obtained from
+    /// [`Netabase::store`] are dropped too.
+    pub async fn close(&self) {
+        drop(
+            self.inner
+                .unstarted
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take(),
+        );
+        let (reply, done) = oneshot::channel();
+        if self
+            .inner
+            .commands
+            .send(Command::Shutdown { reply })
+            .await
+            .is_ok()
+        {
+            let _ = done.await;
+        }
+        if let Some(task) = self.inner.task.lock().await.take() {
+            let _ = task.await;
+        }
+    }
+
+    /// A receiver of the node's events, from now on. Works before and after start.
+    pub fn subscribe_to_broadcasts(&self) -> broadcast::Receiver<NetabaseEvent> {
+        self.inner.events.subscribe()
+    }
+
+    /// The node's peer id (persisted with the store: it survives restarts).
+    pub fn peer_id(&self) -> PeerId {
+        self.inner.peer_id
+    }
+
+    /// The counters of accepted and refused records and refused connections.
+    pub fn stats(&self) -> NodeStats {
+        self.inner.counters.snapshot()
+    }
+
+    /// The typed store of this node, for local queries (secondary keys, ranges) over the
+    /// models it put. Records received from the DHT are not in it (see
+    /// [`Netabase::query_local_records`]).
+    pub fn store(&self) -> &NetabaseStore<D, NodeBackend> {
+        &self.inner.store
+    }
+
+    async fn request<T>(
+        &self,
+        command: impl FnOnce(oneshot::Sender<Result<T>>) -> Command<D>,
+    ) -> Result<T> {
+        let (reply, response) = oneshot::channel();
+        self.inner
+            .commands
+            .send(command(reply))
+            .await
+            .map_err(|_| Error::Stopped)?;
+        response.await.map_err(|_| Error::Stopped)?
+    }
+
+    /// Stores `model` in the local typed store and publishes it in the DHT: locally, then
+    /// on the `replication_factor` peers closest to its key. The record names this node
+    /// as publisher; the node republishes it every `publication_interval`.
+    ///
+    /// # Errors
+    /// [`Error::RecordStore`] if the encoded model is larger than the store accepts or
+    /// the store is full; [`Error::Store`] if the local write fails (for example a unique
+    /// key held by another model); [`Error::QuorumFailed`] if fewer peers than the quorum
+    /// stored it (the record stays stored locally and is republished);
+    /// [`Error::Stopped`] if the node is stopped.
+    pub async fn put_record<M: NetabaseModelTrait<D>>(&self, model: M) -> Result<PutOutcome> {
+        let record = model.clone().into_definition().to_record()?;
+        if record.value.len() > self.inner.max_value_bytes {
+            return Err(KadStoreError::Limit(libp2p::kad::store::Error::ValueTooLarge).into());
+        }
+        self.inner.store.open_tree::<M>().put(model)?;
+        self.request(|reply| Command::PutRecord { record, reply })
+            .await
+    }
+
+    /// Looks the model with primary key `key` up: in the local record store first, then
+    /// in the DHT. The first record that passes validation (the value decodes as `M` and
+    /// its key is `key`) is returned; invalid records are refused and reported.
+    ///
+    /// # Errors
+    /// [`Error::Timeout`] if the query timed out before any valid record or a definite
+    /// "not found"; [`Error::Stopped`] if the node is stopped.
+    pub async fn get_record<M: NetabaseModelTrait<D>>(
+        &self,
+        key: M::PrimaryKey,
+    ) -> Result<Option<M>> {
+        let key = record_key::<D, M>(&key);
+        let found = self
+            .request(|reply| Command::GetRecord { key, reply })
+            .await?;
+        found
+            .map(|definition| M::try_from_definition(definition).map_err(|_| Error::ModelMismatch))
+            .transpose()
+    }
+
+    /// Removes the model with primary key `key` from this node: from the local typed
+    /// store and from the record store, so the node stops serving and republishing it.
+    /// Copies on other peers remain until their TTL runs out. Returns whether the record
+    /// store held it.
+    ///
+    /// # Errors
+    /// [`Error::Store`] or [`Error::RecordStore`] if a store fails; [`Error::Stopped`].
+    pub async fn remove_record<M: NetabaseModelTrait<D>>(
+        &self,
+        key: M::PrimaryKey,
+    ) -> Result<bool> {
+        let record_key = record_key::<D, M>(&key);
+        self.inner.store.open_tree::<M>().remove(key)?;
+        self.request(|reply| Command::RemoveRecord {
+            key: record_key,
+            reply,
+        })
+        .await
+    }
+
+    /// Announces this node as a provider of the model with primary key `key`, and keeps
+    /// announcing it every `provider_publication_interval`. Returns when the first
+    /// announcement has finished.
+    ///
+    /// # Errors
+    /// [`Error::RecordStore`] if the provider store is full; [`Error::Timeout`] if the
+    /// announcement timed out (the node still provides the key); [`Error::Stopped`].
+    pub async fn start_providing<M: NetabaseModelTrait<D>>(
+        &self,
+        key: M::PrimaryKey,
+    ) -> Result<()> {
+        let key = record_key::<D, M>(&key);
+        self.request(|reply| Command::StartProviding { key, reply })
+            .await
+    }
+
+    /// Stops announcing this node as a provider of `key` (a local operation: peers
+    /// forget it when their provider records expire).
+    ///
+    /// # Errors
+    /// [`Error::Stopped`].
+    pub async fn stop_providing<M: NetabaseModelTrait<D>>(&self, key: M::PrimaryKey) -> Result<()> {
+        let key = record_key::<D, M>(&key);
+        self.request(|reply| Command::StopProviding { key, reply })
+            .await
+    }
+
+    /// The peers that provide the model with primary key `key` (this node included if it
+    /// does).
+    ///
+    /// # Errors
+    /// [`Error::Timeout`] if the query timed out without finding any provider;
+    /// [`Error::Stopped`].
+    pub async fn get_providers<M: NetabaseModelTrait<D>>(
+        &self,
+        key: M::PrimaryKey,
+    ) -> Result<HashSet<PeerId>> {
+        let key = record_key::<D, M>(&key);
+        self.request(|reply| Command::GetProviders { key, reply })
+            .await
+    }
+
+    /// Joins the DHT through the peers in the routing table: looks up this node's own
+    /// id, then refreshes the buckets. Returns when the bootstrap has finished.
+    ///
+    /// # Errors
+    /// [`Error::NoKnownPeers`] if the routing table is empty; [`Error::Timeout`];
+    /// [`Error::Stopped`].
+    pub async fn bootstrap(&self) -> Result<()> {
+        self.request(|reply| Command::Bootstrap { reply }).await
+    }
+
+    /// Adds `address` of `peer` to the routing table and connects to it (unless already
+    /// connected).
+    ///
+    /// # Errors
+    /// [`Error::Dial`] if the dial cannot start (a connection that fails later is
+    /// reported as an event); [`Error::Stopped`].
+    pub async fn add_address(&self, peer: PeerId, address: Multiaddr) -> Result<()> {
+        self.request(|reply| Command::AddAddress {
+            peer,
+            address,
+            reply,
+        })
+        .await
+    }
+
+    /// Removes `address` of `peer` from the routing table; returns whether the peer was
+    /// in it.
+    ///
+    /// # Errors
+    /// [`Error::Stopped`].
+    pub async fn remove_address(&self, peer: PeerId, address: Multiaddr) -> Result<bool> {
+        self.request(|reply| Command::RemoveAddress {
+            peer,
+            address,
+            reply,
+        })
+        .await
+    }
+
+    /// Removes `peer` from the routing table; returns whether it was in it.
+    ///
+    /// # Errors
+    /// [`Error::Stopped`].
+    pub async fn remove_peer(&self, peer: PeerId) -> Result<bool> {
+        self.request(|reply| Command::RemovePeer { peer, reply })
+            .await
+    }
+
+    /// The current Kademlia mode.
+    ///
+    /// # Errors
+    /// [`Error::Stopped`].
+    pub async fn mode(&self) -> Result<Mode> {
+        self.request(|reply| Command::Mode { reply }).await
+    }
+
+    /// Sets the Kademlia mode (`None`: automatic).
+    ///
+    /// # Errors
+    /// [`Error::Stopped`].
+    pub async fn set_mode(&self, mode: Option<Mode>) -> Result<()> {
+        self.request(|reply| Command::SetMode { mode, reply }).await
+    }
+
+    /// The addresses the node listens on.
+    ///
+    /// # Errors
+    /// [`Error::Stopped`].
+    pub async fn listen_addrs(&self) -> Result<Vec<Multiaddr>> {
+        self.request(|reply| Command::ListenAddrs { reply }).await
+    }
+
+    /// The peers with at least one open connection.
+    ///
+    /// # Errors
+    /// [`Error::Stopped`].
+    pub async fn connected_peers(&self) -> Result<Vec<PeerId>> {
+        self.request(|reply| Command::ConnectedPeers { reply })
+            .await
+    }
+
+    /// Up to `limit` valid, unexpired records held in this node's record store (its own
+    /// and those it stores for the network), decoded, in record-key order.
+    ///
+    /// # Errors
+    /// [`Error::RecordStore`] if the store fails; [`Error::Stopped`].
+    pub async fn query_local_records(&self, limit: usize) -> Result<Vec<D>> {
+        self.request(|reply| Command::LocalRecords { limit, reply })
+            .await
+    }
+}

@@ -1,0 +1,122 @@
+//! The libp2p side: the composed behaviour, the node identity and the swarm.
+
+use libp2p::identity::Keypair;
+use libp2p::kad::{self, StoreInserts};
+use libp2p::swarm::NetworkBehaviour;
+use libp2p::swarm::behaviour::toggle::Toggle;
+use libp2p::{Swarm, SwarmBuilder, connection_limits, identify, mdns, noise, tcp, yamux};
+use netabase_store::backend::{Backend, ReadTxn, WriteTxn};
+use netabase_store::kad::KadStore;
+
+use crate::backend::NodeBackend;
+use crate::config::{IDENTIFY_PROTOCOL, NetabaseConfig};
+use crate::error::{Error, Result};
+
+/// The table that holds the node's own data (its identity).
+pub const NODE_TABLE: &str = "__netabase/node";
+const IDENTITY_KEY: &[u8] = b"identity";
+
+/// The behaviours of a node. Connection limits come first so that a refused connection
+/// never reaches the others.
+#[derive(NetworkBehaviour)]
+pub(crate) struct Behaviour {
+    pub(crate) limits: connection_limits::Behaviour,
+    pub(crate) kad: kad::Behaviour<KadStore<NodeBackend>>,
+    pub(crate) identify: Toggle<identify::Behaviour>,
+    pub(crate) mdns: Toggle<mdns::tokio::Behaviour>,
+}
+
+/// The node's keypair: read from the database, or generated and stored on first start,
+/// so a restarted node keeps its `PeerId` (and with it its place in the DHT and the
+/// records it published).
+pub(crate) fn load_or_create_identity(backend: &NodeBackend) -> Result<Keypair> {
+    if let Some(bytes) = backend.begin_read()?.get(NODE_TABLE, IDENTITY_KEY)? {
+        return Keypair::from_protobuf_encoding(&bytes).map_err(|e| Error::Identity(e.to_string()));
+    }
+    let keypair = Keypair::generate_ed25519();
+    let bytes = keypair
+        .to_protobuf_encoding()
+        .map_err(|e| Error::Identity(e.to_string()))?;
+    let txn = backend.begin_write()?;
+    txn.put(NODE_TABLE, IDENTITY_KEY, &bytes)?;
+    txn.commit()?;
+    Ok(keypair)
+}
+
+fn kad_config(config: &NetabaseConfig) -> kad::Config {
+    let mut kad = kad::Config::new(config.kad_protocol.clone());
+    kad.set_record_filtering(StoreInserts::FilterBoth)
+        .set_replication_factor(config.replication_factor)
+        .set_record_ttl(config.record_ttl)
+        .set_provider_record_ttl(config.provider_record_ttl)
+        .set_replication_interval(config.replication_interval)
+        .set_publication_interval(config.publication_interval)
+        .set_provider_publication_interval(config.provider_publication_interval)
+        .set_query_timeout(config.query_timeout)
+        .set_max_packet_size(config.max_packet_size());
+    kad
+}
+
+fn behaviour(
+    key: &Keypair,
+    config: &NetabaseConfig,
+    store: KadStore<NodeBackend>,
+) -> std::result::Result<Behaviour, Box<dyn std::error::Error + Send + Sync>> {
+    let peer_id = key.public().to_peer_id();
+    let mut kad = kad::Behaviour::with_config(peer_id, store, kad_config(config));
+    kad.set_mode(config.kad_mode);
+    let identify = config.identify.then(|| {
+        identify::Behaviour::new(
+            identify::Config::new(IDENTIFY_PROTOCOL.to_owned(), key.public())
+                .with_agent_version(format!("netabase/{}", env!("CARGO_PKG_VERSION"))),
+        )
+    });
+    let mdns = if config.mdns {
+        Some(mdns::tokio::Behaviour::new(
+            mdns::Config::default(),
+            peer_id,
+        )?)
+    } else {
+        None
+    };
+    Ok(Behaviour {
+        limits: connection_limits::Behaviour::new(config.connection_limits.to_libp2p()),
+        kad,
+        identify: identify.into(),
+        mdns: mdns.into(),
+    })
+}
+
+/// The swarm of a node: TCP (noise, yamux) and QUIC, with DNS resolution.
+pub(crate) fn build_swarm(
+    keypair: Keypair,
+    config: &NetabaseConfig,
+    store: KadStore<NodeBackend>,
+) -> Result<Swarm<Behaviour>> {
+    let idle = config.idle_connection_timeout;
+    let swarm = SwarmBuilder::with_existing_identity(keypair)
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default(),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .map_err(|e| Error::Transport {
+            what: "tcp",
+            reason: e.to_string(),
+        })?
+        .with_quic()
+        .with_dns()
+        .map_err(|e| Error::Transport {
+            what: "dns",
+            reason: e.to_string(),
+        })?
+        .with_behaviour(|key| behaviour(key, config, store))
+        .map_err(|e| Error::Transport {
+            what: "behaviour",
+            reason: e.to_string(),
+        })?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
+        .build();
+    Ok(swarm)
+}

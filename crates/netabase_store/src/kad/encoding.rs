@@ -1,0 +1,188 @@
+//! The byte layout of the kad tables: a format byte followed by postcard.
+//!
+//! Instants are converted to wall-clock time (seconds and nanoseconds since the Unix
+//! epoch) on the way in and back on the way out, because a monotonic instant has no
+//! meaning in another process.
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use libp2p::kad::{ProviderRecord, Record, RecordKey};
+use libp2p::{Multiaddr, PeerId};
+use serde::{Deserialize, Serialize};
+
+/// The first byte of every kad value; bumped when the layout below changes.
+pub(super) const FORMAT: u8 = 1;
+
+/// A point in wall-clock time, as stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub(super) struct WallTime {
+    secs: u64,
+    nanos: u32,
+}
+
+impl WallTime {
+    pub(super) fn now() -> Self {
+        Self::from_system(SystemTime::now())
+    }
+
+    pub(super) fn from_system(time: SystemTime) -> Self {
+        let since = time.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
+        WallTime {
+            secs: since.as_secs(),
+            nanos: since.subsec_nanos(),
+        }
+    }
+
+    fn to_system(self) -> SystemTime {
+        UNIX_EPOCH
+            .checked_add(Duration::new(self.secs, self.nanos))
+            .unwrap_or(UNIX_EPOCH)
+    }
+
+    /// The wall-clock time of `instant`, measured against the clocks read now.
+    pub(super) fn from_instant(instant: Instant) -> Self {
+        let (now_i, now_s) = (Instant::now(), SystemTime::now());
+        let time = if instant >= now_i {
+            now_s.checked_add(instant - now_i)
+        } else {
+            now_s.checked_sub(now_i - instant)
+        };
+        Self::from_system(time.unwrap_or(UNIX_EPOCH))
+    }
+
+    /// The instant of this wall-clock time. A time so far in the past that no instant
+    /// represents it maps to the earliest representable instant near now, which is
+    /// expired either way.
+    pub(super) fn to_instant(self) -> Instant {
+        let (now_i, now_s) = (Instant::now(), SystemTime::now());
+        let time = self.to_system();
+        match time.duration_since(now_s) {
+            Ok(ahead) => now_i.checked_add(ahead).unwrap_or(now_i),
+            Err(behind) => now_i.checked_sub(behind.duration()).unwrap_or(now_i),
+        }
+    }
+
+    /// Whether a record expiring at `self` has expired at `now` (`now >= expiry`, as in
+    /// libp2p's `Record::is_expired`).
+    pub(super) fn expired_at(self, now: WallTime) -> bool {
+        now >= self
+    }
+}
+
+/// A value record as stored (the key is the table key).
+#[derive(Debug, Serialize, Deserialize)]
+pub(super) struct StoredRecord {
+    pub(super) value: Vec<u8>,
+    pub(super) publisher: Option<Vec<u8>>,
+    pub(super) expires: Option<WallTime>,
+}
+
+impl StoredRecord {
+    pub(super) fn from_record(record: &Record) -> Self {
+        StoredRecord {
+            value: record.value.clone(),
+            publisher: record.publisher.map(|p| p.to_bytes()),
+            expires: record.expires.map(WallTime::from_instant),
+        }
+    }
+
+    pub(super) fn into_record(self, key: RecordKey) -> Result<Record, String> {
+        let publisher = self
+            .publisher
+            .map(|bytes| PeerId::from_bytes(&bytes))
+            .transpose()
+            .map_err(|e| format!("invalid publisher peer id: {e}"))?;
+        Ok(Record {
+            key,
+            value: self.value,
+            publisher,
+            expires: self.expires.map(WallTime::to_instant),
+        })
+    }
+
+    pub(super) fn is_expired(&self, now: WallTime) -> bool {
+        self.expires.is_some_and(|e| e.expired_at(now))
+    }
+}
+
+/// A provider record as stored (the key is the table key).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) struct StoredProvider {
+    pub(super) provider: Vec<u8>,
+    pub(super) expires: Option<WallTime>,
+    pub(super) addresses: Vec<Vec<u8>>,
+}
+
+impl StoredProvider {
+    pub(super) fn from_record(record: &ProviderRecord) -> Self {
+        StoredProvider {
+            provider: record.provider.to_bytes(),
+            expires: record.expires.map(WallTime::from_instant),
+            addresses: record.addresses.iter().map(|a| a.to_vec()).collect(),
+        }
+    }
+
+    pub(super) fn to_record(&self, key: &RecordKey) -> Result<ProviderRecord, String> {
+        let provider = PeerId::from_bytes(&self.provider)
+            .map_err(|e| format!("invalid provider peer id: {e}"))?;
+        let addresses = self
+            .addresses
+            .iter()
+            .map(|bytes| Multiaddr::try_from(bytes.clone()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("invalid provider address: {e}"))?;
+        Ok(ProviderRecord {
+            key: key.clone(),
+            provider,
+            expires: self.expires.map(WallTime::to_instant),
+            addresses,
+        })
+    }
+
+    pub(super) fn is_expired(&self, now: WallTime) -> bool {
+        self.expires.is_some_and(|e| e.expired_at(now))
+    }
+}
+
+/// `FORMAT ++ postcard(value)`.
+pub(super) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, postcard::Error> {
+    let mut out = vec![FORMAT];
+    out.extend_from_slice(&postcard::to_stdvec(value)?);
+    Ok(out)
+}
+
+/// The inverse of [`encode`]; the error is a sentence for [`crate::NetabaseError::Decode`].
+pub(super) fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, String> {
+    match bytes.split_first() {
+        Some((&FORMAT, rest)) => postcard::from_bytes(rest).map_err(|e| e.to_string()),
+        Some((other, _)) => Err(format!(
+            "unknown kad record format {other} (this build reads {FORMAT})"
+        )),
+        None => Err("empty value".to_owned()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wall_time_round_trips_through_instants() {
+        let later = Instant::now() + Duration::from_secs(3600);
+        let back = WallTime::from_instant(later).to_instant();
+        let drift = if back > later {
+            back - later
+        } else {
+            later - back
+        };
+        assert!(drift < Duration::from_millis(50), "drift {drift:?}");
+    }
+
+    #[test]
+    fn past_instants_are_expired() {
+        let Some(past) = Instant::now().checked_sub(Duration::from_secs(1)) else {
+            return;
+        };
+        assert!(WallTime::from_instant(past).expired_at(WallTime::now()));
+    }
+}

@@ -1,0 +1,38 @@
+//! A persistent Kademlia record store and the typed bridge between models and DHT
+//! records (feature `libp2p`).
+//!
+//! [`KadStore`] implements [`libp2p::kad::store::RecordStore`] on top of the
+//! [`Backend`](crate::backend::Backend) trait, so the DHT records of a node live in the
+//! same database as its models, on every backend, in tables of their own:
+//!
+//! | table | key | value |
+//! |---|---|---|
+//! | [`RECORDS_TABLE`] | record key | format byte ++ postcard(value, publisher, wall-clock expiry) |
+//! | [`PROVIDERS_TABLE`] | record key | format byte ++ postcard(providers, oldest first) |
+//! | [`PROVIDED_TABLE`] | record key | format byte ++ postcard(the local provider record) |
+//!
+//! Expiry is stored as wall-clock time (a [`std::time::Instant`] means nothing after a
+//! restart), so a record that expired while the node was down is not served when it comes
+//! back. [`KadStore::sweep_expired`] deletes expired records and provider records; the
+//! node calls it periodically.
+//!
+//! The typed side is [`DefinitionRecordExt`]: every definition can turn a model into a
+//! [`Record`](libp2p::kad::Record) and back, and [`record_key`] computes the record key of a
+//! model from its primary key alone, so any peer can look a model up by key.
+
+mod encoding;
+mod store;
+mod typed;
+
+pub use store::{KadStore, KadStoreConfig, KadStoreError, SweepStats};
+pub use typed::{
+    DefinitionRecordExt, RecordError, RecordKeyParts, parse_record_key, record_key, record_key_of,
+    validate_record,
+};
+
+/// The table of DHT value records.
+pub const RECORDS_TABLE: &str = "__netabase/kad/records";
+/// The table of provider records, one entry per record key.
+pub const PROVIDERS_TABLE: &str = "__netabase/kad/providers";
+/// The table of the keys this node provides itself.
+pub const PROVIDED_TABLE: &str = "__netabase/kad/provided";

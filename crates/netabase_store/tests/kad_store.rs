@@ -1,0 +1,391 @@
+//! The rules of the persistent Kademlia record store, on every backend.
+#![cfg(feature = "libp2p")]
+
+use std::time::{Duration, Instant};
+
+use libp2p::kad::store::{Error as StoreError, RecordStore};
+use libp2p::kad::{ProviderRecord, Record, RecordKey};
+use libp2p::{Multiaddr, PeerId};
+use netabase_store::NetabaseError;
+use netabase_store::backend::memory::MemoryBackend;
+use netabase_store::backend::{Backend, Capabilities, WriteTxn};
+use netabase_store::kad::{KadStore, KadStoreConfig, KadStoreError, RECORDS_TABLE};
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+fn key(name: &str) -> RecordKey {
+    RecordKey::new(&name.as_bytes())
+}
+
+fn record(name: &str, value: &[u8]) -> Record {
+    Record::new(key(name), value.to_vec())
+}
+
+fn past() -> Option<Instant> {
+    Instant::now().checked_sub(Duration::from_secs(5))
+}
+
+fn small_config() -> KadStoreConfig {
+    KadStoreConfig {
+        max_records: 3,
+        max_value_bytes: 16,
+        max_providers_per_key: 2,
+        max_provided_keys: 2,
+    }
+}
+
+/// The rules, written once against a function that opens a store over a fresh backend.
+macro_rules! record_store_rules {
+    ($backend:ident, $open:expr) => {
+        mod $backend {
+            use super::*;
+
+            fn open(
+                local: PeerId,
+                config: KadStoreConfig,
+            ) -> Result<KadStore<impl Backend + std::fmt::Debug>, NetabaseError> {
+                Ok(KadStore::new($open?, local, config))
+            }
+
+            #[test]
+            fn put_get_remove() -> TestResult {
+                let mut store = open(PeerId::random(), KadStoreConfig::default())?;
+                let r = record("a", b"one");
+                store.put(r.clone())?;
+                assert_eq!(store.get(&r.key).map(|c| c.into_owned()), Some(r.clone()));
+                store.remove(&r.key);
+                assert!(store.get(&r.key).is_none());
+                assert_eq!(store.record_count()?, 0);
+                Ok(())
+            }
+
+            #[test]
+            fn publisher_is_kept_exactly() -> TestResult {
+                let mut store = open(PeerId::random(), KadStoreConfig::default())?;
+                let publisher = PeerId::random();
+                let mut with = record("with", b"v");
+                with.publisher = Some(publisher);
+                let without = record("without", b"v");
+                store.put(with.clone())?;
+                store.put(without.clone())?;
+                assert_eq!(
+                    store.get(&with.key).and_then(|r| r.publisher),
+                    Some(publisher)
+                );
+                assert_eq!(store.get(&without.key).map(|r| r.publisher), Some(None));
+                Ok(())
+            }
+
+            #[test]
+            fn expired_records_are_never_returned_and_are_swept() -> TestResult {
+                let mut store = open(PeerId::random(), KadStoreConfig::default())?;
+                let Some(past) = past() else { return Ok(()) };
+                let mut old = record("old", b"v");
+                old.expires = Some(past);
+                let mut fresh = record("fresh", b"v");
+                fresh.expires = Some(Instant::now() + Duration::from_secs(3600));
+                store.put(old.clone())?;
+                store.put(fresh.clone())?;
+                assert!(store.get(&old.key).is_none());
+                let listed: Vec<_> = store.records().map(|r| r.key.clone()).collect();
+                assert_eq!(listed, vec![fresh.key.clone()]);
+                assert_eq!(store.record_count()?, 2);
+                let swept = store.sweep_expired()?;
+                assert_eq!(swept.records, 1);
+                assert_eq!(store.record_count()?, 1);
+                Ok(())
+            }
+
+            #[test]
+            fn expiry_round_trips_as_wall_clock_time() -> TestResult {
+                let mut store = open(PeerId::random(), KadStoreConfig::default())?;
+                let expires = Instant::now() + Duration::from_secs(3600);
+                let mut r = record("a", b"v");
+                r.expires = Some(expires);
+                store.put(r.clone())?;
+                let back = store
+                    .get(&r.key)
+                    .and_then(|r| r.expires)
+                    .ok_or("no expiry")?;
+                let drift = if back > expires {
+                    back - expires
+                } else {
+                    expires - back
+                };
+                assert!(drift < Duration::from_millis(100), "drift {drift:?}");
+                Ok(())
+            }
+
+            #[test]
+            fn value_size_limit_is_inclusive() -> TestResult {
+                let mut store = open(PeerId::random(), small_config())?;
+                store.put(record("max", &[7; 16]))?;
+                assert!(matches!(
+                    store.put(record("big", &[7; 17])),
+                    Err(StoreError::ValueTooLarge)
+                ));
+                assert!(store.get(&key("big")).is_none());
+                Ok(())
+            }
+
+            #[test]
+            fn record_count_limit_refuses_new_keys_only() -> TestResult {
+                let mut store = open(PeerId::random(), small_config())?;
+                for name in ["a", "b", "c"] {
+                    store.put(record(name, b"v"))?;
+                }
+                assert!(matches!(
+                    store.put(record("d", b"v")),
+                    Err(StoreError::MaxRecords)
+                ));
+                // Replacing an existing key is not a new record.
+                store.put(record("a", b"w"))?;
+                assert_eq!(
+                    store.get(&key("a")).map(|r| r.value.clone()),
+                    Some(b"w".to_vec())
+                );
+                assert!(store.get(&key("d")).is_none());
+                Ok(())
+            }
+
+            #[test]
+            fn a_full_store_sweeps_expired_records_to_make_room() -> TestResult {
+                let mut store = open(PeerId::random(), small_config())?;
+                let Some(past) = past() else { return Ok(()) };
+                let mut old = record("old", b"v");
+                old.expires = Some(past);
+                store.put(old)?;
+                store.put(record("b", b"v"))?;
+                store.put(record("c", b"v"))?;
+                store.put(record("d", b"v"))?;
+                assert_eq!(store.record_count()?, 3);
+                Ok(())
+            }
+
+            #[test]
+            fn provided_yields_local_provider_records_only() -> TestResult {
+                let local = PeerId::random();
+                let mut store = open(local, KadStoreConfig::default())?;
+                let mine = ProviderRecord::new(key("k"), local, Vec::new());
+                let theirs = ProviderRecord::new(key("k"), PeerId::random(), Vec::new());
+                let other_key = ProviderRecord::new(key("j"), PeerId::random(), Vec::new());
+                store.add_provider(mine.clone())?;
+                store.add_provider(theirs.clone())?;
+                store.add_provider(other_key)?;
+                let provided: Vec<_> = store.provided().map(|p| p.into_owned()).collect();
+                assert_eq!(provided, vec![mine.clone()]);
+                assert_eq!(store.providers(&key("k")), vec![mine.clone(), theirs]);
+                store.remove_provider(&mine.key, &local);
+                assert_eq!(store.provided().count(), 0);
+                assert_eq!(store.providers(&key("k")).len(), 1);
+                Ok(())
+            }
+
+            #[test]
+            fn providers_per_key_are_capped_keeping_the_oldest() -> TestResult {
+                let mut store = open(PeerId::random(), small_config())?;
+                let first = ProviderRecord::new(key("k"), PeerId::random(), Vec::new());
+                let second = ProviderRecord::new(key("k"), PeerId::random(), Vec::new());
+                let third = ProviderRecord::new(key("k"), PeerId::random(), Vec::new());
+                store.add_provider(first.clone())?;
+                store.add_provider(second.clone())?;
+                store.add_provider(third.clone())?;
+                assert_eq!(
+                    store.providers(&key("k")),
+                    vec![first.clone(), second.clone()]
+                );
+                // A known provider is updated in place, keeping its position.
+                let addr: Multiaddr = "/ip4/127.0.0.1/tcp/4001".parse()?;
+                let mut updated = first.clone();
+                updated.addresses = vec![addr];
+                store.add_provider(updated.clone())?;
+                assert_eq!(store.providers(&key("k")), vec![updated, second]);
+                Ok(())
+            }
+
+            #[test]
+            fn expired_providers_are_hidden_and_free_their_slot() -> TestResult {
+                let mut store = open(PeerId::random(), small_config())?;
+                let Some(past) = past() else { return Ok(()) };
+                let mut old = ProviderRecord::new(key("k"), PeerId::random(), Vec::new());
+                old.expires = Some(past);
+                let a = ProviderRecord::new(key("k"), PeerId::random(), Vec::new());
+                let b = ProviderRecord::new(key("k"), PeerId::random(), Vec::new());
+                store.add_provider(old)?;
+                store.add_provider(a.clone())?;
+                assert_eq!(store.providers(&key("k")), vec![a.clone()]);
+                store.add_provider(b.clone())?;
+                assert_eq!(store.providers(&key("k")), vec![a, b]);
+                Ok(())
+            }
+
+            #[test]
+            fn provided_keys_limit_gives_max_provided_keys() -> TestResult {
+                let mut store = open(PeerId::random(), small_config())?;
+                for name in ["a", "b"] {
+                    store.add_provider(ProviderRecord::new(
+                        key(name),
+                        PeerId::random(),
+                        Vec::new(),
+                    ))?;
+                }
+                let refused =
+                    store.add_provider(ProviderRecord::new(key("c"), PeerId::random(), Vec::new()));
+                assert!(matches!(refused, Err(StoreError::MaxProvidedKeys)));
+                // Another provider of a known key is still accepted.
+                store.add_provider(ProviderRecord::new(key("a"), PeerId::random(), Vec::new()))?;
+                assert_eq!(store.providers(&key("a")).len(), 2);
+                Ok(())
+            }
+
+            #[test]
+            fn sweep_removes_expired_local_provider_records() -> TestResult {
+                let local = PeerId::random();
+                let mut store = open(local, KadStoreConfig::default())?;
+                let Some(past) = past() else { return Ok(()) };
+                let mut mine = ProviderRecord::new(key("k"), local, Vec::new());
+                mine.expires = Some(past);
+                store.add_provider(mine)?;
+                assert_eq!(store.provided().count(), 0);
+                assert_eq!(store.sweep_expired()?.providers, 1);
+                assert!(store.providers(&key("k")).is_empty());
+                Ok(())
+            }
+
+            #[test]
+            fn corrupt_bytes_are_an_error_not_a_panic() -> TestResult {
+                let mut store = open(PeerId::random(), KadStoreConfig::default())?;
+                store.put(record("good", b"v"))?;
+                {
+                    let txn = store.backend().begin_write()?;
+                    txn.put(RECORDS_TABLE, b"bad", &[9, 9, 9])?;
+                    txn.commit()?;
+                }
+                assert!(store.get(&key("bad")).is_none());
+                assert_eq!(store.backend_errors(), 1);
+                assert!(matches!(
+                    store.try_get(&key("bad")),
+                    Err(KadStoreError::Storage(NetabaseError::Decode { .. }))
+                ));
+                // The good record is still listed; the bad one is skipped and counted.
+                assert_eq!(store.records().count(), 1);
+                assert!(
+                    store
+                        .take_last_error()
+                        .is_some_and(|e| e.contains(RECORDS_TABLE))
+                );
+                Ok(())
+            }
+        }
+    };
+}
+
+record_store_rules!(memory, Ok::<_, NetabaseError>(MemoryBackend::new()));
+record_store_rules!(redb, netabase_store::backend::redb::RedbBackend::temp());
+
+#[test]
+fn records_providers_and_expiry_survive_a_reopen() -> TestResult {
+    use netabase_store::backend::redb::RedbBackend;
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("kad.redb");
+    let local = PeerId::random();
+    let publisher = PeerId::random();
+    let expires = Instant::now() + Duration::from_secs(600);
+    let mut r = record("a", b"persisted");
+    r.publisher = Some(publisher);
+    r.expires = Some(expires);
+    {
+        let mut store = KadStore::new(
+            RedbBackend::create(&path)?,
+            local,
+            KadStoreConfig::default(),
+        );
+        store.put(r.clone())?;
+        store.add_provider(ProviderRecord::new(key("p"), local, Vec::new()))?;
+    }
+    let store = KadStore::new(
+        RedbBackend::create(&path)?,
+        local,
+        KadStoreConfig::default(),
+    );
+    let back = store.get(&r.key).ok_or("record lost")?.into_owned();
+    assert_eq!((back.value, back.publisher), (r.value, r.publisher));
+    let drift = back.expires.map(|b| {
+        if b > expires {
+            b - expires
+        } else {
+            expires - b
+        }
+    });
+    assert!(drift.is_some_and(|d| d < Duration::from_millis(100)));
+    assert_eq!(store.provided().count(), 1);
+    // Another identity on the same database provides nothing.
+    let stranger = KadStore::new(
+        RedbBackend::create(dir.path().join("other.redb"))?,
+        PeerId::random(),
+        KadStoreConfig::default(),
+    );
+    assert_eq!(stranger.provided().count(), 0);
+    Ok(())
+}
+
+/// A backend whose transactions never start.
+#[derive(Debug)]
+struct FailingBackend;
+
+impl Backend for FailingBackend {
+    type Read = <MemoryBackend as Backend>::Read;
+    type Write<'a> = <MemoryBackend as Backend>::Write<'a>;
+
+    fn name(&self) -> &'static str {
+        "failing"
+    }
+    fn capabilities(&self) -> Capabilities {
+        MemoryBackend::new().capabilities()
+    }
+    fn begin_read(&self) -> netabase_store::Result<Self::Read> {
+        Err(NetabaseError::backend(
+            "failing",
+            "begin a read transaction",
+            "injected failure",
+        ))
+    }
+    fn begin_write(&self) -> netabase_store::Result<Self::Write<'_>> {
+        Err(NetabaseError::backend(
+            "failing",
+            "begin a write transaction",
+            "injected failure",
+        ))
+    }
+}
+
+#[test]
+fn backend_failures_never_panic() {
+    let local = PeerId::random();
+    let mut store = KadStore::new(FailingBackend, local, KadStoreConfig::default());
+    assert!(store.get(&key("a")).is_none());
+    assert!(matches!(
+        store.put(record("a", b"v")),
+        Err(StoreError::MaxRecords)
+    ));
+    store.remove(&key("a"));
+    assert_eq!(store.records().count(), 0);
+    let p = ProviderRecord::new(key("a"), local, Vec::new());
+    assert!(matches!(
+        store.add_provider(p),
+        Err(StoreError::MaxProvidedKeys)
+    ));
+    assert!(store.providers(&key("a")).is_empty());
+    assert_eq!(store.provided().count(), 0);
+    store.remove_provider(&key("a"), &local);
+    assert_eq!(store.backend_errors(), 8);
+    assert!(
+        store
+            .take_last_error()
+            .is_some_and(|e| e.contains("injected failure"))
+    );
+    assert!(matches!(
+        store.try_get(&key("a")),
+        Err(KadStoreError::Storage(_))
+    ));
+}
