@@ -19,6 +19,7 @@ use netabase_store::backend::redb::RedbBackend;
 use netabase_store::kad::{KadStore, KadStoreConfig};
 use netabase_store::prelude::*;
 
+/// The benchmark schema.
 #[netabase_definition_module(BenchDefinition, BenchKeys)]
 pub mod bench {
     use netabase_store::prelude::*;

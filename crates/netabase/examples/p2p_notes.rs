@@ -15,6 +15,7 @@ use netabase::libp2p::multiaddr::Protocol;
 use netabase::{Netabase, NetabaseConfig, NetabaseEvent};
 use netabase_store::prelude::*;
 
+/// The schema of the example: notes.
 #[netabase_definition_module(NotesDefinition, NotesKeys)]
 pub mod notes {
     use netabase_store::prelude::*;

@@ -65,8 +65,8 @@ pub enum NodeRead {
 
 /// A write transaction of a [`NodeBackend`].
 pub enum NodeWrite<'a> {
-    /// On redb.
-    Redb(RedbWrite),
+    /// On redb (boxed: redb's write transaction is large).
+    Redb(Box<RedbWrite>),
     /// In memory.
     Memory(MemoryWrite<'a>),
 }
@@ -107,7 +107,7 @@ impl Backend for NodeBackend {
 
     fn begin_write(&self) -> Result<NodeWrite<'_>> {
         Ok(match &*self.inner {
-            Inner::Redb(b) => NodeWrite::Redb(b.begin_write()?),
+            Inner::Redb(b) => NodeWrite::Redb(Box::new(b.begin_write()?)),
             Inner::Memory(b) => NodeWrite::Memory(b.begin_write()?),
         })
     }
@@ -157,6 +157,9 @@ impl WriteTxn for NodeWrite<'_> {
         each!(self, t => t.apply(ops))
     }
     fn commit(self) -> Result<()> {
-        each!(self, t => t.commit())
+        match self {
+            Self::Redb(t) => t.commit(),
+            Self::Memory(t) => t.commit(),
+        }
     }
 }

@@ -128,7 +128,10 @@ pub struct NetabaseConfig {
     pub record_ttl: Option<Duration>,
     /// How long other peers keep a provider record of this node.
     pub provider_record_ttl: Option<Duration>,
-    /// How often stored records are re-replicated to the closest peers (`None`: never).
+    /// How often stored records are re-replicated to the closest peers (`None`: only
+    /// with each publication run). Off by default: netabase peers accept a record only
+    /// from its publisher, so replicating another peer's record is refused anyway;
+    /// records spread through their publisher's puts and republications.
     pub replication_interval: Option<Duration>,
     /// How often this node republishes the records it published (`None`: never).
     pub publication_interval: Option<Duration>,
@@ -166,7 +169,7 @@ impl Default for NetabaseConfig {
             quorum: Quorum::One,
             record_ttl: Some(Duration::from_secs(36 * 60 * 60)),
             provider_record_ttl: Some(Duration::from_secs(48 * 60 * 60)),
-            replication_interval: Some(Duration::from_secs(60 * 60)),
+            replication_interval: None,
             publication_interval: Some(Duration::from_secs(22 * 60 * 60)),
             provider_publication_interval: Some(Duration::from_secs(12 * 60 * 60)),
             query_timeout: Duration::from_secs(60),

@@ -476,13 +476,11 @@ impl<D: NetabaseDefinitionTrait> EventLoop<D> {
                 endpoint,
                 num_established,
                 ..
-            } => {
-                if num_established.get() == 1 {
-                    self.emit(NetabaseEvent::PeerConnected {
-                        peer: peer_id,
-                        address: endpoint.get_remote_address().clone(),
-                    });
-                }
+            } if num_established.get() == 1 => {
+                self.emit(NetabaseEvent::PeerConnected {
+                    peer: peer_id,
+                    address: endpoint.get_remote_address().clone(),
+                });
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,
@@ -500,9 +498,7 @@ impl<D: NetabaseDefinitionTrait> EventLoop<D> {
                 ..
             } => self.connection_refused(peer_id, false, cause.to_string()),
             SwarmEvent::Behaviour(BehaviourEvent::Kad(event)) => self.on_kad_event(event),
-            SwarmEvent::Behaviour(BehaviourEvent::Identify(event)) => {
-                self.on_identify_event(event)
-            }
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(event)) => self.on_identify_event(event),
             SwarmEvent::Behaviour(BehaviourEvent::Mdns(event)) => self.on_mdns_event(event),
             _ => {}
         }

@@ -14,6 +14,7 @@ pub type TestResult<T = ()> = Result<T, Box<dyn std::error::Error + Send + Sync>
 /// How long any one wait may take before the test fails.
 pub const WAIT: Duration = Duration::from_secs(30);
 
+/// The test schema.
 #[netabase_definition_module(BlogDefinition, BlogKeys)]
 pub mod blog {
     use netabase_store::prelude::*;
