@@ -1,0 +1,83 @@
+//! Loads 10⁴ … 10⁷ records into a netabase redb file in batches and measures insert
+//! throughput, get and query latency, peak memory and file size at each decade.
+//!
+//! ```text
+//! cargo run --release -p netabase_bench --bin scale -- --max 10000000 \
+//!     [--batch 10000] [--cache-mb 256] [--dir DIR] [--chart scaling.png]
+//! ```
+
+use std::path::PathBuf;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use netabase_bench::report::register_font;
+use netabase_bench::scale::{ScaleOptions, chart, peak_rss, run, table};
+
+type Error = Box<dyn std::error::Error + Send + Sync>;
+
+fn value<T: std::str::FromStr>(flag: &str, arg: Option<String>) -> Result<T, Error> {
+    arg.and_then(|a| a.replace('_', "").parse().ok())
+        .ok_or_else(|| format!("{flag} needs a number").into())
+}
+
+fn main() -> Result<(), Error> {
+    let mut options = ScaleOptions {
+        max: 10_000_000,
+        batch: 10_000,
+        cache_mb: 256,
+        gets: 10_000,
+        queries: 1_000,
+    };
+    let mut dir: Option<PathBuf> = None;
+    let mut chart_path: Option<PathBuf> = None;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--max" => options.max = value("--max", args.next())?,
+            "--batch" => options.batch = value("--batch", args.next())?,
+            "--cache-mb" => options.cache_mb = value("--cache-mb", args.next())?,
+            "--gets" => options.gets = value("--gets", args.next())?,
+            "--dir" => dir = args.next().map(PathBuf::from),
+            "--chart" => chart_path = args.next().map(PathBuf::from),
+            other => return Err(format!("unknown argument {other}").into()),
+        }
+    }
+    if options.max < 10_000 || options.batch == 0 {
+        return Err("--max must be at least 10000 and --batch positive".into());
+    }
+    let temp = match &dir {
+        Some(_) => None,
+        None => Some(tempfile::tempdir()?),
+    };
+    let dir = dir
+        .or_else(|| temp.as_ref().map(|t| t.path().to_path_buf()))
+        .ok_or("no directory")?;
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join("scale.redb");
+    if path.exists() {
+        std::fs::remove_file(&path)?;
+    }
+
+    let bar = ProgressBar::new(options.max);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{elapsed_precise} [{bar:40}] {human_pos}/{human_len} records ({per_sec}, eta {eta})",
+        )?
+        .progress_chars("=> "),
+    );
+    let baseline_rss = peak_rss();
+    let points = run(&path, &options, |stored| bar.set_position(stored))?;
+    bar.finish();
+
+    println!(
+        "redb cache {} MiB, batches of {} records, fsync off; peak RSS before loading {} MiB\n",
+        options.cache_mb,
+        options.batch,
+        baseline_rss / (1024 * 1024)
+    );
+    println!("{}", table(&points));
+    if let Some(out) = chart_path {
+        register_font()?;
+        chart(&points, &out)?;
+    }
+    Ok(())
+}
