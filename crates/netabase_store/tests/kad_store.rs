@@ -282,6 +282,8 @@ macro_rules! record_store_rules {
 
 record_store_rules!(memory, Ok::<_, NetabaseError>(MemoryBackend::new()));
 record_store_rules!(redb, netabase_store::backend::redb::RedbBackend::temp());
+#[cfg(feature = "sled")]
+record_store_rules!(sled, netabase_store::backend::sled::SledBackend::temp());
 
 #[test]
 fn records_providers_and_expiry_survive_a_reopen() -> TestResult {
