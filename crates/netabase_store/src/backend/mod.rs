@@ -191,6 +191,15 @@ pub trait ReadTxn {
     /// [`crate::NetabaseError::Backend`] on engine failure.
     fn get(&self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>>;
 
+    /// The values at each of `keys`, in the same order. Backends override this to open
+    /// the table once for the whole run of lookups.
+    ///
+    /// # Errors
+    /// [`crate::NetabaseError::Backend`] on engine failure.
+    fn get_many(&self, table: &str, keys: &[&[u8]]) -> Result<Vec<Option<Vec<u8>>>> {
+        keys.iter().map(|key| self.get(table, key)).collect()
+    }
+
     /// The entries of `table` inside `range`, in key order or reversed.
     ///
     /// # Errors
@@ -237,6 +246,9 @@ pub trait ReadTxn {
 impl<T: ReadTxn + ?Sized> ReadTxn for &T {
     fn get(&self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
         (**self).get(table, key)
+    }
+    fn get_many(&self, table: &str, keys: &[&[u8]]) -> Result<Vec<Option<Vec<u8>>>> {
+        (**self).get_many(table, keys)
     }
     fn range(&self, table: &str, range: RawRange, direction: Direction) -> Result<RawIter<'_>> {
         (**self).range(table, range, direction)

@@ -331,6 +331,17 @@ fn sorted_names(
     Ok(names)
 }
 
+/// The values at `keys` in an opened table.
+fn get_all(t: &impl ReadableTable<Bytes, Bytes>, keys: &[&[u8]]) -> Result<Vec<Option<Vec<u8>>>> {
+    keys.iter()
+        .map(|key| {
+            Ok(t.get(*key)
+                .map_err(|e| err("read a key")(e.into()))?
+                .map(|v| v.value().to_vec()))
+        })
+        .collect()
+}
+
 /// A read transaction of [`RedbBackend`].
 pub struct RedbRead {
     txn: redb::ReadTransaction,
@@ -373,6 +384,10 @@ impl ReadTxn for RedbRead {
                 .map_err(|e| err("read a key")(e.into()))?
                 .map(|v| v.value().to_vec()))
         })
+    }
+
+    fn get_many(&self, table: &str, keys: &[&[u8]]) -> Result<Vec<Option<Vec<u8>>>> {
+        self.with_table(table, vec![None; keys.len()], |t| get_all(t, keys))
     }
 
     fn range(&self, table: &str, range: RawRange, direction: Direction) -> Result<RawIter<'_>> {
@@ -480,6 +495,16 @@ impl ReadTxn for RedbWrite {
         Ok(t.get(key)
             .map_err(|e| err("read a key")(e.into()))?
             .map(|v| v.value().to_vec()))
+    }
+
+    fn get_many(&self, table: &str, keys: &[&[u8]]) -> Result<Vec<Option<Vec<u8>>>> {
+        // Opening a table in a write transaction costs about as much as a lookup: open
+        // it once for the whole run.
+        let t = self
+            .txn
+            .open_table(definition(table))
+            .map_err(|e| err("open a table")(e.into()))?;
+        get_all(&t, keys)
     }
 
     fn range(&self, table: &str, range: RawRange, direction: Direction) -> Result<RawIter<'_>> {

@@ -1,10 +1,11 @@
 //! Runs typed operations on a backend transaction: the synchronous executor of the
 //! plans in `plan.rs`, and the decoding of what comes back.
 
+use std::collections::{HashMap, HashSet};
 use std::marker::PhantomData;
 use std::ops::{Bound, RangeBounds};
 
-use crate::backend::{Direction, RawIter, RawRange, ReadTxn, WriteTxn};
+use crate::backend::{Direction, RawIter, RawRange, ReadTxn, WriteOp, WriteTxn};
 use crate::codec::key::{KeyCodec, KeyDecodeError, prefix_successor};
 use crate::codec::value::decode_value;
 use crate::error::{NetabaseError, Result};
@@ -119,6 +120,180 @@ where
     let plan = plan_remove::<D, M>(&pk, &old);
     txn.apply(&plan.ops)?;
     Ok(Some(old))
+}
+
+/// Records per chunk of [`put_many`] and [`remove_many`]: each chunk reads the old
+/// records in one call and applies its writes table by table, so an engine that pays to
+/// open a table (redb inside a write transaction) pays once per chunk, not per record.
+const CHUNK: usize = 1024;
+
+/// Stores every model in order, with the same result as calling [`put`] for each.
+pub(crate) fn put_many<D, M, T>(txn: &T, models: impl IntoIterator<Item = M>) -> Result<()>
+where
+    D: NetabaseDefinitionTrait,
+    M: NetabaseModelTrait<D>,
+    T: WriteTxn + ?Sized,
+{
+    let mut models = models.into_iter();
+    // A unique key is checked against everything written before it, the earlier models
+    // of the same call included: those models take the one-by-one path.
+    if M::INFO.secondary_keys.iter().any(|k| k.unique) {
+        return models.try_for_each(|model| put::<D, M, T>(txn, &model));
+    }
+    let mut chunk: Vec<M> = Vec::with_capacity(CHUNK);
+    loop {
+        chunk.clear();
+        chunk.extend(models.by_ref().take(CHUNK));
+        if chunk.is_empty() {
+            return Ok(());
+        }
+        put_chunk::<D, M, T>(txn, &chunk)?;
+    }
+}
+
+/// One chunk of [`put_many`] (models without unique keys). On an error, the writes of
+/// the models before the failing one are applied, as [`put`] one by one would have.
+fn put_chunk<D, M, T>(txn: &T, chunk: &[M]) -> Result<()>
+where
+    D: NetabaseDefinitionTrait,
+    M: NetabaseModelTrait<D>,
+    T: WriteTxn + ?Sized,
+{
+    let pks: Vec<Vec<u8>> = chunk
+        .iter()
+        .map(|m| m.primary_key().to_key_bytes())
+        .collect();
+    let indexed = !M::INFO.secondary_keys.is_empty();
+    let stored = if indexed {
+        let keys: Vec<&[u8]> = pks.iter().map(Vec::as_slice).collect();
+        txn.get_many(M::INFO.table, &keys)?
+    } else {
+        Vec::new()
+    };
+    let mut ops = TableOps::new::<D, M>();
+    // The latest model of this chunk at each primary key: the "old" record of a later
+    // put of the same key.
+    let mut latest: HashMap<&[u8], usize> = HashMap::new();
+    for (i, (model, pk)) in chunk.iter().zip(&pks).enumerate() {
+        let planned = (|| {
+            let decoded;
+            let old = match latest.insert(pk.as_slice(), i) {
+                Some(j) => Some(&chunk[j]),
+                None if indexed => match &stored[i] {
+                    Some(bytes) => {
+                        decoded = decode::<D, M>(pk, bytes)?;
+                        Some(&decoded)
+                    }
+                    None => None,
+                },
+                None => None,
+            };
+            plan_put::<D, M>(pk, old, model)
+        })();
+        match planned {
+            Ok(plan) => ops.extend(plan.ops),
+            Err(e) => {
+                ops.apply(txn)?;
+                return Err(e);
+            }
+        }
+    }
+    ops.apply(txn)
+}
+
+/// Removes the records with the given keys in order, with the same result as calling
+/// [`remove`] for each.
+pub(crate) fn remove_many<D, M, T>(
+    txn: &T,
+    keys: impl IntoIterator<Item = M::PrimaryKey>,
+) -> Result<Vec<Option<M>>>
+where
+    D: NetabaseDefinitionTrait,
+    M: NetabaseModelTrait<D>,
+    T: WriteTxn + ?Sized,
+{
+    let mut keys = keys.into_iter();
+    let mut out = Vec::new();
+    let mut chunk: Vec<Vec<u8>> = Vec::with_capacity(CHUNK);
+    loop {
+        chunk.clear();
+        chunk.extend(keys.by_ref().take(CHUNK).map(|k| k.to_key_bytes()));
+        if chunk.is_empty() {
+            return Ok(out);
+        }
+        let refs: Vec<&[u8]> = chunk.iter().map(Vec::as_slice).collect();
+        let stored = txn.get_many(M::INFO.table, &refs)?;
+        let mut ops = TableOps::new::<D, M>();
+        let mut removed: HashSet<&[u8]> = HashSet::new();
+        for (pk, bytes) in refs.iter().zip(stored) {
+            // A key removed earlier in the chunk is gone, whatever the table said.
+            let bytes = if removed.insert(pk) { bytes } else { None };
+            let Some(bytes) = bytes else {
+                out.push(None);
+                continue;
+            };
+            match decode::<D, M>(pk, &bytes) {
+                Ok(old) => {
+                    ops.extend(plan_remove::<D, M>(pk, &old).ops);
+                    out.push(Some(old));
+                }
+                Err(e) => {
+                    ops.apply(txn)?;
+                    return Err(e);
+                }
+            }
+        }
+        ops.apply(txn)?;
+    }
+}
+
+/// Writes of many plans, kept per table in the order they were planned, so that a
+/// batch opens each table once. Reordering across tables is safe: a plan's writes to
+/// different tables are independent, and the order within each table is kept.
+struct TableOps {
+    /// The model's tables: primary first, then each index.
+    tables: Vec<&'static str>,
+    ops: Vec<Vec<WriteOp<'static>>>,
+}
+
+impl TableOps {
+    fn new<D, M>() -> Self
+    where
+        D: NetabaseDefinitionTrait,
+        M: NetabaseModelTrait<D>,
+    {
+        let tables: Vec<&'static str> = std::iter::once(M::INFO.table)
+            .chain(M::INFO.secondary_keys.iter().map(|k| k.table))
+            .collect();
+        let ops = tables.iter().map(|_| Vec::new()).collect();
+        TableOps { tables, ops }
+    }
+
+    fn extend(&mut self, ops: Vec<WriteOp<'static>>) {
+        for op in ops {
+            let table: &'static str = match &op {
+                WriteOp::Put { table, .. } | WriteOp::Delete { table, .. } => table,
+            };
+            // Every op of a plan goes to one of the model's tables; any other table gets
+            // a run of its own, in order.
+            match self.tables.iter().position(|t| *t == table) {
+                Some(i) => self.ops[i].push(op),
+                None => {
+                    self.tables.push(table);
+                    self.ops.push(vec![op]);
+                }
+            }
+        }
+    }
+
+    fn apply<T: WriteTxn + ?Sized>(self, txn: &T) -> Result<()> {
+        for ops in &self.ops {
+            if !ops.is_empty() {
+                txn.apply(ops)?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Removes every record of the model and empties its indexes.

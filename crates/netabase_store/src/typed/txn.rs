@@ -249,10 +249,7 @@ where
     /// As [`TreeView::put`]; the models before the failing one stay written in this
     /// transaction (drop it to roll back).
     pub fn put_many(&self, models: impl IntoIterator<Item = M>) -> Result<()> {
-        for model in models {
-            exec::put::<D, M, T>(self.txn, &model)?;
-        }
-        Ok(())
+        exec::put_many::<D, M, T>(self.txn, models)
     }
 
     /// Removes the record with primary key `key` and returns it.
@@ -272,9 +269,7 @@ where
         &self,
         keys: impl IntoIterator<Item = M::PrimaryKey>,
     ) -> Result<Vec<Option<M>>> {
-        keys.into_iter()
-            .map(|key| exec::remove::<D, M, T>(self.txn, &key))
-            .collect()
+        exec::remove_many::<D, M, T>(self.txn, keys)
     }
 
     /// Removes every record of the model and empties its indexes.
