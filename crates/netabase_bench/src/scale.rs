@@ -84,6 +84,9 @@ pub struct ScaleOptions {
     pub gets: usize,
     /// Queries timed at each checkpoint.
     pub queries: usize,
+    /// Durable commits (redb `Durability::Immediate`). Without them redb cannot reuse
+    /// the pages freed by earlier commits, so the file keeps growing.
+    pub fsync: bool,
 }
 
 /// The checkpoint sizes up to `max`: 10⁴, 10⁵, … and `max` itself.
@@ -111,7 +114,7 @@ pub fn run(
     let config = FileConfig::builder()
         .path(path)
         .cache_size_mb(options.cache_mb)
-        .use_fsync(false)
+        .use_fsync(options.fsync)
         .build();
     let store = NetabaseStore::<BenchDefinition, RedbBackend>::new(config)?;
     let tree = store.open_tree::<Item>();

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo run --release -p netabase_bench --bin scale -- --max 10000000 \
-//!     [--batch 10000] [--cache-mb 256] [--dir DIR] [--chart scaling.png]
+//!     [--batch 10000] [--cache-mb 256] [--no-fsync] [--dir DIR] [--chart scaling.png]
 //! ```
 
 use std::path::PathBuf;
@@ -26,6 +26,7 @@ fn main() -> Result<(), Error> {
         cache_mb: 256,
         gets: 10_000,
         queries: 1_000,
+        fsync: true,
     };
     let mut dir: Option<PathBuf> = None;
     let mut chart_path: Option<PathBuf> = None;
@@ -36,6 +37,7 @@ fn main() -> Result<(), Error> {
             "--batch" => options.batch = value("--batch", args.next())?,
             "--cache-mb" => options.cache_mb = value("--cache-mb", args.next())?,
             "--gets" => options.gets = value("--gets", args.next())?,
+            "--no-fsync" => options.fsync = false,
             "--dir" => dir = args.next().map(PathBuf::from),
             "--chart" => chart_path = args.next().map(PathBuf::from),
             other => return Err(format!("unknown argument {other}").into()),
@@ -69,9 +71,10 @@ fn main() -> Result<(), Error> {
     bar.finish();
 
     println!(
-        "redb cache {} MiB, batches of {} records, fsync off; peak RSS before loading {} MiB\n",
+        "redb cache {} MiB, batches of {} records, fsync {}; peak RSS before loading {} MiB\n",
         options.cache_mb,
         options.batch,
+        if options.fsync { "on" } else { "off" },
         baseline_rss / (1024 * 1024)
     );
     println!("{}", table(&points));
