@@ -6,10 +6,10 @@ pub mod backend;
 pub mod codec;
 pub mod config;
 mod error;
-pub mod schema;
-pub mod typed;
 #[cfg(feature = "libp2p")]
 pub mod kad;
+pub mod schema;
+pub mod typed;
 
 pub use config::{BackendStore, FileConfig};
 pub use typed::batch::Batch;
