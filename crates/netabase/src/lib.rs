@@ -38,3 +38,9 @@ pub use swarm::NODE_TABLE;
 /// same types (`PeerId`, `Multiaddr`, `kad::Mode`).
 pub use libp2p;
 pub use netabase_store;
+
+/// The README's examples (the store's and the node's), compiled and run as doctests
+/// here, where both crates are available.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+mod readme {}

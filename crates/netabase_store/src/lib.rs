@@ -43,8 +43,3 @@ pub mod __private {
 }
 
 pub use serde;
-
-/// The README's examples, compiled and run as doctests.
-#[cfg(doctest)]
-#[doc = include_str!("../../../README.md")]
-mod readme {}
