@@ -87,14 +87,22 @@ fn behaviour(
     })
 }
 
+/// Where the system keeps its resolver configuration, read by [`SwarmBuilder::with_dns`].
+const SYSTEM_RESOLV_CONF: &str = "/etc/resolv.conf";
+
 /// The swarm of a node: TCP (noise, yamux) and QUIC, with DNS resolution.
+///
+/// DNS uses the system's resolver configuration when it can be read. Without one (many
+/// minimal containers have no `/etc/resolv.conf`) the node still starts, with hickory's
+/// default resolvers, instead of failing: DNS names in addresses are rare for a DHT, and
+/// a node that cannot start is worse than one that resolves through public servers.
 pub(crate) fn build_swarm(
     keypair: Keypair,
     config: &NetabaseConfig,
     store: KadStore<NodeBackend>,
 ) -> Result<Swarm<Behaviour>> {
     let idle = config.idle_connection_timeout;
-    let swarm = SwarmBuilder::with_existing_identity(keypair)
+    let transports = SwarmBuilder::with_existing_identity(keypair)
         .with_tokio()
         .with_tcp(
             tcp::Config::default(),
@@ -105,18 +113,30 @@ pub(crate) fn build_swarm(
             what: "tcp",
             reason: e.to_string(),
         })?
-        .with_quic()
-        .with_dns()
-        .map_err(|e| Error::Transport {
+        .with_quic();
+    // The two DNS set-ups give builders of different types; each finishes the same way.
+    macro_rules! finish {
+        ($builder:expr) => {
+            $builder
+                .with_behaviour(|key| behaviour(key, config, store))
+                .map_err(|e| Error::Transport {
+                    what: "behaviour",
+                    reason: e.to_string(),
+                })?
+                .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
+                .build()
+        };
+    }
+    let swarm = if std::fs::metadata(SYSTEM_RESOLV_CONF).is_ok() {
+        finish!(transports.with_dns().map_err(|e| Error::Transport {
             what: "dns",
             reason: e.to_string(),
-        })?
-        .with_behaviour(|key| behaviour(key, config, store))
-        .map_err(|e| Error::Transport {
-            what: "behaviour",
-            reason: e.to_string(),
-        })?
-        .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
-        .build();
+        })?)
+    } else {
+        finish!(transports.with_dns_config(
+            libp2p::dns::ResolverConfig::default(),
+            libp2p::dns::ResolverOpts::default(),
+        ))
+    };
     Ok(swarm)
 }
