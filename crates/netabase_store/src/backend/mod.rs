@@ -20,6 +20,19 @@ pub mod redb;
 pub mod sled;
 pub use chunked::ChunkedRange;
 
+/// A new temporary directory for a throw-away database, removed when dropped.
+#[cfg(any(feature = "redb", feature = "sled"))]
+pub(crate) fn temp_dir(prefix: &str) -> Result<tempfile::TempDir> {
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir()
+        .map_err(|source| crate::NetabaseError::Io {
+            operation: "create a temporary directory in",
+            path: std::env::temp_dir(),
+            source,
+        })
+}
+
 /// One key/value pair read from a table.
 pub type Entry = (Vec<u8>, Vec<u8>);
 

@@ -150,14 +150,7 @@ impl RedbBackend {
     /// # Errors
     /// [`NetabaseError::Io`] if the directory cannot be created.
     pub fn temp() -> Result<Self> {
-        let dir = tempfile::Builder::new()
-            .prefix("netabase-")
-            .tempdir()
-            .map_err(|source| NetabaseError::Io {
-                operation: "create a temporary directory in",
-                path: std::env::temp_dir(),
-                source,
-            })?;
+        let dir = super::temp_dir("netabase-")?;
         let mut backend = Self::create(dir.path().join("db.redb"))?;
         backend._temp = Some(dir);
         Ok(backend)

@@ -185,14 +185,7 @@ impl SledBackend {
     /// [`NetabaseError::Io`] if the directory cannot be created;
     /// [`NetabaseError::Backend`] if sled cannot open it.
     pub fn temp() -> Result<Self> {
-        let dir = tempfile::Builder::new()
-            .prefix("netabase-sled-")
-            .tempdir()
-            .map_err(|source| NetabaseError::Io {
-                operation: "create a temporary directory in",
-                path: std::env::temp_dir(),
-                source,
-            })?;
+        let dir = super::temp_dir("netabase-sled-")?;
         let mut backend = Self::with_config(&FileConfig::new(dir.path().join("db")), false)?;
         backend._temp = Some(dir);
         Ok(backend)
