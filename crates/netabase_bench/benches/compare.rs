@@ -16,11 +16,13 @@ use criterion::{
 use netabase_bench::contenders::native::NativeDb;
 use netabase_bench::contenders::netabase::Netabase;
 use netabase_bench::contenders::raw_redb::RawRedb;
+use netabase_bench::contenders::raw_sled::RawSled;
 use netabase_bench::contenders::{BenchResult, Contender};
 use netabase_bench::data::{self, Record};
 use netabase_bench::report::{SIZES, Workload};
 use netabase_store::backend::memory::MemoryBackend;
 use netabase_store::backend::redb::RedbBackend;
+use netabase_store::backend::sled::SledBackend;
 
 /// The inputs of one size, shared by every contender.
 struct Fixture {
@@ -160,6 +162,8 @@ fn compare(c: &mut Criterion) {
             run::<RawRedb>(&mut group, workload, f);
             run::<NativeDb>(&mut group, workload, f);
             run::<Netabase<MemoryBackend>>(&mut group, workload, f);
+            run::<Netabase<SledBackend>>(&mut group, workload, f);
+            run::<RawSled>(&mut group, workload, f);
         }
         group.finish();
     }

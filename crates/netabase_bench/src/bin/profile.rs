@@ -14,11 +14,13 @@ use std::time::Instant;
 use netabase_bench::contenders::native::NativeDb;
 use netabase_bench::contenders::netabase::Netabase;
 use netabase_bench::contenders::raw_redb::RawRedb;
+use netabase_bench::contenders::raw_sled::RawSled;
 use netabase_bench::contenders::{BenchResult, Contender};
 use netabase_bench::data;
 use netabase_bench::report::Workload;
 use netabase_store::backend::memory::MemoryBackend;
 use netabase_store::backend::redb::RedbBackend;
+use netabase_store::backend::sled::SledBackend;
 
 fn run<C: Contender>(workload: Workload, n: usize, reps: usize) -> BenchResult<()> {
     let groups = data::groups(n);
@@ -82,7 +84,9 @@ fn main() -> BenchResult<()> {
     match contender.as_str() {
         "netabase_redb" => run::<Netabase<RedbBackend>>(workload, n, reps),
         "netabase_memory" => run::<Netabase<MemoryBackend>>(workload, n, reps),
+        "netabase_sled" => run::<Netabase<SledBackend>>(workload, n, reps),
         "raw_redb" => run::<RawRedb>(workload, n, reps),
+        "raw_sled" => run::<RawSled>(workload, n, reps),
         "native_db" => run::<NativeDb>(workload, n, reps),
         other => Err(format!("unknown contender {other}").into()),
     }

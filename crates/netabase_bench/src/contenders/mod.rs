@@ -6,6 +6,7 @@ use crate::data::Record;
 pub mod native;
 pub mod netabase;
 pub mod raw_redb;
+pub mod raw_sled;
 
 /// The error type of the benchmark code: whatever the engine reports.
 pub type BenchError = Box<dyn std::error::Error + Send + Sync>;

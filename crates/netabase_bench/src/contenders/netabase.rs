@@ -4,6 +4,9 @@ use netabase_store::NetabaseStore;
 use netabase_store::backend::Backend;
 use netabase_store::backend::memory::MemoryBackend;
 use netabase_store::backend::redb::RedbBackend;
+use netabase_store::backend::sled::SledBackend;
+use netabase_store::config::FileConfig;
+use tempfile::TempDir;
 
 use super::{BenchResult, Contender};
 use crate::data::Record;
@@ -15,23 +18,26 @@ use crate::data::schema::{
 /// A netabase store of the benchmark schema.
 pub struct Netabase<B> {
     store: NetabaseStore<BenchDefinition, B>,
+    /// The directory of an on-disk backend, removed after the store is dropped (fields
+    /// drop in order).
+    _dir: Option<TempDir>,
 }
 
 /// Opens an empty netabase store on a backend.
 pub trait OpenBackend: Backend + Sized {
     /// The contender's name.
     const NAME: &'static str;
-    /// A new, empty backend.
+    /// A new, empty backend, with the temporary directory it lives in if it needs one.
     ///
     /// # Errors
     /// Whatever the engine reports.
-    fn open_backend() -> BenchResult<Self>;
+    fn open_backend() -> BenchResult<(Self, Option<TempDir>)>;
 }
 
 impl OpenBackend for MemoryBackend {
     const NAME: &'static str = "netabase_memory";
-    fn open_backend() -> BenchResult<Self> {
-        Ok(MemoryBackend::new())
+    fn open_backend() -> BenchResult<(Self, Option<TempDir>)> {
+        Ok((MemoryBackend::new(), None))
     }
 }
 
@@ -39,17 +45,34 @@ impl OpenBackend for RedbBackend {
     const NAME: &'static str = "netabase_redb";
     /// redb on its in-memory storage backend, like the raw redb and native_db
     /// contenders, so that no contender pays for the disk.
-    fn open_backend() -> BenchResult<Self> {
+    fn open_backend() -> BenchResult<(Self, Option<TempDir>)> {
         let db =
             redb::Database::builder().create_with_backend(redb::backends::InMemoryBackend::new())?;
-        Ok(RedbBackend::from_database(db, None))
+        Ok((RedbBackend::from_database(db, None), None))
+    }
+}
+
+impl OpenBackend for SledBackend {
+    const NAME: &'static str = "netabase_sled";
+    /// sled in a temporary directory with netabase's default cache (256 MiB) and no
+    /// flush on commit, like the raw sled contender: sled has no in-memory mode, and
+    /// neither contender waits for the disk.
+    fn open_backend() -> BenchResult<(Self, Option<TempDir>)> {
+        let dir = tempfile::Builder::new()
+            .prefix("netabase-sled-")
+            .tempdir()?;
+        let config = FileConfig::builder()
+            .path(dir.path().join("db"))
+            .use_fsync(false)
+            .build();
+        Ok((SledBackend::with_config(&config, false)?, Some(dir)))
     }
 }
 
 impl<B: Backend> Netabase<B> {
     /// A contender over an opened store.
     pub fn from_store(store: NetabaseStore<BenchDefinition, B>) -> Self {
-        Netabase { store }
+        Netabase { store, _dir: None }
     }
 
     /// The store.
@@ -64,8 +87,10 @@ impl<B: OpenBackend> Contender for Netabase<B> {
     const NAME: &'static str = B::NAME;
 
     fn open() -> BenchResult<Self> {
+        let (backend, dir) = B::open_backend()?;
         Ok(Netabase {
-            store: NetabaseStore::from_backend(B::open_backend()?)?,
+            store: NetabaseStore::from_backend(backend)?,
+            _dir: dir,
         })
     }
 

@@ -27,10 +27,10 @@ const WIDE_KEYS: [Table; 5] = [
 ];
 
 /// The value header netabase writes: format version 1, model version 0.
-const HEADER: [u8; 3] = [1, 0, 0];
+pub(crate) const HEADER: [u8; 3] = [1, 0, 0];
 
 /// Header ++ postcard, into a reused buffer.
-fn encode<T: Serialize>(value: &T, buf: &mut Vec<u8>) -> BenchResult<()> {
+pub(crate) fn encode<T: Serialize>(value: &T, buf: &mut Vec<u8>) -> BenchResult<()> {
     buf.clear();
     buf.extend_from_slice(&HEADER);
     let out = std::mem::take(buf);
@@ -38,7 +38,7 @@ fn encode<T: Serialize>(value: &T, buf: &mut Vec<u8>) -> BenchResult<()> {
     Ok(())
 }
 
-fn decode<T: DeserializeOwned>(bytes: &[u8]) -> BenchResult<T> {
+pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> BenchResult<T> {
     let body = bytes
         .get(HEADER.len()..)
         .ok_or("value shorter than its header")?;
@@ -46,14 +46,14 @@ fn decode<T: DeserializeOwned>(bytes: &[u8]) -> BenchResult<T> {
 }
 
 /// `enc(secondary) ++ enc(primary)`.
-fn index_key(secondary: u32, id: u64) -> [u8; 12] {
+pub(crate) fn index_key(secondary: u32, id: u64) -> [u8; 12] {
     let mut key = [0; 12];
     key[..4].copy_from_slice(&secondary.to_be_bytes());
     key[4..].copy_from_slice(&id.to_be_bytes());
     key
 }
 
-fn wide_keys(w: &Wide) -> [u32; 5] {
+pub(crate) fn wide_keys(w: &Wide) -> [u32; 5] {
     [w.k1, w.k2, w.k3, w.k4, w.k5]
 }
 
