@@ -7,7 +7,6 @@
 //! open each table once.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::{PoisonError, RwLock, RwLockReadGuard, TryLockError};
@@ -289,7 +288,7 @@ impl Backend for RedbBackend {
         .map_err(|e| err("begin a read transaction")(e.into()))?;
         Ok(RedbRead {
             txn,
-            tables: RefCell::new(HashMap::new()),
+            tables: RefCell::new(Vec::new()),
         })
     }
 
@@ -335,11 +334,17 @@ fn get_all(t: &impl ReadableTable<Bytes, Bytes>, keys: &[&[u8]]) -> Result<Vec<O
         .collect()
 }
 
+/// An opened read-only table of netabase bytes.
+type ReadTable = redb::ReadOnlyTable<Bytes, Bytes>;
+
 /// A read transaction of [`RedbBackend`].
 pub struct RedbRead {
     txn: redb::ReadTransaction,
     /// Tables opened so far; `None` records a table that does not exist.
-    tables: RefCell<HashMap<String, Option<redb::ReadOnlyTable<Bytes, Bytes>>>>,
+    ///
+    /// A transaction touches a handful of tables (a model and its indexes), so a short
+    /// list compared by name beats hashing the name on every lookup.
+    tables: RefCell<Vec<(Box<str>, Option<ReadTable>)>>,
 }
 
 impl RedbRead {
@@ -350,7 +355,12 @@ impl RedbRead {
         absent: T,
         f: impl FnOnce(&redb::ReadOnlyTable<Bytes, Bytes>) -> Result<T>,
     ) -> Result<T> {
-        if let Some(cached) = self.tables.borrow().get(table) {
+        if let Some((_, cached)) = self
+            .tables
+            .borrow()
+            .iter()
+            .find(|(name, _)| **name == *table)
+        {
             return match cached {
                 Some(t) => f(t),
                 None => Ok(absent),
@@ -365,7 +375,7 @@ impl RedbRead {
             Some(t) => f(t),
             None => Ok(absent),
         };
-        self.tables.borrow_mut().insert(table.to_owned(), opened);
+        self.tables.borrow_mut().push((table.into(), opened));
         result
     }
 }
