@@ -164,6 +164,27 @@ impl<B: Backend> KadStore<B> {
             .take()
     }
 
+    /// The records of a scan that decoded and are live, as owned `Cow`s for libp2p's
+    /// iterators; a failed scan or entry is counted and reported, never unwound.
+    fn owned_noting_errors<'a, T: Clone>(
+        &self,
+        scanned: Result<Vec<Result<Option<T>, NetabaseError>>, NetabaseError>,
+    ) -> std::vec::IntoIter<Cow<'a, T>> {
+        let scanned = scanned.unwrap_or_else(|e| {
+            self.note(&e.into());
+            Vec::new()
+        });
+        let mut out = Vec::with_capacity(scanned.len());
+        for record in scanned {
+            match record {
+                Ok(Some(record)) => out.push(Cow::Owned(record)),
+                Ok(None) => {}
+                Err(e) => self.note(&e.into()),
+            }
+        }
+        out.into_iter()
+    }
+
     fn note(&self, error: &KadStoreError) {
         self.backend_errors.fetch_add(1, Ordering::Relaxed);
         *self
@@ -494,22 +515,7 @@ impl<B: Backend> RecordStore for KadStore<B> {
     }
 
     fn records(&self) -> Self::RecordsIter<'_> {
-        let scanned = match self.scan_records() {
-            Ok(scanned) => scanned,
-            Err(e) => {
-                self.note(&e.into());
-                Vec::new()
-            }
-        };
-        let mut out = Vec::with_capacity(scanned.len());
-        for record in scanned {
-            match record {
-                Ok(Some(record)) => out.push(Cow::Owned(record)),
-                Ok(None) => {}
-                Err(e) => self.note(&e.into()),
-            }
-        }
-        out.into_iter()
+        self.owned_noting_errors(self.scan_records())
     }
 
     fn add_provider(&mut self, record: ProviderRecord) -> store::Result<()> {
@@ -530,22 +536,7 @@ impl<B: Backend> RecordStore for KadStore<B> {
     }
 
     fn provided(&self) -> Self::ProvidedIter<'_> {
-        let scanned = match self.scan_provided() {
-            Ok(scanned) => scanned,
-            Err(e) => {
-                self.note(&e.into());
-                Vec::new()
-            }
-        };
-        let mut out = Vec::with_capacity(scanned.len());
-        for record in scanned {
-            match record {
-                Ok(Some(record)) => out.push(Cow::Owned(record)),
-                Ok(None) => {}
-                Err(e) => self.note(&e.into()),
-            }
-        }
-        out.into_iter()
+        self.owned_noting_errors(self.scan_provided())
     }
 
     fn remove_provider(&mut self, k: &RecordKey, p: &PeerId) {
