@@ -7,7 +7,6 @@
 //! without commit, the copy is simply thrown away.
 
 use std::cell::RefCell;
-use std::ops::Bound;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 
 use imbl::OrdMap;
@@ -86,20 +85,12 @@ fn collect_range(
     if range.is_empty() {
         return Vec::new();
     }
-    let bounds = (as_slice(&range.start), as_slice(&range.end));
+    let bounds = range.as_bounds();
     let iter = table.range::<_, [u8]>(bounds);
     let clone = |(k, v): (&Vec<u8>, &Vec<u8>)| (k.clone(), v.clone());
     match direction {
         Direction::Forward => iter.take(limit).map(clone).collect(),
         Direction::Reverse => iter.rev().take(limit).map(clone).collect(),
-    }
-}
-
-fn as_slice(bound: &Bound<Vec<u8>>) -> Bound<&[u8]> {
-    match bound {
-        Bound::Included(v) => Bound::Included(v.as_slice()),
-        Bound::Excluded(v) => Bound::Excluded(v.as_slice()),
-        Bound::Unbounded => Bound::Unbounded,
     }
 }
 

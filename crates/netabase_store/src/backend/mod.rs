@@ -78,6 +78,14 @@ impl RawRange {
         }
     }
 
+    /// The bounds as borrowed slices, the form engines' range methods take.
+    pub fn as_bounds(&self) -> (Bound<&[u8]>, Bound<&[u8]>) {
+        (
+            self.start.as_ref().map(Vec::as_slice),
+            self.end.as_ref().map(Vec::as_slice),
+        )
+    }
+
     /// Whether `key` lies inside the bounds.
     pub fn contains(&self, key: &[u8]) -> bool {
         let above = match &self.start {

@@ -7,7 +7,6 @@
 //! open each table once.
 
 use std::cell::RefCell;
-use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::{PoisonError, RwLock, RwLockReadGuard, TryLockError};
 
@@ -30,14 +29,6 @@ fn definition(name: &str) -> TableDefinition<'_, Bytes, Bytes> {
 
 fn err(operation: &'static str) -> impl FnOnce(redb::Error) -> NetabaseError {
     move |e| NetabaseError::backend(NAME, operation, e)
-}
-
-fn as_slice(bound: &Bound<Vec<u8>>) -> Bound<&[u8]> {
-    match bound {
-        Bound::Included(v) => Bound::Included(v.as_slice()),
-        Bound::Excluded(v) => Bound::Excluded(v.as_slice()),
-        Bound::Unbounded => Bound::Unbounded,
-    }
 }
 
 /// The opened database: writable, or opened with redb's read-only mode.
@@ -419,7 +410,7 @@ impl OwnedReadTxn for RedbRead {
             |t| {
                 // Read-only tables hand out ranges that own their snapshot.
                 let iter = t
-                    .range::<&[u8]>((as_slice(&range.start), as_slice(&range.end)))
+                    .range::<&[u8]>(range.as_bounds())
                     .map_err(|e| err("scan a table")(e.into()))?;
                 let entry = |item: std::result::Result<
                     (
@@ -462,7 +453,7 @@ impl RedbWrite {
             .open_table(definition(table))
             .map_err(|e| err("open a table")(e.into()))?;
         let iter = t
-            .range::<&[u8]>((as_slice(&range.start), as_slice(&range.end)))
+            .range::<&[u8]>(range.as_bounds())
             .map_err(|e| err("scan a table")(e.into()))?;
         let mut out = Vec::with_capacity(limit.min(1024));
         let mut push = |item: std::result::Result<

@@ -28,7 +28,6 @@ use std::cell::RefCell;
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
-use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 
@@ -48,14 +47,6 @@ const DEFAULT_TREE: &[u8] = b"__sled__default";
 
 fn err(operation: &'static str) -> impl FnOnce(sled::Error) -> NetabaseError {
     move |e| NetabaseError::backend(NAME, operation, e)
-}
-
-fn as_slice(bound: &Bound<Vec<u8>>) -> Bound<&[u8]> {
-    match bound {
-        Bound::Included(v) => Bound::Included(v.as_slice()),
-        Bound::Excluded(v) => Bound::Excluded(v.as_slice()),
-        Bound::Unbounded => Bound::Unbounded,
-    }
 }
 
 /// The database and the trees opened so far, shared by the backend and its read
@@ -317,7 +308,7 @@ fn scan_tree(tree: &sled::Tree, range: &RawRange, direction: Direction) -> RawIt
         // sled, like `BTreeMap`, rejects inverted bounds.
         return Box::new(std::iter::empty());
     }
-    let iter = tree.range::<&[u8], _>((as_slice(&range.start), as_slice(&range.end)));
+    let iter = tree.range::<&[u8], _>(range.as_bounds());
     match direction {
         Direction::Forward => Box::new(iter.map(entry)),
         Direction::Reverse => Box::new(iter.rev().map(entry)),
@@ -410,7 +401,7 @@ impl SledWrite<'_> {
             None => Box::new(std::iter::empty()),
         }
         .peekable();
-        let bounds = (as_slice(&range.start), as_slice(&range.end));
+        let bounds = range.as_bounds();
         type Writes<'w> = Box<dyn Iterator<Item = (&'w Vec<u8>, &'w Option<Vec<u8>>)> + 'w>;
         let writes: Writes<'_> = match table_overlay {
             Some(o) => {
@@ -624,6 +615,7 @@ mod tests {
     //! transaction, and the committed state, must equal the model's.
 
     use super::*;
+    use std::ops::Bound;
 
     type Model = BTreeMap<String, BTreeMap<Vec<u8>, Vec<u8>>>;
 
