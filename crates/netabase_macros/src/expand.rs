@@ -116,6 +116,30 @@ fn generate_model(def: &Definition, model: &Model) -> TokenStream {
     }
 }
 
+/// `KeyCodec` for a key newtype `key(pub ty)`: the newtype encodes exactly as its field,
+/// so the newtype and the raw value sort and store the same way.
+fn newtype_key_codec(key: &syn::Ident, ty: &syn::Type) -> TokenStream {
+    quote! {
+        #[automatically_derived]
+        impl ::netabase_store::codec::key::KeyCodec for #key {
+            #[inline]
+            fn encode_key(&self, __out: &mut ::std::vec::Vec<u8>) {
+                <#ty as ::netabase_store::codec::key::KeyCodec>::encode_key(&self.0, __out)
+            }
+            #[inline]
+            fn decode_key(
+                __input: &mut &[u8],
+            ) -> ::core::result::Result<Self, ::netabase_store::codec::key::KeyDecodeError>
+            {
+                ::core::result::Result::map(
+                    <#ty as ::netabase_store::codec::key::KeyCodec>::decode_key(__input),
+                    #key,
+                )
+            }
+        }
+    }
+}
+
 fn generate_primary_key(model: &Model) -> TokenStream {
     let vis = &model.vis;
     let ident = &model.ident;
@@ -132,6 +156,7 @@ fn generate_primary_key(model: &Model) -> TokenStream {
     let assert = quote_spanned! {ty.span()=>
         let _ = __netabase_primary_key_cmp::<#ty>;
     };
+    let primary_codec = newtype_key_codec(&primary_key, ty);
     quote! {
         #struct_doc
         #[derive(::core::clone::Clone, ::core::fmt::Debug)]
@@ -194,23 +219,7 @@ fn generate_primary_key(model: &Model) -> TokenStream {
                 }
             }
 
-            #[automatically_derived]
-            impl ::netabase_store::codec::key::KeyCodec for #primary_key {
-                #[inline]
-                fn encode_key(&self, __out: &mut ::std::vec::Vec<u8>) {
-                    <#ty as ::netabase_store::codec::key::KeyCodec>::encode_key(&self.0, __out)
-                }
-                #[inline]
-                fn decode_key(
-                    __input: &mut &[u8],
-                ) -> ::core::result::Result<Self, ::netabase_store::codec::key::KeyDecodeError>
-                {
-                    ::core::result::Result::map(
-                        <#ty as ::netabase_store::codec::key::KeyCodec>::decode_key(__input),
-                        #primary_key,
-                    )
-                }
-            }
+            #primary_codec
 
             #[automatically_derived]
             impl ::netabase_store::codec::key::PrimaryKeyCodec for #primary_key {}
@@ -247,6 +256,7 @@ fn generate_secondary_keys(def: &Definition, model: &Model) -> TokenStream {
         let assert = quote_spanned! {ty.span()=>
             let _ = <#ty as ::netabase_store::codec::key::KeyCodec>::encode_key;
         };
+        let key_codec = newtype_key_codec(&key, ty);
         quote! {
             #struct_doc
             #[derive(::core::clone::Clone, ::core::fmt::Debug)]
@@ -259,23 +269,7 @@ fn generate_secondary_keys(def: &Definition, model: &Model) -> TokenStream {
             const _: () = {
                 #assert
 
-                #[automatically_derived]
-                impl ::netabase_store::codec::key::KeyCodec for #key {
-                    #[inline]
-                    fn encode_key(&self, __out: &mut ::std::vec::Vec<u8>) {
-                        <#ty as ::netabase_store::codec::key::KeyCodec>::encode_key(&self.0, __out)
-                    }
-                    #[inline]
-                    fn decode_key(
-                        __input: &mut &[u8],
-                    ) -> ::core::result::Result<Self, ::netabase_store::codec::key::KeyDecodeError>
-                    {
-                        ::core::result::Result::map(
-                            <#ty as ::netabase_store::codec::key::KeyCodec>::decode_key(__input),
-                            #key,
-                        )
-                    }
-                }
+                #key_codec
 
                 #[automatically_derived]
                 impl ::core::cmp::PartialEq for #key {
