@@ -9,7 +9,8 @@ use netabase_store::Result;
 use netabase_store::backend::memory::{MemoryBackend, MemoryRead, MemoryWrite};
 use netabase_store::backend::redb::{RedbBackend, RedbRead, RedbWrite};
 use netabase_store::backend::{
-    Backend, Capabilities, Direction, OwnedReadTxn, RawIter, RawRange, ReadTxn, WriteOp, WriteTxn,
+    Backend, Capabilities, Direction, EntryFn, OldFn, OwnedReadTxn, RawIter, RawRange, ReadTxn,
+    ValueFn, WriteOp, WriteTxn,
 };
 
 /// The database of a node: redb (a file, the default) or in-memory.
@@ -113,33 +114,53 @@ impl Backend for NodeBackend {
     }
 }
 
-impl ReadTxn for NodeRead {
-    fn get(&self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        each!(self, t => t.get(table, key))
-    }
-    fn range(&self, table: &str, range: RawRange, direction: Direction) -> Result<RawIter<'_>> {
-        each!(self, t => t.range(table, range, direction))
-    }
-    fn len(&self, table: &str) -> Result<u64> {
-        each!(self, t => t.len(table))
-    }
+/// Forwards every method of [`ReadTxn`] to the engine's transaction, so that each
+/// engine's own versions (lending gets, batched lookups) are kept.
+macro_rules! forward_read {
+    ($ty:ty) => {
+        impl ReadTxn for $ty {
+            fn get(&self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
+                each!(self, t => t.get(table, key))
+            }
+            fn get_many(&self, table: &str, keys: &[&[u8]]) -> Result<Vec<Option<Vec<u8>>>> {
+                each!(self, t => t.get_many(table, keys))
+            }
+            fn get_with(&self, table: &str, key: &[u8], f: &mut ValueFn<'_>) -> Result<()> {
+                each!(self, t => t.get_with(table, key, f))
+            }
+            fn range(
+                &self,
+                table: &str,
+                range: RawRange,
+                direction: Direction,
+            ) -> Result<RawIter<'_>> {
+                each!(self, t => t.range(table, range, direction))
+            }
+            fn for_each_in(
+                &self,
+                table: &str,
+                range: RawRange,
+                direction: Direction,
+                f: &mut EntryFn<'_>,
+            ) -> Result<()> {
+                each!(self, t => t.for_each_in(table, range, direction, f))
+            }
+            fn len(&self, table: &str) -> Result<u64> {
+                each!(self, t => t.len(table))
+            }
+            fn table_names(&self) -> Result<Vec<String>> {
+                each!(self, t => t.table_names())
+            }
+        }
+    };
 }
+
+forward_read!(NodeRead);
+forward_read!(NodeWrite<'_>);
 
 impl OwnedReadTxn for NodeRead {
     fn scan(&self, table: &str, range: RawRange, direction: Direction) -> Result<RawIter<'static>> {
         each!(self, t => t.scan(table, range, direction))
-    }
-}
-
-impl ReadTxn for NodeWrite<'_> {
-    fn get(&self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        each!(self, t => t.get(table, key))
-    }
-    fn range(&self, table: &str, range: RawRange, direction: Direction) -> Result<RawIter<'_>> {
-        each!(self, t => t.range(table, range, direction))
-    }
-    fn len(&self, table: &str) -> Result<u64> {
-        each!(self, t => t.len(table))
     }
 }
 
@@ -149,6 +170,12 @@ impl WriteTxn for NodeWrite<'_> {
     }
     fn delete(&self, table: &str, key: &[u8]) -> Result<bool> {
         each!(self, t => t.delete(table, key))
+    }
+    fn put_each(&self, table: &str, entries: &[(&[u8], &[u8])], old: &mut OldFn<'_>) -> Result<()> {
+        each!(self, t => t.put_each(table, entries, old))
+    }
+    fn delete_each(&self, table: &str, keys: &[&[u8]], old: &mut OldFn<'_>) -> Result<()> {
+        each!(self, t => t.delete_each(table, keys, old))
     }
     fn clear(&self, table: &str) -> Result<()> {
         each!(self, t => t.clear(table))

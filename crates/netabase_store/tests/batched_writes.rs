@@ -96,3 +96,8 @@ fn memory_batched_equals_one_by_one() -> TestResult {
 fn redb_batched_equals_one_by_one() -> TestResult {
     check(NetabaseStore::temp()?, NetabaseStore::temp()?)
 }
+
+#[test]
+fn sled_batched_equals_one_by_one() -> TestResult {
+    check(NetabaseStore::sled_temp()?, NetabaseStore::sled_temp()?)
+}

@@ -12,8 +12,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use imbl::OrdMap;
 
 use super::{
-    Backend, Capabilities, ChunkedRange, Direction, Entry, OwnedReadTxn, RawIter, RawRange,
-    ReadTxn, WriteOp, WriteTxn,
+    Backend, Capabilities, ChunkedRange, Direction, Entry, EntryFn, OldFn, OwnedReadTxn, RawIter,
+    RawRange, ReadTxn, ValueFn, WriteOp, WriteTxn,
 };
 use crate::error::{NetabaseError, Result};
 
@@ -94,6 +94,26 @@ fn collect_range(
     }
 }
 
+/// Calls `f` on each entry of `table` within `range` until it breaks.
+fn visit(table: &Table, range: &RawRange, direction: Direction, f: &mut EntryFn<'_>) -> Result<()> {
+    if range.is_empty() {
+        return Ok(());
+    }
+    let mut iter = table.range::<_, [u8]>(range.as_bounds());
+    loop {
+        let item = match direction {
+            Direction::Forward => iter.next(),
+            Direction::Reverse => iter.next_back(),
+        };
+        let Some((k, v)) = item else {
+            return Ok(());
+        };
+        if f(k, v)?.is_break() {
+            return Ok(());
+        }
+    }
+}
+
 /// A lazy scan over a snapshot of one table (an O(1) clone).
 fn scan_table(table: Option<Table>, range: RawRange, direction: Direction) -> RawIter<'static> {
     let Some(table) = table else {
@@ -157,8 +177,29 @@ impl ReadTxn for MemoryRead {
         Ok(self.state.get(table).and_then(|t| t.get(key)).cloned())
     }
 
+    fn get_with(&self, table: &str, key: &[u8], f: &mut ValueFn<'_>) -> Result<()> {
+        f(self
+            .state
+            .get(table)
+            .and_then(|t| t.get(key))
+            .map(Vec::as_slice))
+    }
+
     fn range(&self, table: &str, range: RawRange, direction: Direction) -> Result<RawIter<'_>> {
         self.scan(table, range, direction)
+    }
+
+    fn for_each_in(
+        &self,
+        table: &str,
+        range: RawRange,
+        direction: Direction,
+        f: &mut EntryFn<'_>,
+    ) -> Result<()> {
+        match self.state.get(table) {
+            Some(t) => visit(t, &range, direction, f),
+            None => Ok(()),
+        }
     }
 
     fn len(&self, table: &str) -> Result<u64> {
@@ -229,6 +270,38 @@ impl WriteTxn for MemoryWrite<'_> {
             Some(t) => t.remove(key).is_some(),
             None => false,
         })
+    }
+
+    fn put_each(&self, table: &str, entries: &[(&[u8], &[u8])], old: &mut OldFn<'_>) -> Result<()> {
+        for (i, (key, value)) in entries.iter().enumerate() {
+            // The state is not borrowed while `old` runs.
+            let previous = {
+                let mut state = self.state.borrow_mut();
+                match state.get_mut(table) {
+                    Some(t) => t.insert(key.to_vec(), value.to_vec()),
+                    None => {
+                        let mut t = Table::new();
+                        t.insert(key.to_vec(), value.to_vec());
+                        state.insert(table.to_owned(), t);
+                        None
+                    }
+                }
+            };
+            old(i, previous.as_deref())?;
+        }
+        Ok(())
+    }
+
+    fn delete_each(&self, table: &str, keys: &[&[u8]], old: &mut OldFn<'_>) -> Result<()> {
+        for (i, key) in keys.iter().enumerate() {
+            let previous = self
+                .state
+                .borrow_mut()
+                .get_mut(table)
+                .and_then(|t| t.remove(*key));
+            old(i, previous.as_deref())?;
+        }
+        Ok(())
     }
 
     fn clear(&self, table: &str) -> Result<()> {

@@ -8,7 +8,7 @@
 //! Tables are created on first write; reading a table that was never written behaves as
 //! reading an empty table.
 
-use std::ops::Bound;
+use std::ops::{Bound, ControlFlow};
 
 use crate::error::Result;
 
@@ -38,6 +38,18 @@ pub type Entry = (Vec<u8>, Vec<u8>);
 
 /// A boxed iterator of table entries in key order (ascending or descending).
 pub type RawIter<'a> = Box<dyn Iterator<Item = Result<Entry>> + 'a>;
+
+/// What [`ReadTxn::get_with`] calls with the value it found (`None` when absent). It
+/// must not use the transaction: the engine may hold the table open while it runs.
+pub type ValueFn<'f> = dyn FnMut(Option<&[u8]>) -> Result<()> + 'f;
+
+/// What [`ReadTxn::for_each_in`] calls with each key and value; `Break` ends the scan.
+pub type EntryFn<'f> = dyn FnMut(&[u8], &[u8]) -> Result<ControlFlow<()>> + 'f;
+
+/// What [`WriteTxn::put_each`] and [`WriteTxn::delete_each`] call after each write, with
+/// the entry's position and the value the write replaced or removed. It must not use the
+/// transaction: the engine may hold the table open while it runs.
+pub type OldFn<'f> = dyn FnMut(usize, Option<&[u8]>) -> Result<()> + 'f;
 
 /// Which way a range scan walks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -221,11 +233,47 @@ pub trait ReadTxn {
         keys.iter().map(|key| self.get(table, key)).collect()
     }
 
+    /// Calls `f` with the value at `key` (`None` when absent), lent straight from the
+    /// engine where it can, so a caller that decodes the value never copies it. Returns
+    /// what `f` returns.
+    ///
+    /// # Errors
+    /// [`crate::NetabaseError::Backend`] on engine failure, or `f`'s error.
+    fn get_with(&self, table: &str, key: &[u8], f: &mut ValueFn<'_>) -> Result<()> {
+        let value = self.get(table, key)?;
+        f(value.as_deref())
+    }
+
     /// The entries of `table` inside `range`, in key order or reversed.
     ///
     /// # Errors
     /// [`crate::NetabaseError::Backend`] on engine failure.
     fn range(&self, table: &str, range: RawRange, direction: Direction) -> Result<RawIter<'_>>;
+
+    /// Calls `f` with each entry of `table` inside `range`, in key order or reversed,
+    /// lending the key and value instead of copying them, until the range ends or `f`
+    /// returns [`ControlFlow::Break`].
+    ///
+    /// `f` may read the same transaction (every method takes `&self`).
+    ///
+    /// # Errors
+    /// [`crate::NetabaseError::Backend`] on engine failure, or `f`'s first error (no
+    /// entry is visited after it).
+    fn for_each_in(
+        &self,
+        table: &str,
+        range: RawRange,
+        direction: Direction,
+        f: &mut EntryFn<'_>,
+    ) -> Result<()> {
+        for entry in self.range(table, range, direction)? {
+            let (key, value) = entry?;
+            if f(&key, &value)?.is_break() {
+                break;
+            }
+        }
+        Ok(())
+    }
 
     /// The number of entries in `table`.
     ///
@@ -271,8 +319,20 @@ impl<T: ReadTxn + ?Sized> ReadTxn for &T {
     fn get_many(&self, table: &str, keys: &[&[u8]]) -> Result<Vec<Option<Vec<u8>>>> {
         (**self).get_many(table, keys)
     }
+    fn get_with(&self, table: &str, key: &[u8], f: &mut ValueFn<'_>) -> Result<()> {
+        (**self).get_with(table, key, f)
+    }
     fn range(&self, table: &str, range: RawRange, direction: Direction) -> Result<RawIter<'_>> {
         (**self).range(table, range, direction)
+    }
+    fn for_each_in(
+        &self,
+        table: &str,
+        range: RawRange,
+        direction: Direction,
+        f: &mut EntryFn<'_>,
+    ) -> Result<()> {
+        (**self).for_each_in(table, range, direction, f)
     }
     fn len(&self, table: &str) -> Result<u64> {
         (**self).len(table)
@@ -296,6 +356,44 @@ pub trait WriteTxn: ReadTxn {
     /// # Errors
     /// [`crate::NetabaseError::Backend`] on engine failure.
     fn delete(&self, table: &str, key: &[u8]) -> Result<bool>;
+
+    /// Puts each `(key, value)` of `entries` into `table` in order, and right after each
+    /// put calls `old` with the entry's position and the value that put replaced
+    /// (`None` for a new key), lent where the engine can. Engines whose insert returns
+    /// the old value (redb, the in-memory backend) override this to skip the lookup
+    /// that the default makes before each put.
+    ///
+    /// When `old` returns an error, the entry it was called for stays written, no later
+    /// entry is written, and the error is returned: the caller undoes what it must.
+    ///
+    /// # Errors
+    /// [`crate::NetabaseError::Backend`] on engine failure (the transaction should then
+    /// be dropped), or `old`'s error.
+    fn put_each(&self, table: &str, entries: &[(&[u8], &[u8])], old: &mut OldFn<'_>) -> Result<()> {
+        for (i, (key, value)) in entries.iter().enumerate() {
+            let previous = self.get(table, key)?;
+            self.put(table, key, value)?;
+            old(i, previous.as_deref())?;
+        }
+        Ok(())
+    }
+
+    /// Removes each of `keys` from `table` in order, and right after each removal calls
+    /// `old` with the key's position and the value removed (`None` when the key was
+    /// absent). Errors behave as in [`WriteTxn::put_each`].
+    ///
+    /// # Errors
+    /// [`crate::NetabaseError::Backend`] on engine failure, or `old`'s error.
+    fn delete_each(&self, table: &str, keys: &[&[u8]], old: &mut OldFn<'_>) -> Result<()> {
+        for (i, key) in keys.iter().enumerate() {
+            let previous = self.get(table, key)?;
+            if previous.is_some() {
+                self.delete(table, key)?;
+            }
+            old(i, previous.as_deref())?;
+        }
+        Ok(())
+    }
 
     /// Removes every entry of `table`.
     ///

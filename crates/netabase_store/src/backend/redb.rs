@@ -8,13 +8,14 @@
 
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::{PoisonError, RwLock, RwLockReadGuard, TryLockError};
 
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition, TableError};
 
 use super::{
-    Backend, Capabilities, ChunkedRange, Direction, Entry, OwnedReadTxn, RawIter, RawRange,
-    ReadTxn, WriteOp, WriteTxn,
+    Backend, Capabilities, ChunkedRange, Direction, Entry, EntryFn, OldFn, OwnedReadTxn, RawIter,
+    RawRange, ReadTxn, ValueFn, WriteOp, WriteTxn,
 };
 use crate::config::FileConfig;
 use crate::error::{NetabaseError, Result};
@@ -328,6 +329,10 @@ fn get_all(t: &impl ReadableTable<Bytes, Bytes>, keys: &[&[u8]]) -> Result<Vec<O
 /// An opened read-only table of netabase bytes.
 type ReadTable = redb::ReadOnlyTable<Bytes, Bytes>;
 
+/// A table name and what opening it gave: the shared handle, or `None` when the table
+/// does not exist.
+type CachedTable = (Box<str>, Option<Arc<ReadTable>>);
+
 /// A read transaction of [`RedbBackend`].
 pub struct RedbRead {
     txn: redb::ReadTransaction,
@@ -335,39 +340,70 @@ pub struct RedbRead {
     ///
     /// A transaction touches a handful of tables (a model and its indexes), so a short
     /// list compared by name beats hashing the name on every lookup.
-    tables: RefCell<Vec<(Box<str>, Option<ReadTable>)>>,
+    tables: RefCell<Vec<CachedTable>>,
 }
 
 impl RedbRead {
-    /// Runs `f` on the table, or returns `absent` when it was never created.
+    /// Runs `f` on the table, or returns `absent` when it was never created. The cache
+    /// is not borrowed while `f` runs, so `f` may open other tables of the transaction.
     fn with_table<T>(
         &self,
         table: &str,
         absent: T,
         f: impl FnOnce(&redb::ReadOnlyTable<Bytes, Bytes>) -> Result<T>,
     ) -> Result<T> {
-        if let Some((_, cached)) = self
+        let cached = self
             .tables
             .borrow()
             .iter()
             .find(|(name, _)| **name == *table)
-        {
-            return match cached {
-                Some(t) => f(t),
-                None => Ok(absent),
-            };
-        }
-        let opened = match self.txn.open_table(definition(table)) {
-            Ok(t) => Some(t),
-            Err(TableError::TableDoesNotExist(_)) => None,
-            Err(e) => return Err(err("open a table")(e.into())),
+            .map(|(_, t)| t.clone());
+        let opened = match cached {
+            Some(t) => t,
+            None => {
+                let opened = match self.txn.open_table(definition(table)) {
+                    Ok(t) => Some(Arc::new(t)),
+                    Err(TableError::TableDoesNotExist(_)) => None,
+                    Err(e) => return Err(err("open a table")(e.into())),
+                };
+                self.tables
+                    .borrow_mut()
+                    .push((table.into(), opened.clone()));
+                opened
+            }
         };
-        let result = match &opened {
+        match &opened {
             Some(t) => f(t),
             None => Ok(absent),
+        }
+    }
+}
+
+/// Calls `f` on each entry of an opened table's range until it breaks.
+fn visit(
+    t: &impl ReadableTable<Bytes, Bytes>,
+    range: &RawRange,
+    direction: Direction,
+    f: &mut EntryFn<'_>,
+) -> Result<()> {
+    if range.is_empty() {
+        return Ok(());
+    }
+    let mut iter = t
+        .range::<&[u8]>(range.as_bounds())
+        .map_err(|e| err("scan a table")(e.into()))?;
+    loop {
+        let item = match direction {
+            Direction::Forward => iter.next(),
+            Direction::Reverse => iter.next_back(),
         };
-        self.tables.borrow_mut().push((table.into(), opened));
-        result
+        let Some(item) = item else {
+            return Ok(());
+        };
+        let (k, v) = item.map_err(|e| err("scan a table")(e.into()))?;
+        if f(k.value(), v.value())?.is_break() {
+            return Ok(());
+        }
     }
 }
 
@@ -384,8 +420,25 @@ impl ReadTxn for RedbRead {
         self.with_table(table, vec![None; keys.len()], |t| get_all(t, keys))
     }
 
+    fn get_with(&self, table: &str, key: &[u8], f: &mut ValueFn<'_>) -> Result<()> {
+        let found = self.with_table(table, None, |t| {
+            t.get(key).map_err(|e| err("read a key")(e.into()))
+        })?;
+        f(found.as_ref().map(|v| v.value()))
+    }
+
     fn range(&self, table: &str, range: RawRange, direction: Direction) -> Result<RawIter<'_>> {
         self.scan(table, range, direction)
+    }
+
+    fn for_each_in(
+        &self,
+        table: &str,
+        range: RawRange,
+        direction: Direction,
+        f: &mut EntryFn<'_>,
+    ) -> Result<()> {
+        self.with_table(table, (), |t| visit(t, &range, direction, f))
     }
 
     fn len(&self, table: &str) -> Result<u64> {
@@ -501,6 +554,15 @@ impl ReadTxn for RedbWrite {
         get_all(&t, keys)
     }
 
+    fn get_with(&self, table: &str, key: &[u8], f: &mut ValueFn<'_>) -> Result<()> {
+        let t = self
+            .txn
+            .open_table(definition(table))
+            .map_err(|e| err("open a table")(e.into()))?;
+        let found = t.get(key).map_err(|e| err("read a key")(e.into()))?;
+        f(found.as_ref().map(|v| v.value()))
+    }
+
     fn range(&self, table: &str, range: RawRange, direction: Direction) -> Result<RawIter<'_>> {
         let table = table.to_owned();
         Ok(Box::new(ChunkedRange::new(
@@ -541,6 +603,32 @@ impl WriteTxn for RedbWrite {
             .map_err(|e| err("open a table")(e.into()))?;
         let removed = t.remove(key).map_err(|e| err("delete a key")(e.into()))?;
         Ok(removed.is_some())
+    }
+
+    fn put_each(&self, table: &str, entries: &[(&[u8], &[u8])], old: &mut OldFn<'_>) -> Result<()> {
+        let mut t = self
+            .txn
+            .open_table(definition(table))
+            .map_err(|e| err("open a table")(e.into()))?;
+        for (i, (key, value)) in entries.iter().enumerate() {
+            let previous = t
+                .insert(*key, *value)
+                .map_err(|e| err("write a key")(e.into()))?;
+            old(i, previous.as_ref().map(|v| v.value()))?;
+        }
+        Ok(())
+    }
+
+    fn delete_each(&self, table: &str, keys: &[&[u8]], old: &mut OldFn<'_>) -> Result<()> {
+        let mut t = self
+            .txn
+            .open_table(definition(table))
+            .map_err(|e| err("open a table")(e.into()))?;
+        for (i, key) in keys.iter().enumerate() {
+            let previous = t.remove(*key).map_err(|e| err("delete a key")(e.into()))?;
+            old(i, previous.as_ref().map(|v| v.value()))?;
+        }
+        Ok(())
     }
 
     fn clear(&self, table: &str) -> Result<()> {

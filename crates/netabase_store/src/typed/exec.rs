@@ -1,17 +1,16 @@
 //! Runs typed operations on a backend transaction: the synchronous executor of the
 //! plans in `plan.rs`, and the decoding of what comes back.
 
-use std::collections::{HashMap, HashSet};
 use std::marker::PhantomData;
-use std::ops::{Bound, RangeBounds};
+use std::ops::{Bound, ControlFlow, RangeBounds};
 
 use crate::backend::{Direction, RawIter, RawRange, ReadTxn, WriteOp, WriteTxn};
 use crate::codec::key::{KeyCodec, KeyDecodeError, prefix_successor};
-use crate::codec::value::decode_value;
+use crate::codec::value::{decode_value, encode_value};
 use crate::error::{NetabaseError, Result};
 use crate::schema::{NetabaseDefinitionTrait, NetabaseModelTrait, SecondaryKeyEnum};
 
-use super::plan::{WritePlan, plan_put, plan_remove};
+use super::plan::{UniqueCheck, WritePlan, plan_put, plan_remove};
 
 /// Decodes the stored value of a model.
 fn decode<D, M>(pk: &[u8], bytes: &[u8]) -> Result<M>
@@ -30,17 +29,22 @@ where
     M::PrimaryKey::from_key_bytes(pk).map_err(|e| NetabaseError::key_decode(table, pk, e))
 }
 
-/// The record at the encoded primary key `pk`.
+/// The record at the encoded primary key `pk`, decoded straight from the engine's
+/// bytes.
 pub(crate) fn get_raw<D, M, T>(txn: &T, pk: &[u8]) -> Result<Option<M>>
 where
     D: NetabaseDefinitionTrait,
     M: NetabaseModelTrait<D>,
     T: ReadTxn + ?Sized,
 {
-    match txn.get(M::INFO.table, pk)? {
-        Some(bytes) => decode::<D, M>(pk, &bytes).map(Some),
-        None => Ok(None),
-    }
+    let mut found = None;
+    txn.get_with(M::INFO.table, pk, &mut |bytes| {
+        if let Some(bytes) = bytes {
+            found = Some(decode::<D, M>(pk, bytes)?);
+        }
+        Ok(())
+    })?;
+    Ok(found)
 }
 
 /// The record with primary key `key`.
@@ -53,78 +57,121 @@ where
     get_raw::<D, M, T>(txn, &key.to_key_bytes())
 }
 
-/// Runs the unique checks of `plan`, then applies its writes.
-fn execute<D, M, T>(txn: &T, pk: &[u8], model: &M, plan: &WritePlan) -> Result<()>
+/// The error of a unique check that found another record's primary key `existing`.
+fn unique_violation<D, M>(model: &M, check: &UniqueCheck, existing: &[u8]) -> NetabaseError
 where
     D: NetabaseDefinitionTrait,
     M: NetabaseModelTrait<D>,
-    T: WriteTxn + ?Sized,
 {
-    for check in &plan.checks {
-        if let Some(existing) = txn.get(check.table, &check.key)?
-            && existing != pk
-        {
-            {
-                let field = M::INFO.secondary_keys[check.index].field;
-                let value = model
-                    .secondary_keys()
-                    .into_iter()
-                    .find(|k| k.index() == check.index)
-                    .map_or_else(|| crate::error::hex(&check.key), |k| format!("{k:?}"));
-                let existing = match M::PrimaryKey::from_key_bytes(&existing) {
-                    Ok(key) => format!("{key:?}"),
-                    Err(_) => crate::error::hex(&existing),
-                };
-                return Err(NetabaseError::UniqueViolation {
-                    model: M::INFO.name,
-                    field,
-                    value,
-                    existing,
-                });
-            }
-        }
+    let field = M::INFO.secondary_keys[check.index].field;
+    let value = model
+        .secondary_keys()
+        .into_iter()
+        .find(|k| k.index() == check.index)
+        .map_or_else(|| crate::error::hex(&check.key), |k| format!("{k:?}"));
+    let existing = match M::PrimaryKey::from_key_bytes(existing) {
+        Ok(key) => format!("{key:?}"),
+        Err(_) => crate::error::hex(existing),
+    };
+    NetabaseError::UniqueViolation {
+        model: M::INFO.name,
+        field,
+        value,
+        existing,
     }
-    txn.apply(&plan.ops)
+}
+
+/// Puts the primary-table value `before` back at `pk` (or removes `pk` when it was new):
+/// the undo of a primary write whose index plan failed.
+fn restore<T: WriteTxn + ?Sized>(
+    txn: &T,
+    table: &str,
+    pk: &[u8],
+    before: Option<&[u8]>,
+) -> Result<()> {
+    match before {
+        Some(bytes) => txn.put(table, pk, bytes),
+        None => txn.delete(table, pk).map(drop),
+    }
 }
 
 /// Stores `model`, replacing the record with the same primary key and keeping every
 /// index exact.
+///
+/// The primary write comes first and hands back the record it replaced, from which the
+/// index writes are planned; if the old record does not decode, or a unique key is
+/// taken, that write is undone and nothing of the put remains.
 pub(crate) fn put<D, M, T>(txn: &T, model: &M) -> Result<()>
 where
     D: NetabaseDefinitionTrait,
     M: NetabaseModelTrait<D>,
     T: WriteTxn + ?Sized,
 {
+    let info = &M::INFO;
     let pk = model.primary_key().to_key_bytes();
-    // Without indexes there is nothing the old record could invalidate.
-    let old = if M::INFO.secondary_keys.is_empty() {
-        None
-    } else {
-        get_raw::<D, M, T>(txn, &pk)?
-    };
-    let plan = plan_put::<D, M>(&pk, old.as_ref(), model)?;
-    execute::<D, M, T>(txn, &pk, model, &plan)
+    let value = encode_value(info.name, info.version, model)?;
+    let unique = info.secondary_keys.iter().any(|k| k.unique);
+    let mut plan = WritePlan::default();
+    // What the primary table held, kept only while a unique check may still undo the put.
+    let mut before: Option<Vec<u8>> = None;
+    let mut undo: Option<Vec<u8>> = None;
+    let written = txn.put_each(info.table, &[(&pk, &value)], &mut |_, old| {
+        if info.secondary_keys.is_empty() {
+            return Ok(());
+        }
+        let old_model = match old {
+            Some(bytes) => match decode::<D, M>(&pk, bytes) {
+                Ok(m) => Some(m),
+                Err(e) => {
+                    undo = Some(bytes.to_vec());
+                    return Err(e);
+                }
+            },
+            None => None,
+        };
+        if unique {
+            before = old.map(<[u8]>::to_vec);
+        }
+        plan_put::<D, M>(&pk, old_model.as_ref(), model, &mut plan);
+        Ok(())
+    });
+    if let Err(e) = written {
+        if let Some(bytes) = undo {
+            restore(txn, info.table, &pk, Some(&bytes))?;
+        }
+        return Err(e);
+    }
+    for check in &plan.checks {
+        if let Some(existing) = txn.get(check.table, &check.key)?
+            && existing != pk
+        {
+            restore(txn, info.table, &pk, before.as_deref())?;
+            return Err(unique_violation::<D, M>(model, check, &existing));
+        }
+    }
+    if plan.ops.is_empty() {
+        return Ok(());
+    }
+    txn.apply(&plan.ops)
 }
 
-/// Removes the record with primary key `key` and its index entries.
+/// Removes the record with primary key `key` and its index entries. A stored record that
+/// does not decode is left in place and reported.
 pub(crate) fn remove<D, M, T>(txn: &T, key: &M::PrimaryKey) -> Result<Option<M>>
 where
     D: NetabaseDefinitionTrait,
     M: NetabaseModelTrait<D>,
     T: WriteTxn + ?Sized,
 {
-    let pk = key.to_key_bytes();
-    let Some(old) = get_raw::<D, M, T>(txn, &pk)? else {
-        return Ok(None);
-    };
-    let plan = plan_remove::<D, M>(&pk, &old);
-    txn.apply(&plan.ops)?;
-    Ok(Some(old))
+    let mut removed = Vec::with_capacity(1);
+    remove_encoded::<D, M, T>(txn, &[key.to_key_bytes()], &mut removed)?;
+    Ok(removed.pop().flatten())
 }
 
-/// Records per chunk of [`put_many`] and [`remove_many`]: each chunk reads the old
-/// records in one call and applies its writes table by table, so an engine that pays to
-/// open a table (redb inside a write transaction) pays once per chunk, not per record.
+/// Records per chunk of [`put_many`] and [`remove_many`]: each chunk writes its primary
+/// values in one engine call and then its index writes table by table, so an engine that
+/// pays to open a table (redb inside a write transaction) pays once per chunk, not per
+/// record.
 const CHUNK: usize = 1024;
 
 /// Stores every model in order, with the same result as calling [`put`] for each.
@@ -159,46 +206,104 @@ where
     M: NetabaseModelTrait<D>,
     T: WriteTxn + ?Sized,
 {
+    let info = &M::INFO;
     let pks: Vec<Vec<u8>> = chunk
         .iter()
         .map(|m| m.primary_key().to_key_bytes())
         .collect();
-    let indexed = !M::INFO.secondary_keys.is_empty();
-    let stored = if indexed {
-        let keys: Vec<&[u8]> = pks.iter().map(Vec::as_slice).collect();
-        txn.get_many(M::INFO.table, &keys)?
-    } else {
-        Vec::new()
-    };
-    let mut ops = TableOps::new::<D, M>();
-    // The latest model of this chunk at each primary key: the "old" record of a later
-    // put of the same key.
-    let mut latest: HashMap<&[u8], usize> = HashMap::new();
-    for (i, (model, pk)) in chunk.iter().zip(&pks).enumerate() {
-        let planned = (|| {
-            let decoded;
-            let old = match latest.insert(pk.as_slice(), i) {
-                Some(j) => Some(&chunk[j]),
-                None if indexed => match &stored[i] {
-                    Some(bytes) => {
-                        decoded = decode::<D, M>(pk, bytes)?;
-                        Some(&decoded)
-                    }
-                    None => None,
-                },
-                None => None,
-            };
-            plan_put::<D, M>(pk, old, model)
-        })();
-        match planned {
-            Ok(plan) => ops.extend(plan.ops),
+    let mut values = Vec::with_capacity(chunk.len());
+    let mut encode_error = None;
+    for model in chunk {
+        match encode_value(info.name, info.version, model) {
+            Ok(value) => values.push(value),
             Err(e) => {
-                ops.apply(txn)?;
-                return Err(e);
+                encode_error = Some(e);
+                break;
             }
         }
     }
-    ops.apply(txn)
+    // The models before one that does not encode are stored; it and the rest are not.
+    let entries: Vec<(&[u8], &[u8])> = pks
+        .iter()
+        .zip(&values)
+        .map(|(pk, value)| (pk.as_slice(), value.as_slice()))
+        .collect();
+    let mut plan = WritePlan::default();
+    let mut undo: Option<(usize, Vec<u8>)> = None;
+    // The engine hands back what each put replaced, an earlier model of this chunk with
+    // the same key included, so the old record is always the one just before this put.
+    let written = txn.put_each(info.table, &entries, &mut |i, old| {
+        let Some(bytes) = old else {
+            plan_put::<D, M>(&pks[i], None, &chunk[i], &mut plan);
+            return Ok(());
+        };
+        if info.secondary_keys.is_empty() {
+            return Ok(());
+        }
+        match decode::<D, M>(&pks[i], bytes) {
+            Ok(old) => {
+                plan_put::<D, M>(&pks[i], Some(&old), &chunk[i], &mut plan);
+                Ok(())
+            }
+            Err(e) => {
+                undo = Some((i, bytes.to_vec()));
+                Err(e)
+            }
+        }
+    });
+    if let Err(e) = written {
+        if let Some((i, bytes)) = undo {
+            restore(txn, info.table, &pks[i], Some(&bytes))?;
+            apply_by_table(txn, plan.ops)?;
+        }
+        return Err(e);
+    }
+    apply_by_table(txn, plan.ops)?;
+    match encode_error {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// Removes the records with the given encoded primary keys in order, with the same
+/// result as removing each alone: index entries go with their record, a key removed
+/// earlier in the call is absent, and a stored record that does not decode stops the
+/// call there, left in place, after the removals before it.
+fn remove_encoded<D, M, T>(txn: &T, pks: &[Vec<u8>], out: &mut Vec<Option<M>>) -> Result<()>
+where
+    D: NetabaseDefinitionTrait,
+    M: NetabaseModelTrait<D>,
+    T: WriteTxn + ?Sized,
+{
+    let table = M::INFO.table;
+    let keys: Vec<&[u8]> = pks.iter().map(Vec::as_slice).collect();
+    let mut plan = WritePlan::default();
+    let mut undo: Option<(usize, Vec<u8>)> = None;
+    let removed = txn.delete_each(table, &keys, &mut |i, old| {
+        let Some(bytes) = old else {
+            out.push(None);
+            return Ok(());
+        };
+        match decode::<D, M>(keys[i], bytes) {
+            Ok(old) => {
+                plan_remove::<D, M>(keys[i], &old, &mut plan);
+                out.push(Some(old));
+                Ok(())
+            }
+            Err(e) => {
+                undo = Some((i, bytes.to_vec()));
+                Err(e)
+            }
+        }
+    });
+    if let Err(e) = removed {
+        if let Some((i, bytes)) = undo {
+            restore(txn, table, keys[i], Some(&bytes))?;
+            apply_by_table(txn, plan.ops)?;
+        }
+        return Err(e);
+    }
+    apply_by_table(txn, plan.ops)
 }
 
 /// Removes the records with the given keys in order, with the same result as calling
@@ -221,61 +326,36 @@ where
         if chunk.is_empty() {
             return Ok(out);
         }
-        let refs: Vec<&[u8]> = chunk.iter().map(Vec::as_slice).collect();
-        let stored = txn.get_many(M::INFO.table, &refs)?;
-        let mut ops = TableOps::new::<D, M>();
-        let mut removed: HashSet<&[u8]> = HashSet::new();
-        for (pk, bytes) in refs.iter().zip(stored) {
-            // A key removed earlier in the chunk is gone, whatever the table said.
-            let bytes = if removed.insert(pk) { bytes } else { None };
-            let Some(bytes) = bytes else {
-                out.push(None);
-                continue;
-            };
-            match decode::<D, M>(pk, &bytes) {
-                Ok(old) => {
-                    ops.extend(plan_remove::<D, M>(pk, &old).ops);
-                    out.push(Some(old));
-                }
-                Err(e) => {
-                    ops.apply(txn)?;
-                    return Err(e);
-                }
-            }
-        }
-        ops.apply(txn)?;
+        remove_encoded::<D, M, T>(txn, &chunk, &mut out)?;
     }
 }
 
-/// Writes of many plans, kept per table in the order they were planned, so that a
-/// batch opens each table once. Reordering across tables is safe: a plan's writes to
-/// different tables are independent, and the order within each table is kept.
+/// Applies index writes grouped by table, keeping the order within each table, so that
+/// a batch opens each table once. Reordering across tables is safe: writes to different
+/// tables are independent.
+fn apply_by_table<T: WriteTxn + ?Sized>(txn: &T, ops: Vec<WriteOp<'static>>) -> Result<()> {
+    if ops.is_empty() {
+        return Ok(());
+    }
+    let mut runs = TableOps::default();
+    runs.extend(ops);
+    runs.apply(txn)
+}
+
+/// Writes kept per table in the order they were planned.
+#[derive(Default)]
 struct TableOps {
-    /// The model's tables: primary first, then each index.
     tables: Vec<&'static str>,
     ops: Vec<Vec<WriteOp<'static>>>,
 }
 
 impl TableOps {
-    fn new<D, M>() -> Self
-    where
-        D: NetabaseDefinitionTrait,
-        M: NetabaseModelTrait<D>,
-    {
-        let tables: Vec<&'static str> = std::iter::once(M::INFO.table)
-            .chain(M::INFO.secondary_keys.iter().map(|k| k.table))
-            .collect();
-        let ops = tables.iter().map(|_| Vec::new()).collect();
-        TableOps { tables, ops }
-    }
-
     fn extend(&mut self, ops: Vec<WriteOp<'static>>) {
         for op in ops {
             let table: &'static str = match &op {
                 WriteOp::Put { table, .. } | WriteOp::Delete { table, .. } => table,
             };
-            // Every op of a plan goes to one of the model's tables; any other table gets
-            // a run of its own, in order.
+            // A model has a handful of index tables: a short list beats hashing.
             match self.tables.iter().position(|t| *t == table) {
                 Some(i) => self.ops[i].push(op),
                 None => {
@@ -288,9 +368,7 @@ impl TableOps {
 
     fn apply<T: WriteTxn + ?Sized>(self, txn: &T) -> Result<()> {
         for ops in &self.ops {
-            if !ops.is_empty() {
-                txn.apply(ops)?;
-            }
+            txn.apply(ops)?;
         }
         Ok(())
     }
@@ -334,11 +412,16 @@ where
         };
     }
     let mut out = Vec::new();
-    for entry in txn.range(field.table, RawRange::prefix(&encoded), Direction::Forward)? {
-        let (index_key, _) = entry?;
-        let pk = &index_key[encoded.len()..];
-        out.push(lookup_indexed::<D, M, T>(txn, field.table, &index_key, pk)?);
-    }
+    txn.for_each_in(
+        field.table,
+        RawRange::prefix(&encoded),
+        Direction::Forward,
+        &mut |index_key, _| {
+            let pk = &index_key[encoded.len()..];
+            out.push(lookup_indexed::<D, M, T>(txn, field.table, index_key, pk)?);
+            Ok(ControlFlow::Continue(()))
+        },
+    )?;
     Ok(out)
 }
 

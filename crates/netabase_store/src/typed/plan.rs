@@ -1,18 +1,18 @@
 //! Index maintenance as pure code.
 //!
 //! Given the stored version of a record (if any) and the new one, [`plan_put`] yields the
-//! exact byte writes and deletes for the primary table and every index table, plus the
-//! unique-key checks that must pass before any of them is applied. [`plan_remove`] does
-//! the same for a removal. Nothing here touches a backend: the synchronous executor
-//! (`exec.rs`) and any asynchronous one run the same plan, so they cannot drift apart.
+//! exact byte writes and deletes for every index table, plus the unique-key checks that
+//! must pass before any of them is applied. [`plan_remove`] does the same for a removal.
+//! The primary-table write is the executor's own: it learns the stored version from that
+//! very write (engines hand back the value an insert replaced), so no lookup precedes it.
+//! Nothing here touches a backend: the synchronous executor (`exec.rs`) and any
+//! asynchronous one run the same plan, so they cannot drift apart.
 //!
 //! Index layout (DESIGN.md):
 //! - non-unique: key `enc(secondary) ++ enc(primary)`, empty value;
 //! - unique: key `enc(secondary)`, value `enc(primary)`.
 
 use crate::backend::WriteOp;
-use crate::codec::value::encode_value;
-use crate::error::Result;
 use crate::schema::{NetabaseDefinitionTrait, NetabaseModelTrait};
 
 /// A unique secondary key that the new record claims: the write may proceed only if the
@@ -27,37 +27,26 @@ pub struct UniqueCheck {
     pub key: Vec<u8>,
 }
 
-/// The writes of one put or remove, and the checks to run first.
+/// The index writes of one put or remove, and the checks to run first.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct WritePlan {
     /// Checks that must all pass before `ops` are applied.
     pub checks: Vec<UniqueCheck>,
-    /// Writes, grouped by table (primary table first).
+    /// Index writes, in the order of the model's secondary keys.
     pub ops: Vec<WriteOp<'static>>,
 }
 
-/// The plan that stores `new` (whose encoded primary key is `pk`) over `old`.
-///
-/// # Errors
-/// [`crate::NetabaseError::Encode`] if the model cannot be serialized.
-pub fn plan_put<D, M>(pk: &[u8], old: Option<&M>, new: &M) -> Result<WritePlan>
+/// Adds to `plan` what keeps every index exact when `new` (whose encoded primary key is
+/// `pk`) replaces `old`: an unchanged secondary value costs nothing, a changed one moves
+/// its entry, and each unique value the record newly claims gets a check.
+pub fn plan_put<D, M>(pk: &[u8], old: Option<&M>, new: &M, plan: &mut WritePlan)
 where
     D: NetabaseDefinitionTrait,
     M: NetabaseModelTrait<D>,
 {
-    let info = &M::INFO;
-    let mut plan = WritePlan {
-        checks: Vec::new(),
-        ops: Vec::with_capacity(1 + 2 * info.secondary_keys.len()),
-    };
-    plan.ops.push(WriteOp::Put {
-        table: info.table,
-        key: pk.to_vec(),
-        value: encode_value(info.name, info.version, new)?,
-    });
     let mut new_key = Vec::new();
     let mut old_key = Vec::new();
-    for (index, field) in info.secondary_keys.iter().enumerate() {
+    for (index, field) in M::INFO.secondary_keys.iter().enumerate() {
         new_key.clear();
         new.encode_secondary_key(index, &mut new_key);
         if let Some(old) = old {
@@ -78,46 +67,34 @@ where
                 index,
                 key: new_key.clone(),
             });
-            plan.ops.push(WriteOp::Put {
-                table: field.table,
-                key: new_key.clone(),
-                value: pk.to_vec(),
-            });
-        } else {
-            plan.ops.push(WriteOp::Put {
-                table: field.table,
-                key: index_key(false, &new_key, pk),
-                value: Vec::new(),
-            });
         }
+        plan.ops.push(WriteOp::Put {
+            table: field.table,
+            key: index_key(field.unique, &new_key, pk),
+            value: if field.unique {
+                pk.to_vec()
+            } else {
+                Vec::new()
+            },
+        });
     }
-    Ok(plan)
 }
 
-/// The plan that removes `old` (whose encoded primary key is `pk`) and its index entries.
-pub fn plan_remove<D, M>(pk: &[u8], old: &M) -> WritePlan
+/// Adds to `plan` the removal of every index entry of `old` (whose encoded primary key
+/// is `pk`).
+pub fn plan_remove<D, M>(pk: &[u8], old: &M, plan: &mut WritePlan)
 where
     D: NetabaseDefinitionTrait,
     M: NetabaseModelTrait<D>,
 {
-    let info = &M::INFO;
-    let mut ops = Vec::with_capacity(1 + info.secondary_keys.len());
-    ops.push(WriteOp::Delete {
-        table: info.table,
-        key: pk.to_vec(),
-    });
     let mut key = Vec::new();
-    for (index, field) in info.secondary_keys.iter().enumerate() {
+    for (index, field) in M::INFO.secondary_keys.iter().enumerate() {
         key.clear();
         old.encode_secondary_key(index, &mut key);
-        ops.push(WriteOp::Delete {
+        plan.ops.push(WriteOp::Delete {
             table: field.table,
             key: index_key(field.unique, &key, pk),
         });
-    }
-    WritePlan {
-        checks: Vec::new(),
-        ops,
     }
 }
 

@@ -502,6 +502,99 @@ pub fn undecodable_bytes_name_the_table<B: Backend>(store: Store<B>) -> TestResu
     Ok(())
 }
 
+/// A write over a stored record that does not decode is refused and leaves that
+/// record's bytes and index entries as they were, while the writes before it in the same
+/// call stand: for a model with a unique key (one by one), a model without (batched),
+/// and removals.
+pub fn writes_over_undecodable_records_undo_cleanly<B: Backend>(store: Store<B>) -> TestResult {
+    const GARBAGE: &[u8] = &[1, 0, 0, 0xFF, 0xFF, 0xFF];
+    let users = store.open_tree::<User>();
+    let posts = store.open_tree::<Post>();
+    users.put_many((1..=3).map(|i| user(i, &format!("{i}@x"), 30)))?;
+    posts.put_many((1..=3).map(|i| Post {
+        id: i,
+        title: format!("post {i}"),
+        author_id: 7,
+    }))?;
+    let user_table = <User as NetabaseModelTrait<TestDefinition>>::INFO.table;
+    let post_table = <Post as NetabaseModelTrait<TestDefinition>>::INFO.table;
+    let user_key = 2u64.to_key_bytes();
+    let post_key = 2i64.to_key_bytes();
+    let raw = |table: &str, key: &[u8]| -> Result<Option<Vec<u8>>, NetabaseError> {
+        store.backend().begin_read()?.get(table, key)
+    };
+    let good_user = raw(user_table, &user_key)?.ok_or("user 2 missing")?;
+    let good_post = raw(post_table, &post_key)?.ok_or("post 2 missing")?;
+    let overwrite = |user: &[u8], post: &[u8]| -> TestResult {
+        let txn = store.backend().begin_write()?;
+        txn.put(user_table, &user_key, user)?;
+        txn.put(post_table, &post_key, post)?;
+        Ok(txn.commit()?)
+    };
+    overwrite(GARBAGE, GARBAGE)?;
+
+    let txn = store.write()?;
+    {
+        let users = txn.open_tree::<User>();
+        let posts = txn.open_tree::<Post>();
+        let decode_error = |r: Result<(), NetabaseError>| match r {
+            Err(NetabaseError::Decode { .. }) => Ok(()),
+            other => Err(format!("expected a decode error, got {other:?}")),
+        };
+        // One by one (a unique key), then batched (no unique key).
+        decode_error(users.put(user(2, "new@x", 5)))?;
+        decode_error(users.put_many(vec![
+            user(4, "4@x", 40),
+            user(2, "n@x", 5),
+            user(5, "5@x", 50),
+        ]))?;
+        decode_error(posts.put(Post {
+            id: 2,
+            title: "new".into(),
+            author_id: 8,
+        }))?;
+        decode_error(posts.put_many((4..=5).chain([2, 6]).map(|i| Post {
+            id: i,
+            title: format!("post {i}"),
+            author_id: 9,
+        })))?;
+        decode_error(users.remove(UserPrimaryKey(2)).map(drop))?;
+        decode_error(users.remove_many([1, 2, 3].map(UserPrimaryKey)).map(drop))?;
+        decode_error(posts.remove_many([1, 2, 3].map(PostPrimaryKey)).map(drop))?;
+    }
+    txn.commit()?;
+
+    assert_eq!(raw(user_table, &user_key)?.as_deref(), Some(GARBAGE));
+    assert_eq!(raw(post_table, &post_key)?.as_deref(), Some(GARBAGE));
+    // The writes before each refused one stand; the refused one and those after do not.
+    assert_eq!(users.get(UserPrimaryKey(4))?, Some(user(4, "4@x", 40)));
+    assert_eq!(users.get(UserPrimaryKey(5))?, None);
+    assert_eq!(users.get(UserPrimaryKey(1))?, None);
+    assert_eq!(users.get(UserPrimaryKey(3))?, Some(user(3, "3@x", 30)));
+    assert!(posts.get(PostPrimaryKey(4))?.is_some());
+    assert!(posts.get(PostPrimaryKey(5))?.is_some());
+    assert_eq!(posts.get(PostPrimaryKey(6))?, None);
+    assert_eq!(posts.get(PostPrimaryKey(1))?, None);
+    assert!(posts.get(PostPrimaryKey(3))?.is_some());
+
+    // With the good bytes back, every index is exact: the refused writes left no entry
+    // behind and took none away.
+    overwrite(&good_user, &good_post)?;
+    assert_user_indexes_exact(&store)?;
+    let mut authors: Vec<(i64, u64)> = Vec::new();
+    for author in [7, 8, 9] {
+        for p in posts.get_by_secondary_key(PostSecondaryKeys::AuthorId(
+            PostAuthorIdSecondaryKey(author),
+        ))? {
+            authors.push((p.id, p.author_id));
+        }
+    }
+    authors.sort_unstable();
+    assert_eq!(authors, vec![(2, 7), (3, 7), (4, 9), (5, 9)]);
+    assert_eq!(posts.len()?, 4);
+    Ok(())
+}
+
 /// Invariant 1 under a long pseudo-random sequence of puts, updates, removes and clears,
 /// checked after every commit.
 pub fn random_operations_keep_indexes_exact<B: Backend>(store: Store<B>) -> TestResult {
@@ -560,6 +653,7 @@ macro_rules! conformance_suite {
             commit_applies_every_model,
             read_txn_is_a_snapshot,
             undecodable_bytes_name_the_table,
+            writes_over_undecodable_records_undo_cleanly,
             random_operations_keep_indexes_exact,
         );
     };
