@@ -9,8 +9,8 @@ use netabase_store::Result;
 use netabase_store::backend::memory::{MemoryBackend, MemoryRead, MemoryWrite};
 use netabase_store::backend::redb::{RedbBackend, RedbRead, RedbWrite};
 use netabase_store::backend::{
-    Backend, Capabilities, Direction, EntryFn, OldFn, OwnedReadTxn, RawIter, RawRange, ReadTxn,
-    ValueFn, WriteOp, WriteTxn,
+    Backend, Capabilities, Cursor, Direction, EntryFn, OldFn, OwnedReadTxn, RawIter, RawRange,
+    ReadTxn, ValueFn, WriteOp, WriteTxn,
 };
 
 /// The database of a node: redb (a file, the default) or in-memory.
@@ -145,6 +145,14 @@ macro_rules! forward_read {
             ) -> Result<()> {
                 each!(self, t => t.for_each_in(table, range, direction, f))
             }
+            fn cursor(
+                &self,
+                table: &str,
+                range: RawRange,
+                direction: Direction,
+            ) -> Result<Cursor<'_>> {
+                each!(self, t => t.cursor(table, range, direction))
+            }
             fn len(&self, table: &str) -> Result<u64> {
                 each!(self, t => t.len(table))
             }
@@ -161,6 +169,14 @@ forward_read!(NodeWrite<'_>);
 impl OwnedReadTxn for NodeRead {
     fn scan(&self, table: &str, range: RawRange, direction: Direction) -> Result<RawIter<'static>> {
         each!(self, t => t.scan(table, range, direction))
+    }
+    fn scan_cursor(
+        &self,
+        table: &str,
+        range: RawRange,
+        direction: Direction,
+    ) -> Result<Cursor<'static>> {
+        each!(self, t => t.scan_cursor(table, range, direction))
     }
 }
 

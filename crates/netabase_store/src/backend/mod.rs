@@ -51,6 +51,44 @@ pub type EntryFn<'f> = dyn FnMut(&[u8], &[u8]) -> Result<ControlFlow<()>> + 'f;
 /// transaction: the engine may hold the table open while it runs.
 pub type OldFn<'f> = dyn FnMut(usize, Option<&[u8]>) -> Result<()> + 'f;
 
+/// A range scan that lends each entry instead of handing out owned copies: the key and
+/// value stay valid until the next call. Typed iterators decode straight from them.
+pub trait RawCursor {
+    /// Moves to the next entry and lends it; `None` once the range is exhausted.
+    fn next_entry(&mut self) -> Option<Result<(&[u8], &[u8])>>;
+}
+
+/// A boxed [`RawCursor`].
+pub type Cursor<'a> = Box<dyn RawCursor + 'a>;
+
+/// A [`RawCursor`] over an iterator of owned entries, for engines whose scans copy.
+pub struct EntryCursor<I> {
+    iter: I,
+    current: Entry,
+}
+
+impl<I> EntryCursor<I> {
+    /// A cursor that lends each entry `iter` yields.
+    pub fn new(iter: I) -> Self {
+        EntryCursor {
+            iter,
+            current: (Vec::new(), Vec::new()),
+        }
+    }
+}
+
+impl<I: Iterator<Item = Result<Entry>>> RawCursor for EntryCursor<I> {
+    fn next_entry(&mut self) -> Option<Result<(&[u8], &[u8])>> {
+        match self.iter.next()? {
+            Ok(entry) => {
+                self.current = entry;
+                Some(Ok((&self.current.0, &self.current.1)))
+            }
+            Err(e) => Some(Err(e)),
+        }
+    }
+}
+
 /// Which way a range scan walks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Direction {
@@ -213,6 +251,22 @@ pub trait OwnedReadTxn: ReadTxn + 'static {
     /// # Errors
     /// [`crate::NetabaseError::Backend`] on engine failure.
     fn scan(&self, table: &str, range: RawRange, direction: Direction) -> Result<RawIter<'static>>;
+
+    /// Like [`OwnedReadTxn::scan`], but lending each entry. Engines that can lend
+    /// override it; the default copies, as `scan` does.
+    ///
+    /// # Errors
+    /// [`crate::NetabaseError::Backend`] on engine failure.
+    fn scan_cursor(
+        &self,
+        table: &str,
+        range: RawRange,
+        direction: Direction,
+    ) -> Result<Cursor<'static>> {
+        Ok(Box::new(EntryCursor::new(
+            self.scan(table, range, direction)?,
+        )))
+    }
 }
 
 /// Reads inside a transaction. Every method takes `&self`, so several typed views of one
@@ -249,6 +303,17 @@ pub trait ReadTxn {
     /// # Errors
     /// [`crate::NetabaseError::Backend`] on engine failure.
     fn range(&self, table: &str, range: RawRange, direction: Direction) -> Result<RawIter<'_>>;
+
+    /// Like [`ReadTxn::range`], but lending each entry. Engines that can lend override
+    /// it; the default copies, as `range` does.
+    ///
+    /// # Errors
+    /// [`crate::NetabaseError::Backend`] on engine failure.
+    fn cursor(&self, table: &str, range: RawRange, direction: Direction) -> Result<Cursor<'_>> {
+        Ok(Box::new(EntryCursor::new(
+            self.range(table, range, direction)?,
+        )))
+    }
 
     /// Calls `f` with each entry of `table` inside `range`, in key order or reversed,
     /// lending the key and value instead of copying them, until the range ends or `f`
@@ -333,6 +398,9 @@ impl<T: ReadTxn + ?Sized> ReadTxn for &T {
         f: &mut EntryFn<'_>,
     ) -> Result<()> {
         (**self).for_each_in(table, range, direction, f)
+    }
+    fn cursor(&self, table: &str, range: RawRange, direction: Direction) -> Result<Cursor<'_>> {
+        (**self).cursor(table, range, direction)
     }
     fn len(&self, table: &str) -> Result<u64> {
         (**self).len(table)

@@ -14,8 +14,8 @@ use std::sync::{PoisonError, RwLock, RwLockReadGuard, TryLockError};
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition, TableError};
 
 use super::{
-    Backend, Capabilities, ChunkedRange, Direction, Entry, EntryFn, OldFn, OwnedReadTxn, RawIter,
-    RawRange, ReadTxn, ValueFn, WriteOp, WriteTxn,
+    Backend, Capabilities, ChunkedRange, Cursor, Direction, Entry, EntryCursor, EntryFn, OldFn,
+    OwnedReadTxn, RawCursor, RawIter, RawRange, ReadTxn, ValueFn, WriteOp, WriteTxn,
 };
 use crate::config::FileConfig;
 use crate::error::{NetabaseError, Result};
@@ -441,6 +441,10 @@ impl ReadTxn for RedbRead {
         self.with_table(table, (), |t| visit(t, &range, direction, f))
     }
 
+    fn cursor(&self, table: &str, range: RawRange, direction: Direction) -> Result<Cursor<'_>> {
+        self.scan_cursor(table, range, direction)
+    }
+
     fn len(&self, table: &str) -> Result<u64> {
         self.with_table(table, 0, |t| {
             t.len().map_err(|e| err("count a table")(e.into()))
@@ -452,7 +456,56 @@ impl ReadTxn for RedbRead {
     }
 }
 
+/// A lending scan over a read-only table: holds the entry it lent last.
+struct RedbCursor {
+    range: redb::Range<'static, Bytes, Bytes>,
+    direction: Direction,
+    current: Option<(
+        redb::AccessGuard<'static, Bytes>,
+        redb::AccessGuard<'static, Bytes>,
+    )>,
+}
+
+impl RawCursor for RedbCursor {
+    fn next_entry(&mut self) -> Option<Result<(&[u8], &[u8])>> {
+        let item = match self.direction {
+            Direction::Forward => self.range.next(),
+            Direction::Reverse => self.range.next_back(),
+        }?;
+        match item {
+            Ok(entry) => {
+                let (k, v) = self.current.insert(entry);
+                Some(Ok((k.value(), v.value())))
+            }
+            Err(e) => Some(Err(err("scan a table")(e.into()))),
+        }
+    }
+}
+
 impl OwnedReadTxn for RedbRead {
+    fn scan_cursor(
+        &self,
+        table: &str,
+        range: RawRange,
+        direction: Direction,
+    ) -> Result<Cursor<'static>> {
+        let empty = || Box::new(EntryCursor::new(std::iter::empty())) as Cursor<'static>;
+        if range.is_empty() {
+            return Ok(empty());
+        }
+        self.with_table(table, empty(), |t| {
+            // Read-only tables hand out ranges that own their snapshot.
+            let range = t
+                .range::<&[u8]>(range.as_bounds())
+                .map_err(|e| err("scan a table")(e.into()))?;
+            Ok(Box::new(RedbCursor {
+                range,
+                direction,
+                current: None,
+            }) as Cursor<'static>)
+        })
+    }
+
     fn scan(&self, table: &str, range: RawRange, direction: Direction) -> Result<RawIter<'static>> {
         if range.is_empty() {
             return Ok(Box::new(std::iter::empty()));

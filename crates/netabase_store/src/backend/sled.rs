@@ -34,8 +34,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use sled::transaction::{ConflictableTransactionError, Transactional, TransactionalTree};
 
 use super::{
-    Backend, Capabilities, ChunkedRange, Direction, Entry, OwnedReadTxn, RawIter, RawRange,
-    ReadTxn, WriteOp, WriteTxn,
+    Backend, Capabilities, ChunkedRange, Cursor, Direction, Entry, EntryCursor, OwnedReadTxn,
+    RawCursor, RawIter, RawRange, ReadTxn, ValueFn, WriteOp, WriteTxn,
 };
 use crate::config::FileConfig;
 use crate::error::{NetabaseError, Result};
@@ -332,8 +332,19 @@ impl ReadTxn for SledRead {
         }
     }
 
+    fn get_with(&self, table: &str, key: &[u8], f: &mut ValueFn<'_>) -> Result<()> {
+        match self.shared.existing(table)? {
+            Some(tree) => f(tree.get(key).map_err(err("read a key"))?.as_deref()),
+            None => f(None),
+        }
+    }
+
     fn range(&self, table: &str, range: RawRange, direction: Direction) -> Result<RawIter<'_>> {
         self.scan(table, range, direction)
+    }
+
+    fn cursor(&self, table: &str, range: RawRange, direction: Direction) -> Result<Cursor<'_>> {
+        self.scan_cursor(table, range, direction)
     }
 
     fn len(&self, table: &str) -> Result<u64> {
@@ -348,11 +359,52 @@ impl ReadTxn for SledRead {
     }
 }
 
+/// A lending scan of one tree: sled's entries are reference-counted buffers, held here
+/// instead of copied.
+struct SledCursor {
+    iter: sled::Iter,
+    direction: Direction,
+    current: (sled::IVec, sled::IVec),
+}
+
+impl RawCursor for SledCursor {
+    fn next_entry(&mut self) -> Option<Result<(&[u8], &[u8])>> {
+        let item = match self.direction {
+            Direction::Forward => self.iter.next(),
+            Direction::Reverse => self.iter.next_back(),
+        }?;
+        match item {
+            Ok(entry) => {
+                self.current = entry;
+                Some(Ok((&self.current.0, &self.current.1)))
+            }
+            Err(e) => Some(Err(err("scan a tree")(e))),
+        }
+    }
+}
+
 impl OwnedReadTxn for SledRead {
     fn scan(&self, table: &str, range: RawRange, direction: Direction) -> Result<RawIter<'static>> {
         Ok(match self.shared.existing(table)? {
             Some(tree) => scan_tree(&tree, &range, direction),
             None => Box::new(std::iter::empty()),
+        })
+    }
+
+    fn scan_cursor(
+        &self,
+        table: &str,
+        range: RawRange,
+        direction: Direction,
+    ) -> Result<Cursor<'static>> {
+        Ok(match self.shared.existing(table)? {
+            // sled, like `BTreeMap`, rejects inverted bounds.
+            Some(tree) if !range.is_empty() => Box::new(SledCursor {
+                iter: tree.range::<&[u8], _>(range.as_bounds()),
+                direction,
+                current: Default::default(),
+            }),
+            _ => Box::new(EntryCursor::new(std::iter::empty())),
         })
     }
 }

@@ -4,7 +4,7 @@
 use std::marker::PhantomData;
 use std::ops::{Bound, ControlFlow, RangeBounds};
 
-use crate::backend::{Direction, RawIter, RawRange, ReadTxn, WriteOp, WriteTxn};
+use crate::backend::{Cursor, Direction, EntryCursor, RawRange, ReadTxn, WriteOp, WriteTxn};
 use crate::codec::key::{KeyCodec, KeyDecodeError, prefix_successor};
 use crate::codec::value::{decode_value, encode_value};
 use crate::error::{NetabaseError, Result};
@@ -489,12 +489,17 @@ fn empty_range() -> RawRange {
     }
 }
 
+/// A cursor that yields `e` once, for a scan that failed to start.
+pub(crate) fn error_cursor<'a>(e: NetabaseError) -> Cursor<'a> {
+    Box::new(EntryCursor::new(std::iter::once(Err(e))))
+}
+
 /// Records in primary-key order, decoded from a raw scan of the primary table.
 pub struct ModelIter<'a, D, M: NetabaseModelTrait<D>, H = ()>
 where
     D: NetabaseDefinitionTrait,
 {
-    raw: RawIter<'a>,
+    raw: Cursor<'a>,
     /// Whatever must live as long as the scan (an owned transaction), never read.
     _hold: H,
     _types: PhantomData<fn() -> (D, M)>,
@@ -505,7 +510,7 @@ where
     D: NetabaseDefinitionTrait,
     M: NetabaseModelTrait<D>,
 {
-    pub(crate) fn new(raw: RawIter<'a>, hold: H) -> Self {
+    pub(crate) fn new(raw: Cursor<'a>, hold: H) -> Self {
         ModelIter {
             raw,
             _hold: hold,
@@ -522,13 +527,13 @@ where
     type Item = Result<(M::PrimaryKey, M)>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        let (pk, bytes) = match self.raw.next()? {
+        let (pk, bytes) = match self.raw.next_entry()? {
             Ok(entry) => entry,
             Err(e) => return Some(Err(e)),
         };
         Some(
-            decode_pk::<D, M>(M::INFO.table, &pk)
-                .and_then(|key| Ok((key, decode::<D, M>(&pk, &bytes)?))),
+            decode_pk::<D, M>(M::INFO.table, pk)
+                .and_then(|key| Ok((key, decode::<D, M>(pk, bytes)?))),
         )
     }
 }
@@ -542,9 +547,9 @@ where
     M: NetabaseModelTrait<D>,
     T: ReadTxn,
 {
+    raw: Cursor<'a>,
     /// `None` only when the scan failed to start; `raw` then yields that error alone.
     txn: Option<T>,
-    raw: RawIter<'a>,
     table: &'static str,
     unique: bool,
     _types: Types<D, M, K>,
@@ -557,38 +562,51 @@ where
     T: ReadTxn,
     K: KeyCodec,
 {
-    pub(crate) fn new(txn: Option<T>, raw: RawIter<'a>, index: usize) -> Self {
+    pub(crate) fn new(txn: Option<T>, raw: Cursor<'a>, index: usize) -> Self {
         let (table, unique) = M::INFO
             .secondary_keys
             .get(index)
             .map_or(("", false), |f| (f.table, f.unique));
         SecondaryIter {
-            txn,
             raw,
+            txn,
             table,
             unique,
             _types: PhantomData,
         }
     }
+}
 
-    fn record(&self, key: &[u8], value: &[u8]) -> Result<M> {
-        let Some(txn) = &self.txn else {
-            return Err(NetabaseError::decode(
-                self.table,
-                key,
-                "the scan has no transaction",
-            ));
-        };
-        if self.unique {
-            return lookup_indexed::<D, M, T>(txn, self.table, key, value);
-        }
-        // Non-unique entries are enc(secondary) ++ enc(primary): decode the secondary value
-        // to find where the primary key starts.
-        let mut rest = key;
-        K::decode_key(&mut rest)
-            .map_err(|e: KeyDecodeError| NetabaseError::key_decode(self.table, key, e))?;
-        lookup_indexed::<D, M, T>(txn, self.table, key, rest)
+/// The record an index entry (`key`, `value`) of `table` leads to.
+fn indexed_record<D, M, T, K>(
+    txn: Option<&T>,
+    table: &'static str,
+    unique: bool,
+    key: &[u8],
+    value: &[u8],
+) -> Result<M>
+where
+    D: NetabaseDefinitionTrait,
+    M: NetabaseModelTrait<D>,
+    T: ReadTxn,
+    K: KeyCodec,
+{
+    let Some(txn) = txn else {
+        return Err(NetabaseError::decode(
+            table,
+            key,
+            "the scan has no transaction",
+        ));
+    };
+    if unique {
+        return lookup_indexed::<D, M, T>(txn, table, key, value);
     }
+    // Non-unique entries are enc(secondary) ++ enc(primary): decode the secondary value
+    // to find where the primary key starts.
+    let mut rest = key;
+    K::decode_key(&mut rest)
+        .map_err(|e: KeyDecodeError| NetabaseError::key_decode(table, key, e))?;
+    lookup_indexed::<D, M, T>(txn, table, key, rest)
 }
 
 impl<D, M, T, K> Iterator for SecondaryIter<'_, D, M, T, K>
@@ -601,10 +619,16 @@ where
     type Item = Result<M>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        let (key, value) = match self.raw.next()? {
+        let (key, value) = match self.raw.next_entry()? {
             Ok(entry) => entry,
             Err(e) => return Some(Err(e)),
         };
-        Some(self.record(&key, &value))
+        Some(indexed_record::<D, M, T, K>(
+            self.txn.as_ref(),
+            self.table,
+            self.unique,
+            key,
+            value,
+        ))
     }
 }

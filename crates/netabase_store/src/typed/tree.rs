@@ -2,11 +2,11 @@
 
 use std::ops::RangeBounds;
 
-use crate::backend::{Backend, Direction, OwnedReadTxn, RawIter, WriteTxn};
+use crate::backend::{Backend, Direction, OwnedReadTxn, WriteTxn};
 use crate::error::Result;
 use crate::schema::{NetabaseDefinitionTrait, NetabaseModelTrait, SecondaryKeyField};
 
-use super::exec::{ModelIter, SecondaryIter, primary_bounds, secondary_bounds};
+use super::exec::{ModelIter, SecondaryIter, error_cursor, primary_bounds, secondary_bounds};
 use super::store::NetabaseStore;
 use super::txn::TreeView;
 
@@ -191,12 +191,12 @@ where
         direction: Direction,
     ) -> TreeIter<D, M, B> {
         let opened = self.store.backend().begin_read().and_then(|txn| {
-            let raw = txn.scan(M::INFO.table, primary_bounds(range), direction)?;
+            let raw = txn.scan_cursor(M::INFO.table, primary_bounds(range), direction)?;
             Ok((txn, raw))
         });
         match opened {
             Ok((txn, raw)) => ModelIter::new(raw, Some(txn)),
-            Err(e) => ModelIter::new(error_iter(e), None),
+            Err(e) => ModelIter::new(error_cursor(e), None),
         }
     }
 
@@ -211,16 +211,12 @@ where
     {
         let table = M::INFO.secondary_keys.get(K::INDEX).map_or("", |f| f.table);
         let opened = self.store.backend().begin_read().and_then(|txn| {
-            let raw = txn.scan(table, secondary_bounds(&range), Direction::Forward)?;
+            let raw = txn.scan_cursor(table, secondary_bounds(&range), Direction::Forward)?;
             Ok((txn, raw))
         });
         match opened {
             Ok((txn, raw)) => SecondaryIter::new(Some(txn), raw, K::INDEX),
-            Err(e) => SecondaryIter::new(None, error_iter(e), K::INDEX),
+            Err(e) => SecondaryIter::new(None, error_cursor(e), K::INDEX),
         }
     }
-}
-
-fn error_iter(e: crate::NetabaseError) -> RawIter<'static> {
-    Box::new(std::iter::once(Err(e)))
 }

@@ -178,13 +178,10 @@ where
         range: &impl RangeBounds<M::PrimaryKey>,
         direction: Direction,
     ) -> ModelIter<'t, D, M> {
-        let raw = match self
+        let raw = self
             .txn
-            .range(M::INFO.table, primary_bounds(range), direction)
-        {
-            Ok(raw) => raw,
-            Err(e) => Box::new(std::iter::once(Err(e))),
-        };
+            .cursor(M::INFO.table, primary_bounds(range), direction)
+            .unwrap_or_else(exec::error_cursor);
         ModelIter::new(raw, ())
     }
 
@@ -198,13 +195,10 @@ where
         K: SecondaryKeyField<D, M>,
     {
         let table = M::INFO.secondary_keys.get(K::INDEX).map_or("", |f| f.table);
-        let raw = match self
+        let raw = self
             .txn
-            .range(table, secondary_bounds(&range), Direction::Forward)
-        {
-            Ok(raw) => raw,
-            Err(e) => Box::new(std::iter::once(Err(e))),
-        };
+            .cursor(table, secondary_bounds(&range), Direction::Forward)
+            .unwrap_or_else(exec::error_cursor);
         SecondaryIter::new(Some(self.txn), raw, K::INDEX)
     }
 
