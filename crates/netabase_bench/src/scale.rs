@@ -9,7 +9,8 @@ use netabase_store::config::BackendStore;
 use netabase_store::{FileConfig, NetabaseStore};
 use plotters::prelude::*;
 
-use crate::contenders::BenchResult;
+use crate::contenders::raw_redb::RawRedb;
+use crate::contenders::{BenchResult, Contender};
 use crate::data::schema::{
     BenchDefinition, Item, ItemGroupSecondaryKey, ItemPrimaryKey, ItemSecondaryKeys,
 };
@@ -43,6 +44,13 @@ pub fn scale_item(i: u64) -> Item {
     let mut record = data::record(i, 1);
     record.keys[0] = u32::try_from(i / PER_GROUP).unwrap_or(u32::MAX);
     Item::from(&record)
+}
+
+/// Resets the peak resident set size that [`peak_rss`] reads (Linux: writing 5 to
+/// `/proc/self/clear_refs`), so that a second engine measured in the same process is not
+/// charged the first one's peak. Returns whether the reset worked.
+pub fn reset_peak_rss() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
 }
 
 /// Peak resident set size of this process, from `/proc/self/status` (0 elsewhere).
@@ -101,36 +109,113 @@ pub fn checkpoints(max: u64) -> Vec<u64> {
     out
 }
 
-/// Loads a new redb file at `path` and measures at every checkpoint; `progress` is told
-/// how many records are stored after each batch.
+/// What the scaling run loads and measures: netabase on redb, or raw redb with the
+/// hand-written index of the benchmarks (the baseline of the same run).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    /// netabase's typed store on a redb file.
+    Netabase,
+    /// Raw redb with a hand-written index in netabase's layout.
+    RawRedb,
+}
+
+impl Engine {
+    /// The name used in tables and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Engine::Netabase => "netabase_redb",
+            Engine::RawRedb => "raw_redb",
+        }
+    }
+}
+
+/// One opened database of the scaling run.
+enum Target {
+    Netabase(NetabaseStore<BenchDefinition, RedbBackend>),
+    Raw(RawRedb),
+}
+
+impl Target {
+    fn open(engine: Engine, path: &Path, options: &ScaleOptions) -> BenchResult<Self> {
+        Ok(match engine {
+            Engine::Netabase => {
+                let config = FileConfig::builder()
+                    .path(path)
+                    .cache_size_mb(options.cache_mb)
+                    .use_fsync(options.fsync)
+                    .build();
+                Target::Netabase(NetabaseStore::new(config)?)
+            }
+            Engine::RawRedb => {
+                let mut builder = redb::Database::builder();
+                builder.set_cache_size(usize::try_from(options.cache_mb * 1024 * 1024)?);
+                let durability = if options.fsync {
+                    redb::Durability::Immediate
+                } else {
+                    redb::Durability::None
+                };
+                Target::Raw(
+                    RawRedb::from_database(builder.create(path)?).with_durability(durability),
+                )
+            }
+        })
+    }
+
+    fn insert(&self, items: Vec<Item>) -> BenchResult<()> {
+        match self {
+            Target::Netabase(store) => {
+                let txn = store.write()?;
+                txn.open_tree::<Item>().put_many(items)?;
+                txn.commit()?;
+                Ok(())
+            }
+            Target::Raw(raw) => raw.insert_bulk(items),
+        }
+    }
+
+    fn get(&self, id: u64) -> BenchResult<bool> {
+        match self {
+            Target::Netabase(store) => {
+                Ok(store.open_tree::<Item>().get(ItemPrimaryKey(id))?.is_some())
+            }
+            Target::Raw(raw) => Ok(raw.get_each_txn(&[id])? == 1),
+        }
+    }
+
+    fn query(&self, group: u32) -> BenchResult<usize> {
+        match self {
+            Target::Netabase(store) => Ok(store
+                .open_tree::<Item>()
+                .get_by_secondary_key(ItemSecondaryKeys::Group(ItemGroupSecondaryKey(group)))?
+                .len()),
+            Target::Raw(raw) => raw.query_eq(&[group]),
+        }
+    }
+}
+
+/// Loads a new redb file at `path` with `engine` and measures at every checkpoint;
+/// `progress` is told how many records are stored after each batch.
 ///
 /// # Errors
 /// Whatever the store reports.
 pub fn run(
+    engine: Engine,
     path: &Path,
     options: &ScaleOptions,
     mut progress: impl FnMut(u64),
 ) -> BenchResult<Vec<Checkpoint>> {
-    let config = FileConfig::builder()
-        .path(path)
-        .cache_size_mb(options.cache_mb)
-        .use_fsync(options.fsync)
-        .build();
-    let store = NetabaseStore::<BenchDefinition, RedbBackend>::new(config)?;
-    let tree = store.open_tree::<Item>();
+    let target = Target::open(engine, path, options)?;
     let mut out = Vec::new();
     let mut stored = 0u64;
     let mut rng = SplitMix::new(42);
-    for target in checkpoints(options.max) {
+    for size in checkpoints(options.max) {
         // Throughput of the batches since the last checkpoint (at most the last ten).
         let mut recent: Vec<(u64, Duration)> = Vec::new();
-        while stored < target {
-            let n = options.batch.min(target - stored);
+        while stored < size {
+            let n = options.batch.min(size - stored);
             let items: Vec<Item> = (stored..stored + n).map(scale_item).collect();
             let start = Instant::now();
-            let txn = store.write()?;
-            txn.open_tree::<Item>().put_many(items)?;
-            txn.commit()?;
+            target.insert(items)?;
             recent.push((n, start.elapsed()));
             if recent.len() > 10 {
                 recent.remove(0);
@@ -145,9 +230,9 @@ pub fn run(
         for _ in 0..options.gets {
             let id = data::mix(rng.below(stored));
             let start = Instant::now();
-            let found = tree.get(ItemPrimaryKey(id))?;
+            let found = target.get(id)?;
             gets.push(start.elapsed());
-            if found.is_none() {
+            if !found {
                 return Err(format!("record {id} missing").into());
             }
         }
@@ -157,10 +242,9 @@ pub fn run(
         for _ in 0..options.queries {
             let g = u32::try_from(rng.below(groups)).unwrap_or(0);
             let start = Instant::now();
-            let found =
-                tree.get_by_secondary_key(ItemSecondaryKeys::Group(ItemGroupSecondaryKey(g)))?;
+            let found = target.query(g)?;
             queries.push(start.elapsed());
-            if found.is_empty() {
+            if found == 0 {
                 return Err(format!("group {g} empty").into());
             }
         }
@@ -177,6 +261,24 @@ pub fn run(
         });
     }
     Ok(out)
+}
+
+/// netabase's checkpoints against the baseline's at the same sizes: throughput and
+/// latency ratios (netabase ÷ raw redb).
+pub fn ratio_table(netabase: &[Checkpoint], raw: &[Checkpoint]) -> String {
+    let mut out = String::from(
+        "| records | insert/s netabase ÷ raw | get p50 netabase ÷ raw | query p50 netabase ÷ raw |\n|---:|---:|---:|---:|\n",
+    );
+    for (n, r) in netabase.iter().zip(raw) {
+        out.push_str(&format!(
+            "| {} | {:.2} | {:.2} | {:.2} |\n",
+            n.records,
+            n.insert_per_sec / r.insert_per_sec.max(1e-9),
+            n.get_p50.as_secs_f64() / r.get_p50.as_secs_f64().max(1e-12),
+            n.query_p50.as_secs_f64() / r.query_p50.as_secs_f64().max(1e-12),
+        ));
+    }
+    out
 }
 
 /// The checkpoints as a markdown table, with the ratios to the first one.
@@ -207,16 +309,19 @@ pub fn table(points: &[Checkpoint]) -> String {
 /// Reads one latency of a checkpoint.
 type Metric = fn(&Checkpoint) -> Duration;
 
-/// Draws the scaling curves: throughput (left) and latencies (right) against size.
+/// Draws the scaling curves of each engine: throughput (left) and latencies (right)
+/// against size; solid lines for the first engine, dashed-looking thin lines for the
+/// others.
 ///
 /// # Errors
 /// When the PNG cannot be drawn or written.
-pub fn chart(points: &[Checkpoint], out: &Path) -> BenchResult<()> {
+pub fn chart(series: &[(Engine, &[Checkpoint])], out: &Path) -> BenchResult<()> {
     let root = BitMapBackend::new(out, (1200, 500)).into_drawing_area();
     root.fill(&WHITE)?;
     let (left, right) = root.split_horizontally(600);
-    let max_records = points.last().map_or(10_000, |p| p.records).max(10_001) as f64;
-    let max_rate = points.iter().map(|p| p.insert_per_sec).fold(1.0, f64::max) * 1.15;
+    let all = || series.iter().flat_map(|(_, points)| points.iter());
+    let max_records = all().map(|p| p.records).max().unwrap_or(10_000).max(10_001) as f64;
+    let max_rate = all().map(|p| p.insert_per_sec).fold(1.0, f64::max) * 1.15;
     let mut throughput = ChartBuilder::on(&left)
         .caption("Insert throughput (records/s)", ("sans-serif", 20))
         .margin(12)
@@ -229,15 +334,7 @@ pub fn chart(points: &[Checkpoint], out: &Path) -> BenchResult<()> {
         .x_label_formatter(&|x| format!("{x:.0e}"))
         .y_label_formatter(&|y| format!("{:.0}k", y / 1000.0))
         .draw()?;
-    let rate: Vec<(f64, f64)> = points
-        .iter()
-        .map(|p| (p.records as f64, p.insert_per_sec))
-        .collect();
-    throughput.draw_series(LineSeries::new(rate.clone(), BLUE.stroke_width(2)))?;
-    throughput.draw_series(rate.iter().map(|&p| Circle::new(p, 4, BLUE.filled())))?;
-
-    let max_latency = points
-        .iter()
+    let max_latency = all()
         .map(|p| p.get_p99.max(p.query_p50).as_secs_f64() * 1e6)
         .fold(1.0, f64::max)
         * 1.15;
@@ -252,28 +349,54 @@ pub fn chart(points: &[Checkpoint], out: &Path) -> BenchResult<()> {
         .x_desc("records stored")
         .x_label_formatter(&|x| format!("{x:.0e}"))
         .draw()?;
-    let series: [(&str, RGBColor, Metric); 3] = [
-        ("get p50", BLUE, |p| p.get_p50),
-        ("get p99", RED, |p| p.get_p99),
-        ("secondary query p50", GREEN, |p| p.query_p50),
-    ];
-    for (label, color, value) in series {
-        let line: Vec<(f64, f64)> = points
+    for (i, (engine, points)) in series.iter().enumerate() {
+        let width = if i == 0 { 3 } else { 1 };
+        let rate: Vec<(f64, f64)> = points
             .iter()
-            .map(|p| (p.records as f64, value(p).as_secs_f64() * 1e6))
+            .map(|p| (p.records as f64, p.insert_per_sec))
             .collect();
-        latency
-            .draw_series(LineSeries::new(line.clone(), color.stroke_width(2)))?
-            .label(label)
-            .legend(move |(x, y)| PathElement::new([(x, y), (x + 16, y)], color.stroke_width(2)));
-        latency.draw_series(line.iter().map(|&p| Circle::new(p, 3, color.filled())))?;
+        let color = if i == 0 { BLUE } else { BLACK };
+        throughput
+            .draw_series(LineSeries::new(rate.clone(), color.stroke_width(width)))?
+            .label(engine.name())
+            .legend(move |(x, y)| {
+                PathElement::new([(x, y), (x + 16, y)], color.stroke_width(width))
+            });
+        throughput.draw_series(rate.iter().map(|&p| Circle::new(p, 3, color.filled())))?;
+        let metrics: [(&str, RGBColor, Metric); 3] = [
+            ("get p50", BLUE, |p| p.get_p50),
+            ("get p99", RED, |p| p.get_p99),
+            ("query p50", GREEN, |p| p.query_p50),
+        ];
+        for (label, color, value) in metrics {
+            let line: Vec<(f64, f64)> = points
+                .iter()
+                .map(|p| (p.records as f64, value(p).as_secs_f64() * 1e6))
+                .collect();
+            latency
+                .draw_series(LineSeries::new(line.clone(), color.stroke_width(width)))?
+                .label(format!("{} {label}", engine.name()))
+                .legend(move |(x, y)| {
+                    PathElement::new([(x, y), (x + 16, y)], color.stroke_width(width))
+                });
+            latency.draw_series(line.iter().map(|&p| Circle::new(p, 2, color.filled())))?;
+        }
+    }
+    for chart_labels in [&mut throughput] {
+        chart_labels
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.9))
+            .border_style(BLACK)
+            .position(SeriesLabelPosition::UpperRight)
+            .label_font(("sans-serif", 14))
+            .draw()?;
     }
     latency
         .configure_series_labels()
         .background_style(WHITE.mix(0.9))
         .border_style(BLACK)
         .position(SeriesLabelPosition::UpperLeft)
-        .label_font(("sans-serif", 14))
+        .label_font(("sans-serif", 13))
         .draw()?;
     root.present()?;
     Ok(())

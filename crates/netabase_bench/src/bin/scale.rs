@@ -1,16 +1,21 @@
 //! Loads 10⁴ … 10⁷ records into a netabase redb file in batches and measures insert
-//! throughput, get and query latency, peak memory and file size at each decade.
+//! throughput, get and query latency, peak memory and file size at each decade; then
+//! does the same with raw redb and a hand-written index (the baseline, `--engine` picks
+//! one) and prints netabase ÷ raw redb at each size.
 //!
 //! ```text
 //! cargo run --release -p netabase_bench --bin scale -- --max 10000000 \
-//!     [--batch 10000] [--cache-mb 256] [--no-fsync] [--dir DIR] [--chart scaling.png]
+//!     [--engine netabase|raw_redb|both] [--batch 10000] [--cache-mb 256] [--no-fsync] \
+//!     [--dir DIR] [--chart scaling.png]
 //! ```
 
 use std::path::PathBuf;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use netabase_bench::report::register_font;
-use netabase_bench::scale::{ScaleOptions, chart, peak_rss, run, table};
+use netabase_bench::scale::{
+    Engine, ScaleOptions, chart, peak_rss, ratio_table, reset_peak_rss, run, table,
+};
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
@@ -30,6 +35,7 @@ fn main() -> Result<(), Error> {
     };
     let mut dir: Option<PathBuf> = None;
     let mut chart_path: Option<PathBuf> = None;
+    let mut engines = vec![Engine::Netabase, Engine::RawRedb];
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -40,6 +46,14 @@ fn main() -> Result<(), Error> {
             "--no-fsync" => options.fsync = false,
             "--dir" => dir = args.next().map(PathBuf::from),
             "--chart" => chart_path = args.next().map(PathBuf::from),
+            "--engine" => {
+                engines = match args.next().as_deref() {
+                    Some("netabase") => vec![Engine::Netabase],
+                    Some("raw_redb") => vec![Engine::RawRedb],
+                    Some("both") => vec![Engine::Netabase, Engine::RawRedb],
+                    _ => return Err("--engine takes netabase, raw_redb or both".into()),
+                }
+            }
             other => return Err(format!("unknown argument {other}").into()),
         }
     }
@@ -54,21 +68,33 @@ fn main() -> Result<(), Error> {
         .or_else(|| temp.as_ref().map(|t| t.path().to_path_buf()))
         .ok_or("no directory")?;
     std::fs::create_dir_all(&dir)?;
-    let path = dir.join("scale.redb");
-    if path.exists() {
-        std::fs::remove_file(&path)?;
-    }
-
-    let bar = ProgressBar::new(options.max);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{elapsed_precise} [{bar:40}] {human_pos}/{human_len} records ({per_sec}, eta {eta})",
-        )?
-        .progress_chars("=> "),
-    );
     let baseline_rss = peak_rss();
-    let points = run(&path, &options, |stored| bar.set_position(stored))?;
-    bar.finish();
+    let mut results = Vec::new();
+    for engine in engines {
+        let path = dir.join(format!("{}.redb", engine.name()));
+        if path.exists() {
+            std::fs::remove_file(&path)?;
+        }
+        let bar = ProgressBar::new(options.max);
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{msg} {elapsed_precise} [{bar:40}] {human_pos}/{human_len} records ({per_sec}, eta {eta})",
+            )?
+            .progress_chars("=> "),
+        );
+        bar.set_message(engine.name());
+        if !reset_peak_rss() {
+            eprintln!(
+                "could not reset the peak RSS: the second engine's figure includes the first's"
+            );
+        }
+        let points = run(engine, &path, &options, |stored| bar.set_position(stored))?;
+        bar.finish();
+        // Each engine's file is removed before the next one loads, so both see the same
+        // free disk and page cache.
+        std::fs::remove_file(&path)?;
+        results.push((engine, points));
+    }
 
     println!(
         "redb cache {} MiB, batches of {} records, fsync {}; peak RSS before loading {} MiB\n",
@@ -77,10 +103,22 @@ fn main() -> Result<(), Error> {
         if options.fsync { "on" } else { "off" },
         baseline_rss / (1024 * 1024)
     );
-    println!("{}", table(&points));
+    for (engine, points) in &results {
+        println!("{}\n\n{}", engine.name(), table(points));
+    }
+    if let [(Engine::Netabase, netabase), (Engine::RawRedb, raw)] = results.as_slice() {
+        println!(
+            "netabase ÷ raw redb, same sizes\n\n{}",
+            ratio_table(netabase, raw)
+        );
+    }
     if let Some(out) = chart_path {
         register_font()?;
-        chart(&points, &out)?;
+        let series: Vec<(Engine, &[_])> = results
+            .iter()
+            .map(|(engine, points)| (*engine, points.as_slice()))
+            .collect();
+        chart(&series, &out)?;
     }
     Ok(())
 }

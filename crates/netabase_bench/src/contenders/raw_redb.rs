@@ -60,12 +60,28 @@ pub(crate) fn wide_keys(w: &Wide) -> [u32; 5] {
 /// A redb database on redb's in-memory storage backend.
 pub struct RawRedb {
     db: redb::Database,
+    durability: redb::Durability,
 }
 
 impl RawRedb {
-    /// Wraps an opened database (the scaling run uses a file).
+    /// Wraps an opened database (the scaling run uses a file); commits are durable.
     pub fn from_database(db: redb::Database) -> Self {
-        RawRedb { db }
+        RawRedb {
+            db,
+            durability: redb::Durability::Immediate,
+        }
+    }
+
+    /// The same database with commits of the given durability.
+    pub fn with_durability(mut self, durability: redb::Durability) -> Self {
+        self.durability = durability;
+        self
+    }
+
+    fn begin_write(&self) -> BenchResult<redb::WriteTransaction> {
+        let mut txn = self.db.begin_write()?;
+        txn.set_durability(self.durability)?;
+        Ok(txn)
     }
 
     fn write_items(txn: &redb::WriteTransaction, items: &[Item]) -> BenchResult<()> {
@@ -115,7 +131,7 @@ impl Contender for RawRedb {
     fn open() -> BenchResult<Self> {
         let db =
             redb::Database::builder().create_with_backend(redb::backends::InMemoryBackend::new())?;
-        Ok(RawRedb { db })
+        Ok(RawRedb::from_database(db))
     }
 
     fn item(record: &Record) -> Item {
@@ -127,7 +143,7 @@ impl Contender for RawRedb {
     }
 
     fn insert_bulk(&self, items: Vec<Item>) -> BenchResult<()> {
-        let txn = self.db.begin_write()?;
+        let txn = self.begin_write()?;
         Self::write_items(&txn, &items)?;
         txn.commit()?;
         Ok(())
@@ -135,7 +151,7 @@ impl Contender for RawRedb {
 
     fn insert_each(&self, items: Vec<Item>) -> BenchResult<()> {
         for item in items {
-            let txn = self.db.begin_write()?;
+            let txn = self.begin_write()?;
             Self::write_items(&txn, std::slice::from_ref(&item))?;
             txn.commit()?;
         }
@@ -143,7 +159,7 @@ impl Contender for RawRedb {
     }
 
     fn insert_bulk_wide(&self, items: Vec<Wide>) -> BenchResult<()> {
-        let txn = self.db.begin_write()?;
+        let txn = self.begin_write()?;
         {
             let mut primary = txn.open_table(WIDE)?;
             let mut indexes = [
@@ -245,7 +261,7 @@ impl Contender for RawRedb {
     }
 
     fn remove_bulk(&self, ids: &[u64]) -> BenchResult<usize> {
-        let txn = self.db.begin_write()?;
+        let txn = self.begin_write()?;
         let mut removed = 0;
         {
             let mut primary = txn.open_table(ITEM)?;
@@ -264,7 +280,7 @@ impl Contender for RawRedb {
     }
 
     fn remove_bulk_wide(&self, ids: &[u64]) -> BenchResult<usize> {
-        let txn = self.db.begin_write()?;
+        let txn = self.begin_write()?;
         let mut removed = 0;
         {
             let mut primary = txn.open_table(WIDE)?;
