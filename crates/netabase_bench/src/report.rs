@@ -115,7 +115,7 @@ impl Workload {
         )
     }
 
-    /// Whether the issue sets a ≤ 1.25 overhead target on this workload.
+    /// Whether a ≤ 1.25 overhead target over raw redb applies to this workload.
     pub fn has_overhead_target(self) -> bool {
         matches!(
             self,
@@ -127,7 +127,7 @@ impl Workload {
         )
     }
 
-    /// Whether the issue asks native_db to be at least 2× slower on this workload.
+    /// Whether native_db should take at least 2× as long on this workload.
     pub fn has_native_target(self) -> bool {
         matches!(
             self,
@@ -218,7 +218,7 @@ pub fn ratio_table(dir: &Path) -> String {
     out
 }
 
-/// Which targets of the issue hold for a workload at a size.
+/// Which performance targets hold for a workload at a size.
 fn verdict(dir: &Path, workload: Workload, n: usize) -> String {
     let mut parts = Vec::new();
     if workload.has_overhead_target()

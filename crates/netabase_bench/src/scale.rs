@@ -310,8 +310,7 @@ pub fn table(points: &[Checkpoint]) -> String {
 type Metric = fn(&Checkpoint) -> Duration;
 
 /// Draws the scaling curves of each engine: throughput (left) and latencies (right)
-/// against size; solid lines for the first engine, dashed-looking thin lines for the
-/// others.
+/// against size; thick lines for the first engine, thin lines for the others.
 ///
 /// # Errors
 /// When the PNG cannot be drawn or written.
@@ -382,15 +381,13 @@ pub fn chart(series: &[(Engine, &[Checkpoint])], out: &Path) -> BenchResult<()> 
             latency.draw_series(line.iter().map(|&p| Circle::new(p, 2, color.filled())))?;
         }
     }
-    for chart_labels in [&mut throughput] {
-        chart_labels
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.9))
-            .border_style(BLACK)
-            .position(SeriesLabelPosition::UpperRight)
-            .label_font(("sans-serif", 14))
-            .draw()?;
-    }
+    throughput
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::UpperRight)
+        .label_font(("sans-serif", 14))
+        .draw()?;
     latency
         .configure_series_labels()
         .background_style(WHITE.mix(0.9))
