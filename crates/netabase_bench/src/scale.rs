@@ -46,11 +46,42 @@ pub fn scale_item(i: u64) -> Item {
     Item::from(&record)
 }
 
-/// Resets the peak resident set size that [`peak_rss`] reads (Linux: writing 5 to
-/// `/proc/self/clear_refs`), so that a second engine measured in the same process is not
-/// charged the first one's peak. Returns whether the reset worked.
-pub fn reset_peak_rss() -> bool {
-    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+impl Checkpoint {
+    /// The checkpoint as one line of numbers (durations in nanoseconds), for passing
+    /// results from the process that measured them to the one that reports them.
+    pub fn to_line(&self) -> String {
+        format!(
+            "{} {} {} {} {} {} {}",
+            self.records,
+            self.insert_per_sec,
+            self.get_p50.as_nanos(),
+            self.get_p99.as_nanos(),
+            self.query_p50.as_nanos(),
+            self.peak_rss,
+            self.file_bytes_per_record
+        )
+    }
+
+    /// Reads a line written by [`Checkpoint::to_line`].
+    ///
+    /// # Errors
+    /// When the line does not hold seven numbers.
+    pub fn from_line(line: &str) -> BenchResult<Self> {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let [records, rate, p50, p99, query, rss, bytes] = fields.as_slice() else {
+            return Err(format!("expected seven numbers, got `{line}`").into());
+        };
+        let nanos = |s: &str| -> BenchResult<Duration> { Ok(Duration::from_nanos(s.parse()?)) };
+        Ok(Checkpoint {
+            records: records.parse()?,
+            insert_per_sec: rate.parse()?,
+            get_p50: nanos(p50)?,
+            get_p99: nanos(p99)?,
+            query_p50: nanos(query)?,
+            peak_rss: rss.parse()?,
+            file_bytes_per_record: bytes.parse()?,
+        })
+    }
 }
 
 /// Peak resident set size of this process, from `/proc/self/status` (0 elsewhere).

@@ -1,7 +1,8 @@
 //! Loads 10⁴ … 10⁷ records into a netabase redb file in batches and measures insert
 //! throughput, get and query latency, peak memory and file size at each decade; then
 //! does the same with raw redb and a hand-written index (the baseline, `--engine` picks
-//! one) and prints netabase ÷ raw redb at each size.
+//! one) and prints netabase ÷ raw redb at each size. Each engine is measured in a child
+//! process of its own, so that its peak RSS is its own.
 //!
 //! ```text
 //! cargo run --release -p netabase_bench --bin scale -- --max 10000000 \
@@ -9,12 +10,12 @@
 //!     [--dir DIR] [--chart scaling.png]
 //! ```
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use indicatif::{ProgressBar, ProgressStyle};
 use netabase_bench::report::register_font;
 use netabase_bench::scale::{
-    Engine, ScaleOptions, chart, peak_rss, ratio_table, reset_peak_rss, run, table,
+    Checkpoint, Engine, ScaleOptions, chart, peak_rss, ratio_table, run, table,
 };
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -22,6 +23,27 @@ type Error = Box<dyn std::error::Error + Send + Sync>;
 fn value<T: std::str::FromStr>(flag: &str, arg: Option<String>) -> Result<T, Error> {
     arg.and_then(|a| a.replace('_', "").parse().ok())
         .ok_or_else(|| format!("{flag} needs a number").into())
+}
+
+/// Loads one engine's file in `dir` with a progress bar on stderr, then removes the file.
+fn measure(engine: Engine, dir: &Path, options: &ScaleOptions) -> Result<Vec<Checkpoint>, Error> {
+    let path = dir.join(format!("{}.redb", engine.name()));
+    if path.exists() {
+        std::fs::remove_file(&path)?;
+    }
+    let bar = ProgressBar::new(options.max);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{msg} {elapsed_precise} [{bar:40}] {human_pos}/{human_len} records ({per_sec}, eta {eta})",
+        )?
+        .progress_chars("=> "),
+    );
+    bar.set_message(engine.name());
+    let points = run(engine, &path, options, |stored| bar.set_position(stored))
+        .map_err(|e| e.to_string())?;
+    bar.finish();
+    std::fs::remove_file(&path)?;
+    Ok(points)
 }
 
 fn main() -> Result<(), Error> {
@@ -36,6 +58,10 @@ fn main() -> Result<(), Error> {
     let mut dir: Option<PathBuf> = None;
     let mut chart_path: Option<PathBuf> = None;
     let mut engines = vec![Engine::Netabase, Engine::RawRedb];
+    // Set in the child processes that measure one engine each: where to write its
+    // checkpoints.
+    let mut points_out: Option<PathBuf> = None;
+    let forwarded: Vec<String> = std::env::args().skip(1).collect();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -46,9 +72,10 @@ fn main() -> Result<(), Error> {
             "--no-fsync" => options.fsync = false,
             "--dir" => dir = args.next().map(PathBuf::from),
             "--chart" => chart_path = args.next().map(PathBuf::from),
+            "--points-out" => points_out = args.next().map(PathBuf::from),
             "--engine" => {
                 engines = match args.next().as_deref() {
-                    Some("netabase") => vec![Engine::Netabase],
+                    Some("netabase" | "netabase_redb") => vec![Engine::Netabase],
                     Some("raw_redb") => vec![Engine::RawRedb],
                     Some("both") => vec![Engine::Netabase, Engine::RawRedb],
                     _ => return Err("--engine takes netabase, raw_redb or both".into()),
@@ -69,30 +96,36 @@ fn main() -> Result<(), Error> {
         .ok_or("no directory")?;
     std::fs::create_dir_all(&dir)?;
     let baseline_rss = peak_rss();
+    if let Some(out) = points_out {
+        // A child: measure the one engine it was given and hand the checkpoints back.
+        let [engine] = engines.as_slice() else {
+            return Err("--points-out needs exactly one --engine".into());
+        };
+        let points = measure(*engine, &dir, &options)?;
+        let lines: Vec<String> = points.iter().map(|p| p.to_line()).collect();
+        std::fs::write(out, lines.join("\n"))?;
+        return Ok(());
+    }
+    // Each engine is measured in a process of its own, so that its peak RSS is its own.
     let mut results = Vec::new();
     for engine in engines {
-        let path = dir.join(format!("{}.redb", engine.name()));
-        if path.exists() {
-            std::fs::remove_file(&path)?;
+        let out = dir.join(format!("{}.points", engine.name()));
+        let status = std::process::Command::new(std::env::current_exe()?)
+            .args(&forwarded)
+            .args(["--engine", engine.name(), "--points-out"])
+            .arg(&out)
+            .args(["--dir"])
+            .arg(&dir)
+            .status()?;
+        if !status.success() {
+            return Err(format!("measuring {} failed: {status}", engine.name()).into());
         }
-        let bar = ProgressBar::new(options.max);
-        bar.set_style(
-            ProgressStyle::with_template(
-                "{msg} {elapsed_precise} [{bar:40}] {human_pos}/{human_len} records ({per_sec}, eta {eta})",
-            )?
-            .progress_chars("=> "),
-        );
-        bar.set_message(engine.name());
-        if !reset_peak_rss() {
-            eprintln!(
-                "could not reset the peak RSS: the second engine's figure includes the first's"
-            );
-        }
-        let points = run(engine, &path, &options, |stored| bar.set_position(stored))?;
-        bar.finish();
-        // Each engine's file is removed before the next one loads, so both see the same
-        // free disk and page cache.
-        std::fs::remove_file(&path)?;
+        let points = std::fs::read_to_string(&out)?
+            .lines()
+            .map(Checkpoint::from_line)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| e.to_string())?;
+        std::fs::remove_file(&out)?;
         results.push((engine, points));
     }
 
