@@ -11,7 +11,8 @@ use super::tree::Tree;
 
 /// One queued write.
 enum Op<M, K> {
-    Put(M),
+    /// The model and its stored bytes, encoded once when queued.
+    Put(M, Vec<u8>),
     Remove(K),
 }
 
@@ -104,11 +105,11 @@ where
     /// Queues storing `model` (replacing the record with the same primary key).
     ///
     /// # Errors
-    /// [`crate::NetabaseError::Encode`] if the model cannot be serialized: checked here,
-    /// so the error points at the call that queued it. Nothing is queued then.
+    /// [`crate::NetabaseError::Encode`] if the model cannot be serialized: it is encoded
+    /// here, once, so the error points at the call that queued it. Nothing is queued then.
     pub fn put(&mut self, model: M) -> Result<()> {
-        encode_value(M::INFO.name, M::INFO.version, &model)?;
-        self.ops.push(Op::Put(model));
+        let value = encode_value(M::INFO.name, M::INFO.version, &model)?;
+        self.ops.push(Op::Put(model, value));
         Ok(())
     }
 
@@ -150,7 +151,7 @@ where
         let txn = self.store.backend().begin_write()?;
         for op in &self.ops {
             match op {
-                Op::Put(model) => exec::put::<D, M, _>(&txn, model)?,
+                Op::Put(model, value) => exec::put_encoded::<D, M, _>(&txn, model, value)?,
                 Op::Remove(key) => {
                     exec::remove::<D, M, _>(&txn, key)?;
                 }

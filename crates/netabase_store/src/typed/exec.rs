@@ -107,15 +107,25 @@ where
     M: NetabaseModelTrait<D>,
     T: WriteTxn + ?Sized,
 {
+    let value = encode_value(M::INFO.name, M::INFO.version, model)?;
+    put_encoded::<D, M, T>(txn, model, &value)
+}
+
+/// [`put`] of a model already encoded as `value` (its stored bytes, header included).
+pub(crate) fn put_encoded<D, M, T>(txn: &T, model: &M, value: &[u8]) -> Result<()>
+where
+    D: NetabaseDefinitionTrait,
+    M: NetabaseModelTrait<D>,
+    T: WriteTxn + ?Sized,
+{
     let info = &M::INFO;
     let pk = model.primary_key().to_key_bytes();
-    let value = encode_value(info.name, info.version, model)?;
     let unique = info.secondary_keys.iter().any(|k| k.unique);
     let mut plan = WritePlan::default();
     // What the primary table held, kept only while a unique check may still undo the put.
     let mut before: Option<Vec<u8>> = None;
     let mut undo: Option<Vec<u8>> = None;
-    let written = txn.put_each(info.table, &[(&pk, &value)], &mut |_, old| {
+    let written = txn.put_each(info.table, &[(&pk, value)], &mut |_, old| {
         if info.secondary_keys.is_empty() {
             return Ok(());
         }
