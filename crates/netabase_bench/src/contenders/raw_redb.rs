@@ -104,22 +104,22 @@ impl RawRedb {
         Ok(())
     }
 
-    fn collect(
-        primary: &redb::ReadOnlyTable<&'static [u8], &'static [u8]>,
-        index: &redb::ReadOnlyTable<&'static [u8], &'static [u8]>,
-        low: u32,
-        high: u32,
-        out: &mut Vec<Item>,
-    ) -> BenchResult<()> {
+    /// The items whose secondary key lies in `low..high`, decoded, in one read
+    /// transaction; returns how many there are.
+    fn query(&self, low: u32, high: u32) -> BenchResult<usize> {
+        let txn = self.db.begin_read()?;
+        let primary = txn.open_table(ITEM)?;
+        let index = txn.open_table(ITEM_GROUP)?;
         let start = index_key(low, 0);
         let end = index_key(high, 0);
+        let mut items: Vec<Item> = Vec::new();
         for entry in index.range(start.as_slice()..end.as_slice())? {
             let (key, _) = entry?;
             let pk = key.value().get(4..).ok_or("short index key")?;
             let value = primary.get(pk)?.ok_or("dangling index entry")?;
-            out.push(decode(value.value())?);
+            items.push(decode(value.value())?);
         }
-        Ok(())
+        Ok(items.len())
     }
 }
 
@@ -223,13 +223,8 @@ impl Contender for RawRedb {
     fn query_eq(&self, groups: &[u32]) -> BenchResult<usize> {
         let mut found = 0;
         for &g in groups {
-            let txn = self.db.begin_read()?;
-            let primary = txn.open_table(ITEM)?;
-            let index = txn.open_table(ITEM_GROUP)?;
-            let mut items = Vec::new();
             // The upper bound is g + 1 (no value overflows: groups are far below u32::MAX).
-            Self::collect(&primary, &index, g, g + 1, &mut items)?;
-            found += items.len();
+            found += self.query(g, g + 1)?;
         }
         Ok(found)
     }
@@ -237,12 +232,7 @@ impl Contender for RawRedb {
     fn query_range(&self, ranges: &[(u32, u32)]) -> BenchResult<usize> {
         let mut found = 0;
         for &(low, high) in ranges {
-            let txn = self.db.begin_read()?;
-            let primary = txn.open_table(ITEM)?;
-            let index = txn.open_table(ITEM_GROUP)?;
-            let mut items = Vec::new();
-            Self::collect(&primary, &index, low, high, &mut items)?;
-            found += items.len();
+            found += self.query(low, high)?;
         }
         Ok(found)
     }

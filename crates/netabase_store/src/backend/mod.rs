@@ -331,9 +331,10 @@ pub trait ReadTxn {
         direction: Direction,
         f: &mut EntryFn<'_>,
     ) -> Result<()> {
-        for entry in self.range(table, range, direction)? {
+        let mut cursor = self.cursor(table, range, direction)?;
+        while let Some(entry) = cursor.next_entry() {
             let (key, value) = entry?;
-            if f(&key, &value)?.is_break() {
+            if f(key, value)?.is_break() {
                 break;
             }
         }

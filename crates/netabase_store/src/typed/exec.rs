@@ -82,7 +82,7 @@ where
 }
 
 /// Puts the primary-table value `before` back at `pk` (or removes `pk` when it was new):
-/// the undo of a primary write whose index plan failed.
+/// the undo of a primary write that must not stand.
 fn restore<T: WriteTxn + ?Sized>(
     txn: &T,
     table: &str,
@@ -93,6 +93,38 @@ fn restore<T: WriteTxn + ?Sized>(
         Some(bytes) => txn.put(table, pk, bytes),
         None => txn.delete(table, pk).map(drop),
     }
+}
+
+/// A stored record that a write replaced or removed but could not decode: the position
+/// of that write in its call, and the bytes to put back.
+type Undecodable = Option<(usize, Vec<u8>)>;
+
+/// Decodes the record that write `at` of a call replaced or removed; when it does not
+/// decode, keeps its bytes in `undecodable` so that [`abandon`] can put them back.
+fn decode_old<D, M>(at: usize, pk: &[u8], bytes: &[u8], undecodable: &mut Undecodable) -> Result<M>
+where
+    D: NetabaseDefinitionTrait,
+    M: NetabaseModelTrait<D>,
+{
+    decode::<D, M>(pk, bytes).inspect_err(|_| *undecodable = Some((at, bytes.to_vec())))
+}
+
+/// Ends a call of primary writes (to `table`, at the keys `pks`) that stopped with
+/// `error`: an undecodable record is put back, and the index writes planned for the
+/// writes before it are applied, as calling them one by one would have left them.
+fn abandon<T: WriteTxn + ?Sized>(
+    txn: &T,
+    table: &str,
+    pks: &[impl AsRef<[u8]>],
+    undecodable: Undecodable,
+    planned: Vec<WriteOp<'static>>,
+    error: NetabaseError,
+) -> Result<()> {
+    if let Some((pk, bytes)) = undecodable.and_then(|(at, bytes)| Some((pks.get(at)?, bytes))) {
+        restore(txn, table, pk.as_ref(), Some(&bytes))?;
+        apply_by_table(txn, planned)?;
+    }
+    Err(error)
 }
 
 /// Stores `model`, replacing the record with the same primary key and keeping every
@@ -124,19 +156,11 @@ where
     let mut plan = WritePlan::default();
     // What the primary table held, kept only while a unique check may still undo the put.
     let mut before: Option<Vec<u8>> = None;
-    let mut undo: Option<Vec<u8>> = None;
+    let mut undecodable = None;
     let written = txn.put_each(info.table, &[(&pk, value)], &mut |_, old| {
-        if info.secondary_keys.is_empty() {
-            return Ok(());
-        }
         let old_model = match old {
-            Some(bytes) => match decode::<D, M>(&pk, bytes) {
-                Ok(m) => Some(m),
-                Err(e) => {
-                    undo = Some(bytes.to_vec());
-                    return Err(e);
-                }
-            },
+            Some(_) if info.secondary_keys.is_empty() => return Ok(()),
+            Some(bytes) => Some(decode_old::<D, M>(0, &pk, bytes, &mut undecodable)?),
             None => None,
         };
         if unique {
@@ -146,10 +170,7 @@ where
         Ok(())
     });
     if let Err(e) = written {
-        if let Some(bytes) = undo {
-            restore(txn, info.table, &pk, Some(&bytes))?;
-        }
-        return Err(e);
+        return abandon(txn, info.table, &[&pk], undecodable, plan.ops, e);
     }
     for check in &plan.checks {
         if let Some(existing) = txn.get(check.table, &check.key)?
@@ -158,9 +179,6 @@ where
             restore(txn, info.table, &pk, before.as_deref())?;
             return Err(unique_violation::<D, M>(model, check, &existing));
         }
-    }
-    if plan.ops.is_empty() {
-        return Ok(());
     }
     txn.apply(&plan.ops)
 }
@@ -239,34 +257,20 @@ where
         .map(|(pk, value)| (pk.as_slice(), value.as_slice()))
         .collect();
     let mut plan = WritePlan::default();
-    let mut undo: Option<(usize, Vec<u8>)> = None;
+    let mut undecodable = None;
     // The engine hands back what each put replaced, an earlier model of this chunk with
     // the same key included, so the old record is always the one just before this put.
     let written = txn.put_each(info.table, &entries, &mut |i, old| {
-        let Some(bytes) = old else {
-            plan_put::<D, M>(&pks[i], None, &chunk[i], &mut plan);
-            return Ok(());
+        let old_model = match old {
+            Some(_) if info.secondary_keys.is_empty() => return Ok(()),
+            Some(bytes) => Some(decode_old::<D, M>(i, &pks[i], bytes, &mut undecodable)?),
+            None => None,
         };
-        if info.secondary_keys.is_empty() {
-            return Ok(());
-        }
-        match decode::<D, M>(&pks[i], bytes) {
-            Ok(old) => {
-                plan_put::<D, M>(&pks[i], Some(&old), &chunk[i], &mut plan);
-                Ok(())
-            }
-            Err(e) => {
-                undo = Some((i, bytes.to_vec()));
-                Err(e)
-            }
-        }
+        plan_put::<D, M>(&pks[i], old_model.as_ref(), &chunk[i], &mut plan);
+        Ok(())
     });
     if let Err(e) = written {
-        if let Some((i, bytes)) = undo {
-            restore(txn, info.table, &pks[i], Some(&bytes))?;
-            apply_by_table(txn, plan.ops)?;
-        }
-        return Err(e);
+        return abandon(txn, info.table, &pks, undecodable, plan.ops, e);
     }
     apply_by_table(txn, plan.ops)?;
     match encode_error {
@@ -288,30 +292,20 @@ where
     let table = M::INFO.table;
     let keys: Vec<&[u8]> = pks.iter().map(Vec::as_slice).collect();
     let mut plan = WritePlan::default();
-    let mut undo: Option<(usize, Vec<u8>)> = None;
+    let mut undecodable = None;
     let removed = txn.delete_each(table, &keys, &mut |i, old| {
-        let Some(bytes) = old else {
-            out.push(None);
-            return Ok(());
+        let old = match old {
+            Some(bytes) => Some(decode_old::<D, M>(i, keys[i], bytes, &mut undecodable)?),
+            None => None,
         };
-        match decode::<D, M>(keys[i], bytes) {
-            Ok(old) => {
-                plan_remove::<D, M>(keys[i], &old, &mut plan);
-                out.push(Some(old));
-                Ok(())
-            }
-            Err(e) => {
-                undo = Some((i, bytes.to_vec()));
-                Err(e)
-            }
+        if let Some(old) = &old {
+            plan_remove::<D, M>(keys[i], old, &mut plan);
         }
+        out.push(old);
+        Ok(())
     });
     if let Err(e) = removed {
-        if let Some((i, bytes)) = undo {
-            restore(txn, table, keys[i], Some(&bytes))?;
-            apply_by_table(txn, plan.ops)?;
-        }
-        return Err(e);
+        return abandon(txn, table, &keys, undecodable, plan.ops, e);
     }
     apply_by_table(txn, plan.ops)
 }
