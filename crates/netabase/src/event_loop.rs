@@ -18,6 +18,7 @@ use libp2p::kad::{
 use libp2p::multiaddr::Protocol;
 use libp2p::swarm::{DialError, ListenError, SwarmEvent};
 use libp2p::{Multiaddr, PeerId, Swarm, identify, mdns};
+use netabase_store::backend::Backend;
 use netabase_store::kad::{KadStoreError, parse_record_key, validate_record};
 use netabase_store::schema::{DiscriminantTrait, NetabaseDefinitionTrait};
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -102,8 +103,8 @@ struct PendingPut {
     reply: Reply<PutOutcome>,
 }
 
-pub(crate) struct EventLoop<D> {
-    swarm: Swarm<Behaviour>,
+pub(crate) struct EventLoop<D, B: Backend> {
+    swarm: Swarm<Behaviour<B>>,
     commands: mpsc::Receiver<Command<D>>,
     events: broadcast::Sender<NetabaseEvent>,
     counters: Arc<Counters>,
@@ -126,9 +127,9 @@ fn answer<T>(reply: oneshot::Sender<T>, value: T) {
     let _ = reply.send(value);
 }
 
-impl<D: NetabaseDefinitionTrait> EventLoop<D> {
+impl<D: NetabaseDefinitionTrait, B: Backend> EventLoop<D, B> {
     pub(crate) fn new(
-        swarm: Swarm<Behaviour>,
+        swarm: Swarm<Behaviour<B>>,
         commands: mpsc::Receiver<Command<D>>,
         events: broadcast::Sender<NetabaseEvent>,
         counters: Arc<Counters>,
@@ -159,7 +160,7 @@ impl<D: NetabaseDefinitionTrait> EventLoop<D> {
         let _ = self.events.send(event);
     }
 
-    fn kad(&mut self) -> &mut kad::Behaviour<netabase_store::kad::KadStore<crate::NodeBackend>> {
+    fn kad(&mut self) -> &mut kad::Behaviour<netabase_store::kad::KadStore<Arc<B>>> {
         &mut self.swarm.behaviour_mut().kad
     }
 
@@ -433,7 +434,7 @@ impl<D: NetabaseDefinitionTrait> EventLoop<D> {
 
     // ----- swarm events ---------------------------------------------------------------
 
-    fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+    fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent<B>>) {
         match event {
             SwarmEvent::NewListenAddr {
                 listener_id,

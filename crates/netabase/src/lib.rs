@@ -16,7 +16,6 @@
 //!   `PeerId` and keeps serving and republishing its records.
 //! - Kademlia runs under the private protocol name `/netabase/kad/1.0.0`.
 
-mod backend;
 mod config;
 mod error;
 mod event;
@@ -24,7 +23,6 @@ mod event_loop;
 mod node;
 mod swarm;
 
-pub use backend::{NodeBackend, NodeRead, NodeWrite};
 pub use config::{
     ConnectionLimits, IDENTIFY_PROTOCOL, KAD_PROTOCOL, NetabaseConfig, PACKET_OVERHEAD,
     StorageConfig,

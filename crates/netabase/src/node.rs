@@ -11,12 +11,13 @@ use netabase_store::schema::{NetabaseDefinitionTrait, NetabaseModelTrait};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use crate::backend::NodeBackend;
 use crate::config::{NetabaseConfig, StorageConfig};
 use crate::error::{Error, Result};
 use crate::event::{Counters, NetabaseEvent, NodeStats};
 use crate::event_loop::{Command, EventLoop};
 use crate::swarm::{build_swarm, load_or_create_identity};
+use netabase_store::backend::Backend;
+use netabase_store::backend::redb::RedbBackend;
 
 /// What a successful [`Netabase::put_record`] achieved.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,11 +61,11 @@ pub struct PutOutcome {
 /// node.close().await;
 /// # Ok(()) }
 /// ```
-pub struct Netabase<D: NetabaseDefinitionTrait> {
-    inner: Arc<Shared<D>>,
+pub struct Netabase<D: NetabaseDefinitionTrait, B: Backend = RedbBackend> {
+    inner: Arc<Shared<D, B>>,
 }
 
-impl<D: NetabaseDefinitionTrait> Clone for Netabase<D> {
+impl<D: NetabaseDefinitionTrait, B: Backend> Clone for Netabase<D, B> {
     fn clone(&self) -> Self {
         Netabase {
             inner: Arc::clone(&self.inner),
@@ -72,7 +73,7 @@ impl<D: NetabaseDefinitionTrait> Clone for Netabase<D> {
     }
 }
 
-impl<D: NetabaseDefinitionTrait> std::fmt::Debug for Netabase<D> {
+impl<D: NetabaseDefinitionTrait, B: Backend> std::fmt::Debug for Netabase<D, B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Netabase")
             .field("peer_id", &self.inner.peer_id)
@@ -81,30 +82,33 @@ impl<D: NetabaseDefinitionTrait> std::fmt::Debug for Netabase<D> {
     }
 }
 
-struct Shared<D> {
+struct Shared<D, B: Backend> {
     commands: mpsc::Sender<Command<D>>,
     events: broadcast::Sender<NetabaseEvent>,
     counters: Arc<Counters>,
     peer_id: PeerId,
     max_value_bytes: usize,
-    store: NetabaseStore<D, NodeBackend>,
+    store: NetabaseStore<D, B>,
     /// The event loop until [`Netabase::start`] spawns it.
-    unstarted: Mutex<Option<EventLoop<D>>>,
+    unstarted: Mutex<Option<EventLoop<D, B>>>,
     task: tokio::sync::Mutex<Option<JoinHandle<()>>>,
 }
 
-fn open_backend(storage: &StorageConfig) -> Result<NodeBackend> {
+/// The redb database that [`NetabaseConfig::storage`] describes.
+fn open_redb(storage: &StorageConfig) -> Result<RedbBackend> {
     Ok(match storage {
-        StorageConfig::Redb(path) => NodeBackend::redb(path)?,
-        StorageConfig::TempRedb => NodeBackend::redb_temp()?,
-        StorageConfig::Memory => NodeBackend::memory(),
+        StorageConfig::Redb(path) => RedbBackend::create(path)?,
+        StorageConfig::TempRedb => RedbBackend::temp()?,
+        StorageConfig::Memory => RedbBackend::in_memory()?,
     })
 }
 
-impl<D: NetabaseDefinitionTrait> Netabase<D> {
-    /// Creates and starts a node: opens its database, loads (or creates) its identity,
-    /// listens on the configured addresses and joins the bootstrap peers. Returns once
-    /// every listener has an address.
+impl<D: NetabaseDefinitionTrait> Netabase<D, RedbBackend> {
+    /// Creates and starts a node on the redb database of [`NetabaseConfig::storage`]
+    /// (a file, a temporary file, or redb in memory): opens it, loads (or creates) its
+    /// identity, listens on the configured addresses and joins the bootstrap peers.
+    /// Returns once every listener has an address. [`Netabase::with_backend`] runs a
+    /// node on any other backend.
     ///
     /// # Errors
     /// [`Error::Store`] if the database cannot be opened, [`Error::Identity`] if the
@@ -126,10 +130,35 @@ impl<D: NetabaseDefinitionTrait> Netabase<D> {
     /// As [`Netabase::new`], except for listening errors, which [`Netabase::start`]
     /// reports.
     pub fn create(config: NetabaseConfig) -> Result<Self> {
-        let backend = open_backend(&config.storage)?;
-        let keypair = load_or_create_identity(&backend)?;
+        let backend = open_redb(&config.storage)?;
+        Self::create_with_backend(backend, config)
+    }
+}
+
+impl<D: NetabaseDefinitionTrait, B: Backend> Netabase<D, B> {
+    /// Creates and starts a node whose database is `backend` (any backend of
+    /// `netabase_store`: redb, sled, in memory, ...), which takes the place of
+    /// [`NetabaseConfig::storage`].
+    ///
+    /// # Errors
+    /// As [`Netabase::new`].
+    pub async fn with_backend(backend: B, config: NetabaseConfig) -> Result<Self> {
+        let node = Self::create_with_backend(backend, config)?;
+        node.start().await?;
+        Ok(node)
+    }
+
+    /// [`Netabase::create`] on `backend`: creates a node without starting it.
+    ///
+    /// # Errors
+    /// As [`Netabase::create`].
+    pub fn create_with_backend(backend: B, config: NetabaseConfig) -> Result<Self> {
+        let backend = Arc::new(backend);
+        let keypair = load_or_create_identity(&*backend)?;
         let peer_id = keypair.public().to_peer_id();
-        let store = NetabaseStore::<D, _>::from_backend(backend.clone())?;
+        // The typed store and the record store share one database: the record store
+        // keeps netabase's own tables (`__netabase/kad/*`) beside the models.
+        let store = NetabaseStore::<D, B>::from_shared_backend(Arc::clone(&backend))?;
         let kad_store = KadStore::new(backend, peer_id, config.store_limits.clone());
         let swarm = build_swarm(keypair, &config, kad_store)?;
         let (commands, command_rx) = mpsc::channel(config.command_buffer.max(1));
@@ -224,7 +253,7 @@ impl<D: NetabaseDefinitionTrait> Netabase<D> {
     /// The typed store of this node, for local queries (secondary keys, ranges) over the
     /// models it put. Records received from the DHT are not in it (see
     /// [`Netabase::query_local_records`]).
-    pub fn store(&self) -> &NetabaseStore<D, NodeBackend> {
+    pub fn store(&self) -> &NetabaseStore<D, B> {
         &self.inner.store
     }
 

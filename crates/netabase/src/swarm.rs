@@ -8,7 +8,8 @@ use libp2p::{Swarm, SwarmBuilder, connection_limits, identify, mdns, noise, tcp,
 use netabase_store::backend::{Backend, ReadTxn, WriteTxn};
 use netabase_store::kad::KadStore;
 
-use crate::backend::NodeBackend;
+use std::sync::Arc;
+
 use crate::config::{IDENTIFY_PROTOCOL, NetabaseConfig};
 use crate::error::{Error, Result};
 
@@ -19,9 +20,9 @@ const IDENTITY_KEY: &[u8] = b"identity";
 /// The behaviours of a node. Connection limits come first so that a refused connection
 /// never reaches the others.
 #[derive(NetworkBehaviour)]
-pub(crate) struct Behaviour {
+pub(crate) struct Behaviour<B: Backend> {
     pub(crate) limits: connection_limits::Behaviour,
-    pub(crate) kad: kad::Behaviour<KadStore<NodeBackend>>,
+    pub(crate) kad: kad::Behaviour<KadStore<Arc<B>>>,
     pub(crate) identify: Toggle<identify::Behaviour>,
     pub(crate) mdns: Toggle<mdns::tokio::Behaviour>,
 }
@@ -29,7 +30,7 @@ pub(crate) struct Behaviour {
 /// The node's keypair: read from the database, or generated and stored on first start,
 /// so a restarted node keeps its `PeerId` (and with it its place in the DHT and the
 /// records it published).
-pub(crate) fn load_or_create_identity(backend: &NodeBackend) -> Result<Keypair> {
+pub(crate) fn load_or_create_identity<B: Backend>(backend: &B) -> Result<Keypair> {
     if let Some(bytes) = backend.begin_read()?.get(NODE_TABLE, IDENTITY_KEY)? {
         return Keypair::from_protobuf_encoding(&bytes).map_err(|e| Error::Identity(e.to_string()));
     }
@@ -57,11 +58,11 @@ fn kad_config(config: &NetabaseConfig) -> kad::Config {
     kad
 }
 
-fn behaviour(
+fn behaviour<B: Backend>(
     key: &Keypair,
     config: &NetabaseConfig,
-    store: KadStore<NodeBackend>,
-) -> std::result::Result<Behaviour, Box<dyn std::error::Error + Send + Sync>> {
+    store: KadStore<Arc<B>>,
+) -> std::result::Result<Behaviour<B>, Box<dyn std::error::Error + Send + Sync>> {
     let peer_id = key.public().to_peer_id();
     let mut kad = kad::Behaviour::with_config(peer_id, store, kad_config(config));
     kad.set_mode(config.kad_mode);
@@ -96,11 +97,11 @@ const SYSTEM_RESOLV_CONF: &str = "/etc/resolv.conf";
 /// minimal containers have no `/etc/resolv.conf`) the node still starts, with hickory's
 /// default resolvers, instead of failing: DNS names in addresses are rare for a DHT, and
 /// a node that cannot start is worse than one that resolves through public servers.
-pub(crate) fn build_swarm(
+pub(crate) fn build_swarm<B: Backend>(
     keypair: Keypair,
     config: &NetabaseConfig,
-    store: KadStore<NodeBackend>,
-) -> Result<Swarm<Behaviour>> {
+    store: KadStore<Arc<B>>,
+) -> Result<Swarm<Behaviour<B>>> {
     let idle = config.idle_connection_timeout;
     let transports = SwarmBuilder::with_existing_identity(keypair)
         .with_tokio()

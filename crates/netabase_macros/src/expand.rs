@@ -59,6 +59,12 @@ pub(crate) fn derive_outside_module(input: &DeriveInput) -> TokenStream {
     .to_compile_error()
 }
 
+/// A key field's type as written, without spaces (`(u32, String)` -> `(u32,String)`), for
+/// the schema descriptor stored in the database.
+fn type_name(ty: &syn::Type) -> String {
+    quote!(#ty).to_string().replace(' ', "")
+}
+
 fn doc(text: String) -> TokenStream {
     quote!(#[doc = #text])
 }
@@ -257,6 +263,14 @@ fn generate_secondary_keys(def: &Definition, model: &Model) -> TokenStream {
             let _ = <#ty as ::netabase_store::codec::key::KeyCodec>::encode_key;
         };
         let key_codec = newtype_key_codec(&key, ty);
+        let unique_impl = if field.unique {
+            quote! {
+                #[automatically_derived]
+                impl ::netabase_store::schema::UniqueKeyField<#definition, #ident> for #key {}
+            }
+        } else {
+            TokenStream::new()
+        };
         quote! {
             #struct_doc
             #[derive(::core::clone::Clone, ::core::fmt::Debug)]
@@ -296,6 +310,8 @@ fn generate_secondary_keys(def: &Definition, model: &Model) -> TokenStream {
                 impl ::netabase_store::schema::SecondaryKeyField<#definition, #ident> for #key {
                     const INDEX: usize = #index;
                 }
+
+                #unique_impl
 
                 #[automatically_derived]
                 impl ::core::convert::From<#ty> for #key {
@@ -441,15 +457,18 @@ fn generate_model_impl(def: &Definition, model: &Model) -> TokenStream {
         let field_name = &field.name;
         let field_table = format!("{table}/{field_name}");
         let unique = field.unique;
+        let key_type = type_name(&field.ty);
         quote! {
             ::netabase_store::schema::SecondaryKeyInfo {
                 field: #field_name,
                 table: #field_table,
                 unique: #unique,
+                key_type: #key_type,
             }
         }
     });
     let pk_field = &model.primary.ident;
+    let primary_key_type = type_name(&model.primary.ty);
     let encode_arms = model.secondary.iter().enumerate().map(|(index, field)| {
         let index = Literal::usize_unsuffixed(index);
         let field_ident = &field.ident;
@@ -481,6 +500,7 @@ fn generate_model_impl(def: &Definition, model: &Model) -> TokenStream {
                 name: #name,
                 table: #table,
                 version: #version,
+                primary_key_type: #primary_key_type,
                 secondary_keys: &[#(#infos,)*],
             };
 
@@ -666,6 +686,16 @@ fn generate_definition(def: &Definition) -> TokenStream {
                 }
             }
 
+            fn encode_secondary_key(&self, __index: usize, __out: &mut ::std::vec::Vec<u8>) {
+                match self {
+                    #(
+                        #definition::#idents(__model) => {
+                            <#idents as #model_trait>::encode_secondary_key(__model, __index, __out)
+                        }
+                    )*
+                }
+            }
+
             fn encode_value(&self) -> ::netabase_store::Result<::std::vec::Vec<u8>> {
                 match self {
                     #(
@@ -685,8 +715,7 @@ fn generate_definition(def: &Definition) -> TokenStream {
                 match __discriminant {
                     #(
                         #discriminant::#idents => ::core::result::Result::map(
-                            ::netabase_store::codec::value::decode_value::<#idents>(
-                                <#idents as #model_trait>::INFO.table,
+                            ::netabase_store::codec::value::decode_model::<#definition, #idents>(
                                 &[],
                                 __bytes,
                             ),

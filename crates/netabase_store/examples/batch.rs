@@ -42,7 +42,7 @@ fn main() -> Result<(), NetabaseError> {
     for id in 2..=100 {
         batch.put(customer(id, &format!("c{id}@example.com")))?;
     }
-    batch.remove(CustomerPrimaryKey(1))?;
+    batch.remove(CustomerPrimaryKey(1));
     batch.commit()?;
     println!("after the first batch: {} customers", customers.len()?);
 
@@ -51,7 +51,7 @@ fn main() -> Result<(), NetabaseError> {
     batch.put(customer(101, "new@example.com"))?;
     batch.put(customer(102, "c2@example.com"))?;
     match batch.commit() {
-        Err(e @ NetabaseError::UniqueViolation { .. }) => println!("refused: {e}"),
+        Err(e @ NetabaseError::UniqueViolation(_)) => println!("refused: {e}"),
         other => println!("unexpected: {other:?}"),
     }
     assert_eq!(customers.get(CustomerPrimaryKey(101))?, None);
@@ -60,7 +60,7 @@ fn main() -> Result<(), NetabaseError> {
     // A batch that is dropped applies nothing.
     {
         let mut batch = customers.create_batch();
-        batch.remove(CustomerPrimaryKey(2))?;
+        batch.remove(CustomerPrimaryKey(2));
     }
     assert!(customers.get(CustomerPrimaryKey(2))?.is_some());
     Ok(())

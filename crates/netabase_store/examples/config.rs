@@ -53,7 +53,7 @@ where
         notes.get_by_secondary_key(NoteSecondaryKeys::Tag(NoteTagSecondaryKey("home".into())))?;
     println!(
         "{} backend: {} home notes",
-        store.backend().name(),
+        store.raw_backend().name(),
         home.len()
     );
     print!("{}", store.stats()?);

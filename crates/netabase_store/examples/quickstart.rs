@@ -53,21 +53,18 @@ fn user(id: u64, name: &str, age: u32) -> User {
     }
 }
 
-fn main() -> Result<(), NetabaseError> {
+fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = std::env::temp_dir().join(format!("netabase-quickstart-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(|source| NetabaseError::Io {
-        operation: "create directory",
-        path: dir.clone(),
-        source,
-    })?;
+    std::fs::create_dir_all(&dir)?;
     let path = dir.join("blog.redb");
 
     // The embedded default: one redb file.
-    let store = NetabaseStore::<BlogDefinition, _>::redb(&path)?;
+    let store = BlogDefinition::open_redb(&path)?;
     let users = store.open_tree::<User>();
     let posts = store.open_tree::<Post>();
 
-    // One-shot operations, each in its own transaction.
+    // One-shot operations, each in its own transaction. Keys take their plain value
+    // (`get(1)`) or their newtype (`get(UserPrimaryKey(1))`).
     users.put(user(1, "Ada", 36))?;
     users.put_many(vec![
         user(2, "Brian", 29),
@@ -75,20 +72,18 @@ fn main() -> Result<(), NetabaseError> {
         user(250, "Dan", 41),
     ])?;
     println!("users stored: {}", users.len()?);
-    println!("user 1: {:?}", users.get(UserPrimaryKey(1))?);
+    println!("user 1: {:?}", users.get(1)?);
 
-    // Secondary keys: equality and range queries.
-    let same_age = users.get_by_secondary_key(UserSecondaryKeys::Age(UserAgeSecondaryKey(36)))?;
+    // Secondary keys: equality, a unique lookup, and range queries.
+    let same_age = users.get_by_secondary_key(UserAgeSecondaryKey(36))?;
     println!(
         "aged 36: {:?}",
         same_age.iter().map(|u| &u.name).collect::<Vec<_>>()
     );
-    let by_email = users.get_by_secondary_key(UserSecondaryKeys::Email(UserEmailSecondaryKey(
-        "brian@example.com".into(),
-    )))?;
+    let brian = users.get_by_unique_key(UserEmailSecondaryKey("brian@example.com".into()))?;
     println!(
         "brian@example.com belongs to user {:?}",
-        by_email.first().map(|u| u.id)
+        brian.map(|u| u.id)
     );
     for item in users.range_by_secondary_key(UserAgeSecondaryKey(30)..=UserAgeSecondaryKey(39)) {
         println!("  in their thirties: {}", item?.name);
@@ -98,7 +93,9 @@ fn main() -> Result<(), NetabaseError> {
     let mut clash = user(4, "Eve", 22);
     clash.email = "ada@example.com".into();
     match users.put(clash) {
-        Err(e @ NetabaseError::UniqueViolation { .. }) => println!("refused: {e}"),
+        Err(NetabaseError::UniqueViolation(v)) => {
+            println!("refused: {} is taken by user {}", v.value, v.holder)
+        }
         other => println!("unexpected: {other:?}"),
     }
 
@@ -108,8 +105,14 @@ fn main() -> Result<(), NetabaseError> {
         .map(|r| r.map(|(k, _)| k.0))
         .collect::<Result<_, _>>()?;
     println!("ids in order: {ids:?}");
+    let some: Vec<u64> = users
+        .range(2..100)
+        .map(|r| r.map(|(k, _)| k.0))
+        .collect::<Result<_, _>>()?;
+    println!("ids in 2..100: {some:?}");
 
-    // An explicit write transaction across two models: all or nothing.
+    // An explicit write transaction across two models: all or nothing. Its commit says
+    // what changed, one change per record.
     let txn = store.write()?;
     {
         let users = txn.open_tree::<User>();
@@ -126,7 +129,8 @@ fn main() -> Result<(), NetabaseError> {
             author_id: 5,
         })?;
     }
-    txn.commit()?;
+    let changes = txn.commit()?;
+    println!("the transaction changed {} records", changes.len());
 
     // Dropping a write transaction without commit rolls it back.
     {
@@ -137,8 +141,7 @@ fn main() -> Result<(), NetabaseError> {
             author_id: 5,
         })?;
     }
-    let by_femi =
-        posts.get_by_secondary_key(PostSecondaryKeys::AuthorId(PostAuthorIdSecondaryKey(5)))?;
+    let by_femi = posts.get_by_secondary_key(PostAuthorIdSecondaryKey(5))?;
     println!(
         "posts by Femi: {:?}",
         by_femi.iter().map(|p| &p.title).collect::<Vec<_>>()
@@ -146,17 +149,17 @@ fn main() -> Result<(), NetabaseError> {
 
     // A read transaction is one consistent snapshot.
     let read = store.read()?;
-    users.remove(UserPrimaryKey(2))?;
+    users.remove(2)?;
     println!(
         "snapshot still sees user 2: {}, the store does not: {}",
-        read.open_tree::<User>().get(UserPrimaryKey(2))?.is_some(),
-        users.get(UserPrimaryKey(2))?.is_some()
+        read.open_tree::<User>().get(2)?.is_some(),
+        users.get(2)?.is_some()
     );
     drop(read);
 
     // Reopening the file keeps everything.
     drop((users, posts, store));
-    let store = NetabaseStore::<BlogDefinition, _>::redb(&path)?;
+    let store = BlogDefinition::open_redb(&path)?;
     println!(
         "after reopening: {} users, {} posts",
         store.open_tree::<User>().len()?,
@@ -164,6 +167,6 @@ fn main() -> Result<(), NetabaseError> {
     );
 
     drop(store);
-    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::remove_dir_all(&dir)?;
     Ok(())
 }

@@ -160,11 +160,11 @@ impl FileConfig {
     #[cfg_attr(not(any(feature = "redb", feature = "sled")), allow(dead_code))]
     pub(crate) fn check(&self, backend: &'static str, must_exist: bool) -> Result<()> {
         if self.read_only && self.truncate {
-            return Err(NetabaseError::Config {
+            return Err(NetabaseError::config(
                 backend,
-                option: "truncate",
-                reason: "a store opened read-only cannot be truncated".into(),
-            });
+                "truncate",
+                "a store opened read-only cannot be truncated",
+            ));
         }
         let may_create = self.create_if_missing && !self.read_only && !must_exist;
         if !may_create && !self.path.exists() {
@@ -175,11 +175,11 @@ impl FileConfig {
             } else {
                 "no database here and `create_if_missing` is false"
             };
-            return Err(NetabaseError::Io {
-                operation: "open the database at",
-                path: self.path.clone(),
-                source: std::io::Error::new(std::io::ErrorKind::NotFound, why),
-            });
+            return Err(NetabaseError::io(
+                "open the database at",
+                self.path.clone(),
+                std::io::Error::new(std::io::ErrorKind::NotFound, why),
+            ));
         }
         Ok(())
     }

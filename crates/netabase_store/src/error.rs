@@ -1,130 +1,355 @@
 //! The one error type of the store.
+//!
+//! [`NetabaseError`] is an enum of small boxed reports, so that every `Result` the store
+//! returns stays two words wide (a test pins its size) while each report carries the
+//! context a user needs: the backend and operation, the table and key, the model and
+//! field, the file. Engine and serializer errors are kept as typed `source`s.
 
+use std::fmt;
 use std::path::PathBuf;
 
 use thiserror::Error;
 
 use crate::codec::key::KeyDecodeError;
 
-/// A boxed error from a storage engine, kept as the `source` of [`NetabaseError::Backend`].
+/// A boxed error from a storage engine, kept as the `source` of [`BackendError`].
 pub type BoxedError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// Everything that can go wrong in `netabase_store`.
 ///
-/// Every variant says what failed and where: the backend and operation, the table and
-/// key, or the model and field.
+/// Each variant holds a boxed report with public fields; match on the variant, then
+/// read the fields:
+///
+/// ```
+/// # use netabase_store::prelude::*;
+/// # fn check(result: NetabaseResult<()>) {
+/// match result {
+///     Err(NetabaseError::UniqueViolation(v)) => eprintln!("{} is taken by {}", v.field, v.holder),
+///     Err(other) => eprintln!("{other}"),
+///     Ok(()) => {}
+/// }
+/// # }
+/// ```
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum NetabaseError {
     /// The storage engine reported an error.
-    #[error("{backend} backend failed to {operation}: {source}")]
-    Backend {
-        /// The backend's name (`"redb"`, `"memory"`, ...).
-        backend: &'static str,
-        /// What the store was doing, e.g. `"begin a write transaction"`.
-        operation: &'static str,
-        /// The engine's own error.
-        #[source]
-        source: BoxedError,
-    },
+    #[error(transparent)]
+    Backend(Box<BackendError>),
 
-    /// Stored bytes (a value or a key) could not be decoded.
-    #[error("cannot decode the record in table `{table}` at key {key}: {reason}")]
-    Decode {
-        /// The table that holds the bytes.
-        table: String,
-        /// The key of the record, in hex.
-        key: String,
-        /// Why decoding failed.
-        reason: String,
-    },
+    /// The storage engine failed in a way that means its data is damaged (it panicked
+    /// on the bytes it read). The store refuses further writes until it is reopened.
+    #[error(transparent)]
+    Corrupted(Box<CorruptedError>),
 
-    /// A key in a table is not a valid encoding of the table's key type.
-    #[error("invalid key {key} in table `{table}`: {source}")]
-    KeyDecode {
-        /// The table that holds the key.
-        table: String,
-        /// The key, in hex.
-        key: String,
-        /// What is wrong with it.
-        #[source]
-        source: KeyDecodeError,
-    },
+    /// Stored bytes (a value, a key or an index entry) could not be decoded.
+    #[error(transparent)]
+    Decode(Box<DecodeError>),
 
     /// A model could not be serialized.
-    #[error("cannot encode a `{model}`: {source}")]
-    Encode {
-        /// The model's name.
-        model: &'static str,
-        /// The serializer's error.
-        #[source]
-        source: postcard::Error,
-    },
+    #[error(transparent)]
+    Encode(Box<EncodeError>),
 
     /// A unique secondary key is already held by another record; nothing of the write
     /// was applied.
-    #[error(
-        "unique key `{model}.{field}` = {value} is already held by the record with primary key {existing}"
-    )]
-    UniqueViolation {
-        /// The model's name.
-        model: &'static str,
-        /// The field of the unique secondary key.
-        field: &'static str,
-        /// The conflicting key value (debug form).
-        value: String,
-        /// The primary key of the record that holds it (debug form when decodable, else hex).
-        existing: String,
-    },
+    #[error(transparent)]
+    UniqueViolation(Box<UniqueViolation>),
 
-    /// The database was written by a newer (or unknown) version of the format.
-    #[error(
-        "unsupported storage format in `{table}`: found version {found}, this build reads version {supported}"
-    )]
-    UnsupportedFormat {
-        /// Where the version was read.
-        table: String,
-        /// The version found.
-        found: u32,
-        /// The version this build reads and writes.
-        supported: u32,
-    },
+    /// A stored value was written by a model version this code cannot read.
+    #[error(transparent)]
+    Version(Box<VersionError>),
+
+    /// The schema stored in the database and the code's schema cannot be reconciled.
+    #[error(transparent)]
+    Schema(Box<SchemaError>),
+
+    /// The database was written in another (newer or unknown) storage format.
+    #[error(transparent)]
+    UnsupportedFormat(Box<FormatError>),
 
     /// A file-system operation failed.
-    #[error("{operation} `{}`: {source}", path.display())]
-    Io {
-        /// What was being done.
-        operation: &'static str,
-        /// The path involved.
-        path: PathBuf,
-        /// The OS error.
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(Box<IoError>),
 
     /// A configuration option was refused.
-    #[error("the {backend} backend does not accept `{option}`: {reason}")]
-    Config {
-        /// The backend's name.
-        backend: &'static str,
-        /// The option's name.
-        option: &'static str,
-        /// Why it was refused.
-        reason: String,
-    },
+    #[error(transparent)]
+    Config(Box<ConfigError>),
 
     /// A write was attempted on a store opened read-only.
-    #[error("the {backend} store was opened read-only; {operation} is not allowed")]
-    ReadOnly {
-        /// The backend's name.
-        backend: &'static str,
-        /// The refused operation.
-        operation: &'static str,
-    },
+    #[error(transparent)]
+    ReadOnly(Box<ReadOnlyError>),
+
+    /// A write transaction saw an engine failure in one of its writes and can no longer
+    /// commit; nothing of it is applied.
+    #[error(transparent)]
+    Poisoned(Box<PoisonedError>),
 }
 
 /// `Result` with [`NetabaseError`].
 pub type Result<T, E = NetabaseError> = std::result::Result<T, E>;
+
+/// The storage engine reported an error ([`NetabaseError::Backend`]).
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub struct BackendError {
+    /// The backend's name (`"redb"`, `"memory"`, ...).
+    pub backend: &'static str,
+    /// What the store was doing, e.g. `"begin a write transaction"`.
+    pub operation: &'static str,
+    /// The file or directory involved, when there is one.
+    pub path: Option<PathBuf>,
+    /// The engine's own error.
+    #[source]
+    pub source: BoxedError,
+}
+
+impl fmt::Display for BackendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} backend failed to {}", self.backend, self.operation)?;
+        if let Some(path) = &self.path {
+            write!(f, " `{}`", path.display())?;
+        }
+        write!(f, ": {}", self.source)
+    }
+}
+
+/// The engine panicked on the data it read ([`NetabaseError::Corrupted`]).
+#[derive(Debug, Error)]
+#[error(
+    "{backend} backend found damaged data while trying to {operation}{}: {detail}; \
+     the store refuses writes until it is reopened (run its integrity check)",
+    table.as_deref().map(|t| format!(" in table `{t}`")).unwrap_or_default()
+)]
+#[non_exhaustive]
+pub struct CorruptedError {
+    /// The backend's name.
+    pub backend: &'static str,
+    /// What the store was doing.
+    pub operation: &'static str,
+    /// The table being read or written, when known.
+    pub table: Option<String>,
+    /// What the engine reported.
+    pub detail: String,
+}
+
+/// Why stored bytes did not decode.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum DecodeReason {
+    /// The value's body is not a serialization of the model.
+    #[error("{0}")]
+    Value(#[from] postcard::Error),
+    /// The key is not an encoding of the table's key type.
+    #[error("{0}")]
+    Key(#[from] KeyDecodeError),
+    /// The value is shorter than its header.
+    #[error("value is {len} byte(s), shorter than its {header}-byte header")]
+    TooShort {
+        /// The value's length.
+        len: usize,
+        /// The header's length.
+        header: usize,
+    },
+    /// The value's header names a format this build does not read.
+    #[error("value format version {found} is not supported (this build reads version {supported})")]
+    UnknownFormat {
+        /// The format version found.
+        found: u8,
+        /// The one this build reads.
+        supported: u8,
+    },
+    /// An index entry points at a primary key that holds no record.
+    #[error(
+        "index entry points at primary key {} that is not in `{table}`",
+        hex(primary_key)
+    )]
+    DanglingIndex {
+        /// The primary table.
+        table: &'static str,
+        /// The encoded primary key the entry points at.
+        primary_key: Vec<u8>,
+    },
+    /// Anything else, described.
+    #[error("{0}")]
+    Other(String),
+}
+
+impl From<String> for DecodeReason {
+    fn from(reason: String) -> Self {
+        DecodeReason::Other(reason)
+    }
+}
+
+impl From<&str> for DecodeReason {
+    fn from(reason: &str) -> Self {
+        DecodeReason::Other(reason.to_owned())
+    }
+}
+
+/// Stored bytes could not be decoded ([`NetabaseError::Decode`]).
+#[derive(Debug, Error)]
+#[error(
+    "cannot decode the record in table `{table}` at key {}: {reason}",
+    hex(key)
+)]
+#[non_exhaustive]
+pub struct DecodeError {
+    /// The table that holds the bytes.
+    pub table: String,
+    /// The key of the record (encoded).
+    pub key: Vec<u8>,
+    /// Why decoding failed.
+    #[source]
+    pub reason: DecodeReason,
+}
+
+/// A model could not be serialized ([`NetabaseError::Encode`]).
+#[derive(Debug, Error)]
+#[error("cannot encode a `{model}`: {source}")]
+#[non_exhaustive]
+pub struct EncodeError {
+    /// The model's name.
+    pub model: &'static str,
+    /// The serializer's error.
+    #[source]
+    pub source: postcard::Error,
+}
+
+/// A unique key is held by another record ([`NetabaseError::UniqueViolation`]).
+#[derive(Debug, Error)]
+#[error(
+    "unique key `{model}.{field}` = {value} is already held by the record with primary key {holder}"
+)]
+#[non_exhaustive]
+pub struct UniqueViolation {
+    /// The model's name.
+    pub model: &'static str,
+    /// The field of the unique secondary key.
+    pub field: &'static str,
+    /// The conflicting key value (debug form).
+    pub value: String,
+    /// The primary key of the record that holds it (debug form when it decodes, else hex).
+    pub holder: String,
+    /// The encoded primary key of the record that holds it.
+    pub holder_key: Vec<u8>,
+}
+
+/// What is wrong with a stored model version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum VersionProblem {
+    /// Written by a newer version of the model than this code knows.
+    Newer,
+    /// Written by an older version that this code has no upgrade for.
+    NoUpgrade,
+}
+
+/// A stored model version that this code cannot read ([`NetabaseError::Version`]).
+#[derive(Debug, Error)]
+#[error(
+    "the record in table `{table}` at key {} was written by version {found} of `{model}`, \
+     {}",
+    hex(key),
+    match problem {
+        VersionProblem::Newer => format!("newer than the version {known} this code knows"),
+        VersionProblem::NoUpgrade => format!("and this code (version {known}) has no upgrade from it"),
+    }
+)]
+#[non_exhaustive]
+pub struct VersionError {
+    /// The model's name.
+    pub model: &'static str,
+    /// The model's table.
+    pub table: &'static str,
+    /// The record's encoded key.
+    pub key: Vec<u8>,
+    /// The version found in the value's header.
+    pub found: u16,
+    /// The version this code writes.
+    pub known: u16,
+    /// Which problem it is.
+    pub problem: VersionProblem,
+}
+
+/// The stored schema and the code's cannot be reconciled ([`NetabaseError::Schema`]).
+#[derive(Debug, Error)]
+#[error("the schema of `{definition}` stored in the database does not match the code: {reason}")]
+#[non_exhaustive]
+pub struct SchemaError {
+    /// The definition's name.
+    pub definition: &'static str,
+    /// The model concerned.
+    pub model: String,
+    /// The field concerned, if any.
+    pub field: Option<String>,
+    /// What differs.
+    pub reason: String,
+}
+
+/// The database holds another storage format ([`NetabaseError::UnsupportedFormat`]).
+#[derive(Debug, Error)]
+#[error(
+    "unsupported storage format in `{table}`: found version {found}, this build reads version {supported}"
+)]
+#[non_exhaustive]
+pub struct FormatError {
+    /// Where the version was read.
+    pub table: String,
+    /// The version found.
+    pub found: u32,
+    /// The version this build reads and writes.
+    pub supported: u32,
+}
+
+/// A file-system operation failed ([`NetabaseError::Io`]).
+#[derive(Debug, Error)]
+#[error("cannot {operation} `{}`: {source}", path.display())]
+#[non_exhaustive]
+pub struct IoError {
+    /// What was being done, e.g. `"open the database at"`.
+    pub operation: &'static str,
+    /// The path involved.
+    pub path: PathBuf,
+    /// The OS error.
+    #[source]
+    pub source: std::io::Error,
+}
+
+/// A configuration option was refused ([`NetabaseError::Config`]).
+#[derive(Debug, Error)]
+#[error("the {backend} backend does not accept `{option}`: {reason}")]
+#[non_exhaustive]
+pub struct ConfigError {
+    /// The backend's name.
+    pub backend: &'static str,
+    /// The option's name.
+    pub option: &'static str,
+    /// Why it was refused.
+    pub reason: String,
+}
+
+/// A write on a read-only store ([`NetabaseError::ReadOnly`]).
+#[derive(Debug, Error)]
+#[error("`{call}` was refused: the {backend} store was opened read-only")]
+#[non_exhaustive]
+pub struct ReadOnlyError {
+    /// The backend's name.
+    pub backend: &'static str,
+    /// The refused call, e.g. `"NetabaseStore::write"`.
+    pub call: &'static str,
+}
+
+/// A write transaction that can no longer commit ([`NetabaseError::Poisoned`]).
+#[derive(Debug, Error)]
+#[error(
+    "this write transaction can no longer commit: an earlier write failed in the engine \
+     ({cause}); drop it and start again (nothing of it was applied)"
+)]
+#[non_exhaustive]
+pub struct PoisonedError {
+    /// The engine failure that poisoned the transaction.
+    pub cause: String,
+}
 
 impl NetabaseError {
     /// Wraps an engine error with the backend name and the operation.
@@ -133,29 +358,98 @@ impl NetabaseError {
         operation: &'static str,
         source: impl Into<BoxedError>,
     ) -> Self {
-        NetabaseError::Backend {
+        NetabaseError::Backend(Box::new(BackendError {
             backend,
             operation,
+            path: None,
             source: source.into(),
-        }
+        }))
+    }
+
+    /// Wraps an engine error about the file or directory at `path`.
+    pub fn backend_at(
+        backend: &'static str,
+        operation: &'static str,
+        path: impl Into<PathBuf>,
+        source: impl Into<BoxedError>,
+    ) -> Self {
+        NetabaseError::Backend(Box::new(BackendError {
+            backend,
+            operation,
+            path: Some(path.into()),
+            source: source.into(),
+        }))
     }
 
     /// A decode error for the record of `table` at `key`.
-    pub fn decode(table: &str, key: &[u8], reason: impl std::fmt::Display) -> Self {
-        NetabaseError::Decode {
+    pub fn decode(table: &str, key: &[u8], reason: impl Into<DecodeReason>) -> Self {
+        NetabaseError::Decode(Box::new(DecodeError {
             table: table.to_owned(),
-            key: hex(key),
-            reason: reason.to_string(),
-        }
+            key: key.to_vec(),
+            reason: reason.into(),
+        }))
     }
 
-    /// A key decode error for `key` in `table`.
-    pub fn key_decode(table: &str, key: &[u8], source: KeyDecodeError) -> Self {
-        NetabaseError::KeyDecode {
-            table: table.to_owned(),
-            key: hex(key),
+    /// A decode error for the record of `table` at `key`, described in words.
+    pub fn decode_other(table: &str, key: &[u8], reason: impl fmt::Display) -> Self {
+        Self::decode(table, key, DecodeReason::Other(reason.to_string()))
+    }
+
+    /// A file-system error.
+    pub fn io(operation: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        NetabaseError::Io(Box::new(IoError {
+            operation,
+            path: path.into(),
             source,
-        }
+        }))
+    }
+
+    /// A refused configuration option.
+    pub fn config(backend: &'static str, option: &'static str, reason: impl Into<String>) -> Self {
+        NetabaseError::Config(Box::new(ConfigError {
+            backend,
+            option,
+            reason: reason.into(),
+        }))
+    }
+
+    /// A write refused by a read-only store.
+    pub fn read_only(backend: &'static str, call: &'static str) -> Self {
+        NetabaseError::ReadOnly(Box::new(ReadOnlyError { backend, call }))
+    }
+
+    /// A serialization failure.
+    pub fn encode(model: &'static str, source: postcard::Error) -> Self {
+        NetabaseError::Encode(Box::new(EncodeError { model, source }))
+    }
+
+    /// Damage reported by an engine that panicked.
+    pub fn corrupted(
+        backend: &'static str,
+        operation: &'static str,
+        table: Option<&str>,
+        detail: impl Into<String>,
+    ) -> Self {
+        NetabaseError::Corrupted(Box::new(CorruptedError {
+            backend,
+            operation,
+            table: table.map(str::to_owned),
+            detail: detail.into(),
+        }))
+    }
+
+    /// Whether the error refused one write and undid it entirely, leaving the
+    /// transaction as it was before that write (a unique key held by another record, a
+    /// stored record that does not decode, a model that does not encode, an invalid
+    /// version). Any other error inside a write transaction poisons it.
+    pub(crate) fn is_refusal(&self) -> bool {
+        matches!(
+            self,
+            NetabaseError::UniqueViolation(_)
+                | NetabaseError::Decode(_)
+                | NetabaseError::Encode(_)
+                | NetabaseError::Version(_)
+        )
     }
 }
 
@@ -172,4 +466,25 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
         let _ = write!(out, "… ({} bytes)", bytes.len());
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_error_is_two_words() {
+        assert!(std::mem::size_of::<NetabaseError>() <= 32);
+        assert_eq!(std::mem::size_of::<NetabaseError>(), 16);
+        assert!(std::mem::size_of::<Result<()>>() <= 32);
+    }
+
+    #[test]
+    fn sources_are_typed() {
+        use std::error::Error as _;
+        let e = NetabaseError::decode("T", &[1], postcard::Error::DeserializeUnexpectedEnd);
+        let source = e.source().and_then(|s| s.source());
+        assert!(source.is_some_and(|s| s.downcast_ref::<postcard::Error>().is_some()));
+        assert!(e.to_string().contains("table `T` at key 0x01"));
+    }
 }

@@ -1,5 +1,6 @@
 //! Netabase store: typed models with primary and secondary keys over interchangeable
 //! embedded backends.
+#![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod backend;
@@ -13,27 +14,45 @@ pub mod typed;
 
 pub use config::{BackendStore, FileConfig};
 pub use typed::batch::Batch;
-pub use typed::store::{FORMAT_VERSION, META_TABLE, NetabaseStore};
+pub use typed::changes::{Change, ChangeSet, TypedChange};
+pub use typed::meta::{IndexBuild, OpenOptions};
+pub use typed::store::{FORMAT_VERSION, META_TABLE, NetabaseStore, OpenStore};
 pub use typed::store::{StoreStats, TableStats};
 pub use typed::tree::Tree;
 pub use typed::txn::{ReadOnly, ReadWrite, TreeView, TxnGuard};
 
+/// A store on the embedded default, redb.
+#[cfg(feature = "redb")]
+pub type RedbStore<D> = NetabaseStore<D, backend::redb::RedbBackend>;
+/// A store on sled.
+#[cfg(feature = "sled")]
+pub type SledStore<D> = NetabaseStore<D, backend::sled::SledBackend>;
+/// An in-memory store.
+pub type MemoryStore<D> = NetabaseStore<D, backend::memory::MemoryBackend>;
+
 /// Everything a user of the store needs, in one import: `use netabase_store::prelude::*;`.
 pub mod prelude {
+    pub use crate::backend::Backend;
     pub use crate::codec::key::{KeyCodec, PrimaryKeyCodec};
     pub use crate::config::{BackendStore, FileConfig};
     pub use crate::error::{NetabaseError, Result as NetabaseResult};
     pub use crate::schema::{
         DiscriminantTrait, NetabaseDefinitionTrait, NetabaseModelTrait, SecondaryKeyEnum,
-        SecondaryKeyField,
+        SecondaryKeyField, UniqueKeyField,
     };
     pub use crate::typed::batch::Batch;
-    pub use crate::typed::store::NetabaseStore;
+    pub use crate::typed::changes::{Change, ChangeSet};
+    pub use crate::typed::store::{NetabaseStore, OpenStore};
     pub use crate::typed::tree::Tree;
     pub use crate::typed::txn::{ReadOnly, ReadWrite, TreeView, TxnGuard};
     pub use netabase_macros::*;
 }
 
+pub use error::{
+    BackendError, ConfigError, CorruptedError, DecodeError, DecodeReason, EncodeError, FormatError,
+    IoError, PoisonedError, ReadOnlyError, SchemaError, UniqueViolation, VersionError,
+    VersionProblem,
+};
 pub use error::{BoxedError, NetabaseError, Result};
 
 /// Re-exports used by the code that the macros generate; not part of the public API.

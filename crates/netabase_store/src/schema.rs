@@ -20,6 +20,9 @@ pub struct SecondaryKeyInfo {
     pub table: &'static str,
     /// Whether two records may share a value of this key.
     pub unique: bool,
+    /// The field's Rust type as written (`"u32"`, `"String"`), recorded in the stored
+    /// schema so that a changed key type is detected when the store is opened.
+    pub key_type: &'static str,
 }
 
 /// Static description of one model of a definition.
@@ -31,6 +34,8 @@ pub struct ModelInfo {
     pub table: &'static str,
     /// The model version written into every value header (`#[netabase(Def, version = N)]`).
     pub version: u16,
+    /// The primary key's Rust type as written, recorded in the stored schema.
+    pub primary_key_type: &'static str,
     /// The secondary keys, in field declaration order.
     pub secondary_keys: &'static [SecondaryKeyInfo],
 }
@@ -70,6 +75,9 @@ pub trait NetabaseDefinitionTrait: Sized + Clone + Debug + Send + Sync + 'static
     fn discriminant(&self) -> Self::Discriminant;
     /// Appends the order-preserving encoding of the held model's primary key.
     fn encode_primary_key(&self, out: &mut Vec<u8>);
+    /// Appends the encoding of the held model's secondary key at `index` (its position
+    /// in the model's [`ModelInfo::secondary_keys`]).
+    fn encode_secondary_key(&self, index: usize, out: &mut Vec<u8>);
     /// Encodes the held model as a stored value (header ++ postcard).
     ///
     /// # Errors
@@ -120,6 +128,15 @@ pub trait NetabaseModelTrait<D: NetabaseDefinitionTrait>:
     fn try_from_definition(definition: D) -> Result<Self, D>;
     /// Wraps a primary key into the definition's key enum.
     fn primary_key_into_keys(key: Self::PrimaryKey) -> D::Keys;
+
+    /// Decodes the body of a value written by an older `version` of this model: the one
+    /// hook every read of an old value goes through. `None` means there is no upgrade
+    /// from that version, which reads report as [`crate::NetabaseError::Version`]. The
+    /// default has none; migrations generate it.
+    fn decode_older(version: u16, body: &[u8]) -> Option<Result<Self, postcard::Error>> {
+        let _ = (version, body);
+        None
+    }
 }
 
 /// The enum of one model's secondary keys (`UserSecondaryKeys`).
@@ -137,4 +154,16 @@ pub trait SecondaryKeyField<D: NetabaseDefinitionTrait, M: NetabaseModelTrait<D>
 {
     /// The position of the field in [`ModelInfo::secondary_keys`].
     const INDEX: usize;
+}
+
+/// The key newtype of a unique secondary field (`UserEmailSecondaryKey`): at most one
+/// record holds each value, so a lookup by it returns an `Option`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a unique secondary key",
+    label = "only a `#[secondary_key(unique)]` field has a lookup that returns one record",
+    note = "use `get_by_secondary_key` for a non-unique key: it returns every match"
+)]
+pub trait UniqueKeyField<D: NetabaseDefinitionTrait, M: NetabaseModelTrait<D>>:
+    SecondaryKeyField<D, M>
+{
 }

@@ -32,7 +32,7 @@ fn tables_and_stats<B: Backend>(store: Store<B>) -> TestResult {
         assert!(names.iter().any(|n| n == table), "{table} in {names:?}");
     }
     let stats = store.stats()?;
-    assert_eq!(stats.backend, store.backend().name());
+    assert_eq!(stats.backend, store.raw_backend().name());
     assert_eq!(stats.entries(info.table), 10);
     assert_eq!(stats.entries(info.secondary_keys[0].table), 10);
     assert_eq!(stats.entries(info.secondary_keys[1].table), 10);
@@ -172,7 +172,7 @@ mod sled_ops {
         let store = Store::<SledBackend>::new(config)?;
         assert!(matches!(
             store.generate_id(),
-            Err(NetabaseError::ReadOnly { .. })
+            Err(NetabaseError::ReadOnly(_))
         ));
         Ok(())
     }

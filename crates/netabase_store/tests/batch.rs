@@ -21,8 +21,8 @@ fn commit_applies_puts_and_removes<B: Backend>(store: Store<B>) -> TestResult {
     let mut batch = users.create_batch();
     batch.put(user(4, "4@x", 40))?;
     batch.put(user(1, "1b@x", 31))?; // an update that moves both secondary keys
-    batch.remove(UserPrimaryKey(2))?;
-    batch.remove(UserPrimaryKey(99))?; // absent: nothing to do
+    batch.remove(UserPrimaryKey(2));
+    batch.remove(UserPrimaryKey(99)); // absent: nothing to do
     assert_eq!(batch.len(), 4);
     batch.commit()?;
     assert_eq!(users.len()?, 3);
@@ -40,8 +40,8 @@ fn operations_run_in_order<B: Backend>(store: Store<B>) -> TestResult {
     let users = store.open_tree::<User>();
     let mut batch = users.create_batch();
     batch.put(user(1, "a@x", 1))?;
-    batch.remove(UserPrimaryKey(1))?;
-    batch.remove(UserPrimaryKey(2))?;
+    batch.remove(UserPrimaryKey(1));
+    batch.remove(UserPrimaryKey(2));
     batch.put(user(2, "b@x", 2))?;
     // A unique key freed earlier in the batch may be taken later in it.
     batch.put(user(2, "c@x", 2))?;
@@ -67,13 +67,13 @@ fn unique_violation_applies_nothing<B: Backend>(store: Store<B>) -> TestResult {
     // Against a stored record, after other writes of the batch.
     let mut batch = users.create_batch();
     batch.put(user(3, "c@x", 50))?;
-    batch.remove(UserPrimaryKey(2))?;
+    batch.remove(UserPrimaryKey(2));
     batch.put(user(1, "a2@x", 99))?;
     batch.put(user(4, "a2@x", 60))?; // the email just taken by user 1, in this batch
     batch.put(user(5, "e@x", 70))?;
     match batch.commit() {
-        Err(NetabaseError::UniqueViolation { model, field, .. }) => {
-            assert_eq!((model, field), ("User", "email"));
+        Err(NetabaseError::UniqueViolation(v)) => {
+            assert_eq!((v.model, v.field), ("User", "email"));
         }
         other => return Err(format!("expected UniqueViolation, got {other:?}").into()),
     }
@@ -91,7 +91,7 @@ fn unique_violation_applies_nothing<B: Backend>(store: Store<B>) -> TestResult {
     batch.put(user(7, "b@x", 2))?;
     assert!(matches!(
         batch.commit(),
-        Err(NetabaseError::UniqueViolation { .. })
+        Err(NetabaseError::UniqueViolation(_))
     ));
     assert_eq!(store.stats()?, before);
     assert_user_indexes_exact(&store)
@@ -103,7 +103,7 @@ fn dropped_batch_applies_nothing<B: Backend>(store: Store<B>) -> TestResult {
     {
         let mut batch = users.create_batch();
         batch.put(user(2, "b@x", 31))?;
-        batch.remove(UserPrimaryKey(1))?;
+        batch.remove(UserPrimaryKey(1));
         assert!(!batch.is_empty());
     }
     assert_eq!(users.len()?, 1);

@@ -7,7 +7,7 @@ mod conformance;
 use std::collections::BTreeSet;
 
 use conformance::schema::*;
-use netabase_store::backend::{Backend, RawRange, ReadTxn};
+use netabase_store::backend::{Backend, RawRange, collect_range};
 use netabase_store::prelude::*;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -24,11 +24,14 @@ fn post(id: i64, author_id: u64) -> Post {
 fn index_entries<B: Backend>(
     store: &NetabaseStore<TestDefinition, B>,
 ) -> Result<BTreeSet<Vec<u8>>, NetabaseError> {
-    let txn = store.backend().begin_read()?;
+    let txn = store.raw_backend().begin_read()?;
     let table = Post::INFO.secondary_keys[0].table;
-    txn.range(table, RawRange::all(), Default::default())?
-        .map(|e| e.map(|(k, _)| k))
-        .collect()
+    Ok(
+        collect_range(&txn, table, RawRange::all(), Default::default())?
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect(),
+    )
 }
 
 fn expected_entries<B: Backend>(

@@ -34,7 +34,7 @@ fn assert_config_error(
     option: &str,
 ) -> TestResult {
     match result {
-        Err(err @ NetabaseError::Config { .. }) => {
+        Err(err @ NetabaseError::Config(_)) => {
             let text = err.to_string();
             assert!(text.contains(backend), "names the backend: {text}");
             assert!(text.contains(option), "names the option: {text}");
@@ -46,16 +46,14 @@ fn assert_config_error(
 
 fn assert_not_found(result: Result<impl std::fmt::Debug, NetabaseError>) -> TestResult {
     match result {
-        Err(NetabaseError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
-            Ok(())
-        }
+        Err(NetabaseError::Io(e)) if e.source.kind() == std::io::ErrorKind::NotFound => Ok(()),
         other => Err(format!("expected a NotFound error, got {other:?}").into()),
     }
 }
 
 fn assert_read_only(result: Result<impl std::fmt::Debug, NetabaseError>) -> TestResult {
     match result {
-        Err(NetabaseError::ReadOnly { .. }) => Ok(()),
+        Err(NetabaseError::ReadOnly(_)) => Ok(()),
         other => Err(format!("expected a ReadOnly error, got {other:?}").into()),
     }
 }
@@ -251,7 +249,7 @@ macro_rules! file_backend_tests {
                 assert!(users.is_empty()?);
                 users.put(user(1, "a@x", 1))?;
                 assert_eq!(users.len()?, 1);
-                assert!(!store.backend().capabilities().persistent);
+                assert!(!store.raw_backend().capabilities().persistent);
                 Ok(())
             }
 
@@ -297,7 +295,7 @@ fn redb_cache_size_reaches_the_engine() -> TestResult {
     for config in [small, large] {
         let store = Store::<RedbBackend>::new(config.clone())?;
         assert_eq!(
-            store.backend().cache_size() as u64,
+            store.raw_backend().cache_size() as u64,
             config.cache_size_bytes()
         );
         // About 8 MiB of records, written and read back.
@@ -308,7 +306,7 @@ fn redb_cache_size_reaches_the_engine() -> TestResult {
             author_id: 1,
         }))?;
         assert_eq!(posts.iter().count(), 4000);
-        used.push(store.backend().cache_stats().used_bytes());
+        used.push(store.raw_backend().cache_stats().used_bytes());
     }
     // redb holds at most the configured cache (plus the pages of the open write); the
     // large cache keeps far more of the data.
@@ -321,7 +319,7 @@ fn redb_cache_size_reaches_the_engine() -> TestResult {
 fn redb_default_cache_is_256_mb() -> TestResult {
     let dir = tempfile::tempdir()?;
     let store = Store::<RedbBackend>::new(FileConfig::new(dir.path().join("db")))?;
-    assert_eq!(store.backend().cache_size(), 256 << 20);
+    assert_eq!(store.raw_backend().cache_size(), 256 << 20);
     Ok(())
 }
 
@@ -332,7 +330,7 @@ fn redb_read_only_uses_redbs_read_only_mode() -> TestResult {
     seed::<RedbBackend>(&path)?;
     let config = FileConfig::builder().path(&path).read_only(true).build();
     let first = Store::<RedbBackend>::new(config.clone())?;
-    assert!(first.backend().is_read_only());
+    assert!(first.raw_backend().is_read_only());
     // redb's read-only mode takes a shared lock: several readers may open the file.
     let second = Store::<RedbBackend>::new(config)?;
     assert_eq!(second.open_tree::<User>().len()?, 3);
@@ -359,7 +357,7 @@ fn crash_image_holds_the_commit(use_fsync: bool) -> Result<bool, Box<dyn std::er
         redb::Durability::None
     };
     assert_eq!(
-        format!("{:?}", store.backend().durability()),
+        format!("{:?}", store.raw_backend().durability()),
         format!("{expected:?}")
     );
     store.open_tree::<User>().put(user(100, "late@x", 1))?;
@@ -401,17 +399,20 @@ mod sled_specifics {
             .cache_size_mb(12)
             .build();
         let store = Store::<SledBackend>::new(config)?;
-        assert_eq!(store.backend().engine_config().cache_capacity, 12 << 20);
+        assert_eq!(store.raw_backend().engine_config().cache_capacity, 12 << 20);
         let dir = tempfile::tempdir()?;
         let store = Store::<SledBackend>::new(FileConfig::new(dir.path().join("db")))?;
-        assert_eq!(store.backend().engine_config().cache_capacity, 256 << 20);
+        assert_eq!(
+            store.raw_backend().engine_config().cache_capacity,
+            256 << 20
+        );
         Ok(())
     }
 
     #[test]
     fn use_fsync_true_flushes_every_commit() -> TestResult {
         let store = Store::<SledBackend>::sled_temp()?;
-        assert!(store.backend().flushes_on_commit());
+        assert!(store.raw_backend().flushes_on_commit());
         let users = store.open_tree::<User>();
         for i in 0..3 {
             users.put(user(i, &format!("{i}@x"), 1))?;
@@ -428,7 +429,7 @@ mod sled_specifics {
             .use_fsync(false)
             .build();
         let store = Store::<SledBackend>::new(config)?;
-        assert!(!store.backend().flushes_on_commit());
+        assert!(!store.raw_backend().flushes_on_commit());
         let users = store.open_tree::<User>();
         // sled's background flusher runs every 500 ms; it may (rarely) land between the
         // commit and the check, so one unflushed commit in three tries is the proof.
@@ -514,7 +515,7 @@ fn memory_read_only_refuses_writes() -> TestResult {
     assert_read_only(reader.open_tree::<User>().remove(UserPrimaryKey(1)))?;
     assert!(
         reader
-            .backend()
+            .raw_backend()
             .begin_read()?
             .table_names()?
             .contains(&META_TABLE.to_owned())

@@ -15,7 +15,7 @@ conformance_suite!(NetabaseStore::<TestDefinition, SledBackend>::sled_temp);
 #[test]
 fn sled_declares_non_snapshot_reads() -> conformance::TestResult {
     let store = NetabaseStore::<TestDefinition, SledBackend>::sled_temp()?;
-    let caps = store.backend().capabilities();
+    let caps = store.raw_backend().capabilities();
     assert!(!caps.snapshot_reads);
     assert!(!caps.persistent, "a temporary store is deleted on drop");
     Ok(())

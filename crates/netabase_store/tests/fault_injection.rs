@@ -1,6 +1,10 @@
-//! Fault injection: a wrapper backend that fails the N-th engine call. For every N, a
-//! multi-record write either fails cleanly (an error, no panic, nothing applied) or
-//! succeeds completely, and the indexes stay exact either way.
+//! Fault injection: a wrapper over any backend that fails the N-th engine call of a
+//! write transaction. For every N, on every backend:
+//! - a multi-record transaction either fails cleanly (an error, no panic, nothing
+//!   applied) or succeeds completely, and the indexes stay exact either way;
+//! - a transaction in which one write failed in the engine is poisoned: later writes and
+//!   `commit` fail with `NetabaseError::Poisoned`, and nothing of it is applied, even
+//!   though the caller went on after the error.
 
 mod conformance;
 
@@ -8,11 +12,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use conformance::schema::*;
-use netabase_store::backend::memory::{MemoryBackend, MemoryRead, MemoryWrite};
 use netabase_store::backend::{
-    Backend, Capabilities, Direction, RawIter, RawRange, ReadTxn, WriteOp, WriteTxn,
+    Backend, Capabilities, Cursor, Direction, RawRange, ReadTxn, ValueFn, WriteTxn,
 };
 use netabase_store::prelude::*;
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
 
 /// Fails the call that brings the countdown to zero; negative means never.
 #[derive(Clone, Default)]
@@ -34,19 +39,20 @@ impl Countdown {
     }
 }
 
-struct FailingBackend {
-    inner: MemoryBackend,
+/// Any backend, with every engine call of its write transactions counted down.
+struct FailingBackend<B> {
+    inner: B,
     countdown: Countdown,
 }
 
-struct FailingWrite<'a> {
-    inner: MemoryWrite<'a>,
+struct FailingWrite<W> {
+    inner: W,
     countdown: Countdown,
 }
 
-impl Backend for FailingBackend {
-    type Read = MemoryRead;
-    type Write<'a> = FailingWrite<'a>;
+impl<B: Backend> Backend for FailingBackend<B> {
+    type Read = B::Read;
+    type Write<'a> = FailingWrite<B::Write<'a>>;
 
     fn name(&self) -> &'static str {
         "failing"
@@ -54,11 +60,10 @@ impl Backend for FailingBackend {
     fn capabilities(&self) -> Capabilities {
         self.inner.capabilities()
     }
-    fn begin_read(&self) -> Result<MemoryRead, NetabaseError> {
-        self.countdown.tick("begin a read transaction")?;
+    fn begin_read(&self) -> Result<B::Read, NetabaseError> {
         self.inner.begin_read()
     }
-    fn begin_write(&self) -> Result<FailingWrite<'_>, NetabaseError> {
+    fn begin_write(&self) -> Result<Self::Write<'_>, NetabaseError> {
         self.countdown.tick("begin a write transaction")?;
         Ok(FailingWrite {
             inner: self.inner.begin_write()?,
@@ -67,27 +72,33 @@ impl Backend for FailingBackend {
     }
 }
 
-impl ReadTxn for FailingWrite<'_> {
-    fn get(&self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>, NetabaseError> {
+// Only the required methods are forwarded: the trait's defaults (`put_each`, `apply`,
+// `get`, ...) then make one counted engine call per write, so a failure can land
+// between any two writes of a plan.
+impl<W: WriteTxn> ReadTxn for FailingWrite<W> {
+    fn get_with(&self, table: &str, key: &[u8], f: &mut ValueFn<'_>) -> Result<(), NetabaseError> {
         self.countdown.tick("read a key")?;
-        self.inner.get(table, key)
+        self.inner.get_with(table, key, f)
     }
-    fn range(
+    fn cursor(
         &self,
         table: &str,
         range: RawRange,
         direction: Direction,
-    ) -> Result<RawIter<'_>, NetabaseError> {
+    ) -> Result<Cursor<'_>, NetabaseError> {
         self.countdown.tick("scan a table")?;
-        self.inner.range(table, range, direction)
+        self.inner.cursor(table, range, direction)
     }
     fn len(&self, table: &str) -> Result<u64, NetabaseError> {
         self.countdown.tick("count a table")?;
         self.inner.len(table)
     }
+    fn table_names(&self) -> Result<Vec<String>, NetabaseError> {
+        self.inner.table_names()
+    }
 }
 
-impl WriteTxn for FailingWrite<'_> {
+impl<W: WriteTxn> WriteTxn for FailingWrite<W> {
     fn put(&self, table: &str, key: &[u8], value: &[u8]) -> Result<(), NetabaseError> {
         self.countdown.tick("write a key")?;
         self.inner.put(table, key, value)
@@ -100,27 +111,25 @@ impl WriteTxn for FailingWrite<'_> {
         self.countdown.tick("clear a table")?;
         self.inner.clear(table)
     }
-    fn apply(&self, ops: &[WriteOp<'_>]) -> Result<(), NetabaseError> {
-        // One engine call per op, so a failure can land between two writes of a plan.
-        for op in ops {
-            match op {
-                WriteOp::Put { table, key, value } => self.put(table, key, value)?,
-                WriteOp::Delete { table, key } => {
-                    self.delete(table, key)?;
-                }
-            }
-        }
-        Ok(())
-    }
     fn commit(self) -> Result<(), NetabaseError> {
         self.countdown.tick("commit a write transaction")?;
         self.inner.commit()
     }
 }
 
-fn snapshot(
-    store: &NetabaseStore<TestDefinition, FailingBackend>,
-) -> Result<Vec<User>, NetabaseError> {
+type Store<B> = NetabaseStore<TestDefinition, FailingBackend<B>>;
+
+fn open<B: Backend>(inner: B) -> Result<(Store<B>, Countdown), NetabaseError> {
+    let countdown = Countdown::default();
+    countdown.set(-1);
+    let store = NetabaseStore::from_backend(FailingBackend {
+        inner,
+        countdown: countdown.clone(),
+    })?;
+    Ok((store, countdown))
+}
+
+fn snapshot<B: Backend>(store: &Store<B>) -> Result<Vec<User>, NetabaseError> {
     store
         .open_tree::<User>()
         .iter()
@@ -128,17 +137,17 @@ fn snapshot(
         .collect()
 }
 
-#[test]
-fn every_failure_point_leaves_the_old_or_the_new_state() -> Result<(), Box<dyn std::error::Error>> {
+fn is_injected(e: &NetabaseError) -> bool {
+    matches!(e, NetabaseError::Backend(b) if b.backend == "failing")
+}
+
+fn every_failure_point_leaves_the_old_or_the_new_state<B: Backend>(
+    make: impl Fn() -> Result<B, NetabaseError>,
+) -> TestResult {
     let mut failures = 0;
     let mut successes = 0;
     for fail_at in 1..200 {
-        let countdown = Countdown::default();
-        countdown.set(-1);
-        let store = NetabaseStore::<TestDefinition, _>::from_backend(FailingBackend {
-            inner: MemoryBackend::new(),
-            countdown: countdown.clone(),
-        })?;
+        let (store, countdown) = open(make()?)?;
         let users = store.open_tree::<User>();
         users.put_many((0..5).map(|i| user(i, &format!("{i}@x"), 20)))?;
         let before = snapshot(&store)?;
@@ -149,18 +158,16 @@ fn every_failure_point_leaves_the_old_or_the_new_state() -> Result<(), Box<dyn s
             {
                 let view = txn.open_tree::<User>();
                 view.put(user(1, "changed@x", 31))?;
-                view.remove(UserPrimaryKey(2))?;
+                view.remove(2)?;
                 view.put_many((10..14).map(|i| user(i, &format!("{i}@x"), 40)))?;
             }
-            txn.commit()
+            txn.commit().map(drop)
         })();
         countdown.set(-1);
 
         let after = snapshot(&store)?;
         match result {
-            Err(NetabaseError::Backend {
-                backend: "failing", ..
-            }) => {
+            Err(e) if is_injected(&e) => {
                 failures += 1;
                 assert_eq!(
                     after, before,
@@ -171,10 +178,7 @@ fn every_failure_point_leaves_the_old_or_the_new_state() -> Result<(), Box<dyn s
             Ok(()) => {
                 successes += 1;
                 assert_eq!(after.len(), 8);
-                assert_eq!(
-                    users.get(UserPrimaryKey(1))?,
-                    Some(user(1, "changed@x", 31))
-                );
+                assert_eq!(users.get(1)?, Some(user(1, "changed@x", 31)));
             }
         }
         conformance::assert_user_indexes_exact(&store)?;
@@ -187,3 +191,106 @@ fn every_failure_point_leaves_the_old_or_the_new_state() -> Result<(), Box<dyn s
     assert!(successes > 0);
     Ok(())
 }
+
+/// The caller ignores the failed write and goes on: the transaction must refuse.
+fn a_failed_write_poisons_the_transaction<B: Backend>(
+    make: impl Fn() -> Result<B, NetabaseError>,
+) -> TestResult {
+    let mut poisoned = 0;
+    for fail_at in 1..40 {
+        let (store, countdown) = open(make()?)?;
+        let users = store.open_tree::<User>();
+        users.put_many((0..5).map(|i| user(i, &format!("{i}@x"), 20)))?;
+        let before = snapshot(&store)?;
+
+        let txn = store.write()?;
+        let view = txn.open_tree::<User>();
+        view.put(user(7, "seven@x", 70))?;
+        countdown.set(fail_at);
+        let failed = [
+            view.put(user(1, "changed@x", 31)).err(),
+            view.remove(2).err(),
+            view.put_many((10..14).map(|i| user(i, &format!("{i}@x"), 40)))
+                .err(),
+            view.remove_many([3, 4]).err(),
+        ]
+        .into_iter()
+        .flatten()
+        .next();
+        countdown.set(-1);
+        let Some(error) = failed else {
+            // The failure point lies beyond this transaction's writes.
+            continue;
+        };
+        assert!(is_injected(&error), "at call {fail_at}: {error}");
+        poisoned += 1;
+        match view.put(user(8, "eight@x", 80)) {
+            Err(NetabaseError::Poisoned(_)) => {}
+            other => return Err(format!("a write after the failure: {other:?}").into()),
+        }
+        match txn.commit() {
+            Err(NetabaseError::Poisoned(p)) => {
+                assert!(p.cause.contains("injected failure"), "{}", p.cause);
+            }
+            other => return Err(format!("commit of a poisoned transaction: {other:?}").into()),
+        }
+        assert_eq!(snapshot(&store)?, before, "at call {fail_at}");
+        conformance::assert_user_indexes_exact(&store)?;
+    }
+    assert!(
+        poisoned > 10,
+        "only {poisoned} failure points were exercised"
+    );
+    Ok(())
+}
+
+/// A refusal is not a failure: it is undone, and the transaction commits the rest.
+fn a_refused_write_leaves_the_transaction_usable<B: Backend>(
+    make: impl Fn() -> Result<B, NetabaseError>,
+) -> TestResult {
+    let (store, _countdown) = open(make()?)?;
+    let users = store.open_tree::<User>();
+    users.put(user(1, "a@x", 20))?;
+    let txn = store.write()?;
+    let view = txn.open_tree::<User>();
+    assert!(matches!(
+        view.put(user(2, "a@x", 30)),
+        Err(NetabaseError::UniqueViolation(_))
+    ));
+    view.put(user(3, "c@x", 30))?;
+    let changes = txn.commit()?;
+    assert_eq!(changes.len(), 1);
+    assert_eq!(users.get(2)?, None);
+    assert_eq!(users.get(3)?, Some(user(3, "c@x", 30)));
+    conformance::assert_user_indexes_exact(&store)
+}
+
+macro_rules! on_backend {
+    ($name:ident, $make:expr) => {
+        mod $name {
+            use super::*;
+
+            #[test]
+            fn every_failure_point_leaves_the_old_or_the_new_state() -> TestResult {
+                super::every_failure_point_leaves_the_old_or_the_new_state($make)
+            }
+
+            #[test]
+            fn a_failed_write_poisons_the_transaction() -> TestResult {
+                super::a_failed_write_poisons_the_transaction($make)
+            }
+
+            #[test]
+            fn a_refused_write_leaves_the_transaction_usable() -> TestResult {
+                super::a_refused_write_leaves_the_transaction_usable($make)
+            }
+        }
+    };
+}
+
+on_backend!(memory, || Ok(
+    netabase_store::backend::memory::MemoryBackend::new()
+));
+on_backend!(redb, netabase_store::backend::redb::RedbBackend::in_memory);
+#[cfg(feature = "sled")]
+on_backend!(sled, netabase_store::backend::sled::SledBackend::temp);

@@ -172,16 +172,19 @@ fn model_info_describes_tables_fields_and_versions() {
             name: "Customer",
             table: "ShopDefinition/Customer",
             version: 0,
+            primary_key_type: "u64",
             secondary_keys: &[
                 SecondaryKeyInfo {
                     field: "email",
                     table: "ShopDefinition/Customer/email",
                     unique: true,
+                    key_type: "String",
                 },
                 SecondaryKeyInfo {
                     field: "nickname",
                     table: "ShopDefinition/Customer/nickname",
                     unique: false,
+                    key_type: "Option<String>",
                 },
             ],
         }
@@ -192,16 +195,19 @@ fn model_info_describes_tables_fields_and_versions() {
             name: "Product",
             table: "ShopDefinition/Product",
             version: 3,
+            primary_key_type: "(u32,String)",
             secondary_keys: &[
                 SecondaryKeyInfo {
                     field: "price",
                     table: "ShopDefinition/Product/price",
                     unique: false,
+                    key_type: "f64",
                 },
                 SecondaryKeyInfo {
                     field: "category_id",
                     table: "ShopDefinition/Product/category_id",
                     unique: false,
+                    key_type: "i64",
                 },
             ],
         }

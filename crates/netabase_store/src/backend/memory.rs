@@ -12,10 +12,13 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use imbl::OrdMap;
 
 use super::{
-    Backend, Capabilities, ChunkedRange, Direction, Entry, EntryFn, OldFn, OwnedReadTxn, RawIter,
-    RawRange, ReadTxn, ValueFn, WriteOp, WriteTxn,
+    Backend, Capabilities, ChunkedRange, Cursor, Direction, Entry, EntryCursor, EntryFn, OldFn,
+    OwnedReadTxn, RawRange, ReadTxn, ValueFn, WriteOp, WriteTxn,
 };
+use crate::config::{BackendStore, FileConfig};
 use crate::error::{NetabaseError, Result};
+use crate::schema::NetabaseDefinitionTrait;
+use crate::typed::store::NetabaseStore;
 
 type Table = OrdMap<Vec<u8>, Vec<u8>>;
 type State = OrdMap<String, Table>;
@@ -115,15 +118,15 @@ fn visit(table: &Table, range: &RawRange, direction: Direction, f: &mut EntryFn<
 }
 
 /// A lazy scan over a snapshot of one table (an O(1) clone).
-fn scan_table(table: Option<Table>, range: RawRange, direction: Direction) -> RawIter<'static> {
+fn scan_table(table: Option<Table>, range: RawRange, direction: Direction) -> Cursor<'static> {
     let Some(table) = table else {
-        return Box::new(std::iter::empty());
+        return Box::new(EntryCursor::new(std::iter::empty()));
     };
-    Box::new(ChunkedRange::new(
+    Box::new(EntryCursor::new(ChunkedRange::new(
         range,
         direction,
         move |range, direction, limit| Ok(collect_range(&table, range, direction, limit)),
-    ))
+    )))
 }
 
 impl Backend for MemoryBackend {
@@ -149,10 +152,7 @@ impl Backend for MemoryBackend {
 
     fn begin_write(&self) -> Result<MemoryWrite<'_>> {
         if self.read_only {
-            return Err(NetabaseError::ReadOnly {
-                backend: NAME,
-                operation: "begin a write transaction",
-            });
+            return Err(NetabaseError::read_only(NAME, "NetabaseStore::write"));
         }
         let guard = self
             .inner
@@ -173,10 +173,6 @@ pub struct MemoryRead {
 }
 
 impl ReadTxn for MemoryRead {
-    fn get(&self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        Ok(self.state.get(table).and_then(|t| t.get(key)).cloned())
-    }
-
     fn get_with(&self, table: &str, key: &[u8], f: &mut ValueFn<'_>) -> Result<()> {
         f(self
             .state
@@ -185,7 +181,7 @@ impl ReadTxn for MemoryRead {
             .map(Vec::as_slice))
     }
 
-    fn range(&self, table: &str, range: RawRange, direction: Direction) -> Result<RawIter<'_>> {
+    fn cursor(&self, table: &str, range: RawRange, direction: Direction) -> Result<Cursor<'_>> {
         self.scan(table, range, direction)
     }
 
@@ -212,7 +208,7 @@ impl ReadTxn for MemoryRead {
 }
 
 impl OwnedReadTxn for MemoryRead {
-    fn scan(&self, table: &str, range: RawRange, direction: Direction) -> Result<RawIter<'static>> {
+    fn scan(&self, table: &str, range: RawRange, direction: Direction) -> Result<Cursor<'static>> {
         Ok(scan_table(self.state.get(table).cloned(), range, direction))
     }
 }
@@ -226,16 +222,18 @@ pub struct MemoryWrite<'a> {
 }
 
 impl ReadTxn for MemoryWrite<'_> {
-    fn get(&self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        Ok(self
+    fn get_with(&self, table: &str, key: &[u8], f: &mut ValueFn<'_>) -> Result<()> {
+        // The state is not borrowed while `f` runs (the value is an O(1) clone away).
+        let value = self
             .state
             .borrow()
             .get(table)
             .and_then(|t| t.get(key))
-            .cloned())
+            .cloned();
+        f(value.as_deref())
     }
 
-    fn range(&self, table: &str, range: RawRange, direction: Direction) -> Result<RawIter<'_>> {
+    fn cursor(&self, table: &str, range: RawRange, direction: Direction) -> Result<Cursor<'_>> {
         // The iterator works on a snapshot of the table taken now (an O(1) clone), so the
         // transaction stays writable while it is open.
         Ok(scan_table(
@@ -338,5 +336,75 @@ impl WriteTxn for MemoryWrite<'_> {
             .write()
             .unwrap_or_else(PoisonError::into_inner) = state;
         Ok(())
+    }
+}
+
+impl<D: NetabaseDefinitionTrait> NetabaseStore<D, MemoryBackend> {
+    /// A new, empty in-memory store with real transactions (snapshot reads, atomic
+    /// commit, rollback on drop).
+    ///
+    /// # Errors
+    /// Never in practice; the signature matches the other constructors.
+    pub fn memory() -> Result<Self> {
+        Self::from_backend(MemoryBackend::new())
+    }
+}
+
+/// The in-memory store takes a [`FileConfig`] so that switching backend is one line. It
+/// writes nothing to the path (it is a label); every other option either has its
+/// meaning in memory or is refused, see [`FileConfig`].
+impl<D: NetabaseDefinitionTrait> BackendStore<D> for NetabaseStore<D, MemoryBackend> {
+    fn new(config: FileConfig) -> Result<Self> {
+        if config.cache_size_is_set() {
+            return Err(NetabaseError::config(
+                NAME,
+                "cache_size_mb",
+                "the in-memory backend holds everything in memory and has no cache",
+            ));
+        }
+        if config.use_fsync_if_set() == Some(true) {
+            return Err(NetabaseError::config(
+                NAME,
+                "use_fsync",
+                "the in-memory backend writes nothing to disk, so no commit is durable",
+            ));
+        }
+        if !config.create_if_missing() {
+            return Err(NetabaseError::config(
+                NAME,
+                "create_if_missing",
+                "an in-memory database never exists before it is created",
+            ));
+        }
+        if config.read_only() && config.truncate() {
+            return Err(NetabaseError::config(
+                NAME,
+                "truncate",
+                "a store opened read-only cannot be truncated",
+            ));
+        }
+        // `truncate`: a new in-memory database is always empty.
+        let backend = MemoryBackend::new();
+        if config.read_only() {
+            NetabaseStore::from_backend_read_only(backend.into_read_only())
+        } else {
+            NetabaseStore::from_backend(backend)
+        }
+    }
+
+    /// Always fails: an in-memory database never exists before it is created.
+    fn open(config: FileConfig) -> Result<Self> {
+        Err(NetabaseError::io(
+            "open the in-memory database",
+            config.path(),
+            std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "an in-memory database never exists before it is created; use `new`",
+            ),
+        ))
+    }
+
+    fn temp() -> Result<Self> {
+        Self::memory()
     }
 }

@@ -2,8 +2,20 @@
 //!
 //! A backend knows bytes, tables and transactions only: nothing about models or indexes.
 //! The typed layer above it (index maintenance, uniqueness, decoding) is written once.
-//! A new backend implements [`Backend`], [`ReadTxn`] and [`WriteTxn`] and must pass the
-//! conformance suite (`tests/conformance`).
+//! A new backend implements [`Backend`], [`ReadTxn`], [`OwnedReadTxn`] and [`WriteTxn`]
+//! and must pass the conformance suite (`tests/conformance`).
+//!
+//! The required core is small: begin a read or write transaction; in it `get_with`,
+//! `cursor` (the one ordered range reader, both directions), `len` and `table_names`;
+//! `put`, `delete`, `clear` and `commit`. Everything else has a default written over
+//! that core, which an engine overrides only where it is faster
+//! ([`WriteTxn::put_each`] learning the replaced value from the insert itself,
+//! [`ReadTxn::for_each_in`] visiting entries without boxing a cursor,
+//! [`WriteTxn::apply`] opening each table once per batch).
+//!
+//! This is the byte level: a write made here skips index maintenance, validation and
+//! change events. The typed layer ([`crate::NetabaseStore`]) is the way to write
+//! models; raw access is for tools and for netabase's own tables.
 //!
 //! Tables are created on first write; reading a table that was never written behaves as
 //! reading an empty table.
@@ -26,21 +38,21 @@ pub(crate) fn temp_dir(prefix: &str) -> Result<tempfile::TempDir> {
     tempfile::Builder::new()
         .prefix(prefix)
         .tempdir()
-        .map_err(|source| crate::NetabaseError::Io {
-            operation: "create a temporary directory in",
-            path: std::env::temp_dir(),
-            source,
+        .map_err(|source| {
+            crate::NetabaseError::io(
+                "create a temporary directory in",
+                std::env::temp_dir(),
+                source,
+            )
         })
 }
 
 /// One key/value pair read from a table.
 pub type Entry = (Vec<u8>, Vec<u8>);
 
-/// A boxed iterator of table entries in key order (ascending or descending).
-pub type RawIter<'a> = Box<dyn Iterator<Item = Result<Entry>> + 'a>;
-
 /// What [`ReadTxn::get_with`] calls with the value it found (`None` when absent). It
-/// must not use the transaction: the engine may hold the table open while it runs.
+/// must not write through the transaction: the engine may hold the table open while it
+/// runs.
 pub type ValueFn<'f> = dyn FnMut(Option<&[u8]>) -> Result<()> + 'f;
 
 /// What [`ReadTxn::for_each_in`] calls with each key and value; `Break` ends the scan.
@@ -174,6 +186,25 @@ pub struct Capabilities {
     pub persistent: bool,
 }
 
+/// Every entry of `table` inside `range`, copied, in `direction` order: for tools and
+/// tests that want owned entries.
+///
+/// # Errors
+/// [`crate::NetabaseError::Backend`] on engine failure.
+pub fn collect_range<T: ReadTxn + ?Sized>(
+    txn: &T,
+    table: &str,
+    range: RawRange,
+    direction: Direction,
+) -> Result<Vec<Entry>> {
+    let mut out = Vec::new();
+    txn.for_each_in(table, range, direction, &mut |k, v| {
+        out.push((k.to_vec(), v.to_vec()));
+        Ok(ControlFlow::Continue(()))
+    })?;
+    Ok(out)
+}
+
 /// One write in a [`WriteTxn::apply`] batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WriteOp<'a> {
@@ -233,91 +264,84 @@ pub trait Backend: Send + Sync + 'static {
     /// [`crate::NetabaseError::Backend`] when the engine cannot start one, or
     /// [`crate::NetabaseError::ReadOnly`] on a read-only store.
     fn begin_write(&self) -> Result<Self::Write<'_>>;
+}
 
-    /// Scans a range of `table` in its own read transaction; the iterator owns that
-    /// transaction, so it outlives this call.
-    ///
-    /// # Errors
-    /// [`crate::NetabaseError::Backend`] when the transaction cannot start.
-    fn scan(&self, table: &str, range: RawRange, direction: Direction) -> Result<RawIter<'static>> {
-        self.begin_read()?.scan(table, range, direction)
+/// A shared backend is a backend: the typed store and netabase's own byte-level tables
+/// (the DHT record store of a node) can share one database.
+impl<B: Backend> Backend for std::sync::Arc<B> {
+    type Read = B::Read;
+    type Write<'a> = B::Write<'a>;
+
+    fn name(&self) -> &'static str {
+        (**self).name()
+    }
+    fn capabilities(&self) -> Capabilities {
+        (**self).capabilities()
+    }
+    fn begin_read(&self) -> Result<Self::Read> {
+        (**self).begin_read()
+    }
+    fn begin_write(&self) -> Result<Self::Write<'_>> {
+        (**self).begin_write()
     }
 }
 
-/// A read transaction that owns its snapshot: its scans do not borrow it.
+/// A read transaction that owns its snapshot, so its scans need not borrow it: a
+/// one-shot iterator carries the transaction and the scan together.
 pub trait OwnedReadTxn: ReadTxn + 'static {
-    /// Like [`ReadTxn::range`], but the iterator keeps the snapshot alive by itself.
+    /// Like [`ReadTxn::cursor`], but the cursor keeps the snapshot alive by itself.
     ///
     /// # Errors
     /// [`crate::NetabaseError::Backend`] on engine failure.
-    fn scan(&self, table: &str, range: RawRange, direction: Direction) -> Result<RawIter<'static>>;
-
-    /// Like [`OwnedReadTxn::scan`], but lending each entry. Engines that can lend
-    /// override it; the default copies, as `scan` does.
-    ///
-    /// # Errors
-    /// [`crate::NetabaseError::Backend`] on engine failure.
-    fn scan_cursor(
-        &self,
-        table: &str,
-        range: RawRange,
-        direction: Direction,
-    ) -> Result<Cursor<'static>> {
-        Ok(Box::new(EntryCursor::new(
-            self.scan(table, range, direction)?,
-        )))
-    }
+    fn scan(&self, table: &str, range: RawRange, direction: Direction) -> Result<Cursor<'static>>;
 }
 
 /// Reads inside a transaction. Every method takes `&self`, so several typed views of one
 /// transaction can be used at once.
 pub trait ReadTxn {
-    /// The value at `key`, if any.
-    ///
-    /// # Errors
-    /// [`crate::NetabaseError::Backend`] on engine failure.
-    fn get(&self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>>;
-
-    /// The values at each of `keys`, in the same order. Backends override this to open
-    /// the table once for the whole run of lookups.
-    ///
-    /// # Errors
-    /// [`crate::NetabaseError::Backend`] on engine failure.
-    fn get_many(&self, table: &str, keys: &[&[u8]]) -> Result<Vec<Option<Vec<u8>>>> {
-        keys.iter().map(|key| self.get(table, key)).collect()
-    }
-
     /// Calls `f` with the value at `key` (`None` when absent), lent straight from the
-    /// engine where it can, so a caller that decodes the value never copies it. Returns
-    /// what `f` returns.
+    /// engine where it can, so a caller that decodes the value never copies it.
     ///
     /// # Errors
     /// [`crate::NetabaseError::Backend`] on engine failure, or `f`'s error.
-    fn get_with(&self, table: &str, key: &[u8], f: &mut ValueFn<'_>) -> Result<()> {
-        let value = self.get(table, key)?;
-        f(value.as_deref())
-    }
+    fn get_with(&self, table: &str, key: &[u8], f: &mut ValueFn<'_>) -> Result<()>;
 
-    /// The entries of `table` inside `range`, in key order or reversed.
+    /// The entries of `table` inside `range`, in key order or reversed, lent one at a
+    /// time: the one range reader of the trait.
     ///
     /// # Errors
     /// [`crate::NetabaseError::Backend`] on engine failure.
-    fn range(&self, table: &str, range: RawRange, direction: Direction) -> Result<RawIter<'_>>;
+    fn cursor(&self, table: &str, range: RawRange, direction: Direction) -> Result<Cursor<'_>>;
 
-    /// Like [`ReadTxn::range`], but lending each entry. Engines that can lend override
-    /// it; the default copies, as `range` does.
+    /// The number of entries in `table`.
     ///
     /// # Errors
     /// [`crate::NetabaseError::Backend`] on engine failure.
-    fn cursor(&self, table: &str, range: RawRange, direction: Direction) -> Result<Cursor<'_>> {
-        Ok(Box::new(EntryCursor::new(
-            self.range(table, range, direction)?,
-        )))
+    fn len(&self, table: &str) -> Result<u64>;
+
+    /// The names of the tables that exist, in ascending order (a table exists once it
+    /// has been written to; it may be empty).
+    ///
+    /// # Errors
+    /// [`crate::NetabaseError::Backend`] on engine failure.
+    fn table_names(&self) -> Result<Vec<String>>;
+
+    /// The value at `key`, copied.
+    ///
+    /// # Errors
+    /// [`crate::NetabaseError::Backend`] on engine failure.
+    fn get(&self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let mut found = None;
+        self.get_with(table, key, &mut |value| {
+            found = value.map(<[u8]>::to_vec);
+            Ok(())
+        })?;
+        Ok(found)
     }
 
     /// Calls `f` with each entry of `table` inside `range`, in key order or reversed,
-    /// lending the key and value instead of copying them, until the range ends or `f`
-    /// returns [`ControlFlow::Break`].
+    /// until the range ends or `f` returns [`ControlFlow::Break`]. Engines override it
+    /// to visit entries where they lie, without a boxed cursor.
     ///
     /// `f` may read the same transaction (every method takes `&self`).
     ///
@@ -341,12 +365,6 @@ pub trait ReadTxn {
         Ok(())
     }
 
-    /// The number of entries in `table`.
-    ///
-    /// # Errors
-    /// [`crate::NetabaseError::Backend`] on engine failure.
-    fn len(&self, table: &str) -> Result<u64>;
-
     /// Whether `table` has no entries.
     ///
     /// # Errors
@@ -354,51 +372,11 @@ pub trait ReadTxn {
     fn is_empty(&self, table: &str) -> Result<bool> {
         Ok(self.len(table)? == 0)
     }
-
-    /// The names of the tables that exist, in ascending order (a table exists once it
-    /// has been written to; it may be empty). For inspection and debugging.
-    ///
-    /// # Errors
-    /// [`crate::NetabaseError::Backend`] on engine failure, or when the backend does not
-    /// implement listing (the default).
-    fn table_names(&self) -> Result<Vec<String>> {
-        Err(crate::NetabaseError::backend(
-            "unknown",
-            "list tables",
-            "this backend does not implement `ReadTxn::table_names`",
-        ))
-    }
-
-    /// The first entry of `table` inside `range` (in `direction`), if any.
-    ///
-    /// # Errors
-    /// [`crate::NetabaseError::Backend`] on engine failure.
-    fn first(&self, table: &str, range: RawRange, direction: Direction) -> Result<Option<Entry>> {
-        self.range(table, range, direction)?.next().transpose()
-    }
 }
 
 impl<T: ReadTxn + ?Sized> ReadTxn for &T {
-    fn get(&self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        (**self).get(table, key)
-    }
-    fn get_many(&self, table: &str, keys: &[&[u8]]) -> Result<Vec<Option<Vec<u8>>>> {
-        (**self).get_many(table, keys)
-    }
     fn get_with(&self, table: &str, key: &[u8], f: &mut ValueFn<'_>) -> Result<()> {
         (**self).get_with(table, key, f)
-    }
-    fn range(&self, table: &str, range: RawRange, direction: Direction) -> Result<RawIter<'_>> {
-        (**self).range(table, range, direction)
-    }
-    fn for_each_in(
-        &self,
-        table: &str,
-        range: RawRange,
-        direction: Direction,
-        f: &mut EntryFn<'_>,
-    ) -> Result<()> {
-        (**self).for_each_in(table, range, direction, f)
     }
     fn cursor(&self, table: &str, range: RawRange, direction: Direction) -> Result<Cursor<'_>> {
         (**self).cursor(table, range, direction)
@@ -408,6 +386,18 @@ impl<T: ReadTxn + ?Sized> ReadTxn for &T {
     }
     fn table_names(&self) -> Result<Vec<String>> {
         (**self).table_names()
+    }
+    fn get(&self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        (**self).get(table, key)
+    }
+    fn for_each_in(
+        &self,
+        table: &str,
+        range: RawRange,
+        direction: Direction,
+        f: &mut EntryFn<'_>,
+    ) -> Result<()> {
+        (**self).for_each_in(table, range, direction, f)
     }
 }
 
@@ -426,6 +416,18 @@ pub trait WriteTxn: ReadTxn {
     /// [`crate::NetabaseError::Backend`] on engine failure.
     fn delete(&self, table: &str, key: &[u8]) -> Result<bool>;
 
+    /// Removes every entry of `table`.
+    ///
+    /// # Errors
+    /// [`crate::NetabaseError::Backend`] on engine failure.
+    fn clear(&self, table: &str) -> Result<()>;
+
+    /// Makes every write of the transaction durable and visible, atomically.
+    ///
+    /// # Errors
+    /// [`crate::NetabaseError::Backend`] on engine failure; nothing is then applied.
+    fn commit(self) -> Result<()>;
+
     /// Puts each `(key, value)` of `entries` into `table` in order, and right after each
     /// put calls `old` with the entry's position and the value that put replaced
     /// (`None` for a new key), lent where the engine can. Engines whose insert returns
@@ -436,8 +438,7 @@ pub trait WriteTxn: ReadTxn {
     /// entry is written, and the error is returned: the caller undoes what it must.
     ///
     /// # Errors
-    /// [`crate::NetabaseError::Backend`] on engine failure (the transaction should then
-    /// be dropped), or `old`'s error.
+    /// [`crate::NetabaseError::Backend`] on engine failure, or `old`'s error.
     fn put_each(&self, table: &str, entries: &[(&[u8], &[u8])], old: &mut OldFn<'_>) -> Result<()> {
         for (i, (key, value)) in entries.iter().enumerate() {
             let previous = self.get(table, key)?;
@@ -464,18 +465,11 @@ pub trait WriteTxn: ReadTxn {
         Ok(())
     }
 
-    /// Removes every entry of `table`.
+    /// Applies a batch of writes in order. Engines override this to open each table
+    /// once per run of writes to it.
     ///
     /// # Errors
     /// [`crate::NetabaseError::Backend`] on engine failure.
-    fn clear(&self, table: &str) -> Result<()>;
-
-    /// Applies a batch of writes in order. Backends override this to open each table
-    /// once per batch.
-    ///
-    /// # Errors
-    /// [`crate::NetabaseError::Backend`] on engine failure; the transaction should then
-    /// be dropped.
     fn apply(&self, ops: &[WriteOp<'_>]) -> Result<()> {
         for op in ops {
             match op {
@@ -487,10 +481,4 @@ pub trait WriteTxn: ReadTxn {
         }
         Ok(())
     }
-
-    /// Makes every write of the transaction durable and visible, atomically.
-    ///
-    /// # Errors
-    /// [`crate::NetabaseError::Backend`] on engine failure; nothing is then applied.
-    fn commit(self) -> Result<()>;
 }

@@ -15,10 +15,12 @@ use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefiniti
 
 use super::{
     Backend, Capabilities, ChunkedRange, Cursor, Direction, Entry, EntryCursor, EntryFn, OldFn,
-    OwnedReadTxn, RawCursor, RawIter, RawRange, ReadTxn, ValueFn, WriteOp, WriteTxn,
+    OwnedReadTxn, RawCursor, RawRange, ReadTxn, ValueFn, WriteOp, WriteTxn,
 };
-use crate::config::FileConfig;
+use crate::config::{BackendStore, FileConfig};
 use crate::error::{NetabaseError, Result};
+use crate::schema::NetabaseDefinitionTrait;
+use crate::typed::store::NetabaseStore;
 
 const NAME: &str = "redb";
 
@@ -50,6 +52,8 @@ pub struct RedbBackend {
     durability: redb::Durability,
     cache_size: usize,
     path: Option<PathBuf>,
+    /// Whether the data outlives the backend (not for temporary or in-memory ones).
+    persistent: bool,
     /// Keeps a temporary database's directory alive; removed on drop.
     _temp: Option<tempfile::TempDir>,
 }
@@ -78,7 +82,7 @@ impl RedbBackend {
     pub fn create(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
         let db = redb::Database::create(path)
-            .map_err(|e| NetabaseError::backend(NAME, "open the database file", e))?;
+            .map_err(|e| NetabaseError::backend_at(NAME, "open the database file", path, e))?;
         let mut backend = Self::from_database(db, Some(path.to_path_buf()));
         backend.cache_size = REDB_DEFAULT_CACHE;
         Ok(backend)
@@ -95,29 +99,28 @@ impl RedbBackend {
     /// another process has it open).
     pub fn with_config(config: &FileConfig, must_exist: bool) -> Result<Self> {
         config.check(NAME, must_exist)?;
-        let cache_size =
-            usize::try_from(config.cache_size_bytes()).map_err(|_| NetabaseError::Config {
-                backend: NAME,
-                option: "cache_size_mb",
-                reason: format!(
+        let cache_size = usize::try_from(config.cache_size_bytes()).map_err(|_| {
+            NetabaseError::config(
+                NAME,
+                "cache_size_mb",
+                format!(
                     "{} MiB does not fit in this platform's address space",
                     config.cache_size_mb()
                 ),
-            })?;
+            )
+        })?;
         let mut builder = redb::Database::builder();
         builder.set_cache_size(cache_size);
         let path = config.path();
         let db =
             if config.read_only() {
                 Db::ReadOnly(builder.open_read_only(path).map_err(|e| {
-                    NetabaseError::backend(NAME, "open the database file read-only", e)
+                    NetabaseError::backend_at(NAME, "open the database file read-only", path, e)
                 })?)
             } else {
-                Db::ReadWrite(
-                    builder
-                        .create(path)
-                        .map_err(|e| NetabaseError::backend(NAME, "open the database file", e))?,
-                )
+                Db::ReadWrite(builder.create(path).map_err(|e| {
+                    NetabaseError::backend_at(NAME, "open the database file", path, e)
+                })?)
             };
         let backend = RedbBackend {
             db: RwLock::new(db),
@@ -128,11 +131,26 @@ impl RedbBackend {
             },
             cache_size,
             path: Some(path.to_path_buf()),
+            persistent: true,
             _temp: None,
         };
         if config.truncate() {
             backend.delete_all_tables()?;
         }
+        Ok(backend)
+    }
+
+    /// A database held in memory by redb itself (nothing is written to disk; the data
+    /// is gone when the backend is dropped).
+    ///
+    /// # Errors
+    /// [`NetabaseError::Backend`] if redb cannot set it up.
+    pub fn in_memory() -> Result<Self> {
+        let db = redb::Database::builder()
+            .create_with_backend(redb::backends::InMemoryBackend::new())
+            .map_err(|e| NetabaseError::backend(NAME, "create an in-memory database", e))?;
+        let mut backend = Self::from_database(db, None);
+        backend.persistent = false;
         Ok(backend)
     }
 
@@ -144,6 +162,7 @@ impl RedbBackend {
         let dir = super::temp_dir("netabase-")?;
         let mut backend = Self::create(dir.path().join("db.redb"))?;
         backend._temp = Some(dir);
+        backend.persistent = false;
         Ok(backend)
     }
 
@@ -156,6 +175,7 @@ impl RedbBackend {
             durability: redb::Durability::Immediate,
             cache_size: 0,
             path,
+            persistent: true,
             _temp: None,
         }
     }
@@ -196,7 +216,7 @@ impl RedbBackend {
     /// when a transaction is open or starting (redb compacts only an idle database:
     /// drop open transactions and iterators, then retry) or when redb fails.
     pub fn compact(&self) -> Result<bool> {
-        self.with_exclusive("compact", |db| {
+        self.with_exclusive("NetabaseStore::compact", |db| {
             db.compact()
                 .map_err(|e| NetabaseError::backend(NAME, "compact the database", e))
         })
@@ -208,7 +228,7 @@ impl RedbBackend {
     /// # Errors
     /// As [`RedbBackend::compact`].
     pub fn check_integrity(&self) -> Result<bool> {
-        self.with_exclusive("check integrity", |db| {
+        self.with_exclusive("NetabaseStore::check_integrity", |db| {
             db.check_integrity()
                 .map_err(|e| NetabaseError::backend(NAME, "check the database integrity", e))
         })
@@ -232,10 +252,7 @@ impl RedbBackend {
         };
         match &mut *guard {
             Db::ReadWrite(db) => f(db),
-            Db::ReadOnly(_) => Err(NetabaseError::ReadOnly {
-                backend: NAME,
-                operation,
-            }),
+            Db::ReadOnly(_) => Err(NetabaseError::read_only(NAME, operation)),
         }
     }
 
@@ -268,7 +285,7 @@ impl Backend for RedbBackend {
     fn capabilities(&self) -> Capabilities {
         Capabilities {
             snapshot_reads: true,
-            persistent: self._temp.is_none(),
+            persistent: self.persistent,
         }
     }
 
@@ -290,10 +307,7 @@ impl Backend for RedbBackend {
                 .begin_write()
                 .map_err(|e| err("begin a write transaction")(e.into()))?,
             Db::ReadOnly(_) => {
-                return Err(NetabaseError::ReadOnly {
-                    backend: NAME,
-                    operation: "begin a write transaction",
-                });
+                return Err(NetabaseError::read_only(NAME, "NetabaseStore::write"));
             }
         };
         txn.set_durability(self.durability)
@@ -313,17 +327,6 @@ fn sorted_names(
         .collect();
     names.sort();
     Ok(names)
-}
-
-/// The values at `keys` in an opened table.
-fn get_all(t: &impl ReadableTable<Bytes, Bytes>, keys: &[&[u8]]) -> Result<Vec<Option<Vec<u8>>>> {
-    keys.iter()
-        .map(|key| {
-            Ok(t.get(*key)
-                .map_err(|e| err("read a key")(e.into()))?
-                .map(|v| v.value().to_vec()))
-        })
-        .collect()
 }
 
 /// An opened read-only table of netabase bytes.
@@ -408,18 +411,6 @@ fn visit(
 }
 
 impl ReadTxn for RedbRead {
-    fn get(&self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        self.with_table(table, None, |t| {
-            Ok(t.get(key)
-                .map_err(|e| err("read a key")(e.into()))?
-                .map(|v| v.value().to_vec()))
-        })
-    }
-
-    fn get_many(&self, table: &str, keys: &[&[u8]]) -> Result<Vec<Option<Vec<u8>>>> {
-        self.with_table(table, vec![None; keys.len()], |t| get_all(t, keys))
-    }
-
     fn get_with(&self, table: &str, key: &[u8], f: &mut ValueFn<'_>) -> Result<()> {
         let found = self.with_table(table, None, |t| {
             t.get(key).map_err(|e| err("read a key")(e.into()))
@@ -427,7 +418,7 @@ impl ReadTxn for RedbRead {
         f(found.as_ref().map(|v| v.value()))
     }
 
-    fn range(&self, table: &str, range: RawRange, direction: Direction) -> Result<RawIter<'_>> {
+    fn cursor(&self, table: &str, range: RawRange, direction: Direction) -> Result<Cursor<'_>> {
         self.scan(table, range, direction)
     }
 
@@ -439,10 +430,6 @@ impl ReadTxn for RedbRead {
         f: &mut EntryFn<'_>,
     ) -> Result<()> {
         self.with_table(table, (), |t| visit(t, &range, direction, f))
-    }
-
-    fn cursor(&self, table: &str, range: RawRange, direction: Direction) -> Result<Cursor<'_>> {
-        self.scan_cursor(table, range, direction)
     }
 
     fn len(&self, table: &str) -> Result<u64> {
@@ -483,12 +470,7 @@ impl RawCursor for RedbCursor {
 }
 
 impl OwnedReadTxn for RedbRead {
-    fn scan_cursor(
-        &self,
-        table: &str,
-        range: RawRange,
-        direction: Direction,
-    ) -> Result<Cursor<'static>> {
+    fn scan(&self, table: &str, range: RawRange, direction: Direction) -> Result<Cursor<'static>> {
         let empty = || Box::new(EntryCursor::new(std::iter::empty())) as Cursor<'static>;
         if range.is_empty() {
             return Ok(empty());
@@ -505,36 +487,6 @@ impl OwnedReadTxn for RedbRead {
             }) as Cursor<'static>)
         })
     }
-
-    fn scan(&self, table: &str, range: RawRange, direction: Direction) -> Result<RawIter<'static>> {
-        if range.is_empty() {
-            return Ok(Box::new(std::iter::empty()));
-        }
-        self.with_table(
-            table,
-            Box::new(std::iter::empty()) as RawIter<'static>,
-            |t| {
-                // Read-only tables hand out ranges that own their snapshot.
-                let iter = t
-                    .range::<&[u8]>(range.as_bounds())
-                    .map_err(|e| err("scan a table")(e.into()))?;
-                let entry = |item: std::result::Result<
-                    (
-                        redb::AccessGuard<'static, Bytes>,
-                        redb::AccessGuard<'static, Bytes>,
-                    ),
-                    redb::StorageError,
-                >| {
-                    item.map(|(k, v)| (k.value().to_vec(), v.value().to_vec()))
-                        .map_err(|e| err("scan a table")(e.into()))
-                };
-                Ok(match direction {
-                    Direction::Forward => Box::new(iter.map(entry)) as RawIter<'static>,
-                    Direction::Reverse => Box::new(iter.rev().map(entry)),
-                })
-            },
-        )
-    }
 }
 
 /// A write transaction of [`RedbBackend`].
@@ -543,6 +495,13 @@ pub struct RedbWrite {
 }
 
 impl RedbWrite {
+    /// Opens `table` for writing (creating it on first use).
+    fn open(&self, table: &str) -> Result<redb::Table<'_, Bytes, Bytes>> {
+        self.txn
+            .open_table(definition(table))
+            .map_err(|e| err("open a table")(e.into()))
+    }
+
     /// Reads `range` of `table` inside this transaction, at most `limit` entries.
     fn collect_range(
         &self,
@@ -554,10 +513,7 @@ impl RedbWrite {
         if range.is_empty() {
             return Ok(Vec::new());
         }
-        let t = self
-            .txn
-            .open_table(definition(table))
-            .map_err(|e| err("open a table")(e.into()))?;
+        let t = self.open(table)?;
         let iter = t
             .range::<&[u8]>(range.as_bounds())
             .map_err(|e| err("scan a table")(e.into()))?;
@@ -587,50 +543,27 @@ impl RedbWrite {
 }
 
 impl ReadTxn for RedbWrite {
-    fn get(&self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        let t = self
-            .txn
-            .open_table(definition(table))
-            .map_err(|e| err("open a table")(e.into()))?;
-        Ok(t.get(key)
-            .map_err(|e| err("read a key")(e.into()))?
-            .map(|v| v.value().to_vec()))
-    }
-
-    fn get_many(&self, table: &str, keys: &[&[u8]]) -> Result<Vec<Option<Vec<u8>>>> {
-        // Opening a table in a write transaction costs about as much as a lookup: open
-        // it once for the whole run.
-        let t = self
-            .txn
-            .open_table(definition(table))
-            .map_err(|e| err("open a table")(e.into()))?;
-        get_all(&t, keys)
-    }
-
     fn get_with(&self, table: &str, key: &[u8], f: &mut ValueFn<'_>) -> Result<()> {
-        let t = self
-            .txn
-            .open_table(definition(table))
-            .map_err(|e| err("open a table")(e.into()))?;
+        let t = self.open(table)?;
         let found = t.get(key).map_err(|e| err("read a key")(e.into()))?;
         f(found.as_ref().map(|v| v.value()))
     }
 
-    fn range(&self, table: &str, range: RawRange, direction: Direction) -> Result<RawIter<'_>> {
+    fn cursor(&self, table: &str, range: RawRange, direction: Direction) -> Result<Cursor<'_>> {
+        // redb's tables borrow the write transaction: read in chunks, each reopening
+        // the table after the last key seen.
         let table = table.to_owned();
-        Ok(Box::new(ChunkedRange::new(
+        Ok(Box::new(EntryCursor::new(ChunkedRange::new(
             range,
             direction,
             move |range, direction, limit| self.collect_range(&table, range, direction, limit),
-        )))
+        ))))
     }
 
     fn len(&self, table: &str) -> Result<u64> {
-        let t = self
-            .txn
-            .open_table(definition(table))
-            .map_err(|e| err("open a table")(e.into()))?;
-        t.len().map_err(|e| err("count a table")(e.into()))
+        self.open(table)?
+            .len()
+            .map_err(|e| err("count a table")(e.into()))
     }
 
     fn table_names(&self) -> Result<Vec<String>> {
@@ -640,29 +573,20 @@ impl ReadTxn for RedbWrite {
 
 impl WriteTxn for RedbWrite {
     fn put(&self, table: &str, key: &[u8], value: &[u8]) -> Result<()> {
-        let mut t = self
-            .txn
-            .open_table(definition(table))
-            .map_err(|e| err("open a table")(e.into()))?;
+        let mut t = self.open(table)?;
         t.insert(key, value)
             .map_err(|e| err("write a key")(e.into()))?;
         Ok(())
     }
 
     fn delete(&self, table: &str, key: &[u8]) -> Result<bool> {
-        let mut t = self
-            .txn
-            .open_table(definition(table))
-            .map_err(|e| err("open a table")(e.into()))?;
+        let mut t = self.open(table)?;
         let removed = t.remove(key).map_err(|e| err("delete a key")(e.into()))?;
         Ok(removed.is_some())
     }
 
     fn put_each(&self, table: &str, entries: &[(&[u8], &[u8])], old: &mut OldFn<'_>) -> Result<()> {
-        let mut t = self
-            .txn
-            .open_table(definition(table))
-            .map_err(|e| err("open a table")(e.into()))?;
+        let mut t = self.open(table)?;
         for (i, (key, value)) in entries.iter().enumerate() {
             let previous = t
                 .insert(*key, *value)
@@ -673,10 +597,7 @@ impl WriteTxn for RedbWrite {
     }
 
     fn delete_each(&self, table: &str, keys: &[&[u8]], old: &mut OldFn<'_>) -> Result<()> {
-        let mut t = self
-            .txn
-            .open_table(definition(table))
-            .map_err(|e| err("open a table")(e.into()))?;
+        let mut t = self.open(table)?;
         for (i, key) in keys.iter().enumerate() {
             let previous = t.remove(*key).map_err(|e| err("delete a key")(e.into()))?;
             old(i, previous.as_ref().map(|v| v.value()))?;
@@ -697,10 +618,7 @@ impl WriteTxn for RedbWrite {
         let mut i = 0;
         while i < ops.len() {
             let name = ops[i].table();
-            let mut t = self
-                .txn
-                .open_table(definition(name))
-                .map_err(|e| err("open a table")(e.into()))?;
+            let mut t = self.open(name)?;
             while i < ops.len() && ops[i].table() == name {
                 match &ops[i] {
                     WriteOp::Put { key, value, .. } => {
@@ -722,5 +640,60 @@ impl WriteTxn for RedbWrite {
         self.txn
             .commit()
             .map_err(|e| err("commit a write transaction")(e.into()))
+    }
+}
+
+impl<D: NetabaseDefinitionTrait> NetabaseStore<D, RedbBackend> {
+    /// Opens (or creates) the redb database file at `path`: the embedded default.
+    ///
+    /// # Errors
+    /// [`NetabaseError::Backend`] naming the file if it cannot be opened or is not a redb
+    /// database; [`NetabaseError::UnsupportedFormat`] if it holds another netabase format.
+    pub fn redb(path: impl AsRef<Path>) -> Result<Self> {
+        Self::from_backend(RedbBackend::create(path)?)
+    }
+
+    /// A redb store in a new temporary directory, deleted when the last handle is
+    /// dropped: for tests and scratch work.
+    ///
+    /// # Errors
+    /// [`NetabaseError::Io`] if the directory cannot be created.
+    pub fn temp() -> Result<Self> {
+        Self::from_backend(RedbBackend::temp()?)
+    }
+
+    /// Compacts the database file, returning whether space was reclaimed. redb compacts
+    /// only an idle database: every transaction and iterator of every handle on this
+    /// store must be dropped first.
+    ///
+    /// # Errors
+    /// [`NetabaseError::ReadOnly`] on a read-only store; [`NetabaseError::Backend`] when
+    /// a transaction is open (retry once it ends) or redb fails.
+    pub fn compact(&self) -> Result<bool> {
+        self.backend().compact()
+    }
+
+    /// Verifies the checksum of every page and repairs the allocator state; returns
+    /// `true` when the database was intact. Like [`Self::compact`], it needs an idle
+    /// database.
+    ///
+    /// # Errors
+    /// As [`Self::compact`].
+    pub fn check_integrity(&self) -> Result<bool> {
+        self.backend().check_integrity()
+    }
+}
+
+impl<D: NetabaseDefinitionTrait> BackendStore<D> for NetabaseStore<D, RedbBackend> {
+    fn new(config: FileConfig) -> Result<Self> {
+        Self::from_config(RedbBackend::with_config(&config, false)?, &config)
+    }
+
+    fn open(config: FileConfig) -> Result<Self> {
+        Self::from_config(RedbBackend::with_config(&config, true)?, &config)
+    }
+
+    fn temp() -> Result<Self> {
+        Self::from_backend(RedbBackend::temp()?)
     }
 }

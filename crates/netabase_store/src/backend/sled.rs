@@ -35,10 +35,15 @@ use sled::transaction::{ConflictableTransactionError, Transactional, Transaction
 
 use super::{
     Backend, Capabilities, ChunkedRange, Cursor, Direction, Entry, EntryCursor, OwnedReadTxn,
-    RawCursor, RawIter, RawRange, ReadTxn, ValueFn, WriteOp, WriteTxn,
+    RawCursor, RawRange, ReadTxn, ValueFn, WriteOp, WriteTxn,
 };
-use crate::config::FileConfig;
+use crate::config::{BackendStore, FileConfig};
 use crate::error::{NetabaseError, Result};
+use crate::schema::NetabaseDefinitionTrait;
+use crate::typed::store::NetabaseStore;
+
+/// A boxed iterator of copied entries.
+type EntryIter<'a> = Box<dyn Iterator<Item = Result<Entry>> + 'a>;
 
 const NAME: &str = "sled";
 
@@ -151,7 +156,9 @@ impl SledBackend {
         let engine = sled::Config::new()
             .path(config.path())
             .cache_capacity(config.cache_size_bytes());
-        let db = engine.open().map_err(err("open the database directory"))?;
+        let db = engine.open().map_err(|e| {
+            NetabaseError::backend_at(NAME, "open the database directory", config.path(), e)
+        })?;
         let backend = SledBackend {
             shared: Arc::new(Shared {
                 db,
@@ -228,10 +235,7 @@ impl SledBackend {
     /// sled fails to persist its counter.
     pub fn generate_id(&self) -> Result<u64> {
         if self.read_only {
-            return Err(NetabaseError::ReadOnly {
-                backend: NAME,
-                operation: "generate an id",
-            });
+            return Err(NetabaseError::read_only(NAME, "NetabaseStore::generate_id"));
         }
         self.shared.db.generate_id().map_err(err("generate an id"))
     }
@@ -283,10 +287,7 @@ impl Backend for SledBackend {
 
     fn begin_write(&self) -> Result<SledWrite<'_>> {
         if self.read_only {
-            return Err(NetabaseError::ReadOnly {
-                backend: NAME,
-                operation: "begin a write transaction",
-            });
+            return Err(NetabaseError::read_only(NAME, "NetabaseStore::write"));
         }
         let guard = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
         Ok(SledWrite {
@@ -303,7 +304,7 @@ fn entry(item: sled::Result<(sled::IVec, sled::IVec)>) -> Result<Entry> {
 }
 
 /// A lazy scan of one tree, in `direction`.
-fn scan_tree(tree: &sled::Tree, range: &RawRange, direction: Direction) -> RawIter<'static> {
+fn scan_tree(tree: &sled::Tree, range: &RawRange, direction: Direction) -> EntryIter<'static> {
     if range.is_empty() {
         // sled, like `BTreeMap`, rejects inverted bounds.
         return Box::new(std::iter::empty());
@@ -322,16 +323,6 @@ pub struct SledRead {
 }
 
 impl ReadTxn for SledRead {
-    fn get(&self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        match self.shared.existing(table)? {
-            Some(tree) => Ok(tree
-                .get(key)
-                .map_err(err("read a key"))?
-                .map(|v| v.to_vec())),
-            None => Ok(None),
-        }
-    }
-
     fn get_with(&self, table: &str, key: &[u8], f: &mut ValueFn<'_>) -> Result<()> {
         match self.shared.existing(table)? {
             Some(tree) => f(tree.get(key).map_err(err("read a key"))?.as_deref()),
@@ -339,12 +330,8 @@ impl ReadTxn for SledRead {
         }
     }
 
-    fn range(&self, table: &str, range: RawRange, direction: Direction) -> Result<RawIter<'_>> {
-        self.scan(table, range, direction)
-    }
-
     fn cursor(&self, table: &str, range: RawRange, direction: Direction) -> Result<Cursor<'_>> {
-        self.scan_cursor(table, range, direction)
+        self.scan(table, range, direction)
     }
 
     fn len(&self, table: &str) -> Result<u64> {
@@ -384,19 +371,7 @@ impl RawCursor for SledCursor {
 }
 
 impl OwnedReadTxn for SledRead {
-    fn scan(&self, table: &str, range: RawRange, direction: Direction) -> Result<RawIter<'static>> {
-        Ok(match self.shared.existing(table)? {
-            Some(tree) => scan_tree(&tree, &range, direction),
-            None => Box::new(std::iter::empty()),
-        })
-    }
-
-    fn scan_cursor(
-        &self,
-        table: &str,
-        range: RawRange,
-        direction: Direction,
-    ) -> Result<Cursor<'static>> {
+    fn scan(&self, table: &str, range: RawRange, direction: Direction) -> Result<Cursor<'static>> {
         Ok(match self.shared.existing(table)? {
             // sled, like `BTreeMap`, rejects inverted bounds.
             Some(tree) if !range.is_empty() => Box::new(SledCursor {
@@ -504,8 +479,9 @@ impl SledWrite<'_> {
     }
 }
 
-impl ReadTxn for SledWrite<'_> {
-    fn get(&self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
+impl SledWrite<'_> {
+    /// The value at `key`: the transaction's own write if it made one, else the tree's.
+    fn lookup(&self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
         let overlay = self.overlay.borrow();
         let table_overlay = overlay.get(table);
         if let Some(written) = table_overlay.and_then(|o| o.writes.get(key)) {
@@ -519,16 +495,24 @@ impl ReadTxn for SledWrite<'_> {
             None => Ok(None),
         }
     }
+}
 
-    fn range(&self, table: &str, range: RawRange, direction: Direction) -> Result<RawIter<'_>> {
+impl ReadTxn for SledWrite<'_> {
+    fn get_with(&self, table: &str, key: &[u8], f: &mut ValueFn<'_>) -> Result<()> {
+        // The overlay is not borrowed while `f` runs.
+        let value = self.lookup(table, key)?;
+        f(value.as_deref())
+    }
+
+    fn cursor(&self, table: &str, range: RawRange, direction: Direction) -> Result<Cursor<'_>> {
         // Chunked, so that no borrow of the overlay is held between chunks and the
         // transaction stays writable while a scan is open.
         let table = table.to_owned();
-        Ok(Box::new(ChunkedRange::new(
+        Ok(Box::new(EntryCursor::new(ChunkedRange::new(
             range,
             direction,
             move |range, direction, limit| self.merged(&table, range, direction, limit),
-        )))
+        ))))
     }
 
     fn len(&self, table: &str) -> Result<u64> {
@@ -573,7 +557,7 @@ impl WriteTxn for SledWrite<'_> {
     }
 
     fn delete(&self, table: &str, key: &[u8]) -> Result<bool> {
-        let existed = self.get(table, key)?.is_some();
+        let existed = self.lookup(table, key)?.is_some();
         if existed {
             self.overlay
                 .borrow_mut()
@@ -661,6 +645,62 @@ impl WriteTxn for SledWrite<'_> {
     }
 }
 
+impl<D: NetabaseDefinitionTrait> NetabaseStore<D, SledBackend> {
+    /// Opens (or creates) the sled database in the directory `path`. sled has had no
+    /// stable release since 2021; prefer [`NetabaseStore::redb`] for new work. Read
+    /// transactions on sled are not snapshots (see [`crate::backend::Capabilities`]).
+    ///
+    /// # Errors
+    /// [`NetabaseError::Backend`] naming the directory if sled cannot open it;
+    /// [`NetabaseError::UnsupportedFormat`] if it holds another netabase format.
+    pub fn sled(path: impl AsRef<Path>) -> Result<Self> {
+        Self::from_backend(SledBackend::open(path)?)
+    }
+
+    /// A sled store in a new temporary directory, deleted when the last handle is
+    /// dropped: for tests and scratch work.
+    ///
+    /// # Errors
+    /// [`NetabaseError::Io`] if the directory cannot be created;
+    /// [`NetabaseError::Backend`] if sled cannot open it.
+    pub fn sled_temp() -> Result<Self> {
+        Self::from_backend(SledBackend::temp()?)
+    }
+
+    /// Writes every dirty buffer to disk and waits for it; returns the number of bytes
+    /// written. Needed only with `use_fsync(false)`: otherwise every commit has flushed.
+    ///
+    /// # Errors
+    /// [`NetabaseError::Backend`] if the write fails.
+    pub fn flush(&self) -> Result<usize> {
+        self.backend().flush()
+    }
+
+    /// A new identifier from sled's persistent counter: unique and increasing for the
+    /// life of the database, across restarts too (not contiguous).
+    ///
+    /// # Errors
+    /// [`NetabaseError::ReadOnly`] on a read-only store; [`NetabaseError::Backend`] if
+    /// sled fails to persist its counter.
+    pub fn generate_id(&self) -> Result<u64> {
+        self.backend().generate_id()
+    }
+}
+
+impl<D: NetabaseDefinitionTrait> BackendStore<D> for NetabaseStore<D, SledBackend> {
+    fn new(config: FileConfig) -> Result<Self> {
+        Self::from_config(SledBackend::with_config(&config, false)?, &config)
+    }
+
+    fn open(config: FileConfig) -> Result<Self> {
+        Self::from_config(SledBackend::with_config(&config, true)?, &config)
+    }
+
+    fn temp() -> Result<Self> {
+        Self::sled_temp()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     //! The overlay checked against a `BTreeMap` model: every read inside a write
@@ -670,10 +710,6 @@ mod tests {
     use std::ops::Bound;
 
     type Model = BTreeMap<String, BTreeMap<Vec<u8>, Vec<u8>>>;
-
-    fn collect(iter: RawIter<'_>) -> Result<Vec<Entry>> {
-        iter.collect()
-    }
 
     fn expected(model: &Model, table: &str, range: &RawRange, direction: Direction) -> Vec<Entry> {
         let mut out: Vec<Entry> = model
@@ -751,7 +787,7 @@ mod tests {
                 };
                 for direction in [Direction::Forward, Direction::Reverse] {
                     assert_eq!(
-                        collect(txn.range(table, range.clone(), direction)?)?,
+                        crate::backend::collect_range(&txn, table, range.clone(), direction)?,
                         expected(&model, table, &range, direction),
                         "range {range:?} {direction:?} of {table} in round {round}"
                     );
@@ -774,7 +810,12 @@ mod tests {
             let read = backend.begin_read()?;
             for table in tables {
                 assert_eq!(
-                    collect(read.range(table, RawRange::all(), Direction::Forward)?)?,
+                    crate::backend::collect_range(
+                        &read,
+                        table,
+                        RawRange::all(),
+                        Direction::Forward
+                    )?,
                     expected(&committed, table, &RawRange::all(), Direction::Forward),
                     "committed {table} after round {round}"
                 );
@@ -798,10 +839,11 @@ mod tests {
                 txn.delete("t", &(i * 2).to_be_bytes())?;
             }
         }
-        let keys: Vec<u32> = collect(txn.range("t", RawRange::all(), Direction::Reverse)?)?
-            .into_iter()
-            .map(|(k, _)| u32::from_be_bytes([k[0], k[1], k[2], k[3]]))
-            .collect();
+        let keys: Vec<u32> =
+            crate::backend::collect_range(&txn, "t", RawRange::all(), Direction::Reverse)?
+                .into_iter()
+                .map(|(k, _)| u32::from_be_bytes([k[0], k[1], k[2], k[3]]))
+                .collect();
         assert_eq!(keys.len(), 6000 - 1000);
         assert!(keys.windows(2).all(|w| w[0] > w[1]));
         assert_eq!(txn.len("t")?, 5000);

@@ -7,12 +7,16 @@
 //! ```
 //!
 //! The header lets a reader refuse bytes from a newer format with a clear error instead
-//! of misreading them, and lets a future migration know which version of a model it holds.
+//! of misreading them. The model version is read back on every decode
+//! ([`decode_model`]): a value of the current version decodes directly, a newer one is
+//! refused with [`NetabaseError::Version`], and an older one goes through the model's
+//! one upgrade hook, [`NetabaseModelTrait::decode_older`].
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::error::{NetabaseError, Result};
+use crate::error::{DecodeReason, NetabaseError, Result, VersionError, VersionProblem};
+use crate::schema::{NetabaseDefinitionTrait, NetabaseModelTrait};
 
 /// The value format this build writes and reads.
 pub const VALUE_FORMAT_VERSION: u8 = 1;
@@ -28,7 +32,44 @@ pub fn encode_value<T: Serialize>(model: &'static str, version: u16, value: &T) 
     let mut out = Vec::with_capacity(64);
     out.push(VALUE_FORMAT_VERSION);
     out.extend_from_slice(&version.to_be_bytes());
-    postcard::to_extend(value, out).map_err(|source| NetabaseError::Encode { model, source })
+    postcard::to_extend(value, out).map_err(|source| NetabaseError::encode(model, source))
+}
+
+/// Decodes a stored value of model `M` at the encoded primary key `key`, reading the
+/// model version in its header back: the current version decodes directly, an older one
+/// through [`NetabaseModelTrait::decode_older`], a newer one is refused.
+///
+/// # Errors
+/// [`NetabaseError::Decode`] naming the model's table and the key when the header or the
+/// body does not decode; [`NetabaseError::Version`] when the version is newer than the
+/// code's, or older with no upgrade.
+pub fn decode_model<D, M>(key: &[u8], bytes: &[u8]) -> Result<M>
+where
+    D: NetabaseDefinitionTrait,
+    M: NetabaseModelTrait<D>,
+{
+    let info = &M::INFO;
+    let (version, body) = split_header(info.table, key, bytes)?;
+    if version == info.version {
+        return postcard::from_bytes(body).map_err(|e| NetabaseError::decode(info.table, key, e));
+    }
+    let problem = if version > info.version {
+        VersionProblem::Newer
+    } else {
+        match M::decode_older(version, body) {
+            Some(Ok(model)) => return Ok(model),
+            Some(Err(e)) => return Err(NetabaseError::decode(info.table, key, e)),
+            None => VersionProblem::NoUpgrade,
+        }
+    };
+    Err(NetabaseError::Version(Box::new(VersionError {
+        model: info.name,
+        table: info.table,
+        key: key.to_vec(),
+        found: version,
+        known: info.version,
+        problem,
+    })))
 }
 
 /// Decodes a stored value of `table` at `key` (both only for the error message).
@@ -37,8 +78,7 @@ pub fn encode_value<T: Serialize>(model: &'static str, version: u16, value: &T) 
 /// [`NetabaseError::Decode`] naming the table and key when the header is missing or of an
 /// unknown format, or when postcard cannot read the body.
 pub fn decode_value<T: DeserializeOwned>(table: &str, key: &[u8], bytes: &[u8]) -> Result<T> {
-    let (model_version, body) = split_header(table, key, bytes)?;
-    let _ = model_version;
+    let (_, body) = split_header(table, key, bytes)?;
     postcard::from_bytes(body).map_err(|e| NetabaseError::decode(table, key, e))
 }
 
@@ -51,20 +91,20 @@ pub fn split_header<'a>(table: &str, key: &[u8], bytes: &'a [u8]) -> Result<(u16
         return Err(NetabaseError::decode(
             table,
             key,
-            format_args!(
-                "value is {} byte(s), shorter than its {HEADER_LEN}-byte header",
-                bytes.len()
-            ),
+            DecodeReason::TooShort {
+                len: bytes.len(),
+                header: HEADER_LEN,
+            },
         ));
     }
     if bytes[0] != VALUE_FORMAT_VERSION {
         return Err(NetabaseError::decode(
             table,
             key,
-            format_args!(
-                "value format version {} is not supported (this build reads version {VALUE_FORMAT_VERSION})",
-                bytes[0]
-            ),
+            DecodeReason::UnknownFormat {
+                found: bytes[0],
+                supported: VALUE_FORMAT_VERSION,
+            },
         ));
     }
     Ok((

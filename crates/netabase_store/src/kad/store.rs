@@ -11,7 +11,7 @@ use thiserror::Error;
 
 use super::encoding::{StoredProvider, StoredRecord, WallTime, decode, encode};
 use super::{PROVIDED_TABLE, PROVIDERS_TABLE, RECORDS_TABLE};
-use crate::backend::{Backend, Direction, RawRange, ReadTxn, WriteTxn};
+use crate::backend::{Backend, Direction, RawRange, ReadTxn, WriteTxn, collect_range};
 use crate::error::NetabaseError;
 
 /// Limits of a [`KadStore`]; the defaults are those of libp2p's `MemoryStore`.
@@ -111,10 +111,7 @@ impl<B: std::fmt::Debug> std::fmt::Debug for KadStore<B> {
 }
 
 fn encode_error(source: postcard::Error) -> NetabaseError {
-    NetabaseError::Encode {
-        model: "kad record",
-        source,
-    }
+    NetabaseError::encode("kad record", source)
 }
 
 fn decode_list(key: &[u8], bytes: Option<Vec<u8>>) -> Result<Vec<StoredProvider>, NetabaseError> {
@@ -265,12 +262,14 @@ impl<B: Backend> KadStore<B> {
     /// Every record, each decoded on its own: `Ok(None)` for an expired one.
     fn scan_records(&self) -> Result<Vec<Result<Option<Record>, NetabaseError>>, NetabaseError> {
         let now = WallTime::now();
-        let entries = self
-            .backend
-            .scan(RECORDS_TABLE, RawRange::all(), Direction::Forward)?;
+        let entries = collect_range(
+            &self.backend.begin_read()?,
+            RECORDS_TABLE,
+            RawRange::all(),
+            Direction::Forward,
+        )?;
         let mut out = Vec::new();
-        for entry in entries {
-            let (key, bytes) = entry?;
+        for (key, bytes) in entries {
             let decoded = decode::<StoredRecord>(&bytes).and_then(|stored| {
                 if stored.is_expired(now) {
                     Ok(None)
@@ -362,12 +361,14 @@ impl<B: Backend> KadStore<B> {
         &self,
     ) -> Result<Vec<Result<Option<ProviderRecord>, NetabaseError>>, NetabaseError> {
         let now = WallTime::now();
-        let entries = self
-            .backend
-            .scan(PROVIDED_TABLE, RawRange::all(), Direction::Forward)?;
+        let entries = collect_range(
+            &self.backend.begin_read()?,
+            PROVIDED_TABLE,
+            RawRange::all(),
+            Direction::Forward,
+        )?;
         let mut out = Vec::new();
-        for entry in entries {
-            let (key, bytes) = entry?;
+        for (key, bytes) in entries {
             let decoded = decode::<StoredProvider>(&bytes).and_then(|stored| {
                 if stored.is_expired(now) {
                     return Ok(None);
@@ -431,8 +432,7 @@ fn table_full(txn: &impl ReadTxn, table: &str, max: usize) -> Result<bool, Netab
 /// Deletes the expired records; undecodable ones are left for an operator to inspect.
 fn sweep_records(txn: &impl WriteTxn, now: WallTime) -> Result<usize, NetabaseError> {
     let mut expired = Vec::new();
-    for entry in txn.range(RECORDS_TABLE, RawRange::all(), Direction::Forward)? {
-        let (key, bytes) = entry?;
+    for (key, bytes) in collect_range(txn, RECORDS_TABLE, RawRange::all(), Direction::Forward)? {
         if decode::<StoredRecord>(&bytes).is_ok_and(|r| r.is_expired(now)) {
             expired.push(key);
         }
@@ -445,8 +445,7 @@ fn sweep_records(txn: &impl WriteTxn, now: WallTime) -> Result<usize, NetabaseEr
 
 fn sweep_providers(txn: &impl WriteTxn, now: WallTime) -> Result<usize, NetabaseError> {
     let mut updates = Vec::new();
-    for entry in txn.range(PROVIDERS_TABLE, RawRange::all(), Direction::Forward)? {
-        let (key, bytes) = entry?;
+    for (key, bytes) in collect_range(txn, PROVIDERS_TABLE, RawRange::all(), Direction::Forward)? {
         let Ok(mut list) = decode::<Vec<StoredProvider>>(&bytes) else {
             continue;
         };
@@ -466,8 +465,7 @@ fn sweep_providers(txn: &impl WriteTxn, now: WallTime) -> Result<usize, Netabase
         }
     }
     let mut expired_local = Vec::new();
-    for entry in txn.range(PROVIDED_TABLE, RawRange::all(), Direction::Forward)? {
-        let (key, bytes) = entry?;
+    for (key, bytes) in collect_range(txn, PROVIDED_TABLE, RawRange::all(), Direction::Forward)? {
         if decode::<StoredProvider>(&bytes).is_ok_and(|p| p.is_expired(now)) {
             expired_local.push(key);
         }

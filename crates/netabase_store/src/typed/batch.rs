@@ -1,11 +1,11 @@
 //! `Batch`: writes queued on a tree and applied all together, or not at all.
 
-use crate::backend::{Backend, WriteTxn};
+use crate::backend::Backend;
 use crate::codec::value::encode_value;
 use crate::error::Result;
 use crate::schema::{NetabaseDefinitionTrait, NetabaseModelTrait};
 
-use super::exec;
+use super::changes::ChangeSet;
 use super::store::NetabaseStore;
 use super::tree::Tree;
 
@@ -46,7 +46,7 @@ enum Op<M, K> {
 ///
 /// let mut batch = users.create_batch();
 /// batch.put(User { id: 2, email: "ada@example.com".into() })?;
-/// batch.remove(UserPrimaryKey(1))?;
+/// batch.remove(1);
 /// batch.commit()?;
 /// assert_eq!(users.len()?, 1);
 ///
@@ -54,8 +54,8 @@ enum Op<M, K> {
 /// let mut batch = users.create_batch();
 /// batch.put(User { id: 3, email: "new@example.com".into() })?;
 /// batch.put(User { id: 4, email: "ada@example.com".into() })?;
-/// assert!(matches!(batch.commit(), Err(NetabaseError::UniqueViolation { .. })));
-/// assert_eq!(users.get(UserPrimaryKey(3))?, None);
+/// assert!(matches!(batch.commit(), Err(NetabaseError::UniqueViolation(_))));
+/// assert_eq!(users.get(3)?, None);
 /// # Ok::<(), NetabaseError>(())
 /// ```
 #[must_use = "a batch applies nothing until `commit` is called"]
@@ -115,13 +115,8 @@ where
 
     /// Queues removing the record with primary key `key` (nothing happens at commit if
     /// there is none).
-    ///
-    /// # Errors
-    /// None at present: a key always encodes. The `Result` keeps the signature of
-    /// [`Batch::put`].
-    pub fn remove(&mut self, key: M::PrimaryKey) -> Result<()> {
-        self.ops.push(Op::Remove(key));
-        Ok(())
+    pub fn remove(&mut self, key: impl Into<M::PrimaryKey>) {
+        self.ops.push(Op::Remove(key.into()));
     }
 
     /// The number of queued operations.
@@ -135,7 +130,7 @@ where
     }
 
     /// Applies every queued operation, in order, in one write transaction: all of them
-    /// or none.
+    /// or none. Returns what changed, one [`crate::Change`] per record.
     ///
     /// # Errors
     /// [`crate::NetabaseError::UniqueViolation`] if a put claims a unique key held by
@@ -144,19 +139,20 @@ where
     /// [`crate::NetabaseError::ReadOnly`] on a read-only store;
     /// [`crate::NetabaseError::Backend`] on engine failure. In every case nothing of the
     /// batch is applied.
-    pub fn commit(self) -> Result<()> {
+    pub fn commit(self) -> Result<ChangeSet> {
         if self.ops.is_empty() {
-            return Ok(());
+            return Ok(ChangeSet::default());
         }
-        let txn = self.store.backend().begin_write()?;
-        for op in &self.ops {
-            match op {
-                Op::Put(model, value) => exec::put_encoded::<D, M, _>(&txn, model, value)?,
-                Op::Remove(key) => {
-                    exec::remove::<D, M, _>(&txn, key)?;
+        self.store.write_changes(|w| {
+            for op in self.ops {
+                match op {
+                    Op::Put(model, value) => w.put_encoded::<D, M>(&model, value)?,
+                    Op::Remove(key) => {
+                        w.remove_many::<D, M>(std::iter::once(key))?;
+                    }
                 }
             }
-        }
-        txn.commit()
+            Ok(())
+        })
     }
 }

@@ -4,25 +4,25 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 use crate::backend::memory::MemoryBackend;
-use crate::backend::{Backend, ReadTxn, WriteTxn};
-use crate::config::{BackendStore, FileConfig};
-use crate::error::{NetabaseError, Result};
+use crate::backend::{Backend, Capabilities, ReadTxn};
+use crate::config::FileConfig;
+use crate::error::Result;
 use crate::schema::{NetabaseDefinitionTrait, NetabaseModelTrait};
 
+use super::changes::ChangeSet;
+use super::meta::{self, OpenOptions};
 use super::tree::Tree;
 use super::txn::{ReadOnly, ReadWrite, TxnGuard};
+use super::write::Writer;
 
-/// The table that records the storage format and the schemas written to a database.
-pub const META_TABLE: &str = "__netabase/meta";
-
-/// The storage format this build reads and writes (keys, values and table layout).
-pub const FORMAT_VERSION: u32 = 1;
-
-const FORMAT_KEY: &[u8] = b"format";
+pub use super::meta::{FORMAT_VERSION, META_TABLE};
 
 /// A typed store of the models of definition `D` on backend `B`.
 ///
-/// Cloning is cheap (an `Arc`); clones share the database.
+/// Cloning is cheap (an `Arc`); clones share the database. Open one with a
+/// definition's constructors ([`OpenStore`]: `BlogDefinition::open_redb(path)`), a
+/// backend's (`NetabaseStore::redb(path)`), or [`crate::BackendStore::new`] with a
+/// [`FileConfig`].
 ///
 /// # Examples
 /// ```
@@ -36,10 +36,10 @@ const FORMAT_KEY: &[u8] = b"format";
 /// #     pub struct Note { #[primary_key] pub id: u64, pub text: String }
 /// # }
 /// # use app::*;
-/// let store = NetabaseStore::<AppDefinition, _>::memory()?;
+/// let store = AppDefinition::open_memory()?;
 /// let notes = store.open_tree::<Note>();
 /// notes.put(Note { id: 1, text: "hello".into() })?;
-/// assert_eq!(notes.get(NotePrimaryKey(1))?.map(|n| n.text), Some("hello".to_string()));
+/// assert_eq!(notes.get(1)?.map(|n| n.text), Some("hello".to_string()));
 /// # Ok::<(), netabase_store::NetabaseError>(())
 /// ```
 pub struct NetabaseStore<D, B> {
@@ -67,24 +67,63 @@ impl<D, B: std::fmt::Debug> std::fmt::Debug for NetabaseStore<D, B> {
 
 impl<D: NetabaseDefinitionTrait, B: Backend> NetabaseStore<D, B> {
     /// A store over an opened backend. Checks the storage format of the database and
-    /// records this definition's schema in it.
+    /// reconciles the schema stored in it with this definition's (see
+    /// [`NetabaseStore::from_backend_with`]).
     ///
     /// # Errors
-    /// [`NetabaseError::UnsupportedFormat`] if the database was written in another
-    /// format; [`NetabaseError::Backend`] on engine failure.
+    /// [`crate::NetabaseError::UnsupportedFormat`] if the database was written in
+    /// another format; [`crate::NetabaseError::Schema`] if a key type changed;
+    /// [`crate::NetabaseError::Backend`] on engine failure.
     pub fn from_backend(backend: B) -> Result<Self> {
-        check_format::<D, B>(&backend, true)?;
+        Self::from_backend_with(backend, OpenOptions::default())
+    }
+
+    /// [`NetabaseStore::from_backend`] with options. When the definition gained a
+    /// secondary key since the database was last opened, its index is built from the
+    /// stored records (reported to [`OpenOptions::on_index_build`]); a secondary key
+    /// that was removed has its index dropped; a key whose type changed is refused.
+    ///
+    /// # Errors
+    /// As [`NetabaseStore::from_backend`]; [`crate::NetabaseError::Schema`] also when a
+    /// new unique key is already shared by two stored records.
+    pub fn from_backend_with(backend: B, options: OpenOptions) -> Result<Self> {
+        meta::open::<D, B>(&backend, true, options)?;
         Ok(Self::from_checked(backend))
     }
 
-    /// A store over a backend that is only ever read: checks the format but writes
-    /// nothing (for read-only databases).
+    /// A store over a backend that is shared with byte-level users of netabase's own
+    /// tables (the record store of a P2P node), opened as [`NetabaseStore::from_backend`].
     ///
     /// # Errors
     /// As [`NetabaseStore::from_backend`].
+    pub fn from_shared_backend(backend: Arc<B>) -> Result<Self> {
+        meta::open::<D, B>(&*backend, true, OpenOptions::default())?;
+        Ok(NetabaseStore {
+            backend,
+            _definition: PhantomData,
+        })
+    }
+
+    /// A store over a backend that is only ever read: checks the format and the schema
+    /// but writes nothing (for read-only databases).
+    ///
+    /// # Errors
+    /// As [`NetabaseStore::from_backend`]; [`crate::NetabaseError::Schema`] also when the
+    /// stored schema lacks an index this definition needs (it cannot be built
+    /// read-only).
     pub fn from_backend_read_only(backend: B) -> Result<Self> {
-        check_format::<D, B>(&backend, false)?;
+        meta::open::<D, B>(&backend, false, OpenOptions::default())?;
         Ok(Self::from_checked(backend))
+    }
+
+    /// Opens a store over `backend` as `config` asks: read-only stores check without
+    /// writing anything.
+    pub(crate) fn from_config(backend: B, config: &FileConfig) -> Result<Self> {
+        if config.read_only() {
+            Self::from_backend_read_only(backend)
+        } else {
+            Self::from_backend(backend)
+        }
     }
 
     fn from_checked(backend: B) -> Self {
@@ -94,9 +133,31 @@ impl<D: NetabaseDefinitionTrait, B: Backend> NetabaseStore<D, B> {
         }
     }
 
-    /// The backend under the store.
-    pub fn backend(&self) -> &B {
+    /// The backend under the store, for its own settings and extras.
+    pub(crate) fn backend(&self) -> &B {
         &self.backend
+    }
+
+    /// The backend under the store: **an escape hatch for tools and tests**. Bytes
+    /// written through it skip everything the typed layer guarantees (index
+    /// maintenance, unique keys, version headers, change sets); use it to inspect a
+    /// database or to write tables of your own, never the tables of a definition.
+    pub fn raw_backend(&self) -> &B {
+        &self.backend
+    }
+
+    /// The backend's name (`"redb"`, `"sled"`, `"memory"`).
+    pub fn backend_name(&self) -> &'static str {
+        self.backend.name()
+    }
+
+    /// What the backend guarantees (snapshot reads, persistence).
+    pub fn capabilities(&self) -> Capabilities {
+        self.backend.capabilities()
+    }
+
+    pub(crate) fn snapshot_reads(&self) -> bool {
+        self.backend.capabilities().snapshot_reads
     }
 
     /// A handle on the records of model `M`; each of its methods runs in a transaction
@@ -109,9 +170,45 @@ impl<D: NetabaseDefinitionTrait, B: Backend> NetabaseStore<D, B> {
     /// (on backends with snapshot reads, see [`crate::backend::Capabilities`]).
     ///
     /// # Errors
-    /// [`NetabaseError::Backend`] when the engine cannot start one.
+    /// [`crate::NetabaseError::Backend`] when the engine cannot start one.
     pub fn read(&self) -> Result<TxnGuard<'_, D, B, ReadOnly>> {
-        Ok(TxnGuard::new(self.backend.begin_read()?))
+        Ok(TxnGuard::new(
+            self.backend.begin_read()?,
+            self.snapshot_reads(),
+        ))
+    }
+
+    /// Begins a write transaction. Everything written through it becomes visible at once
+    /// on [`TxnGuard::commit`]; dropped without commit, nothing is applied. One write
+    /// transaction runs at a time: this waits for the previous one to end.
+    ///
+    /// # Errors
+    /// [`crate::NetabaseError::ReadOnly`] on a read-only store;
+    /// [`crate::NetabaseError::Backend`] when the engine cannot start one.
+    pub fn write(&self) -> Result<TxnGuard<'_, D, B, ReadWrite>> {
+        Ok(TxnGuard::new(
+            Writer::begin(&*self.backend)?,
+            self.snapshot_reads(),
+        ))
+    }
+
+    /// Runs `f` in a write transaction of its own and commits it: the path of every
+    /// one-shot write.
+    pub(crate) fn write_with<R>(&self, f: impl FnOnce(&Writer<'_, B>) -> Result<R>) -> Result<R> {
+        let writer = Writer::begin(&*self.backend)?;
+        let out = f(&writer)?;
+        writer.commit()?;
+        Ok(out)
+    }
+
+    /// [`NetabaseStore::write_with`], returning what the transaction changed.
+    pub(crate) fn write_changes(
+        &self,
+        f: impl FnOnce(&Writer<'_, B>) -> Result<()>,
+    ) -> Result<ChangeSet> {
+        let writer = Writer::begin(&*self.backend)?;
+        f(&writer)?;
+        writer.commit()
     }
 
     /// The names of every table in the database, in ascending order: model tables,
@@ -119,7 +216,7 @@ impl<D: NetabaseDefinitionTrait, B: Backend> NetabaseStore<D, B> {
     /// the database. For inspection and debugging.
     ///
     /// # Errors
-    /// [`NetabaseError::Backend`] on engine failure.
+    /// [`crate::NetabaseError::Backend`] on engine failure.
     pub fn tree_names(&self) -> Result<Vec<String>> {
         self.backend.begin_read()?.table_names()
     }
@@ -129,7 +226,7 @@ impl<D: NetabaseDefinitionTrait, B: Backend> NetabaseStore<D, B> {
     /// full scan on some engines (sled).
     ///
     /// # Errors
-    /// [`NetabaseError::Backend`] on engine failure.
+    /// [`crate::NetabaseError::Backend`] on engine failure.
     pub fn stats(&self) -> Result<StoreStats> {
         let txn = self.backend.begin_read()?;
         let tables = txn
@@ -145,17 +242,55 @@ impl<D: NetabaseDefinitionTrait, B: Backend> NetabaseStore<D, B> {
             tables,
         })
     }
+}
 
-    /// Begins a write transaction. Everything written through it becomes visible at once
-    /// on [`TxnGuard::commit`]; dropped without commit, nothing is applied. One write
-    /// transaction runs at a time: this waits for the previous one to end.
+/// Opens stores of a definition without naming its type again:
+/// `BlogDefinition::open_redb(path)` instead of
+/// `NetabaseStore::<BlogDefinition, _>::redb(path)`. Implemented for every definition;
+/// in the prelude.
+pub trait OpenStore: NetabaseDefinitionTrait {
+    /// A new, empty in-memory store.
     ///
     /// # Errors
-    /// [`NetabaseError::Backend`] when the engine cannot start one.
-    pub fn write(&self) -> Result<TxnGuard<'_, D, B, ReadWrite>> {
-        Ok(TxnGuard::new(self.backend.begin_write()?))
+    /// Never in practice; see [`NetabaseStore::memory`].
+    fn open_memory() -> Result<NetabaseStore<Self, MemoryBackend>> {
+        NetabaseStore::memory()
+    }
+
+    /// Opens (or creates) the redb database file at `path`: the embedded default.
+    ///
+    /// # Errors
+    /// As [`NetabaseStore::redb`].
+    #[cfg(feature = "redb")]
+    fn open_redb(
+        path: impl AsRef<std::path::Path>,
+    ) -> Result<NetabaseStore<Self, crate::backend::redb::RedbBackend>> {
+        NetabaseStore::redb(path)
+    }
+
+    /// A redb store in a new temporary directory, deleted when the last handle is
+    /// dropped: for tests and scratch work.
+    ///
+    /// # Errors
+    /// As [`NetabaseStore::temp`].
+    #[cfg(feature = "redb")]
+    fn open_temp() -> Result<NetabaseStore<Self, crate::backend::redb::RedbBackend>> {
+        NetabaseStore::temp()
+    }
+
+    /// Opens (or creates) the sled database in the directory `path`.
+    ///
+    /// # Errors
+    /// As [`NetabaseStore::sled`].
+    #[cfg(feature = "sled")]
+    fn open_sled(
+        path: impl AsRef<std::path::Path>,
+    ) -> Result<NetabaseStore<Self, crate::backend::sled::SledBackend>> {
+        NetabaseStore::sled(path)
     }
 }
+
+impl<D: NetabaseDefinitionTrait> OpenStore for D {}
 
 /// What [`NetabaseStore::stats`] reports: the entries of every table.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -195,271 +330,4 @@ pub struct TableStats {
     pub name: String,
     /// Its number of entries.
     pub entries: u64,
-}
-
-fn check_format<D: NetabaseDefinitionTrait, B: Backend>(backend: &B, record: bool) -> Result<()> {
-    let schema = schema_descriptor::<D>();
-    let schema_key = format!("schema/{}", D::NAME);
-    let (format, stored_schema) = {
-        let txn = backend.begin_read()?;
-        (
-            txn.get(META_TABLE, FORMAT_KEY)?,
-            txn.get(META_TABLE, schema_key.as_bytes())?,
-        )
-    };
-    match format {
-        Some(bytes) => {
-            let found = <[u8; 4]>::try_from(bytes.as_slice())
-                .map(u32::from_be_bytes)
-                .map_err(|_| {
-                    NetabaseError::decode(META_TABLE, FORMAT_KEY, "format version is not 4 bytes")
-                })?;
-            if found != FORMAT_VERSION {
-                return Err(NetabaseError::UnsupportedFormat {
-                    table: META_TABLE.to_owned(),
-                    found,
-                    supported: FORMAT_VERSION,
-                });
-            }
-        }
-        None if !record => {}
-        None => {
-            let txn = backend.begin_write()?;
-            txn.put(META_TABLE, FORMAT_KEY, &FORMAT_VERSION.to_be_bytes())?;
-            txn.put(META_TABLE, schema_key.as_bytes(), schema.as_bytes())?;
-            return txn.commit();
-        }
-    }
-    if record && stored_schema.as_deref() != Some(schema.as_bytes()) {
-        let txn = backend.begin_write()?;
-        txn.put(META_TABLE, schema_key.as_bytes(), schema.as_bytes())?;
-        txn.commit()?;
-    }
-    Ok(())
-}
-
-/// A readable description of the definition's tables, stored in the meta table so a
-/// database can be inspected without the program that wrote it.
-fn schema_descriptor<D: NetabaseDefinitionTrait>() -> String {
-    let mut out = format!("definition {}\n", D::NAME);
-    for model in D::MODELS {
-        out.push_str(&format!(
-            "model {} v{} table {}\n",
-            model.name, model.version, model.table
-        ));
-        for key in model.secondary_keys {
-            let kind = if key.unique { "unique" } else { "index" };
-            out.push_str(&format!("  {kind} {} table {}\n", key.field, key.table));
-        }
-    }
-    out
-}
-
-/// Opens a store over `backend` as `config` asks: read-only stores check the format
-/// without writing anything.
-fn from_configured<D: NetabaseDefinitionTrait, B: Backend>(
-    backend: B,
-    config: &FileConfig,
-) -> Result<NetabaseStore<D, B>> {
-    if config.read_only() {
-        NetabaseStore::from_backend_read_only(backend)
-    } else {
-        NetabaseStore::from_backend(backend)
-    }
-}
-
-impl<D: NetabaseDefinitionTrait> NetabaseStore<D, MemoryBackend> {
-    /// A new, empty in-memory store with real transactions (snapshot reads, atomic
-    /// commit, rollback on drop).
-    ///
-    /// # Errors
-    /// Never in practice; the signature matches the other constructors.
-    pub fn memory() -> Result<Self> {
-        Self::from_backend(MemoryBackend::new())
-    }
-}
-
-/// The in-memory store takes a [`FileConfig`] so that switching backend is one line. It
-/// writes nothing to the path (it is a label); every other option either has its
-/// meaning in memory or is refused, see [`FileConfig`].
-impl<D: NetabaseDefinitionTrait> BackendStore<D> for NetabaseStore<D, MemoryBackend> {
-    fn new(config: FileConfig) -> Result<Self> {
-        const NAME: &str = "memory";
-        if config.cache_size_is_set() {
-            return Err(NetabaseError::Config {
-                backend: NAME,
-                option: "cache_size_mb",
-                reason: "the in-memory backend holds everything in memory and has no cache".into(),
-            });
-        }
-        if config.use_fsync_if_set() == Some(true) {
-            return Err(NetabaseError::Config {
-                backend: NAME,
-                option: "use_fsync",
-                reason: "the in-memory backend writes nothing to disk, so no commit is durable"
-                    .into(),
-            });
-        }
-        if !config.create_if_missing() {
-            return Err(NetabaseError::Config {
-                backend: NAME,
-                option: "create_if_missing",
-                reason: "an in-memory database never exists before it is created".into(),
-            });
-        }
-        if config.read_only() && config.truncate() {
-            return Err(NetabaseError::Config {
-                backend: NAME,
-                option: "truncate",
-                reason: "a store opened read-only cannot be truncated".into(),
-            });
-        }
-        // `truncate`: a new in-memory database is always empty.
-        let backend = MemoryBackend::new();
-        let backend = if config.read_only() {
-            backend.into_read_only()
-        } else {
-            backend
-        };
-        from_configured(backend, &config)
-    }
-
-    /// Always fails: an in-memory database never exists before it is created.
-    fn open(config: FileConfig) -> Result<Self> {
-        Err(NetabaseError::Io {
-            operation: "open the in-memory database",
-            path: config.path().to_path_buf(),
-            source: std::io::Error::new(
-                std::io::ErrorKind::NotFound,
-                "an in-memory database never exists before it is created; use `new`",
-            ),
-        })
-    }
-
-    fn temp() -> Result<Self> {
-        Self::memory()
-    }
-}
-
-#[cfg(feature = "redb")]
-impl<D: NetabaseDefinitionTrait> NetabaseStore<D, crate::backend::redb::RedbBackend> {
-    /// Opens (or creates) the redb database file at `path`: the embedded default.
-    ///
-    /// # Errors
-    /// [`NetabaseError::Backend`] if the file cannot be opened or is not a redb database;
-    /// [`NetabaseError::UnsupportedFormat`] if it holds another netabase format.
-    pub fn redb(path: impl AsRef<std::path::Path>) -> Result<Self> {
-        Self::from_backend(crate::backend::redb::RedbBackend::create(path)?)
-    }
-
-    /// A redb store in a new temporary directory, deleted when the last handle is
-    /// dropped: for tests and scratch work.
-    ///
-    /// # Errors
-    /// [`NetabaseError::Io`] if the directory cannot be created.
-    pub fn temp() -> Result<Self> {
-        Self::from_backend(crate::backend::redb::RedbBackend::temp()?)
-    }
-
-    /// Compacts the database file, returning whether space was reclaimed. redb compacts
-    /// only an idle database: every transaction and iterator of every handle on this
-    /// store must be dropped first.
-    ///
-    /// # Errors
-    /// [`NetabaseError::ReadOnly`] on a read-only store; [`NetabaseError::Backend`] when
-    /// a transaction is open (retry once it ends) or redb fails.
-    pub fn compact(&self) -> Result<bool> {
-        self.backend.compact()
-    }
-
-    /// Verifies the checksum of every page and repairs the allocator state; returns
-    /// `true` when the database was intact. Like [`Self::compact`], it needs an idle
-    /// database.
-    ///
-    /// # Errors
-    /// As [`Self::compact`].
-    pub fn check_integrity(&self) -> Result<bool> {
-        self.backend.check_integrity()
-    }
-}
-
-#[cfg(feature = "redb")]
-impl<D: NetabaseDefinitionTrait> BackendStore<D>
-    for NetabaseStore<D, crate::backend::redb::RedbBackend>
-{
-    fn new(config: FileConfig) -> Result<Self> {
-        let backend = crate::backend::redb::RedbBackend::with_config(&config, false)?;
-        from_configured(backend, &config)
-    }
-
-    fn open(config: FileConfig) -> Result<Self> {
-        let backend = crate::backend::redb::RedbBackend::with_config(&config, true)?;
-        from_configured(backend, &config)
-    }
-
-    fn temp() -> Result<Self> {
-        Self::from_backend(crate::backend::redb::RedbBackend::temp()?)
-    }
-}
-
-#[cfg(feature = "sled")]
-impl<D: NetabaseDefinitionTrait> NetabaseStore<D, crate::backend::sled::SledBackend> {
-    /// Opens (or creates) the sled database in the directory `path`. sled has had no
-    /// stable release since 2021; prefer [`NetabaseStore::redb`] for new work. Read
-    /// transactions on sled are not snapshots (see [`crate::backend::Capabilities`]).
-    ///
-    /// # Errors
-    /// [`NetabaseError::Backend`] if sled cannot open the directory;
-    /// [`NetabaseError::UnsupportedFormat`] if it holds another netabase format.
-    pub fn sled(path: impl AsRef<std::path::Path>) -> Result<Self> {
-        Self::from_backend(crate::backend::sled::SledBackend::open(path)?)
-    }
-
-    /// A sled store in a new temporary directory, deleted when the last handle is
-    /// dropped: for tests and scratch work.
-    ///
-    /// # Errors
-    /// [`NetabaseError::Io`] if the directory cannot be created;
-    /// [`NetabaseError::Backend`] if sled cannot open it.
-    pub fn sled_temp() -> Result<Self> {
-        Self::from_backend(crate::backend::sled::SledBackend::temp()?)
-    }
-
-    /// Writes every dirty buffer to disk and waits for it; returns the number of bytes
-    /// written. Needed only with `use_fsync(false)`: otherwise every commit has flushed.
-    ///
-    /// # Errors
-    /// [`NetabaseError::Backend`] if the write fails.
-    pub fn flush(&self) -> Result<usize> {
-        self.backend.flush()
-    }
-
-    /// A new identifier from sled's persistent counter: unique and increasing for the
-    /// life of the database, across restarts too (not contiguous).
-    ///
-    /// # Errors
-    /// [`NetabaseError::ReadOnly`] on a read-only store; [`NetabaseError::Backend`] if
-    /// sled fails to persist its counter.
-    pub fn generate_id(&self) -> Result<u64> {
-        self.backend.generate_id()
-    }
-}
-
-#[cfg(feature = "sled")]
-impl<D: NetabaseDefinitionTrait> BackendStore<D>
-    for NetabaseStore<D, crate::backend::sled::SledBackend>
-{
-    fn new(config: FileConfig) -> Result<Self> {
-        let backend = crate::backend::sled::SledBackend::with_config(&config, false)?;
-        from_configured(backend, &config)
-    }
-
-    fn open(config: FileConfig) -> Result<Self> {
-        let backend = crate::backend::sled::SledBackend::with_config(&config, true)?;
-        from_configured(backend, &config)
-    }
-
-    fn temp() -> Result<Self> {
-        Self::sled_temp()
-    }
 }

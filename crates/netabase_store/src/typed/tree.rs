@@ -2,13 +2,16 @@
 
 use std::ops::RangeBounds;
 
-use crate::backend::{Backend, Direction, OwnedReadTxn, WriteTxn};
+use crate::backend::{Backend, Direction, OwnedReadTxn};
 use crate::error::Result;
-use crate::schema::{NetabaseDefinitionTrait, NetabaseModelTrait, SecondaryKeyField};
+use crate::schema::{
+    NetabaseDefinitionTrait, NetabaseModelTrait, SecondaryKeyField, UniqueKeyField,
+};
 
-use super::exec::{ModelIter, SecondaryIter, error_cursor, primary_bounds, secondary_bounds};
+use super::read::{ModelIter, SecondaryIter, error_cursor, primary_bounds, secondary_bounds};
 use super::store::NetabaseStore;
 use super::txn::TreeView;
+use super::write::Writer;
 
 /// The records of model `M` in a store. Every method runs in a transaction of its own;
 /// the `*_many` methods use one transaction for the whole call. For several operations
@@ -53,22 +56,22 @@ where
 
     fn read<R>(&self, f: impl FnOnce(TreeView<'_, D, M, B::Read>) -> Result<R>) -> Result<R> {
         let txn = self.store.backend().begin_read()?;
-        f(TreeView::over(&txn))
+        f(TreeView::over(&txn, self.store.snapshot_reads()))
     }
 
-    fn write<R>(&self, f: impl FnOnce(TreeView<'_, D, M, B::Write<'_>>) -> Result<R>) -> Result<R> {
-        let txn = self.store.backend().begin_write()?;
-        let out = f(TreeView::over(&txn))?;
-        txn.commit()?;
-        Ok(out)
+    /// Runs `f` in a write transaction of its own, committed at the one commit point.
+    fn write<R>(&self, f: impl FnOnce(&Writer<'_, B>) -> Result<R>) -> Result<R> {
+        self.store.write_with(f)
     }
 
-    /// The record with primary key `key`.
+    /// The record with primary key `key` (the key newtype or its value: `get(7)`).
     ///
     /// # Errors
     /// [`crate::NetabaseError::Decode`] naming the table and key if the stored bytes do
-    /// not decode; [`crate::NetabaseError::Backend`] on engine failure.
-    pub fn get(&self, key: M::PrimaryKey) -> Result<Option<M>> {
+    /// not decode; [`crate::NetabaseError::Version`] if they were written by a model
+    /// version this code cannot read; [`crate::NetabaseError::Backend`] on engine
+    /// failure.
+    pub fn get(&self, key: impl Into<M::PrimaryKey>) -> Result<Option<M>> {
         self.read(|view| view.get(key))
     }
 
@@ -77,28 +80,41 @@ where
     ///
     /// # Errors
     /// As [`Tree::get`].
-    pub fn get_many(
+    pub fn get_many<K: Into<M::PrimaryKey>>(
         &self,
-        keys: impl IntoIterator<Item = M::PrimaryKey>,
+        keys: impl IntoIterator<Item = K>,
     ) -> Result<Vec<Option<M>>> {
         self.read(|view| view.get_many(keys))
     }
 
-    /// Every record whose secondary key equals `key`, in primary-key order.
+    /// Every record whose secondary key equals `key` (a secondary key newtype, or the
+    /// model's secondary-key enum), in primary-key order.
     ///
     /// # Errors
     /// As [`Tree::get`].
-    pub fn get_by_secondary_key(&self, key: M::SecondaryKeys) -> Result<Vec<M>> {
+    pub fn get_by_secondary_key(&self, key: impl Into<M::SecondaryKeys>) -> Result<Vec<M>> {
         self.read(|view| view.get_by_secondary_key(key))
+    }
+
+    /// The one record holding the unique secondary key `key`, if any. Only a
+    /// `#[secondary_key(unique)]` field has this lookup.
+    ///
+    /// # Errors
+    /// As [`Tree::get`].
+    pub fn get_by_unique_key<K>(&self, key: K) -> Result<Option<M>>
+    where
+        K: UniqueKeyField<D, M> + Into<M::SecondaryKeys>,
+    {
+        self.read(|view| view.get_by_unique_key(key))
     }
 
     /// [`Tree::get_by_secondary_key`] for each key, in the same order, in one transaction.
     ///
     /// # Errors
     /// As [`Tree::get`].
-    pub fn get_many_by_secondary_keys(
+    pub fn get_many_by_secondary_keys<K: Into<M::SecondaryKeys>>(
         &self,
-        keys: impl IntoIterator<Item = M::SecondaryKeys>,
+        keys: impl IntoIterator<Item = K>,
     ) -> Result<Vec<Vec<M>>> {
         self.read(|view| view.get_many_by_secondary_keys(keys))
     }
@@ -110,7 +126,7 @@ where
     /// another record (nothing is applied); [`crate::NetabaseError::Encode`] or
     /// [`crate::NetabaseError::Backend`] otherwise.
     pub fn put(&self, model: M) -> Result<()> {
-        self.write(|view| view.put(model))
+        self.write(|w| w.put_many::<D, M>(std::iter::once(model)))
     }
 
     /// Stores every model in one transaction: all of them, or none if one fails.
@@ -118,7 +134,7 @@ where
     /// # Errors
     /// As [`Tree::put`]; on error nothing of the call is applied.
     pub fn put_many(&self, models: impl IntoIterator<Item = M>) -> Result<()> {
-        self.write(|view| view.put_many(models))
+        self.write(|w| w.put_many::<D, M>(models))
     }
 
     /// Removes the record with primary key `key` and returns it.
@@ -126,19 +142,20 @@ where
     /// # Errors
     /// [`crate::NetabaseError::Decode`] if the stored record does not decode;
     /// [`crate::NetabaseError::Backend`] on engine failure.
-    pub fn remove(&self, key: M::PrimaryKey) -> Result<Option<M>> {
-        self.write(|view| view.remove(key))
+    pub fn remove(&self, key: impl Into<M::PrimaryKey>) -> Result<Option<M>> {
+        let removed = self.write(|w| w.remove_many::<D, M>(std::iter::once(key.into())))?;
+        Ok(removed.into_iter().next().flatten())
     }
 
     /// Removes the records with the given keys in one transaction and returns them.
     ///
     /// # Errors
     /// As [`Tree::remove`]; on error nothing of the call is applied.
-    pub fn remove_many(
+    pub fn remove_many<K: Into<M::PrimaryKey>>(
         &self,
-        keys: impl IntoIterator<Item = M::PrimaryKey>,
+        keys: impl IntoIterator<Item = K>,
     ) -> Result<Vec<Option<M>>> {
-        self.write(|view| view.remove_many(keys))
+        self.write(|w| w.remove_many::<D, M>(keys.into_iter().map(Into::into)))
     }
 
     /// Removes every record of the model and empties its indexes.
@@ -146,7 +163,7 @@ where
     /// # Errors
     /// [`crate::NetabaseError::Backend`] on engine failure.
     pub fn clear(&self) -> Result<()> {
-        self.write(|view| view.clear())
+        self.write(|w| w.clear::<D, M>())
     }
 
     /// The number of records.
@@ -167,31 +184,38 @@ where
 
     /// Every record in ascending primary-key order, read from one snapshot taken now.
     pub fn iter(&self) -> TreeIter<D, M, B> {
-        self.scan(&(..), Direction::Forward)
+        self.scan::<M::PrimaryKey>(&(..), Direction::Forward)
     }
 
     /// Every record in descending primary-key order.
     pub fn iter_rev(&self) -> TreeIter<D, M, B> {
-        self.scan(&(..), Direction::Reverse)
+        self.scan::<M::PrimaryKey>(&(..), Direction::Reverse)
     }
 
-    /// The records whose primary key lies in `range`, in ascending order.
-    pub fn range(&self, range: impl RangeBounds<M::PrimaryKey>) -> TreeIter<D, M, B> {
+    /// The records whose primary key lies in `range` (of key newtypes or of their
+    /// values: `range(2..100)`), in ascending order.
+    pub fn range<K>(&self, range: impl RangeBounds<K>) -> TreeIter<D, M, B>
+    where
+        K: Into<M::PrimaryKey> + Clone,
+    {
         self.scan(&range, Direction::Forward)
     }
 
     /// The records whose primary key lies in `range`, in descending order.
-    pub fn range_rev(&self, range: impl RangeBounds<M::PrimaryKey>) -> TreeIter<D, M, B> {
+    pub fn range_rev<K>(&self, range: impl RangeBounds<K>) -> TreeIter<D, M, B>
+    where
+        K: Into<M::PrimaryKey> + Clone,
+    {
         self.scan(&range, Direction::Reverse)
     }
 
-    fn scan(
-        &self,
-        range: &impl RangeBounds<M::PrimaryKey>,
-        direction: Direction,
-    ) -> TreeIter<D, M, B> {
+    fn scan<K>(&self, range: &impl RangeBounds<K>, direction: Direction) -> TreeIter<D, M, B>
+    where
+        K: Into<M::PrimaryKey> + Clone,
+    {
+        let bounds = primary_bounds::<M::PrimaryKey, K>(range);
         let opened = self.store.backend().begin_read().and_then(|txn| {
-            let raw = txn.scan_cursor(M::INFO.table, primary_bounds(range), direction)?;
+            let raw = txn.scan(M::INFO.table, bounds, direction)?;
             Ok((txn, raw))
         });
         match opened {
@@ -210,13 +234,15 @@ where
         K: SecondaryKeyField<D, M>,
     {
         let table = M::INFO.secondary_keys.get(K::INDEX).map_or("", |f| f.table);
+        let bounds = secondary_bounds(&range);
+        let snapshot = self.store.snapshot_reads();
         let opened = self.store.backend().begin_read().and_then(|txn| {
-            let raw = txn.scan_cursor(table, secondary_bounds(&range), Direction::Forward)?;
+            let raw = txn.scan(table, bounds.clone(), Direction::Forward)?;
             Ok((txn, raw))
         });
         match opened {
-            Ok((txn, raw)) => SecondaryIter::new(Some(txn), raw, K::INDEX),
-            Err(e) => SecondaryIter::new(None, error_cursor(e), K::INDEX),
+            Ok((txn, raw)) => SecondaryIter::new(Some(txn), raw, K::INDEX, bounds, snapshot),
+            Err(e) => SecondaryIter::new(None, error_cursor(e), K::INDEX, bounds, snapshot),
         }
     }
 }

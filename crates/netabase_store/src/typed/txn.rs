@@ -1,22 +1,27 @@
 //! Explicit transactions: `TxnGuard<Mode>` and the typed `TreeView`s opened in them.
 //!
 //! The mode is a type: a [`ReadOnly`] guard hands out views over a read transaction,
-//! which have no write methods at all, so writing through a read transaction is a
-//! compile error rather than a runtime one.
+//! whose write methods do not compile (the compiler says the view belongs to a
+//! read-only transaction) rather than failing at run time.
 
 use std::marker::PhantomData;
 use std::ops::RangeBounds;
 
-use crate::backend::{Backend, Direction, ReadTxn, WriteTxn};
+use crate::backend::{Backend, Direction, ReadTxn};
 use crate::error::Result;
-use crate::schema::{NetabaseDefinitionTrait, NetabaseModelTrait, SecondaryKeyField};
+use crate::schema::{
+    NetabaseDefinitionTrait, NetabaseModelTrait, SecondaryKeyField, UniqueKeyField,
+};
 
-use super::exec::{self, ModelIter, SecondaryIter, primary_bounds, secondary_bounds};
+use super::changes::ChangeSet;
+use super::read::{self, ModelIter, SecondaryIter};
+use super::write::Writer;
 
 mod sealed {
     pub trait Sealed {}
     impl Sealed for super::ReadOnly {}
     impl Sealed for super::ReadWrite {}
+    impl<B: crate::backend::Backend> Sealed for super::Writer<'_, B> {}
 }
 
 /// Mode of a read transaction.
@@ -27,9 +32,9 @@ pub struct ReadOnly;
 #[derive(Debug, Clone, Copy)]
 pub struct ReadWrite;
 
-/// A transaction mode: which backend transaction a [`TxnGuard`] holds.
+/// A transaction mode: which transaction a [`TxnGuard`] holds.
 pub trait TxnMode<B: Backend>: sealed::Sealed {
-    /// The backend transaction of this mode.
+    /// The transaction of this mode.
     type Txn<'s>: ReadTxn
     where
         B: 's;
@@ -44,9 +49,67 @@ impl<B: Backend> TxnMode<B> for ReadOnly {
 
 impl<B: Backend> TxnMode<B> for ReadWrite {
     type Txn<'s>
-        = B::Write<'s>
+        = Writer<'s, B>
     where
         B: 's;
+}
+
+/// The transactions that typed views can write through: only write transactions.
+#[diagnostic::on_unimplemented(
+    message = "cannot write through a view of a read-only transaction",
+    label = "this view was opened in `store.read()`, which only reads",
+    note = "open the view in `store.write()` (and `commit()` it) to put, remove or clear"
+)]
+pub trait WriteAccess: sealed::Sealed {
+    #[doc(hidden)]
+    fn put_many<D, M>(&self, models: impl IntoIterator<Item = M>) -> Result<()>
+    where
+        D: NetabaseDefinitionTrait,
+        M: NetabaseModelTrait<D>;
+
+    #[doc(hidden)]
+    fn remove_many<D, M>(
+        &self,
+        keys: impl IntoIterator<Item = M::PrimaryKey>,
+    ) -> Result<Vec<Option<M>>>
+    where
+        D: NetabaseDefinitionTrait,
+        M: NetabaseModelTrait<D>;
+
+    #[doc(hidden)]
+    fn clear<D, M>(&self) -> Result<()>
+    where
+        D: NetabaseDefinitionTrait,
+        M: NetabaseModelTrait<D>;
+}
+
+impl<B: Backend> WriteAccess for Writer<'_, B> {
+    fn put_many<D, M>(&self, models: impl IntoIterator<Item = M>) -> Result<()>
+    where
+        D: NetabaseDefinitionTrait,
+        M: NetabaseModelTrait<D>,
+    {
+        Writer::put_many::<D, M>(self, models)
+    }
+
+    fn remove_many<D, M>(
+        &self,
+        keys: impl IntoIterator<Item = M::PrimaryKey>,
+    ) -> Result<Vec<Option<M>>>
+    where
+        D: NetabaseDefinitionTrait,
+        M: NetabaseModelTrait<D>,
+    {
+        Writer::remove_many::<D, M>(self, keys)
+    }
+
+    fn clear<D, M>(&self) -> Result<()>
+    where
+        D: NetabaseDefinitionTrait,
+        M: NetabaseModelTrait<D>,
+    {
+        Writer::clear::<D, M>(self)
+    }
 }
 
 /// An open transaction on a [`crate::NetabaseStore`]. Open any number of trees in it
@@ -54,35 +117,40 @@ impl<B: Backend> TxnMode<B> for ReadWrite {
 /// same transaction.
 ///
 /// A write guard applies nothing until [`TxnGuard::commit`]; dropping it rolls back.
+/// A write that is refused (a unique key held by another record, for instance) is undone
+/// entirely and the transaction stays usable; an engine failure during a write poisons
+/// it, and `commit` then fails with [`crate::NetabaseError::Poisoned`] and applies
+/// nothing.
 pub struct TxnGuard<'s, D, B: Backend, Mode: TxnMode<B>> {
     txn: Mode::Txn<'s>,
+    snapshot: bool,
     _definition: PhantomData<fn() -> D>,
 }
 
 impl<'s, D: NetabaseDefinitionTrait, B: Backend, Mode: TxnMode<B>> TxnGuard<'s, D, B, Mode> {
-    pub(crate) fn new(txn: Mode::Txn<'s>) -> Self {
+    pub(crate) fn new(txn: Mode::Txn<'s>, snapshot: bool) -> Self {
         TxnGuard {
             txn,
+            snapshot,
             _definition: PhantomData,
         }
     }
 
     /// A typed view of model `M` inside this transaction.
     pub fn open_tree<M: NetabaseModelTrait<D>>(&self) -> TreeView<'_, D, M, Mode::Txn<'s>> {
-        TreeView {
-            txn: &self.txn,
-            _types: PhantomData,
-        }
+        TreeView::over(&self.txn, self.snapshot)
     }
 }
 
 impl<D: NetabaseDefinitionTrait, B: Backend> TxnGuard<'_, D, B, ReadWrite> {
-    /// Applies every write of the transaction atomically.
+    /// Applies every write of the transaction atomically, and returns what changed: one
+    /// [`crate::Change`] per record.
     ///
     /// # Errors
-    /// [`crate::NetabaseError::Backend`] if the engine fails to commit; nothing is
+    /// [`crate::NetabaseError::Poisoned`] if an engine failure poisoned the transaction;
+    /// [`crate::NetabaseError::Backend`] if the engine fails to commit. Nothing is
     /// applied then.
-    pub fn commit(self) -> Result<()> {
+    pub fn commit(self) -> Result<ChangeSet> {
         self.txn.commit()
     }
 
@@ -94,6 +162,7 @@ impl<D: NetabaseDefinitionTrait, B: Backend> TxnGuard<'_, D, B, ReadWrite> {
 /// write methods only on views of a write transaction.
 pub struct TreeView<'t, D, M, T> {
     txn: &'t T,
+    snapshot: bool,
     _types: PhantomData<fn() -> (D, M)>,
 }
 
@@ -103,85 +172,111 @@ where
     M: NetabaseModelTrait<D>,
     T: ReadTxn,
 {
-    pub(crate) fn over(txn: &'t T) -> Self {
+    pub(crate) fn over(txn: &'t T, snapshot: bool) -> Self {
         TreeView {
             txn,
+            snapshot,
             _types: PhantomData,
         }
     }
 
-    /// The record with primary key `key`.
+    /// The record with primary key `key` (the key newtype or its value: `get(7)`).
     ///
     /// # Errors
     /// [`crate::NetabaseError::Decode`] naming the table and key if the stored bytes do
-    /// not decode; [`crate::NetabaseError::Backend`] on engine failure.
-    pub fn get(&self, key: M::PrimaryKey) -> Result<Option<M>> {
-        exec::get::<D, M, T>(self.txn, &key)
+    /// not decode; [`crate::NetabaseError::Version`] if they were written by a model
+    /// version this code cannot read; [`crate::NetabaseError::Backend`] on engine
+    /// failure.
+    pub fn get(&self, key: impl Into<M::PrimaryKey>) -> Result<Option<M>> {
+        read::get::<D, M, T>(self.txn, &key.into())
     }
 
     /// The records with the given primary keys, in the same order (`None` where absent).
     ///
     /// # Errors
     /// As [`TreeView::get`].
-    pub fn get_many(
+    pub fn get_many<K: Into<M::PrimaryKey>>(
         &self,
-        keys: impl IntoIterator<Item = M::PrimaryKey>,
+        keys: impl IntoIterator<Item = K>,
     ) -> Result<Vec<Option<M>>> {
         keys.into_iter()
-            .map(|key| exec::get::<D, M, T>(self.txn, &key))
+            .map(|key| read::get::<D, M, T>(self.txn, &key.into()))
             .collect()
     }
 
-    /// Every record whose secondary key equals `key`, in primary-key order.
+    /// Every record whose secondary key equals `key` (any secondary key newtype, or the
+    /// model's secondary-key enum), in primary-key order.
     ///
     /// # Errors
     /// As [`TreeView::get`].
-    pub fn get_by_secondary_key(&self, key: M::SecondaryKeys) -> Result<Vec<M>> {
-        exec::get_by_secondary::<D, M, T>(self.txn, &key)
+    pub fn get_by_secondary_key(&self, key: impl Into<M::SecondaryKeys>) -> Result<Vec<M>> {
+        read::get_by_secondary::<D, M, T>(self.txn, &key.into(), self.snapshot)
+    }
+
+    /// The one record holding the unique secondary key `key`, if any. Only unique keys
+    /// have this lookup (a non-unique key does not compile here).
+    ///
+    /// # Errors
+    /// As [`TreeView::get`].
+    pub fn get_by_unique_key<K>(&self, key: K) -> Result<Option<M>>
+    where
+        K: UniqueKeyField<D, M> + Into<M::SecondaryKeys>,
+    {
+        Ok(self.get_by_secondary_key(key)?.pop())
     }
 
     /// [`TreeView::get_by_secondary_key`] for each key, in the same order.
     ///
     /// # Errors
     /// As [`TreeView::get`].
-    pub fn get_many_by_secondary_keys(
+    pub fn get_many_by_secondary_keys<K: Into<M::SecondaryKeys>>(
         &self,
-        keys: impl IntoIterator<Item = M::SecondaryKeys>,
+        keys: impl IntoIterator<Item = K>,
     ) -> Result<Vec<Vec<M>>> {
         keys.into_iter()
-            .map(|key| exec::get_by_secondary::<D, M, T>(self.txn, &key))
+            .map(|key| read::get_by_secondary::<D, M, T>(self.txn, &key.into(), self.snapshot))
             .collect()
     }
 
     /// Every record, in ascending primary-key order.
     pub fn iter(&self) -> ModelIter<'t, D, M> {
-        self.range(..)
+        self.scan::<M::PrimaryKey>(&(..), Direction::Forward)
     }
 
     /// Every record, in descending primary-key order.
     pub fn iter_rev(&self) -> ModelIter<'t, D, M> {
-        self.scan(&(..), Direction::Reverse)
+        self.scan::<M::PrimaryKey>(&(..), Direction::Reverse)
     }
 
-    /// The records whose primary key lies in `range`, in ascending order.
-    pub fn range(&self, range: impl RangeBounds<M::PrimaryKey>) -> ModelIter<'t, D, M> {
+    /// The records whose primary key lies in `range` (of key newtypes or of their
+    /// values: `range(2..100)`), in ascending order.
+    pub fn range<K>(&self, range: impl RangeBounds<K>) -> ModelIter<'t, D, M>
+    where
+        K: Into<M::PrimaryKey> + Clone,
+    {
         self.scan(&range, Direction::Forward)
     }
 
     /// The records whose primary key lies in `range`, in descending order.
-    pub fn range_rev(&self, range: impl RangeBounds<M::PrimaryKey>) -> ModelIter<'t, D, M> {
+    pub fn range_rev<K>(&self, range: impl RangeBounds<K>) -> ModelIter<'t, D, M>
+    where
+        K: Into<M::PrimaryKey> + Clone,
+    {
         self.scan(&range, Direction::Reverse)
     }
 
-    fn scan(
-        &self,
-        range: &impl RangeBounds<M::PrimaryKey>,
-        direction: Direction,
-    ) -> ModelIter<'t, D, M> {
+    fn scan<K>(&self, range: &impl RangeBounds<K>, direction: Direction) -> ModelIter<'t, D, M>
+    where
+        K: Into<M::PrimaryKey> + Clone,
+    {
         let raw = self
             .txn
-            .cursor(M::INFO.table, primary_bounds(range), direction)
-            .unwrap_or_else(exec::error_cursor);
+            .cursor(
+                M::INFO.table,
+                read::primary_bounds::<M::PrimaryKey, K>(range),
+                direction,
+            )
+            .unwrap_or_else(read::error_cursor);
         ModelIter::new(raw, ())
     }
 
@@ -195,11 +290,12 @@ where
         K: SecondaryKeyField<D, M>,
     {
         let table = M::INFO.secondary_keys.get(K::INDEX).map_or("", |f| f.table);
+        let bounds = read::secondary_bounds(&range);
         let raw = self
             .txn
-            .cursor(table, secondary_bounds(&range), Direction::Forward)
-            .unwrap_or_else(exec::error_cursor);
-        SecondaryIter::new(Some(self.txn), raw, K::INDEX)
+            .cursor(table, bounds.clone(), Direction::Forward)
+            .unwrap_or_else(read::error_cursor);
+        SecondaryIter::new(Some(self.txn), raw, K::INDEX, bounds, self.snapshot)
     }
 
     /// The number of records.
@@ -217,14 +313,10 @@ where
     pub fn is_empty(&self) -> Result<bool> {
         Ok(self.len()? == 0)
     }
-}
 
-impl<D, M, T> TreeView<'_, D, M, T>
-where
-    D: NetabaseDefinitionTrait,
-    M: NetabaseModelTrait<D>,
-    T: WriteTxn,
-{
+    // The write methods carry their `WriteAccess` bound themselves, so that calling one
+    // on a view of a read transaction reports the trait's message, not an internal type.
+
     /// Stores `model`, replacing the record with the same primary key; index entries of
     /// the replaced record are removed.
     ///
@@ -232,45 +324,66 @@ where
     /// [`crate::NetabaseError::UniqueViolation`] if a unique secondary key is held by
     /// another record (nothing of this put is applied);
     /// [`crate::NetabaseError::Encode`] if the model cannot be serialized;
-    /// [`crate::NetabaseError::Backend`] on engine failure.
-    pub fn put(&self, model: M) -> Result<()> {
-        exec::put::<D, M, T>(self.txn, &model)
+    /// [`crate::NetabaseError::Backend`] on engine failure (the transaction is then
+    /// poisoned).
+    pub fn put(&self, model: M) -> Result<()>
+    where
+        T: WriteAccess,
+    {
+        self.txn.put_many::<D, M>(std::iter::once(model))
     }
 
     /// Stores every model, in order.
     ///
     /// # Errors
-    /// As [`TreeView::put`]; the models before the failing one stay written in this
-    /// transaction (drop it to roll back).
-    pub fn put_many(&self, models: impl IntoIterator<Item = M>) -> Result<()> {
-        exec::put_many::<D, M, T>(self.txn, models)
+    /// As [`TreeView::put`]; on a refusal the models before the refused one stay written
+    /// in this transaction (drop it to roll back).
+    pub fn put_many(&self, models: impl IntoIterator<Item = M>) -> Result<()>
+    where
+        T: WriteAccess,
+    {
+        self.txn.put_many::<D, M>(models)
     }
 
     /// Removes the record with primary key `key` and returns it.
     ///
     /// # Errors
-    /// [`crate::NetabaseError::Decode`] if the stored record does not decode;
-    /// [`crate::NetabaseError::Backend`] on engine failure.
-    pub fn remove(&self, key: M::PrimaryKey) -> Result<Option<M>> {
-        exec::remove::<D, M, T>(self.txn, &key)
+    /// [`crate::NetabaseError::Decode`] if the stored record does not decode (it is left
+    /// in place); [`crate::NetabaseError::Backend`] on engine failure.
+    pub fn remove(&self, key: impl Into<M::PrimaryKey>) -> Result<Option<M>>
+    where
+        T: WriteAccess,
+    {
+        Ok(self
+            .txn
+            .remove_many::<D, M>(std::iter::once(key.into()))?
+            .pop()
+            .flatten())
     }
 
     /// Removes the records with the given keys and returns them, in the same order.
     ///
     /// # Errors
     /// As [`TreeView::remove`].
-    pub fn remove_many(
+    pub fn remove_many<K: Into<M::PrimaryKey>>(
         &self,
-        keys: impl IntoIterator<Item = M::PrimaryKey>,
-    ) -> Result<Vec<Option<M>>> {
-        exec::remove_many::<D, M, T>(self.txn, keys)
+        keys: impl IntoIterator<Item = K>,
+    ) -> Result<Vec<Option<M>>>
+    where
+        T: WriteAccess,
+    {
+        self.txn
+            .remove_many::<D, M>(keys.into_iter().map(Into::into))
     }
 
     /// Removes every record of the model and empties its indexes.
     ///
     /// # Errors
     /// [`crate::NetabaseError::Backend`] on engine failure.
-    pub fn clear(&self) -> Result<()> {
-        exec::clear::<D, M, T>(self.txn)
+    pub fn clear(&self) -> Result<()>
+    where
+        T: WriteAccess,
+    {
+        self.txn.clear::<D, M>()
     }
 }

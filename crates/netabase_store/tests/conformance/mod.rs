@@ -11,7 +11,8 @@ pub mod schema;
 
 use std::collections::BTreeSet;
 
-use netabase_store::backend::{Backend, Direction, RawRange, ReadTxn, WriteTxn};
+use netabase_store::DecodeReason;
+use netabase_store::backend::{Backend, Direction, RawRange, ReadTxn, WriteTxn, collect_range};
 use netabase_store::prelude::*;
 use schema::*;
 
@@ -26,7 +27,7 @@ pub fn assert_user_indexes_exact<B: Backend>(store: &Store<B>) -> TestResult {
         .iter()
         .map(|r| r.map(|(_, u)| u))
         .collect::<Result<_, _>>()?;
-    let txn = store.backend().begin_read()?;
+    let txn = store.raw_backend().begin_read()?;
     let info = <User as NetabaseModelTrait<TestDefinition>>::INFO;
 
     let email_table = info.secondary_keys[0].table;
@@ -36,9 +37,10 @@ pub fn assert_user_indexes_exact<B: Backend>(store: &Store<B>) -> TestResult {
         .iter()
         .map(|u| (u.email.to_key_bytes(), u.id.to_key_bytes()))
         .collect();
-    let actual_email: BTreeSet<(Vec<u8>, Vec<u8>)> = txn
-        .range(email_table, RawRange::all(), Direction::Forward)?
-        .collect::<Result<_, _>>()?;
+    let actual_email: BTreeSet<(Vec<u8>, Vec<u8>)> =
+        collect_range(&txn, email_table, RawRange::all(), Direction::Forward)?
+            .into_iter()
+            .collect();
     assert_eq!(
         actual_email, expected_email,
         "unique index `email` is not exact"
@@ -52,15 +54,14 @@ pub fn assert_user_indexes_exact<B: Backend>(store: &Store<B>) -> TestResult {
             k
         })
         .collect();
-    let actual_age: BTreeSet<Vec<u8>> = txn
-        .range(age_table, RawRange::all(), Direction::Forward)?
-        .map(|e| {
-            e.map(|(k, v)| {
+    let actual_age: BTreeSet<Vec<u8>> =
+        collect_range(&txn, age_table, RawRange::all(), Direction::Forward)?
+            .into_iter()
+            .map(|(k, v)| {
                 assert!(v.is_empty(), "non-unique index entries have empty values");
                 k
             })
-        })
-        .collect::<Result<_, _>>()?;
+            .collect();
     assert_eq!(actual_age, expected_age, "index `age` is not exact");
     assert_eq!(txn.len(age_table)?, users.len() as u64);
     Ok(())
@@ -121,7 +122,7 @@ pub fn clear_empties_indexes<B: Backend>(store: Store<B>) -> TestResult {
             .is_empty()
     );
     assert_user_indexes_exact(&store)?;
-    let txn = store.backend().begin_read()?;
+    let txn = store.raw_backend().begin_read()?;
     for field in <User as NetabaseModelTrait<TestDefinition>>::INFO.secondary_keys {
         assert_eq!(
             txn.len(field.table)?,
@@ -161,8 +162,13 @@ pub fn unique_violation_applies_nothing<B: Backend>(store: Store<B>) -> TestResu
         .err()
         .ok_or("duplicate unique key accepted")?;
     match &err {
-        NetabaseError::UniqueViolation { model, field, .. } => {
-            assert_eq!((*model, *field), ("User", "email"));
+        NetabaseError::UniqueViolation(v) => {
+            assert_eq!((v.model, v.field), ("User", "email"));
+            assert_eq!(
+                v.holder_key,
+                1u64.to_key_bytes(),
+                "the holder's key is carried"
+            );
         }
         other => return Err(format!("expected UniqueViolation, got {other:?}").into()),
     }
@@ -185,7 +191,7 @@ pub fn unique_violation_applies_nothing<B: Backend>(store: Store<B>) -> TestResu
         view.put(user(3, "c@x", 50))?;
         assert!(matches!(
             view.put(user(4, "c@x", 60)),
-            Err(NetabaseError::UniqueViolation { .. })
+            Err(NetabaseError::UniqueViolation(_))
         ));
         assert_eq!(view.get(UserPrimaryKey(4))?, None);
     }
@@ -438,7 +444,7 @@ pub fn read_txn_is_a_snapshot<B: Backend>(store: Store<B>) -> TestResult {
     let view = read.open_tree::<User>();
     let seen_len = view.len()?;
     let seen_one = view.get(UserPrimaryKey(1))?;
-    if store.backend().capabilities().snapshot_reads {
+    if store.raw_backend().capabilities().snapshot_reads {
         assert_eq!(seen_len, 1);
         assert_eq!(seen_one, Some(user(1, "a@x", 30)));
         assert_eq!(view.get(UserPrimaryKey(2))?, None);
@@ -461,19 +467,18 @@ pub fn undecodable_bytes_name_the_table<B: Backend>(store: Store<B>) -> TestResu
     users.put(user(1, "a@x", 30))?;
     let table = <User as NetabaseModelTrait<TestDefinition>>::INFO.table;
     {
-        let txn = store.backend().begin_write()?;
+        let txn = store.raw_backend().begin_write()?;
         txn.put(table, &1u64.to_key_bytes(), &[1, 0, 0, 0xFF, 0xFF, 0xFF])?;
         txn.put(table, &2u64.to_key_bytes(), &[9, 9])?;
         txn.put(table, &[1, 2, 3], &[])?;
         txn.commit()?;
     }
     for key in [1u64, 2] {
-        match users.get(UserPrimaryKey(key)) {
-            Err(NetabaseError::Decode {
-                table: t, key: k, ..
-            }) => {
-                assert_eq!(t, table);
-                assert_eq!(k, format!("0x{:016x}", key));
+        match users.get(key) {
+            Err(NetabaseError::Decode(e)) => {
+                assert_eq!(e.table, table);
+                assert_eq!(e.key, key.to_key_bytes());
+                assert!(e.to_string().contains(&format!("0x{key:016x}")));
             }
             other => return Err(format!("expected a decode error, got {other:?}").into()),
         }
@@ -491,8 +496,11 @@ pub fn undecodable_bytes_name_the_table<B: Backend>(store: Store<B>) -> TestResu
     assert_eq!(results.len(), 3);
     assert!(results.iter().all(|r| r.is_err()));
     // Keys sort bytewise: the two u64 keys first, then the 3-byte key that is no u64.
-    assert!(matches!(results[0], Err(NetabaseError::Decode { .. })));
-    assert!(matches!(results[2], Err(NetabaseError::KeyDecode { .. })));
+    assert!(matches!(results[0], Err(NetabaseError::Decode(_))));
+    assert!(matches!(
+        &results[2],
+        Err(NetabaseError::Decode(e)) if matches!(e.reason, DecodeReason::Key(_))
+    ));
     // An index entry leading to undecodable bytes is an error too.
     assert!(
         users
@@ -521,12 +529,12 @@ pub fn writes_over_undecodable_records_undo_cleanly<B: Backend>(store: Store<B>)
     let user_key = 2u64.to_key_bytes();
     let post_key = 2i64.to_key_bytes();
     let raw = |table: &str, key: &[u8]| -> Result<Option<Vec<u8>>, NetabaseError> {
-        store.backend().begin_read()?.get(table, key)
+        store.raw_backend().begin_read()?.get(table, key)
     };
     let good_user = raw(user_table, &user_key)?.ok_or("user 2 missing")?;
     let good_post = raw(post_table, &post_key)?.ok_or("post 2 missing")?;
     let overwrite = |user: &[u8], post: &[u8]| -> TestResult {
-        let txn = store.backend().begin_write()?;
+        let txn = store.raw_backend().begin_write()?;
         txn.put(user_table, &user_key, user)?;
         txn.put(post_table, &post_key, post)?;
         Ok(txn.commit()?)
@@ -538,7 +546,7 @@ pub fn writes_over_undecodable_records_undo_cleanly<B: Backend>(store: Store<B>)
         let users = txn.open_tree::<User>();
         let posts = txn.open_tree::<Post>();
         let decode_error = |r: Result<(), NetabaseError>| match r {
-            Err(NetabaseError::Decode { .. }) => Ok(()),
+            Err(NetabaseError::Decode(_)) => Ok(()),
             other => Err(format!("expected a decode error, got {other:?}")),
         };
         // One by one (a unique key), then batched (no unique key).

@@ -1,0 +1,373 @@
+//! What a database records about itself (`__netabase/meta`): the storage format, and
+//! per definition a schema descriptor that is compared with the code's at every open.
+//!
+//! ```text
+//! netabase schema 2
+//! definition BlogDefinition
+//! model User v1 table BlogDefinition/User key u64
+//!   unique email String table BlogDefinition/User/email
+//!   index age u32 table BlogDefinition/User/age
+//! ```
+//!
+//! At open: a secondary key the code added has its index built from the stored records,
+//! one the code removed has its index dropped, one whose uniqueness changed is rebuilt,
+//! and a key whose type changed is refused ([`crate::NetabaseError::Schema`]): its
+//! stored bytes would be misread. Every write of the open goes through the one write
+//! pipeline and commits once.
+
+use std::ops::ControlFlow;
+
+use crate::backend::{Backend, Direction, RawRange, ReadTxn, WriteOp};
+use crate::error::{FormatError, NetabaseError, Result, SchemaError};
+use crate::schema::{DiscriminantTrait, ModelInfo, NetabaseDefinitionTrait, SecondaryKeyInfo};
+
+use super::plan::index_key;
+use super::write::Writer;
+
+/// The table that records the storage format and the schemas written to a database.
+pub const META_TABLE: &str = "__netabase/meta";
+
+/// The storage format this build reads and writes (keys, values and table layout).
+pub const FORMAT_VERSION: u32 = 1;
+
+const FORMAT_KEY: &[u8] = b"format";
+
+/// Progress of an index being built at open ([`OpenOptions::on_index_build`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct IndexBuild {
+    /// The model.
+    pub model: &'static str,
+    /// The secondary key whose index is being built.
+    pub field: &'static str,
+    /// Records indexed so far.
+    pub done: u64,
+    /// Records to index.
+    pub total: u64,
+}
+
+/// Options of [`crate::NetabaseStore::from_backend_with`].
+#[derive(Default)]
+#[must_use]
+pub struct OpenOptions {
+    on_index_build: Option<Box<dyn FnMut(IndexBuild) + Send>>,
+}
+
+impl std::fmt::Debug for OpenOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenOptions")
+            .field("on_index_build", &self.on_index_build.is_some())
+            .finish()
+    }
+}
+
+impl OpenOptions {
+    /// Calls `f` while an index is built at open (every 1,024 records and at the end).
+    pub fn on_index_build(mut self, f: impl FnMut(IndexBuild) + Send + 'static) -> Self {
+        self.on_index_build = Some(Box::new(f));
+        self
+    }
+}
+
+/// A model as a stored descriptor describes it.
+#[derive(Debug, Default)]
+struct StoredModel {
+    name: String,
+    key_type: Option<String>,
+    fields: Vec<StoredField>,
+}
+
+#[derive(Debug)]
+struct StoredField {
+    name: String,
+    unique: bool,
+    key_type: Option<String>,
+    table: String,
+}
+
+/// What the open must do to bring the database to the code's schema.
+enum Action {
+    /// Build the index of `model`'s secondary key `field` (position) from its records.
+    Build(&'static ModelInfo, usize),
+    /// Drop the index table.
+    Drop(String),
+}
+
+/// Checks the format, reconciles the schema, and (when `write` is set) records both.
+pub(crate) fn open<D: NetabaseDefinitionTrait, B: Backend>(
+    backend: &B,
+    write: bool,
+    mut options: OpenOptions,
+) -> Result<()> {
+    let schema_key = format!("schema/{}", D::NAME);
+    let descriptor = descriptor::<D>();
+    let (format, stored) = {
+        let txn = backend.begin_read()?;
+        (
+            txn.get(META_TABLE, FORMAT_KEY)?,
+            txn.get(META_TABLE, schema_key.as_bytes())?,
+        )
+    };
+    if let Some(bytes) = &format {
+        let found = <[u8; 4]>::try_from(bytes.as_slice())
+            .map(u32::from_be_bytes)
+            .map_err(|_| {
+                NetabaseError::decode_other(META_TABLE, FORMAT_KEY, "format version is not 4 bytes")
+            })?;
+        if found != FORMAT_VERSION {
+            return Err(NetabaseError::UnsupportedFormat(Box::new(FormatError {
+                table: META_TABLE.to_owned(),
+                found,
+                supported: FORMAT_VERSION,
+            })));
+        }
+    }
+    let actions = match &stored {
+        Some(bytes) => reconcile::<D>(&parse(&String::from_utf8_lossy(bytes)))?,
+        None => Vec::new(),
+    };
+    if !write {
+        if let Some(Action::Build(model, field)) =
+            actions.iter().find(|a| matches!(a, Action::Build(..)))
+        {
+            return Err(schema_error::<D>(
+                model.name,
+                Some(model.secondary_keys[*field].field),
+                "the index of this new secondary key must be built, which a read-only store \
+                 cannot do: open the database writable once",
+            ));
+        }
+        return Ok(());
+    }
+    if format.is_some() && stored.as_deref() == Some(descriptor.as_bytes()) && actions.is_empty() {
+        return Ok(());
+    }
+    let writer = Writer::begin(backend)?;
+    for action in &actions {
+        match action {
+            Action::Drop(table) => writer.clear_internal(table)?,
+            Action::Build(model, field) => {
+                build_index::<D, B>(&writer, model, *field, &mut options.on_index_build)?;
+            }
+        }
+    }
+    let mut meta = vec![WriteOp::Put {
+        table: META_TABLE,
+        key: schema_key.into_bytes(),
+        value: descriptor.into_bytes(),
+    }];
+    if format.is_none() {
+        meta.push(WriteOp::Put {
+            table: META_TABLE,
+            key: FORMAT_KEY.to_vec(),
+            value: FORMAT_VERSION.to_be_bytes().to_vec(),
+        });
+    }
+    writer.write_internal(&meta)?;
+    writer.commit().map(drop)
+}
+
+fn schema_error<D: NetabaseDefinitionTrait>(
+    model: &str,
+    field: Option<&str>,
+    reason: impl Into<String>,
+) -> NetabaseError {
+    NetabaseError::Schema(Box::new(SchemaError {
+        definition: D::NAME,
+        model: model.to_owned(),
+        field: field.map(str::to_owned),
+        reason: reason.into(),
+    }))
+}
+
+/// What must change for the stored schema `stored` to become the code's.
+fn reconcile<D: NetabaseDefinitionTrait>(stored: &[StoredModel]) -> Result<Vec<Action>> {
+    let mut actions = Vec::new();
+    for model in D::MODELS {
+        let Some(old) = stored.iter().find(|m| m.name == model.name) else {
+            continue;
+        };
+        if let Some(old_type) = &old.key_type
+            && old_type != model.primary_key_type
+        {
+            return Err(schema_error::<D>(
+                model.name,
+                None,
+                format!(
+                    "the primary key of `{}` was `{old_type}` and is now `{}`; its stored keys \
+                     would be misread (migrate the data into a new model instead)",
+                    model.name, model.primary_key_type
+                ),
+            ));
+        }
+        for (index, field) in model.secondary_keys.iter().enumerate() {
+            match old.fields.iter().find(|f| f.name == field.field) {
+                None => actions.push(Action::Build(model, index)),
+                Some(was) => {
+                    if let Some(old_type) = &was.key_type
+                        && old_type != field.key_type
+                    {
+                        return Err(changed_type::<D>(model, field, old_type));
+                    }
+                    if was.unique != field.unique {
+                        actions.push(Action::Drop(was.table.clone()));
+                        actions.push(Action::Build(model, index));
+                    }
+                }
+            }
+        }
+        for was in &old.fields {
+            if !model.secondary_keys.iter().any(|f| f.field == was.name) {
+                actions.push(Action::Drop(was.table.clone()));
+            }
+        }
+    }
+    Ok(actions)
+}
+
+fn changed_type<D: NetabaseDefinitionTrait>(
+    model: &ModelInfo,
+    field: &SecondaryKeyInfo,
+    old_type: &str,
+) -> NetabaseError {
+    schema_error::<D>(
+        model.name,
+        Some(field.field),
+        format!(
+            "the secondary key `{}.{}` was `{old_type}` and is now `{}`; rename the field to \
+             index it anew",
+            model.name, field.field, field.key_type
+        ),
+    )
+}
+
+/// Builds the index of secondary key `index` of `model` from its stored records.
+fn build_index<D: NetabaseDefinitionTrait, B: Backend>(
+    writer: &Writer<'_, B>,
+    model: &'static ModelInfo,
+    index: usize,
+    progress: &mut Option<Box<dyn FnMut(IndexBuild) + Send>>,
+) -> Result<()> {
+    const STEP: u64 = 1024;
+    let field = &model.secondary_keys[index];
+    let discriminant = D::Discriminant::from_name(model.name)
+        .ok_or_else(|| schema_error::<D>(model.name, None, "the model is not in the definition"))?;
+    let total = writer.len(model.table)?;
+    let mut report = |done: u64| {
+        if let Some(f) = progress.as_mut() {
+            f(IndexBuild {
+                model: model.name,
+                field: field.field,
+                done,
+                total,
+            });
+        }
+    };
+    let mut ops = Vec::new();
+    let mut done = 0u64;
+    let mut secondary = Vec::new();
+    let mut claimed: std::collections::HashMap<Vec<u8>, Vec<u8>> = Default::default();
+    let mut failure = None;
+    writer.for_each_in(
+        model.table,
+        RawRange::all(),
+        Direction::Forward,
+        &mut |pk, value| {
+            let record = D::decode_value(discriminant, value).map_err(|_| {
+                NetabaseError::decode_other(model.table, pk, "cannot decode it to index it")
+            })?;
+            secondary.clear();
+            record.encode_secondary_key(index, &mut secondary);
+            if field.unique
+                && let Some(other) = claimed.insert(secondary.clone(), pk.to_vec())
+            {
+                failure = Some(schema_error::<D>(
+                    model.name,
+                    Some(field.field),
+                    format!(
+                        "the new unique key is shared by the records at {} and {}",
+                        crate::error::hex(&other),
+                        crate::error::hex(pk)
+                    ),
+                ));
+                return Ok(ControlFlow::Break(()));
+            }
+            ops.push(WriteOp::Put {
+                table: field.table,
+                key: index_key(field.unique, &secondary, pk),
+                value: if field.unique {
+                    pk.to_vec()
+                } else {
+                    Vec::new()
+                },
+            });
+            done += 1;
+            if done.is_multiple_of(STEP) {
+                report(done);
+            }
+            Ok(ControlFlow::Continue(()))
+        },
+    )?;
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    writer.write_internal(&ops)?;
+    report(done);
+    Ok(())
+}
+
+/// A readable description of the definition's tables and key types, stored in the meta
+/// table so that a database can be inspected without the program that wrote it and a
+/// schema change is detected at open.
+fn descriptor<D: NetabaseDefinitionTrait>() -> String {
+    let mut out = format!("netabase schema 2\ndefinition {}\n", D::NAME);
+    for model in D::MODELS {
+        out.push_str(&format!(
+            "model {} v{} table {} key {}\n",
+            model.name, model.version, model.table, model.primary_key_type
+        ));
+        for key in model.secondary_keys {
+            let kind = if key.unique { "unique" } else { "index" };
+            out.push_str(&format!(
+                "  {kind} {} {} table {}\n",
+                key.field, key.key_type, key.table
+            ));
+        }
+    }
+    out
+}
+
+/// Reads a stored descriptor: this version's, or the first one (no key types).
+fn parse(text: &str) -> Vec<StoredModel> {
+    let mut models: Vec<StoredModel> = Vec::new();
+    for line in text.lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            ["model", name, _version, "table", _table, rest @ ..] => models.push(StoredModel {
+                name: (*name).to_owned(),
+                key_type: match rest {
+                    ["key", ty] => Some((*ty).to_owned()),
+                    _ => None,
+                },
+                fields: Vec::new(),
+            }),
+            [kind @ ("unique" | "index"), name, rest @ ..] => {
+                let (key_type, table) = match rest {
+                    ["table", table] => (None, *table),
+                    [ty, "table", table] => (Some((*ty).to_owned()), *table),
+                    _ => continue,
+                };
+                if let Some(model) = models.last_mut() {
+                    model.fields.push(StoredField {
+                        name: (*name).to_owned(),
+                        unique: *kind == "unique",
+                        key_type,
+                        table: table.to_owned(),
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+    models
+}
