@@ -101,3 +101,47 @@ fn a_file_that_is_not_a_database_is_an_error() -> TestResult {
     );
     Ok(())
 }
+
+/// Every error about a file names it: a directory, a file that is not a database, a
+/// database another handle holds, a missing parent directory.
+#[test]
+fn open_errors_name_the_file() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let not_a_db = dir.path().join("notes.txt");
+    std::fs::write(
+        &not_a_db,
+        b"some text that is certainly not a redb database file",
+    )?;
+    let held = dir.path().join("held.redb");
+    let _holder = NetabaseStore::<TestDefinition, _>::redb(&held)?;
+    let missing_parent = dir.path().join("no/such/dir/db.redb");
+    for path in [dir.path().to_path_buf(), not_a_db, held, missing_parent] {
+        let err = NetabaseStore::<TestDefinition, _>::redb(&path)
+            .err()
+            .ok_or_else(|| format!("opened {}", path.display()))?;
+        let text = err.to_string();
+        assert!(
+            text.contains(&path.display().to_string()),
+            "the error names the file: {text}"
+        );
+        assert!(text.starts_with("redb backend failed to open"), "{text}");
+    }
+    Ok(())
+}
+
+/// sled's open errors name the directory too.
+#[cfg(feature = "sled")]
+#[test]
+fn sled_open_errors_name_the_directory() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, b"not a directory")?;
+    let err = NetabaseStore::<TestDefinition, _>::sled(&file)
+        .err()
+        .ok_or("opened a file as a sled directory")?;
+    assert!(
+        err.to_string().contains(&file.display().to_string()),
+        "{err}"
+    );
+    Ok(())
+}

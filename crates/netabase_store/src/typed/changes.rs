@@ -115,7 +115,7 @@ impl Change {
 }
 
 /// A [`Change`] decoded as model `M` ([`Change::decode`]).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub enum TypedChange<D: NetabaseDefinitionTrait, M: NetabaseModelTrait<D>> {
     /// A record was stored.
     Put {
@@ -135,6 +135,30 @@ pub enum TypedChange<D: NetabaseDefinitionTrait, M: NetabaseModelTrait<D>> {
     },
     /// Every record of the model was removed.
     Cleared,
+}
+
+impl<D, M> PartialEq for TypedChange<D, M>
+where
+    D: NetabaseDefinitionTrait,
+    M: NetabaseModelTrait<D> + PartialEq,
+{
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (
+                TypedChange::Put { key, old, new },
+                TypedChange::Put {
+                    key: k,
+                    old: o,
+                    new: n,
+                },
+            ) => key == k && old == o && new == n,
+            (TypedChange::Removed { key, old }, TypedChange::Removed { key: k, old: o }) => {
+                key == k && old == o
+            }
+            (TypedChange::Cleared, TypedChange::Cleared) => true,
+            _ => false,
+        }
+    }
 }
 
 /// What one committed write transaction changed: one [`Change`] per record, in the

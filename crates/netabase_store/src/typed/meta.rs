@@ -273,8 +273,16 @@ fn build_index<D: NetabaseDefinitionTrait, B: Backend>(
         RawRange::all(),
         Direction::Forward,
         &mut |pk, value| {
-            let record = D::decode_value(discriminant, value).map_err(|_| {
-                NetabaseError::decode_other(model.table, pk, "cannot decode it to index it")
+            let record = D::decode_value(discriminant, value).map_err(|e| match e {
+                NetabaseError::Decode(mut d) => {
+                    d.key = pk.to_vec();
+                    NetabaseError::Decode(d)
+                }
+                NetabaseError::Version(mut v) => {
+                    v.key = pk.to_vec();
+                    NetabaseError::Version(v)
+                }
+                other => other,
             })?;
             secondary.clear();
             record.encode_secondary_key(index, &mut secondary);

@@ -11,9 +11,9 @@ pub mod schema;
 
 use std::collections::BTreeSet;
 
-use netabase_store::DecodeReason;
 use netabase_store::backend::{Backend, Direction, RawRange, ReadTxn, WriteTxn, collect_range};
 use netabase_store::prelude::*;
+use netabase_store::{DecodeReason, TypedChange, VersionProblem};
 use schema::*;
 
 pub type Store<B> = NetabaseStore<TestDefinition, B>;
@@ -644,6 +644,208 @@ pub fn random_operations_keep_indexes_exact<B: Backend>(store: Store<B>) -> Test
     Ok(())
 }
 
+/// The `ChangeSet` of a commit holds exactly one change per record touched, with the
+/// old and new stored values, for every write path.
+pub fn change_sets_report_each_record_once<B: Backend>(store: Store<B>) -> TestResult {
+    fn typed(changes: &ChangeSet) -> Result<Vec<TypedChange<TestDefinition, User>>, NetabaseError> {
+        changes.decode::<TestDefinition, User>()
+    }
+    let users = store.open_tree::<User>();
+    users.put_many((1..=3).map(|i| user(i, &format!("{i}@x"), 30)))?;
+
+    // An explicit transaction: create, update twice, remove, create-then-remove.
+    let txn = store.write()?;
+    {
+        let view = txn.open_tree::<User>();
+        view.put(user(4, "4@x", 40))?;
+        view.put(user(1, "one@x", 31))?;
+        view.put(user(1, "uno@x", 32))?;
+        view.remove(2)?;
+        view.put(user(9, "9@x", 90))?;
+        view.remove(9)?;
+        view.remove(77)?; // absent: no change
+        txn.open_tree::<Post>().put(Post {
+            id: 5,
+            title: "p".into(),
+            author_id: 4,
+        })?;
+    }
+    let changes = txn.commit()?;
+    assert_eq!(changes.len(), 4, "{changes:?}");
+    assert_eq!(
+        typed(&changes)?,
+        vec![
+            TypedChange::Put {
+                key: UserPrimaryKey(4),
+                old: None,
+                new: user(4, "4@x", 40)
+            },
+            TypedChange::Put {
+                key: UserPrimaryKey(1),
+                old: Some(user(1, "1@x", 30)),
+                new: user(1, "uno@x", 32)
+            },
+            TypedChange::Removed {
+                key: UserPrimaryKey(2),
+                old: user(2, "2@x", 30)
+            },
+        ]
+    );
+    let post = &changes.changes()[3];
+    assert_eq!(post.model(), "Post");
+    assert_eq!(post.key(), Some(5i64.to_key_bytes().as_slice()));
+    // The stored bytes themselves: old and new as the primary table held them.
+    let table = <User as NetabaseModelTrait<TestDefinition>>::INFO.table;
+    let stored = store
+        .raw_backend()
+        .begin_read()?
+        .get(table, &1u64.to_key_bytes())?;
+    match &changes.changes()[1] {
+        Change::Put { new, .. } => assert_eq!(Some(new), stored.as_ref()),
+        other => return Err(format!("expected a put, got {other:?}").into()),
+    }
+
+    // clear, then a put in the same transaction: the clear, then the new record.
+    let txn = store.write()?;
+    txn.open_tree::<User>().put(user(20, "20@x", 1))?;
+    txn.open_tree::<User>().clear()?;
+    txn.open_tree::<User>().put(user(21, "21@x", 1))?;
+    let changes = txn.commit()?;
+    assert_eq!(
+        typed(&changes)?,
+        vec![
+            TypedChange::Cleared,
+            TypedChange::Put {
+                key: UserPrimaryKey(21),
+                old: None,
+                new: user(21, "21@x", 1)
+            }
+        ]
+    );
+
+    // A batch: the same rules.
+    let mut batch = users.create_batch();
+    batch.put(user(22, "22@x", 2))?;
+    batch.put(user(21, "21b@x", 3))?;
+    batch.remove(22);
+    batch.remove(21);
+    batch.put(user(23, "23@x", 4))?;
+    let changes = batch.commit()?;
+    assert_eq!(
+        typed(&changes)?,
+        vec![
+            TypedChange::Removed {
+                key: UserPrimaryKey(21),
+                old: user(21, "21@x", 1)
+            },
+            TypedChange::Put {
+                key: UserPrimaryKey(23),
+                old: None,
+                new: user(23, "23@x", 4)
+            },
+        ]
+    );
+
+    // put_many and remove_many of a model without unique keys (chunked writes).
+    let txn = store.write()?;
+    let posts = txn.open_tree::<Post>();
+    posts.put_many((0..3000).map(|i| Post {
+        id: i,
+        title: String::new(),
+        author_id: 1,
+    }))?;
+    posts.remove_many((0..3000).filter(|i| i % 2 == 0))?;
+    let changes = txn.commit()?;
+    let decoded = changes.decode::<TestDefinition, Post>()?;
+    // Post 5 existed before; the even ones were created and removed; the odd ones stay.
+    assert_eq!(decoded.len(), 1500, "one change per odd post");
+    assert!(decoded.iter().all(|c| matches!(
+        c,
+        TypedChange::Put { key, .. } if key.0 % 2 == 1
+    )));
+    let five = decoded
+        .iter()
+        .find(|c| matches!(c, TypedChange::Put { key, .. } if key.0 == 5))
+        .ok_or("post 5 missing")?;
+    assert!(matches!(five, TypedChange::Put { old: Some(_), .. }));
+
+    // A rolled-back transaction and a refused write report nothing.
+    let txn = store.write()?;
+    assert!(txn.open_tree::<User>().put(user(30, "23@x", 1)).is_err());
+    assert!(txn.commit()?.is_empty());
+    Ok(())
+}
+
+/// Values written by a newer version of a model are refused with the versions named;
+/// older ones without an upgrade likewise; nothing is misread or overwritten blindly.
+pub fn model_versions_are_read_back<B: Backend>(store: Store<B>) -> TestResult {
+    let tree = store.open_tree::<Versioned>();
+    let v = |id: u32, points: u32| Versioned {
+        id,
+        points,
+        tag: format!("t{id}"),
+    };
+    tree.put_many([v(1, 10), v(2, 20), v(3, 30)])?;
+    let table = <Versioned as NetabaseModelTrait<TestDefinition>>::INFO.table;
+    let raw = |id: u32| -> Result<Vec<u8>, NetabaseError> {
+        store
+            .raw_backend()
+            .begin_read()?
+            .get(table, &id.to_key_bytes())?
+            .ok_or_else(|| NetabaseError::decode_other(table, &id.to_key_bytes(), "missing"))
+    };
+    let mut newer = raw(1)?;
+    assert_eq!(&newer[..3], &[1, 0, 2], "format 1, model version 2");
+    newer[2] = 3;
+    let mut older = raw(2)?;
+    older[2] = 1;
+    {
+        let txn = store.raw_backend().begin_write()?;
+        txn.put(table, &1u32.to_key_bytes(), &newer)?;
+        txn.put(table, &2u32.to_key_bytes(), &older)?;
+        txn.commit()?;
+    }
+    match tree.get(1) {
+        Err(NetabaseError::Version(e)) => {
+            assert_eq!(
+                (e.model, e.table, e.found, e.known),
+                ("Versioned", table, 3, 2)
+            );
+            assert_eq!(e.problem, VersionProblem::Newer);
+            assert_eq!(e.key, 1u32.to_key_bytes());
+            let text = e.to_string();
+            assert!(
+                text.contains("version 3") && text.contains("Versioned"),
+                "{text}"
+            );
+        }
+        other => return Err(format!("expected a version error, got {other:?}").into()),
+    }
+    match tree.get(2) {
+        Err(NetabaseError::Version(e)) => {
+            assert_eq!(
+                (e.found, e.known, e.problem),
+                (1, 2, VersionProblem::NoUpgrade)
+            );
+        }
+        other => return Err(format!("expected a version error, got {other:?}").into()),
+    }
+    assert_eq!(tree.get(3)?, Some(v(3, 30)));
+    // Every path that decodes refuses them: iteration, secondary queries, overwrites.
+    let results: Vec<_> = tree.iter().collect();
+    assert!(matches!(results[0], Err(NetabaseError::Version(_))));
+    assert!(matches!(results[1], Err(NetabaseError::Version(_))));
+    assert!(results[2].is_ok());
+    assert!(matches!(
+        tree.get_by_secondary_key(VersionedTagSecondaryKey("t1".into())),
+        Err(NetabaseError::Version(_))
+    ));
+    assert!(matches!(tree.put(v(1, 11)), Err(NetabaseError::Version(_))));
+    assert!(matches!(tree.remove(1), Err(NetabaseError::Version(_))));
+    assert_eq!(raw(1)?, newer, "a refused overwrite leaves the newer value");
+    Ok(())
+}
+
 /// Expands to one `#[test]` per conformance check, each on a fresh store from `$make`.
 #[macro_export]
 macro_rules! conformance_suite {
@@ -663,6 +865,8 @@ macro_rules! conformance_suite {
             undecodable_bytes_name_the_table,
             writes_over_undecodable_records_undo_cleanly,
             random_operations_keep_indexes_exact,
+            change_sets_report_each_record_once,
+            model_versions_are_read_back,
         );
     };
     (@tests $make:expr; $($name:ident),+ $(,)?) => {

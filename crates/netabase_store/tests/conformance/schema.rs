@@ -40,6 +40,17 @@ pub mod models {
         pub tag: Option<String>,
     }
 
+    /// A model at version 2, for the version checks.
+    #[derive(NetabaseModel, Serialize, Deserialize, Clone, Debug, PartialEq)]
+    #[netabase(TestDefinition, version = 2)]
+    pub struct Versioned {
+        #[primary_key]
+        pub id: u32,
+        pub points: u32,
+        #[secondary_key]
+        pub tag: String,
+    }
+
     #[derive(NetabaseModel, Serialize, Deserialize, Clone, Debug, PartialEq)]
     #[netabase(TestDefinition)]
     pub struct Cell {
