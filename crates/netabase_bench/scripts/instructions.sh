@@ -4,6 +4,7 @@
 # of the same binary, unlike times on a shared machine.
 #
 #   bash crates/netabase_bench/scripts/instructions.sh [records] [contender ...]
+#   WORKLOADS="iterate remove_bulk" bash crates/netabase_bench/scripts/instructions.sh
 #
 # Builds the `profile` binary in release mode first; prints one table row per workload.
 set -euo pipefail
@@ -41,6 +42,8 @@ for _ in "${contenders[@]}"; do printf -- '---:|'; done
 printf '\n'
 for entry in "${workloads[@]}"; do
   read -r id function <<<"$entry"
+  # WORKLOADS="iterate remove_bulk" limits the table to those rows.
+  if [ -n "${WORKLOADS:-}" ] && [[ " $WORKLOADS " != *" $id "* ]]; then continue; fi
   printf '| %s |' "$id"
   for c in "${contenders[@]}"; do
     valgrind --tool=callgrind --callgrind-out-file="$out/cg.out" \

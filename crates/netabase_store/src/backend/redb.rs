@@ -9,6 +9,7 @@
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{PoisonError, RwLock, RwLockReadGuard, TryLockError};
 
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition, TableError};
@@ -34,6 +35,51 @@ fn err(operation: &'static str) -> impl FnOnce(redb::Error) -> NetabaseError {
     move |e| NetabaseError::backend(NAME, operation, e)
 }
 
+/// Whether redb has panicked on this database's data: shared by the backend and its
+/// transactions. redb panics on some damaged pages (a slice index out of bounds, an
+/// `unreachable!`) instead of returning `StorageError::Corrupted`; every engine call
+/// runs under [`Damage::run`], which turns such a panic into
+/// [`NetabaseError::Corrupted`] and marks the database damaged, after which write
+/// transactions are refused until it is reopened.
+#[derive(Clone, Default)]
+struct Damage(Arc<AtomicBool>);
+
+impl Damage {
+    /// Runs the engine call `f`, catching a panic inside redb.
+    fn run<T>(
+        &self,
+        operation: &'static str,
+        table: Option<&str>,
+        f: impl FnOnce() -> Result<T>,
+    ) -> Result<T> {
+        // Unwind safety: a panic leaves redb's in-memory state of this database
+        // unknown, so after one nothing is written through it again (`begin_write`
+        // refuses), and the caller gets an error instead of that state. A panic cannot
+        // break memory safety; at worst later reads fail again, as errors.
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+            Ok(result) => result,
+            Err(payload) => {
+                self.0.store(true, Ordering::SeqCst);
+                let detail = payload
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| payload.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "no message".to_owned());
+                Err(NetabaseError::corrupted(
+                    NAME,
+                    operation,
+                    table,
+                    format!("redb panicked: {detail}"),
+                ))
+            }
+        }
+    }
+
+    fn is_damaged(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
 /// The opened database: writable, or opened with redb's read-only mode.
 enum Db {
     ReadWrite(redb::Database),
@@ -54,6 +100,7 @@ pub struct RedbBackend {
     path: Option<PathBuf>,
     /// Whether the data outlives the backend (not for temporary or in-memory ones).
     persistent: bool,
+    damage: Damage,
     /// Keeps a temporary database's directory alive; removed on drop.
     _temp: Option<tempfile::TempDir>,
 }
@@ -81,8 +128,7 @@ impl RedbBackend {
     /// [`NetabaseError::Backend`] if the file cannot be created or is not a redb database.
     pub fn create(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let db = redb::Database::create(path)
-            .map_err(|e| NetabaseError::backend_at(NAME, "open the database file", path, e))?;
+        let db = open_guarded(path, || redb::Database::create(path))?;
         let mut backend = Self::from_database(db, Some(path.to_path_buf()));
         backend.cache_size = REDB_DEFAULT_CACHE;
         Ok(backend)
@@ -112,16 +158,11 @@ impl RedbBackend {
         let mut builder = redb::Database::builder();
         builder.set_cache_size(cache_size);
         let path = config.path();
-        let db =
-            if config.read_only() {
-                Db::ReadOnly(builder.open_read_only(path).map_err(|e| {
-                    NetabaseError::backend_at(NAME, "open the database file read-only", path, e)
-                })?)
-            } else {
-                Db::ReadWrite(builder.create(path).map_err(|e| {
-                    NetabaseError::backend_at(NAME, "open the database file", path, e)
-                })?)
-            };
+        let db = if config.read_only() {
+            Db::ReadOnly(open_guarded(path, || builder.open_read_only(path))?)
+        } else {
+            Db::ReadWrite(open_guarded(path, || builder.create(path))?)
+        };
         let backend = RedbBackend {
             db: RwLock::new(db),
             durability: if config.use_fsync() {
@@ -132,6 +173,7 @@ impl RedbBackend {
             cache_size,
             path: Some(path.to_path_buf()),
             persistent: true,
+            damage: Damage::default(),
             _temp: None,
         };
         if config.truncate() {
@@ -176,6 +218,7 @@ impl RedbBackend {
             cache_size: 0,
             path,
             persistent: true,
+            damage: Damage::default(),
             _temp: None,
         }
     }
@@ -290,30 +333,66 @@ impl Backend for RedbBackend {
     }
 
     fn begin_read(&self) -> Result<RedbRead> {
-        let txn = match &*self.lock_read() {
-            Db::ReadWrite(db) => db.begin_read(),
-            Db::ReadOnly(db) => db.begin_read(),
-        }
-        .map_err(|e| err("begin a read transaction")(e.into()))?;
+        let txn = self.damage.run("begin a read transaction", None, || {
+            match &*self.lock_read() {
+                Db::ReadWrite(db) => db.begin_read(),
+                Db::ReadOnly(db) => db.begin_read(),
+            }
+            .map_err(|e| err("begin a read transaction")(e.into()))
+        })?;
         Ok(RedbRead {
             txn,
             tables: RefCell::new(Vec::new()),
+            damage: self.damage.clone(),
         })
     }
 
     fn begin_write(&self) -> Result<RedbWrite> {
-        let mut txn = match &*self.lock_read() {
-            Db::ReadWrite(db) => db
-                .begin_write()
-                .map_err(|e| err("begin a write transaction")(e.into()))?,
-            Db::ReadOnly(_) => {
-                return Err(NetabaseError::read_only(NAME, "NetabaseStore::write"));
-            }
-        };
-        txn.set_durability(self.durability)
-            .map_err(|e| err("set the commit durability")(e.into()))?;
-        Ok(RedbWrite { txn })
+        const OPERATION: &str = "begin a write transaction";
+        if self.damage.is_damaged() {
+            return Err(NetabaseError::corrupted(
+                NAME,
+                OPERATION,
+                None,
+                "an earlier operation found the database damaged",
+            ));
+        }
+        let txn = self.damage.run(OPERATION, None, || {
+            let mut txn = match &*self.lock_read() {
+                Db::ReadWrite(db) => db.begin_write().map_err(|e| err(OPERATION)(e.into()))?,
+                Db::ReadOnly(_) => {
+                    return Err(NetabaseError::read_only(NAME, "NetabaseStore::write"));
+                }
+            };
+            txn.set_durability(self.durability)
+                .map_err(|e| err("set the commit durability")(e.into()))?;
+            Ok(txn)
+        })?;
+        Ok(RedbWrite {
+            txn,
+            damage: self.damage.clone(),
+        })
     }
+}
+
+/// Opens the database at `path` with `open`, reporting a panic inside redb (a damaged
+/// file) as [`NetabaseError::Corrupted`], and every error with the path.
+fn open_guarded<T>(
+    path: &Path,
+    open: impl FnOnce() -> std::result::Result<T, redb::DatabaseError>,
+) -> Result<T> {
+    const OPERATION: &str = "open the database file";
+    Damage::default()
+        .run(OPERATION, None, || {
+            open().map_err(|e| NetabaseError::backend_at(NAME, OPERATION, path, e))
+        })
+        .map_err(|e| match e {
+            NetabaseError::Corrupted(mut c) => {
+                c.detail = format!("{} (file `{}`)", c.detail, path.display());
+                NetabaseError::Corrupted(c)
+            }
+            other => other,
+        })
 }
 
 /// The names of the tables `list` yields, sorted.
@@ -344,6 +423,7 @@ pub struct RedbRead {
     /// A transaction touches a handful of tables (a model and its indexes), so a short
     /// list compared by name beats hashing the name on every lookup.
     tables: RefCell<Vec<CachedTable>>,
+    damage: Damage,
 }
 
 impl RedbRead {
@@ -412,10 +492,12 @@ fn visit(
 
 impl ReadTxn for RedbRead {
     fn get_with(&self, table: &str, key: &[u8], f: &mut ValueFn<'_>) -> Result<()> {
-        let found = self.with_table(table, None, |t| {
-            t.get(key).map_err(|e| err("read a key")(e.into()))
-        })?;
-        f(found.as_ref().map(|v| v.value()))
+        self.damage.run("read a key", Some(table), || {
+            let found = self.with_table(table, None, |t| {
+                t.get(key).map_err(|e| err("read a key")(e.into()))
+            })?;
+            f(found.as_ref().map(|v| v.value()))
+        })
     }
 
     fn cursor(&self, table: &str, range: RawRange, direction: Direction) -> Result<Cursor<'_>> {
@@ -429,17 +511,22 @@ impl ReadTxn for RedbRead {
         direction: Direction,
         f: &mut EntryFn<'_>,
     ) -> Result<()> {
-        self.with_table(table, (), |t| visit(t, &range, direction, f))
+        self.damage.run("scan a table", Some(table), || {
+            self.with_table(table, (), |t| visit(t, &range, direction, f))
+        })
     }
 
     fn len(&self, table: &str) -> Result<u64> {
-        self.with_table(table, 0, |t| {
-            t.len().map_err(|e| err("count a table")(e.into()))
+        self.damage.run("count a table", Some(table), || {
+            self.with_table(table, 0, |t| {
+                t.len().map_err(|e| err("count a table")(e.into()))
+            })
         })
     }
 
     fn table_names(&self) -> Result<Vec<String>> {
-        sorted_names(self.txn.list_tables())
+        self.damage
+            .run("list tables", None, || sorted_names(self.txn.list_tables()))
     }
 }
 
@@ -447,6 +534,7 @@ impl ReadTxn for RedbRead {
 struct RedbCursor {
     range: redb::Range<'static, Bytes, Bytes>,
     direction: Direction,
+    damage: Damage,
     current: Option<(
         redb::AccessGuard<'static, Bytes>,
         redb::AccessGuard<'static, Bytes>,
@@ -455,16 +543,21 @@ struct RedbCursor {
 
 impl RawCursor for RedbCursor {
     fn next_entry(&mut self) -> Option<Result<(&[u8], &[u8])>> {
-        let item = match self.direction {
-            Direction::Forward => self.range.next(),
-            Direction::Reverse => self.range.next_back(),
-        }?;
+        let (range, direction) = (&mut self.range, self.direction);
+        let item = self.damage.run("scan a table", None, || {
+            Ok(match direction {
+                Direction::Forward => range.next(),
+                Direction::Reverse => range.next_back(),
+            })
+        });
         match item {
-            Ok(entry) => {
+            Ok(None) => None,
+            Ok(Some(Ok(entry))) => {
                 let (k, v) = self.current.insert(entry);
                 Some(Ok((k.value(), v.value())))
             }
-            Err(e) => Some(Err(err("scan a table")(e.into()))),
+            Ok(Some(Err(e))) => Some(Err(err("scan a table")(e.into()))),
+            Err(e) => Some(Err(e)),
         }
     }
 }
@@ -475,16 +568,19 @@ impl OwnedReadTxn for RedbRead {
         if range.is_empty() {
             return Ok(empty());
         }
-        self.with_table(table, empty(), |t| {
-            // Read-only tables hand out ranges that own their snapshot.
-            let range = t
-                .range::<&[u8]>(range.as_bounds())
-                .map_err(|e| err("scan a table")(e.into()))?;
-            Ok(Box::new(RedbCursor {
-                range,
-                direction,
-                current: None,
-            }) as Cursor<'static>)
+        self.damage.run("scan a table", Some(table), || {
+            self.with_table(table, empty(), |t| {
+                // Read-only tables hand out ranges that own their snapshot.
+                let range = t
+                    .range::<&[u8]>(range.as_bounds())
+                    .map_err(|e| err("scan a table")(e.into()))?;
+                Ok(Box::new(RedbCursor {
+                    range,
+                    direction,
+                    damage: self.damage.clone(),
+                    current: None,
+                }) as Cursor<'static>)
+            })
         })
     }
 }
@@ -492,6 +588,7 @@ impl OwnedReadTxn for RedbRead {
 /// A write transaction of [`RedbBackend`].
 pub struct RedbWrite {
     txn: redb::WriteTransaction,
+    damage: Damage,
 }
 
 impl RedbWrite {
@@ -513,6 +610,18 @@ impl RedbWrite {
         if range.is_empty() {
             return Ok(Vec::new());
         }
+        self.damage.run("scan a table", Some(table), || {
+            self.collect_in(table, range, direction, limit)
+        })
+    }
+
+    fn collect_in(
+        &self,
+        table: &str,
+        range: &RawRange,
+        direction: Direction,
+        limit: usize,
+    ) -> Result<Vec<Entry>> {
         let t = self.open(table)?;
         let iter = t
             .range::<&[u8]>(range.as_bounds())
@@ -544,9 +653,11 @@ impl RedbWrite {
 
 impl ReadTxn for RedbWrite {
     fn get_with(&self, table: &str, key: &[u8], f: &mut ValueFn<'_>) -> Result<()> {
-        let t = self.open(table)?;
-        let found = t.get(key).map_err(|e| err("read a key")(e.into()))?;
-        f(found.as_ref().map(|v| v.value()))
+        self.damage.run("read a key", Some(table), || {
+            let t = self.open(table)?;
+            let found = t.get(key).map_err(|e| err("read a key")(e.into()))?;
+            f(found.as_ref().map(|v| v.value()))
+        })
     }
 
     fn cursor(&self, table: &str, range: RawRange, direction: Direction) -> Result<Cursor<'_>> {
@@ -561,85 +672,102 @@ impl ReadTxn for RedbWrite {
     }
 
     fn len(&self, table: &str) -> Result<u64> {
-        self.open(table)?
-            .len()
-            .map_err(|e| err("count a table")(e.into()))
+        self.damage.run("count a table", Some(table), || {
+            self.open(table)?
+                .len()
+                .map_err(|e| err("count a table")(e.into()))
+        })
     }
 
     fn table_names(&self) -> Result<Vec<String>> {
-        sorted_names(self.txn.list_tables())
+        self.damage
+            .run("list tables", None, || sorted_names(self.txn.list_tables()))
     }
 }
 
 impl WriteTxn for RedbWrite {
     fn put(&self, table: &str, key: &[u8], value: &[u8]) -> Result<()> {
-        let mut t = self.open(table)?;
-        t.insert(key, value)
-            .map_err(|e| err("write a key")(e.into()))?;
-        Ok(())
+        self.damage.run("write a key", Some(table), || {
+            let mut t = self.open(table)?;
+            t.insert(key, value)
+                .map_err(|e| err("write a key")(e.into()))?;
+            Ok(())
+        })
     }
 
     fn delete(&self, table: &str, key: &[u8]) -> Result<bool> {
-        let mut t = self.open(table)?;
-        let removed = t.remove(key).map_err(|e| err("delete a key")(e.into()))?;
-        Ok(removed.is_some())
+        self.damage.run("delete a key", Some(table), || {
+            let mut t = self.open(table)?;
+            let removed = t.remove(key).map_err(|e| err("delete a key")(e.into()))?;
+            Ok(removed.is_some())
+        })
     }
 
     fn put_each(&self, table: &str, entries: &[(&[u8], &[u8])], old: &mut OldFn<'_>) -> Result<()> {
-        let mut t = self.open(table)?;
-        for (i, (key, value)) in entries.iter().enumerate() {
-            let previous = t
-                .insert(*key, *value)
-                .map_err(|e| err("write a key")(e.into()))?;
-            old(i, previous.as_ref().map(|v| v.value()))?;
-        }
-        Ok(())
+        self.damage.run("write a key", Some(table), || {
+            let mut t = self.open(table)?;
+            for (i, (key, value)) in entries.iter().enumerate() {
+                let previous = t
+                    .insert(*key, *value)
+                    .map_err(|e| err("write a key")(e.into()))?;
+                old(i, previous.as_ref().map(|v| v.value()))?;
+            }
+            Ok(())
+        })
     }
 
     fn delete_each(&self, table: &str, keys: &[&[u8]], old: &mut OldFn<'_>) -> Result<()> {
-        let mut t = self.open(table)?;
-        for (i, key) in keys.iter().enumerate() {
-            let previous = t.remove(*key).map_err(|e| err("delete a key")(e.into()))?;
-            old(i, previous.as_ref().map(|v| v.value()))?;
-        }
-        Ok(())
+        self.damage.run("delete a key", Some(table), || {
+            let mut t = self.open(table)?;
+            for (i, key) in keys.iter().enumerate() {
+                let previous = t.remove(*key).map_err(|e| err("delete a key")(e.into()))?;
+                old(i, previous.as_ref().map(|v| v.value()))?;
+            }
+            Ok(())
+        })
     }
 
     fn clear(&self, table: &str) -> Result<()> {
-        match self.txn.delete_table(definition(table)) {
-            Ok(_) => Ok(()),
-            Err(e) => Err(err("clear a table")(e.into())),
-        }
+        self.damage.run("clear a table", Some(table), || {
+            match self.txn.delete_table(definition(table)) {
+                Ok(_) => Ok(()),
+                Err(e) => Err(err("clear a table")(e.into())),
+            }
+        })
     }
 
     fn apply(&self, ops: &[WriteOp<'_>]) -> Result<()> {
-        // Ops arrive grouped by table (index maintenance emits them that way); keep the
-        // current table open across a run of ops on it.
-        let mut i = 0;
-        while i < ops.len() {
-            let name = ops[i].table();
-            let mut t = self.open(name)?;
-            while i < ops.len() && ops[i].table() == name {
-                match &ops[i] {
-                    WriteOp::Put { key, value, .. } => {
-                        t.insert(key.as_slice(), value.as_slice())
-                            .map_err(|e| err("write a key")(e.into()))?;
+        self.damage.run("write keys", None, || {
+            // Ops arrive grouped by table (index maintenance emits them that way); keep the
+            // current table open across a run of ops on it.
+            let mut i = 0;
+            while i < ops.len() {
+                let name = ops[i].table();
+                let mut t = self.open(name)?;
+                while i < ops.len() && ops[i].table() == name {
+                    match &ops[i] {
+                        WriteOp::Put { key, value, .. } => {
+                            t.insert(key.as_slice(), value.as_slice())
+                                .map_err(|e| err("write a key")(e.into()))?;
+                        }
+                        WriteOp::Delete { key, .. } => {
+                            t.remove(key.as_slice())
+                                .map_err(|e| err("delete a key")(e.into()))?;
+                        }
                     }
-                    WriteOp::Delete { key, .. } => {
-                        t.remove(key.as_slice())
-                            .map_err(|e| err("delete a key")(e.into()))?;
-                    }
+                    i += 1;
                 }
-                i += 1;
             }
-        }
-        Ok(())
+            Ok(())
+        })
     }
 
     fn commit(self) -> Result<()> {
-        self.txn
-            .commit()
-            .map_err(|e| err("commit a write transaction")(e.into()))
+        let RedbWrite { txn, damage } = self;
+        damage.run("commit a write transaction", None, || {
+            txn.commit()
+                .map_err(|e| err("commit a write transaction")(e.into()))
+        })
     }
 }
 

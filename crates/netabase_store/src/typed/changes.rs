@@ -9,6 +9,7 @@
 //! this; nothing else observes writes.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 
 use crate::codec::value::decode_model;
 use crate::error::Result;
@@ -182,35 +183,46 @@ impl ChangeSet {
         if !repeats {
             return ChangeSet { changes: log };
         }
-        let mut out: Vec<Option<Change>> = Vec::with_capacity(log.len());
-        let mut at: HashMap<(&'static str, Vec<u8>), usize> = HashMap::new();
-        for change in log {
-            let (table, key) = match &change {
-                Change::Cleared { table, .. } => {
-                    // The clear wipes what the transaction did to the model before it.
-                    let table = *table;
-                    for slot in &mut out {
-                        if slot.as_ref().is_some_and(|c| c.table() == table) {
-                            *slot = None;
+        // First pass, over borrowed keys: which earlier entry each one continues
+        // (`leader`), and which entries a later clear of their model superseded.
+        let mut leader: Vec<usize> = (0..log.len()).collect();
+        let mut superseded = vec![false; log.len()];
+        {
+            let mut first: HashMap<(&str, &[u8]), usize> = HashMap::with_capacity(log.len());
+            for (i, change) in log.iter().enumerate() {
+                match change {
+                    Change::Cleared { table, .. } => {
+                        for (j, earlier) in log[..i].iter().enumerate() {
+                            if earlier.table() == *table {
+                                superseded[j] = true;
+                            }
+                        }
+                        first.retain(|(t, _), _| t != table);
+                    }
+                    Change::Put { table, key, .. } | Change::Removed { table, key, .. } => {
+                        match first.entry((table, key.as_slice())) {
+                            Entry::Occupied(at) => leader[i] = *at.get(),
+                            Entry::Vacant(slot) => {
+                                slot.insert(i);
+                            }
                         }
                     }
-                    at.retain(|(t, _), _| *t != table);
-                    out.push(Some(change));
-                    continue;
                 }
-                Change::Put { table, key, .. } | Change::Removed { table, key, .. } => {
-                    (*table, key.clone())
-                }
-            };
-            match at.get(&(table, key.clone())).copied() {
-                None => {
-                    at.insert((table, key), out.len());
-                    out.push(Some(change));
-                }
-                Some(i) => {
-                    let first = out[i].take();
-                    out[i] = merge(first, change);
-                }
+            }
+        }
+        // Second pass: move each entry into its record's slot, merging as it goes.
+        let mut out: Vec<Option<Change>> = Vec::with_capacity(log.len());
+        let mut slot = vec![usize::MAX; log.len()];
+        for (i, change) in log.into_iter().enumerate() {
+            if superseded[i] {
+                continue;
+            }
+            if leader[i] == i {
+                slot[i] = out.len();
+                out.push(Some(change));
+            } else if let Some(at) = out.get_mut(slot[leader[i]]) {
+                let first = at.take();
+                *at = merge(first, change);
             }
         }
         ChangeSet {

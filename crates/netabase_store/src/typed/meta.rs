@@ -142,7 +142,7 @@ pub(crate) fn open<D: NetabaseDefinitionTrait, B: Backend>(
     if format.is_some() && stored.as_deref() == Some(descriptor.as_bytes()) && actions.is_empty() {
         return Ok(());
     }
-    let writer = Writer::begin(backend)?;
+    let writer = Writer::begin(backend, false)?;
     for action in &actions {
         match action {
             Action::Drop(table) => writer.clear_internal(table)?,

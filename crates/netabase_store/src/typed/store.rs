@@ -187,15 +187,16 @@ impl<D: NetabaseDefinitionTrait, B: Backend> NetabaseStore<D, B> {
     /// [`crate::NetabaseError::Backend`] when the engine cannot start one.
     pub fn write(&self) -> Result<TxnGuard<'_, D, B, ReadWrite>> {
         Ok(TxnGuard::new(
-            Writer::begin(&*self.backend)?,
+            Writer::begin(&*self.backend, true)?,
             self.snapshot_reads(),
         ))
     }
 
     /// Runs `f` in a write transaction of its own and commits it: the path of every
-    /// one-shot write.
+    /// one-shot write. Its `ChangeSet` is not returned, so its changes are not recorded
+    /// (subscriptions will record them when someone subscribes).
     pub(crate) fn write_with<R>(&self, f: impl FnOnce(&Writer<'_, B>) -> Result<R>) -> Result<R> {
-        let writer = Writer::begin(&*self.backend)?;
+        let writer = Writer::begin(&*self.backend, false)?;
         let out = f(&writer)?;
         writer.commit()?;
         Ok(out)
@@ -206,7 +207,7 @@ impl<D: NetabaseDefinitionTrait, B: Backend> NetabaseStore<D, B> {
         &self,
         f: impl FnOnce(&Writer<'_, B>) -> Result<()>,
     ) -> Result<ChangeSet> {
-        let writer = Writer::begin(&*self.backend)?;
+        let writer = Writer::begin(&*self.backend, true)?;
         f(&writer)?;
         writer.commit()
     }

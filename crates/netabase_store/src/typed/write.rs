@@ -44,15 +44,21 @@ const CHUNK: usize = 1024;
 /// it. It reads like the backend transaction it wraps.
 pub struct Writer<'s, B: Backend> {
     txn: B::Write<'s>,
+    /// Whether the changes are recorded: by transactions whose `ChangeSet` is asked
+    /// for. A one-shot write whose set nobody reads skips copying the values it
+    /// replaced.
+    logging: bool,
     log: RefCell<Vec<Change>>,
     poisoned: RefCell<Option<String>>,
 }
 
 impl<'s, B: Backend> Writer<'s, B> {
-    /// Begins a write transaction on `backend`.
-    pub(crate) fn begin(backend: &'s B) -> Result<Self> {
+    /// Begins a write transaction on `backend`; `logging` records its changes for the
+    /// `ChangeSet` of its commit (without it, the set is empty).
+    pub(crate) fn begin(backend: &'s B, logging: bool) -> Result<Self> {
         Ok(Writer {
             txn: backend.begin_write()?,
+            logging,
             log: RefCell::new(Vec::new()),
             poisoned: RefCell::new(None),
         })
@@ -156,10 +162,12 @@ impl<'s, B: Backend> Writer<'s, B> {
             for field in M::INFO.secondary_keys {
                 self.txn.clear(field.table)?;
             }
-            self.log.borrow_mut().push(Change::Cleared {
-                model: M::INFO.name,
-                table: M::INFO.table,
-            });
+            if self.logging {
+                self.log.borrow_mut().push(Change::Cleared {
+                    model: M::INFO.name,
+                    table: M::INFO.table,
+                });
+            }
             Ok(())
         })
     }
@@ -207,6 +215,8 @@ impl<'s, B: Backend> Writer<'s, B> {
             .map(|(pk, value)| (pk.as_slice(), value.as_slice()))
             .collect();
         let mut plan = WritePlan::default();
+        // The replaced values: for the log, and to undo a write whose unique check fails.
+        let keep_olds = self.logging || info.secondary_keys.iter().any(|k| k.unique);
         let mut olds: Vec<Option<Vec<u8>>> = Vec::with_capacity(models.len());
         let mut undecodable = None;
         // The engine hands back what each put replaced, an earlier model of this chunk
@@ -220,7 +230,7 @@ impl<'s, B: Backend> Writer<'s, B> {
             } else if old.is_none() {
                 plan::plan_put::<D, M>(&pks[i], None, &models[i], &mut plan);
             }
-            olds.push(old.map(<[u8]>::to_vec));
+            olds.push(old.filter(|_| keep_olds).map(<[u8]>::to_vec));
             Ok(())
         });
         if let Err(e) = written {
@@ -263,7 +273,7 @@ impl<'s, B: Backend> Writer<'s, B> {
             if let Some(old_model) = &old_model {
                 plan::plan_remove::<D, M>(keys[i], old_model, &mut plan);
             }
-            olds.push(old.map(<[u8]>::to_vec));
+            olds.push(old.filter(|_| self.logging).map(<[u8]>::to_vec));
             out.push(old_model);
             Ok(())
         });
@@ -310,6 +320,9 @@ impl<'s, B: Backend> Writer<'s, B> {
         D: NetabaseDefinitionTrait,
         M: NetabaseModelTrait<D>,
     {
+        if !self.logging {
+            return;
+        }
         let mut log = self.log.borrow_mut();
         log.extend(
             pks.into_iter()
@@ -332,6 +345,9 @@ impl<'s, B: Backend> Writer<'s, B> {
         D: NetabaseDefinitionTrait,
         M: NetabaseModelTrait<D>,
     {
+        if !self.logging {
+            return;
+        }
         let mut log = self.log.borrow_mut();
         log.extend(keys.iter().zip(olds).filter_map(|(key, old)| {
             Some(Change::Removed {
