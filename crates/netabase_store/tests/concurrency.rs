@@ -18,6 +18,8 @@ use netabase_store::prelude::*;
 
 type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 
+/// The schema of these tests.
+#[allow(missing_docs)]
 #[netabase_definition_module(BinsDefinition, BinsKeys)]
 pub mod bins {
     use netabase_store::prelude::*;
