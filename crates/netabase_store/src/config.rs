@@ -35,7 +35,10 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::backend::Backend;
 use crate::error::{NetabaseError, Result};
+use crate::schema::NetabaseDefinitionTrait;
+use crate::typed::store::NetabaseStore;
 
 /// The cache size used when none is given, in mebibytes.
 pub const DEFAULT_CACHE_SIZE_MB: u64 = 256;
@@ -317,4 +320,35 @@ pub trait BackendStore<D>: Sized {
     /// [`NetabaseError::Io`] if the temporary location cannot be created;
     /// [`NetabaseError::Backend`] if the engine fails to open it.
     fn temp() -> Result<Self>;
+}
+
+/// A backend that opens from a [`FileConfig`]: each backend implements it in its own
+/// module, and every [`NetabaseStore`] over it then implements [`BackendStore`].
+pub trait ConfiguredBackend: Backend + Sized {
+    /// Opens the database `config` describes; with `must_exist`, a missing database is
+    /// an error even when `create_if_missing` is on.
+    ///
+    /// # Errors
+    /// As [`BackendStore::new`].
+    fn open_configured(config: &FileConfig, must_exist: bool) -> Result<Self>;
+
+    /// A fresh database in a temporary location, removed when dropped.
+    ///
+    /// # Errors
+    /// As [`BackendStore::temp`].
+    fn open_temporary() -> Result<Self>;
+}
+
+impl<D: NetabaseDefinitionTrait, B: ConfiguredBackend> BackendStore<D> for NetabaseStore<D, B> {
+    fn new(config: FileConfig) -> Result<Self> {
+        Self::from_config(B::open_configured(&config, false)?, &config)
+    }
+
+    fn open(config: FileConfig) -> Result<Self> {
+        Self::from_config(B::open_configured(&config, true)?, &config)
+    }
+
+    fn temp() -> Result<Self> {
+        Self::from_backend(B::open_temporary()?)
+    }
 }

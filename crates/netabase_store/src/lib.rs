@@ -12,7 +12,7 @@ pub mod kad;
 pub mod schema;
 pub mod typed;
 
-pub use config::{BackendStore, FileConfig};
+pub use config::{BackendStore, ConfiguredBackend, FileConfig};
 pub use typed::batch::Batch;
 pub use typed::changes::{Change, ChangeSet, TypedChange};
 pub use typed::meta::{IndexBuild, OpenOptions};

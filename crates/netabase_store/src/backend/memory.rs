@@ -15,7 +15,7 @@ use super::{
     Backend, Capabilities, ChunkedRange, Cursor, Direction, Entry, EntryCursor, EntryFn, OldFn,
     OwnedReadTxn, RawRange, ReadTxn, ValueFn, WriteOp, WriteTxn,
 };
-use crate::config::{BackendStore, FileConfig};
+use crate::config::{ConfiguredBackend, FileConfig};
 use crate::error::{NetabaseError, Result};
 use crate::schema::NetabaseDefinitionTrait;
 use crate::typed::store::NetabaseStore;
@@ -350,11 +350,21 @@ impl<D: NetabaseDefinitionTrait> NetabaseStore<D, MemoryBackend> {
     }
 }
 
-/// The in-memory store takes a [`FileConfig`] so that switching backend is one line. It
-/// writes nothing to the path (it is a label); every other option either has its
+/// The in-memory backend takes a [`FileConfig`] so that switching backend is one line.
+/// It writes nothing to the path (it is a label); every other option either has its
 /// meaning in memory or is refused, see [`FileConfig`].
-impl<D: NetabaseDefinitionTrait> BackendStore<D> for NetabaseStore<D, MemoryBackend> {
-    fn new(config: FileConfig) -> Result<Self> {
+impl ConfiguredBackend for MemoryBackend {
+    fn open_configured(config: &FileConfig, must_exist: bool) -> Result<Self> {
+        if must_exist {
+            return Err(NetabaseError::io(
+                "open the in-memory database",
+                config.path(),
+                std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "an in-memory database never exists before it is created; use `new`",
+                ),
+            ));
+        }
         if config.cache_size_is_set() {
             return Err(NetabaseError::config(
                 NAME,
@@ -385,26 +395,14 @@ impl<D: NetabaseDefinitionTrait> BackendStore<D> for NetabaseStore<D, MemoryBack
         }
         // `truncate`: a new in-memory database is always empty.
         let backend = MemoryBackend::new();
-        if config.read_only() {
-            NetabaseStore::from_backend_read_only(backend.into_read_only())
+        Ok(if config.read_only() {
+            backend.into_read_only()
         } else {
-            NetabaseStore::from_backend(backend)
-        }
+            backend
+        })
     }
 
-    /// Always fails: an in-memory database never exists before it is created.
-    fn open(config: FileConfig) -> Result<Self> {
-        Err(NetabaseError::io(
-            "open the in-memory database",
-            config.path(),
-            std::io::Error::new(
-                std::io::ErrorKind::NotFound,
-                "an in-memory database never exists before it is created; use `new`",
-            ),
-        ))
-    }
-
-    fn temp() -> Result<Self> {
-        Self::memory()
+    fn open_temporary() -> Result<Self> {
+        Ok(MemoryBackend::new())
     }
 }

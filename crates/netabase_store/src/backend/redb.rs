@@ -18,7 +18,7 @@ use super::{
     Backend, Capabilities, ChunkedRange, Cursor, Direction, Entry, EntryCursor, EntryFn, OldFn,
     OwnedReadTxn, RawCursor, RawRange, ReadTxn, ValueFn, WriteOp, WriteTxn,
 };
-use crate::config::{BackendStore, FileConfig};
+use crate::config::{ConfiguredBackend, FileConfig};
 use crate::error::{NetabaseError, Result};
 use crate::schema::NetabaseDefinitionTrait;
 use crate::typed::store::NetabaseStore;
@@ -812,16 +812,12 @@ impl<D: NetabaseDefinitionTrait> NetabaseStore<D, RedbBackend> {
     }
 }
 
-impl<D: NetabaseDefinitionTrait> BackendStore<D> for NetabaseStore<D, RedbBackend> {
-    fn new(config: FileConfig) -> Result<Self> {
-        Self::from_config(RedbBackend::with_config(&config, false)?, &config)
+impl ConfiguredBackend for RedbBackend {
+    fn open_configured(config: &FileConfig, must_exist: bool) -> Result<Self> {
+        Self::with_config(config, must_exist)
     }
 
-    fn open(config: FileConfig) -> Result<Self> {
-        Self::from_config(RedbBackend::with_config(&config, true)?, &config)
-    }
-
-    fn temp() -> Result<Self> {
-        Self::from_backend(RedbBackend::temp()?)
+    fn open_temporary() -> Result<Self> {
+        Self::temp()
     }
 }

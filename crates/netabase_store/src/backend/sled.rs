@@ -37,7 +37,7 @@ use super::{
     Backend, Capabilities, ChunkedRange, Cursor, Direction, Entry, EntryCursor, OwnedReadTxn,
     RawCursor, RawRange, ReadTxn, ValueFn, WriteOp, WriteTxn,
 };
-use crate::config::{BackendStore, FileConfig};
+use crate::config::{ConfiguredBackend, FileConfig};
 use crate::error::{NetabaseError, Result};
 use crate::schema::NetabaseDefinitionTrait;
 use crate::typed::store::NetabaseStore;
@@ -687,17 +687,13 @@ impl<D: NetabaseDefinitionTrait> NetabaseStore<D, SledBackend> {
     }
 }
 
-impl<D: NetabaseDefinitionTrait> BackendStore<D> for NetabaseStore<D, SledBackend> {
-    fn new(config: FileConfig) -> Result<Self> {
-        Self::from_config(SledBackend::with_config(&config, false)?, &config)
+impl ConfiguredBackend for SledBackend {
+    fn open_configured(config: &FileConfig, must_exist: bool) -> Result<Self> {
+        Self::with_config(config, must_exist)
     }
 
-    fn open(config: FileConfig) -> Result<Self> {
-        Self::from_config(SledBackend::with_config(&config, true)?, &config)
-    }
-
-    fn temp() -> Result<Self> {
-        Self::sled_temp()
+    fn open_temporary() -> Result<Self> {
+        Self::temp()
     }
 }
 

@@ -252,7 +252,7 @@ fn build_index<D: NetabaseDefinitionTrait, B: Backend>(
     let field = &model.secondary_keys[index];
     let discriminant = D::Discriminant::from_name(model.name)
         .ok_or_else(|| schema_error::<D>(model.name, None, "the model is not in the definition"))?;
-    let total = writer.len(model.table)?;
+    let total = writer.reader().len(model.table)?;
     let mut report = |done: u64| {
         if let Some(f) = progress.as_mut() {
             f(IndexBuild {
@@ -268,7 +268,7 @@ fn build_index<D: NetabaseDefinitionTrait, B: Backend>(
     let mut secondary = Vec::new();
     let mut claimed: std::collections::HashMap<Vec<u8>, Vec<u8>> = Default::default();
     let mut failure = None;
-    writer.for_each_in(
+    writer.reader().for_each_in(
         model.table,
         RawRange::all(),
         Direction::Forward,

@@ -35,9 +35,32 @@ pub struct ReadWrite;
 /// A transaction mode: which transaction a [`TxnGuard`] holds.
 pub trait TxnMode<B: Backend>: sealed::Sealed {
     /// The transaction of this mode.
-    type Txn<'s>: ReadTxn
+    type Txn<'s>: ViewTxn
     where
         B: 's;
+}
+
+/// A transaction that typed views read through: a read transaction, or a
+/// [`Writer`], whose reads see its own writes.
+pub trait ViewTxn {
+    /// The backend transaction the reads go to.
+    type Raw: ReadTxn;
+    /// That transaction.
+    fn raw(&self) -> &Self::Raw;
+}
+
+impl<T: crate::backend::OwnedReadTxn> ViewTxn for T {
+    type Raw = T;
+    fn raw(&self) -> &T {
+        self
+    }
+}
+
+impl<'s, B: Backend> ViewTxn for Writer<'s, B> {
+    type Raw = B::Write<'s>;
+    fn raw(&self) -> &B::Write<'s> {
+        self.reader()
+    }
 }
 
 impl<B: Backend> TxnMode<B> for ReadOnly {
@@ -170,7 +193,7 @@ impl<'t, D, M, T> TreeView<'t, D, M, T>
 where
     D: NetabaseDefinitionTrait,
     M: NetabaseModelTrait<D>,
-    T: ReadTxn,
+    T: ViewTxn,
 {
     pub(crate) fn over(txn: &'t T, snapshot: bool) -> Self {
         TreeView {
@@ -188,7 +211,7 @@ where
     /// version this code cannot read; [`crate::NetabaseError::Backend`] on engine
     /// failure.
     pub fn get(&self, key: impl Into<M::PrimaryKey>) -> Result<Option<M>> {
-        read::get::<D, M, T>(self.txn, &key.into())
+        read::get::<D, M, T::Raw>(self.txn.raw(), &key.into())
     }
 
     /// The records with the given primary keys, in the same order (`None` where absent).
@@ -200,7 +223,7 @@ where
         keys: impl IntoIterator<Item = K>,
     ) -> Result<Vec<Option<M>>> {
         keys.into_iter()
-            .map(|key| read::get::<D, M, T>(self.txn, &key.into()))
+            .map(|key| read::get::<D, M, T::Raw>(self.txn.raw(), &key.into()))
             .collect()
     }
 
@@ -210,7 +233,7 @@ where
     /// # Errors
     /// As [`TreeView::get`].
     pub fn get_by_secondary_key(&self, key: impl Into<M::SecondaryKeys>) -> Result<Vec<M>> {
-        read::get_by_secondary::<D, M, T>(self.txn, &key.into(), self.snapshot)
+        read::get_by_secondary::<D, M, T::Raw>(self.txn.raw(), &key.into(), self.snapshot)
     }
 
     /// The one record holding the unique secondary key `key`, if any. Only unique keys
@@ -234,7 +257,9 @@ where
         keys: impl IntoIterator<Item = K>,
     ) -> Result<Vec<Vec<M>>> {
         keys.into_iter()
-            .map(|key| read::get_by_secondary::<D, M, T>(self.txn, &key.into(), self.snapshot))
+            .map(|key| {
+                read::get_by_secondary::<D, M, T::Raw>(self.txn.raw(), &key.into(), self.snapshot)
+            })
             .collect()
     }
 
@@ -271,6 +296,7 @@ where
     {
         let raw = self
             .txn
+            .raw()
             .cursor(
                 M::INFO.table,
                 read::primary_bounds::<M::PrimaryKey, K>(range),
@@ -285,17 +311,17 @@ where
     pub fn range_by_secondary_key<K>(
         &self,
         range: impl RangeBounds<K>,
-    ) -> SecondaryIter<'t, D, M, &'t T, K>
+    ) -> SecondaryIter<'t, D, M, &'t T::Raw, K>
     where
         K: SecondaryKeyField<D, M>,
     {
         let table = M::INFO.secondary_keys.get(K::INDEX).map_or("", |f| f.table);
         let bounds = read::secondary_bounds(&range);
-        let raw = self
-            .txn
+        let txn = self.txn.raw();
+        let raw = txn
             .cursor(table, bounds.clone(), Direction::Forward)
             .unwrap_or_else(read::error_cursor);
-        SecondaryIter::new(Some(self.txn), raw, K::INDEX, bounds, self.snapshot)
+        SecondaryIter::new(Some(txn), raw, K::INDEX, bounds, self.snapshot)
     }
 
     /// The number of records.
@@ -303,7 +329,7 @@ where
     /// # Errors
     /// [`crate::NetabaseError::Backend`] on engine failure.
     pub fn len(&self) -> Result<u64> {
-        self.txn.len(M::INFO.table)
+        self.txn.raw().len(M::INFO.table)
     }
 
     /// Whether there are no records.

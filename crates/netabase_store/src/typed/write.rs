@@ -19,9 +19,7 @@
 
 use std::cell::RefCell;
 
-use crate::backend::{
-    Backend, Cursor, Direction, EntryFn, RawRange, ReadTxn, ValueFn, WriteOp, WriteTxn,
-};
+use crate::backend::{Backend, ReadTxn, WriteOp, WriteTxn};
 use crate::codec::key::KeyCodec;
 use crate::codec::value::{decode_model, encode_value};
 use crate::error::{NetabaseError, PoisonedError, Result, UniqueViolation};
@@ -62,6 +60,11 @@ impl<'s, B: Backend> Writer<'s, B> {
             log: RefCell::new(Vec::new()),
             poisoned: RefCell::new(None),
         })
+    }
+
+    /// The backend transaction, for reads (they see the transaction's own writes).
+    pub(crate) fn reader(&self) -> &B::Write<'s> {
+        &self.txn
     }
 
     /// Runs one write: refused when the transaction is poisoned, and poisons it when
@@ -357,34 +360,6 @@ impl<'s, B: Backend> Writer<'s, B> {
                 old: old?,
             })
         }));
-    }
-}
-
-/// Reads inside a typed write transaction see its own writes.
-impl<B: Backend> ReadTxn for Writer<'_, B> {
-    fn get_with(&self, table: &str, key: &[u8], f: &mut ValueFn<'_>) -> Result<()> {
-        self.txn.get_with(table, key, f)
-    }
-    fn cursor(&self, table: &str, range: RawRange, direction: Direction) -> Result<Cursor<'_>> {
-        self.txn.cursor(table, range, direction)
-    }
-    fn len(&self, table: &str) -> Result<u64> {
-        self.txn.len(table)
-    }
-    fn table_names(&self) -> Result<Vec<String>> {
-        self.txn.table_names()
-    }
-    fn get(&self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        self.txn.get(table, key)
-    }
-    fn for_each_in(
-        &self,
-        table: &str,
-        range: RawRange,
-        direction: Direction,
-        f: &mut EntryFn<'_>,
-    ) -> Result<()> {
-        self.txn.for_each_in(table, range, direction, f)
     }
 }
 
