@@ -9,7 +9,8 @@
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::{PoisonError, RwLock, RwLockReadGuard, TryLockError};
+use std::sync::{Mutex, PoisonError, RwLock, RwLockReadGuard, TryLockError};
+use std::time::{Duration, Instant};
 
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition, TableError};
 
@@ -48,6 +49,12 @@ enum Db {
 pub struct RedbBackend {
     db: RwLock<Db>,
     durability: redb::Durability,
+    /// With `Durability::None`: the interval after which the next commit is made durable
+    /// (`FileConfig::durable_every`), bounding what a crash loses. `None`: never.
+    durable_every: Option<Duration>,
+    /// When the last durable commit returned (or the database was opened); shared with
+    /// the write transaction that will commit durably, which updates it.
+    last_durable: Arc<Mutex<Instant>>,
     cache_size: usize,
     path: Option<PathBuf>,
     /// Keeps a temporary database's directory alive; removed on drop.
@@ -60,6 +67,7 @@ impl std::fmt::Debug for RedbBackend {
             .field("path", &self.path)
             .field("read_only", &self.is_read_only())
             .field("durability", &self.durability)
+            .field("durable_every", &self.durable_every)
             .field("cache_size", &self.cache_size)
             .finish_non_exhaustive()
     }
@@ -126,6 +134,8 @@ impl RedbBackend {
             } else {
                 redb::Durability::None
             },
+            durable_every: (!config.use_fsync()).then(|| config.durable_every()),
+            last_durable: Arc::new(Mutex::new(Instant::now())),
             cache_size,
             path: Some(path.to_path_buf()),
             _temp: None,
@@ -154,6 +164,8 @@ impl RedbBackend {
         RedbBackend {
             db: RwLock::new(Db::ReadWrite(db)),
             durability: redb::Durability::Immediate,
+            durable_every: None,
+            last_durable: Arc::new(Mutex::new(Instant::now())),
             cache_size: 0,
             path,
             _temp: None,
@@ -170,10 +182,18 @@ impl RedbBackend {
         matches!(*self.lock_read(), Db::ReadOnly(_))
     }
 
-    /// The durability of every write transaction: [`redb::Durability::Immediate`], or
-    /// [`redb::Durability::None`] when opened with `use_fsync(false)`.
+    /// The durability of write transactions: [`redb::Durability::Immediate`], or
+    /// [`redb::Durability::None`] when opened with `use_fsync(false)` (then one commit
+    /// every [`RedbBackend::durable_every`] is made durable, see
+    /// [`FileConfig`]'s bound).
     pub fn durability(&self) -> redb::Durability {
         self.durability
+    }
+
+    /// With `use_fsync(false)`, the interval after which the next commit is made durable
+    /// (`FileConfig::durable_every`); `None` when every commit is durable.
+    pub fn durable_every(&self) -> Option<Duration> {
+        self.durable_every
     }
 
     /// The cache size in bytes handed to redb's `Builder::set_cache_size`.
@@ -296,9 +316,28 @@ impl Backend for RedbBackend {
                 });
             }
         };
-        txn.set_durability(self.durability)
+        // With `Durability::None`, redb keeps commits in memory until a durable commit
+        // writes them all (redb's `Durability::None` docs); promoting one commit per
+        // interval bounds what a crash loses. The check runs after `begin_write`, which
+        // waits for the previous writer, so the mark it reads is that writer's.
+        let promote = self.durable_every.is_some_and(|every| {
+            self.last_durable
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .elapsed()
+                >= every
+        });
+        let durability = if promote {
+            redb::Durability::Immediate
+        } else {
+            self.durability
+        };
+        txn.set_durability(durability)
             .map_err(|e| err("set the commit durability")(e.into()))?;
-        Ok(RedbWrite { txn })
+        Ok(RedbWrite {
+            txn,
+            durable_mark: promote.then(|| Arc::clone(&self.last_durable)),
+        })
     }
 }
 
@@ -540,6 +579,8 @@ impl OwnedReadTxn for RedbRead {
 /// A write transaction of [`RedbBackend`].
 pub struct RedbWrite {
     txn: redb::WriteTransaction,
+    /// Set on the commit promoted to durable: it records when it returned.
+    durable_mark: Option<Arc<Mutex<Instant>>>,
 }
 
 impl RedbWrite {
@@ -721,6 +762,10 @@ impl WriteTxn for RedbWrite {
     fn commit(self) -> Result<()> {
         self.txn
             .commit()
-            .map_err(|e| err("commit a write transaction")(e.into()))
+            .map_err(|e| err("commit a write transaction")(e.into()))?;
+        if let Some(mark) = self.durable_mark {
+            *mark.lock().unwrap_or_else(PoisonError::into_inner) = Instant::now();
+        }
+        Ok(())
     }
 }
