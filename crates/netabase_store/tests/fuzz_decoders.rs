@@ -208,7 +208,6 @@ proptest! {
                             break;
                         }
                     }
-                    drop(tree);
                     if ok {
                         txn.commit().map_err(|e| TestCaseError::fail(e.to_string()))?;
                     }
@@ -284,10 +283,17 @@ mod kad {
         Ok((store, local))
     }
 
+    /// Stored wall-clock time: seconds and nanoseconds since the Unix epoch.
+    type RawTime = Option<(u64, u32)>;
+    /// `StoredRecord`: value, publisher, expiry.
+    type RawRecord = (Vec<u8>, Option<Vec<u8>>, RawTime);
+    /// `StoredProvider`: provider peer id, expiry, addresses.
+    type RawProvider = (Vec<u8>, RawTime, Vec<Vec<u8>>);
+
     /// A stored value record, as `kad/encoding.rs` lays it out, with any expiry.
     fn raw_record(value: &[u8], expires: Option<(u64, u32)>) -> Vec<u8> {
         let mut out = vec![FORMAT];
-        let body: (Vec<u8>, Option<Vec<u8>>, Option<(u64, u32)>) = (value.to_vec(), None, expires);
+        let body: RawRecord = (value.to_vec(), None, expires);
         out.extend(postcard::to_stdvec(&body).unwrap_or_default());
         out
     }
@@ -295,8 +301,7 @@ mod kad {
     /// A stored provider list of one provider, with any expiry.
     fn raw_providers(provider: PeerId, expires: Option<(u64, u32)>) -> Vec<u8> {
         let mut out = vec![FORMAT];
-        let body: Vec<(Vec<u8>, Option<(u64, u32)>, Vec<Vec<u8>>)> =
-            vec![(provider.to_bytes(), expires, Vec::new())];
+        let body: Vec<RawProvider> = vec![(provider.to_bytes(), expires, Vec::new())];
         out.extend(postcard::to_stdvec(&body).unwrap_or_default());
         out
     }
@@ -304,8 +309,7 @@ mod kad {
     /// A stored local provider record, with any expiry.
     fn raw_provided(provider: PeerId, expires: Option<(u64, u32)>) -> Vec<u8> {
         let mut out = vec![FORMAT];
-        let body: (Vec<u8>, Option<(u64, u32)>, Vec<Vec<u8>>) =
-            (provider.to_bytes(), expires, Vec::new());
+        let body: RawProvider = (provider.to_bytes(), expires, Vec::new());
         out.extend(postcard::to_stdvec(&body).unwrap_or_default());
         out
     }

@@ -92,9 +92,7 @@ impl WallTime {
     /// past that no instant represents it maps to now, which is expired either way.
     pub(super) fn to_instant(self) -> Option<Instant> {
         let (now_i, now_s) = (Instant::now(), SystemTime::now());
-        let Some(time) = self.to_system() else {
-            return None;
-        };
+        let time = self.to_system()?;
         match time.duration_since(now_s) {
             Ok(ahead) => now_i.checked_add(ahead),
             Err(behind) => Some(now_i.checked_sub(behind.duration()).unwrap_or(now_i)),

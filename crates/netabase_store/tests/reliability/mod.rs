@@ -76,7 +76,7 @@ pub fn user_at(n: u64) -> User {
 
 /// Whether crash-loop transaction `n` removes its post instead of writing it.
 pub fn removes_post(n: u64) -> bool {
-    n % 3 == 0
+    n.is_multiple_of(3)
 }
 
 /// The post written by crash-loop transaction `n` (unless [`removes_post`]).
