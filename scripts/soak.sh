@@ -22,7 +22,7 @@ status=${PIPESTATUS[0]}
 echo
 echo "| backend | durability | seconds | cycles | killed before open | acknowledged commits | lost (beyond the bound) | lost within the no-fsync bound | partial transactions | index mismatches | phantom commits | integrity failures (redb) | unopenable |"
 echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
-grep '^crash-loop |' "$log" | sed -e 's/^crash-loop //' -e 's/ | seed [0-9]*$/ |/'
+grep -o 'crash-loop |.*' "$log" | sed -e 's/^crash-loop //' -e 's/ | seed [0-9]*$/ |/'
 echo
-grep '^crash-loop |' "$log" | sed -n 's/.*| seed \([0-9]*\)$/seed \1/p' | head -1
+grep -o 'crash-loop |.*' "$log" | sed -n 's/.*| seed \([0-9]*\)$/seed \1/p' | head -1
 exit "$status"
