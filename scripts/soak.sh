@@ -20,8 +20,8 @@ NETABASE_CRASH_SECS="$secs" cargo test -p netabase_store --features sled \
 status=${PIPESTATUS[0]}
 
 echo
-echo "| backend | durability | seconds | cycles | killed before open | acknowledged commits | lost (beyond the bound) | lost within the no-fsync bound | partial transactions | index mismatches | phantom commits | integrity failures (redb) | unopenable |"
-echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+echo "| backend | durability | seconds | cycles | killed before open | acknowledged commits | lost (beyond the bound) | lost within the no-fsync bound | oldest lost commit (acknowledged before the kill) | partial transactions | index mismatches | phantom commits | integrity failures (redb) | unopenable |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 grep -o 'crash-loop |.*' "$log" | sed -e 's/^crash-loop //' -e 's/ | seed [0-9]*$/ |/'
 echo
 grep -o 'crash-loop |.*' "$log" | sed -n 's/.*| seed \([0-9]*\)$/seed \1/p' | head -1
