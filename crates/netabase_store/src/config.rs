@@ -34,6 +34,7 @@
 //! ignored. What each backend does with each option is listed on [`FileConfig`].
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use crate::backend::Backend;
 use crate::error::{NetabaseError, Result};
@@ -42,6 +43,10 @@ use crate::typed::store::NetabaseStore;
 
 /// The cache size used when none is given, in mebibytes.
 pub const DEFAULT_CACHE_SIZE_MB: u64 = 256;
+
+/// How often a store opened with `use_fsync(false)` makes its commits durable when none
+/// is given (sled's own background flush interval).
+pub const DEFAULT_DURABLE_EVERY: Duration = Duration::from_millis(500);
 
 /// Where and how to open a file-backed store.
 ///
@@ -52,7 +57,22 @@ pub const DEFAULT_CACHE_SIZE_MB: u64 = 256;
 /// | `create_if_missing` | `true` | creates the file | creates the directory | `false` is refused (an in-memory database never exists beforehand) |
 /// | `truncate` | `false` | deletes every table on open | drops every tree on open | accepted (it always starts empty) |
 /// | `read_only` | `false` | redb's read-only open (shared lock, no repair) | writes refused by the store; sled itself has no read-only mode | writes refused |
-/// | `use_fsync` | `true` | `Durability::Immediate`, or `Durability::None` when off | flush on every commit, or sled's background flush (every 500 ms) when off | `true` refused when set (nothing is durable) |
+/// | `use_fsync` | `true` | `Durability::Immediate`, or `Durability::None` when off (see `durable_every`) | flush on every commit, or sled's background flush when off | `true` refused when set (nothing is durable) |
+/// | `durable_every` | 500 ms | with `use_fsync(false)`: the first commit after this interval since the last durable one is made durable (`Durability::Immediate`) | the background flush interval (`flush_every_ms`); zero flushes on every commit | refused when set: nothing is durable in memory |
+///
+/// **What `use_fsync(false)` may lose in a crash** (of the process, the operating
+/// system or the power: both engines keep what is not yet durable in their own memory,
+/// so a killed process loses it too): on redb, every commit becomes durable when a
+/// later commit is made durable, and one is as soon as `durable_every` has passed since
+/// the last durable commit. So while the application keeps writing, a crash loses at
+/// most the commits acknowledged during the last `durable_every` plus the duration of
+/// one commit; commits followed by no further commit stay volatile until the next commit
+/// or a clean close (dropping the store makes them durable); the crash-loop suite
+/// (`tests/crash_loop.rs`) checks this bound with 500 ms of slack. On sled a background
+/// thread writes and syncs every `durable_every` whether or not more commits follow, but
+/// it is not a hard bound: under sustained writes sled falls behind, and the crash loop
+/// saw commits lost that had been acknowledged seconds before the crash (see
+/// `docs/reliability.md`; the suite checks sled with 5 s of slack).
 ///
 /// Conflicting options are refused when the store is opened: `read_only` with `truncate`.
 ///
@@ -82,6 +102,8 @@ pub struct FileConfig {
     read_only: bool,
     /// `None` until set, for the same reason as `cache_size_mb`.
     use_fsync: Option<bool>,
+    /// `None` until set, for the same reason as `cache_size_mb`.
+    durable_every: Option<Duration>,
 }
 
 impl FileConfig {
@@ -94,6 +116,7 @@ impl FileConfig {
             truncate: false,
             read_only: false,
             use_fsync: None,
+            durable_every: None,
         }
     }
 
@@ -106,6 +129,7 @@ impl FileConfig {
             truncate: false,
             read_only: false,
             use_fsync: None,
+            durable_every: None,
         }
     }
 
@@ -142,6 +166,18 @@ impl FileConfig {
     /// Whether every commit is durable when it returns (default `true`).
     pub fn use_fsync(&self) -> bool {
         self.use_fsync.unwrap_or(true)
+    }
+
+    /// With `use_fsync(false)`, the longest a commit stays volatile while writes continue
+    /// (default 500 ms; see the table on [`FileConfig`] for the exact bound per backend).
+    pub fn durable_every(&self) -> Duration {
+        self.durable_every.unwrap_or(DEFAULT_DURABLE_EVERY)
+    }
+
+    /// The explicitly chosen durability interval, if any (backends that cannot honour it
+    /// refuse it when it is set).
+    pub(crate) fn durable_every_if_set(&self) -> Option<Duration> {
+        self.durable_every
     }
 
     /// Whether the cache size was chosen explicitly.
@@ -199,6 +235,7 @@ pub struct FileConfigBuilder<P> {
     truncate: bool,
     read_only: bool,
     use_fsync: Option<bool>,
+    durable_every: Option<Duration>,
 }
 
 impl<P> FileConfigBuilder<P> {
@@ -211,6 +248,7 @@ impl<P> FileConfigBuilder<P> {
             truncate: self.truncate,
             read_only: self.read_only,
             use_fsync: self.use_fsync,
+            durable_every: self.durable_every,
         }
     }
 
@@ -240,9 +278,18 @@ impl<P> FileConfigBuilder<P> {
     }
 
     /// Whether every commit is durable when it returns (default `true`). Off, commits are
-    /// faster and survive a clean close, but the last ones may be lost in a crash.
+    /// faster and survive a clean close, but those of the last [`Self::durable_every`]
+    /// interval may be lost in a crash (the exact bound is on [`FileConfig`]).
     pub fn use_fsync(mut self, fsync: bool) -> Self {
         self.use_fsync = Some(fsync);
+        self
+    }
+
+    /// With `use_fsync(false)`, how often commits are made durable (default 500 ms): the
+    /// most a crash can lose while writes continue. A zero interval makes every commit
+    /// durable. Without effect when every commit is durable anyway (`use_fsync(true)`).
+    pub fn durable_every(mut self, interval: Duration) -> Self {
+        self.durable_every = Some(interval);
         self
     }
 }
@@ -257,6 +304,7 @@ impl FileConfigBuilder<PathBuf> {
             truncate: self.truncate,
             read_only: self.read_only,
             use_fsync: self.use_fsync,
+            durable_every: self.durable_every,
         }
     }
 }

@@ -483,6 +483,15 @@ fn memory_refuses_what_it_cannot_honour() -> TestResult {
     assert_config_error(Store::<MemoryBackend>::new(config), "memory", "use_fsync")?;
     let config = FileConfig::builder()
         .path("m")
+        .durable_every(std::time::Duration::from_millis(100))
+        .build();
+    assert_config_error(
+        Store::<MemoryBackend>::new(config),
+        "memory",
+        "durable_every",
+    )?;
+    let config = FileConfig::builder()
+        .path("m")
         .create_if_missing(false)
         .build();
     assert_config_error(

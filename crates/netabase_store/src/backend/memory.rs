@@ -379,6 +379,13 @@ impl ConfiguredBackend for MemoryBackend {
                 "the in-memory backend writes nothing to disk, so no commit is durable",
             ));
         }
+        if config.durable_every_if_set().is_some() {
+            return Err(NetabaseError::config(
+                NAME,
+                "durable_every",
+                "the in-memory backend writes nothing to disk, so no commit is ever durable",
+            ));
+        }
         if !config.create_if_missing() {
             return Err(NetabaseError::config(
                 NAME,

@@ -10,7 +10,8 @@ use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{PoisonError, RwLock, RwLockReadGuard, TryLockError};
+use std::sync::{Mutex, PoisonError, RwLock, RwLockReadGuard, TryLockError};
+use std::time::{Duration, Instant};
 
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition, TableError};
 
@@ -96,6 +97,12 @@ enum Db {
 pub struct RedbBackend {
     db: RwLock<Db>,
     durability: redb::Durability,
+    /// With `Durability::None`: the interval after which the next commit is made durable
+    /// (`FileConfig::durable_every`), bounding what a crash loses. `None`: never.
+    durable_every: Option<Duration>,
+    /// When the last durable commit returned (or the database was opened); shared with
+    /// the write transaction that will commit durably, which updates it.
+    last_durable: Arc<Mutex<Instant>>,
     cache_size: usize,
     path: Option<PathBuf>,
     /// Whether the data outlives the backend (not for temporary or in-memory ones).
@@ -111,6 +118,7 @@ impl std::fmt::Debug for RedbBackend {
             .field("path", &self.path)
             .field("read_only", &self.is_read_only())
             .field("durability", &self.durability)
+            .field("durable_every", &self.durable_every)
             .field("cache_size", &self.cache_size)
             .finish_non_exhaustive()
     }
@@ -170,6 +178,8 @@ impl RedbBackend {
             } else {
                 redb::Durability::None
             },
+            durable_every: (!config.use_fsync()).then(|| config.durable_every()),
+            last_durable: Arc::new(Mutex::new(Instant::now())),
             cache_size,
             path: Some(path.to_path_buf()),
             persistent: true,
@@ -215,6 +225,8 @@ impl RedbBackend {
         RedbBackend {
             db: RwLock::new(Db::ReadWrite(db)),
             durability: redb::Durability::Immediate,
+            durable_every: None,
+            last_durable: Arc::new(Mutex::new(Instant::now())),
             cache_size: 0,
             path,
             persistent: true,
@@ -233,10 +245,18 @@ impl RedbBackend {
         matches!(*self.lock_read(), Db::ReadOnly(_))
     }
 
-    /// The durability of every write transaction: [`redb::Durability::Immediate`], or
-    /// [`redb::Durability::None`] when opened with `use_fsync(false)`.
+    /// The durability of write transactions: [`redb::Durability::Immediate`], or
+    /// [`redb::Durability::None`] when opened with `use_fsync(false)` (then one commit
+    /// every [`RedbBackend::durable_every`] is made durable, see
+    /// [`FileConfig`]'s bound).
     pub fn durability(&self) -> redb::Durability {
         self.durability
+    }
+
+    /// With `use_fsync(false)`, the interval after which the next commit is made durable
+    /// (`FileConfig::durable_every`); `None` when every commit is durable.
+    pub fn durable_every(&self) -> Option<Duration> {
+        self.durable_every
     }
 
     /// The cache size in bytes handed to redb's `Builder::set_cache_size`.
@@ -357,20 +377,38 @@ impl Backend for RedbBackend {
                 "an earlier operation found the database damaged",
             ));
         }
-        let txn = self.damage.run(OPERATION, None, || {
+        let (txn, promote) = self.damage.run(OPERATION, None, || {
             let mut txn = match &*self.lock_read() {
                 Db::ReadWrite(db) => db.begin_write().map_err(|e| err(OPERATION)(e.into()))?,
                 Db::ReadOnly(_) => {
                     return Err(NetabaseError::read_only(NAME, "NetabaseStore::write"));
                 }
             };
-            txn.set_durability(self.durability)
+            // With `Durability::None`, redb keeps commits in memory until a durable
+            // commit writes them all (redb's `Durability::None` docs); promoting one
+            // commit per interval bounds what a crash loses. The check runs after
+            // `begin_write`, which waits for the previous writer, so the mark it reads is
+            // that writer's.
+            let promote = self.durable_every.is_some_and(|every| {
+                self.last_durable
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .elapsed()
+                    >= every
+            });
+            let durability = if promote {
+                redb::Durability::Immediate
+            } else {
+                self.durability
+            };
+            txn.set_durability(durability)
                 .map_err(|e| err("set the commit durability")(e.into()))?;
-            Ok(txn)
+            Ok((txn, promote))
         })?;
         Ok(RedbWrite {
             txn,
             damage: self.damage.clone(),
+            durable_mark: promote.then(|| Arc::clone(&self.last_durable)),
         })
     }
 }
@@ -545,10 +583,16 @@ impl RawCursor for RedbCursor {
     fn next_entry(&mut self) -> Option<Result<(&[u8], &[u8])>> {
         let (range, direction) = (&mut self.range, self.direction);
         let item = self.damage.run("scan a table", None, || {
-            Ok(match direction {
+            let item = match direction {
                 Direction::Forward => range.next(),
                 Direction::Reverse => range.next_back(),
-            })
+            };
+            // Reading a damaged entry's bytes can panic too: touch them here, under the
+            // guard, so that lending them below cannot.
+            if let Some(Ok((k, v))) = &item {
+                std::hint::black_box((k.value().len(), v.value().len()));
+            }
+            Ok(item)
         });
         match item {
             Ok(None) => None,
@@ -589,6 +633,8 @@ impl OwnedReadTxn for RedbRead {
 pub struct RedbWrite {
     txn: redb::WriteTransaction,
     damage: Damage,
+    /// Set on the commit promoted to durable: it records when it returned.
+    durable_mark: Option<Arc<Mutex<Instant>>>,
 }
 
 impl RedbWrite {
@@ -763,11 +809,19 @@ impl WriteTxn for RedbWrite {
     }
 
     fn commit(self) -> Result<()> {
-        let RedbWrite { txn, damage } = self;
+        let RedbWrite {
+            txn,
+            damage,
+            durable_mark,
+        } = self;
         damage.run("commit a write transaction", None, || {
             txn.commit()
                 .map_err(|e| err("commit a write transaction")(e.into()))
-        })
+        })?;
+        if let Some(mark) = durable_mark {
+            *mark.lock().unwrap_or_else(PoisonError::into_inner) = Instant::now();
+        }
+        Ok(())
     }
 }
 

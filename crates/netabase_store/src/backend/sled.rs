@@ -108,6 +108,58 @@ impl Shared {
     }
 }
 
+/// Opens sled, and when it reports corruption because a crash left a torn snapshot,
+/// removes that snapshot and opens again.
+///
+/// sled 0.34.7 writes a snapshot to `snap.<lsn>.generating`, fsyncs it, then renames it
+/// to `snap.<lsn>` (`write_snapshot` in `src/pagecache/snapshot.rs`); the previous
+/// snapshot is deleted only after the rename. A process killed before the rename leaves
+/// the `.generating` file behind, and `read_snapshot` (which lists every `snap.*` file
+/// and takes the greatest name) then picks it, finds a bad checksum and fails with
+/// "Read corrupted data at file offset None" (sled issues #1527 and #1509). Such a file
+/// was never a committed snapshot: sled itself deletes it with the other stale snapshots
+/// once its next snapshot is renamed, and without it recovery starts from the previous
+/// snapshot and replays the log, as after a crash a moment earlier. Removing it loses
+/// nothing that was durable.
+///
+/// The files are removed only after sled has refused to open with `Corruption` (so sled
+/// held the directory's lock and no other process is writing a snapshot there), and
+/// only the `.generating` ones; any other corruption is reported as it is.
+fn open_discarding_torn_snapshots(engine: &sled::Config, dir: &Path) -> Result<sled::Db> {
+    const OPERATION: &str = "open the database directory";
+    let failed = |e| NetabaseError::backend_at(NAME, OPERATION, dir, e);
+    match engine.open() {
+        Err(corrupt @ sled::Error::Corruption { .. }) => {
+            let torn = torn_snapshots(dir);
+            if torn.is_empty() {
+                return Err(failed(corrupt));
+            }
+            for path in &torn {
+                std::fs::remove_file(path).map_err(|source| {
+                    NetabaseError::io("remove the torn sled snapshot", path.clone(), source)
+                })?;
+            }
+            engine.open().map_err(failed)
+        }
+        opened => opened.map_err(failed),
+    }
+}
+
+/// The `snap.*.generating` files in `dir`: snapshots sled began and never finished.
+fn torn_snapshots(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| {
+            path.file_name()
+                .and_then(|name| name.to_str())
+                .is_some_and(|name| name.starts_with("snap.") && name.ends_with(".generating"))
+        })
+        .collect()
+}
+
 /// A sled database directory.
 pub struct SledBackend {
     shared: Arc<Shared>,
@@ -153,12 +205,15 @@ impl SledBackend {
     /// [`NetabaseError::Backend`] if sled cannot open or truncate it.
     pub fn with_config(config: &FileConfig, must_exist: bool) -> Result<Self> {
         config.check(NAME, must_exist)?;
+        // `durable_every` is sled's background flush interval; a zero interval means
+        // "every commit durable", which is `flush_on_commit` (sled takes no zero period).
+        let every_ms = u64::try_from(config.durable_every().as_millis()).unwrap_or(u64::MAX);
+        let flush_on_commit = config.use_fsync() || every_ms == 0;
         let engine = sled::Config::new()
             .path(config.path())
-            .cache_capacity(config.cache_size_bytes());
-        let db = engine.open().map_err(|e| {
-            NetabaseError::backend_at(NAME, "open the database directory", config.path(), e)
-        })?;
+            .cache_capacity(config.cache_size_bytes())
+            .flush_every_ms(Some(every_ms.max(1)));
+        let db = open_discarding_torn_snapshots(&engine, config.path())?;
         let backend = SledBackend {
             shared: Arc::new(Shared {
                 db,
@@ -166,7 +221,7 @@ impl SledBackend {
             }),
             writer: Mutex::new(()),
             read_only: config.read_only(),
-            flush_on_commit: config.use_fsync(),
+            flush_on_commit,
             config: engine,
             path: config.path().to_path_buf(),
             _temp: None,

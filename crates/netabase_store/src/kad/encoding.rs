@@ -14,11 +14,44 @@ use serde::{Deserialize, Serialize};
 pub(super) const FORMAT: u8 = 1;
 
 /// A point in wall-clock time, as stored.
+///
+/// Stored bytes are untrusted (corruption, a foreign writer), so decoding checks them:
+/// a nanosecond field of a second or more is refused as a decode error (this encoder
+/// never writes one), and every conversion below uses checked arithmetic. A time too far
+/// in the future for the platform's clocks (`u64::MAX` seconds, say) is valid: it never
+/// comes, so the record never expires (see [`WallTime::to_instant`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "StoredWallTime")]
 pub(super) struct WallTime {
     secs: u64,
     nanos: u32,
 }
+
+/// The stored fields of a [`WallTime`] before they are checked (the same postcard layout).
+#[derive(Deserialize)]
+struct StoredWallTime {
+    secs: u64,
+    nanos: u32,
+}
+
+impl TryFrom<StoredWallTime> for WallTime {
+    type Error = String;
+
+    fn try_from(stored: StoredWallTime) -> Result<Self, String> {
+        if stored.nanos >= NANOS_PER_SEC {
+            return Err(format!(
+                "invalid expiry: {} nanoseconds is not less than a second",
+                stored.nanos
+            ));
+        }
+        Ok(WallTime {
+            secs: stored.secs,
+            nanos: stored.nanos,
+        })
+    }
+}
+
+const NANOS_PER_SEC: u32 = 1_000_000_000;
 
 impl WallTime {
     pub(super) fn now() -> Self {
@@ -33,10 +66,13 @@ impl WallTime {
         }
     }
 
-    fn to_system(self) -> SystemTime {
-        UNIX_EPOCH
-            .checked_add(Duration::new(self.secs, self.nanos))
-            .unwrap_or(UNIX_EPOCH)
+    /// The system time of this wall-clock time, or `None` when it lies beyond what the
+    /// platform's `SystemTime` can represent. Checked throughout: `Duration::new` would
+    /// panic on `u64::MAX` seconds plus a carried second.
+    fn to_system(self) -> Option<SystemTime> {
+        let since = Duration::from_secs(self.secs)
+            .checked_add(Duration::from_nanos(u64::from(self.nanos)))?;
+        UNIX_EPOCH.checked_add(since)
     }
 
     /// The wall-clock time of `instant`, measured against the clocks read now.
@@ -50,15 +86,16 @@ impl WallTime {
         Self::from_system(time.unwrap_or(UNIX_EPOCH))
     }
 
-    /// The instant of this wall-clock time. A time so far in the past that no instant
-    /// represents it maps to the earliest representable instant near now, which is
-    /// expired either way.
-    pub(super) fn to_instant(self) -> Instant {
+    /// The instant of this wall-clock time, as an expiry: `None` (never expires) for a
+    /// time so far in the future that no `SystemTime` or `Instant` represents it, which
+    /// agrees with [`WallTime::expired_at`] (such a time never comes). A time so far in the
+    /// past that no instant represents it maps to now, which is expired either way.
+    pub(super) fn to_instant(self) -> Option<Instant> {
         let (now_i, now_s) = (Instant::now(), SystemTime::now());
-        let time = self.to_system();
+        let time = self.to_system()?;
         match time.duration_since(now_s) {
-            Ok(ahead) => now_i.checked_add(ahead).unwrap_or(now_i),
-            Err(behind) => now_i.checked_sub(behind.duration()).unwrap_or(now_i),
+            Ok(ahead) => now_i.checked_add(ahead),
+            Err(behind) => Some(now_i.checked_sub(behind.duration()).unwrap_or(now_i)),
         }
     }
 
@@ -96,7 +133,7 @@ impl StoredRecord {
             key,
             value: self.value,
             publisher,
-            expires: self.expires.map(WallTime::to_instant),
+            expires: self.expires.and_then(WallTime::to_instant),
         })
     }
 
@@ -134,7 +171,7 @@ impl StoredProvider {
         Ok(ProviderRecord {
             key: key.clone(),
             provider,
-            expires: self.expires.map(WallTime::to_instant),
+            expires: self.expires.and_then(WallTime::to_instant),
             addresses,
         })
     }
@@ -169,13 +206,31 @@ mod tests {
     #[test]
     fn wall_time_round_trips_through_instants() {
         let later = Instant::now() + Duration::from_secs(3600);
-        let back = WallTime::from_instant(later).to_instant();
+        let Some(back) = WallTime::from_instant(later).to_instant() else {
+            panic!("an hour from now is representable");
+        };
         let drift = if back > later {
             back - later
         } else {
             later - back
         };
         assert!(drift < Duration::from_millis(50), "drift {drift:?}");
+    }
+
+    #[test]
+    fn absurd_expiry_decodes_without_panic() {
+        // The bytes of issue #10: `u64::MAX` seconds and `u32::MAX` nanoseconds.
+        let mut bytes = vec![FORMAT];
+        bytes.extend(postcard::to_stdvec(&(u64::MAX, u32::MAX)).unwrap_or_default());
+        assert!(decode::<WallTime>(&bytes).is_err());
+        // The latest valid time decodes, never expires and has no instant.
+        let mut bytes = vec![FORMAT];
+        bytes.extend(postcard::to_stdvec(&(u64::MAX, NANOS_PER_SEC - 1)).unwrap_or_default());
+        let latest = decode::<WallTime>(&bytes);
+        assert_eq!(
+            latest.map(|t| (t.to_instant(), t.expired_at(WallTime::now()))),
+            Ok((None, false))
+        );
     }
 
     #[test]
