@@ -58,6 +58,7 @@ pub const DEFAULT_DURABLE_EVERY: Duration = Duration::from_millis(500);
 /// | `truncate` | `false` | deletes every table on open | drops every tree on open | accepted (it always starts empty) |
 /// | `read_only` | `false` | redb's read-only open (shared lock, no repair) | writes refused by the store; sled itself has no read-only mode | writes refused |
 /// | `use_fsync` | `true` | `Durability::Immediate`, or `Durability::None` when off (see `durable_every`) | flush on every commit, or sled's background flush when off | `true` refused when set (nothing is durable) |
+/// | `verify_on_open` | `false` | redb's integrity check at every open (every page checksum; a damaged file fails to open with an error instead of being trusted); redb already runs it after an unclean shutdown; refused with `read_only` (the check repairs and commits) | refused when `true`: sled has no integrity check | refused when `true` |
 /// | `durable_every` | 500 ms | with `use_fsync(false)`: the first commit after this interval since the last durable one is made durable (`Durability::Immediate`) | the background flush interval (`flush_every_ms`); zero flushes on every commit | refused when set: nothing is durable in memory |
 ///
 /// **What `use_fsync(false)` may lose in a crash** (of the process, the operating
@@ -104,6 +105,7 @@ pub struct FileConfig {
     use_fsync: Option<bool>,
     /// `None` until set, for the same reason as `cache_size_mb`.
     durable_every: Option<Duration>,
+    verify_on_open: bool,
 }
 
 impl FileConfig {
@@ -117,6 +119,7 @@ impl FileConfig {
             read_only: false,
             use_fsync: None,
             durable_every: None,
+            verify_on_open: false,
         }
     }
 
@@ -130,6 +133,7 @@ impl FileConfig {
             read_only: false,
             use_fsync: None,
             durable_every: None,
+            verify_on_open: false,
         }
     }
 
@@ -172,6 +176,11 @@ impl FileConfig {
     /// (default 500 ms; see the table on [`FileConfig`] for the exact bound per backend).
     pub fn durable_every(&self) -> Duration {
         self.durable_every.unwrap_or(DEFAULT_DURABLE_EVERY)
+    }
+
+    /// Whether the engine's integrity check runs at every open (default `false`).
+    pub fn verify_on_open(&self) -> bool {
+        self.verify_on_open
     }
 
     /// The explicitly chosen durability interval, if any (backends that cannot honour it
@@ -236,6 +245,7 @@ pub struct FileConfigBuilder<P> {
     read_only: bool,
     use_fsync: Option<bool>,
     durable_every: Option<Duration>,
+    verify_on_open: bool,
 }
 
 impl<P> FileConfigBuilder<P> {
@@ -249,6 +259,7 @@ impl<P> FileConfigBuilder<P> {
             read_only: self.read_only,
             use_fsync: self.use_fsync,
             durable_every: self.durable_every,
+            verify_on_open: self.verify_on_open,
         }
     }
 
@@ -274,6 +285,15 @@ impl<P> FileConfigBuilder<P> {
     /// created: the database must exist.
     pub fn read_only(mut self, read_only: bool) -> Self {
         self.read_only = read_only;
+        self
+    }
+
+    /// Whether the engine checks the whole database at every open (default `false`):
+    /// slower to open, but a file damaged outside the engine is refused with an error
+    /// instead of being trusted. Only redb has such a check; the other backends refuse
+    /// `true`.
+    pub fn verify_on_open(mut self, verify: bool) -> Self {
+        self.verify_on_open = verify;
         self
     }
 
@@ -305,6 +325,7 @@ impl FileConfigBuilder<PathBuf> {
             read_only: self.read_only,
             use_fsync: self.use_fsync,
             durable_every: self.durable_every,
+            verify_on_open: self.verify_on_open,
         }
     }
 }

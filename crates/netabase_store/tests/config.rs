@@ -531,3 +531,53 @@ fn memory_read_only_refuses_writes() -> TestResult {
     );
     Ok(())
 }
+
+/// `verify_on_open` runs redb's integrity check at open, and the backends without one
+/// refuse it.
+#[test]
+fn verify_on_open_takes_effect_or_is_refused() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("verified.redb");
+    let config = || {
+        FileConfig::builder()
+            .path(&path)
+            .verify_on_open(true)
+            .build()
+    };
+    {
+        let store = Store::<RedbBackend>::new(config())?;
+        store.open_tree::<User>().put(user(1, "a@x", 30))?;
+    }
+    let store = Store::<RedbBackend>::open(config())?;
+    assert_eq!(store.open_tree::<User>().len()?, 1);
+    drop(store);
+    let read_only = FileConfig::builder()
+        .path(&path)
+        .read_only(true)
+        .verify_on_open(true)
+        .build();
+    assert_config_error(
+        Store::<RedbBackend>::open(read_only),
+        "redb",
+        "verify_on_open",
+    )?;
+    let memory = FileConfig::builder().path("m").verify_on_open(true).build();
+    assert_config_error(
+        Store::<MemoryBackend>::new(memory),
+        "memory",
+        "verify_on_open",
+    )?;
+    #[cfg(feature = "sled")]
+    {
+        let sled = FileConfig::builder()
+            .path(dir.path().join("sled"))
+            .verify_on_open(true)
+            .build();
+        assert_config_error(
+            Store::<netabase_store::backend::sled::SledBackend>::new(sled),
+            "sled",
+            "verify_on_open",
+        )?;
+    }
+    Ok(())
+}

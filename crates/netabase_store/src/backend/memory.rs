@@ -379,6 +379,13 @@ impl ConfiguredBackend for MemoryBackend {
                 "the in-memory backend writes nothing to disk, so no commit is durable",
             ));
         }
+        if config.verify_on_open() {
+            return Err(NetabaseError::config(
+                NAME,
+                "verify_on_open",
+                "an in-memory database has no file to verify",
+            ));
+        }
         if config.durable_every_if_set().is_some() {
             return Err(NetabaseError::config(
                 NAME,

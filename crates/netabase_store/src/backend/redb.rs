@@ -163,8 +163,16 @@ impl RedbBackend {
                 ),
             )
         })?;
+        if config.verify_on_open() && config.read_only() {
+            return Err(NetabaseError::config(
+                NAME,
+                "verify_on_open",
+                "redb's integrity check repairs and commits, which a read-only open cannot",
+            ));
+        }
         let mut builder = redb::Database::builder();
         builder.set_cache_size(cache_size);
+        builder.set_check_integrity_on_open(config.verify_on_open());
         let path = config.path();
         let db = if config.read_only() {
             Db::ReadOnly(open_guarded(path, || builder.open_read_only(path))?)

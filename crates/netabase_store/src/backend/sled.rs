@@ -205,6 +205,13 @@ impl SledBackend {
     /// [`NetabaseError::Backend`] if sled cannot open or truncate it.
     pub fn with_config(config: &FileConfig, must_exist: bool) -> Result<Self> {
         config.check(NAME, must_exist)?;
+        if config.verify_on_open() {
+            return Err(NetabaseError::config(
+                NAME,
+                "verify_on_open",
+                "sled has no integrity check to run",
+            ));
+        }
         // `durable_every` is sled's background flush interval; a zero interval means
         // "every commit durable", which is `flush_on_commit` (sled takes no zero period).
         let every_ms = u64::try_from(config.durable_every().as_millis()).unwrap_or(u64::MAX);
