@@ -6,23 +6,30 @@
 //! the transaction, so each call opens the table it needs and batches ([`WriteTxn::apply`])
 //! open each table once.
 
-use std::cell::RefCell;
+//!
+//! The module's files: this one opens the database and hands out transactions;
+//! `read.rs` and `write.rs` are the two transactions; `damage.rs` turns redb's panics on
+//! damaged data into errors.
+
+mod damage;
+mod read;
+mod write;
+
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, PoisonError, RwLock, RwLockReadGuard, TryLockError};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard, TryLockError};
 use std::time::{Duration, Instant};
 
-use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition, TableError};
+use redb::{ReadableDatabase, TableDefinition};
 
-use super::{
-    Backend, Capabilities, ChunkedRange, Cursor, Direction, Entry, EntryCursor, EntryFn, OldFn,
-    OwnedReadTxn, RawCursor, RawRange, ReadTxn, ValueFn, WriteOp, WriteTxn,
-};
+use super::{Backend, Capabilities, ReadTxn, WriteTxn};
 use crate::config::{ConfiguredBackend, FileConfig};
 use crate::error::{NetabaseError, Result};
 use crate::schema::NetabaseDefinitionTrait;
 use crate::typed::store::NetabaseStore;
+
+use damage::Damage;
+pub use read::RedbRead;
+pub use write::RedbWrite;
 
 const NAME: &str = "redb";
 
@@ -34,51 +41,6 @@ fn definition(name: &str) -> TableDefinition<'_, Bytes, Bytes> {
 
 fn err(operation: &'static str) -> impl FnOnce(redb::Error) -> NetabaseError {
     move |e| NetabaseError::backend(NAME, operation, e)
-}
-
-/// Whether redb has panicked on this database's data: shared by the backend and its
-/// transactions. redb panics on some damaged pages (a slice index out of bounds, an
-/// `unreachable!`) instead of returning `StorageError::Corrupted`; every engine call
-/// runs under [`Damage::run`], which turns such a panic into
-/// [`NetabaseError::Corrupted`] and marks the database damaged, after which write
-/// transactions are refused until it is reopened.
-#[derive(Clone, Default)]
-struct Damage(Arc<AtomicBool>);
-
-impl Damage {
-    /// Runs the engine call `f`, catching a panic inside redb.
-    fn run<T>(
-        &self,
-        operation: &'static str,
-        table: Option<&str>,
-        f: impl FnOnce() -> Result<T>,
-    ) -> Result<T> {
-        // Unwind safety: a panic leaves redb's in-memory state of this database
-        // unknown, so after one nothing is written through it again (`begin_write`
-        // refuses), and the caller gets an error instead of that state. A panic cannot
-        // break memory safety; at worst later reads fail again, as errors.
-        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
-            Ok(result) => result,
-            Err(payload) => {
-                self.0.store(true, Ordering::SeqCst);
-                let detail = payload
-                    .downcast_ref::<&str>()
-                    .map(|s| (*s).to_owned())
-                    .or_else(|| payload.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "no message".to_owned());
-                Err(NetabaseError::corrupted(
-                    NAME,
-                    operation,
-                    table,
-                    format!("redb panicked: {detail}"),
-                ))
-            }
-        }
-    }
-
-    fn is_damaged(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
-    }
 }
 
 /// The opened database: writable, or opened with redb's read-only mode.
@@ -368,11 +330,7 @@ impl Backend for RedbBackend {
             }
             .map_err(|e| err("begin a read transaction")(e.into()))
         })?;
-        Ok(RedbRead {
-            txn,
-            tables: RefCell::new(Vec::new()),
-            damage: self.damage.clone(),
-        })
+        Ok(RedbRead::new(txn, self.damage.clone()))
     }
 
     fn begin_write(&self) -> Result<RedbWrite> {
@@ -442,7 +400,7 @@ fn open_guarded<T>(
 }
 
 /// The names of the tables `list` yields, sorted.
-fn sorted_names(
+pub(super) fn sorted_names(
     list: std::result::Result<impl Iterator<Item = redb::UntypedTableHandle>, redb::StorageError>,
 ) -> Result<Vec<String>> {
     use redb::TableHandle;
@@ -452,385 +410,6 @@ fn sorted_names(
         .collect();
     names.sort();
     Ok(names)
-}
-
-/// An opened read-only table of netabase bytes.
-type ReadTable = redb::ReadOnlyTable<Bytes, Bytes>;
-
-/// A table name and what opening it gave: the shared handle, or `None` when the table
-/// does not exist.
-type CachedTable = (Box<str>, Option<Arc<ReadTable>>);
-
-/// A read transaction of [`RedbBackend`].
-pub struct RedbRead {
-    txn: redb::ReadTransaction,
-    /// Tables opened so far; `None` records a table that does not exist.
-    ///
-    /// A transaction touches a handful of tables (a model and its indexes), so a short
-    /// list compared by name beats hashing the name on every lookup.
-    tables: RefCell<Vec<CachedTable>>,
-    damage: Damage,
-}
-
-impl RedbRead {
-    /// Runs `f` on the table, or returns `absent` when it was never created. The cache
-    /// is not borrowed while `f` runs, so `f` may open other tables of the transaction.
-    fn with_table<T>(
-        &self,
-        table: &str,
-        absent: T,
-        f: impl FnOnce(&redb::ReadOnlyTable<Bytes, Bytes>) -> Result<T>,
-    ) -> Result<T> {
-        let cached = self
-            .tables
-            .borrow()
-            .iter()
-            .find(|(name, _)| **name == *table)
-            .map(|(_, t)| t.clone());
-        let opened = match cached {
-            Some(t) => t,
-            None => {
-                let opened = match self.txn.open_table(definition(table)) {
-                    Ok(t) => Some(Arc::new(t)),
-                    Err(TableError::TableDoesNotExist(_)) => None,
-                    Err(e) => return Err(err("open a table")(e.into())),
-                };
-                self.tables
-                    .borrow_mut()
-                    .push((table.into(), opened.clone()));
-                opened
-            }
-        };
-        match &opened {
-            Some(t) => f(t),
-            None => Ok(absent),
-        }
-    }
-}
-
-/// Calls `f` on each entry of an opened table's range until it breaks.
-fn visit(
-    t: &impl ReadableTable<Bytes, Bytes>,
-    range: &RawRange,
-    direction: Direction,
-    f: &mut EntryFn<'_>,
-) -> Result<()> {
-    if range.is_empty() {
-        return Ok(());
-    }
-    let mut iter = t
-        .range::<&[u8]>(range.as_bounds())
-        .map_err(|e| err("scan a table")(e.into()))?;
-    loop {
-        let item = match direction {
-            Direction::Forward => iter.next(),
-            Direction::Reverse => iter.next_back(),
-        };
-        let Some(item) = item else {
-            return Ok(());
-        };
-        let (k, v) = item.map_err(|e| err("scan a table")(e.into()))?;
-        if f(k.value(), v.value())?.is_break() {
-            return Ok(());
-        }
-    }
-}
-
-impl ReadTxn for RedbRead {
-    fn get_with(&self, table: &str, key: &[u8], f: &mut ValueFn<'_>) -> Result<()> {
-        self.damage.run("read a key", Some(table), || {
-            let found = self.with_table(table, None, |t| {
-                t.get(key).map_err(|e| err("read a key")(e.into()))
-            })?;
-            f(found.as_ref().map(|v| v.value()))
-        })
-    }
-
-    fn cursor(&self, table: &str, range: RawRange, direction: Direction) -> Result<Cursor<'_>> {
-        self.scan(table, range, direction)
-    }
-
-    fn for_each_in(
-        &self,
-        table: &str,
-        range: RawRange,
-        direction: Direction,
-        f: &mut EntryFn<'_>,
-    ) -> Result<()> {
-        self.damage.run("scan a table", Some(table), || {
-            self.with_table(table, (), |t| visit(t, &range, direction, f))
-        })
-    }
-
-    fn len(&self, table: &str) -> Result<u64> {
-        self.damage.run("count a table", Some(table), || {
-            self.with_table(table, 0, |t| {
-                t.len().map_err(|e| err("count a table")(e.into()))
-            })
-        })
-    }
-
-    fn table_names(&self) -> Result<Vec<String>> {
-        self.damage
-            .run("list tables", None, || sorted_names(self.txn.list_tables()))
-    }
-}
-
-/// A lending scan over a read-only table: holds the entry it lent last.
-struct RedbCursor {
-    range: redb::Range<'static, Bytes, Bytes>,
-    direction: Direction,
-    damage: Damage,
-    current: Option<(
-        redb::AccessGuard<'static, Bytes>,
-        redb::AccessGuard<'static, Bytes>,
-    )>,
-}
-
-impl RawCursor for RedbCursor {
-    fn next_entry(&mut self) -> Option<Result<(&[u8], &[u8])>> {
-        let (range, direction) = (&mut self.range, self.direction);
-        let item = self.damage.run("scan a table", None, || {
-            let item = match direction {
-                Direction::Forward => range.next(),
-                Direction::Reverse => range.next_back(),
-            };
-            // Reading a damaged entry's bytes can panic too: touch them here, under the
-            // guard, so that lending them below cannot.
-            if let Some(Ok((k, v))) = &item {
-                std::hint::black_box((k.value().len(), v.value().len()));
-            }
-            Ok(item)
-        });
-        match item {
-            Ok(None) => None,
-            Ok(Some(Ok(entry))) => {
-                let (k, v) = self.current.insert(entry);
-                Some(Ok((k.value(), v.value())))
-            }
-            Ok(Some(Err(e))) => Some(Err(err("scan a table")(e.into()))),
-            Err(e) => Some(Err(e)),
-        }
-    }
-}
-
-impl OwnedReadTxn for RedbRead {
-    fn scan(&self, table: &str, range: RawRange, direction: Direction) -> Result<Cursor<'static>> {
-        let empty = || Box::new(EntryCursor::new(std::iter::empty())) as Cursor<'static>;
-        if range.is_empty() {
-            return Ok(empty());
-        }
-        self.damage.run("scan a table", Some(table), || {
-            self.with_table(table, empty(), |t| {
-                // Read-only tables hand out ranges that own their snapshot.
-                let range = t
-                    .range::<&[u8]>(range.as_bounds())
-                    .map_err(|e| err("scan a table")(e.into()))?;
-                Ok(Box::new(RedbCursor {
-                    range,
-                    direction,
-                    damage: self.damage.clone(),
-                    current: None,
-                }) as Cursor<'static>)
-            })
-        })
-    }
-}
-
-/// A write transaction of [`RedbBackend`].
-pub struct RedbWrite {
-    txn: redb::WriteTransaction,
-    damage: Damage,
-    /// Set on the commit promoted to durable: it records when it returned.
-    durable_mark: Option<Arc<Mutex<Instant>>>,
-}
-
-impl RedbWrite {
-    /// Opens `table` for writing (creating it on first use).
-    fn open(&self, table: &str) -> Result<redb::Table<'_, Bytes, Bytes>> {
-        self.txn
-            .open_table(definition(table))
-            .map_err(|e| err("open a table")(e.into()))
-    }
-
-    /// Reads `range` of `table` inside this transaction, at most `limit` entries.
-    fn collect_range(
-        &self,
-        table: &str,
-        range: &RawRange,
-        direction: Direction,
-        limit: usize,
-    ) -> Result<Vec<Entry>> {
-        if range.is_empty() {
-            return Ok(Vec::new());
-        }
-        self.damage.run("scan a table", Some(table), || {
-            self.collect_in(table, range, direction, limit)
-        })
-    }
-
-    fn collect_in(
-        &self,
-        table: &str,
-        range: &RawRange,
-        direction: Direction,
-        limit: usize,
-    ) -> Result<Vec<Entry>> {
-        let t = self.open(table)?;
-        let iter = t
-            .range::<&[u8]>(range.as_bounds())
-            .map_err(|e| err("scan a table")(e.into()))?;
-        let mut out = Vec::with_capacity(limit.min(1024));
-        let mut push = |item: std::result::Result<
-            (redb::AccessGuard<'_, Bytes>, redb::AccessGuard<'_, Bytes>),
-            redb::StorageError,
-        >| {
-            let (k, v) = item.map_err(|e| err("scan a table")(e.into()))?;
-            out.push((k.value().to_vec(), v.value().to_vec()));
-            Ok::<_, NetabaseError>(())
-        };
-        match direction {
-            Direction::Forward => {
-                for item in iter.take(limit) {
-                    push(item)?;
-                }
-            }
-            Direction::Reverse => {
-                for item in iter.rev().take(limit) {
-                    push(item)?;
-                }
-            }
-        }
-        Ok(out)
-    }
-}
-
-impl ReadTxn for RedbWrite {
-    fn get_with(&self, table: &str, key: &[u8], f: &mut ValueFn<'_>) -> Result<()> {
-        self.damage.run("read a key", Some(table), || {
-            let t = self.open(table)?;
-            let found = t.get(key).map_err(|e| err("read a key")(e.into()))?;
-            f(found.as_ref().map(|v| v.value()))
-        })
-    }
-
-    fn cursor(&self, table: &str, range: RawRange, direction: Direction) -> Result<Cursor<'_>> {
-        // redb's tables borrow the write transaction: read in chunks, each reopening
-        // the table after the last key seen.
-        let table = table.to_owned();
-        Ok(Box::new(EntryCursor::new(ChunkedRange::new(
-            range,
-            direction,
-            move |range, direction, limit| self.collect_range(&table, range, direction, limit),
-        ))))
-    }
-
-    fn len(&self, table: &str) -> Result<u64> {
-        self.damage.run("count a table", Some(table), || {
-            self.open(table)?
-                .len()
-                .map_err(|e| err("count a table")(e.into()))
-        })
-    }
-
-    fn table_names(&self) -> Result<Vec<String>> {
-        self.damage
-            .run("list tables", None, || sorted_names(self.txn.list_tables()))
-    }
-}
-
-impl WriteTxn for RedbWrite {
-    fn put(&self, table: &str, key: &[u8], value: &[u8]) -> Result<()> {
-        self.damage.run("write a key", Some(table), || {
-            let mut t = self.open(table)?;
-            t.insert(key, value)
-                .map_err(|e| err("write a key")(e.into()))?;
-            Ok(())
-        })
-    }
-
-    fn delete(&self, table: &str, key: &[u8]) -> Result<bool> {
-        self.damage.run("delete a key", Some(table), || {
-            let mut t = self.open(table)?;
-            let removed = t.remove(key).map_err(|e| err("delete a key")(e.into()))?;
-            Ok(removed.is_some())
-        })
-    }
-
-    fn put_each(&self, table: &str, entries: &[(&[u8], &[u8])], old: &mut OldFn<'_>) -> Result<()> {
-        self.damage.run("write a key", Some(table), || {
-            let mut t = self.open(table)?;
-            for (i, (key, value)) in entries.iter().enumerate() {
-                let previous = t
-                    .insert(*key, *value)
-                    .map_err(|e| err("write a key")(e.into()))?;
-                old(i, previous.as_ref().map(|v| v.value()))?;
-            }
-            Ok(())
-        })
-    }
-
-    fn delete_each(&self, table: &str, keys: &[&[u8]], old: &mut OldFn<'_>) -> Result<()> {
-        self.damage.run("delete a key", Some(table), || {
-            let mut t = self.open(table)?;
-            for (i, key) in keys.iter().enumerate() {
-                let previous = t.remove(*key).map_err(|e| err("delete a key")(e.into()))?;
-                old(i, previous.as_ref().map(|v| v.value()))?;
-            }
-            Ok(())
-        })
-    }
-
-    fn clear(&self, table: &str) -> Result<()> {
-        self.damage.run("clear a table", Some(table), || {
-            match self.txn.delete_table(definition(table)) {
-                Ok(_) => Ok(()),
-                Err(e) => Err(err("clear a table")(e.into())),
-            }
-        })
-    }
-
-    fn apply(&self, ops: &[WriteOp<'_>]) -> Result<()> {
-        self.damage.run("write keys", None, || {
-            // Ops arrive grouped by table (index maintenance emits them that way); keep the
-            // current table open across a run of ops on it.
-            let mut i = 0;
-            while i < ops.len() {
-                let name = ops[i].table();
-                let mut t = self.open(name)?;
-                while i < ops.len() && ops[i].table() == name {
-                    match &ops[i] {
-                        WriteOp::Put { key, value, .. } => {
-                            t.insert(key.as_slice(), value.as_slice())
-                                .map_err(|e| err("write a key")(e.into()))?;
-                        }
-                        WriteOp::Delete { key, .. } => {
-                            t.remove(key.as_slice())
-                                .map_err(|e| err("delete a key")(e.into()))?;
-                        }
-                    }
-                    i += 1;
-                }
-            }
-            Ok(())
-        })
-    }
-
-    fn commit(self) -> Result<()> {
-        let RedbWrite {
-            txn,
-            damage,
-            durable_mark,
-        } = self;
-        damage.run("commit a write transaction", None, || {
-            txn.commit()
-                .map_err(|e| err("commit a write transaction")(e.into()))
-        })?;
-        if let Some(mark) = durable_mark {
-            *mark.lock().unwrap_or_else(PoisonError::into_inner) = Instant::now();
-        }
-        Ok(())
-    }
 }
 
 impl<D: NetabaseDefinitionTrait> NetabaseStore<D, RedbBackend> {
