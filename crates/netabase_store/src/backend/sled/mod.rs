@@ -122,9 +122,11 @@ impl Shared {
 /// and takes the greatest name) then picks it, finds a bad checksum and fails with
 /// "Read corrupted data at file offset None" (sled issues #1527 and #1509). Such a file
 /// was never a committed snapshot: sled itself deletes it with the other stale snapshots
-/// once its next snapshot is renamed, and without it recovery starts from the previous
-/// snapshot and replays the log, as after a crash a moment earlier. Removing it loses
-/// nothing that was durable.
+/// once its next snapshot is renamed. Without it, recovery starts from the previous
+/// snapshot (kept until the rename for exactly this case) and replays the log, which is
+/// what sled does after any crash during snapshot generation; a snapshot only shortens
+/// that replay, so removing an unfinished one loses no commit. (In testing, every copy
+/// broken this way opened with exact indexes once the file was removed.)
 ///
 /// The files are removed only after sled has refused to open with `Corruption` (so sled
 /// held the directory's lock and no other process is writing a snapshot there), and
