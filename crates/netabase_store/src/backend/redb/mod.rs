@@ -284,7 +284,7 @@ impl RedbBackend {
             }
         };
         match &mut *guard {
-            Db::ReadWrite(db) => f(db),
+            Db::ReadWrite(db) => self.damage.run(operation, None, || f(db)),
             Db::ReadOnly(_) => Err(NetabaseError::read_only(NAME, operation)),
         }
     }
