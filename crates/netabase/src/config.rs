@@ -26,7 +26,8 @@ pub enum StorageConfig {
     Redb(PathBuf),
     /// A redb database in a temporary directory, deleted when the node is dropped.
     TempRedb,
-    /// In memory: a new identity and no records at every start.
+    /// In memory (redb's in-memory storage): a new identity and no records at every
+    /// start.
     Memory,
 }
 
