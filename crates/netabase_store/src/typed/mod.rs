@@ -7,6 +7,7 @@
 
 pub mod batch;
 pub mod changes;
+pub(crate) mod chunk;
 pub mod meta;
 pub mod plan;
 pub(crate) mod read;

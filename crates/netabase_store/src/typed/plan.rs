@@ -5,9 +5,8 @@
 //! must pass before any of them is applied. [`plan_remove`] does the same for a removal.
 //! The primary-table write is the executor's own: it learns the stored version from that
 //! very write (engines hand back the value an insert replaced), so no lookup precedes it.
-//! Nothing here touches a backend: the executor (`write.rs`) only runs what these
-//! functions decide, so an asynchronous executor that runs the same plans with awaits
-//! makes the same writes.
+//! Nothing here touches a backend: `chunk.rs` calls these functions with what the engine
+//! reported, and the executors only carry out the writes they decide.
 //!
 //! Index layout (DESIGN.md):
 //! - non-unique: key `enc(secondary) ++ enc(primary)`, empty value;

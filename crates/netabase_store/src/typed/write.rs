@@ -3,13 +3,11 @@
 //! and every typed write transaction commits in [`Writer::commit`], which yields its
 //! [`ChangeSet`].
 //!
-//! A write runs in three steps, each decided by the pure code of `plan.rs`:
-//! 1. **primary writes and the reads they need**: the primary values are written with
-//!    [`WriteTxn::put_each`] / [`WriteTxn::delete_each`], which hand back the value each
-//!    write replaced (engines whose insert returns it skip a lookup; others read first),
-//!    and the index writes are planned from that old record;
-//! 2. **checks**: unique keys the new records claim ([`plan::UniqueCheck`]);
-//! 3. **index writes**, grouped per table.
+//! A write runs in chunks, each in the steps that `chunk.rs` decides and this file
+//! carries out on the backend: the primary writes (the engine hands back the value each
+//! one replaced; engines whose insert returns it skip a lookup), the unique checks, the
+//! index writes grouped per table, and the change log. An asynchronous executor awaits
+//! the same steps and takes the same decisions.
 //!
 //! A write that is refused (a unique key held by another record, a stored record that
 //! does not decode or is of an unknown version, a model that does not encode) is undone
@@ -21,12 +19,12 @@ use std::cell::RefCell;
 
 use crate::backend::{Backend, ReadTxn, WriteOp, WriteTxn};
 use crate::codec::key::KeyCodec;
-use crate::codec::value::{decode_model, encode_value};
-use crate::error::{NetabaseError, PoisonedError, Result, UniqueViolation};
-use crate::schema::{NetabaseDefinitionTrait, NetabaseModelTrait, SecondaryKeyEnum};
+use crate::codec::value::encode_value;
+use crate::error::{NetabaseError, PoisonedError, Result};
+use crate::schema::{NetabaseDefinitionTrait, NetabaseModelTrait};
 
 use super::changes::{Change, ChangeSet};
-use super::plan::{self, UniqueCheck, WritePlan};
+use super::chunk::{Abandon, Decisions, PutChunk, RemoveChunk};
 
 /// Records per chunk of a `put_many` or `remove_many` of a model without unique keys:
 /// each chunk writes its primary values in one engine call and then its index writes
@@ -200,166 +198,82 @@ impl<'s, B: Backend> Writer<'s, B> {
         Ok(ChangeSet::from_log(self.log.into_inner()))
     }
 
-    /// Writes one chunk of models (encoded as `values`): primary writes learning the
-    /// replaced records, then unique checks, then index writes.
+    /// Writes one chunk of models (encoded as `values`), carrying out the decisions of
+    /// [`PutChunk`]: primary writes learning the replaced records, then unique checks,
+    /// then index writes.
     fn put_chunk<D, M>(&self, models: &[M], values: Vec<Vec<u8>>) -> Result<()>
     where
         D: NetabaseDefinitionTrait,
         M: NetabaseModelTrait<D>,
     {
-        let info = &M::INFO;
-        let pks: Vec<Vec<u8>> = models
-            .iter()
-            .map(|m| m.primary_key().to_key_bytes())
-            .collect();
-        let entries: Vec<(&[u8], &[u8])> = pks
-            .iter()
-            .zip(&values)
-            .map(|(pk, value)| (pk.as_slice(), value.as_slice()))
-            .collect();
-        let mut plan = WritePlan::default();
-        // The replaced values: for the log, and to undo a write whose unique check fails.
-        let keep_olds = self.logging || info.secondary_keys.iter().any(|k| k.unique);
-        let mut olds: Vec<Option<Vec<u8>>> = Vec::with_capacity(models.len());
-        let mut undecodable = None;
+        let table = M::INFO.table;
+        let chunk = PutChunk::new::<D>(models, values, self.logging);
+        let mut decisions = Decisions::default();
         // The engine hands back what each put replaced, an earlier model of this chunk
         // with the same key included, so the old record is the one just before the put.
-        let written = self.txn.put_each(info.table, &entries, &mut |i, old| {
-            if let Some(bytes) = old
-                && !info.secondary_keys.is_empty()
-            {
-                let old_model = decode_old::<D, M>(i, &pks[i], bytes, &mut undecodable)?;
-                plan::plan_put::<D, M>(&pks[i], Some(&old_model), &models[i], &mut plan);
-            } else if old.is_none() {
-                plan::plan_put::<D, M>(&pks[i], None, &models[i], &mut plan);
-            }
-            olds.push(old.filter(|_| keep_olds).map(<[u8]>::to_vec));
-            Ok(())
+        let written = self.txn.put_each(table, &chunk.entries(), &mut |i, old| {
+            chunk.replaced::<D>(&mut decisions, i, old)
         });
         if let Err(e) = written {
-            let stand = self.abandon(info.table, &pks, undecodable, plan.ops)?;
-            self.log_puts::<D, M>(pks, olds, values, stand);
+            let (stand, olds) = self.abandon(table, decisions.abandon(chunk.pks()))?;
+            self.log(chunk.changes::<D>(olds, stand));
             return Err(e);
         }
-        for check in &plan.checks {
-            // Unique models come one per chunk: the check concerns its only record.
-            let pk = &pks[0];
-            if let Some(holder) = self.txn.get(check.table, &check.key)?
-                && holder != *pk
-            {
-                restore(&self.txn, info.table, pk, olds[0].as_deref())?;
-                return Err(unique_violation::<D, M>(&models[0], check, holder));
+        for check in decisions.checks() {
+            let holder = self.txn.get(check.table, &check.key)?;
+            if let Some(refusal) = chunk.refusal::<D>(&decisions, check, holder) {
+                restore(&self.txn, table, &refusal.key, refusal.restore.as_deref())?;
+                return Err(refusal.error);
             }
         }
-        apply_by_table(&self.txn, plan.ops)?;
-        let n = pks.len();
-        self.log_puts::<D, M>(pks, olds, values, n);
+        let (index_writes, olds) = decisions.index_writes();
+        apply_by_table(&self.txn, index_writes)?;
+        let n = chunk.pks().len();
+        self.log(chunk.changes::<D>(olds, n));
         Ok(())
     }
 
-    /// Removes one chunk of records by encoded key, pushing each removed record to `out`.
+    /// Removes one chunk of records by encoded key, carrying out the decisions of
+    /// [`RemoveChunk`], and pushes each removed record to `out`.
     fn remove_chunk<D, M>(&self, pks: &[Vec<u8>], out: &mut Vec<Option<M>>) -> Result<()>
     where
         D: NetabaseDefinitionTrait,
         M: NetabaseModelTrait<D>,
     {
         let table = M::INFO.table;
-        let keys: Vec<&[u8]> = pks.iter().map(Vec::as_slice).collect();
-        let mut plan = WritePlan::default();
-        let mut olds: Vec<Option<Vec<u8>>> = Vec::with_capacity(pks.len());
-        let mut undecodable = None;
-        let removed = self.txn.delete_each(table, &keys, &mut |i, old| {
-            let old_model = match old {
-                Some(bytes) => Some(decode_old::<D, M>(i, keys[i], bytes, &mut undecodable)?),
-                None => None,
-            };
-            if let Some(old_model) = &old_model {
-                plan::plan_remove::<D, M>(keys[i], old_model, &mut plan);
-            }
-            olds.push(old.filter(|_| self.logging).map(<[u8]>::to_vec));
-            out.push(old_model);
+        let chunk = RemoveChunk::new(pks, self.logging);
+        let mut decisions = Decisions::default();
+        let removed = self.txn.delete_each(table, &chunk.keys(), &mut |i, old| {
+            out.push(chunk.removed::<D, M>(&mut decisions, i, old)?);
             Ok(())
         });
         if let Err(e) = removed {
-            let stand = self.abandon(table, &keys, undecodable, plan.ops)?;
-            self.log_removes::<D, M>(&keys[..stand], olds);
+            let (stand, olds) = self.abandon(table, decisions.abandon(pks))?;
+            self.log(chunk.changes::<D, M>(olds, stand));
             return Err(e);
         }
-        apply_by_table(&self.txn, plan.ops)?;
-        self.log_removes::<D, M>(&keys, olds);
+        let (index_writes, olds) = decisions.index_writes();
+        apply_by_table(&self.txn, index_writes)?;
+        self.log(chunk.changes::<D, M>(olds, pks.len()));
         Ok(())
     }
 
-    /// Ends a chunk of primary writes that stopped with an error; returns how many of
-    /// its writes stand. When a stored record did not decode, its bytes are put back and
-    /// the writes before it are completed (their index writes applied), as writing them
-    /// one by one would have left them. Any other failure stands nothing: it poisons the
-    /// transaction.
-    fn abandon(
-        &self,
-        table: &str,
-        pks: &[impl AsRef<[u8]>],
-        undecodable: Undecodable,
-        planned: Vec<WriteOp<'static>>,
-    ) -> Result<usize> {
-        match undecodable {
-            Some((at, bytes)) if at < pks.len() => {
-                restore(&self.txn, table, pks[at].as_ref(), Some(&bytes))?;
-                apply_by_table(&self.txn, planned)?;
-                Ok(at)
-            }
-            _ => Ok(0),
+    /// Carries out an [`Abandon`]: puts back what a failed chunk must not have replaced
+    /// and applies the index writes of the records that stand; returns how many stand,
+    /// and the values they replaced.
+    fn abandon(&self, table: &str, abandon: Abandon) -> Result<(usize, Vec<Option<Vec<u8>>>)> {
+        if let Some((pk, bytes)) = &abandon.restore {
+            restore(&self.txn, table, pk, Some(bytes))?;
+            apply_by_table(&self.txn, abandon.index_writes)?;
         }
+        Ok((abandon.stand, abandon.olds))
     }
 
-    /// Logs the first `n` puts of a chunk, moving their keys and values into the log.
-    fn log_puts<D, M>(
-        &self,
-        pks: Vec<Vec<u8>>,
-        olds: Vec<Option<Vec<u8>>>,
-        values: Vec<Vec<u8>>,
-        n: usize,
-    ) where
-        D: NetabaseDefinitionTrait,
-        M: NetabaseModelTrait<D>,
-    {
-        if !self.logging {
-            return;
+    /// Records changes, when this transaction records them.
+    fn log(&self, changes: Vec<Change>) {
+        if self.logging {
+            self.log.borrow_mut().extend(changes);
         }
-        let mut log = self.log.borrow_mut();
-        log.extend(
-            pks.into_iter()
-                .zip(olds)
-                .zip(values)
-                .take(n)
-                .map(|((key, old), new)| Change::Put {
-                    model: M::INFO.name,
-                    table: M::INFO.table,
-                    key,
-                    old,
-                    new,
-                }),
-        );
-    }
-
-    /// Logs the removals of `keys` that found a record.
-    fn log_removes<D, M>(&self, keys: &[&[u8]], olds: Vec<Option<Vec<u8>>>)
-    where
-        D: NetabaseDefinitionTrait,
-        M: NetabaseModelTrait<D>,
-    {
-        if !self.logging {
-            return;
-        }
-        let mut log = self.log.borrow_mut();
-        log.extend(keys.iter().zip(olds).filter_map(|(key, old)| {
-            Some(Change::Removed {
-                model: M::INFO.name,
-                table: M::INFO.table,
-                key: key.to_vec(),
-                old: old?,
-            })
-        }));
     }
 }
 
@@ -382,20 +296,6 @@ where
     }
 }
 
-/// A stored record that a write replaced or removed but could not decode: the position
-/// of that write in its chunk, and the bytes to put back.
-type Undecodable = Option<(usize, Vec<u8>)>;
-
-/// Decodes the record that write `at` of a chunk replaced or removed; when it does not
-/// decode, keeps its bytes in `undecodable` so that the write can be undone.
-fn decode_old<D, M>(at: usize, pk: &[u8], bytes: &[u8], undecodable: &mut Undecodable) -> Result<M>
-where
-    D: NetabaseDefinitionTrait,
-    M: NetabaseModelTrait<D>,
-{
-    decode_model::<D, M>(pk, bytes).inspect_err(|_| *undecodable = Some((at, bytes.to_vec())))
-}
-
 /// Puts the primary-table value `before` back at `pk` (or removes `pk` when it was new):
 /// the undo of a primary write that must not stand.
 fn restore<T: WriteTxn + ?Sized>(
@@ -408,31 +308,6 @@ fn restore<T: WriteTxn + ?Sized>(
         Some(bytes) => txn.put(table, pk, bytes),
         None => txn.delete(table, pk).map(drop),
     }
-}
-
-/// The error of a unique check that found another record's primary key `holder`.
-fn unique_violation<D, M>(model: &M, check: &UniqueCheck, holder: Vec<u8>) -> NetabaseError
-where
-    D: NetabaseDefinitionTrait,
-    M: NetabaseModelTrait<D>,
-{
-    let field = M::INFO.secondary_keys[check.index].field;
-    let value = model
-        .secondary_keys()
-        .into_iter()
-        .find(|k| k.index() == check.index)
-        .map_or_else(|| crate::error::hex(&check.key), |k| format!("{k:?}"));
-    let shown = match M::PrimaryKey::from_key_bytes(&holder) {
-        Ok(key) => format!("{key:?}"),
-        Err(_) => crate::error::hex(&holder),
-    };
-    NetabaseError::UniqueViolation(Box::new(UniqueViolation {
-        model: M::INFO.name,
-        field,
-        value,
-        holder: shown,
-        holder_key: holder,
-    }))
 }
 
 /// Applies index writes grouped by table, keeping the order within each table, so that
