@@ -216,7 +216,7 @@ impl<'s, B: Backend> Writer<'s, B> {
         });
         if let Err(e) = written {
             let (stand, olds) = self.abandon(table, decisions.abandon(chunk.pks()))?;
-            self.log(chunk.changes::<D>(olds, stand));
+            self.log(|| chunk.changes::<D>(olds, stand));
             return Err(e);
         }
         for check in decisions.checks() {
@@ -229,7 +229,7 @@ impl<'s, B: Backend> Writer<'s, B> {
         let (index_writes, olds) = decisions.index_writes();
         apply_by_table(&self.txn, index_writes)?;
         let n = chunk.pks().len();
-        self.log(chunk.changes::<D>(olds, n));
+        self.log(|| chunk.changes::<D>(olds, n));
         Ok(())
     }
 
@@ -249,12 +249,12 @@ impl<'s, B: Backend> Writer<'s, B> {
         });
         if let Err(e) = removed {
             let (stand, olds) = self.abandon(table, decisions.abandon(pks))?;
-            self.log(chunk.changes::<D, M>(olds, stand));
+            self.log(|| chunk.changes::<D, M>(olds, stand));
             return Err(e);
         }
         let (index_writes, olds) = decisions.index_writes();
         apply_by_table(&self.txn, index_writes)?;
-        self.log(chunk.changes::<D, M>(olds, pks.len()));
+        self.log(|| chunk.changes::<D, M>(olds, pks.len()));
         Ok(())
     }
 
@@ -269,10 +269,10 @@ impl<'s, B: Backend> Writer<'s, B> {
         Ok((abandon.stand, abandon.olds))
     }
 
-    /// Records changes, when this transaction records them.
-    fn log(&self, changes: Vec<Change>) {
+    /// Records the changes `changes` makes, when this transaction records them.
+    fn log(&self, changes: impl FnOnce() -> Vec<Change>) {
         if self.logging {
-            self.log.borrow_mut().extend(changes);
+            self.log.borrow_mut().extend(changes());
         }
     }
 }

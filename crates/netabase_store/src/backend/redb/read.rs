@@ -155,26 +155,25 @@ struct RedbCursor {
 
 impl RawCursor for RedbCursor {
     fn next_entry(&mut self) -> Option<Result<(&[u8], &[u8])>> {
-        let (range, direction) = (&mut self.range, self.direction);
-        let item = self.damage.run("scan a table", None, || {
+        let (range, direction, current) = (&mut self.range, self.direction, &mut self.current);
+        // The step and the reads of the entry's bytes, which can panic on a damaged page
+        // too, all run under the guard; the closure lends the bytes out of `current`.
+        let step = self.damage.run("scan a table", None, move || {
             let item = match direction {
                 Direction::Forward => range.next(),
                 Direction::Reverse => range.next_back(),
             };
-            // Reading a damaged entry's bytes can panic too: touch them here, under the
-            // guard, so that lending them below cannot.
-            if let Some(Ok((k, v))) = &item {
-                std::hint::black_box((k.value().len(), v.value().len()));
-            }
-            Ok(item)
+            Ok(match item {
+                None => None,
+                Some(Ok(entry)) => {
+                    let (k, v) = current.insert(entry);
+                    Some(Ok((k.value(), v.value())))
+                }
+                Some(Err(e)) => Some(Err(err("scan a table")(e.into()))),
+            })
         });
-        match item {
-            Ok(None) => None,
-            Ok(Some(Ok(entry))) => {
-                let (k, v) = self.current.insert(entry);
-                Some(Ok((k.value(), v.value())))
-            }
-            Ok(Some(Err(e))) => Some(Err(err("scan a table")(e.into()))),
+        match step {
+            Ok(entry) => entry,
             Err(e) => Some(Err(e)),
         }
     }
