@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::fmt::Debug;
 
 use netabase_store::codec::key::KeyCodec;
-use netabase_store::codec::value::{decode_value, split_header};
+use netabase_store::codec::value::{decode_model, split_header};
 use proptest::prelude::*;
 use reliability::*;
 
@@ -105,7 +105,7 @@ proptest! {
         .unwrap_or_default()
     }))) {
         let _ = split_header("CrashDefinition/User", b"k", &bytes);
-        let decoded = decode_value::<User>("CrashDefinition/User", b"k", &bytes);
+        let decoded = decode_model::<CrashDefinition, User>(b"k", &bytes);
         if let Err(e) = decoded {
             // The error names the table it came from.
             prop_assert!(e.to_string().contains("CrashDefinition/User"), "{}", e);

@@ -13,7 +13,6 @@
 //! one upgrade hook, [`NetabaseModelTrait::decode_older`].
 
 use serde::Serialize;
-use serde::de::DeserializeOwned;
 
 use crate::error::{DecodeReason, NetabaseError, Result, VersionError, VersionProblem};
 use crate::schema::{NetabaseDefinitionTrait, NetabaseModelTrait};
@@ -70,16 +69,6 @@ where
         known: info.version,
         problem,
     })))
-}
-
-/// Decodes a stored value of `table` at `key` (both only for the error message).
-///
-/// # Errors
-/// [`NetabaseError::Decode`] naming the table and key when the header is missing or of an
-/// unknown format, or when postcard cannot read the body.
-pub fn decode_value<T: DeserializeOwned>(table: &str, key: &[u8], bytes: &[u8]) -> Result<T> {
-    let (_, body) = split_header(table, key, bytes)?;
-    postcard::from_bytes(body).map_err(|e| NetabaseError::decode(table, key, e))
 }
 
 /// Checks the header and returns the model version and the body.
