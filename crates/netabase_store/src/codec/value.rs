@@ -42,6 +42,7 @@ pub fn encode_value<T: Serialize>(model: &'static str, version: u16, value: &T) 
 /// [`NetabaseError::Decode`] naming the model's table and the key when the header or the
 /// body does not decode; [`NetabaseError::Version`] when the version is newer than the
 /// code's, or older with no upgrade.
+#[inline]
 pub fn decode_model<D, M>(key: &[u8], bytes: &[u8]) -> Result<M>
 where
     D: NetabaseDefinitionTrait,
@@ -75,6 +76,7 @@ where
 ///
 /// # Errors
 /// [`NetabaseError::Decode`] when the bytes are too short or of an unknown format.
+#[inline]
 pub fn split_header<'a>(table: &str, key: &[u8], bytes: &'a [u8]) -> Result<(u16, &'a [u8])> {
     if bytes.len() < HEADER_LEN {
         return Err(NetabaseError::decode(

@@ -17,6 +17,7 @@ pub(super) struct Damage(Arc<AtomicBool>);
 
 impl Damage {
     /// Runs the engine call `f`, catching a panic inside redb.
+    #[inline]
     pub(super) fn run<T>(
         &self,
         operation: &'static str,
