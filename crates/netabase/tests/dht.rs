@@ -35,8 +35,14 @@ async fn a_model_put_on_one_node_is_found_typed_on_another() -> TestResult {
     );
 
     a.start_providing::<User>(UserPrimaryKey(7)).await?;
-    let providers = e.get_providers::<User>(UserPrimaryKey(7)).await?;
-    assert!(providers.contains(&a.peer_id()), "providers: {providers:?}");
+    // Kademlia's ADD_PROVIDER has no reply: the announcement reaches the closest peers
+    // some time after `start_providing` returns, so wait for it to be found.
+    wait_until("a is found as a provider", || async {
+        Ok(e.get_providers::<User>(UserPrimaryKey(7))
+            .await?
+            .contains(&a.peer_id()))
+    })
+    .await?;
     a.stop_providing::<User>(UserPrimaryKey(7)).await?;
 
     close_all(&nodes).await;
