@@ -83,17 +83,6 @@ impl Damage {
     }
 }
 
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-}
-
 /// The fixed cases: 100 flips, 100 bursts, 30 truncations over a file of `len` bytes.
 fn cases(len: usize) -> Vec<Damage> {
     let mut rng = Rng(SEED);

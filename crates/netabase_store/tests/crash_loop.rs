@@ -160,21 +160,6 @@ where
 // ---------------------------------------------------------------------------------------
 // The parent.
 
-/// A small deterministic generator (xorshift64*), so a run replays from its seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
-
 /// What one cycle observed, before judging it.
 #[derive(Debug)]
 struct Observed {

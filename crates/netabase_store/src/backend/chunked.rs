@@ -8,7 +8,7 @@
 use std::collections::VecDeque;
 use std::ops::Bound;
 
-use super::{Direction, Entry, RawRange};
+use super::{Cursor, Direction, Entry, EntryCursor, RawRange};
 use crate::error::Result;
 
 const FIRST_CHUNK: usize = 64;
@@ -40,6 +40,14 @@ where
             chunk: FIRST_CHUNK,
             exhausted,
         }
+    }
+
+    /// The range as a boxed cursor, the form `ReadTxn::cursor` returns.
+    pub fn cursor<'a>(range: RawRange, direction: Direction, fetch: F) -> Cursor<'a>
+    where
+        F: 'a,
+    {
+        Box::new(EntryCursor::new(Self::new(range, direction, fetch)))
     }
 
     fn refill(&mut self) -> Result<()> {

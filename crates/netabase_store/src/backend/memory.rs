@@ -122,11 +122,9 @@ fn scan_table(table: Option<Table>, range: RawRange, direction: Direction) -> Cu
     let Some(table) = table else {
         return Box::new(EntryCursor::new(std::iter::empty()));
     };
-    Box::new(EntryCursor::new(ChunkedRange::new(
-        range,
-        direction,
-        move |range, direction, limit| Ok(collect_range(&table, range, direction, limit)),
-    )))
+    ChunkedRange::cursor(range, direction, move |range, direction, limit| {
+        Ok(collect_range(&table, range, direction, limit))
+    })
 }
 
 impl Backend for MemoryBackend {

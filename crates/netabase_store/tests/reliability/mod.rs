@@ -286,3 +286,21 @@ pub fn inject_missing_index_entry<B: Backend>(store: &Store<B>, user: &User) -> 
     )?;
     txn.commit()
 }
+
+/// A small deterministic generator (xorshift64*), so a run replays from its seed.
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// The next value.
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// A value below `n` (0 when `n` is 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}

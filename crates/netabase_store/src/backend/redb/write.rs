@@ -8,8 +8,7 @@ use redb::{ReadableTable, ReadableTableMetadata};
 use super::damage::Damage;
 use super::{Bytes, definition, err, sorted_names};
 use crate::backend::{
-    ChunkedRange, Cursor, Direction, Entry, EntryCursor, OldFn, RawRange, ReadTxn, ValueFn,
-    WriteOp, WriteTxn,
+    ChunkedRange, Cursor, Direction, Entry, OldFn, RawRange, ReadTxn, ValueFn, WriteOp, WriteTxn,
 };
 use crate::error::{NetabaseError, Result};
 
@@ -94,11 +93,11 @@ impl ReadTxn for RedbWrite {
         // redb's tables borrow the write transaction: read in chunks, each reopening
         // the table after the last key seen.
         let table = table.to_owned();
-        Ok(Box::new(EntryCursor::new(ChunkedRange::new(
+        Ok(ChunkedRange::cursor(
             range,
             direction,
             move |range, direction, limit| self.collect_range(&table, range, direction, limit),
-        ))))
+        ))
     }
 
     fn len(&self, table: &str) -> Result<u64> {

@@ -12,8 +12,7 @@ use sled::transaction::{ConflictableTransactionError, Transactional, Transaction
 use super::read::scan_tree;
 use super::{NAME, SledBackend, err};
 use crate::backend::{
-    ChunkedRange, Cursor, Direction, Entry, EntryCursor, RawRange, ReadTxn, ValueFn, WriteOp,
-    WriteTxn,
+    ChunkedRange, Cursor, Direction, Entry, RawRange, ReadTxn, ValueFn, WriteOp, WriteTxn,
 };
 use crate::error::{NetabaseError, Result};
 
@@ -141,11 +140,11 @@ impl ReadTxn for SledWrite<'_> {
         // Chunked, so that no borrow of the overlay is held between chunks and the
         // transaction stays writable while a scan is open.
         let table = table.to_owned();
-        Ok(Box::new(EntryCursor::new(ChunkedRange::new(
+        Ok(ChunkedRange::cursor(
             range,
             direction,
             move |range, direction, limit| self.merged(&table, range, direction, limit),
-        ))))
+        ))
     }
 
     fn len(&self, table: &str) -> Result<u64> {
