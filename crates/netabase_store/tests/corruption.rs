@@ -258,3 +258,51 @@ fn damaged_files_never_panic() -> TestResult {
     assert_eq!(panics, 0, "{table:?}");
     Ok(())
 }
+
+/// `FileConfig::verify_on_open(true)` takes effect: damage that a plain open trusts is
+/// refused at open, and so is every case that reads back silently wrong.
+#[test]
+fn verify_on_open_refuses_damage_a_plain_open_trusts() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let bytes = pristine(dir.path())?;
+    let plain_path = dir.path().join("plain.redb");
+    let verified_path = dir.path().join("verified.redb");
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let mut refused_only_when_verified = 0;
+    let mut silent_wrong = 0;
+    let mut silent_wrong_refused = 0;
+    for damage in cases(bytes.len()) {
+        let damaged = damage.apply(&bytes);
+        std::fs::write(&plain_path, &damaged)?;
+        std::fs::write(&verified_path, &damaged)?;
+        let plain = catch_unwind(AssertUnwindSafe(|| read_all(&plain_path)));
+        let verified = catch_unwind(AssertUnwindSafe(|| {
+            let config = FileConfig::builder()
+                .path(&verified_path)
+                .verify_on_open(true)
+                .build();
+            Store::<RedbBackend>::new(config).map(drop)
+        }));
+        let verified_refused = !matches!(verified, Ok(Ok(())));
+        if verified_refused && matches!(plain, Ok(Ok(_))) {
+            refused_only_when_verified += 1;
+        }
+        if matches!(plain, Ok(Ok(false))) {
+            silent_wrong += 1;
+            if verified_refused {
+                silent_wrong_refused += 1;
+            }
+        }
+    }
+    std::panic::set_hook(hook);
+    assert!(
+        refused_only_when_verified > 0,
+        "no damage was refused by the verified open that a plain open read through"
+    );
+    assert_eq!(
+        silent_wrong_refused, silent_wrong,
+        "a silently wrong file opened with verify_on_open"
+    );
+    Ok(())
+}
