@@ -87,8 +87,7 @@ impl<D: NetabaseDefinitionTrait, B: Backend> NetabaseStore<D, B> {
     /// As [`NetabaseStore::from_backend`]; [`crate::NetabaseError::Schema`] also when a
     /// new unique key is already shared by two stored records.
     pub fn from_backend_with(backend: B, options: OpenOptions) -> Result<Self> {
-        meta::open::<D, B>(&backend, true, options)?;
-        Ok(Self::from_checked(backend))
+        Self::open(Arc::new(backend), true, options)
     }
 
     /// A store over a backend that is shared with byte-level users of netabase's own
@@ -97,11 +96,7 @@ impl<D: NetabaseDefinitionTrait, B: Backend> NetabaseStore<D, B> {
     /// # Errors
     /// As [`NetabaseStore::from_backend`].
     pub fn from_shared_backend(backend: Arc<B>) -> Result<Self> {
-        meta::open::<D, B>(&*backend, true, OpenOptions::default())?;
-        Ok(NetabaseStore {
-            backend,
-            _definition: PhantomData,
-        })
+        Self::open(backend, true, OpenOptions::default())
     }
 
     /// A store over a backend that is only ever read: checks the format and the schema
@@ -112,8 +107,7 @@ impl<D: NetabaseDefinitionTrait, B: Backend> NetabaseStore<D, B> {
     /// stored schema lacks an index this definition needs (it cannot be built
     /// read-only).
     pub fn from_backend_read_only(backend: B) -> Result<Self> {
-        meta::open::<D, B>(&backend, false, OpenOptions::default())?;
-        Ok(Self::from_checked(backend))
+        Self::open(Arc::new(backend), false, OpenOptions::default())
     }
 
     /// Opens a store over `backend` as `config` asks: read-only stores check without
@@ -126,11 +120,14 @@ impl<D: NetabaseDefinitionTrait, B: Backend> NetabaseStore<D, B> {
         }
     }
 
-    fn from_checked(backend: B) -> Self {
-        NetabaseStore {
-            backend: Arc::new(backend),
+    /// Checks the format and reconciles the schema (writing only when `write` is
+    /// set), then wraps the backend.
+    fn open(backend: Arc<B>, write: bool, options: OpenOptions) -> Result<Self> {
+        meta::open::<D, B>(&*backend, write, options)?;
+        Ok(NetabaseStore {
+            backend,
             _definition: PhantomData,
-        }
+        })
     }
 
     /// The backend under the store, for its own settings and extras.

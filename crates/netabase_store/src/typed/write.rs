@@ -163,12 +163,12 @@ impl<'s, B: Backend> Writer<'s, B> {
             for field in M::INFO.secondary_keys {
                 self.txn.clear(field.table)?;
             }
-            if self.logging {
-                self.log.borrow_mut().push(Change::Cleared {
+            self.log(|| {
+                vec![Change::Cleared {
                     model: M::INFO.name,
                     table: M::INFO.table,
-                });
-            }
+                }]
+            });
             Ok(())
         })
     }

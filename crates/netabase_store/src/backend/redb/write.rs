@@ -40,43 +40,33 @@ impl RedbWrite {
             return Ok(Vec::new());
         }
         self.damage.run("scan a table", Some(table), || {
-            self.collect_in(table, range, direction, limit)
+            let t = self.open(table)?;
+            let iter = t
+                .range::<&[u8]>(range.as_bounds())
+                .map_err(|e| err("scan a table")(e.into()))?;
+            let mut out = Vec::with_capacity(limit.min(1024));
+            let mut push = |item: std::result::Result<
+                (redb::AccessGuard<'_, Bytes>, redb::AccessGuard<'_, Bytes>),
+                redb::StorageError,
+            >| {
+                let (k, v) = item.map_err(|e| err("scan a table")(e.into()))?;
+                out.push((k.value().to_vec(), v.value().to_vec()));
+                Ok::<_, NetabaseError>(())
+            };
+            match direction {
+                Direction::Forward => {
+                    for item in iter.take(limit) {
+                        push(item)?;
+                    }
+                }
+                Direction::Reverse => {
+                    for item in iter.rev().take(limit) {
+                        push(item)?;
+                    }
+                }
+            }
+            Ok(out)
         })
-    }
-
-    fn collect_in(
-        &self,
-        table: &str,
-        range: &RawRange,
-        direction: Direction,
-        limit: usize,
-    ) -> Result<Vec<Entry>> {
-        let t = self.open(table)?;
-        let iter = t
-            .range::<&[u8]>(range.as_bounds())
-            .map_err(|e| err("scan a table")(e.into()))?;
-        let mut out = Vec::with_capacity(limit.min(1024));
-        let mut push = |item: std::result::Result<
-            (redb::AccessGuard<'_, Bytes>, redb::AccessGuard<'_, Bytes>),
-            redb::StorageError,
-        >| {
-            let (k, v) = item.map_err(|e| err("scan a table")(e.into()))?;
-            out.push((k.value().to_vec(), v.value().to_vec()));
-            Ok::<_, NetabaseError>(())
-        };
-        match direction {
-            Direction::Forward => {
-                for item in iter.take(limit) {
-                    push(item)?;
-                }
-            }
-            Direction::Reverse => {
-                for item in iter.rev().take(limit) {
-                    push(item)?;
-                }
-            }
-        }
-        Ok(out)
     }
 }
 
