@@ -83,6 +83,12 @@ pub enum NetabaseError {
     /// commit; nothing of it is applied.
     #[error(transparent)]
     Poisoned(Box<PoisonedError>),
+
+    // Subscriptions.
+    /// A subscription's store was dropped (every handle on it) and every event it
+    /// buffered has been read: no event will come.
+    #[error(transparent)]
+    Closed(Box<ClosedError>),
 }
 
 /// `Result` with [`NetabaseError`].
@@ -349,6 +355,18 @@ pub struct ReadOnlyError {
 pub struct PoisonedError {
     /// The engine failure that poisoned the transaction.
     pub cause: String,
+}
+
+/// A subscription whose store is gone ([`NetabaseError::Closed`]).
+#[derive(Debug, Error)]
+#[error(
+    "the `{definition}` store this subscription watched was dropped and every event it \
+     buffered has been read: no event will come"
+)]
+#[non_exhaustive]
+pub struct ClosedError {
+    /// The name of the store's definition.
+    pub definition: &'static str,
 }
 
 impl NetabaseError {

@@ -20,6 +20,8 @@ pub use typed::store::{FORMAT_VERSION, META_TABLE, NetabaseStore, OpenStore};
 pub use typed::store::{StoreStats, TableStats};
 pub use typed::tree::Tree;
 pub use typed::txn::{ReadOnly, ReadWrite, TreeView, TxnGuard};
+pub use typed::watch;
+pub use typed::watch::Subscription;
 
 /// A store on the embedded default, redb.
 #[cfg(feature = "redb")]
@@ -54,6 +56,7 @@ pub use error::{
     VersionProblem,
 };
 pub use error::{BoxedError, NetabaseError, Result};
+pub use error::ClosedError;
 
 /// Re-exports used by the code that the macros generate; not part of the public API.
 #[doc(hidden)]

@@ -14,6 +14,7 @@ pub(crate) mod read;
 pub mod store;
 pub mod tree;
 pub mod txn;
+pub mod watch;
 pub mod write;
 
 pub use read::{ModelIter, SecondaryIter};

@@ -13,6 +13,7 @@ use super::changes::ChangeSet;
 use super::meta::{self, OpenOptions};
 use super::tree::Tree;
 use super::txn::{ReadOnly, ReadWrite, TxnGuard};
+use super::watch::Hub;
 use super::write::Writer;
 
 pub use super::meta::{FORMAT_VERSION, META_TABLE};
@@ -44,6 +45,8 @@ pub use super::meta::{FORMAT_VERSION, META_TABLE};
 /// ```
 pub struct NetabaseStore<D, B> {
     backend: Arc<B>,
+    /// The subscriptions of this store and its clones.
+    hub: Arc<Hub>,
     _definition: PhantomData<fn() -> D>,
 }
 
@@ -51,6 +54,7 @@ impl<D, B> Clone for NetabaseStore<D, B> {
     fn clone(&self) -> Self {
         NetabaseStore {
             backend: Arc::clone(&self.backend),
+            hub: Arc::clone(&self.hub),
             _definition: PhantomData,
         }
     }
@@ -126,8 +130,14 @@ impl<D: NetabaseDefinitionTrait, B: Backend> NetabaseStore<D, B> {
         meta::open::<D, B>(&*backend, write, options)?;
         Ok(NetabaseStore {
             backend,
+            hub: Arc::default(),
             _definition: PhantomData,
         })
+    }
+
+    /// The subscriptions of the store.
+    pub(crate) fn hub(&self) -> &Arc<Hub> {
+        &self.hub
     }
 
     /// The backend under the store, for its own settings and extras.
@@ -184,16 +194,16 @@ impl<D: NetabaseDefinitionTrait, B: Backend> NetabaseStore<D, B> {
     /// [`crate::NetabaseError::Backend`] when the engine cannot start one.
     pub fn write(&self) -> Result<TxnGuard<'_, D, B, ReadWrite>> {
         Ok(TxnGuard::new(
-            Writer::begin(&*self.backend, true)?,
+            Writer::begin(&*self.backend, true)?.watched_by(&self.hub),
             self.snapshot_reads(),
         ))
     }
 
     /// Runs `f` in a write transaction of its own and commits it: the path of every
-    /// one-shot write. Its `ChangeSet` is not returned, so its changes are not recorded
-    /// (subscriptions will record them when someone subscribes).
+    /// one-shot write. Its `ChangeSet` is not returned, so its changes are recorded only
+    /// when the store has a subscription.
     pub(crate) fn write_with<R>(&self, f: impl FnOnce(&Writer<'_, B>) -> Result<R>) -> Result<R> {
-        let writer = Writer::begin(&*self.backend, false)?;
+        let writer = Writer::begin(&*self.backend, false)?.watched_by(&self.hub);
         let out = f(&writer)?;
         writer.commit()?;
         Ok(out)
@@ -204,7 +214,7 @@ impl<D: NetabaseDefinitionTrait, B: Backend> NetabaseStore<D, B> {
         &self,
         f: impl FnOnce(&Writer<'_, B>) -> Result<()>,
     ) -> Result<ChangeSet> {
-        let writer = Writer::begin(&*self.backend, true)?;
+        let writer = Writer::begin(&*self.backend, true)?.watched_by(&self.hub);
         f(&writer)?;
         writer.commit()
     }

@@ -25,6 +25,7 @@ use crate::schema::{NetabaseDefinitionTrait, NetabaseModelTrait};
 
 use super::changes::{Change, ChangeSet};
 use super::chunk::{Abandon, Decisions, PutChunk, RemoveChunk};
+use super::watch::Hub;
 
 /// Records per chunk of a `put_many` or `remove_many` of a model without unique keys:
 /// each chunk writes its primary values in one engine call and then its index writes
@@ -46,6 +47,8 @@ pub struct Writer<'s, B: Backend> {
     logging: bool,
     log: RefCell<Vec<Change>>,
     poisoned: RefCell<Option<String>>,
+    /// The subscriptions the commit publishes to, when the store had one at `begin`.
+    hub: Option<&'s Hub>,
 }
 
 impl<'s, B: Backend> Writer<'s, B> {
@@ -57,7 +60,19 @@ impl<'s, B: Backend> Writer<'s, B> {
             logging,
             log: RefCell::new(Vec::new()),
             poisoned: RefCell::new(None),
+            hub: None,
         })
+    }
+
+    /// Publishes the transaction's changes to the subscriptions of `hub` at commit, and
+    /// records them for it, when `hub` has a subscription now. Without one this costs
+    /// one atomic load.
+    pub(crate) fn watched_by(mut self, hub: &'s Hub) -> Self {
+        if hub.is_watched() {
+            self.logging = true;
+            self.hub = Some(hub);
+        }
+        self
     }
 
     /// The backend transaction, for reads (they see the transaction's own writes).
@@ -194,8 +209,15 @@ impl<'s, B: Backend> Writer<'s, B> {
         if let Some(cause) = self.poisoned.into_inner() {
             return Err(poisoned(&cause));
         }
+        // Taken while this transaction still holds the engine's write lock, so changes
+        // are published in commit order; a failed commit publishes nothing.
+        let publish = self.hub.map(Hub::begin_publish);
         self.txn.commit()?;
-        Ok(ChangeSet::from_log(self.log.into_inner()))
+        let changes = ChangeSet::from_log(self.log.into_inner());
+        if let Some(publish) = publish {
+            publish.send(&changes);
+        }
+        Ok(changes)
     }
 
     /// Writes one chunk of models (encoded as `values`), carrying out the decisions of
