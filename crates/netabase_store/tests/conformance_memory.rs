@@ -6,3 +6,4 @@ use conformance::schema::TestDefinition;
 use netabase_store::NetabaseStore;
 
 conformance_suite!(NetabaseStore::<TestDefinition, _>::memory);
+watch_suite!(NetabaseStore::<TestDefinition, _>::memory);

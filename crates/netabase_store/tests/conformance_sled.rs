@@ -9,6 +9,7 @@ use netabase_store::backend::Backend;
 use netabase_store::backend::sled::SledBackend;
 
 conformance_suite!(NetabaseStore::<TestDefinition, SledBackend>::sled_temp);
+watch_suite!(NetabaseStore::<TestDefinition, SledBackend>::sled_temp);
 
 /// The suite reads this flag in `read_txn_is_a_snapshot`; pin the declaration so it
 /// cannot change without this test noticing.

@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 pub mod schema;
+pub mod watch;
 
 use std::collections::BTreeSet;
 

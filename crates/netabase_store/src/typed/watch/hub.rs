@@ -49,6 +49,11 @@ impl Hub {
         self.watchers.load(Ordering::Acquire) != 0
     }
 
+    /// How many subscriptions are registered.
+    pub(crate) fn count(&self) -> usize {
+        self.watchers.load(Ordering::Acquire)
+    }
+
     /// Takes the publishing turn of a writer that holds the backend's write transaction
     /// and is about to commit it.
     pub(crate) fn begin_publish(&self) -> Publish<'_> {

@@ -6,7 +6,7 @@
 //! transaction that changed something its filters match, in commit order, holding the
 //! matching changes of that transaction only. It reads like a channel: blocking
 //! ([`Subscription::recv`], [`Subscription::try_recv`], [`Subscription::recv_timeout`],
-//! and as an [`Iterator`]) or as an asynchronous `futures::Stream` (woken by the writer,
+//! and as an iterator, [`Subscription::iter`]) or as an asynchronous `futures::Stream` (woken by the writer,
 //! no runtime needed).
 //!
 //! # Guarantees
@@ -67,7 +67,7 @@ mod subscription;
 pub use filter::Filter;
 pub(crate) use hub::Hub;
 pub use store::{DefinitionChange, StoreWatch};
-pub use subscription::Subscription;
+pub use subscription::{IntoIter, Iter, Subscription};
 
 /// How many commits a subscription buffers unless told otherwise
 /// ([`Tree::watch_with_capacity`](crate::Tree::watch_with_capacity),

@@ -131,6 +131,12 @@ impl<D: NetabaseDefinitionTrait, B: Backend> NetabaseStore<D, B> {
             capacity: DEFAULT_CAPACITY,
         }
     }
+
+    /// How many subscriptions (of trees and of the store) are registered: dropped ones
+    /// are not counted. While it is zero, writes record no changes.
+    pub fn subscriptions(&self) -> usize {
+        self.hub().count()
+    }
 }
 
 /// A subscription to several models being set up ([`NetabaseStore::watch`]).

@@ -18,7 +18,8 @@ use super::{Commit, Event};
 /// [`DefinitionChange`](super::DefinitionChange)).
 ///
 /// Read it like a channel, blocking ([`Subscription::recv`],
-/// [`Subscription::try_recv`], [`Subscription::recv_timeout`], or as an [`Iterator`]),
+/// [`Subscription::try_recv`], [`Subscription::recv_timeout`], or as an iterator:
+/// [`Subscription::iter`], `for event in subscription`),
 /// or asynchronously as a `futures::Stream`; both forms deliver the same events. The
 /// iterator and the stream end when every handle on the store has been dropped and the
 /// buffer has been read. Dropping the subscription unregisters it.
@@ -175,13 +176,61 @@ impl<C> Drop for Subscription<C> {
     }
 }
 
-/// Blocks for each event; ends once the store is dropped and the buffer is read.
-impl<C> Iterator for Subscription<C> {
+impl<C> Subscription<C> {
+    /// A blocking iterator over the events: each `next` waits as
+    /// [`Subscription::recv`] does, and the iterator ends once every handle on the
+    /// store has been dropped and the buffer has been read.
+    pub fn iter(&self) -> Iter<'_, C> {
+        Iter { subscription: self }
+    }
+}
+
+/// A blocking iterator over the events of a borrowed [`Subscription`]
+/// ([`Subscription::iter`]).
+#[derive(Debug)]
+pub struct Iter<'a, C> {
+    subscription: &'a Subscription<C>,
+}
+
+impl<C> Iterator for Iter<'_, C> {
     type Item = Result<Event<C>>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        let result = self.recv();
-        self.item(result)
+        let result = self.subscription.recv();
+        self.subscription.item(result)
+    }
+}
+
+/// A blocking iterator that owns its [`Subscription`] (`for event in subscription`).
+#[derive(Debug)]
+pub struct IntoIter<C> {
+    subscription: Subscription<C>,
+}
+
+impl<C> Iterator for IntoIter<C> {
+    type Item = Result<Event<C>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let result = self.subscription.recv();
+        self.subscription.item(result)
+    }
+}
+
+impl<'a, C> IntoIterator for &'a Subscription<C> {
+    type Item = Result<Event<C>>;
+    type IntoIter = Iter<'a, C>;
+
+    fn into_iter(self) -> Iter<'a, C> {
+        self.iter()
+    }
+}
+
+impl<C> IntoIterator for Subscription<C> {
+    type Item = Result<Event<C>>;
+    type IntoIter = IntoIter<C>;
+
+    fn into_iter(self) -> IntoIter<C> {
+        IntoIter { subscription: self }
     }
 }
 
