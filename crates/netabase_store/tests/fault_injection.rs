@@ -265,6 +265,49 @@ fn a_refused_write_leaves_the_transaction_usable<B: Backend>(
     conformance::assert_user_indexes_exact(&store)
 }
 
+/// A subscription receives nothing from a transaction that fails anywhere, at a write
+/// (poisoned) or at its commit, and exactly the transactions that commit.
+fn failed_transactions_publish_nothing<B: Backend>(
+    make: impl Fn() -> Result<B, NetabaseError>,
+) -> TestResult {
+    use netabase_store::watch::{Event, Filter};
+    let (store, countdown) = open(make()?)?;
+    let users = store.open_tree::<User>();
+    let watcher = users.watch(Filter::all());
+    let mut failures = 0;
+    for fail_at in 1..40 {
+        countdown.set(fail_at);
+        let result = (|| -> Result<(), NetabaseError> {
+            let txn = store.write()?;
+            let view = txn.open_tree::<User>();
+            // Failures of single writes are ignored: the commit must refuse.
+            let _ = view.put(user(fail_at as u64, &format!("{fail_at}@x"), 1));
+            let _ = view.put_many((100..103).map(|i| user(i, &format!("{i}@x"), 2)));
+            let _ = view.remove(fail_at as u64 - 1);
+            txn.commit().map(drop)
+        })();
+        countdown.set(-1);
+        match result {
+            Ok(()) => match watcher.try_recv()? {
+                Some(Event::Commit(commit)) => assert!(!commit.changes.is_empty()),
+                other => return Err(format!("at call {fail_at}: {other:?}").into()),
+            },
+            Err(e) => {
+                assert!(
+                    is_injected(&e) || matches!(e, NetabaseError::Poisoned(_)),
+                    "at call {fail_at}: {e}"
+                );
+                failures += 1;
+            }
+        }
+        if let Some(event) = watcher.try_recv()? {
+            return Err(format!("at call {fail_at}, published: {event:?}").into());
+        }
+    }
+    assert!(failures > 10, "only {failures} failure points were exercised");
+    Ok(())
+}
+
 macro_rules! on_backend {
     ($name:ident, $make:expr) => {
         mod $name {
@@ -283,6 +326,11 @@ macro_rules! on_backend {
             #[test]
             fn a_refused_write_leaves_the_transaction_usable() -> TestResult {
                 super::a_refused_write_leaves_the_transaction_usable($make)
+            }
+
+            #[test]
+            fn failed_transactions_publish_nothing() -> TestResult {
+                super::failed_transactions_publish_nothing($make)
             }
         }
     };
