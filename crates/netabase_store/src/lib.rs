@@ -50,13 +50,13 @@ pub mod prelude {
     pub use netabase_macros::*;
 }
 
+pub use error::ClosedError;
 pub use error::{
     BackendError, ConfigError, CorruptedError, DecodeError, DecodeReason, EncodeError, FormatError,
     IoError, PoisonedError, ReadOnlyError, SchemaError, UniqueViolation, VersionError,
     VersionProblem,
 };
 pub use error::{BoxedError, NetabaseError, Result};
-pub use error::ClosedError;
 
 /// Re-exports used by the code that the macros generate; not part of the public API.
 #[doc(hidden)]

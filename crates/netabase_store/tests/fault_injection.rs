@@ -304,7 +304,10 @@ fn failed_transactions_publish_nothing<B: Backend>(
             return Err(format!("at call {fail_at}, published: {event:?}").into());
         }
     }
-    assert!(failures > 10, "only {failures} failure points were exercised");
+    assert!(
+        failures > 10,
+        "only {failures} failure points were exercised"
+    );
     Ok(())
 }
 

@@ -109,7 +109,10 @@ pub fn watch_key_range<B: Backend>(store: Store<B>) -> TestResult {
     let from = users.watch(Filter::range(UserPrimaryKey(250)..));
     // Reversed insertion order: the changes come in the order they were written.
     users.put_many((0..300).rev().map(|i| user(i, &format!("{i}@x"), 1)))?;
-    assert_eq!(ids(&commit(&half_open)?), (10..20).rev().collect::<Vec<_>>());
+    assert_eq!(
+        ids(&commit(&half_open)?),
+        (10..20).rev().collect::<Vec<_>>()
+    );
     assert_eq!(ids(&commit(&up_to)?), (0..=5).rev().collect::<Vec<_>>());
     assert_eq!(ids(&commit(&from)?), (250..300).rev().collect::<Vec<_>>());
     users.remove_many([UserPrimaryKey(20), UserPrimaryKey(9), UserPrimaryKey(6)])?;
@@ -136,7 +139,10 @@ pub fn watch_secondary_value<B: Backend>(store: Store<B>) -> TestResult {
     users.put(user(1, "a@x", 33))?;
     quiet(&thirty)?;
     users.remove(UserPrimaryKey(2))?;
-    assert_eq!(commit(&by_email)?.changes, vec![removed(user(2, "b@x", 31))]);
+    assert_eq!(
+        commit(&by_email)?.changes,
+        vec![removed(user(2, "b@x", 31))]
+    );
     quiet(&by_email)
 }
 
@@ -166,7 +172,10 @@ pub fn watch_secondary_range<B: Backend>(store: Store<B>) -> TestResult {
     );
     quiet(&twenties)?;
     users.remove_many([UserPrimaryKey(2), UserPrimaryKey(4)])?;
-    assert_eq!(commit(&twenties)?.changes, vec![removed(user(2, "2@x", 20))]);
+    assert_eq!(
+        commit(&twenties)?.changes,
+        vec![removed(user(2, "2@x", 20))]
+    );
     // A clear concerns every record: every filter of the model receives it.
     users.clear()?;
     assert_eq!(commit(&twenties)?.changes, vec![TypedChange::Cleared]);
@@ -191,7 +200,11 @@ pub fn watch_every_write_path<B: Backend>(store: Store<B>) -> TestResult {
     users.remove(UserPrimaryKey(1))?;
     assert_eq!(commit(&sub)?.changes, vec![removed(user(1, "1@x", 1))]);
     users.remove_many([UserPrimaryKey(2), UserPrimaryKey(99), UserPrimaryKey(3)])?;
-    assert_eq!(ids(&commit(&sub)?), vec![2, 3], "a missing key changes nothing");
+    assert_eq!(
+        ids(&commit(&sub)?),
+        vec![2, 3],
+        "a missing key changes nothing"
+    );
     users.clear()?;
     assert_eq!(commit(&sub)?.changes, vec![TypedChange::Cleared]);
 
@@ -200,7 +213,11 @@ pub fn watch_every_write_path<B: Backend>(store: Store<B>) -> TestResult {
     batch.put(user(8, "8@x", 1))?;
     batch.remove(UserPrimaryKey(7));
     batch.commit()?;
-    assert_eq!(ids(&commit(&sub)?), vec![8], "created and removed: no change");
+    assert_eq!(
+        ids(&commit(&sub)?),
+        vec![8],
+        "created and removed: no change"
+    );
 
     let txn = store.write()?;
     txn.open_tree::<User>().put(user(9, "9@x", 2))?;
@@ -295,7 +312,8 @@ pub fn watch_nothing_uncommitted<B: Backend>(store: Store<B>) -> TestResult {
 pub fn watch_lagged_counts_exactly<B: Backend>(store: Store<B>) -> TestResult {
     let users = store.open_tree::<User>();
     let small = users.watch_with_capacity(Filter::all(), 4);
-    let filtered = users.watch_with_capacity(Filter::range(UserPrimaryKey(0)..UserPrimaryKey(6)), 2);
+    let filtered =
+        users.watch_with_capacity(Filter::range(UserPrimaryKey(0)..UserPrimaryKey(6)), 2);
     for id in 0..10 {
         users.put(user(id, &format!("{id}@x"), 1))?;
     }
@@ -316,7 +334,11 @@ pub fn watch_lagged_counts_exactly<B: Backend>(store: Store<B>) -> TestResult {
     quiet(&filtered)?;
 
     users.put(user(10, "10@x", 1))?;
-    assert_eq!(ids(&commit(&small)?), vec![10], "no lag once it has caught up");
+    assert_eq!(
+        ids(&commit(&small)?),
+        vec![10],
+        "no lag once it has caught up"
+    );
     // A second overflow is counted from zero.
     for id in 11..16 {
         users.put(user(id, &format!("{id}@x"), 1))?;

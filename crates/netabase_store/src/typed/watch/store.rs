@@ -164,9 +164,7 @@ impl<'s, D: NetabaseDefinitionTrait, B: Backend> StoreWatch<'s, D, B> {
     pub fn model<M: NetabaseModelTrait<D>>(mut self, filter: Filter<D, M>) -> Self {
         match self.watched.iter_mut().find(|w| w.table == M::INFO.table) {
             Some(watched) => watched.rules.push(filter.rule),
-            None => self
-                .watched
-                .push(Watched::model::<D, M>(vec![filter.rule])),
+            None => self.watched.push(Watched::model::<D, M>(vec![filter.rule])),
         }
         self
     }
@@ -249,10 +247,9 @@ where
 {
     fn eq(&self, other: &Self) -> bool {
         match (self, other) {
-            (
-                DefinitionChange::Put { old, new },
-                DefinitionChange::Put { old: o, new: n },
-            ) => old == o && new == n,
+            (DefinitionChange::Put { old, new }, DefinitionChange::Put { old: o, new: n }) => {
+                old == o && new == n
+            }
             (DefinitionChange::Removed { old }, DefinitionChange::Removed { old: o }) => old == o,
             (DefinitionChange::Cleared { model }, DefinitionChange::Cleared { model: m }) => {
                 model == m
