@@ -47,8 +47,9 @@ pub struct Writer<'s, B: Backend> {
     logging: bool,
     log: RefCell<Vec<Change>>,
     poisoned: RefCell<Option<String>>,
-    /// The subscriptions the commit publishes to, when the store had one at `begin`.
-    hub: Option<&'s Hub>,
+    /// The subscriptions the commit publishes to, when the store had one at `begin`,
+    /// and whether the caller reads the `ChangeSet` (without logging it would not).
+    hub: Option<(&'s Hub, bool)>,
 }
 
 impl<'s, B: Backend> Writer<'s, B> {
@@ -69,8 +70,8 @@ impl<'s, B: Backend> Writer<'s, B> {
     /// one atomic load.
     pub(crate) fn watched_by(mut self, hub: &'s Hub) -> Self {
         if hub.is_watched() {
+            self.hub = Some((hub, self.logging));
             self.logging = true;
-            self.hub = Some(hub);
         }
         self
     }
@@ -211,13 +212,13 @@ impl<'s, B: Backend> Writer<'s, B> {
         }
         // Taken while this transaction still holds the engine's write lock, so changes
         // are published in commit order; a failed commit publishes nothing.
-        let publish = self.hub.map(Hub::begin_publish);
+        let publish = self.hub.map(|(hub, read)| (hub.begin_publish(), read));
         self.txn.commit()?;
         let changes = ChangeSet::from_log(self.log.into_inner());
-        if let Some(publish) = publish {
-            publish.send(&changes);
-        }
-        Ok(changes)
+        Ok(match publish {
+            Some((publish, read)) => publish.send(changes, read),
+            None => changes,
+        })
     }
 
     /// Writes one chunk of models (encoded as `values`), carrying out the decisions of

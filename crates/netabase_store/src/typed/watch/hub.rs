@@ -100,22 +100,54 @@ pub(crate) struct Publish<'h> {
 }
 
 impl Publish<'_> {
-    /// Hands the committed `changes` to every subscription they match.
-    pub(crate) fn send(mut self, changes: &ChangeSet) {
+    /// Hands the committed `changes` to every subscription they match, and gives
+    /// them back when the committer reads them (`read`); a one-shot write that does
+    /// not gets an empty set, so its changes are shared with the subscriptions without
+    /// a copy.
+    pub(crate) fn send(mut self, changes: ChangeSet, read: bool) -> ChangeSet {
         if changes.is_empty() {
-            return;
+            return changes;
         }
         *self.last += 1;
         let seq = *self.last;
-        let mut shared = None;
+        let mut changes = Shared::Own(changes);
         let mut wakers = Vec::new();
         for sink in lock(&self.hub.sinks).iter() {
-            sink.offer(seq, changes, &mut shared, &mut wakers);
+            sink.offer(seq, &mut changes, &mut wakers);
         }
         // Tasks are woken after the turn is handed on: a waker may run code that
         // writes to this store.
         drop(self);
         wakers.into_iter().for_each(Waker::wake);
+        match changes {
+            Shared::Own(changes) => changes,
+            Shared::Arc(_) if !read => ChangeSet::default(),
+            Shared::Arc(changes) => Arc::try_unwrap(changes).unwrap_or_else(|c| (*c).clone()),
+        }
+    }
+}
+
+/// A commit's changes, moved into an `Arc` by the first subscription they match.
+enum Shared {
+    Own(ChangeSet),
+    Arc(Arc<ChangeSet>),
+}
+
+impl Shared {
+    fn get(&self) -> &ChangeSet {
+        match self {
+            Shared::Own(changes) => changes,
+            Shared::Arc(changes) => changes,
+        }
+    }
+
+    fn share(&mut self) -> Arc<ChangeSet> {
+        let shared = match std::mem::replace(self, Shared::Own(ChangeSet::default())) {
+            Shared::Own(changes) => Arc::new(changes),
+            Shared::Arc(changes) => changes,
+        };
+        *self = Shared::Arc(Arc::clone(&shared));
+        shared
     }
 }
 
@@ -222,19 +254,12 @@ impl Sink {
     }
 
     /// Queues the matching part of commit `seq`, dropping the oldest queued commit when
-    /// the queue is full. `shared` is the commit's changes, copied once for every
-    /// subscription; the waker of a waiting task is added to `wakers`.
-    fn offer(
-        &self,
-        seq: u64,
-        changes: &ChangeSet,
-        shared: &mut Option<Arc<ChangeSet>>,
-        wakers: &mut Vec<Waker>,
-    ) {
-        let Some(picks) = self.pick(changes) else {
+    /// the queue is full; the waker of a waiting task is added to `wakers`.
+    fn offer(&self, seq: u64, changes: &mut Shared, wakers: &mut Vec<Waker>) {
+        let Some(picks) = self.pick(changes.get()) else {
             return;
         };
-        let changes = Arc::clone(shared.get_or_insert_with(|| Arc::new(changes.clone())));
+        let changes = changes.share();
         let mut state = lock(&self.state);
         if state.closed {
             return;
