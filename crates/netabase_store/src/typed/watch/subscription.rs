@@ -187,9 +187,14 @@ impl<C> Subscription<C> {
 
 /// A blocking iterator over the events of a borrowed [`Subscription`]
 /// ([`Subscription::iter`]).
-#[derive(Debug)]
 pub struct Iter<'a, C> {
     subscription: &'a Subscription<C>,
+}
+
+impl<C> std::fmt::Debug for Iter<'_, C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Iter").field(self.subscription).finish()
+    }
 }
 
 impl<C> Iterator for Iter<'_, C> {
@@ -202,9 +207,14 @@ impl<C> Iterator for Iter<'_, C> {
 }
 
 /// A blocking iterator that owns its [`Subscription`] (`for event in subscription`).
-#[derive(Debug)]
 pub struct IntoIter<C> {
     subscription: Subscription<C>,
+}
+
+impl<C> std::fmt::Debug for IntoIter<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("IntoIter").field(&self.subscription).finish()
+    }
 }
 
 impl<C> Iterator for IntoIter<C> {
