@@ -481,6 +481,59 @@ pub fn watch_drop_frees<B: Backend>(store: Store<B>) -> TestResult {
     Ok(())
 }
 
+/// A store-wide subscription: filters of one model add up, other models are left out,
+/// and its buffer is bounded as asked.
+pub fn watch_store_filters_and_capacity<B: Backend>(store: Store<B>) -> TestResult {
+    let users = store.open_tree::<User>();
+    let posts = store.open_tree::<Post>();
+    let sub = store
+        .watch()
+        .model::<User>(Filter::key(UserPrimaryKey(1)))
+        .model::<User>(Filter::secondary(UserAgeSecondaryKey(50)))
+        .model::<Post>(Filter::range(..0i64))
+        .capacity(2)
+        .subscribe();
+    users.put_many([user(1, "1@x", 1), user(2, "2@x", 50), user(3, "3@x", 3)])?;
+    posts.put_many((-2..2).map(|id| Post {
+        id,
+        title: format!("{id}"),
+        author_id: 1,
+    }))?;
+    store.open_tree::<Word>().put(Word {
+        text: "unwatched".into(),
+        score: 1.0,
+        tag: None,
+    })?;
+    let Some(Event::Commit(first)) = sub.try_recv()? else {
+        return Err("expected the users' commit".into());
+    };
+    let first: Vec<u64> = first
+        .changes
+        .iter()
+        .map(|c| match c {
+            DefinitionChange::Put {
+                new: TestDefinition::User(u),
+                ..
+            } => Ok(u.id),
+            other => Err(format!("unexpected {other:?}")),
+        })
+        .collect::<Result<_, _>>()?;
+    assert_eq!(first, vec![1, 2]);
+    let Some(Event::Commit(second)) = sub.try_recv()? else {
+        return Err("expected the posts' commit".into());
+    };
+    assert_eq!(second.changes.len(), 2, "posts -2 and -1 only");
+    quiet(&sub)?;
+    for id in 10..15 {
+        users.put(user(1, &format!("{id}@x"), 1))?;
+    }
+    assert!(matches!(sub.try_recv()?, Some(Event::Lagged(3))));
+    for _ in 0..2 {
+        assert!(matches!(sub.try_recv()?, Some(Event::Commit(c)) if c.changes.len() == 1));
+    }
+    quiet(&sub)
+}
+
 /// Expands to one `#[test]` per subscription check, each on a fresh store from
 /// `$make`.
 #[macro_export]
@@ -501,6 +554,7 @@ macro_rules! watch_suite {
                 watch_blocking_forms,
                 watch_stream_under_tokio,
                 watch_drop_frees,
+                watch_store_filters_and_capacity,
             );
         }
     };
