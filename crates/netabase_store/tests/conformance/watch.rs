@@ -461,6 +461,10 @@ pub fn watch_stream_under_tokio<B: Backend>(store: Store<B>) -> TestResult {
 
 /// Dropping a subscription unregisters it: the store stops recording for it.
 pub fn watch_drop_frees<B: Backend>(store: Store<B>) -> TestResult {
+    // A subscription can move to, and be shared with, another thread or task.
+    fn send_sync_unpin<T: Send + Sync + Unpin>() {}
+    send_sync_unpin::<Subscription<UserChange>>();
+    send_sync_unpin::<Subscription<DefinitionChange<TestDefinition>>>();
     let users = store.open_tree::<User>();
     assert_eq!(store.subscriptions(), 0);
     let a = users.watch(Filter::all());
