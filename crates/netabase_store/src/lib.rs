@@ -9,6 +9,7 @@ pub mod config;
 mod error;
 #[cfg(feature = "libp2p")]
 pub mod kad;
+pub mod rules;
 pub mod schema;
 pub mod typed;
 
@@ -16,6 +17,7 @@ pub use config::{BackendStore, ConfiguredBackend, FileConfig};
 pub use typed::batch::Batch;
 pub use typed::changes::{Change, ChangeSet, TypedChange};
 pub use typed::meta::{IndexBuild, OpenOptions};
+pub use typed::migrate::MigrateProgress;
 pub use typed::store::{FORMAT_VERSION, META_TABLE, NetabaseStore, OpenStore};
 pub use typed::store::{StoreStats, TableStats};
 pub use typed::tree::Tree;
@@ -40,6 +42,7 @@ pub mod prelude {
         DiscriminantTrait, NetabaseDefinitionTrait, NetabaseModelTrait, SecondaryKeyEnum,
         SecondaryKeyField, UniqueKeyField,
     };
+    pub use crate::rules::{Child, Link, OnDelete};
     pub use crate::typed::batch::Batch;
     pub use crate::typed::changes::{Change, ChangeSet};
     pub use crate::typed::store::{NetabaseStore, OpenStore};
@@ -54,6 +57,7 @@ pub use error::{
     VersionProblem,
 };
 pub use error::{BoxedError, NetabaseError, Result};
+pub use error::{DanglingLinkError, InvalidError, StillReferencedError};
 
 /// Re-exports used by the code that the macros generate; not part of the public API.
 #[doc(hidden)]

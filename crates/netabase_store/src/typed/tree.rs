@@ -54,13 +54,13 @@ where
         &self.store
     }
 
-    fn read<R>(&self, f: impl FnOnce(TreeView<'_, D, M, B::Read>) -> Result<R>) -> Result<R> {
+    pub(super) fn read<R>(&self, f: impl FnOnce(TreeView<'_, D, M, B::Read>) -> Result<R>) -> Result<R> {
         let txn = self.store.backend().begin_read()?;
         f(TreeView::over(&txn, self.store.snapshot_reads()))
     }
 
     /// Runs `f` in a write transaction of its own, committed at the one commit point.
-    fn write<R>(&self, f: impl FnOnce(&Writer<'_, B>) -> Result<R>) -> Result<R> {
+    pub(super) fn write<R>(&self, f: impl FnOnce(&Writer<'_, B>) -> Result<R>) -> Result<R> {
         self.store.write_with(f)
     }
 

@@ -203,6 +203,11 @@ where
         }
     }
 
+    /// The transaction the view reads (and writes) through.
+    pub(crate) fn txn(&self) -> &'t T {
+        self.txn
+    }
+
     /// The record with primary key `key` (the key newtype or its value: `get(7)`).
     ///
     /// # Errors

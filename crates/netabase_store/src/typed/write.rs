@@ -25,6 +25,7 @@ use crate::schema::{NetabaseDefinitionTrait, NetabaseModelTrait};
 
 use super::changes::{Change, ChangeSet};
 use super::chunk::{Abandon, Decisions, PutChunk, RemoveChunk};
+use super::links::{self, Removal};
 
 /// Records per chunk of a `put_many` or `remove_many` of a model without unique keys:
 /// each chunk writes its primary values in one engine call and then its index writes
@@ -83,7 +84,24 @@ impl<'s, B: Backend> Writer<'s, B> {
     /// Stores every model in order, with the same result as storing each alone: a
     /// unique key is checked against every write before it, earlier models of the same
     /// call included. On a refusal the models before the refused one stay written.
+    ///
+    /// Validators and links are checked for every model before the first one is
+    /// written: when one fails, nothing of the call is applied.
     pub(crate) fn put_many<D, M>(&self, models: impl IntoIterator<Item = M>) -> Result<()>
+    where
+        D: NetabaseDefinitionTrait,
+        M: NetabaseModelTrait<D>,
+    {
+        if M::VALIDATES || !M::LINKS.is_empty() {
+            let models: Vec<M> = models.into_iter().collect();
+            self.run(|| links::check_puts::<D, M, _>(&self.txn, &models))?;
+            return self.put_many_checked::<D, M>(models);
+        }
+        self.put_many_checked::<D, M>(models)
+    }
+
+    /// [`Writer::put_many`] of models whose validators and links have been checked.
+    fn put_many_checked<D, M>(&self, models: impl IntoIterator<Item = M>) -> Result<()>
     where
         D: NetabaseDefinitionTrait,
         M: NetabaseModelTrait<D>,
@@ -124,7 +142,24 @@ impl<'s, B: Backend> Writer<'s, B> {
         D: NetabaseDefinitionTrait,
         M: NetabaseModelTrait<D>,
     {
-        self.run(|| self.put_chunk::<D, M>(std::slice::from_ref(model), vec![value]))
+        self.run(|| {
+            links::check_puts::<D, M, _>(&self.txn, std::slice::from_ref(model))?;
+            self.put_chunk::<D, M>(std::slice::from_ref(model), vec![value])
+        })
+    }
+
+    /// Stores one model, checking its validators and links when `check` is set (a
+    /// migration rewrites through the checks; a `set_null` clearing does not need them).
+    pub(crate) fn put_checked<D, M>(&self, model: M, check: bool) -> Result<()>
+    where
+        D: NetabaseDefinitionTrait,
+        M: NetabaseModelTrait<D>,
+    {
+        let value = encode_value(M::INFO.name, M::INFO.version, &model)?;
+        if check {
+            return self.put_encoded::<D, M>(&model, value);
+        }
+        self.run(|| self.put_chunk::<D, M>(std::slice::from_ref(&model), vec![value]))
     }
 
     /// Removes the records with the given keys in order and returns them, with the same
@@ -137,6 +172,22 @@ impl<'s, B: Backend> Writer<'s, B> {
         D: NetabaseDefinitionTrait,
         M: NetabaseModelTrait<D>,
     {
+        if links::is_linked_to::<D>(M::INFO.name) {
+            // Every link policy is planned before the first removal, so that a refusal
+            // leaves nothing behind.
+            let pks: Vec<Vec<u8>> = keys.into_iter().map(|k| k.to_key_bytes()).collect();
+            return self.run(|| {
+                let removal = Removal::plan::<D, M, _>(&self.txn, &pks)?;
+                if !removal.is_empty() {
+                    removal.execute::<D, B>(self)?;
+                }
+                let mut out = Vec::new();
+                for chunk in pks.chunks(CHUNK) {
+                    self.remove_chunk::<D, M>(chunk, &mut out)?;
+                }
+                Ok(out)
+            });
+        }
         self.run(|| {
             let mut keys = keys.into_iter();
             let mut out = Vec::new();
@@ -159,9 +210,25 @@ impl<'s, B: Backend> Writer<'s, B> {
         M: NetabaseModelTrait<D>,
     {
         self.run(|| {
+            if links::is_linked_to::<D>(M::INFO.name) {
+                let mut pks = Vec::new();
+                self.txn.for_each_in(
+                    M::INFO.table,
+                    crate::backend::RawRange::all(),
+                    crate::backend::Direction::Forward,
+                    &mut |pk, _| {
+                        pks.push(pk.to_vec());
+                        Ok(std::ops::ControlFlow::Continue(()))
+                    },
+                )?;
+                Removal::plan::<D, M, _>(&self.txn, &pks)?.execute::<D, B>(self)?;
+            }
             self.txn.clear(M::INFO.table)?;
             for field in M::INFO.secondary_keys {
                 self.txn.clear(field.table)?;
+            }
+            for link in M::LINKS {
+                self.txn.clear(link.table)?;
             }
             self.log(|| {
                 vec![Change::Cleared {
@@ -235,7 +302,8 @@ impl<'s, B: Backend> Writer<'s, B> {
 
     /// Removes one chunk of records by encoded key, carrying out the decisions of
     /// [`RemoveChunk`], and pushes each removed record to `out`.
-    fn remove_chunk<D, M>(&self, pks: &[Vec<u8>], out: &mut Vec<Option<M>>) -> Result<()>
+    pub(super) fn remove_chunk<D, M>(
+        &self, pks: &[Vec<u8>], out: &mut Vec<Option<M>>) -> Result<()>
     where
         D: NetabaseDefinitionTrait,
         M: NetabaseModelTrait<D>,
