@@ -39,6 +39,7 @@
 mod ast;
 mod ctxt;
 mod expand;
+mod rules;
 mod valid;
 
 use proc_macro::TokenStream;

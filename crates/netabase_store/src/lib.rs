@@ -62,6 +62,7 @@ pub use error::{DanglingLinkError, InvalidError, StillReferencedError};
 /// Re-exports used by the code that the macros generate; not part of the public API.
 #[doc(hidden)]
 pub mod __private {
+    pub use postcard;
     pub use serde;
 }
 

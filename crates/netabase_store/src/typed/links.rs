@@ -292,3 +292,62 @@ impl Removal {
         D::visit_models(&mut run)
     }
 }
+
+/// The links of the model named `model` of `D`.
+pub(crate) fn links_of<D: NetabaseDefinitionTrait>(model: &str) -> &'static [LinkInfo] {
+    struct Find<'a> {
+        model: &'a str,
+        links: &'static [LinkInfo],
+    }
+    impl<D: NetabaseDefinitionTrait> ModelVisitor<D> for Find<'_> {
+        fn visit<R: NetabaseModelTrait<D>>(&mut self) -> Result<()> {
+            if R::INFO.name == self.model {
+                self.links = R::LINKS;
+            }
+            Ok(())
+        }
+    }
+    let mut find = Find { model, links: &[] };
+    // The visitor itself never fails.
+    let _ = D::visit_models(&mut find);
+    find.links
+}
+
+/// Rebuilds every link index of the model named `model` from its stored records (at
+/// open: a new link, or records of an older model version).
+///
+/// # Errors
+/// [`NetabaseError::Decode`] or [`NetabaseError::Version`] for a record that does not
+/// decode; [`NetabaseError::Backend`] on engine failure.
+pub(crate) fn build_link_indexes<D: NetabaseDefinitionTrait, B: Backend>(
+    writer: &Writer<'_, B>,
+    model: &str,
+) -> Result<()> {
+    struct Build<'w, 's, 'm, B: Backend> {
+        writer: &'w Writer<'s, B>,
+        model: &'m str,
+    }
+    impl<D: NetabaseDefinitionTrait, B: Backend> ModelVisitor<D> for Build<'_, '_, '_, B> {
+        fn visit<R: NetabaseModelTrait<D>>(&mut self) -> Result<()> {
+            if R::INFO.name != self.model {
+                return Ok(());
+            }
+            for link in R::LINKS {
+                self.writer.clear_internal(link.table)?;
+            }
+            let mut plan = super::plan::WritePlan::default();
+            self.writer.reader().for_each_in(
+                R::INFO.table,
+                RawRange::all(),
+                Direction::Forward,
+                &mut |pk, value| {
+                    let record = decode_model::<D, R>(pk, value)?;
+                    super::plan::plan_links::<D, R>(pk, None, Some(&record), &mut plan);
+                    Ok(ControlFlow::Continue(()))
+                },
+            )?;
+            self.writer.write_internal(&plan.ops)
+        }
+    }
+    D::visit_models(&mut Build { writer, model })
+}
