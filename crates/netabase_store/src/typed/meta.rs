@@ -384,7 +384,10 @@ fn reconcile_rules<D: NetabaseDefinitionTrait>(
     actions: &mut Vec<Action>,
 ) {
     let links = super::links::links_of::<D>(model.name);
-    let upgraded = old.version.is_some_and(|v| v < model.version);
+    // Without an upgrade path, old records are refused when read, and so is a rebuild.
+    let upgraded = old
+        .version
+        .is_some_and(|v| v < model.version && super::migrate::has_upgrade::<D>(model.name, v));
     if upgraded {
         for (index, field) in model.secondary_keys.iter().enumerate() {
             if !actions

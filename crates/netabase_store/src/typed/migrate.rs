@@ -144,3 +144,31 @@ where
     D::visit_models(&mut all)?;
     Ok(all.total)
 }
+
+/// Whether the model named `model` of `D` reads values written by `version` (through
+/// its `from` chain).
+pub(crate) fn has_upgrade<D: NetabaseDefinitionTrait>(model: &str, version: u16) -> bool {
+    struct Find<'a> {
+        model: &'a str,
+        version: u16,
+        found: bool,
+    }
+    impl<D: NetabaseDefinitionTrait> ModelVisitor<D> for Find<'_> {
+        fn visit<M: NetabaseModelTrait<D>>(&mut self) -> Result<()> {
+            // The hook answers `None` exactly when no upgrade exists; the empty body
+            // only makes a decoding attempt fail.
+            if M::INFO.name == self.model {
+                self.found = M::decode_older(self.version, &[]).is_some();
+            }
+            Ok(())
+        }
+    }
+    let mut find = Find {
+        model,
+        version,
+        found: false,
+    };
+    // The visitor itself never fails.
+    let _ = D::visit_models(&mut find);
+    find.found
+}

@@ -157,8 +157,8 @@ pub mod v2 {
     }
 }
 
-/// Version 3: a new indexed field derived from the others; the age is stored in months
-/// (an indexed value an upgrade changes).
+/// Version 3: a new indexed field derived from the others, and the indexed `age` now
+/// counts months: an indexed value that the upgrade changes under the same field name.
 #[netabase_definition_module(PeopleDefinition, PeopleKeys)]
 pub mod v3 {
     use netabase_store::prelude::*;
@@ -200,8 +200,9 @@ pub mod v3 {
         pub id: u64,
         pub first: String,
         pub last: String,
+        /// In months.
         #[secondary_key]
-        pub age_months: u32,
+        pub age: u32,
         #[secondary_key]
         pub initials: String,
     }
@@ -216,7 +217,7 @@ pub mod v3 {
                 id: v2.id,
                 first: v2.first,
                 last: v2.last,
-                age_months: v2.age * 12,
+                age: v2.age * 12,
                 initials,
             }
         }
