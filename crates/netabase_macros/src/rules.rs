@@ -632,6 +632,9 @@ pub(crate) fn model_trait_items(definition: &Ident, model: &crate::valid::Model)
                 }
             }
         });
+        // Each obligation `<FieldType as LinkValue<TargetKey>>` is written with the
+        // field's own type tokens: a field of the wrong type is reported at the field,
+        // with the message of `LinkValue`.
         let key_arms = rules.links.iter().enumerate().map(|(i, link)| {
             let field_ident = &link.ident;
             let ty = &link.ty;
@@ -679,8 +682,8 @@ fn opt(value: Option<TokenStream>) -> TokenStream {
     }
 }
 
-/// The items next to a model: its link types, the compile-time check of each link
-/// field's type, and the `Child` impl of a model with a parent.
+/// The items next to a model: its link types, the check that `from` is older, and the
+/// `Child` impl of a model with a parent.
 pub(crate) fn model_items(definition: &Ident, model: &crate::valid::Model) -> TokenStream {
     let ident = &model.ident;
     let vis = &model.vis;
@@ -692,16 +695,6 @@ pub(crate) fn model_items(definition: &Ident, model: &crate::valid::Model) -> To
             "The link `{ident}.{}` to [`{target}`], for `follow`.",
             link.name
         );
-        let ty = &link.ty;
-        let key = link_key_type(link);
-        // The obligation is written with the field's own type tokens, so a field of the
-        // wrong type is reported at the field, with the message of `LinkValue`.
-        let assertion = quote_spanned! {ty.span()=>
-            const _: fn() = || {
-                fn __link_field_type<__T: ::netabase_store::rules::LinkValue<__K> + ?::core::marker::Sized, __K>() {}
-                __link_field_type::<#ty, #key>();
-            };
-        };
         out.extend(quote! {
             #[doc = #doc]
             #[derive(::core::clone::Clone, ::core::marker::Copy, ::core::fmt::Debug)]
@@ -714,7 +707,6 @@ pub(crate) fn model_items(definition: &Ident, model: &crate::valid::Model) -> To
                 const INDEX: usize = #index;
             }
 
-            #assertion
         });
     }
     if let Some(from) = &model.rules.from {
