@@ -404,7 +404,8 @@ pub struct DanglingLinkError {
 /// A removal refused by an `on_delete = restrict` link ([`NetabaseError::StillReferenced`]).
 #[derive(Debug, Error)]
 #[error(
-    "cannot remove `{target}` with primary key {target_key}: `{model}` with primary key      {referrer_key} still links to it through `{model}.{field}` (on_delete = restrict)"
+    "cannot remove `{target}` with primary key {target_key}: `{model}` with primary key \
+     {referrer_key} still links to it through `{model}.{field}` (on_delete = restrict)"
 )]
 #[non_exhaustive]
 pub struct StillReferencedError {
