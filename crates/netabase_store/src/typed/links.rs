@@ -51,23 +51,30 @@ where
     } else {
         BTreeSet::new()
     };
+    // Every (link, target) pair once, in key order: records of one call often link to
+    // few targets, and sorted lookups walk the target table in order.
+    let mut targets: Vec<(usize, Vec<u8>)> = Vec::new();
     let mut keys = Vec::new();
     for model in models {
-        for (index, link) in M::LINKS.iter().enumerate() {
+        for index in 0..M::LINKS.len() {
             keys.clear();
             model.link_keys(index, &mut keys);
-            for key in &keys {
-                let present = (link.target_table == M::INFO.table && own.contains(key))
-                    || exists(txn, link.target_table, key)?;
-                if !present {
-                    return Err(NetabaseError::DanglingLink(Box::new(DanglingLinkError {
-                        model: M::INFO.name,
-                        field: link.field,
-                        target: link.target,
-                        target_key: hex(key),
-                    })));
-                }
-            }
+            targets.extend(keys.drain(..).map(|key| (index, key)));
+        }
+    }
+    targets.sort_unstable();
+    targets.dedup();
+    for (index, key) in &targets {
+        let link = &M::LINKS[*index];
+        let present = (link.target_table == M::INFO.table && own.contains(key))
+            || exists(txn, link.target_table, key)?;
+        if !present {
+            return Err(NetabaseError::DanglingLink(Box::new(DanglingLinkError {
+                model: M::INFO.name,
+                field: link.field,
+                target: link.target,
+                target_key: hex(key),
+            })));
         }
     }
     Ok(())

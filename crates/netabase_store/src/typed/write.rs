@@ -178,14 +178,18 @@ impl<'s, B: Backend> Writer<'s, B> {
             let pks: Vec<Vec<u8>> = keys.into_iter().map(|k| k.to_key_bytes()).collect();
             return self.run(|| {
                 let removal = Removal::plan::<D, M, _>(&self.txn, &pks)?;
-                if !removal.is_empty() {
-                    removal.execute::<D, B>(self)?;
-                }
-                let mut out = Vec::new();
-                for chunk in pks.chunks(CHUNK) {
-                    self.remove_chunk::<D, M>(chunk, &mut out)?;
-                }
-                Ok(out)
+                let beyond = !removal.is_empty();
+                let result = (|| {
+                    if beyond {
+                        removal.execute::<D, B>(self)?;
+                    }
+                    let mut out = Vec::new();
+                    for chunk in pks.chunks(CHUNK) {
+                        self.remove_chunk::<D, M>(chunk, &mut out)?;
+                    }
+                    Ok(out)
+                })();
+                self.poison_partial(beyond, result)
             });
         }
         self.run(|| {
@@ -221,7 +225,9 @@ impl<'s, B: Backend> Writer<'s, B> {
                         Ok(std::ops::ControlFlow::Continue(()))
                     },
                 )?;
-                Removal::plan::<D, M, _>(&self.txn, &pks)?.execute::<D, B>(self)?;
+                let removal = Removal::plan::<D, M, _>(&self.txn, &pks)?;
+                let beyond = !removal.is_empty();
+                self.poison_partial(beyond, removal.execute::<D, B>(self))?;
             }
             self.txn.clear(M::INFO.table)?;
             for field in M::INFO.secondary_keys {
@@ -335,6 +341,16 @@ impl<'s, B: Backend> Writer<'s, B> {
             apply_by_table(&self.txn, abandon.index_writes)?;
         }
         Ok((abandon.stand, abandon.olds))
+    }
+
+    /// Poisons the transaction when `result` failed after writes beyond the one that
+    /// failed (a cascade applied before a later step of the same removal was refused):
+    /// a refusal must leave nothing behind, and that can no longer be promised.
+    fn poison_partial<R>(&self, wrote: bool, result: Result<R>) -> Result<R> {
+        if wrote && let Err(e) = &result {
+            *self.poisoned.borrow_mut() = Some(e.to_string());
+        }
+        result
     }
 
     /// Records the changes `changes` makes, when this transaction records them.
