@@ -9,11 +9,11 @@
 use std::time::Duration;
 
 use criterion::{BatchSize, BenchmarkId, Criterion, criterion_group, criterion_main};
-use netabase_store::schema::NetabaseModelTrait;
 use netabase_store::backend::Backend;
 use netabase_store::backend::memory::MemoryBackend;
 use netabase_store::backend::redb::RedbBackend;
 use netabase_store::prelude::*;
+use netabase_store::schema::NetabaseModelTrait;
 
 /// Two models with the same fields: `Plain` without rules, `Ruled` with a length rule
 /// on `name` and a link from `owner` to `Owner`.

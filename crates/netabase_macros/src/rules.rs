@@ -34,7 +34,8 @@ pub(crate) fn parse_model_option(
     input: ParseStream<'_>,
     rules: &mut ModelRules,
 ) -> syn::Result<bool> {
-    let twice = || syn::Error::new_spanned(key, format!("`{key}` is given twice in `#[netabase(..)]`"));
+    let twice =
+        || syn::Error::new_spanned(key, format!("`{key}` is given twice in `#[netabase(..)]`"));
     if key == "from" {
         input.parse::<Token![=]>()?;
         let path: Path = input.parse().map_err(|e| {
@@ -76,8 +77,7 @@ pub(crate) fn parse_model_option(
 }
 
 /// The options `#[netabase(..)]` accepts, for error messages.
-pub(crate) const MODEL_OPTIONS: &str =
-    "the options are `version = N`, `from = OlderType`, `validate = path::to::fn` and \
+pub(crate) const MODEL_OPTIONS: &str = "the options are `version = N`, `from = OlderType`, `validate = path::to::fn` and \
      `parent = Model`";
 
 /// What removing a link's target does.
@@ -105,8 +105,8 @@ pub(crate) enum FieldRule {
         max: Option<LitInt>,
     },
     Range {
-        min: Option<Expr>,
-        max: Option<Expr>,
+        min: Option<Box<Expr>>,
+        max: Option<Box<Expr>>,
     },
     NonEmpty,
 }
@@ -140,12 +140,15 @@ const LINK_USAGE: &str = "write `#[link(User)]` or `#[link(User, on_delete = res
 
 fn parse_link(attr: &Attribute) -> syn::Result<LinkAttr> {
     let list = attr.meta.require_list().map_err(|_| {
-        syn::Error::new_spanned(attr, format!("`#[link]` needs the linked model; {LINK_USAGE}"))
+        syn::Error::new_spanned(
+            attr,
+            format!("`#[link]` needs the linked model; {LINK_USAGE}"),
+        )
     })?;
     list.parse_args_with(|input: ParseStream<'_>| {
-        let target: Ident = input
-            .parse()
-            .map_err(|e| syn::Error::new(e.span(), format!("expected a model name; {LINK_USAGE}")))?;
+        let target: Ident = input.parse().map_err(|e| {
+            syn::Error::new(e.span(), format!("expected a model name; {LINK_USAGE}"))
+        })?;
         let mut on_delete = None;
         while !input.is_empty() {
             input.parse::<Token![,]>()?;
@@ -194,7 +197,9 @@ fn parse_validate(attr: &Attribute, rules: &mut Vec<FieldRule>) -> syn::Result<(
     if attr.meta.require_list().is_err() {
         return Err(syn::Error::new_spanned(
             attr,
-            format!("`#[validate]` needs a rule, e.g. `#[validate(len(max = 200))]`; {VALIDATE_USAGE}"),
+            format!(
+                "`#[validate]` needs a rule, e.g. `#[validate(len(max = 200))]`; {VALIDATE_USAGE}"
+            ),
         ));
     }
     attr.parse_nested_meta(|meta| {
@@ -214,7 +219,7 @@ fn parse_validate(attr: &Attribute, rules: &mut Vec<FieldRule>) -> syn::Result<(
                 let (mut min, mut max) = (None, None);
                 meta.parse_nested_meta(|bound| {
                     let slot = bound_slot(&bound.path, &mut min, &mut max)?;
-                    *slot = Some(bound.value()?.parse::<Expr>()?);
+                    *slot = Some(Box::new(bound.value()?.parse::<Expr>()?));
                     Ok(())
                 })?;
                 rules.push(FieldRule::Range { min, max });
@@ -278,7 +283,11 @@ pub(crate) fn parse_older(items: &mut [Item], cx: &mut Ctxt) -> Vec<Older> {
         if ast::derives_model(&item.attrs) {
             continue;
         }
-        let Some(position) = item.attrs.iter().position(|a| a.path().is_ident("netabase")) else {
+        let Some(position) = item
+            .attrs
+            .iter()
+            .position(|a| a.path().is_ident("netabase"))
+        else {
             continue;
         };
         let attr = item.attrs.remove(position);

@@ -131,7 +131,10 @@ fn main() -> Result<(), NetabaseError> {
     // A link to a record that does not exist is refused.
     let orphan = members.put(member(999, 42, "Nobody"));
     assert!(matches!(orphan, Err(NetabaseError::DanglingLink(_))));
-    println!("refused: {}", orphan.err().map(|e| e.to_string()).unwrap_or_default());
+    println!(
+        "refused: {}",
+        orphan.err().map(|e| e.to_string()).unwrap_or_default()
+    );
     // So is an invalid value.
     let unnamed = teams.put(Team {
         id: 12,
@@ -142,14 +145,22 @@ fn main() -> Result<(), NetabaseError> {
 
     // Navigation: children through the link index, the parent through the typed
     // accessor, a link's targets with `follow`.
-    let storage = teams.get(10)?.ok_or_else(|| NetabaseError::decode_other("Team", &[], "missing"))?;
+    let storage = teams
+        .get(10)?
+        .ok_or_else(|| NetabaseError::decode_other("Team", &[], "missing"))?;
     let in_storage: Vec<String> = teams
         .referrers::<Member>(10)?
         .into_iter()
         .map(|m| m.name)
         .collect();
-    println!("team {} of {:?}: {in_storage:?}", storage.name, teams.parent(&storage)?.map(|o| o.name));
-    let ada = members.get(100)?.ok_or_else(|| NetabaseError::decode_other("Member", &[], "missing"))?;
+    println!(
+        "team {} of {:?}: {in_storage:?}",
+        storage.name,
+        teams.parent(&storage)?.map(|o| o.name)
+    );
+    let ada = members
+        .get(100)?
+        .ok_or_else(|| NetabaseError::decode_other("Member", &[], "missing"))?;
     let ada_projects: Vec<String> = members
         .follow::<MemberProjectsLink>(&ada)?
         .into_iter()
@@ -165,7 +176,10 @@ fn main() -> Result<(), NetabaseError> {
     // his team, and him) cannot go; nothing is removed.
     let refused = orgs.remove(1);
     assert!(matches!(refused, Err(NetabaseError::StillReferenced(_))));
-    println!("refused: {}", refused.err().map(|e| e.to_string()).unwrap_or_default());
+    println!(
+        "refused: {}",
+        refused.err().map(|e| e.to_string()).unwrap_or_default()
+    );
     assert_eq!((teams.len()?, members.len()?), (2, 3));
 
     // Hand the project over, then remove the organization: its teams and their members
@@ -180,7 +194,10 @@ fn main() -> Result<(), NetabaseError> {
         txn.open_tree::<Organization>().remove(1)?;
         txn.commit()?
     };
-    println!("removing the organization changed {} records", changes.len());
+    println!(
+        "removing the organization changed {} records",
+        changes.len()
+    );
     assert_eq!((orgs.len()?, teams.len()?, members.len()?), (0, 0, 0));
     assert_eq!(projects.len()?, 1);
     Ok(())

@@ -108,7 +108,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The program at version 2 opens the same file.
     let store = NetabaseStore::<v2::AppDefinition, _>::redb(&path)?;
     let users = store.open_tree::<v2::User>();
-    println!("{} of {} users were written by version 1", users.outdated()?, users.len()?);
+    println!(
+        "{} of {} users were written by version 1",
+        users.outdated()?,
+        users.len()?
+    );
 
     // Old records are upgraded when read; queries and updates work on them.
     let ada = users.get(1)?.ok_or("user 1 is missing")?;
@@ -125,7 +129,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // Migrate the rest eagerly, with progress.
     let migrated = users.migrate(|p| println!("migrating {}: {}/{}", p.model, p.done, p.total))?;
-    println!("migrated {migrated} users; {} left at version 1", users.outdated()?);
+    println!(
+        "migrated {migrated} users; {} left at version 1",
+        users.outdated()?
+    );
     assert_eq!(users.outdated()?, 0);
 
     // Version 1 can no longer read what version 2 wrote: a typed error, not garbage.

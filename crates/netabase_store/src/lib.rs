@@ -38,11 +38,11 @@ pub mod prelude {
     pub use crate::codec::key::{KeyCodec, PrimaryKeyCodec};
     pub use crate::config::{BackendStore, FileConfig};
     pub use crate::error::{NetabaseError, Result as NetabaseResult};
+    pub use crate::rules::{Child, Link, OnDelete};
     pub use crate::schema::{
         DiscriminantTrait, NetabaseDefinitionTrait, NetabaseModelTrait, SecondaryKeyEnum,
         SecondaryKeyField, UniqueKeyField,
     };
-    pub use crate::rules::{Child, Link, OnDelete};
     pub use crate::typed::batch::Batch;
     pub use crate::typed::changes::{Change, ChangeSet};
     pub use crate::typed::store::{NetabaseStore, OpenStore};

@@ -54,7 +54,10 @@ fn version_1_reads_its_own_fixture() -> TestResult {
     let (_dir, path) = copy()?;
     let store = NetabaseStore::<v1::PeopleDefinition, _>::redb(&path)?;
     let people = store.open_tree::<v1::Person>();
-    let stored: Vec<v1::Person> = people.iter().map(|r| r.map(|(_, p)| p)).collect::<Result<_, _>>()?;
+    let stored: Vec<v1::Person> = people
+        .iter()
+        .map(|r| r.map(|(_, p)| p))
+        .collect::<Result<_, _>>()?;
     assert_eq!(stored, v1_people());
     assert_eq!(people.outdated()?, 0);
     Ok(())
@@ -79,7 +82,9 @@ fn version_2_reads_and_migrates_the_v1_fixture() -> TestResult {
     let people = store.open_tree::<v2::Person>();
     assert_eq!(people.outdated()?, 0);
     assert_eq!(
-        people.get_by_secondary_key(v2::PersonAgeSecondaryKey(21))?.len(),
+        people
+            .get_by_secondary_key(v2::PersonAgeSecondaryKey(21))?
+            .len(),
         v1_people().iter().filter(|p| p.age == 21).count()
     );
     Ok(())
@@ -100,13 +105,17 @@ fn version_3_reads_and_migrates_the_v1_fixture() -> TestResult {
     let months = 21 * 12;
     let expected = v1_people().iter().filter(|p| p.age == 21).count();
     assert_eq!(
-        people.get_by_secondary_key(v3::PersonAgeSecondaryKey(months))?.len(),
+        people
+            .get_by_secondary_key(v3::PersonAgeSecondaryKey(months))?
+            .len(),
         expected
     );
     assert_eq!(store.migrate(|_| {})?, 20);
     assert_eq!(people.outdated()?, 0);
     assert_eq!(
-        people.get_by_secondary_key(v3::PersonAgeSecondaryKey(months))?.len(),
+        people
+            .get_by_secondary_key(v3::PersonAgeSecondaryKey(months))?
+            .len(),
         expected
     );
     Ok(())

@@ -47,7 +47,10 @@ where
     // Links to records of the same call count as present (a tree of records put at
     // once); only computed when a link points back at the model itself.
     let own: BTreeSet<Vec<u8>> = if M::LINKS.iter().any(|l| l.target_table == M::INFO.table) {
-        models.iter().map(|m| m.primary_key().to_key_bytes()).collect()
+        models
+            .iter()
+            .map(|m| m.primary_key().to_key_bytes())
+            .collect()
     } else {
         BTreeSet::new()
     };
@@ -130,26 +133,36 @@ pub(crate) fn is_linked_to<D: NetabaseDefinitionTrait>(target: &'static str) -> 
     find.found
 }
 
+/// A record, by model name and encoded primary key.
+type RecordId = (&'static str, Vec<u8>);
+
+/// A `restrict` link found by the walk: the referrer, its field, and the target.
+struct Restricted {
+    referrer: RecordId,
+    field: &'static str,
+    target: RecordId,
+}
+
 /// Everything a removal implies beyond the records it names, planned before any write.
 #[derive(Debug, Default)]
 pub(crate) struct Removal {
     /// Records removed by a cascade, per model, beyond the removal's own keys.
     cascaded: BTreeMap<&'static str, Vec<Vec<u8>>>,
-    /// Records whose links `set_null` clears: (model, key) -> (link, target key).
-    nulls: BTreeMap<(&'static str, Vec<u8>), Vec<(usize, Vec<u8>)>>,
+    /// Records whose links `set_null` clears: record -> (link, target key).
+    nulls: BTreeMap<RecordId, Vec<(usize, Vec<u8>)>>,
 }
 
 /// The closure walk of [`Removal::plan`], run as a visitor over the definition's models.
 struct Walk<'a, T: ?Sized> {
     txn: &'a T,
     /// The record being removed whose referrers are looked up now.
-    target: (&'static str, Vec<u8>),
+    target: RecordId,
     /// Every record removed so far (the removal's own and the cascaded ones).
-    removed: BTreeSet<(&'static str, Vec<u8>)>,
-    queue: VecDeque<(&'static str, Vec<u8>)>,
+    removed: BTreeSet<RecordId>,
+    queue: VecDeque<RecordId>,
     removal: Removal,
-    /// `restrict` links found: (referrer model, referrer key, field, target).
-    restricted: Vec<(&'static str, Vec<u8>, &'static str, (&'static str, Vec<u8>))>,
+    /// `restrict` links found.
+    restricted: Vec<Restricted>,
 }
 
 impl<D: NetabaseDefinitionTrait, T: ReadTxn + ?Sized> ModelVisitor<D> for Walk<'_, T> {
@@ -178,12 +191,11 @@ impl<D: NetabaseDefinitionTrait, T: ReadTxn + ?Sized> ModelVisitor<D> for Walk<'
                         .entry(id)
                         .or_default()
                         .push((index, target_key.clone())),
-                    OnDelete::Restrict => self.restricted.push((
-                        id.0,
-                        id.1,
-                        link.field,
-                        (target, target_key.clone()),
-                    )),
+                    OnDelete::Restrict => self.restricted.push(Restricted {
+                        referrer: id,
+                        field: link.field,
+                        target: (target, target_key.clone()),
+                    }),
                 }
             }
         }
@@ -217,18 +229,18 @@ impl Removal {
             walk.target = next;
             D::visit_models(&mut walk)?;
         }
-        if let Some((model, key, field, (target, target_key))) = walk
+        if let Some(r) = walk
             .restricted
-            .into_iter()
-            .find(|(model, key, ..)| !walk.removed.contains(&(*model, key.clone())))
+            .iter()
+            .find(|r| !walk.removed.contains(&r.referrer))
         {
             return Err(NetabaseError::StillReferenced(Box::new(
                 StillReferencedError {
-                    target,
-                    target_key: hex(&target_key),
-                    model,
-                    field,
-                    referrer_key: hex(&key),
+                    target: r.target.0,
+                    target_key: hex(&r.target.1),
+                    model: r.referrer.0,
+                    field: r.field,
+                    referrer_key: hex(&r.referrer.1),
                 },
             )));
         }

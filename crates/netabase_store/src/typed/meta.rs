@@ -399,10 +399,11 @@ fn reconcile_rules<D: NetabaseDefinitionTrait>(
             }
         }
     }
-    if upgraded || links.iter().any(|l| !old.links.iter().any(|(f, _)| f == l.field)) {
-        if !links.is_empty() {
-            actions.push(Action::BuildLinks(model.name));
-        }
+    let added = links
+        .iter()
+        .any(|l| !old.links.iter().any(|(f, _)| f == l.field));
+    if (upgraded || added) && !links.is_empty() {
+        actions.push(Action::BuildLinks(model.name));
     }
     for (field, table) in &old.links {
         if !links.iter().any(|l| l.field == field) {

@@ -11,8 +11,8 @@ use crate::schema::{NetabaseDefinitionTrait, NetabaseModelTrait};
 use super::links::referrer_keys;
 use super::migrate::{self, MigrateProgress};
 use super::read::get_raw;
-use super::tree::Tree;
 use super::store::NetabaseStore;
+use super::tree::Tree;
 use super::txn::{TreeView, ViewTxn};
 use super::write::Writer;
 

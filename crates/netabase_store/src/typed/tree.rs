@@ -54,7 +54,10 @@ where
         &self.store
     }
 
-    pub(super) fn read<R>(&self, f: impl FnOnce(TreeView<'_, D, M, B::Read>) -> Result<R>) -> Result<R> {
+    pub(super) fn read<R>(
+        &self,
+        f: impl FnOnce(TreeView<'_, D, M, B::Read>) -> Result<R>,
+    ) -> Result<R> {
         let txn = self.store.backend().begin_read()?;
         f(TreeView::over(&txn, self.store.snapshot_reads()))
     }

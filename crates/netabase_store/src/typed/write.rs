@@ -308,8 +308,7 @@ impl<'s, B: Backend> Writer<'s, B> {
 
     /// Removes one chunk of records by encoded key, carrying out the decisions of
     /// [`RemoveChunk`], and pushes each removed record to `out`.
-    pub(super) fn remove_chunk<D, M>(
-        &self, pks: &[Vec<u8>], out: &mut Vec<Option<M>>) -> Result<()>
+    pub(super) fn remove_chunk<D, M>(&self, pks: &[Vec<u8>], out: &mut Vec<Option<M>>) -> Result<()>
     where
         D: NetabaseDefinitionTrait,
         M: NetabaseModelTrait<D>,

@@ -135,7 +135,14 @@ pub fn validators_refuse_on_every_write_path<B: Backend>(backend: Arc<B>) -> Tes
         "User",
         Some("name"),
     )?;
-    expect_invalid(users.put(User { age: 151, ..user(1, "ada") }), "User", Some("age"))?;
+    expect_invalid(
+        users.put(User {
+            age: 151,
+            ..user(1, "ada")
+        }),
+        "User",
+        Some("age"),
+    )?;
     let no_at = User {
         email: "nowhere".into(),
         ..user(1, "ada")
@@ -165,11 +172,18 @@ pub fn validators_refuse_on_every_write_path<B: Backend>(backend: Arc<B>) -> Tes
         let view = txn.open_tree::<User>();
         view.put(user(1, "ada"))?;
         expect_invalid(view.put(user(2, "")), "User", Some("name"))?;
-        expect_invalid(view.put_many([user(3, "cy"), user(4, "")]), "User", Some("name"))?;
+        expect_invalid(
+            view.put_many([user(3, "cy"), user(4, "")]),
+            "User",
+            Some("name"),
+        )?;
         view.put(user(5, "eve"))?;
     }
     txn.commit()?;
-    let ids: Vec<u64> = users.iter().map(|r| r.map(|(_, u)| u.id)).collect::<Result<_, _>>()?;
+    let ids: Vec<u64> = users
+        .iter()
+        .map(|r| r.map(|(_, u)| u.id))
+        .collect::<Result<_, _>>()?;
     assert_eq!(ids, [1, 5]);
     // Field rules of another model (a `len(min = 1)` on a secondary key field).
     let posts = store.open_tree::<Post>();
@@ -255,7 +269,11 @@ pub fn restrict_refuses_and_applies_nothing<B: Backend>(backend: Arc<B>) -> Test
     store.open_tree::<Post>().put(post(10, 1))?;
     match users.remove(1) {
         Err(NetabaseError::StillReferenced(e)) => {
-            assert_eq!((e.target, e.model, e.field), ("User", "Post", "author"), "{e}");
+            assert_eq!(
+                (e.target, e.model, e.field),
+                ("User", "Post", "author"),
+                "{e}"
+            );
         }
         other => return Err(format!("expected StillReferenced, got {other:?}").into()),
     }
@@ -298,7 +316,11 @@ pub fn set_null_clears_optional_and_many_links<B: Backend>(backend: Arc<B>) -> T
         },
     ])?;
     // Many-to-many: both posts tagged 2.
-    let tagged: Vec<u64> = tags.referrers::<Post>(2)?.into_iter().map(|p| p.id).collect();
+    let tagged: Vec<u64> = tags
+        .referrers::<Post>(2)?
+        .into_iter()
+        .map(|p| p.id)
+        .collect();
     assert_eq!(tagged, [10, 11]);
     tags.remove(2)?;
     assert_eq!(posts.get(10)?.map(|p| p.tags), Some(vec![1, 3]));
@@ -322,9 +344,18 @@ fn hierarchy<B: Backend>(store: &Rules<B>) -> TestResult {
         },
     ])?;
     store.open_tree::<Team>().put_many([
-        Team { id: 10, organization: 1 },
-        Team { id: 11, organization: 1 },
-        Team { id: 20, organization: 2 },
+        Team {
+            id: 10,
+            organization: 1,
+        },
+        Team {
+            id: 11,
+            organization: 1,
+        },
+        Team {
+            id: 20,
+            organization: 2,
+        },
     ])?;
     let member = |id, team, mentors: Vec<u64>| Member { id, team, mentors };
     store.open_tree::<Member>().put_many([
@@ -359,7 +390,10 @@ pub fn cascade_goes_several_levels_deep<B: Backend>(backend: Arc<B>) -> TestResu
     // organization) loses the mentors that went.
     assert_eq!(changes.len(), 1 + 2 + 3 + 1, "{changes:?}");
     assert_eq!(teams.len()?, 1);
-    let left: Vec<Member> = members.iter().map(|r| r.map(|(_, m)| m)).collect::<Result<_, _>>()?;
+    let left: Vec<Member> = members
+        .iter()
+        .map(|r| r.map(|(_, m)| m))
+        .collect::<Result<_, _>>()?;
     assert_eq!(
         left,
         [Member {
@@ -382,8 +416,14 @@ pub fn cascade_refused_deep_down_applies_nothing<B: Backend>(backend: Arc<B>) ->
     })?;
     store.open_tree::<Post>().put(post(5, 1))?;
     let orgs = store.open_tree::<Organization>();
-    assert!(matches!(orgs.remove(1), Err(NetabaseError::StillReferenced(_))));
-    assert!(matches!(orgs.clear(), Err(NetabaseError::StillReferenced(_))));
+    assert!(matches!(
+        orgs.remove(1),
+        Err(NetabaseError::StillReferenced(_))
+    ));
+    assert!(matches!(
+        orgs.clear(),
+        Err(NetabaseError::StillReferenced(_))
+    ));
     assert_eq!(orgs.len()?, 2);
     assert_eq!(store.open_tree::<Team>().len()?, 3);
     assert_eq!(store.open_tree::<Member>().len()?, 4);
@@ -404,14 +444,29 @@ pub fn cascade_cycles_end<B: Backend>(backend: Arc<B>) -> TestResult {
     let nodes = store.open_tree::<Node>();
     // a -> b -> c -> a, and d -> d.
     nodes.put_many([
-        Node { id: 1, next: Some(2) },
-        Node { id: 2, next: Some(3) },
-        Node { id: 3, next: Some(1) },
-        Node { id: 4, next: Some(4) },
+        Node {
+            id: 1,
+            next: Some(2),
+        },
+        Node {
+            id: 2,
+            next: Some(3),
+        },
+        Node {
+            id: 3,
+            next: Some(1),
+        },
+        Node {
+            id: 4,
+            next: Some(4),
+        },
         Node { id: 5, next: None },
     ])?;
     nodes.remove(2)?;
-    let left: Vec<u64> = nodes.iter().map(|r| r.map(|(_, n)| n.id)).collect::<Result<_, _>>()?;
+    let left: Vec<u64> = nodes
+        .iter()
+        .map(|r| r.map(|(_, n)| n.id))
+        .collect::<Result<_, _>>()?;
     assert_eq!(left, [4, 5]);
     nodes.remove(4)?;
     assert_eq!(nodes.len()?, 1);
@@ -431,7 +486,10 @@ pub fn cascade_cycles_end<B: Backend>(backend: Arc<B>) -> TestResult {
         post(4, 1),
     ])?;
     posts.remove(1)?;
-    let left: Vec<u64> = posts.iter().map(|r| r.map(|(_, p)| p.id)).collect::<Result<_, _>>()?;
+    let left: Vec<u64> = posts
+        .iter()
+        .map(|r| r.map(|(_, p)| p.id))
+        .collect::<Result<_, _>>()?;
     assert_eq!(left, [4]);
     assert_all_exact(&store)
 }
@@ -537,11 +595,13 @@ use schema::{v1, v2, v3};
 
 fn people_v1<B: Backend>(backend: &Arc<B>) -> TestResult {
     let store = NetabaseStore::<v1::PeopleDefinition, B>::from_shared_backend(backend.clone())?;
-    store.open_tree::<v1::Person>().put_many((1..=5).map(|id| v1::Person {
-        id,
-        name: format!("Ada{id} Lovelace"),
-        age: 30 + id as u32,
-    }))?;
+    store
+        .open_tree::<v1::Person>()
+        .put_many((1..=5).map(|id| v1::Person {
+            id,
+            name: format!("Ada{id} Lovelace"),
+            age: 30 + id as u32,
+        }))?;
     Ok(())
 }
 
@@ -592,7 +652,8 @@ pub fn migration_on_read_and_eager<B: Backend>(backend: Arc<B>) -> TestResult {
     assert!(reports.iter().all(|p| p.model == "Person"));
     // The index describes the migrated records exactly.
     let txn = backend.begin_read()?;
-    let table = <v2::Person as NetabaseModelTrait<v2::PeopleDefinition>>::INFO.secondary_keys[0].table;
+    let table =
+        <v2::Person as NetabaseModelTrait<v2::PeopleDefinition>>::INFO.secondary_keys[0].table;
     let entries: Vec<Vec<u8>> = collect_range(&txn, table, RawRange::all(), Direction::Forward)?
         .into_iter()
         .map(|(k, _)| k)
@@ -614,8 +675,7 @@ pub fn migration_chains_and_index_rebuild<B: Backend>(backend: Arc<B>) -> TestRe
     people_v1(&backend)?;
     // Two records rewritten by version 2, three left at version 1.
     {
-        let store =
-            NetabaseStore::<v2::PeopleDefinition, B>::from_shared_backend(backend.clone())?;
+        let store = NetabaseStore::<v2::PeopleDefinition, B>::from_shared_backend(backend.clone())?;
         let people = store.open_tree::<v2::Person>();
         for id in [1, 2] {
             let p = people.get(id)?.ok_or("person")?;
@@ -661,8 +721,7 @@ pub fn migration_chains_and_index_rebuild<B: Backend>(backend: Arc<B>) -> TestRe
 pub fn newer_values_and_missing_paths_are_refused<B: Backend>(backend: Arc<B>) -> TestResult {
     people_v1(&backend)?;
     {
-        let store =
-            NetabaseStore::<v2::PeopleDefinition, B>::from_shared_backend(backend.clone())?;
+        let store = NetabaseStore::<v2::PeopleDefinition, B>::from_shared_backend(backend.clone())?;
         store.open_tree::<v2::Person>().migrate(|_| {})?;
     }
     // Version 2 values read by version 1 code.
@@ -679,7 +738,10 @@ pub fn newer_values_and_missing_paths_are_refused<B: Backend>(backend: Arc<B>) -
         other => return Err(format!("expected a version error, got {other:?}").into()),
     }
     // The migration refuses them too, applying nothing.
-    assert!(matches!(people.migrate(|_| {}), Err(NetabaseError::Version(_))));
+    assert!(matches!(
+        people.migrate(|_| {}),
+        Err(NetabaseError::Version(_))
+    ));
     drop(store);
     // A version-0 value has no path to version 3: the chain stops at version 1.
     let store = NetabaseStore::<v3::PeopleDefinition, B>::from_shared_backend(backend.clone())?;
@@ -702,7 +764,10 @@ pub fn newer_values_and_missing_paths_are_refused<B: Backend>(backend: Arc<B>) -
         other => return Err(format!("expected a version error, got {other:?}").into()),
     }
     assert_eq!(people.get(4)?, Some(v3_person(4)));
-    assert!(matches!(store.migrate(|_| {}), Err(NetabaseError::Version(_))));
+    assert!(matches!(
+        store.migrate(|_| {}),
+        Err(NetabaseError::Version(_))
+    ));
     assert_eq!(people.outdated()?, 6, "a refused migration applies nothing");
     Ok(())
 }
