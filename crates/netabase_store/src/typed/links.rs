@@ -83,6 +83,28 @@ where
     Ok(())
 }
 
+/// Runs the validators of the model held by `value` (a record received from a peer).
+///
+/// # Errors
+/// [`NetabaseError::Invalid`] when a rule fails.
+pub(crate) fn validate_value<D: NetabaseDefinitionTrait>(value: &D) -> Result<()> {
+    struct Check<'v, D> {
+        value: &'v D,
+    }
+    impl<D: NetabaseDefinitionTrait> ModelVisitor<D> for Check<'_, D> {
+        fn visit<M: NetabaseModelTrait<D>>(&mut self) -> Result<()> {
+            if M::VALIDATES
+                && self.value.discriminant() == M::discriminant()
+                && let Ok(model) = M::try_from_definition(self.value.clone())
+            {
+                model.validate()?;
+            }
+            Ok(())
+        }
+    }
+    D::visit_models(&mut Check { value })
+}
+
 fn exists<T: ReadTxn + ?Sized>(txn: &T, table: &str, key: &[u8]) -> Result<bool> {
     let mut found = false;
     txn.get_with(table, key, &mut |value| {
