@@ -19,7 +19,7 @@ use netabase_store::{MigrateProgress, VersionProblem};
 use schema::rules::*;
 
 pub type TestResult = Result<(), Box<dyn std::error::Error>>;
-type Rules<B> = NetabaseStore<RulesDefinition, B>;
+pub type Rules<B> = NetabaseStore<RulesDefinition, B>;
 
 fn open<B: Backend>(backend: &Arc<B>) -> Result<Rules<B>, NetabaseError> {
     NetabaseStore::from_shared_backend(backend.clone())
@@ -332,7 +332,9 @@ pub fn set_null_clears_optional_and_many_links<B: Backend>(backend: Arc<B>) -> T
     assert_all_exact(&store)
 }
 
-fn hierarchy<B: Backend>(store: &Rules<B>) -> TestResult {
+/// Organizations 1 and 2, teams 10, 11 (of 1) and 20 (of 2), members with mentors
+/// across teams.
+pub fn hierarchy<B: Backend>(store: &Rules<B>) -> TestResult {
     store.open_tree::<Organization>().put_many([
         Organization {
             id: 1,
