@@ -631,6 +631,7 @@ pub(crate) fn model_trait_items(definition: &Ident, model: &crate::valid::Model)
                 OnDelete::Cascade => quote!(Cascade),
                 OnDelete::SetNull => quote!(SetNull),
             };
+            let key = link_key_type(link);
             quote! {
                 ::netabase_store::rules::LinkInfo {
                     field: #field,
@@ -638,6 +639,7 @@ pub(crate) fn model_trait_items(definition: &Ident, model: &crate::valid::Model)
                     target: #target,
                     target_table: #target_table,
                     on_delete: ::netabase_store::rules::OnDelete::#on_delete,
+                    show_target_key: ::netabase_store::rules::show_key::<#key>,
                 }
             }
         });

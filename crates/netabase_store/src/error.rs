@@ -411,13 +411,13 @@ pub struct DanglingLinkError {
 pub struct StillReferencedError {
     /// The model of the record being removed.
     pub target: &'static str,
-    /// Its primary key (hex of the encoding).
+    /// Its primary key (debug form).
     pub target_key: String,
     /// The model of the record that links to it.
     pub model: &'static str,
     /// The link field.
     pub field: &'static str,
-    /// The primary key of the record that links to it (hex of the encoding).
+    /// The primary key of the record that links to it (debug form).
     pub referrer_key: String,
 }
 

@@ -36,7 +36,7 @@ pub enum OnDelete {
 }
 
 /// Static description of one `#[link(..)]` field of a model.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 pub struct LinkInfo {
     /// The Rust field name, e.g. `"author_id"`.
     pub field: &'static str,
@@ -48,6 +48,39 @@ pub struct LinkInfo {
     pub target_table: &'static str,
     /// What removing a target does to the records linking to it.
     pub on_delete: OnDelete,
+    /// Shows an encoded key of the target (its debug form, or hex when it does not
+    /// decode), for error reports.
+    pub show_target_key: fn(&[u8]) -> String,
+}
+
+impl PartialEq for LinkInfo {
+    /// Two descriptions of the same link (the key formatter is not compared).
+    fn eq(&self, other: &Self) -> bool {
+        (
+            self.field,
+            self.table,
+            self.target,
+            self.target_table,
+            self.on_delete,
+        ) == (
+            other.field,
+            other.table,
+            other.target,
+            other.target_table,
+            other.on_delete,
+        )
+    }
+}
+
+impl Eq for LinkInfo {}
+
+/// The debug form of the encoded key `bytes` of type `K`, or its hex when it does not
+/// decode: how error reports show keys.
+pub fn show_key<K: KeyCodec + std::fmt::Debug>(bytes: &[u8]) -> String {
+    match K::from_key_bytes(bytes) {
+        Ok(key) => format!("{key:?}"),
+        Err(_) => crate::error::hex(bytes),
+    }
 }
 
 /// An older version of a model: a plain serde struct marked `#[netabase(version = N)]`

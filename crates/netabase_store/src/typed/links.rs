@@ -21,7 +21,7 @@ use std::ops::ControlFlow;
 use crate::backend::{Backend, Direction, RawRange, ReadTxn};
 use crate::codec::key::KeyCodec;
 use crate::codec::value::decode_model;
-use crate::error::{DanglingLinkError, NetabaseError, Result, StillReferencedError, hex};
+use crate::error::{DanglingLinkError, NetabaseError, Result, StillReferencedError};
 use crate::rules::{LinkInfo, ModelVisitor, OnDelete};
 use crate::schema::{NetabaseDefinitionTrait, NetabaseModelTrait};
 
@@ -76,7 +76,7 @@ where
                 model: M::INFO.name,
                 field: link.field,
                 target: link.target,
-                target_key: hex(key),
+                target_key: (link.show_target_key)(key),
             })));
         }
     }
@@ -158,11 +158,14 @@ pub(crate) fn is_linked_to<D: NetabaseDefinitionTrait>(target: &'static str) -> 
 /// A record, by model name and encoded primary key.
 type RecordId = (&'static str, Vec<u8>);
 
-/// A `restrict` link found by the walk: the referrer, its field, and the target.
+/// A `restrict` link found by the walk: the referrer, its field, and the target, with
+/// their keys as error reports show them.
 struct Restricted {
     referrer: RecordId,
     field: &'static str,
-    target: RecordId,
+    target: &'static str,
+    shown_referrer: String,
+    shown_target: String,
 }
 
 /// Everything a removal implies beyond the records it names, planned before any write.
@@ -214,9 +217,11 @@ impl<D: NetabaseDefinitionTrait, T: ReadTxn + ?Sized> ModelVisitor<D> for Walk<'
                         .or_default()
                         .push((index, target_key.clone())),
                     OnDelete::Restrict => self.restricted.push(Restricted {
+                        shown_referrer: crate::rules::show_key::<R::PrimaryKey>(&id.1),
+                        shown_target: (link.show_target_key)(&target_key),
                         referrer: id,
                         field: link.field,
-                        target: (target, target_key.clone()),
+                        target,
                     }),
                 }
             }
@@ -258,11 +263,11 @@ impl Removal {
         {
             return Err(NetabaseError::StillReferenced(Box::new(
                 StillReferencedError {
-                    target: r.target.0,
-                    target_key: hex(&r.target.1),
+                    target: r.target,
+                    target_key: r.shown_target.clone(),
                     model: r.referrer.0,
                     field: r.field,
-                    referrer_key: hex(&r.referrer.1),
+                    referrer_key: r.shown_referrer.clone(),
                 },
             )));
         }
