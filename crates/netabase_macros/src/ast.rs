@@ -126,6 +126,8 @@ pub(crate) struct NetabaseAttr {
     pub(crate) definition: Option<Ident>,
     /// The model version, if given.
     pub(crate) version: Option<u16>,
+    /// The rule options (`from`, `validate`, `parent`).
+    pub(crate) rules: crate::rules::ModelRules,
 }
 
 /// A named field of a model.
@@ -138,6 +140,10 @@ pub(crate) struct Field {
     pub(crate) primary: Vec<Attribute>,
     /// Every `#[secondary_key..]` attribute of the field.
     pub(crate) secondary: Vec<SecondaryAttr>,
+    /// Every `#[link(..)]` attribute of the field.
+    pub(crate) links: Vec<crate::rules::LinkAttr>,
+    /// The field's `#[validate(..)]` rules.
+    pub(crate) rules: Vec<crate::rules::FieldRule>,
 }
 
 /// A parsed `#[secondary_key]` / `#[secondary_key(unique)]` attribute.
@@ -172,6 +178,9 @@ pub(crate) fn parse_models(items: &mut [Item], cx: &mut Ctxt) -> Vec<Model> {
                     Fields::Unnamed(unnamed) => Shape::Tuple(unnamed.to_token_stream()),
                     Fields::Unit => Shape::Unit,
                 };
+                // The rule attributes are consumed here: `link` is also a built-in
+                // attribute name, so it cannot be a helper attribute of the derive.
+                crate::rules::strip_field_attrs(&mut item.fields);
                 models.push(Model {
                     ident: item.ident.clone(),
                     vis: item.vis.clone(),
@@ -224,6 +233,11 @@ fn mark_derive(attrs: &mut Vec<Attribute>) -> bool {
     true
 }
 
+/// Whether `attrs` hold a `#[derive(..)]` that lists `NetabaseModel`.
+pub(crate) fn derives_model(attrs: &[Attribute]) -> bool {
+    attrs.iter().any(derives_netabase_model)
+}
+
 fn derives_netabase_model(attr: &Attribute) -> bool {
     if !attr.path().is_ident("derive") {
         return false;
@@ -268,7 +282,8 @@ fn take_netabase_attrs(attrs: &mut Vec<Attribute>, cx: &mut Ctxt) -> Vec<Netabas
     parsed
 }
 
-fn parse_netabase_attr(attr: &Attribute) -> syn::Result<NetabaseAttr> {
+/// Parses one `#[netabase(..)]` attribute.
+pub(crate) fn parse_netabase_attr(attr: &Attribute) -> syn::Result<NetabaseAttr> {
     const USAGE: &str =
         "write `#[netabase(BlogDefinition)]` or `#[netabase(BlogDefinition, version = 2)]`";
     let list = attr.meta.require_list().map_err(|_| {
@@ -290,14 +305,21 @@ fn parse_netabase_attr(attr: &Attribute) -> syn::Result<NetabaseAttr> {
                 "expected the name of the model's definition; {USAGE}"
             )));
         }
+        let mut rules = crate::rules::ModelRules::default();
         while !input.is_empty() {
             let key: Ident = input.parse()?;
+            if crate::rules::parse_model_option(&key, input, &mut rules)? {
+                if !input.is_empty() {
+                    input.parse::<Token![,]>()?;
+                }
+                continue;
+            }
             if key != "version" {
                 return Err(syn::Error::new_spanned(
                     &key,
                     format!(
-                        "unknown option `{key}` in `#[netabase(..)]`; the only option is \
-                         `version = N`"
+                        "unknown option `{key}` in `#[netabase(..)]`; {}",
+                        crate::rules::MODEL_OPTIONS
                     ),
                 ));
             }
@@ -324,6 +346,7 @@ fn parse_netabase_attr(attr: &Attribute) -> syn::Result<NetabaseAttr> {
             attr: attr.clone(),
             definition,
             version,
+            rules,
         })
     })
 }
@@ -332,7 +355,12 @@ fn parse_field(field: &syn::Field, cx: &mut Ctxt) -> Option<Field> {
     let ident = field.ident.clone()?;
     let mut primary = Vec::new();
     let mut secondary = Vec::new();
+    let mut links = Vec::new();
+    let mut rules = Vec::new();
     for attr in &field.attrs {
+        if crate::rules::parse_field_attr(attr, &mut links, &mut rules, cx) {
+            continue;
+        }
         if attr.path().is_ident("primary_key") {
             if !matches!(attr.meta, syn::Meta::Path(_)) {
                 cx.error_spanned_by(
@@ -384,6 +412,8 @@ fn parse_field(field: &syn::Field, cx: &mut Ctxt) -> Option<Field> {
         ty: field.ty.clone(),
         primary,
         secondary,
+        links,
+        rules,
     })
 }
 
@@ -409,7 +439,7 @@ fn reject_stray_attrs(
     });
     for field in fields.iter_mut() {
         field.attrs.retain(|attr| {
-            for name in ["primary_key", "secondary_key"] {
+            for name in ["primary_key", "secondary_key", "validate"] {
                 if attr.path().is_ident(name) {
                     cx.error_spanned_by(
                         attr,

@@ -32,6 +32,7 @@ pub(crate) fn definition_module(args: DefinitionArgs, mut module: ItemMod) -> To
         .to_compile_error();
         return quote!(#error #module);
     };
+    let older = crate::rules::parse_older(items, &mut cx);
     let models = ast::parse_models(items, &mut cx);
     let definition = valid::check(&args, &module_ident, models, &mut cx);
     if !cx.is_ok() {
@@ -39,6 +40,11 @@ pub(crate) fn definition_module(args: DefinitionArgs, mut module: ItemMod) -> To
         return quote!(#errors #module);
     }
     items.push(Item::Verbatim(generate(&definition)));
+    items.extend(
+        older
+            .iter()
+            .map(|o| Item::Verbatim(crate::rules::older_items(o))),
+    );
     quote!(#module)
 }
 
@@ -114,11 +120,13 @@ fn generate_model(def: &Definition, model: &Model) -> TokenStream {
     let secondary = generate_secondary_keys(def, model);
     let keys = generate_key_enum(model);
     let model_impl = generate_model_impl(def, model);
+    let rule_items = crate::rules::model_items(&def.name, model);
     quote! {
         #primary
         #secondary
         #keys
         #model_impl
+        #rule_items
     }
 }
 
@@ -489,9 +497,13 @@ fn generate_model_impl(def: &Definition, model: &Model) -> TokenStream {
         }
     });
 
+    let rule_items = crate::rules::model_trait_items(definition, model);
+
     quote! {
         #[automatically_derived]
         impl ::netabase_store::schema::NetabaseModelTrait<#definition> for #ident {
+            #rule_items
+
             type PrimaryKey = #primary_key;
             type SecondaryKeys = #secondary_keys;
             type Keys = #key;
@@ -562,6 +574,7 @@ fn generate_definition(def: &Definition) -> TokenStream {
     let indexes = (0..def.models.len())
         .map(|i| Literal::u16_unsuffixed(u16::try_from(i).unwrap_or(u16::MAX)));
     let model_trait = quote!(::netabase_store::schema::NetabaseModelTrait<#definition>);
+    let visit_models = crate::rules::visit_models(&idents);
 
     let definition_doc = doc(format!(
         "Every model of the definition `{definition_name}`: one variant per model."
@@ -737,6 +750,8 @@ fn generate_definition(def: &Definition) -> TokenStream {
                     #(#encode_keys_primary_arms)*
                 }
             }
+
+            #visit_models
         }
 
         #(

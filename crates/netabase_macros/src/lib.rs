@@ -39,6 +39,7 @@
 mod ast;
 mod ctxt;
 mod expand;
+mod rules;
 mod valid;
 
 use proc_macro::TokenStream;
@@ -64,6 +65,22 @@ use syn::parse_macro_input;
 /// (integers, `bool`, `char`, `String`, `Vec<u8>`, `[u8; N]`, `Option<T>` and tuples of
 /// these); a secondary key type must implement `KeyCodec` (the same, plus `f32`/`f64`).
 /// A field of another type is reported at the field's type.
+///
+/// # Model rules
+///
+/// - `#[netabase(Def, version = 2, from = UserV1)]`: values of older versions are read
+///   through `From<UserV1>`; `UserV1` is a plain serde struct of the module marked
+///   `#[netabase(version = 1)]` (with `from = ..` for the version before it, a chain).
+/// - `#[netabase(Def, validate = path::to::fn)]` (`fn(&Model) -> Result<(), E: Display>`)
+///   and, on fields, `#[validate(len(min = N, max = N))]`, `#[validate(range(min = X,
+///   max = X))]`, `#[validate(non_empty)]`.
+/// - `#[link(Target)]` / `#[link(Target, on_delete = restrict | cascade | set_null)]` on a
+///   field holding `Target`'s primary key type `K` (`K`, `Option<K>` or `Vec<K>`), which
+///   generates `<Model><Field>Link` for `follow`; `#[netabase(Def, parent = Target)]`
+///   makes the one link to `Target` cascade and implements `Child`.
+///
+/// A field of the wrong type for its link, an unknown target or rule, and a `from`
+/// without a `version` are compile errors pointing at the offending tokens.
 ///
 /// # Generated items
 ///

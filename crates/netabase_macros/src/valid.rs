@@ -34,6 +34,8 @@ pub(crate) struct Model {
     pub(crate) primary: KeyField,
     /// The secondary key fields, in declaration order.
     pub(crate) secondary: Vec<SecondaryField>,
+    /// Versions, validators and links.
+    pub(crate) rules: crate::rules::CheckedRules,
 }
 
 /// The primary key field of a model.
@@ -84,10 +86,11 @@ pub(crate) fn check(
             ),
         );
     }
-    let checked: Vec<Model> = models
+    let mut checked: Vec<Model> = models
         .into_iter()
         .filter_map(|model| check_model(args, model, cx))
         .collect();
+    crate::rules::check_links(&mut checked, cx);
     let vis = match checked.split_first() {
         Some((first, rest))
             if rest.iter().all(|m| {
@@ -111,6 +114,8 @@ fn check_model(args: &DefinitionArgs, model: ast::Model, cx: &mut Ctxt) -> Optio
     let name = &model.ident;
     let definition = &args.definition;
     let mut version = 0;
+    let mut model_rules = crate::rules::ModelRules::default();
+    let mut rules = crate::rules::CheckedRules::default();
     for (i, attr) in model.netabase_attrs.iter().enumerate() {
         if i > 0 {
             cx.error_spanned_by(
@@ -137,7 +142,9 @@ fn check_model(args: &DefinitionArgs, model: ast::Model, cx: &mut Ctxt) -> Optio
         if let Some(v) = attr.version {
             version = v;
         }
+        model_rules = attr.rules.clone();
     }
+    crate::rules::check_model_rules(name, version, model_rules, &mut rules, cx);
     if !model.generics.params.is_empty() || model.generics.where_clause.is_some() {
         cx.error_spanned_by(
             ast::generics_tokens(&model.generics),
@@ -185,6 +192,8 @@ fn check_model(args: &DefinitionArgs, model: ast::Model, cx: &mut Ctxt) -> Optio
     let mut secondary: Vec<SecondaryField> = Vec::new();
     for field in fields {
         let field_name = unraw(&field.ident);
+        let field_variant = Ident::new(&upper_camel(&field_name), Span::call_site());
+        crate::rules::check_field(name, &field, &field_name, field_variant, &mut rules, cx);
         for attr in &field.primary {
             match &primary {
                 None => {
@@ -266,6 +275,7 @@ fn check_model(args: &DefinitionArgs, model: ast::Model, cx: &mut Ctxt) -> Optio
         version,
         primary,
         secondary,
+        rules,
     })
 }
 

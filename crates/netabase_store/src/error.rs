@@ -89,6 +89,23 @@ pub enum NetabaseError {
     /// buffered has been read: no event will come.
     #[error(transparent)]
     Closed(Box<ClosedError>),
+
+    // Model rules: validators and links. Each is a refusal: nothing of the write (or of
+    // the enclosing `put_many`, batch or cascade) is applied and the transaction stays
+    // usable.
+    /// A model failed a validation rule; nothing of the write was applied.
+    #[error(transparent)]
+    Invalid(Box<InvalidError>),
+
+    /// A put named, in a `#[link(..)]` field, a record that does not exist; nothing of
+    /// the write was applied.
+    #[error(transparent)]
+    DanglingLink(Box<DanglingLinkError>),
+
+    /// A removal was refused because a record still links to the removed one through a
+    /// link declared `on_delete = restrict`; nothing of the removal was applied.
+    #[error(transparent)]
+    StillReferenced(Box<StillReferencedError>),
 }
 
 /// `Result` with [`NetabaseError`].
@@ -369,7 +386,73 @@ pub struct ClosedError {
     pub definition: &'static str,
 }
 
+/// A model failed a validation rule ([`NetabaseError::Invalid`]).
+#[derive(Debug, Error)]
+#[error(
+    "invalid `{model}`{}: {reason}",
+    field.map(|f| format!(" field `{f}`")).unwrap_or_default()
+)]
+#[non_exhaustive]
+pub struct InvalidError {
+    /// The model's name.
+    pub model: &'static str,
+    /// The field whose rule failed; `None` for a model-level `validate = ..` function.
+    pub field: Option<&'static str>,
+    /// What is wrong, e.g. `"length 0 is below the minimum 1"`.
+    pub reason: String,
+}
+
+/// A link to a record that does not exist ([`NetabaseError::DanglingLink`]).
+#[derive(Debug, Error)]
+#[error(
+    "`{model}.{field}` links to `{target}` with primary key {target_key}, which does not exist"
+)]
+#[non_exhaustive]
+pub struct DanglingLinkError {
+    /// The model holding the link.
+    pub model: &'static str,
+    /// The link field.
+    pub field: &'static str,
+    /// The linked model.
+    pub target: &'static str,
+    /// The missing primary key (debug form when it decodes, else hex).
+    pub target_key: String,
+}
+
+/// A removal refused by an `on_delete = restrict` link ([`NetabaseError::StillReferenced`]).
+#[derive(Debug, Error)]
+#[error(
+    "cannot remove `{target}` with primary key {target_key}: `{model}` with primary key \
+     {referrer_key} still links to it through `{model}.{field}` (on_delete = restrict)"
+)]
+#[non_exhaustive]
+pub struct StillReferencedError {
+    /// The model of the record being removed.
+    pub target: &'static str,
+    /// Its primary key (debug form).
+    pub target_key: String,
+    /// The model of the record that links to it.
+    pub model: &'static str,
+    /// The link field.
+    pub field: &'static str,
+    /// The primary key of the record that links to it (debug form).
+    pub referrer_key: String,
+}
+
 impl NetabaseError {
+    /// A failed validation rule of `model` (`field` is `None` for a model-level rule).
+    pub fn invalid(
+        model: &'static str,
+        field: Option<&'static str>,
+        reason: impl Into<String>,
+    ) -> Self {
+        NetabaseError::Invalid(Box::new(InvalidError {
+            model,
+            field,
+            reason: reason.into(),
+        }))
+    }
+
     /// Wraps an engine error with the backend name and the operation.
     pub fn backend(
         backend: &'static str,
@@ -467,6 +550,9 @@ impl NetabaseError {
                 | NetabaseError::Decode(_)
                 | NetabaseError::Encode(_)
                 | NetabaseError::Version(_)
+                | NetabaseError::Invalid(_)
+                | NetabaseError::DanglingLink(_)
+                | NetabaseError::StillReferenced(_)
         )
     }
 }

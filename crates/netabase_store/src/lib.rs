@@ -9,6 +9,7 @@ pub mod config;
 mod error;
 #[cfg(feature = "libp2p")]
 pub mod kad;
+pub mod rules;
 pub mod schema;
 pub mod typed;
 
@@ -16,6 +17,7 @@ pub use config::{BackendStore, ConfiguredBackend, FileConfig};
 pub use typed::batch::Batch;
 pub use typed::changes::{Change, ChangeSet, TypedChange};
 pub use typed::meta::{IndexBuild, OpenOptions};
+pub use typed::migrate::MigrateProgress;
 pub use typed::store::{FORMAT_VERSION, META_TABLE, NetabaseStore, OpenStore};
 pub use typed::store::{StoreStats, TableStats};
 pub use typed::tree::Tree;
@@ -38,6 +40,7 @@ pub mod prelude {
     pub use crate::codec::key::{KeyCodec, PrimaryKeyCodec};
     pub use crate::config::{BackendStore, FileConfig};
     pub use crate::error::{NetabaseError, Result as NetabaseResult};
+    pub use crate::rules::{Child, Link, OnDelete};
     pub use crate::schema::{
         DiscriminantTrait, NetabaseDefinitionTrait, NetabaseModelTrait, SecondaryKeyEnum,
         SecondaryKeyField, UniqueKeyField,
@@ -57,10 +60,12 @@ pub use error::{
     VersionProblem,
 };
 pub use error::{BoxedError, NetabaseError, Result};
+pub use error::{DanglingLinkError, InvalidError, StillReferencedError};
 
 /// Re-exports used by the code that the macros generate; not part of the public API.
 #[doc(hidden)]
 pub mod __private {
+    pub use postcard;
     pub use serde;
 }
 

@@ -93,6 +93,14 @@ pub trait NetabaseDefinitionTrait: Sized + Clone + Debug + Send + Sync + 'static
     /// Appends the encoding of the primary key held by `key`, or returns `false` when
     /// `key` holds a secondary key.
     fn encode_keys_primary(key: &Self::Keys, out: &mut Vec<u8>) -> bool;
+
+    /// Runs `visitor` for every model of the definition, in declaration order: how the
+    /// write pipeline reaches the models that link to a removed record, and how a
+    /// store-wide migration reaches every model.
+    ///
+    /// # Errors
+    /// The first error of the visitor.
+    fn visit_models<V: crate::rules::ModelVisitor<Self>>(visitor: &mut V) -> crate::Result<()>;
 }
 
 /// A model: a struct with one `#[primary_key]` and any number of `#[secondary_key]`s.
@@ -136,6 +144,35 @@ pub trait NetabaseModelTrait<D: NetabaseDefinitionTrait>:
     fn decode_older(version: u16, body: &[u8]) -> Option<Result<Self, postcard::Error>> {
         let _ = (version, body);
         None
+    }
+
+    /// Whether [`NetabaseModelTrait::validate`] checks anything (`#[validate(..)]` or
+    /// `#[netabase(validate = ..)]`), so that writes of a model without rules skip it.
+    const VALIDATES: bool = false;
+
+    /// The model's `#[link(..)]` fields, in declaration order.
+    const LINKS: &'static [crate::rules::LinkInfo] = &[];
+
+    /// Checks the model's validation rules; the write pipeline calls it before anything
+    /// of a write is applied.
+    ///
+    /// # Errors
+    /// [`crate::NetabaseError::Invalid`] naming the model, the field and the reason.
+    fn validate(&self) -> crate::Result<()> {
+        Ok(())
+    }
+
+    /// Appends the encoded primary key of every record that link `link` (position in
+    /// [`NetabaseModelTrait::LINKS`]) of this record points at.
+    fn link_keys(&self, link: usize, out: &mut Vec<Vec<u8>>) {
+        let _ = (link, out);
+    }
+
+    /// Clears link `link` where it points at the encoded key `target` (`set_null`);
+    /// whether the record changed.
+    fn unlink(&mut self, link: usize, target: &[u8]) -> bool {
+        let _ = (link, target);
+        false
     }
 }
 

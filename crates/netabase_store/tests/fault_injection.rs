@@ -7,6 +7,7 @@
 //!   though the caller went on after the error.
 
 mod conformance;
+mod model_rules;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -311,6 +312,66 @@ fn failed_transactions_publish_nothing<B: Backend>(
     Ok(())
 }
 
+/// A cascade (organization -> teams -> members, mentors cleared across teams) with an
+/// engine failure at every call: the removal either happens entirely or not at all, and
+/// the link indexes stay exact; the caller going on after the error cannot commit.
+fn a_failed_cascade_applies_nothing<B: Backend>(
+    make: impl Fn() -> Result<B, NetabaseError>,
+) -> TestResult {
+    use model_rules::schema::rules::{Member, Organization, Team};
+    let (mut failures, mut successes) = (0, 0);
+    for fail_at in 1..120 {
+        let countdown = Countdown::default();
+        countdown.set(-1);
+        let store: model_rules::Rules<FailingBackend<B>> =
+            NetabaseStore::from_backend(FailingBackend {
+                inner: make()?,
+                countdown: countdown.clone(),
+            })?;
+        model_rules::hierarchy(&store)?;
+        countdown.set(fail_at);
+        let result = (|| -> Result<(), NetabaseError> {
+            let txn = store.write()?;
+            let removed = txn.open_tree::<Organization>().remove(1);
+            // The caller goes on whatever happened.
+            let _ = txn.open_tree::<Organization>().put(Organization {
+                id: 3,
+                name: "new".into(),
+            });
+            removed?;
+            txn.commit().map(drop)
+        })();
+        countdown.set(-1);
+        let counts = (
+            store.open_tree::<Organization>().len()?,
+            store.open_tree::<Team>().len()?,
+            store.open_tree::<Member>().len()?,
+        );
+        match result {
+            Err(e) if is_injected(&e) || matches!(e, NetabaseError::Poisoned(_)) => {
+                failures += 1;
+                assert_eq!(
+                    counts,
+                    (2, 3, 4),
+                    "a failed cascade (call {fail_at}) changed the store"
+                );
+            }
+            Err(other) => return Err(format!("unexpected error at call {fail_at}: {other}").into()),
+            Ok(()) => {
+                successes += 1;
+                assert_eq!(counts, (2, 1, 1));
+            }
+        }
+        model_rules::assert_all_exact(&store)?;
+    }
+    assert!(
+        failures > 10,
+        "only {failures} failure points were exercised"
+    );
+    assert!(successes > 0);
+    Ok(())
+}
+
 macro_rules! on_backend {
     ($name:ident, $make:expr) => {
         mod $name {
@@ -334,6 +395,11 @@ macro_rules! on_backend {
             #[test]
             fn failed_transactions_publish_nothing() -> TestResult {
                 super::failed_transactions_publish_nothing($make)
+            }
+
+            #[test]
+            fn a_failed_cascade_applies_nothing() -> TestResult {
+                super::a_failed_cascade_applies_nothing($make)
             }
         }
     };

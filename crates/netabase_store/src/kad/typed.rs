@@ -75,6 +75,16 @@ pub enum RecordError {
         /// The length of the value received.
         found: usize,
     },
+    /// The value is a model that fails its validation rules (`#[validate(..)]`,
+    /// `validate = ..`), which every write path of the store applies.
+    #[error("record value is a `{model}` that fails its validation rules: {source}")]
+    Invalid {
+        /// The model.
+        model: &'static str,
+        /// The validation error ([`NetabaseError::Invalid`]).
+        #[source]
+        source: NetabaseError,
+    },
     /// The value decodes, but its primary key is not the one in the record key.
     #[error("record value is a `{model}` whose primary key does not match the record key")]
     KeyMismatch {
@@ -241,5 +251,12 @@ pub fn validate_record<D: NetabaseDefinitionTrait>(
             max: max_value_bytes,
         });
     }
-    D::from_record(record)
+    let value = D::from_record(record)?;
+    // The model's validators, as every local write runs them. Links are not checked:
+    // a record's targets need not be held by this node.
+    crate::typed::links::validate_value::<D>(&value).map_err(|source| RecordError::Invalid {
+        model: value.discriminant().name(),
+        source,
+    })?;
+    Ok(value)
 }

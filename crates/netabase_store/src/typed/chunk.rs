@@ -162,8 +162,8 @@ impl<'m, M> PutChunk<'m, M> {
     {
         let (pk, model) = (&self.pks[i], &self.models[i]);
         match old {
-            // Without secondary keys there is nothing to plan, and nothing to read.
-            Some(_) if M::INFO.secondary_keys.is_empty() => {}
+            // Without secondary keys or links there is nothing to plan, and nothing to read.
+            Some(_) if M::INFO.secondary_keys.is_empty() && M::LINKS.is_empty() => {}
             Some(bytes) => {
                 let old_model = decisions.decode_old::<D, M>(i, pk, bytes)?;
                 plan::plan_put::<D, M>(pk, Some(&old_model), model, &mut decisions.plan);

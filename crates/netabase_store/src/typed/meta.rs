@@ -9,10 +9,15 @@
 //!   index age u32 table BlogDefinition/User/age
 //! ```
 //!
+//! A model with `#[link(..)]` fields adds a line per link:
+//! `  link author_id User table BlogDefinition/Post/author_id`.
+//!
 //! At open: a secondary key the code added has its index built from the stored records,
 //! one the code removed has its index dropped, one whose uniqueness changed is rebuilt,
 //! and a key whose type changed is refused ([`crate::NetabaseError::Schema`]): its
-//! stored bytes would be misread. Every write of the open goes through the one write
+//! stored bytes would be misread. A link the code added has its index built, one it
+//! removed is dropped; a model whose records were written by an older model version has
+//! all its indexes rebuilt from the upgraded records. Every write of the open goes through the one write
 //! pipeline and commits once.
 
 use std::ops::ControlFlow;
@@ -75,6 +80,10 @@ struct StoredModel {
     name: String,
     key_type: Option<String>,
     fields: Vec<StoredField>,
+    /// The model version that wrote the descriptor (`v2`).
+    version: Option<u16>,
+    /// The link indexes: (field, table).
+    links: Vec<(String, String)>,
 }
 
 #[derive(Debug)]
@@ -91,6 +100,8 @@ enum Action {
     Build(&'static ModelInfo, usize),
     /// Drop the index table.
     Drop(String),
+    /// Build every link index of the model named so from its records.
+    BuildLinks(&'static str),
 }
 
 /// Checks the format, reconciles the schema, and (when `write` is set) records both.
@@ -137,6 +148,17 @@ pub(crate) fn open<D: NetabaseDefinitionTrait, B: Backend>(
                  cannot do: open the database writable once",
             ));
         }
+        if let Some(Action::BuildLinks(model)) =
+            actions.iter().find(|a| matches!(a, Action::BuildLinks(..)))
+        {
+            return Err(schema_error::<D>(
+                model,
+                None,
+                "the link indexes of this model must be built (a new link, or records of an \
+                 older model version), which a read-only store cannot do: open the database \
+                 writable once",
+            ));
+        }
         return Ok(());
     }
     if format.is_some() && stored.as_deref() == Some(descriptor.as_bytes()) && actions.is_empty() {
@@ -149,6 +171,7 @@ pub(crate) fn open<D: NetabaseDefinitionTrait, B: Backend>(
             Action::Build(model, field) => {
                 build_index::<D, B>(&writer, model, *field, &mut options.on_index_build)?;
             }
+            Action::BuildLinks(model) => super::links::build_link_indexes::<D, B>(&writer, model)?,
         }
     }
     let mut meta = vec![WriteOp::Put {
@@ -221,6 +244,7 @@ fn reconcile<D: NetabaseDefinitionTrait>(stored: &[StoredModel]) -> Result<Vec<A
                 actions.push(Action::Drop(was.table.clone()));
             }
         }
+        reconcile_rules::<D>(model, old, &mut actions);
     }
     Ok(actions)
 }
@@ -341,8 +365,51 @@ fn descriptor<D: NetabaseDefinitionTrait>() -> String {
                 key.field, key.key_type, key.table
             ));
         }
+        for link in super::links::links_of::<D>(model.name) {
+            out.push_str(&format!(
+                "  link {} {} table {}\n",
+                link.field, link.target, link.table
+            ));
+        }
     }
     out
+}
+
+/// The actions of the model rules: records written by an older model version have
+/// every index rebuilt from their upgraded form (an upgrade may change indexed values);
+/// a link the code added is built, one it removed is dropped.
+fn reconcile_rules<D: NetabaseDefinitionTrait>(
+    model: &'static ModelInfo,
+    old: &StoredModel,
+    actions: &mut Vec<Action>,
+) {
+    let links = super::links::links_of::<D>(model.name);
+    // Without an upgrade path, old records are refused when read, and so is a rebuild.
+    let upgraded = old
+        .version
+        .is_some_and(|v| v < model.version && super::migrate::has_upgrade::<D>(model.name, v));
+    if upgraded {
+        for (index, field) in model.secondary_keys.iter().enumerate() {
+            if !actions
+                .iter()
+                .any(|a| matches!(a, Action::Build(m, i) if m.name == model.name && *i == index))
+            {
+                actions.push(Action::Drop(field.table.to_owned()));
+                actions.push(Action::Build(model, index));
+            }
+        }
+    }
+    let added = links
+        .iter()
+        .any(|l| !old.links.iter().any(|(f, _)| f == l.field));
+    if (upgraded || added) && !links.is_empty() {
+        actions.push(Action::BuildLinks(model.name));
+    }
+    for (field, table) in &old.links {
+        if !links.iter().any(|l| l.field == field) {
+            actions.push(Action::Drop(table.clone()));
+        }
+    }
 }
 
 /// Reads a stored descriptor: this version's, or the first one (no key types).
@@ -351,8 +418,10 @@ fn parse(text: &str) -> Vec<StoredModel> {
     for line in text.lines() {
         let words: Vec<&str> = line.split_whitespace().collect();
         match words.as_slice() {
-            ["model", name, _version, "table", _table, rest @ ..] => models.push(StoredModel {
+            ["model", name, version, "table", _table, rest @ ..] => models.push(StoredModel {
                 name: (*name).to_owned(),
+                version: version.strip_prefix('v').and_then(|v| v.parse().ok()),
+                links: Vec::new(),
                 key_type: match rest {
                     ["key", ty] => Some((*ty).to_owned()),
                     _ => None,
@@ -372,6 +441,11 @@ fn parse(text: &str) -> Vec<StoredModel> {
                         key_type,
                         table: table.to_owned(),
                     });
+                }
+            }
+            ["link", name, _target, "table", table] => {
+                if let Some(model) = models.last_mut() {
+                    model.links.push(((*name).to_owned(), (*table).to_owned()));
                 }
             }
             _ => {}

@@ -8,7 +8,10 @@
 pub mod batch;
 pub mod changes;
 pub(crate) mod chunk;
+pub(crate) mod links;
 pub mod meta;
+pub mod migrate;
+mod navigate;
 pub mod plan;
 pub(crate) mod read;
 pub mod store;

@@ -78,6 +78,46 @@ where
             },
         });
     }
+    plan_links::<D, M>(pk, old, Some(new), plan);
+}
+
+/// Adds to `plan` the link-index writes that move `old`'s links (if any) to `new`'s
+/// (none for a removal): a link kept costs nothing. Link index layout: key
+/// `enc(target key) ++ enc(primary key)`, empty value, one entry per linked record.
+pub fn plan_links<D, M>(pk: &[u8], old: Option<&M>, new: Option<&M>, plan: &mut WritePlan)
+where
+    D: NetabaseDefinitionTrait,
+    M: NetabaseModelTrait<D>,
+{
+    let mut old_keys = Vec::new();
+    let mut new_keys = Vec::new();
+    for (index, link) in M::LINKS.iter().enumerate() {
+        old_keys.clear();
+        new_keys.clear();
+        if let Some(old) = old {
+            old.link_keys(index, &mut old_keys);
+        }
+        if let Some(new) = new {
+            new.link_keys(index, &mut new_keys);
+        }
+        for key in old_keys.iter().filter(|k| !new_keys.contains(k)) {
+            plan.ops.push(WriteOp::Delete {
+                table: link.table,
+                key: index_key(false, key, pk),
+            });
+        }
+        for (i, key) in new_keys.iter().enumerate() {
+            // A `Vec` link may name one record twice: one entry.
+            if old_keys.contains(key) || new_keys[..i].contains(key) {
+                continue;
+            }
+            plan.ops.push(WriteOp::Put {
+                table: link.table,
+                key: index_key(false, key, pk),
+                value: Vec::new(),
+            });
+        }
+    }
 }
 
 /// Adds to `plan` the removal of every index entry of `old` (whose encoded primary key
@@ -96,6 +136,7 @@ where
             key: index_key(field.unique, &key, pk),
         });
     }
+    plan_links::<D, M>(pk, Some(old), None, plan);
 }
 
 /// The index-table key of a record: `enc(secondary)` for a unique index, and

@@ -54,13 +54,16 @@ where
         &self.store
     }
 
-    fn read<R>(&self, f: impl FnOnce(TreeView<'_, D, M, B::Read>) -> Result<R>) -> Result<R> {
+    pub(super) fn read<R>(
+        &self,
+        f: impl FnOnce(TreeView<'_, D, M, B::Read>) -> Result<R>,
+    ) -> Result<R> {
         let txn = self.store.backend().begin_read()?;
         f(TreeView::over(&txn, self.store.snapshot_reads()))
     }
 
     /// Runs `f` in a write transaction of its own, committed at the one commit point.
-    fn write<R>(&self, f: impl FnOnce(&Writer<'_, B>) -> Result<R>) -> Result<R> {
+    pub(super) fn write<R>(&self, f: impl FnOnce(&Writer<'_, B>) -> Result<R>) -> Result<R> {
         self.store.write_with(f)
     }
 
@@ -123,8 +126,10 @@ where
     ///
     /// # Errors
     /// [`crate::NetabaseError::UniqueViolation`] if a unique secondary key is held by
-    /// another record (nothing is applied); [`crate::NetabaseError::Encode`] or
-    /// [`crate::NetabaseError::Backend`] otherwise.
+    /// another record, [`crate::NetabaseError::Invalid`] if the model fails a validation
+    /// rule, [`crate::NetabaseError::DanglingLink`] if a `#[link(..)]` names a record
+    /// that does not exist (nothing is applied in each case);
+    /// [`crate::NetabaseError::Encode`] or [`crate::NetabaseError::Backend`] otherwise.
     pub fn put(&self, model: M) -> Result<()> {
         self.write(|w| w.put_many::<D, M>(std::iter::once(model)))
     }
@@ -141,6 +146,9 @@ where
     ///
     /// # Errors
     /// [`crate::NetabaseError::Decode`] if the stored record does not decode;
+    /// [`crate::NetabaseError::StillReferenced`] if a record still links to it through
+    /// a link declared `on_delete = restrict` (nothing is removed; `cascade` and
+    /// `set_null` links are followed in the same transaction);
     /// [`crate::NetabaseError::Backend`] on engine failure.
     pub fn remove(&self, key: impl Into<M::PrimaryKey>) -> Result<Option<M>> {
         let removed = self.write(|w| w.remove_many::<D, M>(std::iter::once(key.into())))?;

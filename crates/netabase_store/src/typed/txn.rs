@@ -203,6 +203,11 @@ where
         }
     }
 
+    /// The transaction the view reads (and writes) through.
+    pub(crate) fn txn(&self) -> &'t T {
+        self.txn
+    }
+
     /// The record with primary key `key` (the key newtype or its value: `get(7)`).
     ///
     /// # Errors
@@ -362,8 +367,11 @@ where
     /// Stores every model, in order.
     ///
     /// # Errors
-    /// As [`TreeView::put`]; on a refusal the models before the refused one stay written
-    /// in this transaction (drop it to roll back).
+    /// As [`TreeView::put`]; on a unique-key refusal the models before the refused one
+    /// stay written in this transaction (drop it to roll back). Validators and links are
+    /// checked for every model before the first is written, so their refusals
+    /// ([`crate::NetabaseError::Invalid`], [`crate::NetabaseError::DanglingLink`]) leave
+    /// nothing of the call.
     pub fn put_many(&self, models: impl IntoIterator<Item = M>) -> Result<()>
     where
         T: WriteAccess,

@@ -26,6 +26,7 @@ use crate::schema::{NetabaseDefinitionTrait, NetabaseModelTrait};
 use super::changes::{Change, ChangeSet};
 use super::chunk::{Abandon, Decisions, PutChunk, RemoveChunk};
 use super::watch::Hub;
+use super::links::{self, Removal};
 
 /// Records per chunk of a `put_many` or `remove_many` of a model without unique keys:
 /// each chunk writes its primary values in one engine call and then its index writes
@@ -99,7 +100,24 @@ impl<'s, B: Backend> Writer<'s, B> {
     /// Stores every model in order, with the same result as storing each alone: a
     /// unique key is checked against every write before it, earlier models of the same
     /// call included. On a refusal the models before the refused one stay written.
+    ///
+    /// Validators and links are checked for every model before the first one is
+    /// written: when one fails, nothing of the call is applied.
     pub(crate) fn put_many<D, M>(&self, models: impl IntoIterator<Item = M>) -> Result<()>
+    where
+        D: NetabaseDefinitionTrait,
+        M: NetabaseModelTrait<D>,
+    {
+        if M::VALIDATES || !M::LINKS.is_empty() {
+            let models: Vec<M> = models.into_iter().collect();
+            self.run(|| links::check_puts::<D, M, _>(&self.txn, &models))?;
+            return self.put_many_checked::<D, M>(models);
+        }
+        self.put_many_checked::<D, M>(models)
+    }
+
+    /// [`Writer::put_many`] of models whose validators and links have been checked.
+    fn put_many_checked<D, M>(&self, models: impl IntoIterator<Item = M>) -> Result<()>
     where
         D: NetabaseDefinitionTrait,
         M: NetabaseModelTrait<D>,
@@ -140,7 +158,24 @@ impl<'s, B: Backend> Writer<'s, B> {
         D: NetabaseDefinitionTrait,
         M: NetabaseModelTrait<D>,
     {
-        self.run(|| self.put_chunk::<D, M>(std::slice::from_ref(model), vec![value]))
+        self.run(|| {
+            links::check_puts::<D, M, _>(&self.txn, std::slice::from_ref(model))?;
+            self.put_chunk::<D, M>(std::slice::from_ref(model), vec![value])
+        })
+    }
+
+    /// Stores one model, checking its validators and links when `check` is set (a
+    /// migration rewrites through the checks; a `set_null` clearing does not need them).
+    pub(crate) fn put_checked<D, M>(&self, model: M, check: bool) -> Result<()>
+    where
+        D: NetabaseDefinitionTrait,
+        M: NetabaseModelTrait<D>,
+    {
+        let value = encode_value(M::INFO.name, M::INFO.version, &model)?;
+        if check {
+            return self.put_encoded::<D, M>(&model, value);
+        }
+        self.run(|| self.put_chunk::<D, M>(std::slice::from_ref(&model), vec![value]))
     }
 
     /// Removes the records with the given keys in order and returns them, with the same
@@ -153,6 +188,26 @@ impl<'s, B: Backend> Writer<'s, B> {
         D: NetabaseDefinitionTrait,
         M: NetabaseModelTrait<D>,
     {
+        if links::is_linked_to::<D>(M::INFO.name) {
+            // Every link policy is planned before the first removal, so that a refusal
+            // leaves nothing behind.
+            let pks: Vec<Vec<u8>> = keys.into_iter().map(|k| k.to_key_bytes()).collect();
+            return self.run(|| {
+                let removal = Removal::plan::<D, M, _>(&self.txn, &pks)?;
+                let beyond = !removal.is_empty();
+                let result = (|| {
+                    if beyond {
+                        removal.execute::<D, B>(self)?;
+                    }
+                    let mut out = Vec::new();
+                    for chunk in pks.chunks(CHUNK) {
+                        self.remove_chunk::<D, M>(chunk, &mut out)?;
+                    }
+                    Ok(out)
+                })();
+                self.poison_partial(beyond, result)
+            });
+        }
         self.run(|| {
             let mut keys = keys.into_iter();
             let mut out = Vec::new();
@@ -175,9 +230,27 @@ impl<'s, B: Backend> Writer<'s, B> {
         M: NetabaseModelTrait<D>,
     {
         self.run(|| {
+            if links::is_linked_to::<D>(M::INFO.name) {
+                let mut pks = Vec::new();
+                self.txn.for_each_in(
+                    M::INFO.table,
+                    crate::backend::RawRange::all(),
+                    crate::backend::Direction::Forward,
+                    &mut |pk, _| {
+                        pks.push(pk.to_vec());
+                        Ok(std::ops::ControlFlow::Continue(()))
+                    },
+                )?;
+                let removal = Removal::plan::<D, M, _>(&self.txn, &pks)?;
+                let beyond = !removal.is_empty();
+                self.poison_partial(beyond, removal.execute::<D, B>(self))?;
+            }
             self.txn.clear(M::INFO.table)?;
             for field in M::INFO.secondary_keys {
                 self.txn.clear(field.table)?;
+            }
+            for link in M::LINKS {
+                self.txn.clear(link.table)?;
             }
             self.log(|| {
                 vec![Change::Cleared {
@@ -258,7 +331,7 @@ impl<'s, B: Backend> Writer<'s, B> {
 
     /// Removes one chunk of records by encoded key, carrying out the decisions of
     /// [`RemoveChunk`], and pushes each removed record to `out`.
-    fn remove_chunk<D, M>(&self, pks: &[Vec<u8>], out: &mut Vec<Option<M>>) -> Result<()>
+    pub(super) fn remove_chunk<D, M>(&self, pks: &[Vec<u8>], out: &mut Vec<Option<M>>) -> Result<()>
     where
         D: NetabaseDefinitionTrait,
         M: NetabaseModelTrait<D>,
@@ -290,6 +363,16 @@ impl<'s, B: Backend> Writer<'s, B> {
             apply_by_table(&self.txn, abandon.index_writes)?;
         }
         Ok((abandon.stand, abandon.olds))
+    }
+
+    /// Poisons the transaction when `result` failed after writes beyond the one that
+    /// failed (a cascade applied before a later step of the same removal was refused):
+    /// a refusal must leave nothing behind, and that can no longer be promised.
+    fn poison_partial<R>(&self, wrote: bool, result: Result<R>) -> Result<R> {
+        if wrote && let Err(e) = &result {
+            *self.poisoned.borrow_mut() = Some(e.to_string());
+        }
+        result
     }
 
     /// Records the changes `changes` makes, when this transaction records them.

@@ -1,0 +1,399 @@
+//! The model rules of the write pipeline: validators and links, checked before anything
+//! of a write is applied, and the removals a link policy adds to a removal.
+//!
+//! [`check_puts`] runs before the first byte of a put (or of a whole `put_many`) is
+//! written: every validator, and every link's target must exist (in the store, or among
+//! the records of the same call). [`Removal::plan`] computes, from the link indexes and
+//! before anything is removed, everything a removal implies: the records that cascade
+//! (recursively; a record is visited once, so cycles end), the links that `set_null`
+//! clears, and whether a `restrict` link refuses it. [`Removal::execute`] then writes
+//! all of it through the same executor, in the same transaction. A refusal therefore
+//! leaves nothing behind and the transaction stays usable.
+//!
+//! Link index layout (one table per link field, `<Definition>/<Model>/<field>`): key
+//! `enc(target key) ++ enc(primary key)`, empty value. The target key's encoding is
+//! self-delimiting, so the entries of one target are the keys with its encoding as
+//! prefix.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::ops::ControlFlow;
+
+use crate::backend::{Backend, Direction, RawRange, ReadTxn};
+use crate::codec::key::KeyCodec;
+use crate::codec::value::decode_model;
+use crate::error::{DanglingLinkError, NetabaseError, Result, StillReferencedError};
+use crate::rules::{LinkInfo, ModelVisitor, OnDelete};
+use crate::schema::{NetabaseDefinitionTrait, NetabaseModelTrait};
+
+use super::write::Writer;
+
+/// Checks the validators and the links of `models`, all of which one call writes.
+///
+/// # Errors
+/// [`NetabaseError::Invalid`] or [`NetabaseError::DanglingLink`] for the first model
+/// that fails.
+pub(crate) fn check_puts<D, M, T>(txn: &T, models: &[M]) -> Result<()>
+where
+    D: NetabaseDefinitionTrait,
+    M: NetabaseModelTrait<D>,
+    T: ReadTxn + ?Sized,
+{
+    if M::VALIDATES {
+        models.iter().try_for_each(NetabaseModelTrait::validate)?;
+    }
+    if M::LINKS.is_empty() {
+        return Ok(());
+    }
+    // Links to records of the same call count as present (a tree of records put at
+    // once); only computed when a link points back at the model itself.
+    let own: BTreeSet<Vec<u8>> = if M::LINKS.iter().any(|l| l.target_table == M::INFO.table) {
+        models
+            .iter()
+            .map(|m| m.primary_key().to_key_bytes())
+            .collect()
+    } else {
+        BTreeSet::new()
+    };
+    // Every (link, target) pair once, in key order: records of one call often link to
+    // few targets, and sorted lookups walk the target table in order.
+    let mut targets: Vec<(usize, Vec<u8>)> = Vec::new();
+    let mut keys = Vec::new();
+    for model in models {
+        for index in 0..M::LINKS.len() {
+            keys.clear();
+            model.link_keys(index, &mut keys);
+            targets.extend(keys.drain(..).map(|key| (index, key)));
+        }
+    }
+    targets.sort_unstable();
+    targets.dedup();
+    for (index, key) in &targets {
+        let link = &M::LINKS[*index];
+        let present = (link.target_table == M::INFO.table && own.contains(key))
+            || exists(txn, link.target_table, key)?;
+        if !present {
+            return Err(NetabaseError::DanglingLink(Box::new(DanglingLinkError {
+                model: M::INFO.name,
+                field: link.field,
+                target: link.target,
+                target_key: (link.show_target_key)(key),
+            })));
+        }
+    }
+    Ok(())
+}
+
+/// Runs the validators of the model held by `value` (a record received from a peer).
+///
+/// # Errors
+/// [`NetabaseError::Invalid`] when a rule fails.
+pub(crate) fn validate_value<D: NetabaseDefinitionTrait>(value: &D) -> Result<()> {
+    struct Check<'v, D> {
+        value: &'v D,
+    }
+    impl<D: NetabaseDefinitionTrait> ModelVisitor<D> for Check<'_, D> {
+        fn visit<M: NetabaseModelTrait<D>>(&mut self) -> Result<()> {
+            if M::VALIDATES
+                && self.value.discriminant() == M::discriminant()
+                && let Ok(model) = M::try_from_definition(self.value.clone())
+            {
+                model.validate()?;
+            }
+            Ok(())
+        }
+    }
+    D::visit_models(&mut Check { value })
+}
+
+fn exists<T: ReadTxn + ?Sized>(txn: &T, table: &str, key: &[u8]) -> Result<bool> {
+    let mut found = false;
+    txn.get_with(table, key, &mut |value| {
+        found = value.is_some();
+        Ok(())
+    })?;
+    Ok(found)
+}
+
+/// The encoded primary keys of the records whose link `link` points at `target`, in
+/// key order.
+pub(crate) fn referrer_keys<T: ReadTxn + ?Sized>(
+    txn: &T,
+    link: &LinkInfo,
+    target: &[u8],
+) -> Result<Vec<Vec<u8>>> {
+    let mut out = Vec::new();
+    txn.for_each_in(
+        link.table,
+        RawRange::prefix(target),
+        Direction::Forward,
+        &mut |key, _| {
+            out.push(key[target.len()..].to_vec());
+            Ok(ControlFlow::Continue(()))
+        },
+    )?;
+    Ok(out)
+}
+
+/// Whether any model of `D` links to the model named `target`.
+pub(crate) fn is_linked_to<D: NetabaseDefinitionTrait>(target: &'static str) -> bool {
+    struct Find {
+        target: &'static str,
+        found: bool,
+    }
+    impl<D: NetabaseDefinitionTrait> ModelVisitor<D> for Find {
+        fn visit<R: NetabaseModelTrait<D>>(&mut self) -> Result<()> {
+            self.found |= R::LINKS.iter().any(|l| l.target == self.target);
+            Ok(())
+        }
+    }
+    let mut find = Find {
+        target,
+        found: false,
+    };
+    // The visitor itself never fails.
+    let _ = D::visit_models(&mut find);
+    find.found
+}
+
+/// A record, by model name and encoded primary key.
+type RecordId = (&'static str, Vec<u8>);
+
+/// A `restrict` link found by the walk: the referrer, its field, and the target, with
+/// their keys as error reports show them.
+struct Restricted {
+    referrer: RecordId,
+    field: &'static str,
+    target: &'static str,
+    shown_referrer: String,
+    shown_target: String,
+}
+
+/// Everything a removal implies beyond the records it names, planned before any write.
+#[derive(Debug, Default)]
+pub(crate) struct Removal {
+    /// Records removed by a cascade, per model, beyond the removal's own keys.
+    cascaded: BTreeMap<&'static str, Vec<Vec<u8>>>,
+    /// Records whose links `set_null` clears: record -> (link, target key).
+    nulls: BTreeMap<RecordId, Vec<(usize, Vec<u8>)>>,
+}
+
+/// The closure walk of [`Removal::plan`], run as a visitor over the definition's models.
+struct Walk<'a, T: ?Sized> {
+    txn: &'a T,
+    /// The record being removed whose referrers are looked up now.
+    target: RecordId,
+    /// Every record removed so far (the removal's own and the cascaded ones).
+    removed: BTreeSet<RecordId>,
+    queue: VecDeque<RecordId>,
+    removal: Removal,
+    /// `restrict` links found.
+    restricted: Vec<Restricted>,
+}
+
+impl<D: NetabaseDefinitionTrait, T: ReadTxn + ?Sized> ModelVisitor<D> for Walk<'_, T> {
+    fn visit<R: NetabaseModelTrait<D>>(&mut self) -> Result<()> {
+        let (target, target_key) = (self.target.0, self.target.1.clone());
+        for (index, link) in R::LINKS.iter().enumerate() {
+            if link.target != target {
+                continue;
+            }
+            for referrer in referrer_keys(self.txn, link, &target_key)? {
+                let id = (R::INFO.name, referrer);
+                match link.on_delete {
+                    OnDelete::Cascade => {
+                        if self.removed.insert(id.clone()) {
+                            self.removal
+                                .cascaded
+                                .entry(id.0)
+                                .or_default()
+                                .push(id.1.clone());
+                            self.queue.push_back(id);
+                        }
+                    }
+                    OnDelete::SetNull => self
+                        .removal
+                        .nulls
+                        .entry(id)
+                        .or_default()
+                        .push((index, target_key.clone())),
+                    OnDelete::Restrict => self.restricted.push(Restricted {
+                        shown_referrer: crate::rules::show_key::<R::PrimaryKey>(&id.1),
+                        shown_target: (link.show_target_key)(&target_key),
+                        referrer: id,
+                        field: link.field,
+                        target,
+                    }),
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Removal {
+    /// Plans the removal of the records of `M` at `pks`: follows every link to them,
+    /// recursively through cascades.
+    ///
+    /// # Errors
+    /// [`NetabaseError::StillReferenced`] when a `restrict` link points at a removed
+    /// record from a record that stays; [`NetabaseError::Backend`] on engine failure.
+    pub(crate) fn plan<D, M, T>(txn: &T, pks: &[Vec<u8>]) -> Result<Removal>
+    where
+        D: NetabaseDefinitionTrait,
+        M: NetabaseModelTrait<D>,
+        T: ReadTxn + ?Sized,
+    {
+        let name = M::INFO.name;
+        let mut walk = Walk {
+            txn,
+            target: (name, Vec::new()),
+            removed: pks.iter().map(|pk| (name, pk.clone())).collect(),
+            queue: pks.iter().map(|pk| (name, pk.clone())).collect(),
+            removal: Removal::default(),
+            restricted: Vec::new(),
+        };
+        while let Some(next) = walk.queue.pop_front() {
+            walk.target = next;
+            D::visit_models(&mut walk)?;
+        }
+        if let Some(r) = walk
+            .restricted
+            .iter()
+            .find(|r| !walk.removed.contains(&r.referrer))
+        {
+            return Err(NetabaseError::StillReferenced(Box::new(
+                StillReferencedError {
+                    target: r.target,
+                    target_key: r.shown_target.clone(),
+                    model: r.referrer.0,
+                    field: r.field,
+                    referrer_key: r.shown_referrer.clone(),
+                },
+            )));
+        }
+        let mut removal = walk.removal;
+        let removed = walk.removed;
+        removal.nulls.retain(|id, _| !removed.contains(id));
+        Ok(removal)
+    }
+
+    /// Whether the removal touches nothing beyond its own records.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.cascaded.is_empty() && self.nulls.is_empty()
+    }
+
+    /// Writes the planned link clearings, then the cascaded removals, through `writer`.
+    ///
+    /// # Errors
+    /// As the writes; a record that does not decode is a refusal.
+    pub(crate) fn execute<D: NetabaseDefinitionTrait, B: Backend>(
+        self,
+        writer: &Writer<'_, B>,
+    ) -> Result<()> {
+        struct Run<'w, 's, B: Backend> {
+            writer: &'w Writer<'s, B>,
+            removal: Removal,
+            removing: bool,
+        }
+        impl<D: NetabaseDefinitionTrait, B: Backend> ModelVisitor<D> for Run<'_, '_, B> {
+            fn visit<R: NetabaseModelTrait<D>>(&mut self) -> Result<()> {
+                let name = R::INFO.name;
+                if self.removing {
+                    if let Some(pks) = self.removal.cascaded.remove(name) {
+                        let mut sink: Vec<Option<R>> = Vec::new();
+                        for chunk in pks.chunks(1024) {
+                            self.writer.remove_chunk::<D, R>(chunk, &mut sink)?;
+                            sink.clear();
+                        }
+                    }
+                    return Ok(());
+                }
+                let mut updated = Vec::new();
+                for ((model, pk), links) in &self.removal.nulls {
+                    if *model != name {
+                        continue;
+                    }
+                    let Some(bytes) = self.writer.reader().get(R::INFO.table, pk)? else {
+                        continue;
+                    };
+                    let mut record = decode_model::<D, R>(pk, &bytes)?;
+                    for (link, target) in links {
+                        record.unlink(*link, target);
+                    }
+                    updated.push(record);
+                }
+                for record in updated {
+                    self.writer.put_checked::<D, R>(record, false)?;
+                }
+                Ok(())
+            }
+        }
+        let mut run = Run {
+            writer,
+            removal: self,
+            removing: false,
+        };
+        D::visit_models(&mut run)?;
+        run.removing = true;
+        D::visit_models(&mut run)
+    }
+}
+
+/// The links of the model named `model` of `D`.
+pub(crate) fn links_of<D: NetabaseDefinitionTrait>(model: &str) -> &'static [LinkInfo] {
+    struct Find<'a> {
+        model: &'a str,
+        links: &'static [LinkInfo],
+    }
+    impl<D: NetabaseDefinitionTrait> ModelVisitor<D> for Find<'_> {
+        fn visit<R: NetabaseModelTrait<D>>(&mut self) -> Result<()> {
+            if R::INFO.name == self.model {
+                self.links = R::LINKS;
+            }
+            Ok(())
+        }
+    }
+    let mut find = Find { model, links: &[] };
+    // The visitor itself never fails.
+    let _ = D::visit_models(&mut find);
+    find.links
+}
+
+/// Rebuilds every link index of the model named `model` from its stored records (at
+/// open: a new link, or records of an older model version).
+///
+/// # Errors
+/// [`NetabaseError::Decode`] or [`NetabaseError::Version`] for a record that does not
+/// decode; [`NetabaseError::Backend`] on engine failure.
+pub(crate) fn build_link_indexes<D: NetabaseDefinitionTrait, B: Backend>(
+    writer: &Writer<'_, B>,
+    model: &str,
+) -> Result<()> {
+    struct Build<'w, 's, 'm, B: Backend> {
+        writer: &'w Writer<'s, B>,
+        model: &'m str,
+    }
+    impl<D: NetabaseDefinitionTrait, B: Backend> ModelVisitor<D> for Build<'_, '_, '_, B> {
+        fn visit<R: NetabaseModelTrait<D>>(&mut self) -> Result<()> {
+            if R::INFO.name != self.model {
+                return Ok(());
+            }
+            for link in R::LINKS {
+                self.writer.clear_internal(link.table)?;
+            }
+            let mut plan = super::plan::WritePlan::default();
+            self.writer.reader().for_each_in(
+                R::INFO.table,
+                RawRange::all(),
+                Direction::Forward,
+                &mut |pk, value| {
+                    let record = decode_model::<D, R>(pk, value)?;
+                    super::plan::plan_links::<D, R>(pk, None, Some(&record), &mut plan);
+                    Ok(ControlFlow::Continue(()))
+                },
+            )?;
+            self.writer.write_internal(&plan.ops)
+        }
+    }
+    D::visit_models(&mut Build { writer, model })
+}

@@ -1,0 +1,181 @@
+//! Following links: the records a link points at, the records that link to one, a
+//! child's parent; and migrating a tree. Reads go through the link indexes that the
+//! write pipeline keeps exact.
+
+use crate::backend::Backend;
+use crate::codec::key::KeyCodec;
+use crate::error::Result;
+use crate::rules::{Child, Link};
+use crate::schema::{NetabaseDefinitionTrait, NetabaseModelTrait};
+
+use super::links::referrer_keys;
+use super::migrate::{self, MigrateProgress};
+use super::read::get_raw;
+use super::store::NetabaseStore;
+use super::tree::Tree;
+use super::txn::{TreeView, ViewTxn};
+use super::write::Writer;
+
+impl<D, M, T> TreeView<'_, D, M, T>
+where
+    D: NetabaseDefinitionTrait,
+    M: NetabaseModelTrait<D>,
+    T: ViewTxn,
+{
+    /// Every record of `R` that links to the record of this model with primary key
+    /// `key`, through any of `R`'s `#[link(..)]` fields, in primary-key order (a record
+    /// linking through two fields is returned once).
+    ///
+    /// # Errors
+    /// As [`TreeView::get`].
+    pub fn referrers<R: NetabaseModelTrait<D>>(
+        &self,
+        key: impl Into<M::PrimaryKey>,
+    ) -> Result<Vec<R>> {
+        let target = key.into().to_key_bytes();
+        let mut keys = Vec::new();
+        for link in R::LINKS.iter().filter(|l| l.target_table == M::INFO.table) {
+            keys.extend(referrer_keys(self.txn().raw(), link, &target)?);
+        }
+        keys.sort();
+        keys.dedup();
+        let mut out = Vec::with_capacity(keys.len());
+        for pk in keys {
+            if let Some(record) = get_raw::<D, R, T::Raw>(self.txn().raw(), &pk)? {
+                out.push(record);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The records that link `L` (a generated link type, e.g. `PostAuthorIdLink`) of
+    /// `record` points at: one for a plain link, none or one for an `Option`, one per
+    /// key of a `Vec`, in the field's order.
+    ///
+    /// # Errors
+    /// As [`TreeView::get`].
+    pub fn follow<L: Link<D, From = M>>(&self, record: &M) -> Result<Vec<L::To>> {
+        let mut keys = Vec::new();
+        record.link_keys(L::INDEX, &mut keys);
+        let mut out = Vec::with_capacity(keys.len());
+        for pk in keys {
+            if let Some(target) = get_raw::<D, L::To, T::Raw>(self.txn().raw(), &pk)? {
+                out.push(target);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The parent of `record` (a model declared `#[netabase(Def, parent = Parent)]`).
+    ///
+    /// # Errors
+    /// As [`TreeView::get`].
+    pub fn parent(&self, record: &M) -> Result<Option<M::Parent>>
+    where
+        M: Child<D>,
+    {
+        Ok(self.follow::<M::ParentLink>(record)?.into_iter().next())
+    }
+
+    /// How many records were written by another version of the model than the code's
+    /// (they are upgraded when read; [`TreeView::migrate`] rewrites them).
+    ///
+    /// # Errors
+    /// [`crate::NetabaseError::Decode`] for a value whose header does not decode;
+    /// [`crate::NetabaseError::Backend`] on engine failure.
+    pub fn outdated(&self) -> Result<u64> {
+        migrate::count_outdated::<D, M, T::Raw>(self.txn().raw())
+    }
+}
+
+impl<'s, D, M, B> TreeView<'_, D, M, Writer<'s, B>>
+where
+    D: NetabaseDefinitionTrait,
+    M: NetabaseModelTrait<D>,
+    B: Backend,
+{
+    /// Rewrites every record written by an older version of the model at the code's
+    /// version, through the write pipeline; returns how many. `progress` is called
+    /// before the first record and after every chunk.
+    ///
+    /// # Errors
+    /// [`crate::NetabaseError::Version`] naming the model, both versions and the key
+    /// for a value newer than the code or without an upgrade path; any refusal of the
+    /// pipeline (an upgraded record that fails a validator). Drop the transaction to
+    /// apply nothing.
+    pub fn migrate(&self, mut progress: impl FnMut(MigrateProgress)) -> Result<u64> {
+        migrate::migrate_model::<D, M, B>(self.txn(), &mut progress)
+    }
+}
+
+impl<D, M, B> Tree<D, M, B>
+where
+    D: NetabaseDefinitionTrait,
+    M: NetabaseModelTrait<D>,
+    B: Backend,
+{
+    /// [`TreeView::referrers`] in a read transaction of its own.
+    ///
+    /// # Errors
+    /// As [`Tree::get`].
+    pub fn referrers<R: NetabaseModelTrait<D>>(
+        &self,
+        key: impl Into<M::PrimaryKey>,
+    ) -> Result<Vec<R>> {
+        self.read(|view| view.referrers::<R>(key))
+    }
+
+    /// [`TreeView::follow`] in a read transaction of its own.
+    ///
+    /// # Errors
+    /// As [`Tree::get`].
+    pub fn follow<L: Link<D, From = M>>(&self, record: &M) -> Result<Vec<L::To>> {
+        self.read(|view| view.follow::<L>(record))
+    }
+
+    /// [`TreeView::parent`] in a read transaction of its own.
+    ///
+    /// # Errors
+    /// As [`Tree::get`].
+    pub fn parent(&self, record: &M) -> Result<Option<M::Parent>>
+    where
+        M: Child<D>,
+    {
+        self.read(|view| view.parent(record))
+    }
+
+    /// [`TreeView::outdated`] in a read transaction of its own.
+    ///
+    /// # Errors
+    /// As [`TreeView::outdated`].
+    pub fn outdated(&self) -> Result<u64> {
+        self.read(|view| view.outdated())
+    }
+
+    /// [`TreeView::migrate`] in one write transaction: every outdated record is
+    /// rewritten, or none.
+    ///
+    /// # Examples
+    /// See `examples/schema_evolution.rs`.
+    ///
+    /// # Errors
+    /// As [`TreeView::migrate`]; nothing is applied then.
+    pub fn migrate(&self, mut progress: impl FnMut(MigrateProgress)) -> Result<u64> {
+        self.write(|w| migrate::migrate_model::<D, M, B>(w, &mut progress))
+    }
+}
+
+impl<D, B> NetabaseStore<D, B>
+where
+    D: NetabaseDefinitionTrait,
+    B: Backend,
+{
+    /// [`Tree::migrate`] for every model of the definition, in one write transaction;
+    /// returns how many records were rewritten.
+    ///
+    /// # Errors
+    /// As [`TreeView::migrate`]; nothing is applied then.
+    pub fn migrate(&self, mut progress: impl FnMut(MigrateProgress)) -> Result<u64> {
+        self.write_with(|w| migrate::migrate_all::<D, B>(w, &mut progress))
+    }
+}
