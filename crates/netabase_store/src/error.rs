@@ -83,6 +83,14 @@ pub enum NetabaseError {
     /// commit; nothing of it is applied.
     #[error(transparent)]
     Poisoned(Box<PoisonedError>),
+
+    /// A write transaction lost a race with a concurrent writer (another process on a
+    /// shared server): nothing of it was applied, and running it again may succeed
+    /// ([`NetabaseError::is_conflict`]). One-shot writes and batches retry by themselves
+    /// a bounded number of times ([`crate::OpenOptions::commit_retries`]); explicit
+    /// transactions return it to the caller.
+    #[error(transparent)]
+    Conflict(Box<ConflictError>),
 }
 
 /// `Result` with [`NetabaseError`].
@@ -351,7 +359,42 @@ pub struct PoisonedError {
     pub cause: String,
 }
 
+/// A write transaction that a concurrent writer made stale ([`NetabaseError::Conflict`]).
+#[derive(Debug, Error)]
+#[error(
+    "{backend} backend refused to {operation}: another writer committed since this \
+     transaction began reading ({detail}); nothing of it was applied, run it again"
+)]
+#[non_exhaustive]
+pub struct ConflictError {
+    /// The backend's name.
+    pub backend: &'static str,
+    /// What the store was doing, e.g. `"commit a write transaction"`.
+    pub operation: &'static str,
+    /// What changed underneath the transaction.
+    pub detail: String,
+}
+
 impl NetabaseError {
+    /// A write transaction that a concurrent writer made stale: retryable.
+    pub fn conflict(
+        backend: &'static str,
+        operation: &'static str,
+        detail: impl Into<String>,
+    ) -> Self {
+        NetabaseError::Conflict(Box::new(ConflictError {
+            backend,
+            operation,
+            detail: detail.into(),
+        }))
+    }
+
+    /// Whether the error is a [`NetabaseError::Conflict`]: the transaction applied
+    /// nothing and running it again may succeed.
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, NetabaseError::Conflict(_))
+    }
+
     /// Wraps an engine error with the backend name and the operation.
     pub fn backend(
         backend: &'static str,

@@ -49,7 +49,7 @@ pub mod prelude {
 }
 
 pub use error::{
-    BackendError, ConfigError, CorruptedError, DecodeError, DecodeReason, EncodeError, FormatError,
+    BackendError, ConfigError, ConflictError, CorruptedError, DecodeError, DecodeReason, EncodeError, FormatError,
     IoError, PoisonedError, ReadOnlyError, SchemaError, UniqueViolation, VersionError,
     VersionProblem,
 };

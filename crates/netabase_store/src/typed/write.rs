@@ -45,7 +45,15 @@ pub struct Writer<'s, B: Backend> {
     /// replaced.
     logging: bool,
     log: RefCell<Vec<Change>>,
-    poisoned: RefCell<Option<String>>,
+    poisoned: RefCell<Option<Poison>>,
+}
+
+/// Why a transaction can no longer commit.
+struct Poison {
+    cause: String,
+    /// A concurrent writer made the transaction stale: its commit reports the conflict
+    /// again (retryable) rather than a poisoning.
+    conflict: bool,
 }
 
 impl<'s, B: Backend> Writer<'s, B> {
@@ -68,14 +76,17 @@ impl<'s, B: Backend> Writer<'s, B> {
     /// Runs one write: refused when the transaction is poisoned, and poisons it when
     /// the write fails in a way that was not fully undone.
     fn run<R>(&self, write: impl FnOnce() -> Result<R>) -> Result<R> {
-        if let Some(cause) = self.poisoned.borrow().as_ref() {
-            return Err(poisoned(cause));
+        if let Some(poison) = self.poisoned.borrow().as_ref() {
+            return Err(poison.error());
         }
         let result = write();
         if let Err(e) = &result
             && !e.is_refusal()
         {
-            *self.poisoned.borrow_mut() = Some(e.to_string());
+            *self.poisoned.borrow_mut() = Some(Poison {
+                cause: e.to_string(),
+                conflict: e.is_conflict(),
+            });
         }
         result
     }
@@ -115,6 +126,52 @@ impl<'s, B: Backend> Writer<'s, B> {
                     return Err(e);
                 }
             }
+        })
+    }
+
+    /// [`Writer::put_many`] over borrowed models, so that a write retried after a
+    /// conflict can run again over the same models.
+    pub(crate) fn put_slice<D, M>(&self, models: &[M]) -> Result<()>
+    where
+        D: NetabaseDefinitionTrait,
+        M: NetabaseModelTrait<D>,
+    {
+        self.run(|| {
+            for chunk in models.chunks(chunk_size::<D, M>()) {
+                let mut values = Vec::with_capacity(chunk.len());
+                let mut refused = None;
+                for model in chunk {
+                    match encode_value(M::INFO.name, M::INFO.version, model) {
+                        Ok(value) => values.push(value),
+                        Err(e) => {
+                            // The models before it are stored; it and the rest are not.
+                            refused = Some(e);
+                            break;
+                        }
+                    }
+                }
+                self.put_chunk::<D, M>(&chunk[..values.len()], values)?;
+                if let Some(e) = refused {
+                    return Err(e);
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// [`Writer::remove_many`] over encoded primary keys, borrowed so that a write
+    /// retried after a conflict can run again.
+    pub(crate) fn remove_encoded<D, M>(&self, pks: &[Vec<u8>]) -> Result<Vec<Option<M>>>
+    where
+        D: NetabaseDefinitionTrait,
+        M: NetabaseModelTrait<D>,
+    {
+        self.run(|| {
+            let mut out = Vec::with_capacity(pks.len());
+            for chunk in pks.chunks(CHUNK) {
+                self.remove_chunk::<D, M>(chunk, &mut out)?;
+            }
+            Ok(out)
         })
     }
 
@@ -189,10 +246,12 @@ impl<'s, B: Backend> Writer<'s, B> {
     ///
     /// # Errors
     /// [`NetabaseError::Poisoned`] when an engine failure poisoned the transaction;
-    /// [`NetabaseError::Backend`] if the engine fails to commit. Nothing is applied then.
+    /// [`NetabaseError::Conflict`] when a concurrent writer made it stale (during a read
+    /// or at the commit itself); [`NetabaseError::Backend`] if the engine fails to
+    /// commit. Nothing is applied then.
     pub(crate) fn commit(self) -> Result<ChangeSet> {
-        if let Some(cause) = self.poisoned.into_inner() {
-            return Err(poisoned(&cause));
+        if let Some(poison) = self.poisoned.into_inner() {
+            return Err(poison.error());
         }
         self.txn.commit()?;
         Ok(ChangeSet::from_log(self.log.into_inner()))
@@ -277,10 +336,19 @@ impl<'s, B: Backend> Writer<'s, B> {
     }
 }
 
-fn poisoned(cause: &str) -> NetabaseError {
-    NetabaseError::Poisoned(Box::new(PoisonedError {
-        cause: cause.to_owned(),
-    }))
+impl Poison {
+    fn error(&self) -> NetabaseError {
+        if self.conflict {
+            return NetabaseError::conflict(
+                "typed",
+                "commit a write transaction",
+                self.cause.clone(),
+            );
+        }
+        NetabaseError::Poisoned(Box::new(PoisonedError {
+            cause: self.cause.clone(),
+        }))
+    }
 }
 
 /// How many records of `M` one chunk writes.
