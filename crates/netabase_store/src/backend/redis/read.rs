@@ -1,11 +1,12 @@
 //! The read transaction, and the reads that write transactions make from the server.
 
+use std::ops::Bound;
 use std::sync::Arc;
 
 use super::scripts::{direction_arg, lex_bounds};
 use super::{NAME, Shared};
 use crate::backend::{
-    ChunkedRange, Cursor, Direction, Entry, OldFn, OwnedReadTxn, RawRange, ReadTxn, ValueFn,
+    ChunkedRange, Cursor, Direction, Entry, EntryFn, OldFn, OwnedReadTxn, RawRange, ReadTxn, ValueFn,
 };
 use crate::error::{NetabaseError, Result};
 
@@ -135,6 +136,9 @@ impl Shared {
     }
 }
 
+/// Entries per round trip of [`ReadTxn::for_each_in`].
+const VISIT_CHUNK: usize = 1024;
+
 /// A read transaction of [`super::RedisBackend`]. It holds no connection: each read
 /// takes one from the pool and sees the latest committed state (reads are not
 /// snapshots; each single read is atomic).
@@ -180,6 +184,36 @@ impl ReadTxn for RedisRead {
 
     fn cursor(&self, table: &str, range: RawRange, direction: Direction) -> Result<Cursor<'_>> {
         self.scan(table, range, direction)
+    }
+
+    /// Visits the range in chunks of [`VISIT_CHUNK`] entries: a caller that visits
+    /// usually wants the whole range (a secondary query), so the first chunk is large.
+    fn for_each_in(
+        &self,
+        table: &str,
+        mut range: RawRange,
+        direction: Direction,
+        f: &mut EntryFn<'_>,
+    ) -> Result<()> {
+        loop {
+            if range.is_empty() {
+                return Ok(());
+            }
+            let (_, entries) = self.shared.fetch_range(table, &range, direction, VISIT_CHUNK)?;
+            let full = entries.len() == VISIT_CHUNK;
+            for (key, value) in &entries {
+                if f(key, value)?.is_break() {
+                    return Ok(());
+                }
+            }
+            match entries.into_iter().last() {
+                Some((last, _)) if full => match direction {
+                    Direction::Forward => range.start = Bound::Excluded(last),
+                    Direction::Reverse => range.end = Bound::Excluded(last),
+                },
+                _ => return Ok(()),
+            }
+        }
     }
 
     fn len(&self, table: &str) -> Result<u64> {
