@@ -6,7 +6,6 @@
 mod conformance;
 mod redis_support;
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use conformance::schema::*;
@@ -15,54 +14,26 @@ use netabase_store::NetabaseError;
 use netabase_store::backend::redis::{RedisBackend, RedisConfig};
 use netabase_store::backend::{Backend, ReadTxn, WriteTxn};
 use netabase_store::prelude::*;
-use redis_support::{RedisServer, store_on};
+use redis_support::{Monitor, RedisServer, store_on};
 
-/// The commands the backend sends as calls of their own: each is one round trip.
-const ROUND_TRIP_COMMANDS: [&str; 2] = ["hget", "evalsha"];
-
-/// The commands that only ever run inside the backend's scripts.
-const SCRIPT_COMMANDS: [&str; 12] = [
-    "get",
-    "hmget",
-    "zrangebylex",
-    "zrevrangebylex",
-    "zcard",
-    "zrange",
-    "zadd",
-    "hset",
-    "zrem",
-    "hdel",
-    "del",
-    "incr",
-];
-
-/// Runs `op` and returns the round trips it took, checking that nothing else reached
-/// the server.
-fn round_trips<R>(server: &RedisServer, op: impl FnOnce() -> R) -> (R, u64) {
-    server.reset_stats();
-    let out = op();
-    let calls: BTreeMap<String, u64> = server
-        .command_calls()
-        .into_iter()
-        .filter(|(name, _)| !name.starts_with("config") && name != "info")
-        .collect();
-    for name in calls.keys() {
+/// Runs `op` and returns the round trips it took: the commands it sent to the server,
+/// apart from those its scripts ran there (watched with `MONITOR`).
+fn round_trips<R>(monitor: &mut Monitor, op: impl FnOnce() -> R) -> (R, u64) {
+    let (out, commands) = monitor.commands(op);
+    for name in &commands {
         assert!(
-            ROUND_TRIP_COMMANDS.contains(&name.as_str()) || SCRIPT_COMMANDS.contains(&name.as_str()),
-            "unexpected command `{name}` (calls: {calls:?})"
+            ["hget", "hmget", "evalsha", "zcard", "zrange"].contains(&name.as_str()),
+            "unexpected command `{name}` (commands: {commands:?})"
         );
     }
-    let trips = ROUND_TRIP_COMMANDS
-        .iter()
-        .map(|name| calls.get(*name).copied().unwrap_or(0))
-        .sum();
-    (out, trips)
+    (out, commands.len() as u64)
 }
 
 #[test]
 fn redis_round_trips() -> TestResult {
     let server = RedisServer::start();
     let store = store_on::<TestDefinition>(&server, "trips")?;
+    let mut monitor = Monitor::new(&server);
     let users = store.open_tree::<User>();
     let posts = store.open_tree::<Post>();
     // Warm up: the server learns every script once (`SCRIPT LOAD` after `NOSCRIPT`).
@@ -74,15 +45,15 @@ fn redis_round_trips() -> TestResult {
 
     // A put with a unique and a non-unique index: the replaced record, the holder of
     // the unique key, the commit.
-    let (r, trips) = round_trips(&server, || users.put(user(1, "a@x", 30)));
+    let (r, trips) = round_trips(&mut monitor, || users.put(user(1, "a@x", 30)));
     r?;
     assert_eq!(trips, 3, "put of a model with one unique key");
     // The same when it replaces a record and moves both keys.
-    let (r, trips) = round_trips(&server, || users.put(user(1, "b@x", 31)));
+    let (r, trips) = round_trips(&mut monitor, || users.put(user(1, "b@x", 31)));
     r?;
     assert_eq!(trips, 3, "update moving both secondary keys");
     // Without a unique key: the replaced record, the commit.
-    let (r, trips) = round_trips(&server, || {
+    let (r, trips) = round_trips(&mut monitor, || {
         posts.put(Post { id: 1, title: "t".into(), author_id: 7 })
     });
     r?;
@@ -91,34 +62,37 @@ fn redis_round_trips() -> TestResult {
     let many: Vec<Post> = (0..1000)
         .map(|i| Post { id: i, title: format!("p{i}"), author_id: (i % 10) as u64 })
         .collect();
-    let (r, trips) = round_trips(&server, || posts.put_many(many));
+    let (r, trips) = round_trips(&mut monitor, || posts.put_many(many));
     r?;
     assert_eq!(trips, 2, "put_many of 1000 records without unique keys");
 
-    let (r, trips) = round_trips(&server, || users.get(UserPrimaryKey(1)));
+    let (r, trips) = round_trips(&mut monitor, || users.get(UserPrimaryKey(1)));
     assert_eq!(r?, Some(user(1, "b@x", 31)));
     assert_eq!(trips, 1, "get");
 
     // A secondary query: the index entries, then every record at once.
-    let (r, trips) = round_trips(&server, || {
+    let (r, trips) = round_trips(&mut monitor, || {
         posts.get_by_secondary_key(PostSecondaryKeys::AuthorId(PostAuthorIdSecondaryKey(7)))
     });
     assert_eq!(r?.len(), 100);
     assert_eq!(trips, 2, "secondary equality query of 100 records");
-    let (r, trips) = round_trips(&server, || {
+    let (r, trips) = round_trips(&mut monitor, || {
         users.get_by_secondary_key(UserSecondaryKeys::Email(UserEmailSecondaryKey("b@x".into())))
     });
     assert_eq!(r?.len(), 1);
     assert_eq!(trips, 2, "unique secondary query");
 
     // A range page: the first chunk holds 64 entries.
-    let (r, trips) = round_trips(&server, || posts.range(100i64..).take(50).count());
+    let (r, trips) = round_trips(&mut monitor, || posts.range(100i64..).take(50).count());
     assert_eq!(r, 50);
     assert_eq!(trips, 1, "a page of 50 records");
     // A whole scan: chunks of 64, 256, 1024 entries.
-    let (r, trips) = round_trips(&server, || posts.iter().count());
+    let (r, trips) = round_trips(&mut monitor, || posts.iter().count());
     assert_eq!(r, 1001);
     assert_eq!(trips, 3, "scan of 1001 records");
+    let (r, trips) = round_trips(&mut monitor, || posts.len());
+    assert_eq!(r?, 1001);
+    assert_eq!(trips, 1, "len");
     Ok(())
 }
 

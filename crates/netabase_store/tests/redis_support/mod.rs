@@ -5,8 +5,8 @@
 
 #![allow(dead_code)]
 
-use std::collections::BTreeMap;
-use std::net::TcpListener;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -175,34 +175,80 @@ impl RedisServer {
             .unwrap_or_else(|e| panic!("cannot connect to the test server: {e}"))
     }
 
-    /// Resets the server's command statistics.
-    pub fn reset_stats(&self) {
-        let mut con = self.connection();
-        redis::cmd("CONFIG")
-            .arg("RESETSTAT")
-            .query::<()>(&mut con)
-            .unwrap_or_else(|e| panic!("CONFIG RESETSTAT: {e}"));
+}
+
+/// A `MONITOR` connection: lists the commands clients send to the server, apart from
+/// those that scripts run, so a test can count round trips.
+pub struct Monitor {
+    reader: BufReader<TcpStream>,
+    marker: redis::Connection,
+    marks: u64,
+}
+
+impl Monitor {
+    /// Starts monitoring `server`.
+    pub fn new(server: &RedisServer) -> Self {
+        let stream = TcpStream::connect(("127.0.0.1", server.port))
+            .unwrap_or_else(|e| panic!("cannot connect to monitor: {e}"));
+        let mut writer = stream
+            .try_clone()
+            .unwrap_or_else(|e| panic!("cannot clone the monitor socket: {e}"));
+        writer
+            .write_all(b"MONITOR\r\n")
+            .unwrap_or_else(|e| panic!("MONITOR: {e}"));
+        let mut monitor = Monitor {
+            reader: BufReader::new(stream),
+            marker: server.connection(),
+            marks: 0,
+        };
+        let ok = monitor.line();
+        assert_eq!(ok.trim_end(), "+OK", "MONITOR answered {ok}");
+        monitor
     }
 
-    /// Calls per command since the last reset (`INFO commandstats`), lower-case names.
-    pub fn command_calls(&self) -> BTreeMap<String, u64> {
-        let mut con = self.connection();
-        let info: String = redis::cmd("INFO")
-            .arg("commandstats")
-            .query(&mut con)
-            .unwrap_or_else(|e| panic!("INFO commandstats: {e}"));
-        info.lines()
-            .filter_map(|line| {
-                let rest = line.strip_prefix("cmdstat_")?;
-                let (name, stats) = rest.split_once(':')?;
-                let calls = stats
-                    .split(',')
-                    .find_map(|kv| kv.strip_prefix("calls="))?
-                    .parse()
-                    .ok()?;
-                Some((name.to_owned(), calls))
-            })
-            .collect()
+    fn line(&mut self) -> String {
+        let mut line = String::new();
+        self.reader
+            .read_line(&mut line)
+            .unwrap_or_else(|e| panic!("reading the monitor: {e}"));
+        line
+    }
+
+    /// Sends a marker through the server and returns the commands clients sent before
+    /// it (lower-case names), excluding those run inside scripts.
+    fn until_mark(&mut self) -> Vec<String> {
+        self.marks += 1;
+        let mark = format!("netabase-mark-{}", self.marks);
+        redis::cmd("ECHO")
+            .arg(&mark)
+            .query::<String>(&mut self.marker)
+            .unwrap_or_else(|e| panic!("ECHO: {e}"));
+        let mut commands = Vec::new();
+        loop {
+            let line = self.line();
+            if line.contains(&mark) {
+                return commands;
+            }
+            // `+<time> [<db> <client>] "<COMMAND>" "<arg>" ...`; scripts' commands have
+            // `lua` as their client.
+            let Some((client, rest)) = line.split_once("] ") else {
+                continue;
+            };
+            if client.ends_with(" lua") {
+                continue;
+            }
+            let name = rest.split('"').nth(1).unwrap_or_default().to_lowercase();
+            commands.push(name);
+        }
+    }
+
+    /// Runs `op` and returns what it returned and the commands it sent to the server
+    /// (each one round trip: the backend pipelines nothing else).
+    pub fn commands<R>(&mut self, op: impl FnOnce() -> R) -> (R, Vec<String>) {
+        self.until_mark();
+        let out = op();
+        let commands = self.until_mark();
+        (out, commands)
     }
 }
 

@@ -141,7 +141,9 @@ const VISIT_CHUNK: usize = 1024;
 
 /// A read transaction of [`super::RedisBackend`]. It holds no connection: each read
 /// takes one from the pool and sees the latest committed state (reads are not
-/// snapshots; each single read is atomic).
+/// snapshots; each single read is atomic). It needs no version, so its reads are plain
+/// commands (`HGET`, `HMGET`, `ZCARD`, `ZRANGE`) wherever one command suffices; a range
+/// chunk (keys and values) is one script.
 pub struct RedisRead {
     shared: Arc<Shared>,
 }
@@ -175,7 +177,16 @@ impl ReadTxn for RedisRead {
         if keys.is_empty() {
             return Ok(());
         }
-        let (_, values) = self.shared.fetch_many(table, keys)?;
+        // One plain `HMGET`: a read transaction needs no version.
+        let values = self.shared.pool.with("read keys", |con| {
+            redis::cmd("HMGET")
+                .arg(self.shared.keys.values(table))
+                .arg(keys)
+                .query::<Vec<Option<Vec<u8>>>>(con)
+        })?;
+        if values.len() != keys.len() {
+            return Err(malformed("read keys"));
+        }
         for (i, value) in values.iter().enumerate() {
             f(i, value.as_deref())?;
         }
@@ -217,11 +228,25 @@ impl ReadTxn for RedisRead {
     }
 
     fn len(&self, table: &str) -> Result<u64> {
-        Ok(self.shared.fetch_len(table)?.1)
+        self.shared.pool.with("count a table", |con| {
+            redis::cmd("ZCARD")
+                .arg(self.shared.keys.order(table))
+                .query::<u64>(con)
+        })
     }
 
     fn table_names(&self) -> Result<Vec<String>> {
-        Ok(self.shared.fetch_tables()?.1)
+        let names = self.shared.pool.with("list the tables", |con| {
+            redis::cmd("ZRANGE")
+                .arg(self.shared.keys.tables())
+                .arg(0)
+                .arg(-1)
+                .query::<Vec<Vec<u8>>>(con)
+        })?;
+        Ok(names
+            .into_iter()
+            .map(|n| String::from_utf8_lossy(&n).into_owned())
+            .collect())
     }
 }
 

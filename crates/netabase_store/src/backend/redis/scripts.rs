@@ -2,10 +2,7 @@
 //! one round trip, run by Redis without interleaving any other client's command.
 //!
 //! Every script's first key is the store's version and every read script returns it
-//! first, so that a write transaction can tell whether its reads saw one state. The
-//! scripts use only commands that no plain call of the backend uses (`GET`, `HMGET`,
-//! `ZRANGEBYLEX`, ...), so a server's `INFO commandstats` tells the backend's round
-//! trips (`HGET` and `EVALSHA`) apart from the work inside scripts.
+//! first, so that a write transaction can tell whether its reads saw one state.
 
 use std::ops::Bound;
 
