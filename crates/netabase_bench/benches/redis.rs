@@ -51,7 +51,9 @@ fn encode(item: &Item, buf: &mut Vec<u8>) -> BenchResult<()> {
 }
 
 fn decode(bytes: &[u8]) -> BenchResult<Item> {
-    let body = bytes.get(HEADER.len()..).ok_or("value shorter than its header")?;
+    let body = bytes
+        .get(HEADER.len()..)
+        .ok_or("value shorter than its header")?;
     Ok(postcard::from_bytes(body)?)
 }
 
@@ -96,7 +98,11 @@ impl Raw {
                 }
                 let entry = index_key(item.group, item.id);
                 pipe.cmd("ZADD").arg(ZG).arg(0).arg(&entry).ignore();
-                pipe.cmd("HSET").arg(HG).arg(&entry).arg(&[] as &[u8]).ignore();
+                pipe.cmd("HSET")
+                    .arg(HG)
+                    .arg(&entry)
+                    .arg(&[] as &[u8])
+                    .ignore();
             }
         }
         pipe.query::<()>(con)?;
@@ -105,7 +111,10 @@ impl Raw {
 
     fn get(&self, id: u64) -> BenchResult<Option<Item>> {
         let con = &mut *self.con.borrow_mut();
-        let bytes: Option<Vec<u8>> = redis::cmd("HGET").arg(H).arg(id.to_be_bytes().as_slice()).query(con)?;
+        let bytes: Option<Vec<u8>> = redis::cmd("HGET")
+            .arg(H)
+            .arg(id.to_be_bytes().as_slice())
+            .query(con)?;
         bytes.map(|b| decode(&b)).transpose()
     }
 
@@ -115,7 +124,11 @@ impl Raw {
         min.extend_from_slice(&group.to_be_bytes());
         let mut max = vec![b'('];
         max.extend_from_slice(&(group + 1).to_be_bytes());
-        let entries: Vec<Vec<u8>> = redis::cmd("ZRANGEBYLEX").arg(ZG).arg(min).arg(max).query(con)?;
+        let entries: Vec<Vec<u8>> = redis::cmd("ZRANGEBYLEX")
+            .arg(ZG)
+            .arg(min)
+            .arg(max)
+            .query(con)?;
         if entries.is_empty() {
             return Ok(Vec::new());
         }
@@ -180,7 +193,14 @@ fn bench(c: &mut Criterion) {
                 check(flush(&server));
                 (check(open()), items.clone())
             },
-            |(store, items)| check(store.open_tree::<Item>().put_many(items).map_err(Into::into)),
+            |(store, items)| {
+                check(
+                    store
+                        .open_tree::<Item>()
+                        .put_many(items)
+                        .map_err(Into::into),
+                )
+            },
             BatchSize::PerIteration,
         );
     });
@@ -196,7 +216,12 @@ fn bench(c: &mut Criterion) {
     // The read workloads run on both layouts filled with the same items.
     check(flush(&server));
     let store = check(open());
-    check(store.open_tree::<Item>().put_many(items.clone()).map_err(Into::into));
+    check(
+        store
+            .open_tree::<Item>()
+            .put_many(items.clone())
+            .map_err(Into::into),
+    );
     check(raw.insert_bulk(&items));
     let tree = store.open_tree::<Item>();
 
@@ -212,7 +237,10 @@ fn bench(c: &mut Criterion) {
     });
     group.bench_function(BenchmarkId::new("raw_redis", N), |b| {
         b.iter(|| {
-            let found = ids.iter().filter(|id| check(raw.get(**id)).is_some()).count();
+            let found = ids
+                .iter()
+                .filter(|id| check(raw.get(**id)).is_some())
+                .count();
             assert_eq!(found, N);
         });
     });

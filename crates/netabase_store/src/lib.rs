@@ -49,9 +49,9 @@ pub mod prelude {
 }
 
 pub use error::{
-    BackendError, ConfigError, ConflictError, CorruptedError, DecodeError, DecodeReason, EncodeError, FormatError,
-    IoError, PoisonedError, ReadOnlyError, SchemaError, UniqueViolation, VersionError,
-    VersionProblem,
+    BackendError, ConfigError, ConflictError, CorruptedError, DecodeError, DecodeReason,
+    EncodeError, FormatError, IoError, PoisonedError, ReadOnlyError, SchemaError, UniqueViolation,
+    VersionError, VersionProblem,
 };
 pub use error::{BoxedError, NetabaseError, Result};
 

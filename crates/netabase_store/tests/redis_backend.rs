@@ -41,7 +41,11 @@ fn redis_round_trips() -> TestResult {
     users.get_by_secondary_key(UserSecondaryKeys::Age(UserAgeSecondaryKey(1)))?;
     users.iter().count();
     users.len()?;
-    posts.put(Post { id: 1000, title: "warm".into(), author_id: 1 })?;
+    posts.put(Post {
+        id: 1000,
+        title: "warm".into(),
+        author_id: 1,
+    })?;
 
     // A put with a unique and a non-unique index: the replaced record, the holder of
     // the unique key, the commit.
@@ -54,13 +58,21 @@ fn redis_round_trips() -> TestResult {
     assert_eq!(trips, 3, "update moving both secondary keys");
     // Without a unique key: the replaced record, the commit.
     let (r, trips) = round_trips(&mut monitor, || {
-        posts.put(Post { id: 1, title: "t".into(), author_id: 7 })
+        posts.put(Post {
+            id: 1,
+            title: "t".into(),
+            author_id: 7,
+        })
     });
     r?;
     assert_eq!(trips, 2, "put of a model without unique keys");
     // A thousand records in one call: still one read and one commit.
     let many: Vec<Post> = (0..1000)
-        .map(|i| Post { id: i, title: format!("p{i}"), author_id: (i % 10) as u64 })
+        .map(|i| Post {
+            id: i,
+            title: format!("p{i}"),
+            author_id: (i % 10) as u64,
+        })
         .collect();
     let (r, trips) = round_trips(&mut monitor, || posts.put_many(many));
     r?;
@@ -77,7 +89,9 @@ fn redis_round_trips() -> TestResult {
     assert_eq!(r?.len(), 100);
     assert_eq!(trips, 2, "secondary equality query of 100 records");
     let (r, trips) = round_trips(&mut monitor, || {
-        users.get_by_secondary_key(UserSecondaryKeys::Email(UserEmailSecondaryKey("b@x".into())))
+        users.get_by_secondary_key(UserSecondaryKeys::Email(UserEmailSecondaryKey(
+            "b@x".into(),
+        )))
     });
     assert_eq!(r?.len(), 1);
     assert_eq!(trips, 2, "unique secondary query");
@@ -170,7 +184,8 @@ fn prefixes_keep_stores_apart_and_destroy_removes_one() -> TestResult {
     let keys: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut con)?;
     assert!(!keys.is_empty());
     assert!(
-        keys.iter().all(|k| k.starts_with("{a}:") || k.starts_with("{b}:")),
+        keys.iter()
+            .all(|k| k.starts_with("{a}:") || k.starts_with("{b}:")),
         "{keys:?}"
     );
     a.raw_backend().destroy()?;
@@ -197,7 +212,10 @@ fn invalid_options_are_refused() {
     refused(base().with_prefix("a{b"), "prefix");
     refused(base().with_prefix("a}"), "prefix");
     refused(base().with_pool_size(0), "pool_size");
-    refused(base().with_connect_timeout(Duration::ZERO), "connect_timeout");
+    refused(
+        base().with_connect_timeout(Duration::ZERO),
+        "connect_timeout",
+    );
     refused(base().with_io_timeout(Duration::ZERO), "io_timeout");
     refused(RedisConfig::new("http://127.0.0.1:1"), "url");
     assert!(RedisBackend::with_config(base()).is_ok());
@@ -207,7 +225,9 @@ fn invalid_options_are_refused() {
 fn pool_size_bounds_the_connections() -> TestResult {
     let server = RedisServer::start();
     let store = NetabaseStore::<TestDefinition, RedisBackend>::with_redis_config(
-        RedisConfig::new(server.url()).with_prefix("pool").with_pool_size(2),
+        RedisConfig::new(server.url())
+            .with_prefix("pool")
+            .with_pool_size(2),
     )?;
     store.open_tree::<User>().put(user(1, "a@x", 30))?;
     std::thread::scope(|s| {
@@ -215,7 +235,10 @@ fn pool_size_bounds_the_connections() -> TestResult {
             let users = store.open_tree::<User>();
             s.spawn(move || {
                 for _ in 0..50 {
-                    users.get(UserPrimaryKey(1)).map(drop).unwrap_or_else(|e| panic!("{e}"));
+                    users
+                        .get(UserPrimaryKey(1))
+                        .map(drop)
+                        .unwrap_or_else(|e| panic!("{e}"));
                 }
             });
         }
@@ -231,7 +254,10 @@ fn pool_size_bounds_the_connections() -> TestResult {
 fn timeouts_bound_a_server_that_does_not_answer() {
     // A socket that accepts connections and never replies.
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
-    let port = silent.local_addr().map(|a| a.port()).unwrap_or_else(|e| panic!("{e}"));
+    let port = silent
+        .local_addr()
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("{e}"));
     let start = Instant::now();
     let opened = RedisBackend::with_config(
         RedisConfig::new(format!("redis://127.0.0.1:{port}"))
@@ -242,6 +268,10 @@ fn timeouts_bound_a_server_that_does_not_answer() {
         Err(NetabaseError::Backend(e)) => assert_eq!(e.backend, "redis"),
         other => panic!("expected a backend error, got {other:?}"),
     }
-    assert!(start.elapsed() < Duration::from_secs(10), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        start.elapsed()
+    );
     drop(silent);
 }

@@ -114,7 +114,11 @@ fn counter(id: u32, points: u32) -> Versioned {
 
 fn random_user(rng: &mut Rng) -> User {
     let id = rng.below(USERS);
-    user(id, &format!("e{}@x", rng.below(EMAILS)), rng.below(10) as u32)
+    user(
+        id,
+        &format!("e{}@x", rng.below(EMAILS)),
+        rng.below(10) as u32,
+    )
 }
 
 /// Classifies the error of a write that may be refused or lose a race.
@@ -200,8 +204,9 @@ fn run_worker(url: &str, seed: u64, secs: u64) -> Report {
 #[test]
 #[ignore = "a worker process of `four_processes_share_one_store`"]
 fn worker_process() {
-    let spec = std::env::var(WORKER_ENV)
-        .unwrap_or_else(|_| panic!("run by `four_processes_share_one_store` with {WORKER_ENV} set"));
+    let spec = std::env::var(WORKER_ENV).unwrap_or_else(|_| {
+        panic!("run by `four_processes_share_one_store` with {WORKER_ENV} set")
+    });
     let parts: Vec<&str> = spec.split(' ').collect();
     let [url, seed, secs] = parts.as_slice() else {
         panic!("{WORKER_ENV} must be `<url> <seed> <seconds>`, not `{spec}`");

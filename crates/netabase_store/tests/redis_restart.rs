@@ -7,8 +7,8 @@
 mod conformance;
 mod redis_support;
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use conformance::schema::*;
@@ -71,14 +71,23 @@ fn a_restarted_server_gives_typed_errors_then_the_backend_reconnects() -> TestRe
     let read = store.open_tree::<User>().get(UserPrimaryKey(0));
     assert!(read.as_ref().is_err_and(is_redis_backend_error), "{read:?}");
     let write = commit_pair(&store, 20);
-    assert!(write.as_ref().is_err_and(is_redis_backend_error), "{write:?}");
-    assert!(store.write().is_ok(), "beginning a transaction needs no server");
+    assert!(
+        write.as_ref().is_err_and(is_redis_backend_error),
+        "{write:?}"
+    );
+    assert!(
+        store.write().is_ok(),
+        "beginning a transaction needs no server"
+    );
 
     server.restart();
     // The pool drops the broken connections and opens new ones; the server has
     // forgotten the scripts and is taught them again.
     commit_pair(&store, 21)?;
-    assert_eq!(whole_transactions(&store, 22)?, (0..20).chain([21]).collect::<Vec<_>>());
+    assert_eq!(
+        whole_transactions(&store, 22)?,
+        (0..20).chain([21]).collect::<Vec<_>>()
+    );
     assert_user_indexes_exact(&store)
 }
 

@@ -162,7 +162,13 @@ where
     M: NetabaseModelTrait<D>,
     T: ReadTxn + ?Sized,
 {
-    check_indexed::<D, M>(get_raw::<D, M, T>(txn, pk)?, index_table, index_key, pk, check)
+    check_indexed::<D, M>(
+        get_raw::<D, M, T>(txn, pk)?,
+        index_table,
+        index_key,
+        pk,
+        check,
+    )
 }
 
 /// [`lookup_indexed`] once the record (`found`) has been read.

@@ -161,10 +161,7 @@ where
         &self,
         keys: impl IntoIterator<Item = K>,
     ) -> Result<Vec<Option<M>>> {
-        let pks: Vec<Vec<u8>> = keys
-            .into_iter()
-            .map(|k| k.into().to_key_bytes())
-            .collect();
+        let pks: Vec<Vec<u8>> = keys.into_iter().map(|k| k.into().to_key_bytes()).collect();
         self.write(|w| w.remove_encoded::<D, M>(&pks))
     }
 

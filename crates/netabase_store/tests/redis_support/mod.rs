@@ -174,7 +174,6 @@ impl RedisServer {
             .and_then(|c| c.get_connection_with_timeout(Duration::from_secs(5)))
             .unwrap_or_else(|e| panic!("cannot connect to the test server: {e}"))
     }
-
 }
 
 /// A `MONITOR` connection: lists the commands clients send to the server, apart from

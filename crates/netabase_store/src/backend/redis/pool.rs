@@ -82,7 +82,9 @@ impl Pool {
     }
 
     fn connect(&self) -> RedisResult<Connection> {
-        let con = self.client.get_connection_with_timeout(self.connect_timeout)?;
+        let con = self
+            .client
+            .get_connection_with_timeout(self.connect_timeout)?;
         con.set_read_timeout(Some(self.io_timeout))?;
         con.set_write_timeout(Some(self.io_timeout))?;
         Ok(con)

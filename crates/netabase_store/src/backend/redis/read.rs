@@ -6,7 +6,8 @@ use std::sync::Arc;
 use super::scripts::{direction_arg, lex_bounds};
 use super::{NAME, Shared};
 use crate::backend::{
-    ChunkedRange, Cursor, Direction, Entry, EntryFn, OldFn, OwnedReadTxn, RawRange, ReadTxn, ValueFn,
+    ChunkedRange, Cursor, Direction, Entry, EntryCursor, EntryFn, OldFn, OwnedReadTxn, RawRange,
+    ReadTxn, ValueFn,
 };
 use crate::error::{NetabaseError, Result};
 
@@ -14,11 +15,18 @@ use crate::error::{NetabaseError, Result};
 pub(super) type Version = Vec<u8>;
 
 fn malformed(operation: &'static str) -> NetabaseError {
-    NetabaseError::backend(NAME, operation, "the server's reply has an unexpected shape")
+    NetabaseError::backend(
+        NAME,
+        operation,
+        "the server's reply has an unexpected shape",
+    )
 }
 
 /// Splits a script's reply into the version and the rest.
-fn split(reply: Vec<Option<Vec<u8>>>, operation: &'static str) -> Result<(Version, Vec<Option<Vec<u8>>>)> {
+fn split(
+    reply: Vec<Option<Vec<u8>>>,
+    operation: &'static str,
+) -> Result<(Version, Vec<Option<Vec<u8>>>)> {
     let mut reply = reply.into_iter();
     match reply.next() {
         Some(Some(version)) => Ok((version, reply.collect())),
@@ -154,12 +162,23 @@ impl RedisRead {
     }
 }
 
+/// Entries in the first chunk of a scan: a page of up to 128 records is one round trip.
+pub(super) const FIRST_CHUNK: usize = 128;
+
 /// A lazy scan of `table` that reads one chunk per round trip.
-fn scan(shared: Arc<Shared>, table: &str, range: RawRange, direction: Direction) -> Cursor<'static> {
+fn scan(
+    shared: Arc<Shared>,
+    table: &str,
+    range: RawRange,
+    direction: Direction,
+) -> Cursor<'static> {
     let table = table.to_owned();
-    ChunkedRange::cursor(range, direction, move |range, direction, limit| {
-        Ok(shared.fetch_range(&table, range, direction, limit)?.1)
-    })
+    Box::new(EntryCursor::new(ChunkedRange::with_first_chunk(
+        range,
+        direction,
+        FIRST_CHUNK,
+        move |range, direction, limit| Ok(shared.fetch_range(&table, range, direction, limit)?.1),
+    )))
 }
 
 impl ReadTxn for RedisRead {
@@ -210,7 +229,9 @@ impl ReadTxn for RedisRead {
             if range.is_empty() {
                 return Ok(());
             }
-            let (_, entries) = self.shared.fetch_range(table, &range, direction, VISIT_CHUNK)?;
+            let (_, entries) = self
+                .shared
+                .fetch_range(table, &range, direction, VISIT_CHUNK)?;
             let full = entries.len() == VISIT_CHUNK;
             for (key, value) in &entries {
                 if f(key, value)?.is_break() {

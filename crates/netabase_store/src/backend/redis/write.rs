@@ -10,7 +10,8 @@ use std::sync::MutexGuard;
 use super::read::Version;
 use super::{NAME, Shared};
 use crate::backend::{
-    ChunkedRange, Cursor, Direction, Entry, OldFn, RawRange, ReadTxn, ValueFn, WriteOp, WriteTxn,
+    ChunkedRange, Cursor, Direction, Entry, EntryCursor, OldFn, RawRange, ReadTxn, ValueFn,
+    WriteOp, WriteTxn,
 };
 use crate::error::{NetabaseError, Result};
 
@@ -116,14 +117,20 @@ impl<'a> RedisWrite<'a> {
     ) -> impl Iterator<Item = Result<Entry>> + '_ {
         let table = table.to_owned();
         let hidden = self.cleared(&table);
-        ChunkedRange::new(range.clone(), direction, move |range, direction, limit| {
-            if hidden {
-                return Ok(Vec::new());
-            }
-            let (version, entries) = self.shared.fetch_range(&table, range, direction, limit)?;
-            self.check(version)?;
-            Ok(entries)
-        })
+        ChunkedRange::with_first_chunk(
+            range.clone(),
+            direction,
+            super::read::FIRST_CHUNK,
+            move |range, direction, limit| {
+                if hidden {
+                    return Ok(Vec::new());
+                }
+                let (version, entries) =
+                    self.shared.fetch_range(&table, range, direction, limit)?;
+                self.check(version)?;
+                Ok(entries)
+            },
+        )
     }
 
     /// At most `limit` entries of `range`, the overlay merged over the server's.
@@ -218,11 +225,12 @@ impl ReadTxn for RedisWrite<'_> {
         // Chunked, so that no borrow of the overlay is held between chunks and the
         // transaction stays writable while a scan is open.
         let table = table.to_owned();
-        Ok(ChunkedRange::cursor(
+        Ok(Box::new(EntryCursor::new(ChunkedRange::with_first_chunk(
             range,
             direction,
+            super::read::FIRST_CHUNK,
             move |range, direction, limit| self.merged(&table, range, direction, limit),
-        ))
+        ))))
     }
 
     fn len(&self, table: &str) -> Result<u64> {
