@@ -96,11 +96,19 @@ fn redis_round_trips() -> TestResult {
     assert_eq!(r?.len(), 1);
     assert_eq!(trips, 2, "unique secondary query");
 
-    // A range page: the first chunk holds 64 entries.
-    let (r, trips) = round_trips(&mut monitor, || posts.range(100i64..).take(50).count());
-    assert_eq!(r, 50);
-    assert_eq!(trips, 1, "a page of 50 records");
-    // A whole scan: chunks of 64, 256, 1024 entries.
+    // A range page: the first chunk holds 128 entries.
+    let (r, trips) = round_trips(&mut monitor, || posts.range(100i64..).take(100).count());
+    assert_eq!(r, 100);
+    assert_eq!(trips, 1, "a page of 100 records");
+    // In a write transaction too (its reads check the store's version).
+    let (r, trips) = round_trips(&mut monitor, || -> NetabaseResult<usize> {
+        let txn = store.write()?;
+        let n = txn.open_tree::<Post>().iter().take(100).count();
+        Ok(n)
+    });
+    assert_eq!(r?, 100);
+    assert_eq!(trips, 1, "a page of 100 records in a write transaction");
+    // A whole scan: chunks of 128, 512 and 2048 entries.
     let (r, trips) = round_trips(&mut monitor, || posts.iter().count());
     assert_eq!(r, 1001);
     assert_eq!(trips, 3, "scan of 1001 records");

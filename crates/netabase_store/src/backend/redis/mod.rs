@@ -30,8 +30,8 @@
 //! record found through an index still matches it.
 //!
 //! **Round trips** (each one command: a plain `HGET` or one `EVALSHA`): a get is 1; a
-//! range is 1 per chunk (64 entries first, growing to 4,096); a secondary equality
-//! query is 2 (the index entries, then every record at once); a one-shot put of a model
+//! range is 1 per chunk (128 entries first, growing to 4,096); a secondary equality
+//! query is 2 up to 1,024 matches (the index entries, then every record at once); a one-shot put of a model
 //! is 2 (the replaced record, then the commit) plus 1 per unique secondary key (its
 //! holder). The test `redis_round_trips` counts them on the server.
 //!
