@@ -29,11 +29,12 @@
 //! (`Capabilities::snapshot_reads == false`), and the typed layer then checks that a
 //! record found through an index still matches it.
 //!
-//! **Round trips** (each one command: a plain `HGET` or one `EVALSHA`): a get is 1; a
-//! range is 1 per chunk (128 entries first, growing to 4,096); a secondary equality
-//! query is 2 up to 1,024 matches (the index entries, then every record at once); a one-shot put of a model
-//! is 2 (the replaced record, then the commit) plus 1 per unique secondary key (its
-//! holder). The test `redis_round_trips` counts them on the server.
+//! **Round trips** (each one command: a plain `HGET`/`HMGET` or one `EVALSHA`): a get
+//! is 1; a range is 1 per chunk (128 entries first, growing to 4,096); a secondary
+//! equality query is 2 up to 1,024 matches (the index entries, then every record at
+//! once); a one-shot put of a model is 2 (the replaced record, then the commit) plus 1
+//! per unique secondary key (its holder). The test `redis_round_trips` counts them on
+//! the server.
 //!
 //! **Connections** come from a small pool ([`RedisConfig::pool_size`]); one that fails
 //! is dropped and a new one is opened on the next call, so the backend reconnects by
