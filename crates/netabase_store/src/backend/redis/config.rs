@@ -29,7 +29,7 @@ pub const DEFAULT_PREFIX: &str = "netabase";
 /// use netabase_store::backend::redis::RedisConfig;
 ///
 /// let config = RedisConfig::new("redis://127.0.0.1:6379")
-///     .prefix("billing")
+///     .with_prefix("billing")
 ///     .with_pool_size(8)
 ///     .with_connect_timeout(Duration::from_secs(2));
 /// assert_eq!(config.prefix(), "billing");
