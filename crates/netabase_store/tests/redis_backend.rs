@@ -152,11 +152,25 @@ fn a_stale_write_transaction_conflicts_and_applies_nothing() -> TestResult {
     assert!(txn.commit().is_err_and(|e| e.is_conflict()));
     assert!(first.open_tree::<User>().get(UserPrimaryKey(4))?.is_none());
 
+    // A write whose own reads meet a concurrent commit: the write and the commit both
+    // report the conflict (retryable), never a poisoning.
+    let txn = first.write()?;
+    let view = txn.open_tree::<User>();
+    view.get(UserPrimaryKey(1))?;
+    second.open_tree::<User>().put(user(5, "e@x", 70))?;
+    let write = view.put(user(6, "f@x", 80));
+    assert!(matches!(write, Err(NetabaseError::Conflict(_))), "{write:?}");
+    match txn.commit() {
+        Err(NetabaseError::Conflict(c)) => assert_eq!(c.backend, "redis"),
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    assert!(first.open_tree::<User>().get(UserPrimaryKey(6))?.is_none());
+
     // The same transaction run again succeeds.
     let txn = first.write()?;
     txn.open_tree::<User>().put(user(2, "b@x", 40))?;
     txn.commit()?;
-    assert_eq!(second.open_tree::<User>().len()?, 3);
+    assert_eq!(second.open_tree::<User>().len()?, 4);
     assert_user_indexes_exact(&second)
 }
 

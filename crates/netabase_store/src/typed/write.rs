@@ -51,9 +51,9 @@ pub struct Writer<'s, B: Backend> {
 /// Why a transaction can no longer commit.
 struct Poison {
     cause: String,
-    /// A concurrent writer made the transaction stale: its commit reports the conflict
-    /// again (retryable) rather than a poisoning.
-    conflict: bool,
+    /// A concurrent writer made the transaction stale (the backend that said so): its
+    /// commit reports the conflict again (retryable) rather than a poisoning.
+    conflict: Option<&'static str>,
 }
 
 impl<'s, B: Backend> Writer<'s, B> {
@@ -85,7 +85,10 @@ impl<'s, B: Backend> Writer<'s, B> {
         {
             *self.poisoned.borrow_mut() = Some(Poison {
                 cause: e.to_string(),
-                conflict: e.is_conflict(),
+                conflict: match e {
+                    NetabaseError::Conflict(c) => Some(c.backend),
+                    _ => None,
+                },
             });
         }
         result
@@ -338,12 +341,8 @@ impl<'s, B: Backend> Writer<'s, B> {
 
 impl Poison {
     fn error(&self) -> NetabaseError {
-        if self.conflict {
-            return NetabaseError::conflict(
-                "typed",
-                "commit a write transaction",
-                self.cause.clone(),
-            );
+        if let Some(backend) = self.conflict {
+            return NetabaseError::conflict(backend, "commit a write transaction", self.cause.clone());
         }
         NetabaseError::Poisoned(Box::new(PoisonedError {
             cause: self.cause.clone(),
