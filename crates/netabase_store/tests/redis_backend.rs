@@ -159,7 +159,10 @@ fn a_stale_write_transaction_conflicts_and_applies_nothing() -> TestResult {
     view.get(UserPrimaryKey(1))?;
     second.open_tree::<User>().put(user(5, "e@x", 70))?;
     let write = view.put(user(6, "f@x", 80));
-    assert!(matches!(write, Err(NetabaseError::Conflict(_))), "{write:?}");
+    assert!(
+        matches!(write, Err(NetabaseError::Conflict(_))),
+        "{write:?}"
+    );
     match txn.commit() {
         Err(NetabaseError::Conflict(c)) => assert_eq!(c.backend, "redis"),
         other => panic!("expected a conflict, got {other:?}"),

@@ -342,7 +342,11 @@ impl<'s, B: Backend> Writer<'s, B> {
 impl Poison {
     fn error(&self) -> NetabaseError {
         if let Some(backend) = self.conflict {
-            return NetabaseError::conflict(backend, "commit a write transaction", self.cause.clone());
+            return NetabaseError::conflict(
+                backend,
+                "commit a write transaction",
+                self.cause.clone(),
+            );
         }
         NetabaseError::Poisoned(Box::new(PoisonedError {
             cause: self.cause.clone(),
