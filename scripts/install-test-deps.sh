@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs on a fresh machine; safe to run again (it checks
-# before installing). Today: the rustfmt and clippy components used by CI.
+# before installing): the rustfmt and clippy components used by CI, and redis-server.
 set -euo pipefail
 
 if command -v rustup >/dev/null 2>&1; then
@@ -10,3 +10,14 @@ if command -v rustup >/dev/null 2>&1; then
     fi
   done
 fi
+
+# redis-server, for the Redis backend's tests (they start and stop their own servers).
+if ! command -v redis-server >/dev/null 2>&1; then
+  sudo_cmd=""
+  if [ "$(id -u)" -ne 0 ]; then
+    sudo_cmd="sudo"
+  fi
+  ${sudo_cmd} apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive ${sudo_cmd} apt-get install -y -qq redis-server
+fi
+redis-server --version

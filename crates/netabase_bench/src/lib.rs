@@ -12,6 +12,7 @@
 
 pub mod contenders;
 pub mod data;
+pub mod redis_server;
 pub mod report;
 pub mod scale;
 

@@ -106,6 +106,14 @@ pub enum NetabaseError {
     /// link declared `on_delete = restrict`; nothing of the removal was applied.
     #[error(transparent)]
     StillReferenced(Box<StillReferencedError>),
+
+    /// A write transaction lost a race with a concurrent writer (another process on a
+    /// shared server): nothing of it was applied, and running it again may succeed
+    /// ([`NetabaseError::is_conflict`]). One-shot writes and batches retry by themselves
+    /// a bounded number of times ([`crate::OpenOptions::commit_retries`]); explicit
+    /// transactions return it to the caller.
+    #[error(transparent)]
+    Conflict(Box<ConflictError>),
 }
 
 /// `Result` with [`NetabaseError`].
@@ -451,6 +459,44 @@ impl NetabaseError {
             field,
             reason: reason.into(),
         }))
+    }
+
+}
+
+/// A write transaction that a concurrent writer made stale ([`NetabaseError::Conflict`]).
+#[derive(Debug, Error)]
+#[error(
+    "{backend} backend refused to {operation}: another writer committed since this \
+     transaction began reading ({detail}); nothing of it was applied, run it again"
+)]
+#[non_exhaustive]
+pub struct ConflictError {
+    /// The backend's name.
+    pub backend: &'static str,
+    /// What the store was doing, e.g. `"commit a write transaction"`.
+    pub operation: &'static str,
+    /// What changed underneath the transaction.
+    pub detail: String,
+}
+
+impl NetabaseError {
+    /// A write transaction that a concurrent writer made stale: retryable.
+    pub fn conflict(
+        backend: &'static str,
+        operation: &'static str,
+        detail: impl Into<String>,
+    ) -> Self {
+        NetabaseError::Conflict(Box::new(ConflictError {
+            backend,
+            operation,
+            detail: detail.into(),
+        }))
+    }
+
+    /// Whether the error is a [`NetabaseError::Conflict`]: the transaction applied
+    /// nothing and running it again may succeed.
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, NetabaseError::Conflict(_))
     }
 
     /// Wraps an engine error with the backend name and the operation.

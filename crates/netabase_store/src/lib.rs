@@ -55,9 +55,9 @@ pub mod prelude {
 
 pub use error::ClosedError;
 pub use error::{
-    BackendError, ConfigError, CorruptedError, DecodeError, DecodeReason, EncodeError, FormatError,
-    IoError, PoisonedError, ReadOnlyError, SchemaError, UniqueViolation, VersionError,
-    VersionProblem,
+    BackendError, ConfigError, ConflictError, CorruptedError, DecodeError, DecodeReason,
+    EncodeError, FormatError, IoError, PoisonedError, ReadOnlyError, SchemaError, UniqueViolation,
+    VersionError, VersionProblem,
 };
 pub use error::{BoxedError, NetabaseError, Result};
 pub use error::{DanglingLinkError, InvalidError, StillReferencedError};

@@ -42,6 +42,14 @@ where
         }
     }
 
+    /// A lazy iterator whose first chunk holds `first` entries (engines that pay a round
+    /// trip per chunk start larger).
+    pub fn with_first_chunk(range: RawRange, direction: Direction, first: usize, fetch: F) -> Self {
+        let mut chunked = Self::new(range, direction, fetch);
+        chunked.chunk = first.clamp(1, MAX_CHUNK);
+        chunked
+    }
+
     /// The range as a boxed cursor, the form `ReadTxn::cursor` returns.
     pub fn cursor<'a>(range: RawRange, direction: Direction, fetch: F) -> Cursor<'a>
     where

@@ -28,6 +28,8 @@ mod chunked;
 pub mod memory;
 #[cfg(feature = "redb")]
 pub mod redb;
+#[cfg(feature = "redis")]
+pub mod redis;
 #[cfg(feature = "sled")]
 pub mod sled;
 pub use chunked::ChunkedRange;
@@ -339,6 +341,20 @@ pub trait ReadTxn {
         Ok(found)
     }
 
+    /// Calls `f` with the position of each of `keys` and the value at it (`None` when
+    /// absent), in order. Engines that pay a round trip per read (a server) override
+    /// it to fetch every key at once.
+    ///
+    /// # Errors
+    /// [`crate::NetabaseError::Backend`] on engine failure, or `f`'s first error (no
+    /// key is visited after it).
+    fn get_each(&self, table: &str, keys: &[&[u8]], f: &mut OldFn<'_>) -> Result<()> {
+        for (i, key) in keys.iter().enumerate() {
+            self.get_with(table, key, &mut |value| f(i, value))?;
+        }
+        Ok(())
+    }
+
     /// Calls `f` with each entry of `table` inside `range`, in key order or reversed,
     /// until the range ends or `f` returns [`ControlFlow::Break`]. Engines override it
     /// to visit entries where they lie, without a boxed cursor.
@@ -389,6 +405,9 @@ impl<T: ReadTxn + ?Sized> ReadTxn for &T {
     }
     fn get(&self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
         (**self).get(table, key)
+    }
+    fn get_each(&self, table: &str, keys: &[&[u8]], f: &mut OldFn<'_>) -> Result<()> {
+        (**self).get_each(table, keys, f)
     }
     fn for_each_in(
         &self,

@@ -1,6 +1,7 @@
 //! `Batch`: writes queued on a tree and applied all together, or not at all.
 
 use crate::backend::Backend;
+use crate::codec::key::KeyCodec;
 use crate::codec::value::encode_value;
 use crate::error::Result;
 use crate::schema::{NetabaseDefinitionTrait, NetabaseModelTrait};
@@ -65,7 +66,8 @@ where
     M: NetabaseModelTrait<D>,
 {
     store: NetabaseStore<D, B>,
-    ops: Vec<Op<M, M::PrimaryKey>>,
+    /// Removals hold the encoded primary key.
+    ops: Vec<Op<M, Vec<u8>>>,
 }
 
 impl<D, M, B> std::fmt::Debug for Batch<D, M, B>
@@ -116,7 +118,7 @@ where
     /// Queues removing the record with primary key `key` (nothing happens at commit if
     /// there is none).
     pub fn remove(&mut self, key: impl Into<M::PrimaryKey>) {
-        self.ops.push(Op::Remove(key.into()));
+        self.ops.push(Op::Remove(key.into().to_key_bytes()));
     }
 
     /// The number of queued operations.
@@ -143,12 +145,14 @@ where
         if self.ops.is_empty() {
             return Ok(ChangeSet::default());
         }
+        // The operations stay queued until the commit succeeds: a commit that loses a
+        // race with a concurrent writer runs them again.
         self.store.write_changes(|w| {
-            for op in self.ops {
+            for op in &self.ops {
                 match op {
-                    Op::Put(model, value) => w.put_encoded::<D, M>(&model, value)?,
+                    Op::Put(model, value) => w.put_encoded::<D, M>(model, value.clone())?,
                     Op::Remove(key) => {
-                        w.remove_many::<D, M>(std::iter::once(key))?;
+                        w.remove_encoded::<D, M>(std::slice::from_ref(key))?;
                     }
                 }
             }

@@ -56,12 +56,18 @@ pub struct IndexBuild {
 #[must_use]
 pub struct OpenOptions {
     on_index_build: Option<Box<dyn FnMut(IndexBuild) + Send>>,
+    commit_retries: Option<u32>,
 }
+
+/// How many times a one-shot write, a batch or the store's own open write runs again
+/// after a [`NetabaseError::Conflict`] when none is given.
+pub const DEFAULT_COMMIT_RETRIES: u32 = 16;
 
 impl std::fmt::Debug for OpenOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("OpenOptions")
             .field("on_index_build", &self.on_index_build.is_some())
+            .field("commit_retries", &self.retries())
             .finish()
     }
 }
@@ -71,6 +77,26 @@ impl OpenOptions {
     pub fn on_index_build(mut self, f: impl FnMut(IndexBuild) + Send + 'static) -> Self {
         self.on_index_build = Some(Box::new(f));
         self
+    }
+
+    /// How many times a write that lost a race with a concurrent writer
+    /// ([`NetabaseError::Conflict`], reported by backends shared between processes such
+    /// as Redis) is run again before the conflict is returned: every one-shot [`Tree`]
+    /// write, every [`Batch::commit`] and the store's own write at open (default
+    /// [`DEFAULT_COMMIT_RETRIES`]). Explicit transactions are never run again: their
+    /// commit returns the conflict to the caller. Backends that never report conflicts
+    /// (redb, sled, memory) are unaffected.
+    ///
+    /// [`Tree`]: crate::Tree
+    /// [`Batch::commit`]: crate::Batch::commit
+    pub fn commit_retries(mut self, retries: u32) -> Self {
+        self.commit_retries = Some(retries);
+        self
+    }
+
+    /// The number of retries after a conflict.
+    pub(crate) fn retries(&self) -> u32 {
+        self.commit_retries.unwrap_or(DEFAULT_COMMIT_RETRIES)
     }
 }
 
@@ -108,7 +134,7 @@ enum Action {
 pub(crate) fn open<D: NetabaseDefinitionTrait, B: Backend>(
     backend: &B,
     write: bool,
-    mut options: OpenOptions,
+    options: &mut OpenOptions,
 ) -> Result<()> {
     let schema_key = format!("schema/{}", D::NAME);
     let descriptor = descriptor::<D>();

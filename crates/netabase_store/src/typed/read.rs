@@ -87,18 +87,30 @@ where
         }
         return Ok(out);
     }
+    // The index entries first, then their records in one call: one or two round trips
+    // on a server backend instead of one per record.
+    let mut entries: Vec<Vec<u8>> = Vec::new();
     txn.for_each_in(
         field.table,
         RawRange::prefix(&encoded),
         Direction::Forward,
         &mut |index_key, _| {
-            let pk = &index_key[encoded.len()..];
-            if let Some(m) = lookup_indexed::<D, M, T>(txn, field.table, index_key, pk, &check)? {
-                out.push(m);
-            }
+            entries.push(index_key.to_vec());
             Ok(ControlFlow::Continue(()))
         },
     )?;
+    let pks: Vec<&[u8]> = entries.iter().map(|k| &k[encoded.len()..]).collect();
+    txn.get_each(M::INFO.table, &pks, &mut |i, bytes| {
+        let (index_key, pk) = (&entries[i], pks[i]);
+        let found = match bytes {
+            Some(bytes) => Some(decode_model::<D, M>(pk, bytes)?),
+            None => None,
+        };
+        if let Some(m) = check_indexed::<D, M>(found, field.table, index_key, pk, &check)? {
+            out.push(m);
+        }
+        Ok(())
+    })?;
     Ok(out)
 }
 
@@ -150,7 +162,28 @@ where
     M: NetabaseModelTrait<D>,
     T: ReadTxn + ?Sized,
 {
-    match get_raw::<D, M, T>(txn, pk)? {
+    check_indexed::<D, M>(
+        get_raw::<D, M, T>(txn, pk)?,
+        index_table,
+        index_key,
+        pk,
+        check,
+    )
+}
+
+/// [`lookup_indexed`] once the record (`found`) has been read.
+fn check_indexed<D, M>(
+    found: Option<M>,
+    index_table: &str,
+    index_key: &[u8],
+    pk: &[u8],
+    check: &Check<'_>,
+) -> Result<Option<M>>
+where
+    D: NetabaseDefinitionTrait,
+    M: NetabaseModelTrait<D>,
+{
+    match found {
         Some(m) if check.matches::<D, M>(&m) => Ok(Some(m)),
         Some(_) => Ok(None),
         None if !check.snapshot => Ok(None),

@@ -2,6 +2,7 @@
 
 use std::marker::PhantomData;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::backend::memory::MemoryBackend;
 use crate::backend::{Backend, Capabilities, ReadTxn};
@@ -47,6 +48,10 @@ pub struct NetabaseStore<D, B> {
     backend: Arc<B>,
     /// The subscriptions of this store and its clones.
     hub: Arc<Hub>,
+    /// Runs of a one-shot write after a conflict ([`OpenOptions::commit_retries`]).
+    retries: u32,
+    /// Writes run again after a conflict so far, shared by every clone.
+    retried: Arc<AtomicU64>,
     _definition: PhantomData<fn() -> D>,
 }
 
@@ -55,6 +60,8 @@ impl<D, B> Clone for NetabaseStore<D, B> {
         NetabaseStore {
             backend: Arc::clone(&self.backend),
             hub: Arc::clone(&self.hub),
+            retries: self.retries,
+            retried: Arc::clone(&self.retried),
             _definition: PhantomData,
         }
     }
@@ -126,11 +133,18 @@ impl<D: NetabaseDefinitionTrait, B: Backend> NetabaseStore<D, B> {
 
     /// Checks the format and reconciles the schema (writing only when `write` is
     /// set), then wraps the backend.
-    fn open(backend: Arc<B>, write: bool, options: OpenOptions) -> Result<Self> {
-        meta::open::<D, B>(&*backend, write, options)?;
+    fn open(backend: Arc<B>, write: bool, mut options: OpenOptions) -> Result<Self> {
+        let retries = options.retries();
+        let retried = Arc::new(AtomicU64::new(0));
+        // Several processes opening one shared database may race on its metadata.
+        retry(retries, &retried, || {
+            meta::open::<D, B>(&*backend, write, &mut options)
+        })?;
         Ok(NetabaseStore {
             backend,
             hub: Arc::default(),
+            retries,
+            retried,
             _definition: PhantomData,
         })
     }
@@ -161,6 +175,14 @@ impl<D: NetabaseDefinitionTrait, B: Backend> NetabaseStore<D, B> {
     /// What the backend guarantees (snapshot reads, persistence).
     pub fn capabilities(&self) -> Capabilities {
         self.backend.capabilities()
+    }
+
+    /// How many times one-shot writes and batches of this store (and its clones) have
+    /// been run again after losing a race with a concurrent writer
+    /// ([`crate::NetabaseError::Conflict`]) since it was opened. Always 0 on backends
+    /// that never report conflicts.
+    pub fn conflict_retries(&self) -> u64 {
+        self.retried.load(Ordering::Relaxed)
     }
 
     pub(crate) fn snapshot_reads(&self) -> bool {
@@ -202,21 +224,32 @@ impl<D: NetabaseDefinitionTrait, B: Backend> NetabaseStore<D, B> {
     /// Runs `f` in a write transaction of its own and commits it: the path of every
     /// one-shot write. Its `ChangeSet` is not returned, so its changes are recorded only
     /// when the store has a subscription.
-    pub(crate) fn write_with<R>(&self, f: impl FnOnce(&Writer<'_, B>) -> Result<R>) -> Result<R> {
-        let writer = Writer::begin(&*self.backend, false)?.watched_by(&self.hub);
-        let out = f(&writer)?;
-        writer.commit()?;
-        Ok(out)
+    ///
+    /// A write that loses a race with a concurrent writer ([`crate::NetabaseError::Conflict`])
+    /// runs again, in a new transaction, up to the configured number of retries: `f`
+    /// must be safe to run more than once.
+    pub(crate) fn write_with<R>(
+        &self,
+        mut f: impl FnMut(&Writer<'_, B>) -> Result<R>,
+    ) -> Result<R> {
+        retry(self.retries, &self.retried, || {
+            let writer = Writer::begin(&*self.backend, false)?.watched_by(&self.hub);
+            let out = f(&writer)?;
+            writer.commit()?;
+            Ok(out)
+        })
     }
 
     /// [`NetabaseStore::write_with`], returning what the transaction changed.
     pub(crate) fn write_changes(
         &self,
-        f: impl FnOnce(&Writer<'_, B>) -> Result<()>,
+        mut f: impl FnMut(&Writer<'_, B>) -> Result<()>,
     ) -> Result<ChangeSet> {
-        let writer = Writer::begin(&*self.backend, true)?.watched_by(&self.hub);
-        f(&writer)?;
-        writer.commit()
+        retry(self.retries, &self.retried, || {
+            let writer = Writer::begin(&*self.backend, true)?.watched_by(&self.hub);
+            f(&writer)?;
+            writer.commit()
+        })
     }
 
     /// The names of every table in the database, in ascending order: model tables,
@@ -249,6 +282,30 @@ impl<D: NetabaseDefinitionTrait, B: Backend> NetabaseStore<D, B> {
             backend: self.backend.name(),
             tables,
         })
+    }
+}
+
+/// Runs `attempt` until it succeeds, fails with anything but a conflict, or has been run
+/// again `retries` times after a conflict.
+fn retry<R>(
+    retries: u32,
+    retried: &AtomicU64,
+    mut attempt: impl FnMut() -> Result<R>,
+) -> Result<R> {
+    let mut conflicts = 0;
+    loop {
+        match attempt() {
+            Err(e) if e.is_conflict() && conflicts < retries => {
+                conflicts += 1;
+                retried.fetch_add(1, Ordering::Relaxed);
+                // Let the winner's process make progress before running again; the
+                // pause grows with each lost race and stays short (at most ~1 ms).
+                std::thread::sleep(std::time::Duration::from_micros(
+                    u64::from(conflicts.min(8)) * 128,
+                ));
+            }
+            other => return other,
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 use std::ops::RangeBounds;
 
 use crate::backend::{Backend, Direction, OwnedReadTxn};
+use crate::codec::key::KeyCodec;
 use crate::error::Result;
 use crate::schema::{
     NetabaseDefinitionTrait, NetabaseModelTrait, SecondaryKeyField, UniqueKeyField,
@@ -63,7 +64,9 @@ where
     }
 
     /// Runs `f` in a write transaction of its own, committed at the one commit point.
-    pub(super) fn write<R>(&self, f: impl FnOnce(&Writer<'_, B>) -> Result<R>) -> Result<R> {
+    /// `f` runs again after a conflict with a concurrent writer, so it borrows what it
+    /// writes.
+    pub(super) fn write<R>(&self, f: impl FnMut(&Writer<'_, B>) -> Result<R>) -> Result<R> {
         self.store.write_with(f)
     }
 
@@ -131,7 +134,8 @@ where
     /// that does not exist (nothing is applied in each case);
     /// [`crate::NetabaseError::Encode`] or [`crate::NetabaseError::Backend`] otherwise.
     pub fn put(&self, model: M) -> Result<()> {
-        self.write(|w| w.put_many::<D, M>(std::iter::once(model)))
+        let models = [model];
+        self.write(|w| w.put_slice::<D, M>(&models))
     }
 
     /// Stores every model in one transaction: all of them, or none if one fails.
@@ -139,7 +143,8 @@ where
     /// # Errors
     /// As [`Tree::put`]; on error nothing of the call is applied.
     pub fn put_many(&self, models: impl IntoIterator<Item = M>) -> Result<()> {
-        self.write(|w| w.put_many::<D, M>(models))
+        let models: Vec<M> = models.into_iter().collect();
+        self.write(|w| w.put_slice::<D, M>(&models))
     }
 
     /// Removes the record with primary key `key` and returns it.
@@ -151,7 +156,8 @@ where
     /// `set_null` links are followed in the same transaction);
     /// [`crate::NetabaseError::Backend`] on engine failure.
     pub fn remove(&self, key: impl Into<M::PrimaryKey>) -> Result<Option<M>> {
-        let removed = self.write(|w| w.remove_many::<D, M>(std::iter::once(key.into())))?;
+        let pks = [key.into().to_key_bytes()];
+        let removed = self.write(|w| w.remove_encoded::<D, M>(&pks))?;
         Ok(removed.into_iter().next().flatten())
     }
 
@@ -163,7 +169,8 @@ where
         &self,
         keys: impl IntoIterator<Item = K>,
     ) -> Result<Vec<Option<M>>> {
-        self.write(|w| w.remove_many::<D, M>(keys.into_iter().map(Into::into)))
+        let pks: Vec<Vec<u8>> = keys.into_iter().map(|k| k.into().to_key_bytes()).collect();
+        self.write(|w| w.remove_encoded::<D, M>(&pks))
     }
 
     /// Removes every record of the model and empties its indexes.

@@ -47,10 +47,18 @@ pub struct Writer<'s, B: Backend> {
     /// replaced.
     logging: bool,
     log: RefCell<Vec<Change>>,
-    poisoned: RefCell<Option<String>>,
+    poisoned: RefCell<Option<Poison>>,
     /// The subscriptions the commit publishes to, when the store had one at `begin`,
     /// and whether the caller reads the `ChangeSet` (without logging it would not).
     hub: Option<(&'s Hub, bool)>,
+}
+
+/// Why a transaction can no longer commit.
+struct Poison {
+    cause: String,
+    /// A concurrent writer made the transaction stale (the backend that said so): its
+    /// commit reports the conflict again (retryable) rather than a poisoning.
+    conflict: Option<&'static str>,
 }
 
 impl<'s, B: Backend> Writer<'s, B> {
@@ -85,14 +93,20 @@ impl<'s, B: Backend> Writer<'s, B> {
     /// Runs one write: refused when the transaction is poisoned, and poisons it when
     /// the write fails in a way that was not fully undone.
     fn run<R>(&self, write: impl FnOnce() -> Result<R>) -> Result<R> {
-        if let Some(cause) = self.poisoned.borrow().as_ref() {
-            return Err(poisoned(cause));
+        if let Some(poison) = self.poisoned.borrow().as_ref() {
+            return Err(poison.error());
         }
         let result = write();
         if let Err(e) = &result
             && !e.is_refusal()
         {
-            *self.poisoned.borrow_mut() = Some(e.to_string());
+            *self.poisoned.borrow_mut() = Some(Poison {
+                cause: e.to_string(),
+                conflict: match e {
+                    NetabaseError::Conflict(c) => Some(c.backend),
+                    _ => None,
+                },
+            });
         }
         result
     }
@@ -149,6 +163,52 @@ impl<'s, B: Backend> Writer<'s, B> {
                     return Err(e);
                 }
             }
+        })
+    }
+
+    /// [`Writer::put_many`] over borrowed models, so that a write retried after a
+    /// conflict can run again over the same models.
+    pub(crate) fn put_slice<D, M>(&self, models: &[M]) -> Result<()>
+    where
+        D: NetabaseDefinitionTrait,
+        M: NetabaseModelTrait<D>,
+    {
+        self.run(|| {
+            for chunk in models.chunks(chunk_size::<D, M>()) {
+                let mut values = Vec::with_capacity(chunk.len());
+                let mut refused = None;
+                for model in chunk {
+                    match encode_value(M::INFO.name, M::INFO.version, model) {
+                        Ok(value) => values.push(value),
+                        Err(e) => {
+                            // The models before it are stored; it and the rest are not.
+                            refused = Some(e);
+                            break;
+                        }
+                    }
+                }
+                self.put_chunk::<D, M>(&chunk[..values.len()], values)?;
+                if let Some(e) = refused {
+                    return Err(e);
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// [`Writer::remove_many`] over encoded primary keys, borrowed so that a write
+    /// retried after a conflict can run again.
+    pub(crate) fn remove_encoded<D, M>(&self, pks: &[Vec<u8>]) -> Result<Vec<Option<M>>>
+    where
+        D: NetabaseDefinitionTrait,
+        M: NetabaseModelTrait<D>,
+    {
+        self.run(|| {
+            let mut out = Vec::with_capacity(pks.len());
+            for chunk in pks.chunks(CHUNK) {
+                self.remove_chunk::<D, M>(chunk, &mut out)?;
+            }
+            Ok(out)
         })
     }
 
@@ -278,10 +338,12 @@ impl<'s, B: Backend> Writer<'s, B> {
     ///
     /// # Errors
     /// [`NetabaseError::Poisoned`] when an engine failure poisoned the transaction;
-    /// [`NetabaseError::Backend`] if the engine fails to commit. Nothing is applied then.
+    /// [`NetabaseError::Conflict`] when a concurrent writer made it stale (during a read
+    /// or at the commit itself); [`NetabaseError::Backend`] if the engine fails to
+    /// commit. Nothing is applied then.
     pub(crate) fn commit(self) -> Result<ChangeSet> {
-        if let Some(cause) = self.poisoned.into_inner() {
-            return Err(poisoned(&cause));
+        if let Some(poison) = self.poisoned.into_inner() {
+            return Err(poison.error());
         }
         // Taken while this transaction still holds the engine's write lock, so changes
         // are published in commit order; a failed commit publishes nothing.
@@ -383,10 +445,19 @@ impl<'s, B: Backend> Writer<'s, B> {
     }
 }
 
-fn poisoned(cause: &str) -> NetabaseError {
-    NetabaseError::Poisoned(Box::new(PoisonedError {
-        cause: cause.to_owned(),
-    }))
+impl Poison {
+    fn error(&self) -> NetabaseError {
+        if let Some(backend) = self.conflict {
+            return NetabaseError::conflict(
+                backend,
+                "commit a write transaction",
+                self.cause.clone(),
+            );
+        }
+        NetabaseError::Poisoned(Box::new(PoisonedError {
+            cause: self.cause.clone(),
+        }))
+    }
 }
 
 /// How many records of `M` one chunk writes.
