@@ -100,13 +100,7 @@ impl<'s, B: Backend> Writer<'s, B> {
         if let Err(e) = &result
             && !e.is_refusal()
         {
-            *self.poisoned.borrow_mut() = Some(Poison {
-                cause: e.to_string(),
-                conflict: match e {
-                    NetabaseError::Conflict(c) => Some(c.backend),
-                    _ => None,
-                },
-            });
+            *self.poisoned.borrow_mut() = Some(Poison::of(e));
         }
         result
     }
@@ -432,7 +426,7 @@ impl<'s, B: Backend> Writer<'s, B> {
     /// a refusal must leave nothing behind, and that can no longer be promised.
     fn poison_partial<R>(&self, wrote: bool, result: Result<R>) -> Result<R> {
         if wrote && let Err(e) = &result {
-            *self.poisoned.borrow_mut() = Some(e.to_string());
+            *self.poisoned.borrow_mut() = Some(Poison::of(e));
         }
         result
     }
@@ -446,6 +440,17 @@ impl<'s, B: Backend> Writer<'s, B> {
 }
 
 impl Poison {
+    /// The poison left by the failure `e`.
+    fn of(e: &NetabaseError) -> Self {
+        Poison {
+            cause: e.to_string(),
+            conflict: match e {
+                NetabaseError::Conflict(c) => Some(c.backend),
+                _ => None,
+            },
+        }
+    }
+
     fn error(&self) -> NetabaseError {
         if let Some(backend) = self.conflict {
             return NetabaseError::conflict(
