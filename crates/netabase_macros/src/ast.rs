@@ -138,6 +138,9 @@ pub(crate) struct Field {
     pub(crate) primary: Vec<Attribute>,
     /// Every `#[secondary_key..]` attribute of the field.
     pub(crate) secondary: Vec<SecondaryAttr>,
+    /// Whether the field has a `#[serde(..)]` attribute, which may change how it is
+    /// serialized (`with`, `skip`): its stored shape is then not described.
+    pub(crate) serde_attr: bool,
 }
 
 /// A parsed `#[secondary_key]` / `#[secondary_key(unique)]` attribute.
@@ -384,6 +387,7 @@ fn parse_field(field: &syn::Field, cx: &mut Ctxt) -> Option<Field> {
         ty: field.ty.clone(),
         primary,
         secondary,
+        serde_attr: field.attrs.iter().any(|a| a.path().is_ident("serde")),
     })
 }
 

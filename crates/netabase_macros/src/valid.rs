@@ -34,6 +34,18 @@ pub(crate) struct Model {
     pub(crate) primary: KeyField,
     /// The secondary key fields, in declaration order.
     pub(crate) secondary: Vec<SecondaryField>,
+    /// Every field, in declaration order, for the self-describing shape.
+    pub(crate) fields: Vec<DataField>,
+}
+
+/// A field of a model as its stored shape describes it.
+pub(crate) struct DataField {
+    /// The field's name.
+    pub(crate) name: String,
+    /// The field's type.
+    pub(crate) ty: Type,
+    /// Whether a `#[serde(..)]` attribute may change its serialization.
+    pub(crate) serde_attr: bool,
 }
 
 /// The primary key field of a model.
@@ -183,6 +195,14 @@ fn check_model(args: &DefinitionArgs, model: ast::Model, cx: &mut Ctxt) -> Optio
 
     let mut primary: Option<KeyField> = None;
     let mut secondary: Vec<SecondaryField> = Vec::new();
+    let data_fields = fields
+        .iter()
+        .map(|field| DataField {
+            name: unraw(&field.ident),
+            ty: field.ty.clone(),
+            serde_attr: field.serde_attr,
+        })
+        .collect();
     for field in fields {
         let field_name = unraw(&field.ident);
         for attr in &field.primary {
@@ -266,6 +286,7 @@ fn check_model(args: &DefinitionArgs, model: ast::Model, cx: &mut Ctxt) -> Optio
         version,
         primary,
         secondary,
+        fields: data_fields,
     })
 }
 

@@ -8,6 +8,7 @@
 pub mod batch;
 pub mod changes;
 pub(crate) mod chunk;
+pub mod dynamic;
 pub mod meta;
 pub mod plan;
 pub(crate) mod read;
