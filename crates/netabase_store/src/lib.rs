@@ -54,6 +54,7 @@ pub use error::{
     VersionProblem,
 };
 pub use error::{BoxedError, NetabaseError, Result};
+pub use error::{ShapeError, TransformError, TransformProblem};
 
 /// Re-exports used by the code that the macros generate; not part of the public API.
 #[doc(hidden)]

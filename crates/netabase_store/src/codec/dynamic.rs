@@ -119,9 +119,8 @@ impl TypeShape {
     pub fn parse(ty: &str) -> Result<TypeShape, ShapeMismatch> {
         let compact: String = ty.chars().filter(|c| !c.is_whitespace()).collect();
         let mut rest = compact.as_str();
-        let shape = parse_type(&mut rest).map_err(|e| {
-            mismatch(format!("the type `{compact}` cannot be described: {}", e.0))
-        })?;
+        let shape = parse_type(&mut rest)
+            .map_err(|e| mismatch(format!("the type `{compact}` cannot be described: {}", e.0)))?;
         if !rest.is_empty() {
             return Err(mismatch(format!(
                 "the type `{compact}` cannot be described: unexpected `{rest}`"
@@ -161,18 +160,24 @@ impl TypeShape {
                 let len = take::<u64>(input)?;
                 // Every element takes at least... nothing (a `Vec<()>`), so bound the
                 // allocation by what is left rather than trusting the length.
-                let mut items = Vec::with_capacity(usize::try_from(len).unwrap_or(0).min(input.len()));
+                let mut items =
+                    Vec::with_capacity(usize::try_from(len).unwrap_or(0).min(input.len()));
                 for _ in 0..len {
                     items.push(inner.decode(input)?);
                 }
                 Value::Seq(items)
             }
-            TypeShape::Array(inner, n) => {
-                Value::Seq((0..*n).map(|_| inner.decode(input)).collect::<Result<_, _>>()?)
-            }
-            TypeShape::Tuple(items) => {
-                Value::Seq(items.iter().map(|t| t.decode(input)).collect::<Result<_, _>>()?)
-            }
+            TypeShape::Array(inner, n) => Value::Seq(
+                (0..*n)
+                    .map(|_| inner.decode(input))
+                    .collect::<Result<_, _>>()?,
+            ),
+            TypeShape::Tuple(items) => Value::Seq(
+                items
+                    .iter()
+                    .map(|t| t.decode(input))
+                    .collect::<Result<_, _>>()?,
+            ),
         })
     }
 
@@ -412,7 +417,12 @@ fn sint<T: TryFrom<i128>>(value: &Value, ty: &str) -> Result<T, ShapeMismatch> {
         Value::UInt(u) => {
             i128::try_from(*u).map_err(|_| mismatch(format!("{u} does not fit in an {ty}")))?
         }
-        other => return Err(mismatch(format!("expected an {ty}, found {}", other.kind()))),
+        other => {
+            return Err(mismatch(format!(
+                "expected an {ty}, found {}",
+                other.kind()
+            )));
+        }
     };
     T::try_from(wide).map_err(|_| mismatch(format!("{wide} does not fit in an {ty}")))
 }
@@ -423,7 +433,10 @@ fn float(value: &Value) -> Result<f64, ShapeMismatch> {
         Value::Float(f) => Ok(*f),
         Value::UInt(u) => Ok(*u as f64),
         Value::Int(i) => Ok(*i as f64),
-        other => Err(mismatch(format!("expected a number, found {}", other.kind()))),
+        other => Err(mismatch(format!(
+            "expected a number, found {}",
+            other.kind()
+        ))),
     }
 }
 
@@ -459,12 +472,15 @@ fn parse_type(rest: &mut &str) -> Result<TypeShape, ShapeMismatch> {
         let end = after
             .find(']')
             .ok_or_else(|| mismatch("an array is not closed"))?;
-        let n: usize = after[..end].trim_end_matches("usize").parse().map_err(|_| {
-            mismatch(format!(
-                "the array length `{}` is not a number",
-                &after[..end]
-            ))
-        })?;
+        let n: usize = after[..end]
+            .trim_end_matches("usize")
+            .parse()
+            .map_err(|_| {
+                mismatch(format!(
+                    "the array length `{}` is not a number",
+                    &after[..end]
+                ))
+            })?;
         *rest = &after[end + 1..];
         return Ok(TypeShape::Array(Box::new(inner), n));
     }
@@ -623,10 +639,19 @@ mod tests {
 
     #[test]
     fn refuses_what_it_cannot_describe() {
-        for ty in ["Address", "HashMap<String,u32>", "&str", "[u8]", "Vec<u8,u8>"] {
+        for ty in [
+            "Address",
+            "HashMap<String,u32>",
+            "&str",
+            "[u8]",
+            "Vec<u8,u8>",
+        ] {
             assert!(TypeShape::parse(ty).is_err(), "{ty} was accepted");
         }
-        let e = TypeShape::parse("Vec<Address>").err().map(|e| e.0).unwrap_or_default();
+        let e = TypeShape::parse("Vec<Address>")
+            .err()
+            .map(|e| e.0)
+            .unwrap_or_default();
         assert!(e.contains("`Address`") && e.contains("Vec<Address>"), "{e}");
     }
 

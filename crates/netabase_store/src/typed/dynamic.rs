@@ -57,8 +57,7 @@ pub(crate) fn shape_text<D: NetabaseDefinitionTrait>() -> Option<String> {
             let mut line = format!("  field {} {}", field.name, field.ty);
             if field.name == shape.primary_key {
                 line.push_str(" primary");
-            } else if let Some(key) = model.secondary_keys.iter().find(|k| k.field == field.name)
-            {
+            } else if let Some(key) = model.secondary_keys.iter().find(|k| k.field == field.name) {
                 let kind = if key.unique { "unique" } else { "index" };
                 line.push_str(&format!(" {kind} {}", key.table));
             }
@@ -160,7 +159,11 @@ impl DynModel {
                 .map_err(Clone::clone)
                 .and_then(|shape| shape.decode(&mut body))
                 .map_err(|e| {
-                    NetabaseError::decode_other(&self.table, pk, format!("field `{}`: {e}", field.name))
+                    NetabaseError::decode_other(
+                        &self.table,
+                        pk,
+                        format!("field `{}`: {e}", field.name),
+                    )
                 })?;
             fields.push((field.name.clone(), value));
         }
@@ -178,14 +181,13 @@ impl DynModel {
     /// encoded primary key and its encoded secondary keys.
     ///
     /// # Errors
-    /// [`NetabaseError::Schema`] naming the model and field when the record does not
+    /// [`NetabaseError::Shape`] naming the model and field when the record does not
     /// fit the shape.
     pub fn encode(&self, record: &Value) -> Result<EncodedRecord> {
         let fail = |field: &str, reason: String| {
-            NetabaseError::Schema(Box::new(crate::error::SchemaError {
-                definition: self.def,
-                model: self.name.clone(),
-                field: Some(field.to_owned()),
+            NetabaseError::Shape(Box::new(crate::error::ShapeError {
+                model: self.table.clone(),
+                field: (!field.is_empty()).then(|| field.to_owned()),
                 reason,
             }))
         };
@@ -197,7 +199,10 @@ impl DynModel {
         let mut pk = Vec::new();
         let mut keys = Vec::new();
         for field in &self.fields {
-            let shape = field.shape.as_ref().map_err(|e| fail(&field.name, e.0.clone()))?;
+            let shape = field
+                .shape
+                .as_ref()
+                .map_err(|e| fail(&field.name, e.0.clone()))?;
             let v = record
                 .field(&field.name)
                 .ok_or_else(|| fail(&field.name, "the field is missing".into()))?;
@@ -205,7 +210,9 @@ impl DynModel {
                 .encode(v, &mut value)
                 .map_err(|e| fail(&field.name, e.0))?;
             if field.primary {
-                shape.encode_key(v, &mut pk).map_err(|e| fail(&field.name, e.0))?;
+                shape
+                    .encode_key(v, &mut pk)
+                    .map_err(|e| fail(&field.name, e.0))?;
             }
         }
         for key in self.info.secondary_keys {
@@ -405,20 +412,25 @@ impl<B: Backend> DynamicStore<B> {
         let mut schemas = Vec::new();
         {
             let txn = backend.begin_read()?;
-            txn.for_each_in(META_TABLE, RawRange::all(), Direction::Forward, &mut |k, v| {
-                let key = String::from_utf8_lossy(k);
-                let text = String::from_utf8_lossy(v);
-                if key == "format" {
-                    format = <[u8; 4]>::try_from(v).ok().map(u32::from_be_bytes);
-                } else if let Some(def) = key.strip_prefix("schema/") {
-                    schemas.push((def.to_owned(), text.into_owned()));
-                } else if key.starts_with(SHAPE_KEY_PREFIX)
-                    && let Some(parsed) = parse_shape(&text)
-                {
-                    models.extend(parsed);
-                }
-                Ok(ControlFlow::Continue(()))
-            })?;
+            txn.for_each_in(
+                META_TABLE,
+                RawRange::all(),
+                Direction::Forward,
+                &mut |k, v| {
+                    let key = String::from_utf8_lossy(k);
+                    let text = String::from_utf8_lossy(v);
+                    if key == "format" {
+                        format = <[u8; 4]>::try_from(v).ok().map(u32::from_be_bytes);
+                    } else if let Some(def) = key.strip_prefix("schema/") {
+                        schemas.push((def.to_owned(), text.into_owned()));
+                    } else if key.starts_with(SHAPE_KEY_PREFIX)
+                        && let Some(parsed) = parse_shape(&text)
+                    {
+                        models.extend(parsed);
+                    }
+                    Ok(ControlFlow::Continue(()))
+                },
+            )?;
         }
         if let Some(found) = format
             && found != super::meta::FORMAT_VERSION
@@ -460,32 +472,16 @@ impl<B: Backend> DynamicStore<B> {
     }
 
     /// The model named `name`: its table (`BlogDefinition/User`) or, when only one
-    /// definition has it, its name (`User`).
-    ///
-    /// # Errors
-    /// [`NetabaseError::Schema`] when no model, or more than one, has that name.
-    pub fn model(&self, name: &str) -> Result<&DynModel> {
-        let found: Vec<&DynModel> = self
+    /// definition has it, its name (`User`). `None` when no model, or more than one,
+    /// has that name.
+    pub fn model(&self, name: &str) -> Option<&DynModel> {
+        let mut found = self
             .models
             .iter()
-            .filter(|m| m.table == name || m.name == name)
-            .collect();
-        match found.as_slice() {
-            [one] => Ok(one),
-            _ => {
-                let known: Vec<&str> = self.models.iter().map(|m| m.table.as_str()).collect();
-                let reason = if found.is_empty() {
-                    format!("no model is named `{name}`; the models are: {}", known.join(", "))
-                } else {
-                    format!("`{name}` names several models; give its table: {}", known.join(", "))
-                };
-                Err(NetabaseError::Schema(Box::new(crate::error::SchemaError {
-                    definition: "",
-                    model: name.to_owned(),
-                    field: None,
-                    reason,
-                })))
-            }
+            .filter(|m| m.table == name || m.name == name);
+        match (found.next(), found.next()) {
+            (Some(one), None) => Some(one),
+            _ => None,
         }
     }
 
@@ -500,9 +496,12 @@ impl<B: Backend> DynamicStore<B> {
         f: &mut dyn FnMut(&[u8], Result<Value>) -> Result<ControlFlow<()>>,
     ) -> Result<()> {
         let txn = self.backend.begin_read()?;
-        txn.for_each_in(&model.table, RawRange::all(), Direction::Forward, &mut |k, v| {
-            f(k, model.decode(k, v))
-        })
+        txn.for_each_in(
+            &model.table,
+            RawRange::all(),
+            Direction::Forward,
+            &mut |k, v| f(k, model.decode(k, v)),
+        )
     }
 
     /// The number of entries of `table`.
@@ -518,7 +517,7 @@ impl<B: Backend> DynamicStore<B> {
     /// any record is refused.
     ///
     /// # Errors
-    /// The first record's error ([`NetabaseError::Schema`] for a record that does not
+    /// The first record's error ([`NetabaseError::Shape`] for a record that does not
     /// fit its model, [`NetabaseError::UniqueViolation`], ...), with nothing applied.
     pub fn import(
         &self,
@@ -529,7 +528,13 @@ impl<B: Backend> DynamicStore<B> {
         let mut done = 0u64;
         for item in records {
             let (name, record) = item?;
-            let model = self.model(&name)?;
+            let model = self.model(&name).ok_or_else(|| {
+                NetabaseError::Shape(Box::new(crate::error::ShapeError {
+                    model: name.clone(),
+                    field: None,
+                    reason: "the database has no model of that name".into(),
+                }))
+            })?;
             let encoded = model.encode(&record)?;
             writer.put_described(
                 model.info,
@@ -566,28 +571,32 @@ impl<B: Backend> DynamicStore<B> {
             .map(|k| (k.table, BTreeMap::new()))
             .collect();
         let mut done = 0u64;
-        txn.for_each_in(&model.table, RawRange::all(), Direction::Forward, &mut |pk, v| {
-            done += 1;
-            if done.is_multiple_of(256) || done == total {
-                progress(Progress {
-                    table: &model.table,
-                    done,
-                    total,
-                });
-            }
-            let encoded = match model.decode(pk, v).and_then(|r| model.encode(&r)) {
-                Ok(e) => e,
-                Err(e) => {
-                    findings.push(Finding {
-                        table: model.table.clone(),
-                        key: pk.to_vec(),
-                        problem: format!("the value does not decode: {e}"),
+        txn.for_each_in(
+            &model.table,
+            RawRange::all(),
+            Direction::Forward,
+            &mut |pk, v| {
+                done += 1;
+                if done.is_multiple_of(256) || done == total {
+                    progress(Progress {
+                        table: &model.table,
+                        done,
+                        total,
                     });
-                    return Ok(ControlFlow::Continue(()));
                 }
-            };
-            if encoded.pk != pk {
-                findings.push(Finding {
+                let encoded = match model.decode(pk, v).and_then(|r| model.encode(&r)) {
+                    Ok(e) => e,
+                    Err(e) => {
+                        findings.push(Finding {
+                            table: model.table.clone(),
+                            key: pk.to_vec(),
+                            problem: format!("the value does not decode: {e}"),
+                        });
+                        return Ok(ControlFlow::Continue(()));
+                    }
+                };
+                if encoded.pk != pk {
+                    findings.push(Finding {
                     table: model.table.clone(),
                     key: pk.to_vec(),
                     problem: format!(
@@ -595,30 +604,31 @@ impl<B: Backend> DynamicStore<B> {
                         crate::error::hex(&encoded.pk)
                     ),
                 });
-            }
-            for (info, key) in model.info.secondary_keys.iter().zip(&encoded.keys) {
-                let entries = expected.entry(info.table).or_default();
-                let (k, value) = if info.unique {
-                    (key.clone(), pk.to_vec())
-                } else {
-                    (index_key(false, key, pk), Vec::new())
-                };
-                if let Some(other) = entries.insert(k.clone(), value)
-                    && info.unique
-                {
-                    findings.push(Finding {
-                        table: info.table.to_owned(),
-                        key: k,
-                        problem: format!(
-                            "the unique value is held by two records, at {} and {}",
-                            crate::error::hex(&other),
-                            crate::error::hex(pk)
-                        ),
-                    });
                 }
-            }
-            Ok(ControlFlow::Continue(()))
-        })?;
+                for (info, key) in model.info.secondary_keys.iter().zip(&encoded.keys) {
+                    let entries = expected.entry(info.table).or_default();
+                    let (k, value) = if info.unique {
+                        (key.clone(), pk.to_vec())
+                    } else {
+                        (index_key(false, key, pk), Vec::new())
+                    };
+                    if let Some(other) = entries.insert(k.clone(), value)
+                        && info.unique
+                    {
+                        findings.push(Finding {
+                            table: info.table.to_owned(),
+                            key: k,
+                            problem: format!(
+                                "the unique value is held by two records, at {} and {}",
+                                crate::error::hex(&other),
+                                crate::error::hex(pk)
+                            ),
+                        });
+                    }
+                }
+                Ok(ControlFlow::Continue(()))
+            },
+        )?;
         Ok(expected)
     }
 
@@ -694,11 +704,10 @@ impl<B: Backend> DynamicStore<B> {
                 continue;
             }
             let mut findings = Vec::new();
-            let expected =
-                Self::expected_indexes(model, writer.reader(), &mut findings, progress)?;
+            let expected = Self::expected_indexes(model, writer.reader(), &mut findings, progress)?;
             if let Some(first) = findings.first() {
                 return Err(NetabaseError::Schema(Box::new(crate::error::SchemaError {
-                    definition: "",
+                    definition: model.def,
                     model: model.table.clone(),
                     field: None,
                     reason: format!(
