@@ -122,13 +122,22 @@ pub enum TransformProblem {
     /// The store's key check does not open with the given key.
     #[error("the encryption key is not the one this store was written with")]
     WrongKey,
-    /// The value does not authenticate under the store's key: it was altered, or moved
-    /// from another table or key.
-    #[error("the value does not authenticate (altered, or moved from another key)")]
+    /// The value does not authenticate under the given key: the key is wrong, or the
+    /// value was altered, or moved from another table or key.
+    #[error(
+        "the value does not authenticate: the key is wrong, or the value was altered or moved \
+         from another key"
+    )]
     Authentication,
     /// The value does not decompress.
     #[error("the value does not decompress: {0}")]
     Decompress(String),
+    /// The value is compressed or encrypted and was read without its transforms.
+    #[error(
+        "the value is compressed or encrypted; open the store through \
+         `backend::transform::Transformed` (with its key when it is encrypted)"
+    )]
+    NotOpened,
     /// The value's transform byte is not one this build knows.
     #[error("unknown value transform {0:#04x}")]
     Unknown(u8),

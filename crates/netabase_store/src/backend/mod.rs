@@ -30,6 +30,7 @@ pub mod memory;
 pub mod redb;
 #[cfg(feature = "sled")]
 pub mod sled;
+pub mod transform;
 pub use chunked::ChunkedRange;
 
 /// A new temporary directory for a throw-away database, removed when dropped.
