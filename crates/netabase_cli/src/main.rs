@@ -87,12 +87,36 @@ enum Command {
     /// Reads JSON Lines (as `export` writes them) from standard input and stores every
     /// record through the write pipeline: indexes maintained, unique keys checked. All
     /// or nothing: one refused record leaves the database unchanged.
-    Import(Target),
+    Import {
+        #[command(flatten)]
+        target: Target,
+        /// Compress the imported values (they are encrypted when the store is).
+        #[arg(long, value_enum)]
+        compression: Option<Compressor>,
+    },
     /// Compacts the database file, giving freed pages back to the file system (redb;
     /// sled compacts its segments by itself).
     Compact(Target),
     /// Entries, key and value bytes of every table, and the size on disk.
     Stats(Target),
+    /// Re-encrypts every value with a new key, in one transaction (all or nothing).
+    /// `--key-file` gives the current key.
+    RotateKey {
+        #[command(flatten)]
+        target: Target,
+        /// A file holding the new key (32 bytes, or 64 hexadecimal digits).
+        #[arg(long, value_name = "PATH")]
+        new_key_file: PathBuf,
+    },
+}
+
+/// A compressor for imported values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Compressor {
+    /// LZ4: fast.
+    Lz4,
+    /// zstd (level 3): smaller.
+    Zstd,
 }
 
 fn main() -> ExitCode {
@@ -106,9 +130,22 @@ fn main() -> ExitCode {
             json,
         } => cmd::dump::run(&target, model.as_deref(), json),
         Command::Export { target, model } => cmd::export::run(&target, model.as_deref()),
-        Command::Import(target) => cmd::import::run(&target),
+        Command::Import {
+            target,
+            compression,
+        } => cmd::import::run(
+            &target,
+            compression.map(|c| match c {
+                Compressor::Lz4 => netabase_store::backend::transform::Compression::Lz4,
+                Compressor::Zstd => netabase_store::backend::transform::Compression::Zstd(3),
+            }),
+        ),
         Command::Compact(target) => cmd::compact::run(&target),
         Command::Stats(target) => cmd::stats::run(&target),
+        Command::RotateKey {
+            target,
+            new_key_file,
+        } => cmd::rotate_key::run(&target, &new_key_file),
     };
     match result {
         Ok(code) => code,

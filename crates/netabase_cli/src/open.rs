@@ -5,8 +5,10 @@ use std::path::Path;
 
 use netabase_store::FileConfig;
 use netabase_store::NetabaseError;
+use netabase_store::backend::Backend;
 use netabase_store::backend::redb::RedbBackend;
 use netabase_store::backend::sled::SledBackend;
+use netabase_store::backend::transform::{Compression, EncryptionKey, Transformed, Transforms};
 use netabase_store::typed::dynamic::DynamicStore;
 
 use crate::failure::{Failure, Outcome};
@@ -15,9 +17,9 @@ use crate::{Engine, Target};
 /// An opened database, on either engine.
 pub enum Store {
     /// A redb file.
-    Redb(DynamicStore<RedbBackend>),
+    Redb(DynamicStore<Transformed<RedbBackend>>),
     /// A sled directory.
-    Sled(DynamicStore<SledBackend>),
+    Sled(DynamicStore<Transformed<SledBackend>>),
 }
 
 /// Runs `$body` with `$s` bound to the [`DynamicStore`] of either engine.
@@ -55,24 +57,99 @@ pub fn engine(target: &Target) -> Outcome<Engine> {
     })
 }
 
-/// Opens `target`; `write` opens it writable (redb is otherwise opened read-only; sled
-/// has no read-only mode). The database must exist.
+/// How values must be read and written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Values {
+    /// The command reads no value (inspect, stats, compact): an encrypted store opens
+    /// without its key.
+    #[default]
+    Untouched,
+    /// The command reads values: an encrypted store needs its key.
+    Read,
+    /// The command writes values: new values are encrypted when the store is, and
+    /// compressed as asked.
+    Write(Option<Compression>),
+}
+
+/// Opens `target` for a command that reads nothing but keys and counts.
 pub fn open(target: &Target, write: bool) -> Outcome<Store> {
+    open_for(target, write, Values::Untouched)
+}
+
+/// Opens `target`; `write` opens it writable (redb is otherwise opened read-only; sled
+/// has no read-only mode). The database must exist. Values are opened with the key of
+/// `--key-file`, which an encrypted store needs for any command that reads values.
+pub fn open_for(target: &Target, write: bool, values: Values) -> Outcome<Store> {
     let engine = engine(target)?;
     let config = FileConfig::builder()
         .path(&target.file)
         .create_if_missing(false)
         .read_only(!write && engine == Engine::Redb)
         .build();
+    let key = match &target.key_file {
+        Some(path) => {
+            let bytes = std::fs::read(path).map_err(|e| {
+                Failure(format!("cannot read the key file {}: {e}", path.display()))
+            })?;
+            Some(
+                EncryptionKey::from_file_bytes(&bytes)
+                    .map_err(|e| Failure(format!("the key file {}: {e}", path.display())))?,
+            )
+        }
+        None => None,
+    };
     let opened = match engine {
         Engine::Redb => RedbBackend::with_config(&config, true)
-            .and_then(DynamicStore::open)
+            .map_err(|e| explain(&target.file, engine, e))
+            .and_then(|b| wrap(target, b, key, values))
             .map(Store::Redb),
         Engine::Sled => open_sled(&config)
-            .and_then(DynamicStore::open)
+            .map_err(|e| explain(&target.file, engine, e))
+            .and_then(|b| wrap(target, b, key, values))
             .map(Store::Sled),
     };
-    opened.map_err(|e| explain(&target.file, engine, e))
+    opened
+}
+
+/// Wraps an opened engine in the transforms the command needs, and reads the store.
+fn wrap<B: Backend>(
+    target: &Target,
+    backend: B,
+    key: Option<EncryptionKey>,
+    values: Values,
+) -> Outcome<DynamicStore<Transformed<B>>> {
+    let encrypted = Transformed::is_encrypted(&backend)?;
+    let file = target.file.display();
+    let transforms = match (key, values) {
+        (None, Values::Read | Values::Write(_)) if encrypted => {
+            return Err(Failure(format!(
+                "{file} is encrypted: give its key with --key-file PATH (32 bytes, or 64 \
+                 hexadecimal digits)"
+            )));
+        }
+        (Some(_), _) if !encrypted => {
+            return Err(Failure(format!(
+                "{file} is not encrypted (it has no key check); run the command without \
+                 --key-file"
+            )));
+        }
+        (Some(key), Values::Write(_)) => Transforms::new().encryption(key),
+        (Some(key), _) => Transforms::new().key(key),
+        (None, _) => Transforms::new(),
+    };
+    let transforms = match values {
+        Values::Write(Some(c)) => transforms.compression(c),
+        _ => transforms,
+    };
+    let sealed = Transformed::new(backend, transforms).map_err(|e| match e {
+        netabase_store::NetabaseError::Transform(t)
+            if t.problem == netabase_store::TransformProblem::WrongKey =>
+        {
+            Failure(format!("the key in the key file is not the key of {file}"))
+        }
+        other => Failure(other.to_string()),
+    })?;
+    Ok(DynamicStore::open(sealed)?)
 }
 
 /// Opens a sled directory. sled releases its lock from a background thread shortly

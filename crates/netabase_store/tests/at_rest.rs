@@ -292,3 +292,31 @@ fn key_files_hold_raw_bytes_or_hex() -> TestResult {
     assert_eq!(format!("{:?}", key(1)), "EncryptionKey(..)");
     Ok(())
 }
+
+#[test]
+fn rotation_keeps_plain_values_plain_and_needs_the_current_key() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("v.redb");
+    let store = open(
+        &path,
+        Transforms::new()
+            .encryption(key(1))
+            .model("VaultDefinition/Public", ValueTransform::PLAIN),
+    )?;
+    fill(&store, 3)?;
+    store.open_tree::<Public>().put(Public {
+        id: 1,
+        text: "hello".into(),
+    })?;
+    drop(store);
+    // Opened with the key only (new values plain): rotation still re-encrypts.
+    let store = open(&path, Transforms::new().key(key(1)))?;
+    assert_eq!(store.raw_backend().rotate_key(key(3), |_| {})?, 3);
+    assert_eq!(raw_value(&store, SECRET_TABLE, 1)?[0], 2);
+    assert_eq!(raw_value(&store, "VaultDefinition/Public", 1)?[0], 1);
+    assert_eq!(store.open_tree::<Secret>().get(2)?, Some(secret(2)));
+    drop(store);
+    let keyless = open(&path, Transforms::new())?;
+    assert!(keyless.raw_backend().rotate_key(key(4), |_| {}).is_err());
+    Ok(())
+}

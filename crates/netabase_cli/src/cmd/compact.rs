@@ -11,7 +11,7 @@ pub fn run(target: &Target) -> Outcome {
     let before = disk_size(&target.file);
     match open(target, true)? {
         Store::Redb(s) => {
-            let compacted = s.backend().compact()?;
+            let compacted = s.backend().inner().compact()?;
             drop(s);
             let after = disk_size(&target.file);
             if compacted {

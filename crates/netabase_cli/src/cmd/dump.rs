@@ -10,13 +10,13 @@ use netabase_store::typed::dynamic::{DynModel, DynamicStore};
 use crate::Target;
 use crate::failure::Outcome;
 use crate::json::{readable, to_json};
-use crate::open::{find_model, open, with_store};
+use crate::open::{Values, find_model, open_for, with_store};
 use crate::progress::Bar;
 
 /// Prints every record of `model` (or of every model). A record that does not decode
 /// is shown as an error line and the dump goes on; the exit status is then 1.
 pub fn run(target: &Target, model: Option<&str>, json: bool) -> Outcome {
-    let store = open(target, false)?;
+    let store = open_for(target, false, Values::Read)?;
     with_store!(&store, s => dump(s, model, json))
 }
 

@@ -11,13 +11,13 @@ use netabase_store::typed::dynamic::{DynModel, DynamicStore};
 use crate::Target;
 use crate::failure::{Failure, Outcome};
 use crate::json::to_json;
-use crate::open::{find_model, open, with_store};
+use crate::open::{Values, find_model, open_for, with_store};
 use crate::progress::Bar;
 
 /// Writes `{"model": "<table>", "record": {...}}` per record. An export must be
 /// complete: the first record that does not decode ends it with an error.
 pub fn run(target: &Target, model: Option<&str>) -> Outcome {
-    let store = open(target, false)?;
+    let store = open_for(target, false, Values::Read)?;
     with_store!(&store, s => export(s, model))
 }
 

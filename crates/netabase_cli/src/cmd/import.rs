@@ -5,18 +5,20 @@ use std::io::BufRead;
 use std::process::ExitCode;
 
 use netabase_store::backend::Backend;
+use netabase_store::backend::transform::Compression;
 use netabase_store::codec::dynamic::Value;
 use netabase_store::typed::dynamic::DynamicStore;
 
 use crate::Target;
 use crate::failure::{Failure, Outcome};
 use crate::json::record;
-use crate::open::{find_model, open, with_store};
+use crate::open::{Values, find_model, open_for, with_store};
 use crate::progress::Bar;
 
-/// Reads every line of standard input, then stores the records in one transaction.
-pub fn run(target: &Target) -> Outcome {
-    let store = open(target, true)?;
+/// Reads every line of standard input, then stores the records in one transaction;
+/// new values are encrypted when the store is, and compressed with `compression`.
+pub fn run(target: &Target, compression: Option<Compression>) -> Outcome {
+    let store = open_for(target, true, Values::Write(compression))?;
     with_store!(&store, s => import(s))
 }
 

@@ -15,7 +15,10 @@ pub fn run(target: &Target) -> Outcome {
     with_store!(&store, s => {
         let format = s.format().map_or_else(|| "none (empty database)".to_owned(), |f| f.to_string());
         println!("{} ({engine}, format {format})", target.file.display());
-        let sizes = table_sizes(s.backend())?;
+        if netabase_store::backend::transform::Transformed::is_encrypted(s.backend().inner())? {
+            println!("values: encrypted (XChaCha20-Poly1305); reading them needs --key-file");
+        }
+        let sizes = table_sizes(s.backend().inner())?;
         let entries = |table: &str| sizes.iter().find(|t| t.name == table).map_or(0, |t| t.entries);
         let mut definition = "";
         for model in s.models() {

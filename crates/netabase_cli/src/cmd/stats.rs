@@ -12,7 +12,7 @@ use super::{disk_size, table_sizes};
 pub fn run(target: &Target) -> Outcome {
     let store = open(target, false)?;
     let engine = store.engine();
-    let sizes = with_store!(&store, s => table_sizes(s.backend())?);
+    let sizes = with_store!(&store, s => table_sizes(s.backend().inner())?);
     println!(
         "{:>10}  {:>12}  {:>12}  table",
         "entries", "key bytes", "value bytes"

@@ -8,7 +8,7 @@ use netabase_store::typed::dynamic::Finding;
 
 use crate::Target;
 use crate::failure::{Failure, Outcome};
-use crate::open::{Store, open, with_store};
+use crate::open::{Store, Values, open_for, with_store};
 use crate::progress::Bar;
 
 /// Checks `target`; with `repair`, rebuilds the indexes after a backup copy when the
@@ -33,7 +33,7 @@ pub fn run(target: &Target, repair: bool) -> Outcome {
     }
     let backup = backup(&target.file)?;
     println!("backup copy: {}", backup.display());
-    let store = open(target, true)?;
+    let store = open_for(target, true, Values::Read)?;
     let bar = Bar::new("rebuilding");
     let rebuilt = with_store!(&store, s => s.rebuild_indexes(&mut |p| bar.report(p)));
     bar.finish();
@@ -56,10 +56,10 @@ pub fn run(target: &Target, repair: bool) -> Outcome {
 /// Runs the engine's check (redb) and the store's, returning every finding.
 fn check(target: &Target) -> Outcome<Vec<Finding>> {
     // redb's integrity check needs the file opened writable (it repairs what it can).
-    let store = open(target, true)?;
+    let store = open_for(target, true, Values::Read)?;
     let mut findings = Vec::new();
     if let Store::Redb(s) = &store {
-        if s.backend().check_integrity()? {
+        if s.backend().inner().check_integrity()? {
             println!("engine integrity check (redb): ok");
         } else {
             println!("engine integrity check (redb): the file was damaged and has been repaired");

@@ -579,15 +579,17 @@ impl<B: Backend> Transformed<B> {
         }
     }
 
-    /// Re-encrypts every value of every model table with `new` (and the transforms
-    /// of `transforms`, whose key is replaced by `new`), in one write transaction:
-    /// either every value is rewritten or none is. `progress` is called every 1,024
-    /// values and at the end of each table. Returns the number of values rewritten.
+    /// Re-encrypts every encrypted value of every model table under `new`, keeping its
+    /// compression, in one write transaction: either every value is rewritten or none
+    /// is. Plain values stay as they are. `progress` is called every 1,024 values and at
+    /// the end of each table. From then on the store is opened with `new` only. Returns
+    /// the number of values rewritten.
     ///
-    /// The plaintexts do not change, so no index changes: the rewrite is of the
-    /// sealed bytes only.
+    /// The plaintexts do not change, so no index changes: only the sealed bytes are
+    /// rewritten.
     ///
     /// # Errors
+    /// [`NetabaseError::Config`] when no current key is given;
     /// [`NetabaseError::Transform`] when a value does not open with the current key
     /// (nothing is rewritten); [`NetabaseError::Backend`] on engine failure.
     pub fn rotate_key(
@@ -600,9 +602,13 @@ impl<B: Backend> Transformed<B> {
             Err(poisoned) => poisoned.into_inner(),
         };
         let old = Arc::clone(&lock);
-        let mut next = (*old).clone();
-        next.key = Some(new);
-        next.check()?;
+        let Some(old_key) = old.key.as_ref() else {
+            return Err(NetabaseError::config(
+                "transform",
+                "encryption",
+                "rotating the key needs the current key",
+            ));
+        };
         let txn = self.inner.begin_write()?;
         let mut rewritten = 0u64;
         for table in txn.table_names()?.into_iter().filter(|t| is_model_table(t)) {
@@ -611,11 +617,9 @@ impl<B: Backend> Transformed<B> {
             let mut batch: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
             let mut failure = None;
             txn.for_each_in(&table, RawRange::all(), Direction::Forward, &mut |k, v| {
-                match old
-                    .open(&table, k, v)
-                    .and_then(|plain| next.seal(&table, k, &plain))
-                {
-                    Ok(sealed) => batch.push((k.to_vec(), sealed)),
+                match reencrypt(old_key, &new, &table, k, v) {
+                    Ok(Some(sealed)) => batch.push((k.to_vec(), sealed)),
+                    Ok(None) => {}
                     Err(e) => {
                         failure = Some(e);
                         return Ok(ControlFlow::Break(()));
@@ -645,13 +649,35 @@ impl<B: Backend> Transformed<B> {
             }
             rewritten += done;
         }
-        if let Some(key) = &next.key {
-            txn.put(META, KEY_CHECK, &key_check(key)?)?;
-        }
+        txn.put(META, KEY_CHECK, &key_check(&new)?)?;
         txn.commit()?;
+        let mut next = (*old).clone();
+        next.key = Some(new);
         *lock = Arc::new(next);
         Ok(rewritten)
     }
+}
+
+/// The value `stored` at `key` of `table` encrypted under `new` instead of `old`, with
+/// the same compression; `None` when it is not encrypted.
+fn reencrypt(
+    old: &EncryptionKey,
+    new: &EncryptionKey,
+    table: &str,
+    key: &[u8],
+    stored: &[u8],
+) -> Result<Option<Vec<u8>>> {
+    let flags = match stored {
+        [SEALED_FORMAT, flags, ..] if flags & FLAG_ENCRYPTED != 0 => *flags,
+        _ => return Ok(None),
+    };
+    let aad = aad(table, key, flags);
+    let body =
+        decrypt(old, &aad, &stored[2..]).map_err(|p| NetabaseError::transform(table, key, p))?;
+    let mut out = vec![SEALED_FORMAT, flags];
+    encrypt(new, &aad, &body, &mut out)
+        .map_err(|reason| NetabaseError::config("transform", "encryption", reason))?;
+    Ok(Some(out))
 }
 
 fn key_check(key: &EncryptionKey) -> Result<Vec<u8>> {
