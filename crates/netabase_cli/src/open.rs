@@ -98,7 +98,7 @@ pub fn open_for(target: &Target, write: bool, values: Values) -> Outcome<Store> 
         }
         None => None,
     };
-    let opened = match engine {
+    match engine {
         Engine::Redb => RedbBackend::with_config(&config, true)
             .map_err(|e| explain(&target.file, engine, e))
             .and_then(|b| wrap(target, b, key, values))
@@ -107,8 +107,7 @@ pub fn open_for(target: &Target, write: bool, values: Values) -> Outcome<Store> 
             .map_err(|e| explain(&target.file, engine, e))
             .and_then(|b| wrap(target, b, key, values))
             .map(Store::Sled),
-    };
-    opened
+    }
 }
 
 /// Wraps an opened engine in the transforms the command needs, and reads the store.

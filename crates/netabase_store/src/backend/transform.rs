@@ -303,8 +303,7 @@ impl Transforms {
             let Some(k) = &self.key else {
                 return Err(fail(TransformProblem::KeyRequired));
             };
-            body =
-                Cow::Owned(decrypt(k, &aad(table, key, flags), &stored[2..]).map_err(|p| fail(p))?);
+            body = Cow::Owned(decrypt(k, &aad(table, key, flags), &stored[2..]).map_err(&fail)?);
         }
         match flags & COMPRESSION_MASK {
             0 => Ok(body),

@@ -243,6 +243,13 @@ impl DynModel {
     }
 }
 
+/// What [`DynamicStore::for_each`] calls with each record: its encoded primary key and
+/// its decoded value; `Break` ends the walk.
+pub type RecordFn<'f> = dyn FnMut(&[u8], Result<Value>) -> Result<ControlFlow<()>> + 'f;
+
+/// Per index table, the entries (key → value) the records call for.
+type IndexEntries = BTreeMap<&'static str, BTreeMap<Vec<u8>, Vec<u8>>>;
+
 /// A record encoded for its tables.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EncodedRecord {
@@ -490,11 +497,7 @@ impl<B: Backend> DynamicStore<B> {
     ///
     /// # Errors
     /// [`NetabaseError::Backend`] on engine failure, or `f`'s error.
-    pub fn for_each(
-        &self,
-        model: &DynModel,
-        f: &mut dyn FnMut(&[u8], Result<Value>) -> Result<ControlFlow<()>>,
-    ) -> Result<()> {
+    pub fn for_each(&self, model: &DynModel, f: &mut RecordFn<'_>) -> Result<()> {
         let txn = self.backend.begin_read()?;
         txn.for_each_in(
             &model.table,
@@ -562,9 +565,9 @@ impl<B: Backend> DynamicStore<B> {
         txn: &T,
         findings: &mut Vec<Finding>,
         progress: &mut dyn FnMut(Progress<'_>),
-    ) -> Result<BTreeMap<&'static str, BTreeMap<Vec<u8>, Vec<u8>>>> {
+    ) -> Result<IndexEntries> {
         let total = txn.len(&model.table)?;
-        let mut expected: BTreeMap<&'static str, BTreeMap<Vec<u8>, Vec<u8>>> = model
+        let mut expected: IndexEntries = model
             .info
             .secondary_keys
             .iter()

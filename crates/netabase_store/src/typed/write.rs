@@ -187,7 +187,7 @@ impl<'s, B: Backend> Writer<'s, B> {
         pk: &[u8],
         value: &[u8],
         keys: &[Vec<u8>],
-        old_keys: &dyn Fn(&[u8]) -> Result<Vec<Vec<u8>>>,
+        old_keys: &OldKeysFn<'_>,
     ) -> Result<()> {
         self.run(|| {
             let mut old: Option<Vec<u8>> = None;
@@ -342,6 +342,10 @@ impl<'s, B: Backend> Writer<'s, B> {
         }
     }
 }
+
+/// What [`Writer::put_described`] calls to learn the encoded secondary keys of the
+/// stored value a write replaced.
+pub(crate) type OldKeysFn<'f> = dyn Fn(&[u8]) -> Result<Vec<Vec<u8>>> + 'f;
 
 fn poisoned(cause: &str) -> NetabaseError {
     NetabaseError::Poisoned(Box::new(PoisonedError {
