@@ -24,7 +24,7 @@ pub fn to_json(value: &Value) -> Json {
         },
         Value::Float(f) => Number::from_f64(*f).map_or(Json::Null, Json::Number),
         Value::Char(c) => Json::String(c.to_string()),
-        Value::String(s) => Json::String(s.clone()),
+        Value::Text(s) => Json::String(s.clone()),
         Value::Some(v) => to_json(v),
         Value::Seq(items) => Json::Array(items.iter().map(to_json).collect()),
         Value::Record(fields) => Json::Object(
@@ -82,8 +82,8 @@ fn from_json(json: &Json, shape: &TypeShape) -> Result<Value, String> {
                 )
             }
         }
-        (TypeShape::Char, Json::String(s)) => Value::String(s.clone()),
-        (TypeShape::String, Json::String(s)) => Value::String(s.clone()),
+        (TypeShape::Char, Json::String(s)) => Value::Text(s.clone()),
+        (TypeShape::Text, Json::String(s)) => Value::Text(s.clone()),
         (TypeShape::Seq(inner) | TypeShape::Array(inner, _), Json::Array(items)) => Value::Seq(
             items
                 .iter()

@@ -56,7 +56,7 @@ pub enum TypeShape {
     /// `char`: its UTF-8 bytes with a length.
     Char,
     /// `String`: a length, then UTF-8 bytes.
-    String,
+    Text,
     /// `Option<T>`: a tag byte, then the value when it is `Some`.
     Option(Box<TypeShape>),
     /// `Vec<T>`: a length, then each element.
@@ -83,7 +83,7 @@ pub enum Value {
     /// A `char`.
     Char(char),
     /// A `String`.
-    String(String),
+    Text(String),
     /// `None`.
     None,
     /// `Some(value)`.
@@ -150,7 +150,7 @@ impl TypeShape {
             TypeShape::F32 => Value::Float(take::<f32>(input)?.into()),
             TypeShape::F64 => Value::Float(take(input)?),
             TypeShape::Char => Value::Char(take(input)?),
-            TypeShape::String => Value::String(take(input)?),
+            TypeShape::Text => Value::Text(take(input)?),
             TypeShape::Option(inner) => match take::<u8>(input)? {
                 0 => Value::None,
                 1 => Value::Some(Box::new(inner.decode(input)?)),
@@ -204,14 +204,14 @@ impl TypeShape {
             (TypeShape::F32, _) => put(out, &(float(value)? as f32)),
             (TypeShape::F64, _) => put(out, &float(value)?),
             (TypeShape::Char, Value::Char(c)) => put(out, c),
-            (TypeShape::Char, Value::String(s)) => {
+            (TypeShape::Char, Value::Text(s)) => {
                 let mut chars = s.chars();
                 match (chars.next(), chars.next()) {
                     (Some(c), None) => put(out, &c),
                     _ => Err(mismatch(format!("expected one character, found {s:?}"))),
                 }
             }
-            (TypeShape::String, Value::String(s)) => put(out, s),
+            (TypeShape::Text, Value::Text(s)) => put(out, s),
             (TypeShape::Option(_), Value::None | Value::Unit) => put(out, &0u8),
             (TypeShape::Option(inner), Value::Some(v)) => {
                 put(out, &1u8)?;
@@ -278,7 +278,7 @@ impl TypeShape {
             (TypeShape::F32, _) => key(out, float(value)? as f32),
             (TypeShape::F64, _) => key(out, float(value)?),
             (TypeShape::Char, Value::Char(c)) => key(out, *c),
-            (TypeShape::String, Value::String(s)) => {
+            (TypeShape::Text, Value::Text(s)) => {
                 s.encode_key(out);
                 Ok(())
             }
@@ -342,7 +342,7 @@ impl TypeShape {
             TypeShape::F32 => "an f32".into(),
             TypeShape::F64 => "an f64".into(),
             TypeShape::Char => "a char".into(),
-            TypeShape::String => "a string".into(),
+            TypeShape::Text => "a string".into(),
             TypeShape::Option(inner) => format!("{} or null", inner.describe()),
             TypeShape::Seq(_) => "a list".into(),
             TypeShape::Array(_, n) => format!("a list of {n}"),
@@ -360,7 +360,7 @@ impl Value {
             Value::UInt(_) | Value::Int(_) => "an integer",
             Value::Float(_) => "a float",
             Value::Char(_) => "a char",
-            Value::String(_) => "a string",
+            Value::Text(_) => "a string",
             Value::None => "null",
             Value::Some(_) => "an option",
             Value::Seq(_) => "a list",
@@ -531,7 +531,7 @@ fn parse_type(rest: &mut &str) -> Result<TypeShape, ShapeMismatch> {
         "f32" => TypeShape::F32,
         "f64" => TypeShape::F64,
         "char" => TypeShape::Char,
-        "String" => TypeShape::String,
+        "String" => TypeShape::Text,
         "Vec" | "VecDeque" => return Ok(TypeShape::Seq(one(args)?)),
         "Option" => return Ok(TypeShape::Option(one(args)?)),
         "Box" => return Ok(*one(args)?),
@@ -614,7 +614,7 @@ mod tests {
             .collect::<Result<_, _>>()?;
         assert!(input.is_empty());
         assert_eq!(values[1], Value::Int(-7));
-        assert_eq!(values[2], Value::String("héllo".into()));
+        assert_eq!(values[2], Value::Text("héllo".into()));
         let mut out = Vec::new();
         for (s, v) in shapes.iter().zip(&values) {
             s.encode(v, &mut out)?;
@@ -627,7 +627,7 @@ mod tests {
     fn key_encoding_matches_the_typed_codec() -> Result<(), ShapeMismatch> {
         let mut out = Vec::new();
         TypeShape::parse("(u32,String)")?.encode_key(
-            &Value::Seq(vec![Value::UInt(7), Value::String("a".into())]),
+            &Value::Seq(vec![Value::UInt(7), Value::Text("a".into())]),
             &mut out,
         )?;
         assert_eq!(out, (7u32, "a".to_string()).to_key_bytes());
@@ -660,7 +660,7 @@ mod tests {
         let mut out = Vec::new();
         assert!(TypeShape::U8.encode(&Value::UInt(256), &mut out).is_err());
         assert!(TypeShape::U32.encode(&Value::Int(-1), &mut out).is_err());
-        assert!(TypeShape::String.encode(&Value::UInt(1), &mut out).is_err());
+        assert!(TypeShape::Text.encode(&Value::UInt(1), &mut out).is_err());
         assert!(TypeShape::U64.decode(&mut &[0xFFu8][..]).is_err());
     }
 }
