@@ -54,6 +54,7 @@ const FLAG_ENCRYPTED: u8 = 0x80;
 const NONCE_LEN: usize = 24;
 /// The largest value a sealed value may decompress to (a guard against a damaged
 /// length, not a limit on values, which are far smaller in practice).
+#[cfg_attr(not(any(feature = "lz4", feature = "zstd")), allow(dead_code))]
 const MAX_PLAIN: usize = 1 << 30;
 const KEY_CHECK: &[u8] = b"transform/key-check";
 const KEY_CHECK_PLAIN: &[u8] = b"netabase key check v1";
