@@ -403,7 +403,7 @@ fn compress(c: Compression, plain: &[u8]) -> Option<Vec<u8>> {
         #[cfg(feature = "zstd")]
         Compression::Zstd(level) => {
             let mut out = (plain.len() as u64).to_be_bytes().to_vec();
-            out.extend(zstd::bulk::compress(plain, level).ok()?);
+            out.extend(zstd_contexts::compress(plain, level)?);
             Some(out)
         }
         #[allow(unreachable_patterns)]
@@ -439,7 +439,7 @@ fn decompress(c: Compression, body: &[u8]) -> std::result::Result<Vec<u8>, Strin
                 .ok()
                 .filter(|s| *s <= MAX_PLAIN)
                 .ok_or_else(|| format!("a length of {size} bytes"))?;
-            let out = zstd::bulk::decompress(&body[8..], size).map_err(|e| e.to_string())?;
+            let out = zstd_contexts::decompress(&body[8..], size)?;
             if out.len() == size {
                 Ok(out)
             } else {
@@ -451,6 +451,45 @@ fn decompress(c: Compression, body: &[u8]) -> std::result::Result<Vec<u8>, Strin
             let _ = body;
             Err("this build lacks the compressor (features `lz4`, `zstd`)".into())
         }
+    }
+}
+
+/// zstd contexts kept per thread: making one costs more than compressing a small
+/// value, so each thread reuses its own.
+#[cfg(feature = "zstd")]
+mod zstd_contexts {
+    use std::cell::RefCell;
+
+    thread_local! {
+        static COMPRESSOR: RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> =
+            const { RefCell::new(None) };
+        static DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+            const { RefCell::new(None) };
+    }
+
+    /// `plain` compressed at `level`, or `None` when zstd fails.
+    pub(super) fn compress(plain: &[u8], level: i32) -> Option<Vec<u8>> {
+        COMPRESSOR.with(|cell| {
+            let mut slot = cell.borrow_mut();
+            if slot.as_ref().is_none_or(|(l, _)| *l != level) {
+                *slot = Some((level, zstd::bulk::Compressor::new(level).ok()?));
+            }
+            slot.as_mut()?.1.compress(plain).ok()
+        })
+    }
+
+    /// `body` decompressed into at most `size` bytes.
+    pub(super) fn decompress(body: &[u8], size: usize) -> Result<Vec<u8>, String> {
+        DECOMPRESSOR.with(|cell| {
+            let mut slot = cell.borrow_mut();
+            if slot.is_none() {
+                *slot = Some(zstd::bulk::Decompressor::new().map_err(|e| e.to_string())?);
+            }
+            match slot.as_mut() {
+                Some(d) => d.decompress(body, size).map_err(|e| e.to_string()),
+                None => Err("no zstd context".into()),
+            }
+        })
     }
 }
 
