@@ -47,7 +47,9 @@ pub mod blog {
 use blog::*;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let path = std::env::args().nth(1).unwrap_or_else(|| "blog.redb".into());
+    let path = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "blog.redb".into());
     let store = BlogDefinition::open_redb(&path)?;
     let users = store.open_tree::<User>();
     for (id, name, age, nickname) in [
