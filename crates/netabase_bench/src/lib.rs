@@ -10,6 +10,7 @@
 //! postcard encoding of the model; index key `u32` big-endian followed by the primary
 //! key, empty value), and keep the index exact for everything they do.
 
+pub mod at_rest;
 pub mod contenders;
 pub mod data;
 pub mod redis_server;

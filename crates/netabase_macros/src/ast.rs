@@ -144,6 +144,9 @@ pub(crate) struct Field {
     pub(crate) links: Vec<crate::rules::LinkAttr>,
     /// The field's `#[validate(..)]` rules.
     pub(crate) rules: Vec<crate::rules::FieldRule>,
+    /// Whether the field has a `#[serde(..)]` attribute, which may change how it is
+    /// serialized (`with`, `skip`): its stored shape is then not described.
+    pub(crate) serde_attr: bool,
 }
 
 /// A parsed `#[secondary_key]` / `#[secondary_key(unique)]` attribute.
@@ -414,6 +417,7 @@ fn parse_field(field: &syn::Field, cx: &mut Ctxt) -> Option<Field> {
         secondary,
         links,
         rules,
+        serde_attr: field.attrs.iter().any(|a| a.path().is_ident("serde")),
     })
 }
 

@@ -498,6 +498,19 @@ fn generate_model_impl(def: &Definition, model: &Model) -> TokenStream {
     });
 
     let rule_items = crate::rules::model_trait_items(definition, model);
+    let field_shapes = model.fields.iter().map(|field| {
+        let field_name = &field.name;
+        let ty = type_name(&field.ty);
+        let described = !field.serde_attr;
+        quote! {
+            ::netabase_store::schema::FieldShape {
+                name: #field_name,
+                ty: #ty,
+                described: #described,
+            }
+        }
+    });
+    let pk_name = valid::unraw(pk_field);
 
     quote! {
         #[automatically_derived]
@@ -505,6 +518,11 @@ fn generate_model_impl(def: &Definition, model: &Model) -> TokenStream {
             #rule_items
 
             type PrimaryKey = #primary_key;
+
+            const SHAPE: ::netabase_store::schema::ModelShape = ::netabase_store::schema::ModelShape {
+                primary_key: #pk_name,
+                fields: &[#(#field_shapes,)*],
+            };
             type SecondaryKeys = #secondary_keys;
             type Keys = #key;
 
@@ -685,6 +703,8 @@ fn generate_definition(def: &Definition) -> TokenStream {
             const NAME: &'static str = #definition_name;
             const MODELS: &'static [::netabase_store::schema::ModelInfo] =
                 &[#(<#idents as #model_trait>::INFO,)*];
+            const SHAPES: &'static [::netabase_store::schema::ModelShape] =
+                &[#(<#idents as #model_trait>::SHAPE,)*];
 
             #[inline]
             fn discriminant(&self) -> #discriminant {

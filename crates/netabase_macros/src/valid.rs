@@ -36,6 +36,18 @@ pub(crate) struct Model {
     pub(crate) secondary: Vec<SecondaryField>,
     /// Versions, validators and links.
     pub(crate) rules: crate::rules::CheckedRules,
+    /// Every field, in declaration order, for the self-describing shape.
+    pub(crate) fields: Vec<DataField>,
+}
+
+/// A field of a model as its stored shape describes it.
+pub(crate) struct DataField {
+    /// The field's name.
+    pub(crate) name: String,
+    /// The field's type.
+    pub(crate) ty: Type,
+    /// Whether a `#[serde(..)]` attribute may change its serialization.
+    pub(crate) serde_attr: bool,
 }
 
 /// The primary key field of a model.
@@ -190,6 +202,14 @@ fn check_model(args: &DefinitionArgs, model: ast::Model, cx: &mut Ctxt) -> Optio
 
     let mut primary: Option<KeyField> = None;
     let mut secondary: Vec<SecondaryField> = Vec::new();
+    let data_fields = fields
+        .iter()
+        .map(|field| DataField {
+            name: unraw(&field.ident),
+            ty: field.ty.clone(),
+            serde_attr: field.serde_attr,
+        })
+        .collect();
     for field in fields {
         let field_name = unraw(&field.ident);
         let field_variant = Ident::new(&upper_camel(&field_name), Span::call_site());
@@ -276,6 +296,7 @@ fn check_model(args: &DefinitionArgs, model: ast::Model, cx: &mut Ctxt) -> Optio
         primary,
         secondary,
         rules,
+        fields: data_fields,
     })
 }
 

@@ -114,6 +114,77 @@ pub enum NetabaseError {
     /// transactions return it to the caller.
     #[error(transparent)]
     Conflict(Box<ConflictError>),
+
+    // Values at rest and values without their Rust types.
+    /// A stored value could not be decrypted or decompressed: the store was opened
+    /// without the key it needs, with the wrong key, or the value was altered.
+    #[error(transparent)]
+    Transform(Box<TransformError>),
+
+    /// A record given without its Rust type (a tool's import) does not fit the shape
+    /// its model records in the database.
+    #[error(transparent)]
+    Shape(Box<ShapeError>),
+}
+
+/// A value that could not be decrypted or decompressed ([`NetabaseError::Transform`]).
+#[derive(Debug, Error)]
+#[non_exhaustive]
+#[error(
+    "cannot read the value in table `{table}` at key {}: {problem}",
+    hex(key)
+)]
+pub struct TransformError {
+    /// The table.
+    pub table: String,
+    /// The encoded key of the value.
+    pub key: Vec<u8>,
+    /// What went wrong.
+    pub problem: TransformProblem,
+}
+
+/// What went wrong in a [`TransformError`].
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum TransformProblem {
+    /// The value is encrypted and the store was opened without a key.
+    #[error("the value is encrypted; open the store with its encryption key")]
+    KeyRequired,
+    /// The store's key check does not open with the given key.
+    #[error("the encryption key is not the one this store was written with")]
+    WrongKey,
+    /// The value does not authenticate under the given key: the key is wrong, or the
+    /// value was altered, or moved from another table or key.
+    #[error(
+        "the value does not authenticate: the key is wrong, or the value was altered or moved \
+         from another key"
+    )]
+    Authentication,
+    /// The value does not decompress.
+    #[error("the value does not decompress: {0}")]
+    Decompress(String),
+    /// The value is compressed or encrypted and was read without its transforms.
+    #[error(
+        "the value is compressed or encrypted; open the store through \
+         `backend::transform::Transformed` (with its key when it is encrypted)"
+    )]
+    NotOpened,
+    /// The value's transform byte is not one this build knows.
+    #[error("unknown value transform {0:#04x}")]
+    Unknown(u8),
+}
+
+/// A record that does not fit its model's stored shape ([`NetabaseError::Shape`]).
+#[derive(Debug, Error)]
+#[non_exhaustive]
+#[error("a record of `{model}` does not fit its stored shape: {}{reason}", field.as_deref().map(|f| format!("field `{f}`: ")).unwrap_or_default())]
+pub struct ShapeError {
+    /// The model's table.
+    pub model: String,
+    /// The field concerned, if any.
+    pub field: Option<String>,
+    /// What does not fit.
+    pub reason: String,
 }
 
 /// `Result` with [`NetabaseError`].
@@ -542,6 +613,15 @@ impl NetabaseError {
         Self::decode(table, key, DecodeReason::Other(reason.to_string()))
     }
 
+    /// A value that could not be decrypted or decompressed.
+    pub fn transform(table: &str, key: &[u8], problem: TransformProblem) -> Self {
+        NetabaseError::Transform(Box::new(TransformError {
+            table: table.to_owned(),
+            key: key.to_vec(),
+            problem,
+        }))
+    }
+
     /// A file-system error.
     pub fn io(operation: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         NetabaseError::Io(Box::new(IoError {
@@ -593,6 +673,8 @@ impl NetabaseError {
         matches!(
             self,
             NetabaseError::UniqueViolation(_)
+                | NetabaseError::Transform(_)
+                | NetabaseError::Shape(_)
                 | NetabaseError::Decode(_)
                 | NetabaseError::Encode(_)
                 | NetabaseError::Version(_)

@@ -61,6 +61,7 @@ pub use error::{
 };
 pub use error::{BoxedError, NetabaseError, Result};
 pub use error::{DanglingLinkError, InvalidError, StillReferencedError};
+pub use error::{ShapeError, TransformError, TransformProblem};
 
 /// Re-exports used by the code that the macros generate; not part of the public API.
 #[doc(hidden)]

@@ -40,6 +40,38 @@ pub struct ModelInfo {
     pub secondary_keys: &'static [SecondaryKeyInfo],
 }
 
+/// One field of a model as its self-describing shape records it: enough for a tool
+/// without the model's Rust type (the `netabase` command line) to decode and encode
+/// its stored values ([`crate::codec::dynamic`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FieldShape {
+    /// The Rust field name.
+    pub name: &'static str,
+    /// The field's Rust type as written, without spaces (`"Vec<u8>"`, `"Option<String>"`).
+    pub ty: &'static str,
+    /// `false` when a `#[serde(..)]` attribute may change how the field is serialized:
+    /// the shape then does not describe it, and tools refuse to decode the model.
+    pub described: bool,
+}
+
+/// The fields of a model in declaration order (postcard serializes a struct as its
+/// fields in that order), and which of them is the primary key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ModelShape {
+    /// The name of the `#[primary_key]` field.
+    pub primary_key: &'static str,
+    /// Every field, in declaration order.
+    pub fields: &'static [FieldShape],
+}
+
+impl ModelShape {
+    /// The shape of a model whose fields are not described (a hand-written impl).
+    pub const UNDESCRIBED: ModelShape = ModelShape {
+        primary_key: "",
+        fields: &[],
+    };
+}
+
 /// The discriminant enum generated for a definition (one unit variant per model).
 pub trait DiscriminantTrait: Copy + Eq + Ord + Hash + Debug + Send + Sync + 'static {
     /// Every discriminant, in declaration order.
@@ -70,6 +102,9 @@ pub trait NetabaseDefinitionTrait: Sized + Clone + Debug + Send + Sync + 'static
     /// Every model of the definition, in declaration order (indexed by
     /// [`DiscriminantTrait::index`]).
     const MODELS: &'static [ModelInfo];
+    /// The self-describing shape of every model, parallel to
+    /// [`NetabaseDefinitionTrait::MODELS`]; recorded in `__netabase/meta` at open.
+    const SHAPES: &'static [ModelShape] = &[];
 
     /// Which model this value holds.
     fn discriminant(&self) -> Self::Discriminant;
@@ -116,6 +151,9 @@ pub trait NetabaseModelTrait<D: NetabaseDefinitionTrait>:
 
     /// Static description: name, table names, version, secondary keys.
     const INFO: ModelInfo;
+    /// The model's fields and their types, for tools that read a database without the
+    /// model's Rust type.
+    const SHAPE: ModelShape = ModelShape::UNDESCRIBED;
 
     /// This model's discriminant in the definition.
     fn discriminant() -> D::Discriminant;

@@ -32,6 +32,7 @@ pub mod redb;
 pub mod redis;
 #[cfg(feature = "sled")]
 pub mod sled;
+pub mod transform;
 pub use chunked::ChunkedRange;
 
 /// A new temporary directory for a throw-away database, removed when dropped.

@@ -88,6 +88,13 @@ pub fn split_header<'a>(table: &str, key: &[u8], bytes: &'a [u8]) -> Result<(u16
             },
         ));
     }
+    if bytes[0] == crate::backend::transform::SEALED_FORMAT {
+        return Err(NetabaseError::transform(
+            table,
+            key,
+            crate::error::TransformProblem::NotOpened,
+        ));
+    }
     if bytes[0] != VALUE_FORMAT_VERSION {
         return Err(NetabaseError::decode(
             table,

@@ -138,13 +138,17 @@ pub(crate) fn open<D: NetabaseDefinitionTrait, B: Backend>(
 ) -> Result<()> {
     let schema_key = format!("schema/{}", D::NAME);
     let descriptor = descriptor::<D>();
-    let (format, stored) = {
+    let shape_key = format!("{}{}", super::dynamic::SHAPE_KEY_PREFIX, D::NAME);
+    let shape = super::dynamic::shape_text::<D>();
+    let (format, stored, stored_shape) = {
         let txn = backend.begin_read()?;
         (
             txn.get(META_TABLE, FORMAT_KEY)?,
             txn.get(META_TABLE, schema_key.as_bytes())?,
+            txn.get(META_TABLE, shape_key.as_bytes())?,
         )
     };
+    let shape_current = stored_shape.as_deref() == shape.as_deref().map(str::as_bytes);
     if let Some(bytes) = &format {
         let found = <[u8; 4]>::try_from(bytes.as_slice())
             .map(u32::from_be_bytes)
@@ -187,7 +191,11 @@ pub(crate) fn open<D: NetabaseDefinitionTrait, B: Backend>(
         }
         return Ok(());
     }
-    if format.is_some() && stored.as_deref() == Some(descriptor.as_bytes()) && actions.is_empty() {
+    if format.is_some()
+        && stored.as_deref() == Some(descriptor.as_bytes())
+        && actions.is_empty()
+        && shape_current
+    {
         return Ok(());
     }
     let writer = Writer::begin(backend, false)?;
@@ -205,6 +213,19 @@ pub(crate) fn open<D: NetabaseDefinitionTrait, B: Backend>(
         key: schema_key.into_bytes(),
         value: descriptor.into_bytes(),
     }];
+    if !shape_current {
+        meta.push(match shape {
+            Some(text) => WriteOp::Put {
+                table: META_TABLE,
+                key: shape_key.into_bytes(),
+                value: text.into_bytes(),
+            },
+            None => WriteOp::Delete {
+                table: META_TABLE,
+                key: shape_key.into_bytes(),
+            },
+        });
+    }
     if format.is_none() {
         meta.push(WriteOp::Put {
             table: META_TABLE,

@@ -9,6 +9,7 @@ pub mod batch;
 pub mod changes;
 pub(crate) mod chunk;
 pub(crate) mod links;
+pub mod dynamic;
 pub mod meta;
 pub mod migrate;
 mod navigate;

@@ -13,7 +13,7 @@
 //! - unique: key `enc(secondary)`, value `enc(primary)`.
 
 use crate::backend::WriteOp;
-use crate::schema::{NetabaseDefinitionTrait, NetabaseModelTrait};
+use crate::schema::{NetabaseDefinitionTrait, NetabaseModelTrait, SecondaryKeyInfo};
 
 /// A unique secondary key that the new record claims: the write may proceed only if the
 /// index holds nothing at `key`, or holds this record's own primary key.
@@ -44,14 +44,36 @@ where
     D: NetabaseDefinitionTrait,
     M: NetabaseModelTrait<D>,
 {
+    plan_put_keys(
+        M::INFO.secondary_keys,
+        pk,
+        old.map(|old| move |index: usize, out: &mut Vec<u8>| old.encode_secondary_key(index, out)),
+        |index, out| new.encode_secondary_key(index, out),
+        plan,
+    );
+}
+
+/// [`plan_put`] for a model known by its secondary keys `fields` only: `old` and `new`
+/// append the encoded secondary key at a position. Typed models and the models of a
+/// [`crate::typed::dynamic::DynamicStore`] (a tool without the Rust types) share it.
+pub fn plan_put_keys<O, N>(
+    fields: &'static [SecondaryKeyInfo],
+    pk: &[u8],
+    old: Option<O>,
+    new: N,
+    plan: &mut WritePlan,
+) where
+    O: Fn(usize, &mut Vec<u8>),
+    N: Fn(usize, &mut Vec<u8>),
+{
     let mut new_key = Vec::new();
     let mut old_key = Vec::new();
-    for (index, field) in M::INFO.secondary_keys.iter().enumerate() {
+    for (index, field) in fields.iter().enumerate() {
         new_key.clear();
-        new.encode_secondary_key(index, &mut new_key);
-        if let Some(old) = old {
+        new(index, &mut new_key);
+        if let Some(old) = &old {
             old_key.clear();
-            old.encode_secondary_key(index, &mut old_key);
+            old(index, &mut old_key);
             if old_key == new_key {
                 // Same secondary value, same primary key: the entry is already right.
                 continue;

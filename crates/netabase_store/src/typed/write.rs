@@ -20,13 +20,14 @@ use std::cell::RefCell;
 use crate::backend::{Backend, ReadTxn, WriteOp, WriteTxn};
 use crate::codec::key::KeyCodec;
 use crate::codec::value::encode_value;
-use crate::error::{NetabaseError, PoisonedError, Result};
-use crate::schema::{NetabaseDefinitionTrait, NetabaseModelTrait};
+use crate::error::{NetabaseError, PoisonedError, Result, UniqueViolation};
+use crate::schema::{ModelInfo, NetabaseDefinitionTrait, NetabaseModelTrait};
 
 use super::changes::{Change, ChangeSet};
 use super::chunk::{Abandon, Decisions, PutChunk, RemoveChunk};
 use super::watch::Hub;
 use super::links::{self, Removal};
+use super::plan::{WritePlan, plan_put_keys};
 
 /// Records per chunk of a `put_many` or `remove_many` of a model without unique keys:
 /// each chunk writes its primary values in one engine call and then its index writes
@@ -316,6 +317,71 @@ impl<'s, B: Backend> Writer<'s, B> {
         })
     }
 
+    /// Stores one record of a model known only by its description (a tool without the
+    /// Rust types: [`super::dynamic::DynamicStore`]): `value` is the stored value,
+    /// `keys` its encoded secondary keys in the order of `info.secondary_keys`, and
+    /// `old_keys` decodes the secondary keys of the record it replaces. The steps of a
+    /// typed put: the primary write learning the replaced record, the index plan
+    /// ([`super::plan::plan_put_keys`]), the unique checks, the index writes; a refused
+    /// write is undone. Nothing is logged.
+    pub(crate) fn put_described(
+        &self,
+        info: &'static ModelInfo,
+        pk: &[u8],
+        value: &[u8],
+        keys: &[Vec<u8>],
+        old_keys: &OldKeysFn<'_>,
+    ) -> Result<()> {
+        self.run(|| {
+            let mut old: Option<Vec<u8>> = None;
+            self.txn
+                .put_each(info.table, &[(pk, value)], &mut |_, replaced| {
+                    old = replaced.map(<[u8]>::to_vec);
+                    Ok(())
+                })?;
+            let old_decoded = match &old {
+                Some(bytes) if !info.secondary_keys.is_empty() => match old_keys(bytes) {
+                    Ok(decoded) => Some(decoded),
+                    Err(e) => {
+                        restore(&self.txn, info.table, pk, Some(bytes))?;
+                        return Err(e);
+                    }
+                },
+                _ => None,
+            };
+            let mut plan = WritePlan::default();
+            let part = |from: &[Vec<u8>], i: usize, out: &mut Vec<u8>| {
+                if let Some(k) = from.get(i) {
+                    out.extend_from_slice(k);
+                }
+            };
+            plan_put_keys(
+                info.secondary_keys,
+                pk,
+                old_decoded
+                    .as_deref()
+                    .map(|from| move |i: usize, out: &mut Vec<u8>| part(from, i, out)),
+                |i, out| part(keys, i, out),
+                &mut plan,
+            );
+            for check in &plan.checks {
+                if let Some(holder) = self.txn.get(check.table, &check.key)?
+                    && holder != pk
+                {
+                    restore(&self.txn, info.table, pk, old.as_deref())?;
+                    return Err(NetabaseError::UniqueViolation(Box::new(UniqueViolation {
+                        model: info.name,
+                        field: info.secondary_keys[check.index].field,
+                        value: crate::error::hex(&check.key),
+                        holder: crate::error::hex(&holder),
+                        holder_key: holder,
+                    })));
+                }
+            }
+            apply_by_table(&self.txn, plan.ops)
+        })
+    }
+
     /// Writes netabase's own bytes (the meta table, an index being rebuilt): no model
     /// record changes, so nothing is logged.
     pub(crate) fn write_internal(&self, ops: &[WriteOp<'_>]) -> Result<()> {
@@ -438,6 +504,10 @@ impl<'s, B: Backend> Writer<'s, B> {
         }
     }
 }
+
+/// What [`Writer::put_described`] calls to learn the encoded secondary keys of the
+/// stored value a write replaced.
+pub(crate) type OldKeysFn<'f> = dyn Fn(&[u8]) -> Result<Vec<Vec<u8>>> + 'f;
 
 impl Poison {
     /// The poison left by the failure `e`.

@@ -1,0 +1,666 @@
+//! Values without their Rust types: decoding and encoding postcard from a described
+//! shape, for tools (the `netabase` command line) that read and write a database
+//! without the program that defined its models.
+//!
+//! postcard is not self-describing: a stored value is its fields one after the other,
+//! with no names and no type tags. What makes it readable is the shape the macros
+//! record for every model ([`crate::schema::ModelShape`]): each field's Rust type as
+//! written, which [`TypeShape::parse`] turns into the wire layout. The types a shape
+//! can describe are those models are made of: integers, floats, `bool`, `char`,
+//! `String`, `Vec<T>` (`Vec<u8>` included), `Option<T>`, `Box<T>`, tuples and arrays.
+//! Anything else (a nested struct or enum, a map, a type alias) is refused with a
+//! message naming the type, never guessed at.
+
+use std::fmt;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::codec::key::KeyCodec;
+
+/// The wire layout of one Rust type, as postcard writes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TypeShape {
+    /// `()`: nothing on the wire.
+    Unit,
+    /// `bool`: one byte.
+    Bool,
+    /// `u8`: one byte.
+    U8,
+    /// `u16`: a varint.
+    U16,
+    /// `u32`: a varint.
+    U32,
+    /// `u64`: a varint.
+    U64,
+    /// `u128`: a varint.
+    U128,
+    /// `usize`: a varint.
+    Usize,
+    /// `i8`: one byte.
+    I8,
+    /// `i16`: a zigzag varint.
+    I16,
+    /// `i32`: a zigzag varint.
+    I32,
+    /// `i64`: a zigzag varint.
+    I64,
+    /// `i128`: a zigzag varint.
+    I128,
+    /// `isize`: a zigzag varint.
+    Isize,
+    /// `f32`: four bytes, little-endian.
+    F32,
+    /// `f64`: eight bytes, little-endian.
+    F64,
+    /// `char`: its UTF-8 bytes with a length.
+    Char,
+    /// `String`: a length, then UTF-8 bytes.
+    Text,
+    /// `Option<T>`: a tag byte, then the value when it is `Some`.
+    Option(Box<TypeShape>),
+    /// `Vec<T>`: a length, then each element.
+    Seq(Box<TypeShape>),
+    /// `[T; N]`: N elements, no length.
+    Array(Box<TypeShape>, usize),
+    /// A tuple: each element in order.
+    Tuple(Vec<TypeShape>),
+}
+
+/// A value decoded without its Rust type.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// `()`.
+    Unit,
+    /// A `bool`.
+    Bool(bool),
+    /// A non-negative integer of any width.
+    UInt(u128),
+    /// A negative integer of any width (non-negative ones may come as [`Value::UInt`]).
+    Int(i128),
+    /// A float.
+    Float(f64),
+    /// A `char`.
+    Char(char),
+    /// A `String`.
+    Text(String),
+    /// `None`.
+    None,
+    /// `Some(value)`.
+    Some(Box<Value>),
+    /// A `Vec`, an array or a tuple.
+    Seq(Vec<Value>),
+    /// A model: its fields in declaration order.
+    Record(Vec<(String, Value)>),
+}
+
+/// Why a value could not be decoded or encoded from a shape.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShapeMismatch(pub String);
+
+impl fmt::Display for ShapeMismatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ShapeMismatch {}
+
+fn mismatch(text: impl Into<String>) -> ShapeMismatch {
+    ShapeMismatch(text.into())
+}
+
+impl TypeShape {
+    /// Parses a Rust type as written in a model (`"Vec<u8>"`, `"Option<(u32,String)>"`,
+    /// `"std::string::String"`).
+    ///
+    /// # Errors
+    /// A message naming the type when it is not one a shape can describe.
+    pub fn parse(ty: &str) -> Result<TypeShape, ShapeMismatch> {
+        let compact: String = ty.chars().filter(|c| !c.is_whitespace()).collect();
+        let mut rest = compact.as_str();
+        let shape = parse_type(&mut rest)
+            .map_err(|e| mismatch(format!("the type `{compact}` cannot be described: {}", e.0)))?;
+        if !rest.is_empty() {
+            return Err(mismatch(format!(
+                "the type `{compact}` cannot be described: unexpected `{rest}`"
+            )));
+        }
+        Ok(shape)
+    }
+
+    /// Decodes one value of this shape from the front of `input`, advancing it.
+    ///
+    /// # Errors
+    /// When the bytes are not a postcard value of this shape.
+    pub fn decode(&self, input: &mut &[u8]) -> Result<Value, ShapeMismatch> {
+        Ok(match self {
+            TypeShape::Unit => Value::Unit,
+            TypeShape::Bool => Value::Bool(take(input)?),
+            TypeShape::U8 => Value::UInt(take::<u8>(input)?.into()),
+            TypeShape::U16 => Value::UInt(take::<u16>(input)?.into()),
+            TypeShape::U32 => Value::UInt(take::<u32>(input)?.into()),
+            TypeShape::U64 | TypeShape::Usize => Value::UInt(take::<u64>(input)?.into()),
+            TypeShape::U128 => Value::UInt(take::<u128>(input)?),
+            TypeShape::I8 => int(take::<i8>(input)?.into()),
+            TypeShape::I16 => int(take::<i16>(input)?.into()),
+            TypeShape::I32 => int(take::<i32>(input)?.into()),
+            TypeShape::I64 | TypeShape::Isize => int(take::<i64>(input)?.into()),
+            TypeShape::I128 => int(take::<i128>(input)?),
+            TypeShape::F32 => Value::Float(take::<f32>(input)?.into()),
+            TypeShape::F64 => Value::Float(take(input)?),
+            TypeShape::Char => Value::Char(take(input)?),
+            TypeShape::Text => Value::Text(take(input)?),
+            TypeShape::Option(inner) => match take::<u8>(input)? {
+                0 => Value::None,
+                1 => Value::Some(Box::new(inner.decode(input)?)),
+                tag => return Err(mismatch(format!("an option tag is {tag}, not 0 or 1"))),
+            },
+            TypeShape::Seq(inner) => {
+                let len = take::<u64>(input)?;
+                // Every element takes at least... nothing (a `Vec<()>`), so bound the
+                // allocation by what is left rather than trusting the length.
+                let mut items =
+                    Vec::with_capacity(usize::try_from(len).unwrap_or(0).min(input.len()));
+                for _ in 0..len {
+                    items.push(inner.decode(input)?);
+                }
+                Value::Seq(items)
+            }
+            TypeShape::Array(inner, n) => Value::Seq(
+                (0..*n)
+                    .map(|_| inner.decode(input))
+                    .collect::<Result<_, _>>()?,
+            ),
+            TypeShape::Tuple(items) => Value::Seq(
+                items
+                    .iter()
+                    .map(|t| t.decode(input))
+                    .collect::<Result<_, _>>()?,
+            ),
+        })
+    }
+
+    /// Appends the postcard encoding of `value` as this shape.
+    ///
+    /// # Errors
+    /// When `value` is not of this shape (a string for an integer, a number out of
+    /// range, a tuple of the wrong length).
+    pub fn encode(&self, value: &Value, out: &mut Vec<u8>) -> Result<(), ShapeMismatch> {
+        match (self, value) {
+            (TypeShape::Unit, Value::Unit | Value::None) => Ok(()),
+            (TypeShape::Bool, Value::Bool(b)) => put(out, b),
+            (TypeShape::U8, _) => put(out, &uint::<u8>(value, "u8")?),
+            (TypeShape::U16, _) => put(out, &uint::<u16>(value, "u16")?),
+            (TypeShape::U32, _) => put(out, &uint::<u32>(value, "u32")?),
+            (TypeShape::U64 | TypeShape::Usize, _) => put(out, &uint::<u64>(value, "u64")?),
+            (TypeShape::U128, _) => put(out, &uint::<u128>(value, "u128")?),
+            (TypeShape::I8, _) => put(out, &sint::<i8>(value, "i8")?),
+            (TypeShape::I16, _) => put(out, &sint::<i16>(value, "i16")?),
+            (TypeShape::I32, _) => put(out, &sint::<i32>(value, "i32")?),
+            (TypeShape::I64 | TypeShape::Isize, _) => put(out, &sint::<i64>(value, "i64")?),
+            (TypeShape::I128, _) => put(out, &sint::<i128>(value, "i128")?),
+            #[allow(clippy::cast_possible_truncation)]
+            (TypeShape::F32, _) => put(out, &(float(value)? as f32)),
+            (TypeShape::F64, _) => put(out, &float(value)?),
+            (TypeShape::Char, Value::Char(c)) => put(out, c),
+            (TypeShape::Char, Value::Text(s)) => {
+                let mut chars = s.chars();
+                match (chars.next(), chars.next()) {
+                    (Some(c), None) => put(out, &c),
+                    _ => Err(mismatch(format!("expected one character, found {s:?}"))),
+                }
+            }
+            (TypeShape::Text, Value::Text(s)) => put(out, s),
+            (TypeShape::Option(_), Value::None | Value::Unit) => put(out, &0u8),
+            (TypeShape::Option(inner), Value::Some(v)) => {
+                put(out, &1u8)?;
+                inner.encode(v, out)
+            }
+            // A bare value where an option is expected (JSON has no `Some`).
+            (TypeShape::Option(inner), v) => {
+                put(out, &1u8)?;
+                inner.encode(v, out)
+            }
+            (TypeShape::Seq(inner), Value::Seq(items)) => {
+                put(out, &(items.len() as u64))?;
+                items.iter().try_for_each(|v| inner.encode(v, out))
+            }
+            (TypeShape::Array(inner, n), Value::Seq(items)) if items.len() == *n => {
+                items.iter().try_for_each(|v| inner.encode(v, out))
+            }
+            (TypeShape::Tuple(types), Value::Seq(items)) if items.len() == types.len() => types
+                .iter()
+                .zip(items)
+                .try_for_each(|(t, v)| t.encode(v, out)),
+            (shape, value) => Err(mismatch(format!(
+                "expected {}, found {}",
+                shape.describe(),
+                value.kind()
+            ))),
+        }
+    }
+
+    /// Appends the order-preserving key encoding of `value` as this shape: the bytes a
+    /// primary or secondary key of this type has in its table
+    /// ([`crate::codec::key::KeyCodec`]).
+    ///
+    /// # Errors
+    /// When `value` is not of this shape, or the type cannot be a key.
+    pub fn encode_key(&self, value: &Value, out: &mut Vec<u8>) -> Result<(), ShapeMismatch> {
+        match (self, value) {
+            (TypeShape::Unit, _) => Ok(()),
+            (TypeShape::Bool, Value::Bool(b)) => {
+                b.encode_key(out);
+                Ok(())
+            }
+            (TypeShape::U8, _) => key(out, uint::<u8>(value, "u8")?),
+            (TypeShape::U16, _) => key(out, uint::<u16>(value, "u16")?),
+            (TypeShape::U32, _) => key(out, uint::<u32>(value, "u32")?),
+            (TypeShape::U64, _) => key(out, uint::<u64>(value, "u64")?),
+            (TypeShape::Usize, _) => key(
+                out,
+                usize::try_from(uint::<u64>(value, "usize")?)
+                    .map_err(|_| mismatch("a usize out of range"))?,
+            ),
+            (TypeShape::U128, _) => key(out, uint::<u128>(value, "u128")?),
+            (TypeShape::I8, _) => key(out, sint::<i8>(value, "i8")?),
+            (TypeShape::I16, _) => key(out, sint::<i16>(value, "i16")?),
+            (TypeShape::I32, _) => key(out, sint::<i32>(value, "i32")?),
+            (TypeShape::I64, _) => key(out, sint::<i64>(value, "i64")?),
+            (TypeShape::Isize, _) => key(
+                out,
+                isize::try_from(sint::<i64>(value, "isize")?)
+                    .map_err(|_| mismatch("an isize out of range"))?,
+            ),
+            (TypeShape::I128, _) => key(out, sint::<i128>(value, "i128")?),
+            #[allow(clippy::cast_possible_truncation)]
+            (TypeShape::F32, _) => key(out, float(value)? as f32),
+            (TypeShape::F64, _) => key(out, float(value)?),
+            (TypeShape::Char, Value::Char(c)) => key(out, *c),
+            (TypeShape::Text, Value::Text(s)) => {
+                s.encode_key(out);
+                Ok(())
+            }
+            (TypeShape::Seq(inner), Value::Seq(items)) if **inner == TypeShape::U8 => {
+                let bytes = items
+                    .iter()
+                    .map(|v| uint::<u8>(v, "u8"))
+                    .collect::<Result<Vec<u8>, _>>()?;
+                key(out, bytes)
+            }
+            (TypeShape::Array(inner, n), Value::Seq(items))
+                if **inner == TypeShape::U8 && items.len() == *n =>
+            {
+                // `[u8; N]` keys are their bytes as they are.
+                for v in items {
+                    out.push(uint::<u8>(v, "u8")?);
+                }
+                Ok(())
+            }
+            (TypeShape::Option(_), Value::None) => {
+                out.push(0);
+                Ok(())
+            }
+            (TypeShape::Option(inner), v) => {
+                out.push(1);
+                let v = match v {
+                    Value::Some(v) => v,
+                    v => v,
+                };
+                inner.encode_key(v, out)
+            }
+            (TypeShape::Tuple(types), Value::Seq(items)) if items.len() == types.len() => types
+                .iter()
+                .zip(items)
+                .try_for_each(|(t, v)| t.encode_key(v, out)),
+            (shape, value) => Err(mismatch(format!(
+                "expected a key of {}, found {}",
+                shape.describe(),
+                value.kind()
+            ))),
+        }
+    }
+
+    /// A short description for messages (`"a u32"`, `"a list"`).
+    pub fn describe(&self) -> String {
+        match self {
+            TypeShape::Unit => "()".into(),
+            TypeShape::Bool => "a bool".into(),
+            TypeShape::U8 => "a u8".into(),
+            TypeShape::U16 => "a u16".into(),
+            TypeShape::U32 => "a u32".into(),
+            TypeShape::U64 => "a u64".into(),
+            TypeShape::U128 => "a u128".into(),
+            TypeShape::Usize => "a usize".into(),
+            TypeShape::I8 => "an i8".into(),
+            TypeShape::I16 => "an i16".into(),
+            TypeShape::I32 => "an i32".into(),
+            TypeShape::I64 => "an i64".into(),
+            TypeShape::I128 => "an i128".into(),
+            TypeShape::Isize => "an isize".into(),
+            TypeShape::F32 => "an f32".into(),
+            TypeShape::F64 => "an f64".into(),
+            TypeShape::Char => "a char".into(),
+            TypeShape::Text => "a string".into(),
+            TypeShape::Option(inner) => format!("{} or null", inner.describe()),
+            TypeShape::Seq(_) => "a list".into(),
+            TypeShape::Array(_, n) => format!("a list of {n}"),
+            TypeShape::Tuple(items) => format!("a list of {}", items.len()),
+        }
+    }
+}
+
+impl Value {
+    /// What kind of value this is, for messages.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Value::Unit => "()",
+            Value::Bool(_) => "a bool",
+            Value::UInt(_) | Value::Int(_) => "an integer",
+            Value::Float(_) => "a float",
+            Value::Char(_) => "a char",
+            Value::Text(_) => "a string",
+            Value::None => "null",
+            Value::Some(_) => "an option",
+            Value::Seq(_) => "a list",
+            Value::Record(_) => "a record",
+        }
+    }
+
+    /// The field `name` of a record.
+    pub fn field(&self, name: &str) -> Option<&Value> {
+        match self {
+            Value::Record(fields) => fields.iter().find(|(n, _)| n == name).map(|(_, v)| v),
+            _ => None,
+        }
+    }
+}
+
+fn int(v: i128) -> Value {
+    match u128::try_from(v) {
+        Ok(u) => Value::UInt(u),
+        Err(_) => Value::Int(v),
+    }
+}
+
+fn take<T: DeserializeOwned>(input: &mut &[u8]) -> Result<T, ShapeMismatch> {
+    let (value, rest) = postcard::take_from_bytes::<T>(input)
+        .map_err(|e| mismatch(format!("{e} at {} bytes from the end", input.len())))?;
+    *input = rest;
+    Ok(value)
+}
+
+fn put<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) -> Result<(), ShapeMismatch> {
+    let taken = std::mem::take(out);
+    *out = postcard::to_extend(value, taken).map_err(|e| mismatch(e.to_string()))?;
+    Ok(())
+}
+
+fn key<K: KeyCodec>(out: &mut Vec<u8>, value: K) -> Result<(), ShapeMismatch> {
+    value.encode_key(out);
+    Ok(())
+}
+
+fn uint<T: TryFrom<u128>>(value: &Value, ty: &str) -> Result<T, ShapeMismatch> {
+    let wide = match value {
+        Value::UInt(u) => *u,
+        Value::Int(i) => u128::try_from(*i).map_err(|_| mismatch(format!("{i} is not a {ty}")))?,
+        other => return Err(mismatch(format!("expected a {ty}, found {}", other.kind()))),
+    };
+    T::try_from(wide).map_err(|_| mismatch(format!("{wide} does not fit in a {ty}")))
+}
+
+fn sint<T: TryFrom<i128>>(value: &Value, ty: &str) -> Result<T, ShapeMismatch> {
+    let wide = match value {
+        Value::Int(i) => *i,
+        Value::UInt(u) => {
+            i128::try_from(*u).map_err(|_| mismatch(format!("{u} does not fit in an {ty}")))?
+        }
+        other => {
+            return Err(mismatch(format!(
+                "expected an {ty}, found {}",
+                other.kind()
+            )));
+        }
+    };
+    T::try_from(wide).map_err(|_| mismatch(format!("{wide} does not fit in an {ty}")))
+}
+
+#[allow(clippy::cast_precision_loss)]
+fn float(value: &Value) -> Result<f64, ShapeMismatch> {
+    match value {
+        Value::Float(f) => Ok(*f),
+        Value::UInt(u) => Ok(*u as f64),
+        Value::Int(i) => Ok(*i as f64),
+        other => Err(mismatch(format!(
+            "expected a number, found {}",
+            other.kind()
+        ))),
+    }
+}
+
+/// One type from the front of `rest`.
+fn parse_type(rest: &mut &str) -> Result<TypeShape, ShapeMismatch> {
+    if let Some(after) = rest.strip_prefix('(') {
+        *rest = after;
+        let mut items = Vec::new();
+        loop {
+            if let Some(after) = rest.strip_prefix(')') {
+                *rest = after;
+                break;
+            }
+            items.push(parse_type(rest)?);
+            if let Some(after) = rest.strip_prefix(',') {
+                *rest = after;
+            } else if !rest.starts_with(')') {
+                return Err(mismatch("a tuple is not closed"));
+            }
+        }
+        return Ok(if items.is_empty() {
+            TypeShape::Unit
+        } else {
+            TypeShape::Tuple(items)
+        });
+    }
+    if let Some(after) = rest.strip_prefix('[') {
+        *rest = after;
+        let inner = parse_type(rest)?;
+        let after = rest
+            .strip_prefix(';')
+            .ok_or_else(|| mismatch("a slice has no fixed length"))?;
+        let end = after
+            .find(']')
+            .ok_or_else(|| mismatch("an array is not closed"))?;
+        let n: usize = after[..end]
+            .trim_end_matches("usize")
+            .parse()
+            .map_err(|_| {
+                mismatch(format!(
+                    "the array length `{}` is not a number",
+                    &after[..end]
+                ))
+            })?;
+        *rest = &after[end + 1..];
+        return Ok(TypeShape::Array(Box::new(inner), n));
+    }
+    let end = rest
+        .find(|c: char| !(c.is_alphanumeric() || c == '_' || c == ':'))
+        .unwrap_or(rest.len());
+    let path = &rest[..end];
+    *rest = &rest[end..];
+    let name = path.rsplit("::").next().unwrap_or(path);
+    if name.is_empty() {
+        return Err(mismatch(format!("`{}` is not a type name", &rest[..])));
+    }
+    let mut args = Vec::new();
+    if let Some(after) = rest.strip_prefix('<') {
+        *rest = after;
+        loop {
+            args.push(parse_type(rest)?);
+            if let Some(after) = rest.strip_prefix(',') {
+                *rest = after;
+            } else if let Some(after) = rest.strip_prefix('>') {
+                *rest = after;
+                break;
+            } else {
+                return Err(mismatch("generic arguments are not closed"));
+            }
+        }
+    }
+    let one = |args: Vec<TypeShape>| -> Result<Box<TypeShape>, ShapeMismatch> {
+        match <[TypeShape; 1]>::try_from(args) {
+            Ok([t]) => Ok(Box::new(t)),
+            Err(_) => Err(mismatch(format!("`{name}` takes one type argument"))),
+        }
+    };
+    let scalar = match name {
+        "bool" => TypeShape::Bool,
+        "u8" => TypeShape::U8,
+        "u16" => TypeShape::U16,
+        "u32" => TypeShape::U32,
+        "u64" => TypeShape::U64,
+        "u128" => TypeShape::U128,
+        "usize" => TypeShape::Usize,
+        "i8" => TypeShape::I8,
+        "i16" => TypeShape::I16,
+        "i32" => TypeShape::I32,
+        "i64" => TypeShape::I64,
+        "i128" => TypeShape::I128,
+        "isize" => TypeShape::Isize,
+        "f32" => TypeShape::F32,
+        "f64" => TypeShape::F64,
+        "char" => TypeShape::Char,
+        "String" => TypeShape::Text,
+        "Vec" | "VecDeque" => return Ok(TypeShape::Seq(one(args)?)),
+        "Option" => return Ok(TypeShape::Option(one(args)?)),
+        "Box" => return Ok(*one(args)?),
+        other => {
+            return Err(mismatch(format!(
+                "`{other}` is not a type a stored shape describes (integers, floats, bool, \
+                 char, String, Vec, Option, Box, tuples and arrays of these); nested structs, \
+                 enums, maps and type aliases are not described"
+            )));
+        }
+    };
+    if args.is_empty() {
+        Ok(scalar)
+    } else {
+        Err(mismatch(format!("`{name}` takes no type arguments")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Serialize, serde::Deserialize, Debug, PartialEq, Clone)]
+    struct Sample {
+        a: u64,
+        b: i32,
+        c: String,
+        d: Vec<u8>,
+        e: Option<(u16, String)>,
+        f: f64,
+        g: bool,
+        h: [u8; 3],
+        i: Vec<Option<i64>>,
+        j: char,
+        k: u128,
+    }
+
+    fn shapes() -> Vec<TypeShape> {
+        [
+            "u64",
+            "i32",
+            "std::string::String",
+            "Vec<u8>",
+            "Option<(u16,String)>",
+            "f64",
+            "bool",
+            "[u8;3]",
+            "Vec<Option<i64>>",
+            "char",
+            "u128",
+        ]
+        .iter()
+        .map(|t| TypeShape::parse(t))
+        .collect::<Result<_, _>>()
+        .unwrap_or_default()
+    }
+
+    #[test]
+    fn decodes_and_reencodes_what_postcard_wrote() -> Result<(), Box<dyn std::error::Error>> {
+        let sample = Sample {
+            a: 300,
+            b: -7,
+            c: "héllo".into(),
+            d: vec![0, 1, 255],
+            e: Some((65535, "x".into())),
+            f: -1.5,
+            g: true,
+            h: [9, 8, 7],
+            i: vec![None, Some(i64::MIN), Some(i64::MAX)],
+            j: 'é',
+            k: u128::MAX,
+        };
+        let bytes = postcard::to_allocvec(&sample)?;
+        let shapes = shapes();
+        assert_eq!(shapes.len(), 11);
+        let mut input = bytes.as_slice();
+        let values: Vec<Value> = shapes
+            .iter()
+            .map(|s| s.decode(&mut input))
+            .collect::<Result<_, _>>()?;
+        assert!(input.is_empty());
+        assert_eq!(values[1], Value::Int(-7));
+        assert_eq!(values[2], Value::Text("héllo".into()));
+        let mut out = Vec::new();
+        for (s, v) in shapes.iter().zip(&values) {
+            s.encode(v, &mut out)?;
+        }
+        assert_eq!(out, bytes);
+        Ok(())
+    }
+
+    #[test]
+    fn key_encoding_matches_the_typed_codec() -> Result<(), ShapeMismatch> {
+        let mut out = Vec::new();
+        TypeShape::parse("(u32,String)")?.encode_key(
+            &Value::Seq(vec![Value::UInt(7), Value::Text("a".into())]),
+            &mut out,
+        )?;
+        assert_eq!(out, (7u32, "a".to_string()).to_key_bytes());
+        out.clear();
+        TypeShape::parse("i64")?.encode_key(&Value::Int(-3), &mut out)?;
+        assert_eq!(out, (-3i64).to_key_bytes());
+        Ok(())
+    }
+
+    #[test]
+    fn refuses_what_it_cannot_describe() {
+        for ty in [
+            "Address",
+            "HashMap<String,u32>",
+            "&str",
+            "[u8]",
+            "Vec<u8,u8>",
+        ] {
+            assert!(TypeShape::parse(ty).is_err(), "{ty} was accepted");
+        }
+        let e = TypeShape::parse("Vec<Address>")
+            .err()
+            .map(|e| e.0)
+            .unwrap_or_default();
+        assert!(e.contains("`Address`") && e.contains("Vec<Address>"), "{e}");
+    }
+
+    #[test]
+    fn refuses_out_of_range_and_mistyped_values() {
+        let mut out = Vec::new();
+        assert!(TypeShape::U8.encode(&Value::UInt(256), &mut out).is_err());
+        assert!(TypeShape::U32.encode(&Value::Int(-1), &mut out).is_err());
+        assert!(TypeShape::Text.encode(&Value::UInt(1), &mut out).is_err());
+        assert!(TypeShape::U64.decode(&mut &[0xFFu8][..]).is_err());
+    }
+}
