@@ -51,6 +51,7 @@ where
         |index, out| new.encode_secondary_key(index, out),
         plan,
     );
+    plan_links::<D, M>(pk, old, Some(new), plan);
 }
 
 /// [`plan_put`] for a model known by its secondary keys `fields` only: `old` and `new`
@@ -100,7 +101,6 @@ pub fn plan_put_keys<O, N>(
             },
         });
     }
-    plan_links::<D, M>(pk, old, Some(new), plan);
 }
 
 /// Adds to `plan` the link-index writes that move `old`'s links (if any) to `new`'s
