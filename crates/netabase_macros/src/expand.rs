@@ -737,6 +737,15 @@ fn generate_definition(def: &Definition) -> TokenStream {
                     #(#encode_keys_primary_arms)*
                 }
             }
+
+            fn visit_model<__V: ::netabase_store::schema::ModelVisitor<Self>>(
+                __discriminant: #discriminant,
+                __visitor: __V,
+            ) -> __V::Output {
+                match __discriminant {
+                    #(#discriminant::#idents => __visitor.visit::<#idents>(),)*
+                }
+            }
         }
 
         #(

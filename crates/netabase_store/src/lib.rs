@@ -10,6 +10,7 @@ mod error;
 #[cfg(feature = "libp2p")]
 pub mod kad;
 pub mod schema;
+pub mod sync;
 pub mod typed;
 
 pub use config::{BackendStore, ConfiguredBackend, FileConfig};
@@ -53,6 +54,7 @@ pub use error::{
     IoError, PoisonedError, ReadOnlyError, SchemaError, UniqueViolation, VersionError,
     VersionProblem,
 };
+pub use error::{SyncConflict, SyncError, SyncProblem};
 pub use error::{BoxedError, NetabaseError, Result};
 
 /// Re-exports used by the code that the macros generate; not part of the public API.

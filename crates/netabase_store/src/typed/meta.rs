@@ -51,12 +51,14 @@ pub struct IndexBuild {
 #[must_use]
 pub struct OpenOptions {
     on_index_build: Option<Box<dyn FnMut(IndexBuild) + Send>>,
+    sync: crate::sync::state::SyncOptions,
 }
 
 impl std::fmt::Debug for OpenOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("OpenOptions")
             .field("on_index_build", &self.on_index_build.is_some())
+            .field("sync", &self.sync)
             .finish()
     }
 }
@@ -66,6 +68,39 @@ impl OpenOptions {
     pub fn on_index_build(mut self, f: impl FnMut(IndexBuild) + Send + 'static) -> Self {
         self.on_index_build = Some(Box::new(f));
         self
+    }
+
+    /// Turns sync on for the model named `model` (see [`crate::sync`]): the store keeps
+    /// version stamps, tombstones and range fingerprints for its records, so that it can
+    /// be reconciled with another store. When the database already holds records of the
+    /// model, their sync metadata is built at open. Sync stays on: a later open without
+    /// this option keeps it (the choice is recorded in `__netabase/meta`).
+    ///
+    /// The open fails with [`crate::NetabaseError::Sync`] when the definition has no
+    /// model of that name, or when the store is read-only and sync is new to it.
+    pub fn sync_model(mut self, model: impl Into<String>) -> Self {
+        self.sync.models.push(model.into());
+        self
+    }
+
+    /// Turns sync on for every model of the definition ([`OpenOptions::sync_model`]).
+    pub fn sync_all(mut self) -> Self {
+        self.sync.all = true;
+        self
+    }
+
+    /// The writer id of this store's version stamps. Without it, a store picks a
+    /// random id when sync is first turned on and keeps it; with it, the id is
+    /// replaced (records keep the stamps they have). A peer-to-peer node passes its
+    /// ed25519 public key.
+    pub fn writer_id(mut self, writer: crate::sync::WriterId) -> Self {
+        self.sync.writer = Some(writer);
+        self
+    }
+
+    /// Takes the sync options out (the store applies them after the schema).
+    pub(crate) fn take_sync(&mut self) -> crate::sync::state::SyncOptions {
+        std::mem::take(&mut self.sync)
     }
 }
 

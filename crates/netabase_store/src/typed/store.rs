@@ -44,6 +44,8 @@ pub use super::meta::{FORMAT_VERSION, META_TABLE};
 /// ```
 pub struct NetabaseStore<D, B> {
     backend: Arc<B>,
+    /// The sync state, when a model of the store is synced.
+    sync: Option<Arc<crate::sync::state::SyncState>>,
     _definition: PhantomData<fn() -> D>,
 }
 
@@ -51,6 +53,7 @@ impl<D, B> Clone for NetabaseStore<D, B> {
     fn clone(&self) -> Self {
         NetabaseStore {
             backend: Arc::clone(&self.backend),
+            sync: self.sync.clone(),
             _definition: PhantomData,
         }
     }
@@ -122,12 +125,20 @@ impl<D: NetabaseDefinitionTrait, B: Backend> NetabaseStore<D, B> {
 
     /// Checks the format and reconciles the schema (writing only when `write` is
     /// set), then wraps the backend.
-    fn open(backend: Arc<B>, write: bool, options: OpenOptions) -> Result<Self> {
+    fn open(backend: Arc<B>, write: bool, mut options: OpenOptions) -> Result<Self> {
+        let sync = options.take_sync();
         meta::open::<D, B>(&*backend, write, options)?;
+        let sync = crate::sync::state::open::<D, B>(&*backend, write, sync)?;
         Ok(NetabaseStore {
             backend,
+            sync,
             _definition: PhantomData,
         })
+    }
+
+    /// The sync state, when a model of the store is synced.
+    pub(crate) fn sync_state(&self) -> Option<&Arc<crate::sync::state::SyncState>> {
+        self.sync.as_ref()
     }
 
     /// The backend under the store, for its own settings and extras.
@@ -184,7 +195,7 @@ impl<D: NetabaseDefinitionTrait, B: Backend> NetabaseStore<D, B> {
     /// [`crate::NetabaseError::Backend`] when the engine cannot start one.
     pub fn write(&self) -> Result<TxnGuard<'_, D, B, ReadWrite>> {
         Ok(TxnGuard::new(
-            Writer::begin(&*self.backend, true)?,
+            Writer::begin(&*self.backend, true)?.with_sync(self.sync.as_ref()),
             self.snapshot_reads(),
         ))
     }
@@ -193,7 +204,7 @@ impl<D: NetabaseDefinitionTrait, B: Backend> NetabaseStore<D, B> {
     /// one-shot write. Its `ChangeSet` is not returned, so its changes are not recorded
     /// (subscriptions will record them when someone subscribes).
     pub(crate) fn write_with<R>(&self, f: impl FnOnce(&Writer<'_, B>) -> Result<R>) -> Result<R> {
-        let writer = Writer::begin(&*self.backend, false)?;
+        let writer = Writer::begin(&*self.backend, false)?.with_sync(self.sync.as_ref());
         let out = f(&writer)?;
         writer.commit()?;
         Ok(out)
@@ -204,7 +215,7 @@ impl<D: NetabaseDefinitionTrait, B: Backend> NetabaseStore<D, B> {
         &self,
         f: impl FnOnce(&Writer<'_, B>) -> Result<()>,
     ) -> Result<ChangeSet> {
-        let writer = Writer::begin(&*self.backend, true)?;
+        let writer = Writer::begin(&*self.backend, true)?.with_sync(self.sync.as_ref());
         f(&writer)?;
         writer.commit()
     }

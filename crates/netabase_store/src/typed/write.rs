@@ -16,12 +16,15 @@
 //! [`NetabaseError::Poisoned`] and applies nothing.
 
 use std::cell::RefCell;
+use std::sync::Arc;
 
 use crate::backend::{Backend, ReadTxn, WriteOp, WriteTxn};
 use crate::codec::key::KeyCodec;
 use crate::codec::value::encode_value;
 use crate::error::{NetabaseError, PoisonedError, Result};
 use crate::schema::{NetabaseDefinitionTrait, NetabaseModelTrait};
+
+use crate::sync::state::{SyncState, SyncWrite};
 
 use super::changes::{Change, ChangeSet};
 use super::chunk::{Abandon, Decisions, PutChunk, RemoveChunk};
@@ -46,6 +49,8 @@ pub struct Writer<'s, B: Backend> {
     logging: bool,
     log: RefCell<Vec<Change>>,
     poisoned: RefCell<Option<String>>,
+    /// Sync maintenance, when the store syncs a model: run at the commit point.
+    sync: Option<SyncWrite>,
 }
 
 impl<'s, B: Backend> Writer<'s, B> {
@@ -57,7 +62,23 @@ impl<'s, B: Backend> Writer<'s, B> {
             logging,
             log: RefCell::new(Vec::new()),
             poisoned: RefCell::new(None),
+            sync: None,
         })
+    }
+
+    /// Keeps the sync metadata of the store's synced models (`state`) in step at
+    /// commit; the changes are then always recorded, since the commit hook reads them.
+    pub(crate) fn with_sync(mut self, state: Option<&Arc<SyncState>>) -> Self {
+        if let Some(state) = state {
+            self.logging = true;
+            self.sync = Some(SyncWrite::new(Arc::clone(state)));
+        }
+        self
+    }
+
+    /// The sync side of the transaction, when the store syncs a model.
+    pub(crate) fn sync(&self) -> Option<&SyncWrite> {
+        self.sync.as_ref()
     }
 
     /// The backend transaction, for reads (they see the transaction's own writes).
@@ -194,8 +215,14 @@ impl<'s, B: Backend> Writer<'s, B> {
         if let Some(cause) = self.poisoned.into_inner() {
             return Err(poisoned(&cause));
         }
+        let changes = ChangeSet::from_log(self.log.into_inner());
+        if let Some(sync) = &self.sync {
+            // Inside the transaction: the fingerprints commit with the records or not
+            // at all.
+            sync.before_commit(&self.txn, &changes)?;
+        }
         self.txn.commit()?;
-        Ok(ChangeSet::from_log(self.log.into_inner()))
+        Ok(changes)
     }
 
     /// Writes one chunk of models (encoded as `values`), carrying out the decisions of
