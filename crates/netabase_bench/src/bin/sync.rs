@@ -8,7 +8,14 @@
 //! ```
 //!
 //! The cost of keeping fingerprints at every write (insert and get throughput with sync
-//! on and off) is measured by the criterion bench `cargo bench -p netabase_bench --bench sync`.
+//! on and off) is measured by the criterion bench `cargo bench -p netabase_bench --bench sync`,
+//! and in instructions by running one workload under callgrind, counting only the
+//! workload itself:
+//!
+//! ```text
+//! valgrind --tool=callgrind '--toggle-collect=*sync::workload*' \
+//!     target/release/sync --cost on|off --workload insert_bulk|insert_each|get [--records 10000]
+//! ```
 
 use std::time::{Duration, Instant};
 
@@ -49,9 +56,58 @@ fn row(d: &str, report: &ReconcileReport, time: Duration, whole: u64) {
     );
 }
 
+/// A store on redb's in-memory storage (like the criterion benches), sync on or off.
+fn open_in_memory(sync: bool) -> Result<Store, Error> {
+    let db = redb::Database::builder()
+        .create_with_backend(redb::backends::InMemoryBackend::new())?;
+    let options = if sync {
+        OpenOptions::default().sync_model("Item")
+    } else {
+        OpenOptions::default()
+    };
+    Ok(NetabaseStore::from_backend_with(
+        RedbBackend::from_database(db, None),
+        options,
+    )?)
+}
+
+/// The measured part of `--cost`: one workload, nothing else.
+#[inline(never)]
+fn workload(store: &Store, name: &str, items: Vec<Item>, ids: &[u64]) -> Result<(), Error> {
+    let tree = store.open_tree::<Item>();
+    match name {
+        "insert_bulk" => tree.put_many(items)?,
+        "insert_each" => {
+            for item in items {
+                tree.put(item)?;
+            }
+        }
+        "get" => {
+            for id in ids {
+                std::hint::black_box(tree.get(*id)?);
+            }
+        }
+        other => return Err(format!("unknown workload {other}").into()),
+    }
+    Ok(())
+}
+
+fn cost(sync: bool, name: &str, n: usize) -> Result<(), Error> {
+    let records = data::records(0, n, data::groups(n));
+    let items: Vec<Item> = records.iter().map(Item::from).collect();
+    let ids = data::sample_ids(&records, n, 1);
+    let store = open_in_memory(sync)?;
+    if name == "get" {
+        store.open_tree::<Item>().put_many(items.clone())?;
+    }
+    workload(&store, name, items, &ids)
+}
+
 fn main() -> Result<(), Error> {
     let mut args = std::env::args().skip(1);
     let mut n = 100_000usize;
+    let mut cost_of: Option<bool> = None;
+    let mut name = String::from("insert_bulk");
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--records" => {
@@ -60,8 +116,13 @@ fn main() -> Result<(), Error> {
                     .and_then(|v| v.replace('_', "").parse().ok())
                     .ok_or("--records needs a number")?;
             }
+            "--cost" => cost_of = Some(args.next().as_deref() == Some("on")),
+            "--workload" => name = args.next().ok_or("--workload needs a name")?,
             other => return Err(format!("unknown argument {other}").into()),
         }
+    }
+    if let Some(sync) = cost_of {
+        return cost(sync, &name, n);
     }
     let groups = data::groups(n);
     let records = data::records(0, n, groups);

@@ -5,6 +5,7 @@
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::backend::{Backend, Direction, RawRange, ReadTxn, WriteTxn, collect_range};
 use crate::error::{NetabaseError, Result, SyncProblem};
@@ -39,7 +40,15 @@ pub(crate) struct SyncState {
     pub(crate) models: Vec<SyncedModel>,
     pub(crate) writer: WriterId,
     pub(crate) clock: Clock,
+    /// The clock reading recorded in the meta table (milliseconds): every stamp handed
+    /// out is below it, so a store reopened with its wall clock set back still stamps
+    /// above everything it wrote. Raised a second ahead when the clock reaches it, so
+    /// that the meta table is written about once a second, not at every commit.
+    ceiling: AtomicU64,
 }
+
+/// How far ahead of the clock the recorded ceiling is set.
+const CEILING_AHEAD_MS: u64 = 1_000;
 
 impl SyncState {
     /// The synced model whose primary table is `table`.
@@ -138,7 +147,9 @@ pub(crate) fn open<D: NetabaseDefinitionTrait, B: Backend>(
         models,
         writer,
         clock: Clock::new(stored_clock.as_deref().and_then(decode_hlc).unwrap_or_default()),
+        ceiling: AtomicU64::new(0),
     };
+    state.ceiling.store(state.clock.last().millis, Ordering::Relaxed);
     if new.is_empty() && stored_writer == Some(writer.0) {
         return Ok(Some(Arc::new(state)));
     }
@@ -154,9 +165,7 @@ pub(crate) fn open<D: NetabaseDefinitionTrait, B: Backend>(
     let txn = backend.begin_write()?;
     for &at in &new {
         let model = &state.models[at];
-        for table in std::iter::once(&model.tables.items).chain(&model.tables.levels) {
-            txn.clear(table)?;
-        }
+        txn.clear(&model.tables.table)?;
         let stamp = VersionStamp {
             hlc: state.clock.now(),
             writer,
@@ -174,8 +183,10 @@ pub(crate) fn open<D: NetabaseDefinitionTrait, B: Backend>(
     let names: Vec<&str> = state.models.iter().map(|m| m.info.name).collect();
     txn.put(META_TABLE, &models_key, names.join("\n").as_bytes())?;
     txn.put(META_TABLE, &writer_key, &writer.0)?;
-    txn.put(META_TABLE, &clock_key, &encode_hlc(state.clock.last()))?;
+    let ceiling = state.clock.last().millis.saturating_add(CEILING_AHEAD_MS);
+    txn.put(META_TABLE, &clock_key, &encode_hlc(Hlc { millis: ceiling, counter: 0 }))?;
     txn.commit()?;
+    state.ceiling.store(ceiling, Ordering::Relaxed);
     Ok(Some(Arc::new(state)))
 }
 
@@ -267,10 +278,30 @@ impl SyncWrite {
             changed |= !changes.is_empty();
             tree::apply(txn, &model.tables, changes)?;
         }
-        if changed {
-            txn.put(META_TABLE, &state.clock_key(), &encode_hlc(state.clock.last()))?;
+        let last = state.clock.last().millis;
+        if changed && last >= state.ceiling.load(Ordering::Relaxed) {
+            let ceiling = last.saturating_add(CEILING_AHEAD_MS);
+            txn.put(
+                META_TABLE,
+                &state.clock_key(),
+                &encode_hlc(Hlc {
+                    millis: ceiling,
+                    counter: 0,
+                }),
+            )?;
+            // Raised before the commit is known to succeed; a failed commit resets it
+            // (`commit_failed`), so that the next commit records it again.
+            state.ceiling.store(ceiling, Ordering::Relaxed);
         }
         Ok(())
+    }
+}
+
+impl SyncWrite {
+    /// The backend commit failed: the ceiling raised by [`SyncWrite::before_commit`]
+    /// may not be recorded, so the next commit records one again.
+    pub(crate) fn commit_failed(&self) {
+        self.state.ceiling.store(0, Ordering::Relaxed);
     }
 }
 

@@ -221,7 +221,12 @@ impl<'s, B: Backend> Writer<'s, B> {
             // at all.
             sync.before_commit(&self.txn, &changes)?;
         }
-        self.txn.commit()?;
+        if let Err(e) = self.txn.commit() {
+            if let Some(sync) = &self.sync {
+                sync.commit_failed();
+            }
+            return Err(e);
+        }
         Ok(changes)
     }
 
