@@ -43,7 +43,9 @@ fn benches(c: &mut Criterion) {
     let ids = data::sample_ids(&records, 1_000, 7);
 
     let mut group = c.benchmark_group("sync_insert_bulk");
-    group.sample_size(20).measurement_time(Duration::from_secs(6));
+    group
+        .sample_size(20)
+        .measurement_time(Duration::from_secs(6));
     for sync in [false, true] {
         group.bench_function(BenchmarkId::new(name(sync), N), |b| {
             b.iter_batched(
@@ -59,11 +61,18 @@ fn benches(c: &mut Criterion) {
     group.finish();
 
     let mut group = c.benchmark_group("sync_insert_each");
-    group.sample_size(20).measurement_time(Duration::from_secs(6));
+    group
+        .sample_size(20)
+        .measurement_time(Duration::from_secs(6));
     for sync in [false, true] {
         group.bench_function(BenchmarkId::new(name(sync), 1_000), |b| {
             b.iter_batched(
-                || (open(sync), items().into_iter().take(1_000).collect::<Vec<_>>()),
+                || {
+                    (
+                        open(sync),
+                        items().into_iter().take(1_000).collect::<Vec<_>>(),
+                    )
+                },
                 |(store, items)| {
                     let tree = store.open_tree::<Item>();
                     for item in items {
@@ -78,7 +87,9 @@ fn benches(c: &mut Criterion) {
     group.finish();
 
     let mut group = c.benchmark_group("sync_get");
-    group.sample_size(20).measurement_time(Duration::from_secs(4));
+    group
+        .sample_size(20)
+        .measurement_time(Duration::from_secs(4));
     for sync in [false, true] {
         let store = open(sync);
         must(store.open_tree::<Item>().put_many(items()));

@@ -80,7 +80,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let shown = sync::Message::from_bytes(&bytes)?;
         let records: usize = shown.models.iter().map(|m| m.records.len()).sum();
         let ranges: usize = shown.models.iter().map(|m| m.ranges.len()).sum();
-        println!("  {from} -> {to}: {} bytes, {ranges} ranges, {records} records", bytes.len());
+        println!(
+            "  {from} -> {to}: {} bytes, {ranges} ranges, {records} records",
+            bytes.len()
+        );
         message = if towards_phone {
             right.respond(&bytes)?
         } else {
@@ -104,7 +107,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         assert_eq!(a, b);
         println!("note {id}: {}", a.map_or("(removed)".into(), |n| n.text));
     }
-    assert_eq!(on_laptop.fingerprint::<u64>(..)?, on_phone.fingerprint::<u64>(..)?);
+    assert_eq!(
+        on_laptop.fingerprint::<u64>(..)?,
+        on_phone.fingerprint::<u64>(..)?
+    );
     assert_eq!(
         on_phone.get_by_secondary_key(NoteFolderSecondaryKey("work".into()))?,
         vec![note(7, "edited on the laptop", "work")]

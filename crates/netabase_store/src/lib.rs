@@ -54,8 +54,8 @@ pub use error::{
     IoError, PoisonedError, ReadOnlyError, SchemaError, UniqueViolation, VersionError,
     VersionProblem,
 };
-pub use error::{SyncConflict, SyncError, SyncProblem};
 pub use error::{BoxedError, NetabaseError, Result};
+pub use error::{SyncConflict, SyncError, SyncProblem};
 
 /// Re-exports used by the code that the macros generate; not part of the public API.
 #[doc(hidden)]

@@ -96,7 +96,10 @@ pub trait NetabaseDefinitionTrait: Sized + Clone + Debug + Send + Sync + 'static
     /// Calls `visitor` with the model type that `discriminant` names: how code that
     /// only knows a model's position (a message from another replica) reaches the
     /// typed write path of that model.
-    fn visit_model<V: ModelVisitor<Self>>(discriminant: Self::Discriminant, visitor: V) -> V::Output;
+    fn visit_model<V: ModelVisitor<Self>>(
+        discriminant: Self::Discriminant,
+        visitor: V,
+    ) -> V::Output;
 }
 
 /// Code generic over the model type, run by [`NetabaseDefinitionTrait::visit_model`]

@@ -67,18 +67,16 @@ fn synced() -> OpenOptions {
         .sync_model("Account")
 }
 
-fn memory() -> NetabaseStore<SyncDefinition, MemoryBackend> {
-    NetabaseStore::from_backend_with(MemoryBackend::new(), synced()).expect("open memory")
+fn memory() -> Result<NetabaseStore<SyncDefinition, MemoryBackend>, NetabaseError> {
+    NetabaseStore::from_backend_with(MemoryBackend::new(), synced())
 }
 
-fn redb() -> NetabaseStore<SyncDefinition, RedbBackend> {
-    NetabaseStore::from_backend_with(RedbBackend::temp().expect("temp redb"), synced())
-        .expect("open redb")
+fn redb() -> Result<NetabaseStore<SyncDefinition, RedbBackend>, NetabaseError> {
+    NetabaseStore::from_backend_with(RedbBackend::temp()?, synced())
 }
 
-fn sled() -> NetabaseStore<SyncDefinition, SledBackend> {
-    NetabaseStore::from_backend_with(SledBackend::temp().expect("temp sled"), synced())
-        .expect("open sled")
+fn sled() -> Result<NetabaseStore<SyncDefinition, SledBackend>, NetabaseError> {
+    NetabaseStore::from_backend_with(SledBackend::temp()?, synced())
 }
 
 fn note(id: u32, text: &str, tag: u8) -> Note {
@@ -91,9 +89,9 @@ fn note(id: u32, text: &str, tag: u8) -> Note {
 
 /// Every non-empty table except the meta table (which holds each store's own writer id
 /// and clock), entry by entry.
-fn tables<B: Backend>(
-    store: &NetabaseStore<SyncDefinition, B>,
-) -> Result<BTreeMap<String, Vec<(Vec<u8>, Vec<u8>)>>, NetabaseError> {
+type Tables = BTreeMap<String, Vec<(Vec<u8>, Vec<u8>)>>;
+
+fn tables<B: Backend>(store: &NetabaseStore<SyncDefinition, B>) -> Result<Tables, NetabaseError> {
     let txn = store.raw_backend().begin_read()?;
     let mut out = BTreeMap::new();
     for name in txn.table_names()? {
@@ -232,8 +230,15 @@ fn converge<A: Backend, B: Backend>(
     assert_eq!(ta.fingerprint::<u32>(..)?, tb.fingerprint::<u32>(..)?);
     // Nothing is left to exchange: one message, no record.
     let again = sync::reconcile(a, b)?;
-    assert_eq!((again.messages, again.a.records_sent, again.b.records_sent), (1, 0, 0));
+    assert_eq!(
+        (again.messages, again.a.records_sent, again.b.records_sent),
+        (1, 0, 0)
+    );
     Ok(())
+}
+
+fn fail(e: impl std::fmt::Display) -> TestCaseError {
+    TestCaseError::fail(e.to_string())
 }
 
 proptest! {
@@ -241,12 +246,12 @@ proptest! {
 
     #[test]
     fn random_histories_converge_in_memory(history in prop::collection::vec(op(), 0..60)) {
-        converge(&memory(), &memory(), &history).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        converge(&memory().map_err(fail)?, &memory().map_err(fail)?, &history).map_err(fail)?;
     }
 
     #[test]
     fn random_histories_converge_across_memory_and_redb(history in prop::collection::vec(op(), 0..60)) {
-        converge(&memory(), &redb(), &history).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        converge(&memory().map_err(fail)?, &redb().map_err(fail)?, &history).map_err(fail)?;
     }
 }
 
@@ -255,18 +260,18 @@ proptest! {
 
     #[test]
     fn random_histories_converge_on_redb(history in prop::collection::vec(op(), 0..60)) {
-        converge(&redb(), &redb(), &history).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        converge(&redb().map_err(fail)?, &redb().map_err(fail)?, &history).map_err(fail)?;
     }
 
     #[test]
     fn random_histories_converge_on_sled(history in prop::collection::vec(op(), 0..60)) {
-        converge(&sled(), &sled(), &history).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        converge(&sled().map_err(fail)?, &sled().map_err(fail)?, &history).map_err(fail)?;
     }
 }
 
 #[test]
 fn large_stores_with_few_differences_exchange_little() -> TestResult {
-    let (a, b) = (memory(), memory());
+    let (a, b) = (memory()?, memory()?);
     let notes: Vec<Note> = (0..5_000).map(|i| note(i, "same", (i % 4) as u8)).collect();
     a.open_tree::<Note>().put_many(notes)?;
     sync::reconcile(&a, &b)?;
@@ -277,16 +282,22 @@ fn large_stores_with_few_differences_exchange_little() -> TestResult {
     let report = sync::reconcile(&a, &b)?;
     assert_eq!(report.a.records_sent, 1, "{report}");
     assert_eq!(report.b.records_sent, 2, "{report}");
-    assert!(report.bytes() * 20 < whole, "{report} against {whole} bytes");
+    assert!(
+        report.bytes() * 20 < whole,
+        "{report} against {whole} bytes"
+    );
     assert_eq!(tables(&a)?, tables(&b)?);
-    assert_eq!(b.open_tree::<Note>().get(17)?, Some(note(17, "changed on a", 1)));
+    assert_eq!(
+        b.open_tree::<Note>().get(17)?,
+        Some(note(17, "changed on a", 1))
+    );
     assert_eq!(a.open_tree::<Note>().get(4_000)?, None);
     Ok(())
 }
 
 #[test]
 fn a_removal_is_not_undone_and_a_later_write_wins_over_it() -> TestResult {
-    let (a, b) = (memory(), memory());
+    let (a, b) = (memory()?, memory()?);
     a.open_tree::<Note>().put(note(1, "one", 0))?;
     sync::reconcile(&a, &b)?;
     a.open_tree::<Note>().remove(1)?;
@@ -305,7 +316,7 @@ fn a_removal_is_not_undone_and_a_later_write_wins_over_it() -> TestResult {
 
 #[test]
 fn a_merged_record_that_breaks_a_unique_key_is_a_typed_conflict() -> TestResult {
-    let (a, b) = (memory(), memory());
+    let (a, b) = (memory()?, memory()?);
     a.open_tree::<Account>().put(Account {
         id: 1,
         email: "x@example.org".into(),
@@ -315,7 +326,9 @@ fn a_merged_record_that_breaks_a_unique_key_is_a_typed_conflict() -> TestResult 
         email: "x@example.org".into(),
     })?;
     b.open_tree::<Note>().put(note(5, "unrelated", 1))?;
-    let err = sync::reconcile(&a, &b).err().ok_or("the conflict was not reported")?;
+    let err = sync::reconcile(&a, &b)
+        .err()
+        .ok_or("the conflict was not reported")?;
     let NetabaseError::Sync(e) = err else {
         return Err(format!("unexpected error {err}").into());
     };
@@ -347,7 +360,10 @@ fn sync_turned_on_for_an_existing_store_builds_from_its_records_and_stays_on() -
         plain
             .open_tree::<Note>()
             .put_many((0..300).map(|i| note(i, "old", 0)))?;
-        assert!(plain.open_tree::<Note>().version(1).is_err(), "not synced yet");
+        assert!(
+            plain.open_tree::<Note>().version(1).is_err(),
+            "not synced yet"
+        );
     }
     let writer = WriterId([7; 32]);
     {
@@ -356,7 +372,10 @@ fn sync_turned_on_for_an_existing_store_builds_from_its_records_and_stays_on() -
             OpenOptions::default().sync_model("Note").writer_id(writer),
         )?;
         sync::check(&store)?;
-        let v = store.open_tree::<Note>().version(299)?.ok_or("no version")?;
+        let v = store
+            .open_tree::<Note>()
+            .version(299)?
+            .ok_or("no version")?;
         assert_eq!(v.stamp.writer, writer);
         assert_eq!(store.open_tree::<Note>().fingerprint::<u32>(..)?.count, 300);
     }
@@ -366,10 +385,23 @@ fn sync_turned_on_for_an_existing_store_builds_from_its_records_and_stays_on() -
     store.open_tree::<Note>().remove(3)?;
     store.open_tree::<Note>().put(note(1000, "new", 2))?;
     sync::check(&store)?;
-    assert!(store.open_tree::<Note>().version(3)?.ok_or("no tombstone")?.tombstone);
-    assert_eq!(store.open_tree::<Note>().fingerprint(0u32..1000)?.count, 300);
+    assert!(
+        store
+            .open_tree::<Note>()
+            .version(3)?
+            .ok_or("no tombstone")?
+            .tombstone
+    );
+    assert_eq!(
+        store.open_tree::<Note>().fingerprint(0u32..1000)?.count,
+        300
+    );
     // A model that is not synced says so.
-    let err = store.open_tree::<Account>().version(1).err().ok_or("Account is not synced")?;
+    let err = store
+        .open_tree::<Account>()
+        .version(1)
+        .err()
+        .ok_or("Account is not synced")?;
     assert!(matches!(&err, NetabaseError::Sync(e) if e.problem == SyncProblem::NotSynced));
     Ok(())
 }
@@ -386,14 +418,20 @@ fn unknown_model_names_are_refused_at_open() {
 
 #[test]
 fn pruned_tombstones_leave_the_tree_consistent() -> TestResult {
-    let store = memory();
+    let store = memory()?;
     let notes = store.open_tree::<Note>();
     notes.put_many((0..200).map(|i| note(i, "x", 0)))?;
     notes.remove_many(0..100u32)?;
     assert_eq!(notes.fingerprint::<u32>(..)?.count, 200);
-    assert_eq!(sync::prune_tombstones(&store, std::time::Duration::from_secs(3600))?, 0);
+    assert_eq!(
+        sync::prune_tombstones(&store, std::time::Duration::from_secs(3600))?,
+        0
+    );
     std::thread::sleep(std::time::Duration::from_millis(5));
-    assert_eq!(sync::prune_tombstones(&store, std::time::Duration::ZERO)?, 100);
+    assert_eq!(
+        sync::prune_tombstones(&store, std::time::Duration::ZERO)?,
+        100
+    );
     assert_eq!(notes.fingerprint::<u32>(..)?.count, 100);
     assert_eq!(notes.version(5)?, None);
     sync::check(&store)?;
@@ -418,15 +456,22 @@ impl MergeRule for LongestText {
 
 #[test]
 fn a_custom_rule_is_applied_identically_on_both_sides() -> TestResult {
-    let (a, b) = (memory(), memory());
-    a.open_tree::<Note>().put(note(1, "a much longer text", 0))?;
+    let (a, b) = (memory()?, memory()?);
+    a.open_tree::<Note>()
+        .put(note(1, "a much longer text", 0))?;
     b.open_tree::<Note>().put(note(1, "short", 1))?;
     b.open_tree::<Note>().put(note(2, "b's longer one", 1))?;
     a.open_tree::<Note>().put(note(2, "a", 2))?;
     sync::reconcile_with(&a, &b, LongestText, ReconcileOptions::default())?;
     for store in [&a, &b] {
-        assert_eq!(store.open_tree::<Note>().get(1)?.map(|n| n.text), Some("a much longer text".into()));
-        assert_eq!(store.open_tree::<Note>().get(2)?.map(|n| n.text), Some("b's longer one".into()));
+        assert_eq!(
+            store.open_tree::<Note>().get(1)?.map(|n| n.text),
+            Some("a much longer text".into())
+        );
+        assert_eq!(
+            store.open_tree::<Note>().get(2)?.map(|n| n.text),
+            Some("b's longer one".into())
+        );
     }
     assert_eq!(tables(&a)?, tables(&b)?);
     Ok(())
@@ -434,7 +479,7 @@ fn a_custom_rule_is_applied_identically_on_both_sides() -> TestResult {
 
 #[test]
 fn explicit_transactions_and_batches_are_stamped_too() -> TestResult {
-    let (a, b) = (memory(), memory());
+    let (a, b) = (memory()?, memory()?);
     let txn = a.write()?;
     txn.open_tree::<Note>().put(note(1, "in a txn", 0))?;
     txn.open_tree::<Account>().put(Account {
@@ -457,7 +502,7 @@ fn explicit_transactions_and_batches_are_stamped_too() -> TestResult {
 
 #[test]
 fn messages_of_another_definition_are_refused() -> TestResult {
-    let store = memory();
+    let store = memory()?;
     let mut r = sync::Reconciler::new(&store)?;
     let foreign = sync::Message::from_bytes(&r.initiate()?)?;
     let mut foreign = foreign;
@@ -469,11 +514,12 @@ fn messages_of_another_definition_are_refused() -> TestResult {
 }
 
 #[test]
-fn a_store_without_sync_has_no_reconciler() {
-    let store = NetabaseStore::<SyncDefinition, _>::from_backend(MemoryBackend::new()).expect("open");
+fn a_store_without_sync_has_no_reconciler() -> TestResult {
+    let store = NetabaseStore::<SyncDefinition, _>::from_backend(MemoryBackend::new())?;
     assert!(matches!(
         sync::Reconciler::new(&store).err(),
         Some(NetabaseError::Sync(e)) if e.problem == SyncProblem::NotSynced
     ));
-    let _ = Local { id: 1 };
+    store.open_tree::<Local>().put(Local { id: 1 })?;
+    Ok(())
 }

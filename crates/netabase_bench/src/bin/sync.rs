@@ -35,10 +35,7 @@ fn open() -> Result<Store, Error> {
     )?)
 }
 
-fn timed(
-    a: &Store,
-    b: &Store,
-) -> Result<(ReconcileReport, Duration), Error> {
+fn timed(a: &Store, b: &Store) -> Result<(ReconcileReport, Duration), Error> {
     let start = Instant::now();
     let report = sync::reconcile(a, b)?;
     Ok((report, start.elapsed()))
@@ -58,8 +55,8 @@ fn row(d: &str, report: &ReconcileReport, time: Duration, whole: u64) {
 
 /// A store on redb's in-memory storage (like the criterion benches), sync on or off.
 fn open_in_memory(sync: bool) -> Result<Store, Error> {
-    let db = redb::Database::builder()
-        .create_with_backend(redb::backends::InMemoryBackend::new())?;
+    let db =
+        redb::Database::builder().create_with_backend(redb::backends::InMemoryBackend::new())?;
     let options = if sync {
         OpenOptions::default().sync_model("Item")
     } else {
@@ -134,7 +131,9 @@ fn main() -> Result<(), Error> {
 
     let whole = sync::full_transfer_bytes(&a)?;
     println!("{n} records; sending the whole store: {whole} bytes in one message\n");
-    println!("| d | records moved | bytes exchanged | round trips | of whole store | messages | time (ms) |");
+    println!(
+        "| d | records moved | bytes exchanged | round trips | of whole store | messages | time (ms) |"
+    );
     println!("|---|---|---|---|---|---|---|");
     let (report, time) = timed(&a, &b)?;
     row("whole store (into an empty store)", &report, time, whole);

@@ -70,9 +70,9 @@ use crate::typed::store::NetabaseStore;
 use crate::typed::tree::Tree;
 
 pub use reconcile::{
-    Choice, ItemVersion, LatestWins, MergeRule, Message, ModelMessage, RangeMessage,
-    RangePayload, ReconcileOptions, ReconcileReport, ReconcileStats, Reconciler, SyncRecord,
-    Version, reconcile, reconcile_with,
+    Choice, ItemVersion, LatestWins, MergeRule, Message, ModelMessage, RangeMessage, RangePayload,
+    ReconcileOptions, ReconcileReport, ReconcileStats, Reconciler, SyncRecord, Version, reconcile,
+    reconcile_with,
 };
 pub use stamp::{Hlc, VersionStamp, WriterId};
 pub use tree::Fingerprint;
@@ -141,15 +141,22 @@ where
 
     fn version(&self, key: impl Into<M::PrimaryKey>) -> Result<Option<RecordVersion>> {
         let state = synced(self.store(), Some(M::INFO.name))?;
-        let model = state
-            .model(M::INFO.table)
-            .ok_or_else(|| NetabaseError::sync(D::NAME, Some(M::INFO.name), SyncProblem::NotSynced, "not synced"))?;
+        let model = state.model(M::INFO.table).ok_or_else(|| {
+            NetabaseError::sync(
+                D::NAME,
+                Some(M::INFO.name),
+                SyncProblem::NotSynced,
+                "not synced",
+            )
+        })?;
         let txn = self.store().raw_backend().begin_read()?;
         let key = key.into().to_key_bytes();
-        Ok(tree::entry(&txn, &model.tables, &key)?.map(|e| RecordVersion {
-            stamp: e.stamp,
-            tombstone: e.tombstone,
-        }))
+        Ok(
+            tree::entry(&txn, &model.tables, &key)?.map(|e| RecordVersion {
+                stamp: e.stamp,
+                tombstone: e.tombstone,
+            }),
+        )
     }
 
     fn fingerprint<K>(&self, range: impl RangeBounds<K>) -> Result<Fingerprint>
@@ -157,9 +164,14 @@ where
         K: Into<M::PrimaryKey> + Clone,
     {
         let state = synced(self.store(), Some(M::INFO.name))?;
-        let model = state
-            .model(M::INFO.table)
-            .ok_or_else(|| NetabaseError::sync(D::NAME, Some(M::INFO.name), SyncProblem::NotSynced, "not synced"))?;
+        let model = state.model(M::INFO.table).ok_or_else(|| {
+            NetabaseError::sync(
+                D::NAME,
+                Some(M::INFO.name),
+                SyncProblem::NotSynced,
+                "not synced",
+            )
+        })?;
         let bounds = primary_bounds::<M::PrimaryKey, K>(&range);
         let lower = reconcile::lower_of(bounds.start);
         let upper = reconcile::upper_of(bounds.end);
@@ -172,7 +184,9 @@ where
 }
 
 /// The writer id of `store`'s stamps, or `None` when no model is synced.
-pub fn writer_id<D: NetabaseDefinitionTrait, B: Backend>(store: &NetabaseStore<D, B>) -> Option<WriterId> {
+pub fn writer_id<D: NetabaseDefinitionTrait, B: Backend>(
+    store: &NetabaseStore<D, B>,
+) -> Option<WriterId> {
     store.sync_state().map(|s| s.writer)
 }
 

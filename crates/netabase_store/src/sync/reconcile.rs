@@ -410,7 +410,10 @@ impl<'s, D: NetabaseDefinitionTrait, B: Backend> Reconciler<'s, D, B> {
                         D::NAME,
                         None,
                         SyncProblem::NotSynced,
-                        format!("the other side syncs model #{}, this store does not", part.model),
+                        format!(
+                            "the other side syncs model #{}, this store does not",
+                            part.model
+                        ),
                     )
                 })?;
                 let mut out = ModelMessage {
@@ -492,7 +495,10 @@ impl<'s, D: NetabaseDefinitionTrait, B: Backend> Reconciler<'s, D, B> {
         let tables = &model.tables;
         let (lower, upper) = (range.lower, range.upper);
         if upper.as_ref().is_some_and(|u| *u <= lower) {
-            return Err(protocol(Some(model.info.name), "a range whose upper bound is not above its lower bound"));
+            return Err(protocol(
+                Some(model.info.name),
+                "a range whose upper bound is not above its lower bound",
+            ));
         }
         match range.payload {
             RangePayload::Fingerprint(theirs) => {
@@ -543,7 +549,8 @@ impl<'s, D: NetabaseDefinitionTrait, B: Backend> Reconciler<'s, D, B> {
                         }
                     }
                 }
-                let mine: BTreeMap<&[u8], ()> = mine.iter().map(|(k, _)| (k.as_slice(), ())).collect();
+                let mine: BTreeMap<&[u8], ()> =
+                    mine.iter().map(|(k, _)| (k.as_slice(), ())).collect();
                 for key in theirs.keys() {
                     if !mine.contains_key(key.as_slice()) {
                         out.want.push(key.clone());
@@ -684,10 +691,14 @@ fn write_record<D: NetabaseDefinitionTrait, B: Backend>(
     model: &SyncedModel,
     rec: &SyncRecord,
 ) -> Result<()> {
-    let discriminant = D::Discriminant::from_index(model.index).ok_or_else(|| {
-        protocol(Some(model.info.name), "no model at this position")
-    })?;
-    sync.stamp(model.info.table, rec.key.clone(), rec.stamp, rec.value.is_none());
+    let discriminant = D::Discriminant::from_index(model.index)
+        .ok_or_else(|| protocol(Some(model.info.name), "no model at this position"))?;
+    sync.stamp(
+        model.info.table,
+        rec.key.clone(),
+        rec.stamp,
+        rec.value.is_none(),
+    );
     let result = D::visit_model(
         discriminant,
         WriteRecord {
@@ -716,7 +727,9 @@ impl<D: NetabaseDefinitionTrait, B: Backend> ModelVisitor<D> for WriteRecord<'_,
             None => {
                 let pk = M::PrimaryKey::from_key_bytes(self.key)
                     .map_err(|e| NetabaseError::decode(M::INFO.table, self.key, e))?;
-                self.writer.remove_many::<D, M>(std::iter::once(pk)).map(drop)
+                self.writer
+                    .remove_many::<D, M>(std::iter::once(pk))
+                    .map(drop)
             }
             Some(value) => {
                 let model = decode_model::<D, M>(self.key, value)?;

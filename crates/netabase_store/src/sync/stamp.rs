@@ -52,7 +52,9 @@ impl fmt::Debug for WriterId {
 /// A hybrid logical clock reading: wall-clock milliseconds since the Unix epoch and a
 /// counter that orders the readings taken within one millisecond (or while the wall
 /// clock is behind a reading already seen).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default,
+)]
 pub struct Hlc {
     /// Physical time, milliseconds since the Unix epoch.
     pub millis: u64,
@@ -63,7 +65,9 @@ pub struct Hlc {
 /// The version of a record: when (an [`Hlc`] reading) and by whom (a [`WriterId`]) it
 /// was written. Ordered by `hlc`, then by `writer`: the default merge rule keeps the
 /// greatest.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default,
+)]
 pub struct VersionStamp {
     /// The clock reading of the write.
     pub hlc: Hlc,

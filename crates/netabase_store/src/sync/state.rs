@@ -102,7 +102,12 @@ pub(crate) fn open<D: NetabaseDefinitionTrait, B: Backend>(
         )
     };
     let recorded: Vec<String> = recorded
-        .map(|b| String::from_utf8_lossy(&b).lines().map(str::to_owned).collect())
+        .map(|b| {
+            String::from_utf8_lossy(&b)
+                .lines()
+                .map(str::to_owned)
+                .collect()
+        })
         .unwrap_or_default();
     for name in &options.models {
         if !D::MODELS.iter().any(|m| m.name == name) {
@@ -146,10 +151,17 @@ pub(crate) fn open<D: NetabaseDefinitionTrait, B: Backend>(
         definition: D::NAME,
         models,
         writer,
-        clock: Clock::new(stored_clock.as_deref().and_then(decode_hlc).unwrap_or_default()),
+        clock: Clock::new(
+            stored_clock
+                .as_deref()
+                .and_then(decode_hlc)
+                .unwrap_or_default(),
+        ),
         ceiling: AtomicU64::new(0),
     };
-    state.ceiling.store(state.clock.last().millis, Ordering::Relaxed);
+    state
+        .ceiling
+        .store(state.clock.last().millis, Ordering::Relaxed);
     if new.is_empty() && stored_writer == Some(writer.0) {
         return Ok(Some(Arc::new(state)));
     }
@@ -184,18 +196,28 @@ pub(crate) fn open<D: NetabaseDefinitionTrait, B: Backend>(
     txn.put(META_TABLE, &models_key, names.join("\n").as_bytes())?;
     txn.put(META_TABLE, &writer_key, &writer.0)?;
     let ceiling = state.clock.last().millis.saturating_add(CEILING_AHEAD_MS);
-    txn.put(META_TABLE, &clock_key, &encode_hlc(Hlc { millis: ceiling, counter: 0 }))?;
+    txn.put(
+        META_TABLE,
+        &clock_key,
+        &encode_hlc(Hlc {
+            millis: ceiling,
+            counter: 0,
+        }),
+    )?;
     txn.commit()?;
     state.ceiling.store(ceiling, Ordering::Relaxed);
     Ok(Some(Arc::new(state)))
 }
+
+/// Stamps of received records, by (primary table, key): (stamp, tombstone).
+type ReceivedStamps = HashMap<(&'static str, Vec<u8>), (VersionStamp, bool)>;
 
 /// The sync side of one write transaction: stamps to give the records it writes on
 /// behalf of another replica, and the hook run at its commit.
 pub(crate) struct SyncWrite {
     pub(crate) state: Arc<SyncState>,
     /// Stamps given to the next write of a key (table, key) → (stamp, tombstone).
-    stamps: RefCell<HashMap<(&'static str, Vec<u8>), (VersionStamp, bool)>>,
+    stamps: RefCell<ReceivedStamps>,
 }
 
 impl SyncWrite {
@@ -220,7 +242,11 @@ impl SyncWrite {
 
     /// The commit hook: brings the sync entries and fingerprint blocks of every synced
     /// model in step with what the transaction changed, in the same transaction.
-    pub(crate) fn before_commit<T: WriteTxn + ?Sized>(&self, txn: &T, set: &ChangeSet) -> Result<()> {
+    pub(crate) fn before_commit<T: WriteTxn + ?Sized>(
+        &self,
+        txn: &T,
+        set: &ChangeSet,
+    ) -> Result<()> {
         let mut stamps = self.stamps.take();
         if set.is_empty() && stamps.is_empty() {
             return Ok(());
@@ -228,17 +254,16 @@ impl SyncWrite {
         let state = &self.state;
         // Every local write of one transaction shares one stamp.
         let mut fresh: Option<VersionStamp> = None;
-        let mut stamp_for = |stamps: &mut HashMap<_, (VersionStamp, bool)>,
-                             table: &'static str,
-                             key: &[u8]| {
-            match stamps.remove(&(table, key.to_vec())) {
-                Some((stamp, _)) => stamp,
-                None => *fresh.get_or_insert_with(|| VersionStamp {
-                    hlc: state.clock.now(),
-                    writer: state.writer,
-                }),
-            }
-        };
+        let mut stamp_for =
+            |stamps: &mut HashMap<_, (VersionStamp, bool)>, table: &'static str, key: &[u8]| {
+                match stamps.remove(&(table, key.to_vec())) {
+                    Some((stamp, _)) => stamp,
+                    None => *fresh.get_or_insert_with(|| VersionStamp {
+                        hlc: state.clock.now(),
+                        writer: state.writer,
+                    }),
+                }
+            };
         let mut changed = false;
         for model in &state.models {
             let table = model.info.table;

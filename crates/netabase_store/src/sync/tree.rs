@@ -502,7 +502,9 @@ impl<T: WriteTxn + ?Sized> Levels<'_, T> {
         let table = self.tables.table.as_str();
         if l == 1 {
             fp.add(&Fingerprint::one(hash));
-            let upper = end.as_deref().map_or(Bound::Unbounded, |e| Bound::Excluded(&e[1..]));
+            let upper = end
+                .as_deref()
+                .map_or(Bound::Unbounded, |e| Bound::Excluded(&e[1..]));
             self.txn.for_each_in(
                 table,
                 prefixed(ITEMS, Bound::Excluded(pk), upper),
@@ -556,7 +558,9 @@ impl<T: WriteTxn + ?Sized> Levels<'_, T> {
                 self.flush(l)?;
                 match self.txn.get(table, &stored)? {
                     Some(bytes) => Block::from_bytes(table, &stored, &bytes)?,
-                    None => return Err(NetabaseError::decode(table, &stored, "missing sync block")),
+                    None => {
+                        return Err(NetabaseError::decode(table, &stored, "missing sync block"));
+                    }
                 }
             }
         };
