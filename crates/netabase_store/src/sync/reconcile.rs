@@ -8,7 +8,7 @@
 //! 2. a side that receives a fingerprint compares it with its own for the same range:
 //!    equal ranges are done; a differing range is answered with the side's list of
 //!    (key, stamp) when it holds few records, or else split into `branching` sub-ranges
-//!    of equal record counts, each sent with its fingerprint (or its list, if small);
+//!    of equal record counts, each sent with its fingerprint (or its one record);
 //! 3. a side that receives a list compares it with its own records in the range and
 //!    sends the records the other side lacks or holds in an older version, and asks
 //!    (`want`) for the ones it lacks itself;
@@ -190,14 +190,19 @@ impl MergeRule for LatestWins {
     }
 }
 
+/// A range that may well be equal on the other side is sent as a list only when the
+/// list is no larger than a fingerprint: one record version.
+const INLINE_ITEMS: usize = 1;
+
 /// Tuning of the protocol.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ReconcileOptions {
     /// Into how many sub-ranges a differing range is split (at least 2).
     pub branching: usize,
-    /// A range with at most this many records is sent as a list instead of a
-    /// fingerprint.
+    /// A range known to differ that holds at most this many records here is answered
+    /// with the list of its records instead of being split further. (Sub-ranges that
+    /// may be equal travel as fingerprints unless they hold a single record.)
     pub item_limit: usize,
 }
 
@@ -366,7 +371,7 @@ impl<'s, D: NetabaseDefinitionTrait, B: Backend> Reconciler<'s, D, B> {
         };
         for model in &self.state.models {
             let fp = tree::sum_below(&txn, &model.tables, None)?;
-            let range = self.range(&txn, model, Vec::new(), None, fp)?;
+            let range = self.range(&txn, model, (Vec::new(), None), fp, INLINE_ITEMS)?;
             message.models.push(ModelMessage {
                 model: model.index,
                 ranges: vec![range],
@@ -455,17 +460,17 @@ impl<'s, D: NetabaseDefinitionTrait, B: Backend> Reconciler<'s, D, B> {
         Ok(bytes)
     }
 
-    /// The range `[lower, upper)` whose fingerprint here is `fp`, as a fingerprint or,
-    /// when small, as a list.
+    /// The range `[lower, upper)` whose fingerprint here is `fp`: as a list when it
+    /// holds at most `limit` records, else as a fingerprint.
     fn range<T: ReadTxn + ?Sized>(
         &self,
         txn: &T,
         model: &SyncedModel,
-        lower: Vec<u8>,
-        upper: Option<Vec<u8>>,
+        (lower, upper): (Vec<u8>, Option<Vec<u8>>),
         fp: Fingerprint,
+        limit: usize,
     ) -> Result<RangeMessage> {
-        let payload = if fp.count <= self.options.item_limit as u64 {
+        let payload = if fp.count <= limit as u64 {
             RangePayload::Items(
                 tree::entries_in(txn, &model.tables, &lower, upper.as_deref())?
                     .into_iter()
@@ -507,7 +512,7 @@ impl<'s, D: NetabaseDefinitionTrait, B: Backend> Reconciler<'s, D, B> {
                     return Ok(());
                 }
                 if mine.count <= self.options.item_limit as u64 {
-                    out.ranges.push(self.range(txn, model, lower, upper, mine)?);
+                    out.ranges.push(self.range(txn, model, (lower, upper), mine, self.options.item_limit)?);
                     return Ok(());
                 }
                 let first = tree::sum_below(txn, tables, Some(&lower))?.count;
@@ -527,7 +532,7 @@ impl<'s, D: NetabaseDefinitionTrait, B: Backend> Reconciler<'s, D, B> {
                 uppers.push(upper);
                 for (lo, hi) in bounds.into_iter().zip(uppers) {
                     let fp = tree::fingerprint(txn, tables, &lo, hi.as_deref())?;
-                    out.ranges.push(self.range(txn, model, lo, hi, fp)?);
+                    out.ranges.push(self.range(txn, model, (lo, hi), fp, INLINE_ITEMS)?);
                 }
             }
             RangePayload::Items(theirs) => {
