@@ -512,7 +512,13 @@ impl<'s, D: NetabaseDefinitionTrait, B: Backend> Reconciler<'s, D, B> {
                     return Ok(());
                 }
                 if mine.count <= self.options.item_limit as u64 {
-                    out.ranges.push(self.range(txn, model, (lower, upper), mine, self.options.item_limit)?);
+                    out.ranges.push(self.range(
+                        txn,
+                        model,
+                        (lower, upper),
+                        mine,
+                        self.options.item_limit,
+                    )?);
                     return Ok(());
                 }
                 let first = tree::sum_below(txn, tables, Some(&lower))?.count;
@@ -532,7 +538,8 @@ impl<'s, D: NetabaseDefinitionTrait, B: Backend> Reconciler<'s, D, B> {
                 uppers.push(upper);
                 for (lo, hi) in bounds.into_iter().zip(uppers) {
                     let fp = tree::fingerprint(txn, tables, &lo, hi.as_deref())?;
-                    out.ranges.push(self.range(txn, model, (lo, hi), fp, INLINE_ITEMS)?);
+                    out.ranges
+                        .push(self.range(txn, model, (lo, hi), fp, INLINE_ITEMS)?);
                 }
             }
             RangePayload::Items(theirs) => {
