@@ -772,6 +772,14 @@ fn generate_definition(def: &Definition) -> TokenStream {
             }
 
             #visit_models
+            fn visit_model<__V: ::netabase_store::schema::ModelVisitor<Self>>(
+                __discriminant: #discriminant,
+                __visitor: __V,
+            ) -> __V::Output {
+                match __discriminant {
+                    #(#discriminant::#idents => __visitor.visit::<#idents>(),)*
+                }
+            }
         }
 
         #(

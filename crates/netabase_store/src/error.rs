@@ -125,6 +125,12 @@ pub enum NetabaseError {
     /// its model records in the database.
     #[error(transparent)]
     Shape(Box<ShapeError>),
+
+    /// Synchronisation of two stores was refused or could not complete: a model that
+    /// is not synced, a malformed or foreign message, or records that could not be
+    /// applied (see [`SyncError`]).
+    #[error(transparent)]
+    Sync(Box<SyncError>),
 }
 
 /// A value that could not be decrypted or decompressed ([`NetabaseError::Transform`]).
@@ -451,6 +457,73 @@ pub struct ReadOnlyError {
 pub struct PoisonedError {
     /// The engine failure that poisoned the transaction.
     pub cause: String,
+}
+
+/// What went wrong in a synchronisation ([`NetabaseError::Sync`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SyncProblem {
+    /// The model (or every model) is not synced in this store.
+    NotSynced,
+    /// A model name given to the sync options is not a model of the definition.
+    UnknownModel,
+    /// Sync must be turned on or configured, which a read-only store cannot do.
+    ReadOnly,
+    /// A message could not be decoded, or is not a message of this definition.
+    Protocol,
+    /// The fingerprint tables do not agree with the records' sync entries.
+    Damaged,
+    /// Records chosen by the merge rule could not be applied: each would break a unique
+    /// key held locally by another record. Everything else was applied; the two stores
+    /// still differ at these keys until the application resolves them.
+    Conflicts(Vec<SyncConflict>),
+}
+
+/// A record that reconciliation could not apply ([`SyncProblem::Conflicts`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SyncConflict {
+    /// The model.
+    pub model: &'static str,
+    /// The encoded primary key of the record that could not be applied.
+    pub key: Vec<u8>,
+    /// Why (the unique-key violation, as text).
+    pub reason: String,
+}
+
+/// Synchronisation was refused or could not complete ([`NetabaseError::Sync`]).
+#[derive(Debug, Error)]
+#[error(
+    "sync of `{definition}`{}: {reason}",
+    model.as_deref().map(|m| format!(" (model `{m}`)")).unwrap_or_default()
+)]
+#[non_exhaustive]
+pub struct SyncError {
+    /// The definition's name.
+    pub definition: &'static str,
+    /// The model concerned, if one.
+    pub model: Option<String>,
+    /// Which problem it is.
+    pub problem: SyncProblem,
+    /// What happened, in words.
+    pub reason: String,
+}
+
+impl NetabaseError {
+    /// A [`NetabaseError::Sync`].
+    pub(crate) fn sync(
+        definition: &'static str,
+        model: Option<&str>,
+        problem: SyncProblem,
+        reason: impl Into<String>,
+    ) -> Self {
+        NetabaseError::Sync(Box::new(SyncError {
+            definition,
+            model: model.map(str::to_owned),
+            problem,
+            reason: reason.into(),
+        }))
+    }
 }
 
 /// A subscription whose store is gone ([`NetabaseError::Closed`]).

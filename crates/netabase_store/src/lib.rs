@@ -11,6 +11,7 @@ mod error;
 pub mod kad;
 pub mod rules;
 pub mod schema;
+pub mod sync;
 pub mod typed;
 
 pub use config::{BackendStore, ConfiguredBackend, FileConfig};
@@ -62,6 +63,7 @@ pub use error::{
 pub use error::{BoxedError, NetabaseError, Result};
 pub use error::{DanglingLinkError, InvalidError, StillReferencedError};
 pub use error::{ShapeError, TransformError, TransformProblem};
+pub use error::{SyncConflict, SyncError, SyncProblem};
 
 /// Re-exports used by the code that the macros generate; not part of the public API.
 #[doc(hidden)]

@@ -136,6 +136,22 @@ pub trait NetabaseDefinitionTrait: Sized + Clone + Debug + Send + Sync + 'static
     /// # Errors
     /// The first error of the visitor.
     fn visit_models<V: crate::rules::ModelVisitor<Self>>(visitor: &mut V) -> crate::Result<()>;
+    /// Calls `visitor` with the model type that `discriminant` names: how code that
+    /// only knows a model's position (a message from another replica) reaches the
+    /// typed write path of that model.
+    fn visit_model<V: ModelVisitor<Self>>(
+        discriminant: Self::Discriminant,
+        visitor: V,
+    ) -> V::Output;
+}
+
+/// Code generic over the model type, run by [`NetabaseDefinitionTrait::visit_model`]
+/// for the model a discriminant names.
+pub trait ModelVisitor<D: NetabaseDefinitionTrait> {
+    /// What the visit returns.
+    type Output;
+    /// Runs with the model type `M`.
+    fn visit<M: NetabaseModelTrait<D>>(self) -> Self::Output;
 }
 
 /// A model: a struct with one `#[primary_key]` and any number of `#[secondary_key]`s.

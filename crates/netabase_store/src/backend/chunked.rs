@@ -11,7 +11,7 @@ use std::ops::Bound;
 use super::{Cursor, Direction, Entry, EntryCursor, RawRange};
 use crate::error::Result;
 
-const FIRST_CHUNK: usize = 64;
+const FIRST_CHUNK: usize = 16;
 const MAX_CHUNK: usize = 4096;
 
 /// Reads a range chunk by chunk with `fetch(range, direction, limit)`, which returns at

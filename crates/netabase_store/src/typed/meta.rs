@@ -57,6 +57,7 @@ pub struct IndexBuild {
 pub struct OpenOptions {
     on_index_build: Option<Box<dyn FnMut(IndexBuild) + Send>>,
     commit_retries: Option<u32>,
+    sync: crate::sync::state::SyncOptions,
 }
 
 /// How many times a one-shot write, a batch or the store's own open write runs again
@@ -68,6 +69,7 @@ impl std::fmt::Debug for OpenOptions {
         f.debug_struct("OpenOptions")
             .field("on_index_build", &self.on_index_build.is_some())
             .field("commit_retries", &self.retries())
+            .field("sync", &self.sync)
             .finish()
     }
 }
@@ -97,6 +99,39 @@ impl OpenOptions {
     /// The number of retries after a conflict.
     pub(crate) fn retries(&self) -> u32 {
         self.commit_retries.unwrap_or(DEFAULT_COMMIT_RETRIES)
+    }
+
+    /// Turns sync on for the model named `model` (see [`crate::sync`]): the store keeps
+    /// version stamps, tombstones and range fingerprints for its records, so that it can
+    /// be reconciled with another store. When the database already holds records of the
+    /// model, their sync metadata is built at open. Sync stays on: a later open without
+    /// this option keeps it (the choice is recorded in `__netabase/meta`).
+    ///
+    /// The open fails with [`crate::NetabaseError::Sync`] when the definition has no
+    /// model of that name, or when the store is read-only and sync is new to it.
+    pub fn sync_model(mut self, model: impl Into<String>) -> Self {
+        self.sync.models.push(model.into());
+        self
+    }
+
+    /// Turns sync on for every model of the definition ([`OpenOptions::sync_model`]).
+    pub fn sync_all(mut self) -> Self {
+        self.sync.all = true;
+        self
+    }
+
+    /// The writer id of this store's version stamps. Without it, a store picks a
+    /// random id when sync is first turned on and keeps it; with it, the id is
+    /// replaced (records keep the stamps they have). A peer-to-peer node passes its
+    /// ed25519 public key.
+    pub fn writer_id(mut self, writer: crate::sync::WriterId) -> Self {
+        self.sync.writer = Some(writer);
+        self
+    }
+
+    /// Takes the sync options out (the store applies them after the schema).
+    pub(crate) fn take_sync(&mut self) -> crate::sync::state::SyncOptions {
+        std::mem::take(&mut self.sync)
     }
 }
 

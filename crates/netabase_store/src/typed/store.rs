@@ -52,6 +52,8 @@ pub struct NetabaseStore<D, B> {
     retries: u32,
     /// Writes run again after a conflict so far, shared by every clone.
     retried: Arc<AtomicU64>,
+    /// The sync state, when a model of the store is synced.
+    sync: Option<Arc<crate::sync::state::SyncState>>,
     _definition: PhantomData<fn() -> D>,
 }
 
@@ -62,6 +64,7 @@ impl<D, B> Clone for NetabaseStore<D, B> {
             hub: Arc::clone(&self.hub),
             retries: self.retries,
             retried: Arc::clone(&self.retried),
+            sync: self.sync.clone(),
             _definition: PhantomData,
         }
     }
@@ -134,14 +137,17 @@ impl<D: NetabaseDefinitionTrait, B: Backend> NetabaseStore<D, B> {
     /// Checks the format and reconciles the schema (writing only when `write` is
     /// set), then wraps the backend.
     fn open(backend: Arc<B>, write: bool, mut options: OpenOptions) -> Result<Self> {
+        let sync = options.take_sync();
         let retries = options.retries();
         let retried = Arc::new(AtomicU64::new(0));
         // Several processes opening one shared database may race on its metadata.
         retry(retries, &retried, || {
             meta::open::<D, B>(&*backend, write, &mut options)
         })?;
+        let sync = crate::sync::state::open::<D, B>(&*backend, write, sync)?;
         Ok(NetabaseStore {
             backend,
+            sync,
             hub: Arc::default(),
             retries,
             retried,
@@ -152,6 +158,11 @@ impl<D: NetabaseDefinitionTrait, B: Backend> NetabaseStore<D, B> {
     /// The subscriptions of the store.
     pub(crate) fn hub(&self) -> &Arc<Hub> {
         &self.hub
+    }
+
+    /// The sync state, when a model of the store is synced.
+    pub(crate) fn sync_state(&self) -> Option<&Arc<crate::sync::state::SyncState>> {
+        self.sync.as_ref()
     }
 
     /// The backend under the store, for its own settings and extras.
@@ -216,7 +227,8 @@ impl<D: NetabaseDefinitionTrait, B: Backend> NetabaseStore<D, B> {
     /// [`crate::NetabaseError::Backend`] when the engine cannot start one.
     pub fn write(&self) -> Result<TxnGuard<'_, D, B, ReadWrite>> {
         Ok(TxnGuard::new(
-            Writer::begin(&*self.backend, true)?.watched_by(&self.hub),
+            Writer::begin(&*self.backend, true)?.watched_by(&self.hub)
+                .with_sync(self.sync.as_ref()),
             self.snapshot_reads(),
         ))
     }
@@ -233,7 +245,8 @@ impl<D: NetabaseDefinitionTrait, B: Backend> NetabaseStore<D, B> {
         mut f: impl FnMut(&Writer<'_, B>) -> Result<R>,
     ) -> Result<R> {
         retry(self.retries, &self.retried, || {
-            let writer = Writer::begin(&*self.backend, false)?.watched_by(&self.hub);
+            let writer = Writer::begin(&*self.backend, false)?.watched_by(&self.hub)
+                .with_sync(self.sync.as_ref());
             let out = f(&writer)?;
             writer.commit()?;
             Ok(out)
@@ -246,7 +259,8 @@ impl<D: NetabaseDefinitionTrait, B: Backend> NetabaseStore<D, B> {
         mut f: impl FnMut(&Writer<'_, B>) -> Result<()>,
     ) -> Result<ChangeSet> {
         retry(self.retries, &self.retried, || {
-            let writer = Writer::begin(&*self.backend, true)?.watched_by(&self.hub);
+            let writer = Writer::begin(&*self.backend, true)?.watched_by(&self.hub)
+                .with_sync(self.sync.as_ref());
             f(&writer)?;
             writer.commit()
         })

@@ -16,12 +16,15 @@
 //! [`NetabaseError::Poisoned`] and applies nothing.
 
 use std::cell::RefCell;
+use std::sync::Arc;
 
 use crate::backend::{Backend, ReadTxn, WriteOp, WriteTxn};
 use crate::codec::key::KeyCodec;
 use crate::codec::value::encode_value;
 use crate::error::{NetabaseError, PoisonedError, Result, UniqueViolation};
 use crate::schema::{ModelInfo, NetabaseDefinitionTrait, NetabaseModelTrait};
+
+use crate::sync::state::{SyncState, SyncWrite};
 
 use super::changes::{Change, ChangeSet};
 use super::chunk::{Abandon, Decisions, PutChunk, RemoveChunk};
@@ -52,6 +55,8 @@ pub struct Writer<'s, B: Backend> {
     /// The subscriptions the commit publishes to, when the store had one at `begin`,
     /// and whether the caller reads the `ChangeSet` (without logging it would not).
     hub: Option<(&'s Hub, bool)>,
+    /// Sync maintenance, when the store syncs a model: run at the commit point.
+    sync: Option<SyncWrite>,
 }
 
 /// Why a transaction can no longer commit.
@@ -72,6 +77,7 @@ impl<'s, B: Backend> Writer<'s, B> {
             log: RefCell::new(Vec::new()),
             poisoned: RefCell::new(None),
             hub: None,
+            sync: None,
         })
     }
 
@@ -84,6 +90,21 @@ impl<'s, B: Backend> Writer<'s, B> {
             self.logging = true;
         }
         self
+    }
+
+    /// Keeps the sync metadata of the store's synced models (`state`) in step at
+    /// commit; the changes are then always recorded, since the commit hook reads them.
+    pub(crate) fn with_sync(mut self, state: Option<&Arc<SyncState>>) -> Self {
+        if let Some(state) = state {
+            self.logging = true;
+            self.sync = Some(SyncWrite::new(Arc::clone(state)));
+        }
+        self
+    }
+
+    /// The sync side of the transaction, when the store syncs a model.
+    pub(crate) fn sync(&self) -> Option<&SyncWrite> {
+        self.sync.as_ref()
     }
 
     /// The backend transaction, for reads (they see the transaction's own writes).
@@ -405,11 +426,21 @@ impl<'s, B: Backend> Writer<'s, B> {
         if let Some(poison) = self.poisoned.into_inner() {
             return Err(poison.error());
         }
+        let changes = ChangeSet::from_log(self.log.into_inner());
+        if let Some(sync) = &self.sync {
+            // Inside the transaction: the fingerprints commit with the records or not
+            // at all.
+            sync.before_commit(&self.txn, &changes)?;
+        }
         // Taken while this transaction still holds the engine's write lock, so changes
         // are published in commit order; a failed commit publishes nothing.
         let publish = self.hub.map(|(hub, read)| (hub.begin_publish(), read));
-        self.txn.commit()?;
-        let changes = ChangeSet::from_log(self.log.into_inner());
+        if let Err(e) = self.txn.commit() {
+            if let Some(sync) = &self.sync {
+                sync.commit_failed();
+            }
+            return Err(e);
+        }
         Ok(match publish {
             Some((publish, read)) => publish.send(changes, read),
             None => changes,

@@ -1,0 +1,350 @@
+//! A store's sync state: which models are synced, the writer id, the clock; and the
+//! commit hook that keeps every synced model's fingerprint tree in step with its
+//! records inside the write transaction that changes them.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::backend::{Backend, Direction, RawRange, ReadTxn, WriteTxn, collect_range};
+use crate::error::{NetabaseError, Result, SyncProblem};
+use crate::schema::{ModelInfo, NetabaseDefinitionTrait};
+use crate::typed::changes::{Change, ChangeSet};
+use crate::typed::meta::META_TABLE;
+
+use super::stamp::{Clock, Hlc, VersionStamp, WriterId};
+use super::tree::{self, Entry, Tables};
+
+/// What [`crate::OpenOptions`] asks of sync.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SyncOptions {
+    pub(crate) all: bool,
+    pub(crate) models: Vec<String>,
+    pub(crate) writer: Option<WriterId>,
+}
+
+/// A synced model and its tables.
+#[derive(Debug)]
+pub(crate) struct SyncedModel {
+    /// Its position in the definition.
+    pub(crate) index: u16,
+    pub(crate) info: ModelInfo,
+    pub(crate) tables: Tables,
+}
+
+/// The sync state of an open store.
+#[derive(Debug)]
+pub(crate) struct SyncState {
+    pub(crate) definition: &'static str,
+    pub(crate) models: Vec<SyncedModel>,
+    pub(crate) writer: WriterId,
+    pub(crate) clock: Clock,
+    /// The clock reading recorded in the meta table (milliseconds): every stamp handed
+    /// out is below it, so a store reopened with its wall clock set back still stamps
+    /// above everything it wrote. Raised a second ahead when the clock reaches it, so
+    /// that the meta table is written about once a second, not at every commit.
+    ceiling: AtomicU64,
+}
+
+/// How far ahead of the clock the recorded ceiling is set.
+const CEILING_AHEAD_MS: u64 = 1_000;
+
+impl SyncState {
+    /// The synced model whose primary table is `table`.
+    pub(crate) fn model(&self, table: &str) -> Option<&SyncedModel> {
+        self.models.iter().find(|m| m.info.table == table)
+    }
+
+    /// The synced model at position `index` of the definition.
+    pub(crate) fn by_index(&self, index: u16) -> Option<&SyncedModel> {
+        self.models.iter().find(|m| m.index == index)
+    }
+
+    fn clock_key(&self) -> Vec<u8> {
+        format!("sync/{}/clock", self.definition).into_bytes()
+    }
+}
+
+fn encode_hlc(hlc: Hlc) -> Vec<u8> {
+    let mut out = hlc.millis.to_be_bytes().to_vec();
+    out.extend_from_slice(&hlc.counter.to_be_bytes());
+    out
+}
+
+fn decode_hlc(bytes: &[u8]) -> Option<Hlc> {
+    Some(Hlc {
+        millis: u64::from_be_bytes(bytes.get(..8)?.try_into().ok()?),
+        counter: u32::from_be_bytes(bytes.get(8..12)?.try_into().ok()?),
+    })
+}
+
+/// Reads the sync state recorded in the database, turns sync on for the models
+/// `options` adds (building their fingerprint trees from the stored records), and
+/// returns the state, or `None` when no model is synced.
+///
+/// Sync is sticky: a model recorded as synced stays synced when the store is opened
+/// without asking for it, so that no write can leave its fingerprints behind.
+pub(crate) fn open<D: NetabaseDefinitionTrait, B: Backend>(
+    backend: &B,
+    write: bool,
+    options: SyncOptions,
+) -> Result<Option<Arc<SyncState>>> {
+    let models_key = format!("sync/{}/models", D::NAME).into_bytes();
+    let writer_key = format!("sync/{}/writer", D::NAME).into_bytes();
+    let clock_key = format!("sync/{}/clock", D::NAME).into_bytes();
+    let (recorded, stored_writer, stored_clock) = {
+        let txn = backend.begin_read()?;
+        (
+            txn.get(META_TABLE, &models_key)?,
+            txn.get(META_TABLE, &writer_key)?,
+            txn.get(META_TABLE, &clock_key)?,
+        )
+    };
+    let recorded: Vec<String> = recorded
+        .map(|b| {
+            String::from_utf8_lossy(&b)
+                .lines()
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
+    for name in &options.models {
+        if !D::MODELS.iter().any(|m| m.name == name) {
+            return Err(NetabaseError::sync(
+                D::NAME,
+                Some(name),
+                SyncProblem::UnknownModel,
+                "no model of this name in the definition",
+            ));
+        }
+    }
+    let wanted = |m: &ModelInfo| {
+        options.all
+            || options.models.iter().any(|n| n == m.name)
+            || recorded.iter().any(|n| n == m.name)
+    };
+    let mut models = Vec::new();
+    let mut new = Vec::new();
+    for (index, info) in D::MODELS.iter().enumerate() {
+        if !wanted(info) {
+            continue;
+        }
+        if !recorded.iter().any(|n| n == info.name) {
+            new.push(models.len());
+        }
+        models.push(SyncedModel {
+            index: u16::try_from(index).unwrap_or(u16::MAX),
+            info: *info,
+            tables: Tables::of(info.table),
+        });
+    }
+    if models.is_empty() {
+        return Ok(None);
+    }
+    let stored_writer = stored_writer.and_then(|b| <[u8; 32]>::try_from(b.as_slice()).ok());
+    let writer = options
+        .writer
+        .or(stored_writer.map(WriterId))
+        .unwrap_or_else(WriterId::random);
+    let state = SyncState {
+        definition: D::NAME,
+        models,
+        writer,
+        clock: Clock::new(
+            stored_clock
+                .as_deref()
+                .and_then(decode_hlc)
+                .unwrap_or_default(),
+        ),
+        ceiling: AtomicU64::new(0),
+    };
+    state
+        .ceiling
+        .store(state.clock.last().millis, Ordering::Relaxed);
+    if new.is_empty() && stored_writer == Some(writer.0) {
+        return Ok(Some(Arc::new(state)));
+    }
+    if !write {
+        return Err(NetabaseError::sync(
+            D::NAME,
+            None,
+            SyncProblem::ReadOnly,
+            "turning sync on (or setting the writer id) writes to the store, which a read-only \
+             store cannot do: open the database writable once",
+        ));
+    }
+    let txn = backend.begin_write()?;
+    for &at in &new {
+        let model = &state.models[at];
+        txn.clear(&model.tables.table)?;
+        let stamp = VersionStamp {
+            hlc: state.clock.now(),
+            writer,
+        };
+        let records = collect_range(&txn, model.info.table, RawRange::all(), Direction::Forward)?;
+        let changes = records
+            .into_iter()
+            .map(|(pk, value)| {
+                let entry = Entry::new(&pk, stamp, Some(&value));
+                (pk, Some(entry))
+            })
+            .collect();
+        tree::apply(&txn, &model.tables, changes)?;
+    }
+    let names: Vec<&str> = state.models.iter().map(|m| m.info.name).collect();
+    txn.put(META_TABLE, &models_key, names.join("\n").as_bytes())?;
+    txn.put(META_TABLE, &writer_key, &writer.0)?;
+    let ceiling = state.clock.last().millis.saturating_add(CEILING_AHEAD_MS);
+    txn.put(
+        META_TABLE,
+        &clock_key,
+        &encode_hlc(Hlc {
+            millis: ceiling,
+            counter: 0,
+        }),
+    )?;
+    txn.commit()?;
+    state.ceiling.store(ceiling, Ordering::Relaxed);
+    Ok(Some(Arc::new(state)))
+}
+
+/// Stamps of received records, by (primary table, key): (stamp, tombstone).
+type ReceivedStamps = HashMap<(&'static str, Vec<u8>), (VersionStamp, bool)>;
+
+/// The sync side of one write transaction: stamps to give the records it writes on
+/// behalf of another replica, and the hook run at its commit.
+pub(crate) struct SyncWrite {
+    pub(crate) state: Arc<SyncState>,
+    /// Stamps given to the next write of a key (table, key) → (stamp, tombstone).
+    stamps: RefCell<ReceivedStamps>,
+}
+
+impl SyncWrite {
+    pub(crate) fn new(state: Arc<SyncState>) -> Self {
+        SyncWrite {
+            state,
+            stamps: RefCell::new(HashMap::new()),
+        }
+    }
+
+    /// The record at `key` of `table` is written next with `stamp` (a record received
+    /// from another replica), not with a new stamp of this store's clock. A tombstone
+    /// is kept even when there is nothing to remove.
+    pub(crate) fn stamp(&self, table: &'static str, key: Vec<u8>, stamp: VersionStamp, tomb: bool) {
+        self.stamps.borrow_mut().insert((table, key), (stamp, tomb));
+    }
+
+    /// Forgets [`SyncWrite::stamp`] for a write that was refused.
+    pub(crate) fn forget(&self, table: &'static str, key: &[u8]) {
+        self.stamps.borrow_mut().remove(&(table, key.to_vec()));
+    }
+
+    /// The commit hook: brings the sync entries and fingerprint blocks of every synced
+    /// model in step with what the transaction changed, in the same transaction.
+    pub(crate) fn before_commit<T: WriteTxn + ?Sized>(
+        &self,
+        txn: &T,
+        set: &ChangeSet,
+    ) -> Result<()> {
+        let mut stamps = self.stamps.take();
+        if set.is_empty() && stamps.is_empty() {
+            return Ok(());
+        }
+        let state = &self.state;
+        // Every local write of one transaction shares one stamp.
+        let mut fresh: Option<VersionStamp> = None;
+        let mut stamp_for =
+            |stamps: &mut HashMap<_, (VersionStamp, bool)>, table: &'static str, key: &[u8]| {
+                match stamps.remove(&(table, key.to_vec())) {
+                    Some((stamp, _)) => stamp,
+                    None => *fresh.get_or_insert_with(|| VersionStamp {
+                        hlc: state.clock.now(),
+                        writer: state.writer,
+                    }),
+                }
+            };
+        let mut changed = false;
+        for model in &state.models {
+            let table = model.info.table;
+            let mut changes: BTreeMap<Vec<u8>, Option<Entry>> = BTreeMap::new();
+            for change in set.changes().iter().filter(|c| c.table() == table) {
+                match change {
+                    Change::Cleared { .. } => {
+                        for (pk, e) in tree::entries_in(txn, &model.tables, &[], None)? {
+                            if !e.tombstone {
+                                let stamp = stamp_for(&mut stamps, table, &pk);
+                                let entry = Entry::new(&pk, stamp, None);
+                                changes.insert(pk, Some(entry));
+                            }
+                        }
+                    }
+                    Change::Put { key, new, .. } => {
+                        let stamp = stamp_for(&mut stamps, table, key);
+                        changes.insert(key.clone(), Some(Entry::new(key, stamp, Some(new))));
+                    }
+                    Change::Removed { key, .. } => {
+                        let stamp = stamp_for(&mut stamps, table, key);
+                        changes.insert(key.clone(), Some(Entry::new(key, stamp, None)));
+                    }
+                }
+            }
+            // Tombstones received for keys that held nothing here still count.
+            let pending: Vec<Vec<u8>> = stamps
+                .iter()
+                .filter(|((t, _), (_, tomb))| *t == table && *tomb)
+                .map(|((_, k), _)| k.clone())
+                .collect();
+            for key in pending {
+                if let Some((stamp, _)) = stamps.remove(&(table, key.clone())) {
+                    changes.insert(key.clone(), Some(Entry::new(&key, stamp, None)));
+                }
+            }
+            changed |= !changes.is_empty();
+            tree::apply(txn, &model.tables, changes)?;
+        }
+        let last = state.clock.last().millis;
+        if changed && last >= state.ceiling.load(Ordering::Relaxed) {
+            let ceiling = last.saturating_add(CEILING_AHEAD_MS);
+            txn.put(
+                META_TABLE,
+                &state.clock_key(),
+                &encode_hlc(Hlc {
+                    millis: ceiling,
+                    counter: 0,
+                }),
+            )?;
+            // Raised before the commit is known to succeed; a failed commit resets it
+            // (`commit_failed`), so that the next commit records it again.
+            state.ceiling.store(ceiling, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+}
+
+impl SyncWrite {
+    /// The backend commit failed: the ceiling raised by [`SyncWrite::before_commit`]
+    /// may not be recorded, so the next commit records one again.
+    pub(crate) fn commit_failed(&self) {
+        self.state.ceiling.store(0, Ordering::Relaxed);
+    }
+}
+
+/// Removes the tombstones of every synced model older than `cutoff` (milliseconds since
+/// the Unix epoch); returns how many.
+pub(crate) fn prune<B: Backend>(backend: &B, state: &SyncState, cutoff: u64) -> Result<u64> {
+    let txn = backend.begin_write()?;
+    let mut pruned = 0;
+    for model in &state.models {
+        let changes: BTreeMap<Vec<u8>, Option<Entry>> =
+            tree::entries_in(&txn, &model.tables, &[], None)?
+                .into_iter()
+                .filter(|(_, e)| e.tombstone && e.stamp.hlc.millis < cutoff)
+                .map(|(pk, _)| (pk, None))
+                .collect();
+        pruned += changes.len() as u64;
+        tree::apply(&txn, &model.tables, changes)?;
+    }
+    txn.commit()?;
+    Ok(pruned)
+}
