@@ -9,6 +9,8 @@ pub mod config;
 mod error;
 #[cfg(feature = "libp2p")]
 pub mod kad;
+#[cfg_attr(docsrs, doc(cfg(any(feature = "threaded", feature = "indexeddb"))))]
+pub mod nonblocking;
 pub mod schema;
 pub mod typed;
 
@@ -48,6 +50,7 @@ pub mod prelude {
     pub use netabase_macros::*;
 }
 
+pub use error::InactiveError;
 pub use error::{
     BackendError, ConfigError, CorruptedError, DecodeError, DecodeReason, EncodeError, FormatError,
     IoError, PoisonedError, ReadOnlyError, SchemaError, UniqueViolation, VersionError,

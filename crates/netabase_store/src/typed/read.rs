@@ -15,7 +15,7 @@ use crate::codec::value::decode_model;
 use crate::error::{DecodeReason, NetabaseError, Result};
 use crate::schema::{NetabaseDefinitionTrait, NetabaseModelTrait, SecondaryKeyEnum};
 
-fn decode_pk<D, M>(table: &str, pk: &[u8]) -> Result<M::PrimaryKey>
+pub(crate) fn decode_pk<D, M>(table: &str, pk: &[u8]) -> Result<M::PrimaryKey>
 where
     D: NetabaseDefinitionTrait,
     M: NetabaseModelTrait<D>,
@@ -103,16 +103,16 @@ where
 }
 
 /// How a record found through an index is checked against the query.
-struct Check<'a> {
+pub(crate) struct Check<'a> {
     /// Reads are snapshots: the record always matches its index entry, and a missing
     /// one is damage.
-    snapshot: bool,
+    pub(crate) snapshot: bool,
     /// The secondary key's position in the model.
-    index: usize,
+    pub(crate) index: usize,
     /// For a range query, its byte bounds over the encoded secondary value.
-    range: Option<&'a RawRange>,
+    pub(crate) range: Option<&'a RawRange>,
     /// For an equality query, the encoded secondary value.
-    value: &'a [u8],
+    pub(crate) value: &'a [u8],
 }
 
 impl Check<'_> {
@@ -150,7 +150,30 @@ where
     M: NetabaseModelTrait<D>,
     T: ReadTxn + ?Sized,
 {
-    match get_raw::<D, M, T>(txn, pk)? {
+    indexed_outcome::<D, M>(
+        get_raw::<D, M, T>(txn, pk)?,
+        index_table,
+        index_key,
+        pk,
+        check,
+    )
+}
+
+/// What a query returns for the record `found` at `pk`, read after the index entry
+/// `index_key` of `index_table` that led to it (the decision of [`lookup_indexed`],
+/// shared with the asynchronous reads).
+pub(crate) fn indexed_outcome<D, M>(
+    found: Option<M>,
+    index_table: &str,
+    index_key: &[u8],
+    pk: &[u8],
+    check: &Check<'_>,
+) -> Result<Option<M>>
+where
+    D: NetabaseDefinitionTrait,
+    M: NetabaseModelTrait<D>,
+{
+    match found {
         Some(m) if check.matches::<D, M>(&m) => Ok(Some(m)),
         Some(_) => Ok(None),
         None if !check.snapshot => Ok(None),
