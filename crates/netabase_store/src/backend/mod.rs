@@ -25,6 +25,8 @@ use std::ops::{Bound, ControlFlow};
 use crate::error::Result;
 
 mod chunked;
+#[cfg(all(feature = "indexeddb", target_arch = "wasm32"))]
+pub mod indexeddb;
 pub mod memory;
 #[cfg(feature = "redb")]
 pub mod redb;

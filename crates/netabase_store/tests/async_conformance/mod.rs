@@ -498,8 +498,14 @@ macro_rules! async_conformance_suite {
     (@tests $attr:meta, $make:expr; $($name:ident),+ $(,)?) => {
         $(
             #[$attr]
-            async fn $name() -> async_conformance::TestResult {
-                async_conformance::$name(($make)().await?).await
+            async fn $name() {
+                let outcome = match ($make)().await {
+                    Ok(store) => async_conformance::$name(store).await,
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = outcome {
+                    panic!("{}: {e}", stringify!($name));
+                }
             }
         )+
     };
