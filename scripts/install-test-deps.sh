@@ -12,8 +12,9 @@ if command -v rustup >/dev/null 2>&1; then
   done
 fi
 
-# Browser tests (IndexedDB in headless Chromium through wasm-bindgen-test): the wasm
-# target, Chromium and its WebDriver, and the test runner at exactly the version of
+# Browser tests (IndexedDB in headless Chromium through wasm-bindgen-test, and the
+# web_notes page driven over WebDriver by a python3 script): the wasm target, Chromium
+# and its WebDriver, and the test runner at exactly the version of
 # the wasm-bindgen library in Cargo.lock (they must match).
 if command -v rustup >/dev/null 2>&1; then
   if ! rustup target list --installed 2>/dev/null | grep -qx "wasm32-unknown-unknown"; then
@@ -21,11 +22,11 @@ if command -v rustup >/dev/null 2>&1; then
   fi
 fi
 
-if ! command -v chromedriver >/dev/null 2>&1 || ! { command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; }; then
+if ! command -v python3 >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1 || ! { command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; }; then
   SUDO=""
   if [ "$(id -u)" != "0" ] && command -v sudo >/dev/null 2>&1; then SUDO="sudo"; fi
   $SUDO apt-get update
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y --no-install-recommends chromium chromium-driver
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y --no-install-recommends chromium chromium-driver python3
 fi
 
 WASM_BINDGEN_VERSION="$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' \

@@ -27,3 +27,8 @@ export CHROMEDRIVER="${CHROMEDRIVER:-$(command -v chromedriver)}"
 # Doctests do not run on wasm; the browser test files are named explicitly (the other
 # test files are native-only).
 cargo test --target "${TARGET}" "${FEATURES[@]}" --test async_conformance_indexeddb "$@"
+
+# The web_notes page, driven over WebDriver in headless Chromium: add, filter, reload,
+# delete; refreshes docs/web-notes.png.
+bash scripts/build-web-notes.sh
+python3 scripts/test-web-notes.py
