@@ -7,3 +7,6 @@ cd "$(dirname "$0")/.."
 bash scripts/install-test-deps.sh
 
 cargo test --workspace --all-features --no-fail-fast "$@"
+
+# The browser suite: IndexedDB in headless Chromium.
+bash scripts/test-browser.sh

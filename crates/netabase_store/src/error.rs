@@ -131,6 +131,14 @@ pub enum NetabaseError {
     /// applied (see [`SyncError`]).
     #[error(transparent)]
     Sync(Box<SyncError>),
+
+    /// An asynchronous write transaction was ended by its engine before it committed:
+    /// IndexedDB commits a transaction by itself once no request is pending, so a
+    /// transaction held across an unrelated `.await` is gone. The write that found it
+    /// so is refused and the transaction can no longer commit; nothing of it that was
+    /// not already applied by the engine is reported as committed.
+    #[error(transparent)]
+    TransactionInactive(Box<InactiveError>),
 }
 
 /// A value that could not be decrypted or decompressed ([`NetabaseError::Transform`]).
@@ -755,6 +763,29 @@ impl NetabaseError {
                 | NetabaseError::DanglingLink(_)
                 | NetabaseError::StillReferenced(_)
         )
+    }
+}
+
+/// An asynchronous transaction that its engine had already ended
+/// ([`NetabaseError::TransactionInactive`]).
+#[derive(Debug, Error)]
+#[error(
+    "{backend} transaction was no longer active when the store tried to {operation}: the \
+     engine ended it on its own (a transaction must not be held across an unrelated \
+     `.await`); nothing of it is committed by the store"
+)]
+#[non_exhaustive]
+pub struct InactiveError {
+    /// The backend's name (`"indexeddb"`).
+    pub backend: &'static str,
+    /// What the store was doing, e.g. `"put"`.
+    pub operation: &'static str,
+}
+
+impl NetabaseError {
+    /// A transaction that its engine ended before the store was done with it.
+    pub fn inactive(backend: &'static str, operation: &'static str) -> Self {
+        NetabaseError::TransactionInactive(Box::new(InactiveError { backend, operation }))
     }
 }
 

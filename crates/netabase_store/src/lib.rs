@@ -10,6 +10,8 @@ mod error;
 #[cfg(feature = "libp2p")]
 pub mod kad;
 pub mod rules;
+#[cfg_attr(docsrs, doc(cfg(any(feature = "threaded", feature = "indexeddb"))))]
+pub mod nonblocking;
 pub mod schema;
 pub mod sync;
 pub mod typed;
@@ -55,6 +57,7 @@ pub mod prelude {
 }
 
 pub use error::ClosedError;
+pub use error::InactiveError;
 pub use error::{
     BackendError, ConfigError, ConflictError, CorruptedError, DecodeError, DecodeReason,
     EncodeError, FormatError, IoError, PoisonedError, ReadOnlyError, SchemaError, UniqueViolation,

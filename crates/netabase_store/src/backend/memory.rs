@@ -139,6 +139,8 @@ impl Backend for MemoryBackend {
         Capabilities {
             snapshot_reads: true,
             persistent: false,
+            read_your_writes: true,
+            idle_transactions: true,
         }
     }
 

@@ -25,6 +25,8 @@ use std::ops::{Bound, ControlFlow};
 use crate::error::Result;
 
 mod chunked;
+#[cfg(all(feature = "indexeddb", target_arch = "wasm32"))]
+pub mod indexeddb;
 pub mod memory;
 #[cfg(feature = "redb")]
 pub mod redb;
@@ -187,6 +189,12 @@ pub struct Capabilities {
     pub snapshot_reads: bool,
     /// Data survives closing and reopening the store.
     pub persistent: bool,
+    /// Reads inside a write transaction see that transaction's own writes.
+    pub read_your_writes: bool,
+    /// A transaction stays usable while its program awaits or does something else.
+    /// False on IndexedDB, which ends a transaction as soon as no request of it is
+    /// pending: its next use fails with [`crate::NetabaseError::TransactionInactive`].
+    pub idle_transactions: bool,
 }
 
 /// Every entry of `table` inside `range`, copied, in `direction` order: for tools and

@@ -55,7 +55,7 @@ pub struct IndexBuild {
 #[derive(Default)]
 #[must_use]
 pub struct OpenOptions {
-    on_index_build: Option<Box<dyn FnMut(IndexBuild) + Send>>,
+    pub(crate) on_index_build: Option<Box<dyn FnMut(IndexBuild) + Send>>,
     commit_retries: Option<u32>,
     sync: crate::sync::state::SyncOptions,
 }
@@ -156,7 +156,7 @@ struct StoredField {
 }
 
 /// What the open must do to bring the database to the code's schema.
-enum Action {
+pub(crate) enum Action {
     /// Build the index of `model`'s secondary key `field` (position) from its records.
     Build(&'static ModelInfo, usize),
     /// Drop the index table.
@@ -171,21 +171,70 @@ pub(crate) fn open<D: NetabaseDefinitionTrait, B: Backend>(
     write: bool,
     options: &mut OpenOptions,
 ) -> Result<()> {
-    let schema_key = format!("schema/{}", D::NAME);
-    let descriptor = descriptor::<D>();
-    let shape_key = format!("{}{}", super::dynamic::SHAPE_KEY_PREFIX, D::NAME);
-    let shape = super::dynamic::shape_text::<D>();
     let (format, stored, stored_shape) = {
         let txn = backend.begin_read()?;
         (
             txn.get(META_TABLE, FORMAT_KEY)?,
-            txn.get(META_TABLE, schema_key.as_bytes())?,
-            txn.get(META_TABLE, shape_key.as_bytes())?,
+            txn.get(META_TABLE, schema_key::<D>().as_bytes())?,
+            txn.get(META_TABLE, shape_key::<D>().as_bytes())?,
         )
     };
-    let shape_current = stored_shape.as_deref() == shape.as_deref().map(str::as_bytes);
-    if let Some(bytes) = &format {
-        let found = <[u8; 4]>::try_from(bytes.as_slice())
+    let Some(plan) = plan_open::<D>(
+        format.as_deref(),
+        stored.as_deref(),
+        stored_shape.as_deref(),
+        write,
+    )?
+    else {
+        return Ok(());
+    };
+    let writer = Writer::begin(backend, false)?;
+    for action in &plan.actions {
+        match action {
+            Action::Drop(table) => writer.clear_internal(table)?,
+            Action::Build(model, field) => {
+                build_index::<D, B>(&writer, model, *field, &mut options.on_index_build)?;
+            }
+            Action::BuildLinks(model) => super::links::build_link_indexes::<D, B>(&writer, model)?,
+        }
+    }
+    writer.write_internal(&plan.meta)?;
+    writer.commit().map(drop)
+}
+
+/// The key of definition `D`'s schema descriptor in the meta table.
+pub(crate) fn schema_key<D: NetabaseDefinitionTrait>() -> String {
+    format!("schema/{}", D::NAME)
+}
+
+/// The key of definition `D`'s self-describing model shapes in the meta table.
+pub(crate) fn shape_key<D: NetabaseDefinitionTrait>() -> String {
+    format!("{}{}", super::dynamic::SHAPE_KEY_PREFIX, D::NAME)
+}
+
+/// The key of the storage format in the meta table.
+pub(crate) const FORMAT_META_KEY: &[u8] = FORMAT_KEY;
+
+/// What an open must write: the schema actions, then the meta records.
+pub(crate) struct OpenPlan {
+    pub(crate) actions: Vec<Action>,
+    pub(crate) meta: Vec<WriteOp<'static>>,
+}
+
+/// The decisions of an open, from the stored format, schema descriptor and model shapes
+/// (shared by the synchronous and the asynchronous open): an error when the database
+/// cannot be opened, `None` when nothing must be written, or what to write.
+pub(crate) fn plan_open<D: NetabaseDefinitionTrait>(
+    format: Option<&[u8]>,
+    stored: Option<&[u8]>,
+    stored_shape: Option<&[u8]>,
+    write: bool,
+) -> Result<Option<OpenPlan>> {
+    let descriptor = descriptor::<D>();
+    let shape = super::dynamic::shape_text::<D>();
+    let shape_current = stored_shape == shape.as_deref().map(str::as_bytes);
+    if let Some(bytes) = format {
+        let found = <[u8; 4]>::try_from(bytes)
             .map(u32::from_be_bytes)
             .map_err(|_| {
                 NetabaseError::decode_other(META_TABLE, FORMAT_KEY, "format version is not 4 bytes")
@@ -198,7 +247,7 @@ pub(crate) fn open<D: NetabaseDefinitionTrait, B: Backend>(
             })));
         }
     }
-    let actions = match &stored {
+    let actions = match stored {
         Some(bytes) => reconcile::<D>(&parse(&String::from_utf8_lossy(bytes)))?,
         None => Vec::new(),
     };
@@ -224,40 +273,30 @@ pub(crate) fn open<D: NetabaseDefinitionTrait, B: Backend>(
                  writable once",
             ));
         }
-        return Ok(());
+        return Ok(None);
     }
     if format.is_some()
-        && stored.as_deref() == Some(descriptor.as_bytes())
+        && stored == Some(descriptor.as_bytes())
         && actions.is_empty()
         && shape_current
     {
-        return Ok(());
-    }
-    let writer = Writer::begin(backend, false)?;
-    for action in &actions {
-        match action {
-            Action::Drop(table) => writer.clear_internal(table)?,
-            Action::Build(model, field) => {
-                build_index::<D, B>(&writer, model, *field, &mut options.on_index_build)?;
-            }
-            Action::BuildLinks(model) => super::links::build_link_indexes::<D, B>(&writer, model)?,
-        }
+        return Ok(None);
     }
     let mut meta = vec![WriteOp::Put {
         table: META_TABLE,
-        key: schema_key.into_bytes(),
+        key: schema_key::<D>().into_bytes(),
         value: descriptor.into_bytes(),
     }];
     if !shape_current {
         meta.push(match shape {
             Some(text) => WriteOp::Put {
                 table: META_TABLE,
-                key: shape_key.into_bytes(),
+                key: shape_key::<D>().into_bytes(),
                 value: text.into_bytes(),
             },
             None => WriteOp::Delete {
                 table: META_TABLE,
-                key: shape_key.into_bytes(),
+                key: shape_key::<D>().into_bytes(),
             },
         });
     }
@@ -268,8 +307,7 @@ pub(crate) fn open<D: NetabaseDefinitionTrait, B: Backend>(
             value: FORMAT_VERSION.to_be_bytes().to_vec(),
         });
     }
-    writer.write_internal(&meta)?;
-    writer.commit().map(drop)
+    Ok(Some(OpenPlan { actions, meta }))
 }
 
 fn schema_error<D: NetabaseDefinitionTrait>(
@@ -354,80 +392,125 @@ fn build_index<D: NetabaseDefinitionTrait, B: Backend>(
     index: usize,
     progress: &mut Option<Box<dyn FnMut(IndexBuild) + Send>>,
 ) -> Result<()> {
-    const STEP: u64 = 1024;
-    let field = &model.secondary_keys[index];
-    let discriminant = D::Discriminant::from_name(model.name)
-        .ok_or_else(|| schema_error::<D>(model.name, None, "the model is not in the definition"))?;
     let total = writer.reader().len(model.table)?;
-    let mut report = |done: u64| {
-        if let Some(f) = progress.as_mut() {
-            f(IndexBuild {
-                model: model.name,
-                field: field.field,
-                done,
-                total,
-            });
-        }
-    };
-    let mut ops = Vec::new();
-    let mut done = 0u64;
-    let mut secondary = Vec::new();
-    let mut claimed: std::collections::HashMap<Vec<u8>, Vec<u8>> = Default::default();
-    let mut failure = None;
+    let mut builder = IndexBuilder::<D>::new(model, index, total, progress)?;
     writer.reader().for_each_in(
         model.table,
         RawRange::all(),
         Direction::Forward,
-        &mut |pk, value| {
-            let record = D::decode_value(discriminant, value).map_err(|e| match e {
-                NetabaseError::Decode(mut d) => {
-                    d.key = pk.to_vec();
-                    NetabaseError::Decode(d)
-                }
-                NetabaseError::Version(mut v) => {
-                    v.key = pk.to_vec();
-                    NetabaseError::Version(v)
-                }
-                other => other,
-            })?;
-            secondary.clear();
-            record.encode_secondary_key(index, &mut secondary);
-            if field.unique
-                && let Some(other) = claimed.insert(secondary.clone(), pk.to_vec())
-            {
-                failure = Some(schema_error::<D>(
-                    model.name,
-                    Some(field.field),
-                    format!(
-                        "the new unique key is shared by the records at {} and {}",
-                        crate::error::hex(&other),
-                        crate::error::hex(pk)
-                    ),
-                ));
-                return Ok(ControlFlow::Break(()));
-            }
-            ops.push(WriteOp::Put {
-                table: field.table,
-                key: index_key(field.unique, &secondary, pk),
-                value: if field.unique {
-                    pk.to_vec()
-                } else {
-                    Vec::new()
-                },
-            });
-            done += 1;
-            if done.is_multiple_of(STEP) {
-                report(done);
-            }
-            Ok(ControlFlow::Continue(()))
-        },
+        &mut |pk, value| builder.visit(pk, value),
     )?;
-    if let Some(e) = failure {
-        return Err(e);
-    }
+    let ops = builder.finish()?;
     writer.write_internal(&ops)?;
-    report(done);
     Ok(())
+}
+
+/// The index of one secondary key built from the records fed to it in key order: the
+/// pure part of an index build, shared by the synchronous and asynchronous opens.
+pub(crate) struct IndexBuilder<'p, D: NetabaseDefinitionTrait> {
+    model: &'static ModelInfo,
+    index: usize,
+    discriminant: D::Discriminant,
+    total: u64,
+    done: u64,
+    ops: Vec<WriteOp<'static>>,
+    secondary: Vec<u8>,
+    claimed: std::collections::HashMap<Vec<u8>, Vec<u8>>,
+    failure: Option<NetabaseError>,
+    progress: &'p mut Option<Box<dyn FnMut(IndexBuild) + Send>>,
+}
+
+impl<'p, D: NetabaseDefinitionTrait> IndexBuilder<'p, D> {
+    /// A builder of the index of `model`'s secondary key `index`, over `total` records.
+    pub(crate) fn new(
+        model: &'static ModelInfo,
+        index: usize,
+        total: u64,
+        progress: &'p mut Option<Box<dyn FnMut(IndexBuild) + Send>>,
+    ) -> Result<Self> {
+        let discriminant = D::Discriminant::from_name(model.name).ok_or_else(|| {
+            schema_error::<D>(model.name, None, "the model is not in the definition")
+        })?;
+        Ok(IndexBuilder {
+            model,
+            index,
+            discriminant,
+            total,
+            done: 0,
+            ops: Vec::new(),
+            secondary: Vec::new(),
+            claimed: Default::default(),
+            failure: None,
+            progress,
+        })
+    }
+
+    fn report(&mut self) {
+        if let Some(f) = self.progress.as_mut() {
+            f(IndexBuild {
+                model: self.model.name,
+                field: self.model.secondary_keys[self.index].field,
+                done: self.done,
+                total: self.total,
+            });
+        }
+    }
+
+    /// Indexes the record stored at `pk` as `value`; `Break` once the build has failed.
+    pub(crate) fn visit(&mut self, pk: &[u8], value: &[u8]) -> Result<ControlFlow<()>> {
+        const STEP: u64 = 1024;
+        let field = &self.model.secondary_keys[self.index];
+        let record = D::decode_value(self.discriminant, value).map_err(|e| match e {
+            NetabaseError::Decode(mut d) => {
+                d.key = pk.to_vec();
+                NetabaseError::Decode(d)
+            }
+            NetabaseError::Version(mut v) => {
+                v.key = pk.to_vec();
+                NetabaseError::Version(v)
+            }
+            other => other,
+        })?;
+        self.secondary.clear();
+        record.encode_secondary_key(self.index, &mut self.secondary);
+        if field.unique
+            && let Some(other) = self.claimed.insert(self.secondary.clone(), pk.to_vec())
+        {
+            self.failure = Some(schema_error::<D>(
+                self.model.name,
+                Some(field.field),
+                format!(
+                    "the new unique key is shared by the records at {} and {}",
+                    crate::error::hex(&other),
+                    crate::error::hex(pk)
+                ),
+            ));
+            return Ok(ControlFlow::Break(()));
+        }
+        self.ops.push(WriteOp::Put {
+            table: field.table,
+            key: index_key(field.unique, &self.secondary, pk),
+            value: if field.unique {
+                pk.to_vec()
+            } else {
+                Vec::new()
+            },
+        });
+        self.done += 1;
+        if self.done.is_multiple_of(STEP) {
+            self.report();
+        }
+        Ok(ControlFlow::Continue(()))
+    }
+
+    /// The index writes, or the failure that stopped the build.
+    pub(crate) fn finish(mut self) -> Result<Vec<WriteOp<'static>>> {
+        if let Some(e) = self.failure.take() {
+            return Err(e);
+        }
+        self.report();
+        Ok(std::mem::take(&mut self.ops))
+    }
 }
 
 /// A readable description of the definition's tables and key types, stored in the meta

@@ -15,7 +15,7 @@ use crate::codec::value::decode_model;
 use crate::error::{DecodeReason, NetabaseError, Result};
 use crate::schema::{NetabaseDefinitionTrait, NetabaseModelTrait, SecondaryKeyEnum};
 
-fn decode_pk<D, M>(table: &str, pk: &[u8]) -> Result<M::PrimaryKey>
+pub(crate) fn decode_pk<D, M>(table: &str, pk: &[u8]) -> Result<M::PrimaryKey>
 where
     D: NetabaseDefinitionTrait,
     M: NetabaseModelTrait<D>,
@@ -106,7 +106,7 @@ where
             Some(bytes) => Some(decode_model::<D, M>(pk, bytes)?),
             None => None,
         };
-        if let Some(m) = check_indexed::<D, M>(found, field.table, index_key, pk, &check)? {
+        if let Some(m) = indexed_outcome::<D, M>(found, field.table, index_key, pk, &check)? {
             out.push(m);
         }
         Ok(())
@@ -115,16 +115,16 @@ where
 }
 
 /// How a record found through an index is checked against the query.
-struct Check<'a> {
+pub(crate) struct Check<'a> {
     /// Reads are snapshots: the record always matches its index entry, and a missing
     /// one is damage.
-    snapshot: bool,
+    pub(crate) snapshot: bool,
     /// The secondary key's position in the model.
-    index: usize,
+    pub(crate) index: usize,
     /// For a range query, its byte bounds over the encoded secondary value.
-    range: Option<&'a RawRange>,
+    pub(crate) range: Option<&'a RawRange>,
     /// For an equality query, the encoded secondary value.
-    value: &'a [u8],
+    pub(crate) value: &'a [u8],
 }
 
 impl Check<'_> {
@@ -162,7 +162,7 @@ where
     M: NetabaseModelTrait<D>,
     T: ReadTxn + ?Sized,
 {
-    check_indexed::<D, M>(
+    indexed_outcome::<D, M>(
         get_raw::<D, M, T>(txn, pk)?,
         index_table,
         index_key,
@@ -171,8 +171,10 @@ where
     )
 }
 
-/// [`lookup_indexed`] once the record (`found`) has been read.
-fn check_indexed<D, M>(
+/// What a query returns for the record `found` at `pk`, read after the index entry
+/// `index_key` of `index_table` that led to it (the decision of [`lookup_indexed`],
+/// shared with the asynchronous reads).
+pub(crate) fn indexed_outcome<D, M>(
     found: Option<M>,
     index_table: &str,
     index_key: &[u8],

@@ -170,6 +170,12 @@ impl<D: NetabaseDefinitionTrait, B: Backend> NetabaseStore<D, B> {
         &self.backend
     }
 
+    /// The shared backend under the store.
+    #[cfg_attr(not(feature = "threaded"), allow(dead_code))]
+    pub(crate) fn shared_backend(&self) -> Arc<B> {
+        Arc::clone(&self.backend)
+    }
+
     /// The backend under the store: **an escape hatch for tools and tests**. Bytes
     /// written through it skip everything the typed layer guarantees (index
     /// maintenance, unique keys, version headers, change sets); use it to inspect a

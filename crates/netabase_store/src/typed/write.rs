@@ -37,7 +37,7 @@ use super::plan::{WritePlan, plan_put_keys};
 /// table by table, so an engine that pays to open a table (redb inside a write
 /// transaction) pays once per chunk, not per record. A model with a unique key writes
 /// one record per chunk, so that each unique check sees every write before it.
-const CHUNK: usize = 1024;
+pub(crate) const CHUNK: usize = 1024;
 
 /// A typed write transaction: the backend's write transaction, the log of what it
 /// changed, and whether an engine failure has poisoned it.
@@ -567,7 +567,7 @@ impl Poison {
 }
 
 /// How many records of `M` one chunk writes.
-fn chunk_size<D, M>() -> usize
+pub(crate) fn chunk_size<D, M>() -> usize
 where
     D: NetabaseDefinitionTrait,
     M: NetabaseModelTrait<D>,
@@ -597,9 +597,14 @@ fn restore<T: WriteTxn + ?Sized>(
 /// an engine opens each table once. Reordering across tables is safe: writes to
 /// different tables are independent.
 fn apply_by_table<T: WriteTxn + ?Sized>(txn: &T, ops: Vec<WriteOp<'static>>) -> Result<()> {
-    if ops.is_empty() {
-        return Ok(());
-    }
+    group_by_table(ops)
+        .iter()
+        .try_for_each(|run| txn.apply(run))
+}
+
+/// The index writes `ops` in runs of one table each, keeping the order within each
+/// table (shared with the asynchronous executor).
+pub(crate) fn group_by_table(ops: Vec<WriteOp<'static>>) -> Vec<Vec<WriteOp<'static>>> {
     // A model has a handful of index tables: a short list beats hashing.
     let mut tables: Vec<&'static str> = Vec::new();
     let mut runs: Vec<Vec<WriteOp<'static>>> = Vec::new();
@@ -615,5 +620,5 @@ fn apply_by_table<T: WriteTxn + ?Sized>(txn: &T, ops: Vec<WriteOp<'static>>) -> 
             }
         }
     }
-    runs.iter().try_for_each(|run| txn.apply(run))
+    runs
 }

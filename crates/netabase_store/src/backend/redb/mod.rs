@@ -319,6 +319,8 @@ impl Backend for RedbBackend {
         Capabilities {
             snapshot_reads: true,
             persistent: self.persistent,
+            read_your_writes: true,
+            idle_transactions: true,
         }
     }
 

@@ -344,6 +344,8 @@ impl Backend for SledBackend {
         Capabilities {
             snapshot_reads: false,
             persistent: self._temp.is_none(),
+            read_your_writes: true,
+            idle_transactions: true,
         }
     }
 
