@@ -882,7 +882,7 @@ fn unsupported<D: NetabaseDefinitionTrait>(reason: &str) -> crate::NetabaseError
 fn refuse_unsupported_rules<D: NetabaseDefinitionTrait>() -> Result<()> {
     struct Links(Option<&'static str>);
     impl<D: NetabaseDefinitionTrait> crate::rules::ModelVisitor<D> for Links {
-        fn visit<M: crate::NetabaseModelTrait<D>>(&mut self) -> Result<()> {
+        fn visit<M: crate::schema::NetabaseModelTrait<D>>(&mut self) -> Result<()> {
             if !M::LINKS.is_empty() {
                 self.0.get_or_insert(M::INFO.name);
             }

@@ -203,6 +203,9 @@ impl Backend for RedisBackend {
         Capabilities {
             snapshot_reads: false,
             persistent: true,
+            // A write transaction reads through the overlay of its own writes.
+            read_your_writes: true,
+            idle_transactions: true,
         }
     }
 
