@@ -612,7 +612,6 @@ impl NetabaseError {
             reason: reason.into(),
         }))
     }
-
 }
 
 /// A write transaction that a concurrent writer made stale ([`NetabaseError::Conflict`]).

@@ -9,9 +9,9 @@ pub mod config;
 mod error;
 #[cfg(feature = "libp2p")]
 pub mod kad;
-pub mod rules;
 #[cfg_attr(docsrs, doc(cfg(any(feature = "threaded", feature = "indexeddb"))))]
 pub mod nonblocking;
+pub mod rules;
 pub mod schema;
 pub mod sync;
 pub mod typed;

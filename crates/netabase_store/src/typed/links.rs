@@ -87,6 +87,7 @@ where
 ///
 /// # Errors
 /// [`NetabaseError::Invalid`] when a rule fails.
+#[cfg(feature = "libp2p")]
 pub(crate) fn validate_value<D: NetabaseDefinitionTrait>(value: &D) -> Result<()> {
     struct Check<'v, D> {
         value: &'v D,

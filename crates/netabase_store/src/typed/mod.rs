@@ -8,8 +8,8 @@
 pub mod batch;
 pub mod changes;
 pub(crate) mod chunk;
-pub(crate) mod links;
 pub mod dynamic;
+pub(crate) mod links;
 pub mod meta;
 pub mod migrate;
 mod navigate;

@@ -233,7 +233,8 @@ impl<D: NetabaseDefinitionTrait, B: Backend> NetabaseStore<D, B> {
     /// [`crate::NetabaseError::Backend`] when the engine cannot start one.
     pub fn write(&self) -> Result<TxnGuard<'_, D, B, ReadWrite>> {
         Ok(TxnGuard::new(
-            Writer::begin(&*self.backend, true)?.watched_by(&self.hub)
+            Writer::begin(&*self.backend, true)?
+                .watched_by(&self.hub)
                 .with_sync(self.sync.as_ref()),
             self.snapshot_reads(),
         ))
@@ -251,7 +252,8 @@ impl<D: NetabaseDefinitionTrait, B: Backend> NetabaseStore<D, B> {
         mut f: impl FnMut(&Writer<'_, B>) -> Result<R>,
     ) -> Result<R> {
         retry(self.retries, &self.retried, || {
-            let writer = Writer::begin(&*self.backend, false)?.watched_by(&self.hub)
+            let writer = Writer::begin(&*self.backend, false)?
+                .watched_by(&self.hub)
                 .with_sync(self.sync.as_ref());
             let out = f(&writer)?;
             writer.commit()?;
@@ -265,7 +267,8 @@ impl<D: NetabaseDefinitionTrait, B: Backend> NetabaseStore<D, B> {
         mut f: impl FnMut(&Writer<'_, B>) -> Result<()>,
     ) -> Result<ChangeSet> {
         retry(self.retries, &self.retried, || {
-            let writer = Writer::begin(&*self.backend, true)?.watched_by(&self.hub)
+            let writer = Writer::begin(&*self.backend, true)?
+                .watched_by(&self.hub)
                 .with_sync(self.sync.as_ref());
             f(&writer)?;
             writer.commit()

@@ -28,9 +28,9 @@ use crate::sync::state::{SyncState, SyncWrite};
 
 use super::changes::{Change, ChangeSet};
 use super::chunk::{Abandon, Decisions, PutChunk, RemoveChunk};
-use super::watch::Hub;
 use super::links::{self, Removal};
 use super::plan::{WritePlan, plan_put_keys};
+use super::watch::Hub;
 
 /// Records per chunk of a `put_many` or `remove_many` of a model without unique keys:
 /// each chunk writes its primary values in one engine call and then its index writes
