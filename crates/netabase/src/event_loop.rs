@@ -653,8 +653,8 @@ impl<D: NetabaseDefinitionTrait, B: Backend> EventLoop<D, B> {
             .and_then(|parts| {
                 if parts.definition != D::NAME {
                     Err(format!("key of definition `{}`", parts.definition))
-                } else if D::Discriminant::from_index(parts.model_index).is_none() {
-                    Err(format!("key of unknown model #{}", parts.model_index))
+                } else if D::Discriminant::from_name(&parts.model).is_none() {
+                    Err(format!("key of unknown model `{}`", parts.model))
                 } else {
                     Ok(())
                 }
