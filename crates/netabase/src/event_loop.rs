@@ -33,17 +33,15 @@ type Reply<T> = oneshot::Sender<Result<T>>;
 
 /// A request from a handle to the node task.
 pub(crate) enum Command<D> {
-    PutRecord {
+    /// Sends a record already stored locally (in the same transaction as its model)
+    /// to the closest peers.
+    PublishRecord {
         record: Record,
         reply: Reply<PutOutcome>,
     },
     GetRecord {
         key: RecordKey,
         reply: Reply<Option<D>>,
-    },
-    RemoveRecord {
-        key: RecordKey,
-        reply: Reply<bool>,
     },
     StartProviding {
         key: RecordKey,
@@ -187,7 +185,9 @@ impl<D: NetabaseDefinitionTrait, B: Backend> EventLoop<D, B> {
         }
         self.join_bootstrap_peers();
 
-        let mut sweep = tokio::time::interval(self.config.sweep_interval);
+        // Expired records are never served, so the first sweep can wait a full interval.
+        let period = self.config.sweep_interval;
+        let mut sweep = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
@@ -281,14 +281,10 @@ impl<D: NetabaseDefinitionTrait, B: Backend> EventLoop<D, B> {
 
     fn on_command(&mut self, command: Command<D>) {
         match command {
-            Command::PutRecord { record, reply } => self.put_record(record, reply),
+            Command::PublishRecord { record, reply } => self.publish_record(record, reply),
             Command::GetRecord { key, reply } => {
                 let id = self.kad().get_record(key);
                 self.pending_get.insert(id, reply);
-            }
-            Command::RemoveRecord { key, reply } => {
-                let removed = self.kad().store_mut().try_remove(&key);
-                answer(reply, removed.map_err(Error::from));
             }
             Command::StartProviding { key, reply } => match self.kad().start_providing(key) {
                 Ok(id) => {
@@ -368,17 +364,10 @@ impl<D: NetabaseDefinitionTrait, B: Backend> EventLoop<D, B> {
         }
     }
 
-    /// Stores the record locally as published by this node, then looks up the
-    /// `replication_factor` closest peers and sends it to all of them, so the outcome
-    /// can say exactly how many stored it.
-    fn put_record(&mut self, mut record: Record, reply: Reply<PutOutcome>) {
-        record.publisher = Some(*self.swarm.local_peer_id());
-        // Our own copy does not expire: this node republishes it. Peers get the TTL.
-        record.expires = None;
-        if let Err(e) = self.kad().store_mut().try_put(&record) {
-            answer(reply, Err(e.into()));
-            return;
-        }
+    /// Looks up the `replication_factor` closest peers of a record the handle already
+    /// stored locally and sends it to all of them, so the outcome can say exactly how
+    /// many stored it.
+    fn publish_record(&mut self, record: Record, reply: Reply<PutOutcome>) {
         let factor = self.config.replication_factor;
         let id = self.kad().get_n_closest_peers(record.key.to_vec(), factor);
         self.pending_closest.insert(
@@ -653,8 +642,8 @@ impl<D: NetabaseDefinitionTrait, B: Backend> EventLoop<D, B> {
             .and_then(|parts| {
                 if parts.definition != D::NAME {
                     Err(format!("key of definition `{}`", parts.definition))
-                } else if D::Discriminant::from_index(parts.model_index).is_none() {
-                    Err(format!("key of unknown model #{}", parts.model_index))
+                } else if D::Discriminant::from_name(&parts.model).is_none() {
+                    Err(format!("key of unknown model `{}`", parts.model))
                 } else {
                     Ok(())
                 }

@@ -89,6 +89,9 @@ struct Shared<D, B: Backend> {
     peer_id: PeerId,
     max_value_bytes: usize,
     store: NetabaseStore<D, B>,
+    /// The record store's rules (limits, encoding) for writes made in typed
+    /// transactions of `store`.
+    records: KadStore<Arc<B>>,
     /// The event loop until [`Netabase::start`] spawns it.
     unstarted: Mutex<Option<EventLoop<D, B>>>,
     task: tokio::sync::Mutex<Option<JoinHandle<()>>>,
@@ -159,6 +162,7 @@ impl<D: NetabaseDefinitionTrait, B: Backend> Netabase<D, B> {
         // The typed store and the record store share one database: the record store
         // keeps netabase's own tables (`__netabase/kad/*`) beside the models.
         let store = NetabaseStore::<D, B>::from_shared_backend(Arc::clone(&backend))?;
+        let records = KadStore::new(Arc::clone(&backend), peer_id, config.store_limits.clone());
         let kad_store = KadStore::new(backend, peer_id, config.store_limits.clone());
         let swarm = build_swarm(keypair, &config, kad_store)?;
         let (commands, command_rx) = mpsc::channel(config.command_buffer.max(1));
@@ -180,6 +184,7 @@ impl<D: NetabaseDefinitionTrait, B: Backend> Netabase<D, B> {
                 peer_id,
                 max_value_bytes,
                 store,
+                records,
                 unstarted: Mutex::new(Some(event_loop)),
                 task: tokio::sync::Mutex::new(None),
             }),
@@ -274,6 +279,9 @@ impl<D: NetabaseDefinitionTrait, B: Backend> Netabase<D, B> {
     /// on the `replication_factor` peers closest to its key. The record names this node
     /// as publisher; the node republishes it every `publication_interval`.
     ///
+    /// The typed model and this node's DHT record are written in one transaction, on a
+    /// blocking thread (never on the async runtime): either both are stored or neither.
+    ///
     /// # Errors
     /// [`Error::RecordStore`] if the encoded model is larger than the store accepts or
     /// the store is full; [`Error::Store`] if the local write fails (for example a unique
@@ -281,13 +289,35 @@ impl<D: NetabaseDefinitionTrait, B: Backend> Netabase<D, B> {
     /// stored it (the record stays stored locally and is republished);
     /// [`Error::Stopped`] if the node is stopped.
     pub async fn put_record<M: NetabaseModelTrait<D>>(&self, model: M) -> Result<PutOutcome> {
-        let record = model.clone().into_definition().to_record()?;
+        let mut record = model.clone().into_definition().to_record()?;
         if record.value.len() > self.inner.max_value_bytes {
             return Err(KadStoreError::Limit(libp2p::kad::store::Error::ValueTooLarge).into());
         }
-        self.inner.store.open_tree::<M>().put(model)?;
-        self.request(|reply| Command::PutRecord { record, reply })
+        record.publisher = Some(self.inner.peer_id);
+        // Our own copy does not expire: this node republishes it. Peers get the TTL.
+        record.expires = None;
+        let shared = Arc::clone(&self.inner);
+        let local = record.clone();
+        self.blocking(move || {
+            let txn = shared.store.write()?;
+            txn.open_tree::<M>().put(model)?;
+            shared.records.put_in(&txn, &local)?;
+            txn.commit()?;
+            Ok(())
+        })
+        .await?;
+        self.request(|reply| Command::PublishRecord { record, reply })
             .await
+    }
+
+    /// Runs a storage call on tokio's blocking pool, off the async runtime.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        call: impl FnOnce() -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        tokio::task::spawn_blocking(call)
+            .await
+            .map_err(|_| Error::Stopped)?
     }
 
     /// Looks the model with primary key `key` up: in the local record store first, then
@@ -311,21 +341,24 @@ impl<D: NetabaseDefinitionTrait, B: Backend> Netabase<D, B> {
     }
 
     /// Removes the model with primary key `key` from this node: from the local typed
-    /// store and from the record store, so the node stops serving and republishing it.
-    /// Copies on other peers remain until their TTL runs out. Returns whether the record
-    /// store held it.
+    /// store and from the record store, in one transaction on a blocking thread, so the
+    /// node stops serving and republishing it. Copies on other peers remain until their
+    /// TTL runs out. Returns whether the record store held it.
     ///
     /// # Errors
-    /// [`Error::Store`] or [`Error::RecordStore`] if a store fails; [`Error::Stopped`].
+    /// [`Error::Store`] or [`Error::RecordStore`] if a store fails.
     pub async fn remove_record<M: NetabaseModelTrait<D>>(
         &self,
         key: M::PrimaryKey,
     ) -> Result<bool> {
         let record_key = record_key::<D, M>(&key);
-        self.inner.store.open_tree::<M>().remove(key)?;
-        self.request(|reply| Command::RemoveRecord {
-            key: record_key,
-            reply,
+        let shared = Arc::clone(&self.inner);
+        self.blocking(move || {
+            let txn = shared.store.write()?;
+            txn.open_tree::<M>().remove(key)?;
+            let removed = shared.records.remove_in(&txn, &record_key)?;
+            txn.commit()?;
+            Ok(removed)
         })
         .await
     }

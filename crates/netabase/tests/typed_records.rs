@@ -26,7 +26,32 @@ fn the_record_key_is_computable_from_the_primary_key_alone() -> TestResult {
     );
     let parts = parse_record_key(&record.key)?;
     assert_eq!(parts.definition, "BlogDefinition");
-    assert_eq!(parts.model_index, 0);
+    assert_eq!(parts.model, "User");
+    Ok(())
+}
+
+#[test]
+fn record_keys_name_the_model_so_reordering_models_keeps_them() -> TestResult {
+    use netabase_store::codec::key::KeyCodec;
+    // The layout is (definition name, model name, primary key bytes): no position.
+    let mut primary = Vec::new();
+    UserPrimaryKey(7).encode_key(&mut primary);
+    let expected = (
+        "BlogDefinition".to_owned(),
+        "User".to_owned(),
+        primary.clone(),
+    );
+    let key = record_key::<BlogDefinition, User>(&UserPrimaryKey(7));
+    assert_eq!(key.to_vec(), expected.to_key_bytes());
+
+    // A key naming a model the definition does not have is refused.
+    let unknown = ("BlogDefinition".to_owned(), "Usr".to_owned(), primary);
+    let mut record = BlogDefinition::User(user(7)).to_record()?;
+    record.key = RecordKey::from(unknown.to_key_bytes());
+    assert!(matches!(
+        BlogDefinition::from_record(&record),
+        Err(RecordError::UnknownModel { model, .. }) if model == "Usr"
+    ));
     Ok(())
 }
 

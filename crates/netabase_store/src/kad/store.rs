@@ -13,6 +13,8 @@ use super::encoding::{StoredProvider, StoredRecord, WallTime, decode, encode};
 use super::{PROVIDED_TABLE, PROVIDERS_TABLE, RECORDS_TABLE};
 use crate::backend::{Backend, Direction, RawRange, ReadTxn, WriteTxn, collect_range};
 use crate::error::NetabaseError;
+use crate::schema::NetabaseDefinitionTrait;
+use crate::typed::txn::{ReadWrite, TxnGuard};
 
 /// Limits of a [`KadStore`]; the defaults are those of libp2p's `MemoryStore`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -218,22 +220,60 @@ impl<B: Backend> KadStore<B> {
     /// if the key is new and the store is full even after sweeping expired records;
     /// [`KadStoreError::Storage`] on backend failure. Nothing is written on error.
     pub fn try_put(&self, record: &Record) -> Result<(), KadStoreError> {
+        let bytes = self.encode_checked(record)?;
+        let txn = self.backend.begin_write()?;
+        put_encoded(&txn, record.key.as_ref(), &bytes, self.config.max_records)??;
+        txn.commit()?;
+        Ok(())
+    }
+
+    fn encode_checked(&self, record: &Record) -> Result<Vec<u8>, KadStoreError> {
         if record.value.len() > self.config.max_value_bytes {
             return Err(store::Error::ValueTooLarge.into());
         }
-        let bytes = encode(&StoredRecord::from_record(record)).map_err(encode_error)?;
-        let key = record.key.as_ref();
-        let txn = self.backend.begin_write()?;
-        let exists = txn.get(RECORDS_TABLE, key)?.is_some();
-        if !exists && table_full(&txn, RECORDS_TABLE, self.config.max_records)? {
-            sweep_records(&txn, WallTime::now())?;
-            if table_full(&txn, RECORDS_TABLE, self.config.max_records)? {
-                return Err(store::Error::MaxRecords.into());
-            }
-        }
-        txn.put(RECORDS_TABLE, key, &bytes)?;
-        txn.commit()?;
+        Ok(encode(&StoredRecord::from_record(record)).map_err(encode_error)?)
+    }
+
+    /// [`KadStore::try_put`] inside the typed write transaction `txn` of a
+    /// [`NetabaseStore`](crate::NetabaseStore) on the same database: the record is
+    /// applied by `txn`'s commit, together with the models written in it, or not at all.
+    ///
+    /// # Errors
+    /// As [`KadStore::try_put`]. A limit leaves `txn` usable; a backend failure poisons
+    /// it.
+    pub fn put_in<D, TB>(
+        &self,
+        txn: &TxnGuard<'_, D, TB, ReadWrite>,
+        record: &Record,
+    ) -> Result<(), KadStoreError>
+    where
+        D: NetabaseDefinitionTrait,
+        TB: Backend,
+    {
+        let bytes = self.encode_checked(record)?;
+        let max = self.config.max_records;
+        txn.writer()
+            .with_raw(|raw| put_encoded(raw, record.key.as_ref(), &bytes, max))??;
         Ok(())
+    }
+
+    /// [`KadStore::try_remove`] inside the typed write transaction `txn` (see
+    /// [`KadStore::put_in`]).
+    ///
+    /// # Errors
+    /// [`KadStoreError::Storage`] on backend failure (which poisons `txn`).
+    pub fn remove_in<D, TB>(
+        &self,
+        txn: &TxnGuard<'_, D, TB, ReadWrite>,
+        key: &RecordKey,
+    ) -> Result<bool, KadStoreError>
+    where
+        D: NetabaseDefinitionTrait,
+        TB: Backend,
+    {
+        Ok(txn
+            .writer()
+            .with_raw(|raw| raw.delete(RECORDS_TABLE, key.as_ref()))?)
     }
 
     /// Removes the record at `key`; returns whether it was there.
@@ -423,6 +463,25 @@ impl<B: Backend> KadStore<B> {
         txn.commit()?;
         Ok(SweepStats { records, providers })
     }
+}
+
+/// Writes an encoded record, first sweeping expired records if the key is new and the
+/// table is full; the inner error is a limit (nothing written).
+fn put_encoded(
+    txn: &impl WriteTxn,
+    key: &[u8],
+    bytes: &[u8],
+    max_records: usize,
+) -> Result<Result<(), store::Error>, NetabaseError> {
+    let exists = txn.get(RECORDS_TABLE, key)?.is_some();
+    if !exists && table_full(txn, RECORDS_TABLE, max_records)? {
+        sweep_records(txn, WallTime::now())?;
+        if table_full(txn, RECORDS_TABLE, max_records)? {
+            return Ok(Err(store::Error::MaxRecords));
+        }
+    }
+    txn.put(RECORDS_TABLE, key, bytes)?;
+    Ok(Ok(()))
 }
 
 fn table_full(txn: &impl ReadTxn, table: &str, max: usize) -> Result<bool, NetabaseError> {

@@ -6,11 +6,12 @@
 //! [`crate::codec::key`]) of the tuple
 //!
 //! ```text
-//! (definition name: String, model index: u16, primary key bytes: Vec<u8>)
+//! (definition name: String, model name: String, primary key bytes: Vec<u8>)
 //! ```
 //!
-//! where the model index is [`DiscriminantTrait::index`] and the primary key bytes are
-//! the model's encoded primary key. It depends on the key alone, so any peer can compute
+//! where the model name is [`DiscriminantTrait::name`] and the primary key bytes are
+//! the model's encoded primary key. Models are named, not numbered, so reordering the
+//! models of a definition does not change any record key. It depends on the key alone, so any peer can compute
 //! it from `UserPrimaryKey(7)` without holding the model; the definition name keeps two
 //! schemas that share a DHT apart. The record value is the stored value of the model
 //! ([`NetabaseDefinitionTrait::encode_value`]: header ++ postcard).
@@ -45,13 +46,13 @@ pub enum RecordError {
         /// The definition of this node.
         expected: &'static str,
     },
-    /// The key names a model index that the definition does not have.
-    #[error("record key names model #{index}, which `{definition}` does not have")]
+    /// The key names a model that the definition does not have.
+    #[error("record key names model `{model}`, which `{definition}` does not have")]
     UnknownModel {
         /// The definition.
         definition: &'static str,
-        /// The model index found in the key.
-        index: u16,
+        /// The model name found in the key.
+        model: String,
     },
     /// The value does not decode as the model named by the key.
     #[error("record value is not a valid `{model}`: {source}")]
@@ -98,16 +99,16 @@ pub enum RecordError {
 pub struct RecordKeyParts {
     /// The definition's name ([`NetabaseDefinitionTrait::NAME`]).
     pub definition: String,
-    /// The model's index in the definition ([`DiscriminantTrait::index`]).
-    pub model_index: u16,
+    /// The model's name ([`DiscriminantTrait::name`]).
+    pub model: String,
     /// The encoded primary key.
     pub primary_key: Vec<u8>,
 }
 
-fn encode_parts(definition: &str, model_index: u16, primary_key: &[u8]) -> RecordKey {
-    let mut out = Vec::with_capacity(definition.len() + primary_key.len() + 8);
+fn encode_parts(definition: &str, model: &str, primary_key: &[u8]) -> RecordKey {
+    let mut out = Vec::with_capacity(definition.len() + model.len() + primary_key.len() + 8);
     definition.to_owned().encode_key(&mut out);
-    model_index.encode_key(&mut out);
+    model.to_owned().encode_key(&mut out);
     primary_key.to_vec().encode_key(&mut out);
     RecordKey::from(out)
 }
@@ -117,12 +118,12 @@ fn encode_parts(definition: &str, model_index: u16, primary_key: &[u8]) -> Recor
 /// # Errors
 /// [`RecordError::MalformedKey`] if the key is not a netabase record key.
 pub fn parse_record_key(key: &RecordKey) -> Result<RecordKeyParts, RecordError> {
-    let (definition, model_index, primary_key) =
-        <(String, u16, Vec<u8>)>::from_key_bytes(key.as_ref())
+    let (definition, model, primary_key) =
+        <(String, String, Vec<u8>)>::from_key_bytes(key.as_ref())
             .map_err(RecordError::MalformedKey)?;
     Ok(RecordKeyParts {
         definition,
-        model_index,
+        model,
         primary_key,
     })
 }
@@ -154,7 +155,7 @@ where
 {
     let mut primary = Vec::with_capacity(16);
     key.encode_key(&mut primary);
-    encode_parts(D::NAME, M::discriminant().index(), &primary)
+    encode_parts(D::NAME, M::discriminant().name(), &primary)
 }
 
 /// The record key of a key enum value (`BlogKeys::User(UserKey::Primary(..))`), or
@@ -162,7 +163,7 @@ where
 pub fn record_key_of<D: NetabaseDefinitionTrait>(keys: &D::Keys) -> Option<RecordKey> {
     let mut primary = Vec::with_capacity(16);
     D::encode_keys_primary(keys, &mut primary)
-        .then(|| encode_parts(D::NAME, D::key_discriminant(keys).index(), &primary))
+        .then(|| encode_parts(D::NAME, D::key_discriminant(keys).name(), &primary))
 }
 
 /// Models of a definition as DHT records; implemented for every definition.
@@ -190,7 +191,7 @@ impl<D: NetabaseDefinitionTrait> DefinitionRecordExt for D {
     fn record_key(&self) -> RecordKey {
         let mut primary = Vec::with_capacity(16);
         self.encode_primary_key(&mut primary);
-        encode_parts(D::NAME, self.discriminant().index(), &primary)
+        encode_parts(D::NAME, self.discriminant().name(), &primary)
     }
 
     fn to_record(&self) -> Result<Record, NetabaseError> {
@@ -205,11 +206,12 @@ impl<D: NetabaseDefinitionTrait> DefinitionRecordExt for D {
                 expected: D::NAME,
             });
         }
-        let discriminant =
-            D::Discriminant::from_index(parts.model_index).ok_or(RecordError::UnknownModel {
+        let Some(discriminant) = D::Discriminant::from_name(&parts.model) else {
+            return Err(RecordError::UnknownModel {
                 definition: D::NAME,
-                index: parts.model_index,
-            })?;
+                model: parts.model,
+            });
+        };
         let model = discriminant.name();
         let value = D::decode_value(discriminant, &record.value)
             .map_err(|source| RecordError::UndecodableValue { model, source })?;

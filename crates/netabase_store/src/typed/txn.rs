@@ -165,7 +165,7 @@ impl<'s, D: NetabaseDefinitionTrait, B: Backend, Mode: TxnMode<B>> TxnGuard<'s, 
     }
 }
 
-impl<D: NetabaseDefinitionTrait, B: Backend> TxnGuard<'_, D, B, ReadWrite> {
+impl<'s, D: NetabaseDefinitionTrait, B: Backend> TxnGuard<'s, D, B, ReadWrite> {
     /// Applies every write of the transaction atomically, and returns what changed: one
     /// [`crate::Change`] per record.
     ///
@@ -179,6 +179,12 @@ impl<D: NetabaseDefinitionTrait, B: Backend> TxnGuard<'_, D, B, ReadWrite> {
 
     /// Discards every write of the transaction (the same as dropping it).
     pub fn rollback(self) {}
+
+    /// The writer under this transaction.
+    #[cfg(feature = "libp2p")]
+    pub(crate) fn writer(&self) -> &Writer<'s, B> {
+        &self.txn
+    }
 }
 
 /// The records of model `M` inside a transaction. Read methods exist on every view;

@@ -403,6 +403,14 @@ impl<'s, B: Backend> Writer<'s, B> {
         })
     }
 
+    /// Runs `write` on the engine's write transaction, with the poisoning rules of every
+    /// other write: for netabase's own tables written beside models (the DHT record
+    /// store), so they commit in the same transaction.
+    #[cfg(feature = "libp2p")]
+    pub(crate) fn with_raw<R>(&self, write: impl FnOnce(&B::Write<'s>) -> Result<R>) -> Result<R> {
+        self.run(|| write(&self.txn))
+    }
+
     /// Writes netabase's own bytes (the meta table, an index being rebuilt): no model
     /// record changes, so nothing is logged.
     pub(crate) fn write_internal(&self, ops: &[WriteOp<'_>]) -> Result<()> {
