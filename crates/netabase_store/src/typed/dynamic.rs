@@ -458,6 +458,44 @@ impl<B: Backend> DynamicStore<B> {
         })
     }
 
+    /// Refuses an import into a database whose models keep what a write without the
+    /// Rust types cannot maintain: links between models (integrity checks and link
+    /// indexes) and sync metadata (version stamps and fingerprints).
+    fn refuse_unsupported_import(&self) -> Result<()> {
+        let refuse = |definition: &str, reason: &str| {
+            Err(NetabaseError::Shape(Box::new(crate::error::ShapeError {
+                model: definition.to_owned(),
+                field: None,
+                reason: reason.to_owned(),
+            })))
+        };
+        for (definition, text) in &self.schemas {
+            if text
+                .lines()
+                .any(|line| line.trim_start().starts_with("link "))
+            {
+                return refuse(
+                    definition,
+                    "its models link to each other, and an import without the Rust types \
+                     cannot check links: import through the program that defines them",
+                );
+            }
+        }
+        let txn = self.backend.begin_read()?;
+        for (definition, _) in &self.schemas {
+            let key = format!("sync/{definition}/models");
+            if txn.get(META_TABLE, key.as_bytes())?.is_some() {
+                return refuse(
+                    definition,
+                    "sync is on for this database, and an import without the Rust types \
+                     cannot keep its version stamps: import through the program that \
+                     defines the models",
+                );
+            }
+        }
+        Ok(())
+    }
+
     /// The backend.
     pub fn backend(&self) -> &B {
         &self.backend
@@ -527,6 +565,7 @@ impl<B: Backend> DynamicStore<B> {
         records: &mut dyn Iterator<Item = Result<(String, Value)>>,
         progress: &mut dyn FnMut(Progress<'_>),
     ) -> Result<u64> {
+        self.refuse_unsupported_import()?;
         let writer = Writer::begin(&self.backend, false)?;
         let mut done = 0u64;
         for item in records {
