@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The long crash loop (issue #10): every backend and durability setting, SECONDS_PER_CONFIG
+# The long crash loop: every backend and durability setting, SECONDS_PER_CONFIG
 # seconds each (default 180), one configuration at a time, then the table of
 # docs/reliability.md. A failing configuration prints its failures and makes the script
 # exit non-zero; the table is printed either way.

@@ -15,6 +15,7 @@ fn served() -> netabase_store::Result<NetabaseStore<TestDefinition, ServedRedis>
 }
 
 conformance_suite!(served);
+watch_suite!(served);
 
 /// The suite reads this flag in `read_txn_is_a_snapshot`; pin the declaration so it
 /// cannot change without this test noticing.

@@ -1,4 +1,4 @@
-//! Damaged redb files (issue #10 item 2): single-byte flips, 64-byte bursts and
+//! Damaged redb files: single-byte flips, 64-byte bursts and
 //! truncations of a closed store of 200 records, at fixed seeded positions. Each damaged
 //! copy is opened and read in full (`iter`, `get`, secondary lookups); every case ends in
 //! one of four outcomes, counted per kind of damage:

@@ -1,16 +1,17 @@
-//! The crash loop (issue #10): a child process commits multi-model transactions that
+//! The crash loop: a child process commits multi-model transactions that
 //! move unique and non-unique secondary keys and prints the number of each commit once
 //! it is acknowledged; the parent kills it with `SIGKILL` at random moments (a third of
 //! the kills 0–30 ms after spawn, before or while the store opens), reopens the store and
 //! checks:
 //!
-//! - it opens at all (sled could not, after some early kills: issue #10 item 1);
+//! - it opens at all (sled once could not after some early kills, before its
+//!   torn-snapshot recovery);
 //! - it holds exactly the state after some commit `k` (transaction `n` writes records
 //!   that are a function of `n`, so a partial transaction shows as a state no commit
 //!   produced);
 //! - `k` ≥ the last acknowledged commit with `use_fsync(true)`; with `use_fsync(false)`,
 //!   on redb `k` ≥ every commit acknowledged more than `durable_every` + the engine's
-//!   slack before the kill (the documented bound, issue #10 item 5; sled promises no
+//!   slack before the kill (the documented bound; sled promises no
 //!   bound, so only the age of its oldest loss is reported); and `k` ≤ last
 //!   acknowledged + 1;
 //! - the index tables are exactly what the records imply;

@@ -219,7 +219,7 @@ mod tests {
 
     #[test]
     fn absurd_expiry_decodes_without_panic() {
-        // The bytes of issue #10: `u64::MAX` seconds and `u32::MAX` nanoseconds.
+        // The bytes that once panicked: `u64::MAX` seconds and `u32::MAX` nanoseconds.
         let mut bytes = vec![FORMAT];
         bytes.extend(postcard::to_stdvec(&(u64::MAX, u32::MAX)).unwrap_or_default());
         assert!(decode::<WallTime>(&bytes).is_err());
