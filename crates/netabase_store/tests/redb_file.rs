@@ -67,17 +67,17 @@ fn a_value_of_a_newer_format_is_a_decode_error() -> TestResult {
     let table = <User as NetabaseModelTrait<TestDefinition>>::INFO.table;
     {
         let txn = store.raw_backend().begin_write()?;
-        txn.put(table, &5u64.to_key_bytes(), &[2, 0, 0, 1, 2, 3])?;
+        txn.put(table, &5u64.to_key_bytes(), &[3, 0, 0, 1, 2, 3])?;
         txn.commit()?;
     }
     let err = store
         .open_tree::<User>()
         .get(UserPrimaryKey(5))
         .err()
-        .ok_or("a value of format 2 was decoded")?;
+        .ok_or("a value of format 3 was decoded")?;
     let message = err.to_string();
     assert!(message.contains(table), "{message}");
-    assert!(message.contains("format version 2"), "{message}");
+    assert!(message.contains("format version 3"), "{message}");
     Ok(())
 }
 

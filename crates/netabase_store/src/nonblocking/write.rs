@@ -154,6 +154,9 @@ impl<W: AsyncWriteTxn> AsyncWriter<W> {
         M: NetabaseModelTrait<D>,
     {
         self.check()?;
+        if M::VALIDATES {
+            model.validate()?;
+        }
         let result = self
             .put_chunk::<D, M>(std::slice::from_ref(model), vec![value])
             .await;

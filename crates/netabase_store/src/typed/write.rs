@@ -190,6 +190,9 @@ impl<'s, B: Backend> Writer<'s, B> {
         M: NetabaseModelTrait<D>,
     {
         self.run(|| {
+            if M::VALIDATES || !M::LINKS.is_empty() {
+                links::check_puts::<D, M, _>(&self.txn, models)?;
+            }
             for chunk in models.chunks(chunk_size::<D, M>()) {
                 let mut values = Vec::with_capacity(chunk.len());
                 let mut refused = None;
@@ -219,12 +222,39 @@ impl<'s, B: Backend> Writer<'s, B> {
         D: NetabaseDefinitionTrait,
         M: NetabaseModelTrait<D>,
     {
+        if links::is_linked_to::<D>(M::INFO.name) {
+            return self.remove_linked::<D, M>(pks);
+        }
         self.run(|| {
             let mut out = Vec::with_capacity(pks.len());
             for chunk in pks.chunks(CHUNK) {
                 self.remove_chunk::<D, M>(chunk, &mut out)?;
             }
             Ok(out)
+        })
+    }
+
+    /// Removes the records at `pks` of a model that others link to: every link policy is
+    /// planned before the first removal, so that a refusal leaves nothing behind.
+    fn remove_linked<D, M>(&self, pks: &[Vec<u8>]) -> Result<Vec<Option<M>>>
+    where
+        D: NetabaseDefinitionTrait,
+        M: NetabaseModelTrait<D>,
+    {
+        self.run(|| {
+            let removal = Removal::plan::<D, M, _>(&self.txn, pks)?;
+            let beyond = !removal.is_empty();
+            let result = (|| {
+                if beyond {
+                    removal.execute::<D, B>(self)?;
+                }
+                let mut out = Vec::new();
+                for chunk in pks.chunks(CHUNK) {
+                    self.remove_chunk::<D, M>(chunk, &mut out)?;
+                }
+                Ok(out)
+            })();
+            self.poison_partial(beyond, result)
         })
     }
 
@@ -268,21 +298,7 @@ impl<'s, B: Backend> Writer<'s, B> {
             // Every link policy is planned before the first removal, so that a refusal
             // leaves nothing behind.
             let pks: Vec<Vec<u8>> = keys.into_iter().map(|k| k.to_key_bytes()).collect();
-            return self.run(|| {
-                let removal = Removal::plan::<D, M, _>(&self.txn, &pks)?;
-                let beyond = !removal.is_empty();
-                let result = (|| {
-                    if beyond {
-                        removal.execute::<D, B>(self)?;
-                    }
-                    let mut out = Vec::new();
-                    for chunk in pks.chunks(CHUNK) {
-                        self.remove_chunk::<D, M>(chunk, &mut out)?;
-                    }
-                    Ok(out)
-                })();
-                self.poison_partial(beyond, result)
-            });
+            return self.remove_linked::<D, M>(&pks);
         }
         self.run(|| {
             let mut keys = keys.into_iter();
