@@ -82,7 +82,7 @@ impl<D: NetabaseDefinitionTrait, B: AsyncBackend> AsyncStore<D, B> {
                     .await?,
                 txn.get(META_TABLE, meta::shape_key::<D>().as_bytes())
                     .await?,
-                txn.get(META_TABLE, format!("sync/{}/models", D::NAME).as_bytes())
+                txn.get(META_TABLE, &crate::sync::state::models_key(D::NAME))
                     .await?,
             )
         };

@@ -79,6 +79,12 @@ fn decode_hlc(bytes: &[u8]) -> Option<Hlc> {
     })
 }
 
+/// The meta key listing the synced models of `definition`: present once sync was turned
+/// on for a model of it (every write path that cannot keep sync metadata checks it).
+pub(crate) fn models_key(definition: &str) -> Vec<u8> {
+    format!("sync/{definition}/models").into_bytes()
+}
+
 /// Reads the sync state recorded in the database, turns sync on for the models
 /// `options` adds (building their fingerprint trees from the stored records), and
 /// returns the state, or `None` when no model is synced.
@@ -90,7 +96,7 @@ pub(crate) fn open<D: NetabaseDefinitionTrait, B: Backend>(
     write: bool,
     options: SyncOptions,
 ) -> Result<Option<Arc<SyncState>>> {
-    let models_key = format!("sync/{}/models", D::NAME).into_bytes();
+    let models_key = models_key(D::NAME);
     let writer_key = format!("sync/{}/writer", D::NAME).into_bytes();
     let clock_key = format!("sync/{}/clock", D::NAME).into_bytes();
     let (recorded, stored_writer, stored_clock) = {

@@ -483,8 +483,10 @@ impl<B: Backend> DynamicStore<B> {
         }
         let txn = self.backend.begin_read()?;
         for (definition, _) in &self.schemas {
-            let key = format!("sync/{definition}/models");
-            if txn.get(META_TABLE, key.as_bytes())?.is_some() {
+            if txn
+                .get(META_TABLE, &crate::sync::state::models_key(definition))?
+                .is_some()
+            {
                 return refuse(
                     definition,
                     "sync is on for this database, and an import without the Rust types \

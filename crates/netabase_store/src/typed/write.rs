@@ -139,15 +139,16 @@ impl<'s, B: Backend> Writer<'s, B> {
         M: NetabaseModelTrait<D>,
     {
         if M::VALIDATES || !M::LINKS.is_empty() {
+            // Every model is checked before the first is written.
             let models: Vec<M> = models.into_iter().collect();
-            self.run(|| links::check_puts::<D, M, _>(&self.txn, &models))?;
-            return self.put_many_checked::<D, M>(models);
+            return self.put_slice::<D, M>(&models);
         }
-        self.put_many_checked::<D, M>(models)
+        self.put_many_streamed::<D, M>(models)
     }
 
-    /// [`Writer::put_many`] of models whose validators and links have been checked.
-    fn put_many_checked<D, M>(&self, models: impl IntoIterator<Item = M>) -> Result<()>
+    /// [`Writer::put_many`] of a model without validators or links, streamed chunk by
+    /// chunk (nothing to check first).
+    fn put_many_streamed<D, M>(&self, models: impl IntoIterator<Item = M>) -> Result<()>
     where
         D: NetabaseDefinitionTrait,
         M: NetabaseModelTrait<D>,
@@ -162,22 +163,7 @@ impl<'s, B: Backend> Writer<'s, B> {
                 if chunk.is_empty() {
                     return Ok(());
                 }
-                let mut values = Vec::with_capacity(chunk.len());
-                let mut refused = None;
-                for model in &chunk {
-                    match encode_value(M::INFO.name, M::INFO.version, model) {
-                        Ok(value) => values.push(value),
-                        Err(e) => {
-                            // The models before it are stored; it and the rest are not.
-                            refused = Some(e);
-                            break;
-                        }
-                    }
-                }
-                self.put_chunk::<D, M>(&chunk[..values.len()], values)?;
-                if let Some(e) = refused {
-                    return Err(e);
-                }
+                self.put_models::<D, M>(&chunk)?;
             }
         })
     }
@@ -194,25 +180,32 @@ impl<'s, B: Backend> Writer<'s, B> {
                 links::check_puts::<D, M, _>(&self.txn, models)?;
             }
             for chunk in models.chunks(chunk_size::<D, M>()) {
-                let mut values = Vec::with_capacity(chunk.len());
-                let mut refused = None;
-                for model in chunk {
-                    match encode_value(M::INFO.name, M::INFO.version, model) {
-                        Ok(value) => values.push(value),
-                        Err(e) => {
-                            // The models before it are stored; it and the rest are not.
-                            refused = Some(e);
-                            break;
-                        }
-                    }
-                }
-                self.put_chunk::<D, M>(&chunk[..values.len()], values)?;
-                if let Some(e) = refused {
-                    return Err(e);
-                }
+                self.put_models::<D, M>(chunk)?;
             }
             Ok(())
         })
+    }
+
+    /// Encodes and stores one chunk of models; a model that does not encode is refused
+    /// with the models before it stored and it and the rest not.
+    fn put_models<D, M>(&self, chunk: &[M]) -> Result<()>
+    where
+        D: NetabaseDefinitionTrait,
+        M: NetabaseModelTrait<D>,
+    {
+        let mut values = Vec::with_capacity(chunk.len());
+        let mut refused = None;
+        for model in chunk {
+            match encode_value(M::INFO.name, M::INFO.version, model) {
+                Ok(value) => values.push(value),
+                Err(e) => {
+                    refused = Some(e);
+                    break;
+                }
+            }
+        }
+        self.put_chunk::<D, M>(&chunk[..values.len()], values)?;
+        refused.map_or(Ok(()), Err)
     }
 
     /// [`Writer::remove_many`] over encoded primary keys, borrowed so that a write
