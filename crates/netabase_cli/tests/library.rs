@@ -114,7 +114,7 @@ fn author(id: u64) -> Author {
                 street: "Pair".into(),
                 zip: Some(7),
             },
-            (id % 2 == 0).then_some(Status::Active),
+            id.is_multiple_of(2).then_some(Status::Active),
         ),
     }
 }

@@ -120,7 +120,7 @@ fn author(id: u64) -> Author {
             _ => Status::Pair(-1, 2),
         },
         history: vec![Status::Active, Status::Pair(3, -4)],
-        previous: (id % 2 == 0).then(|| Address {
+        previous: id.is_multiple_of(2).then(|| Address {
             street: "Old".into(),
             zip: None,
         }),
@@ -154,8 +154,11 @@ fn book(isbn: &str, author: u64, editor: Option<u64>, sequel_of: &[&str]) -> Boo
     }
 }
 
+/// A table's entries, key and value.
+type Entries = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// Every entry of `table`.
-fn entries(backend: &MemoryBackend, table: &str) -> Result<Vec<(Vec<u8>, Vec<u8>)>, NetabaseError> {
+fn entries(backend: &MemoryBackend, table: &str) -> Result<Entries, NetabaseError> {
     let txn = backend.begin_read()?;
     let mut out = Vec::new();
     txn.for_each_in(table, RawRange::all(), Direction::Forward, &mut |k, v| {

@@ -235,8 +235,24 @@ struct TypeLines {
     name: String,
     is_enum: bool,
     undescribed: bool,
-    /// (variant, kind, members (name, type, described)).
-    variants: Vec<(String, String, Vec<(String, String, bool)>)>,
+    variants: Vec<VariantLines>,
+}
+
+/// A `variant` line (or a struct's own fields) with its `member` lines.
+struct VariantLines {
+    name: String,
+    kind: String,
+    /// (name, type, described)
+    members: Vec<(String, String, bool)>,
+}
+
+/// A `model` line with its fields.
+struct ModelLines {
+    name: String,
+    version: u16,
+    table: String,
+    custom: bool,
+    fields: Vec<FieldLine>,
 }
 
 fn leak(s: &str) -> &'static str {
@@ -253,8 +269,7 @@ pub(crate) fn parse_shape(text: &str) -> Option<Vec<DynModel>> {
     };
     let mut definition = String::new();
     let mut types: Vec<TypeLines> = Vec::new();
-    // (model line words, custom validator, fields)
-    let mut models: Vec<(String, u16, String, bool, Vec<FieldLine>)> = Vec::new();
+    let mut models: Vec<ModelLines> = Vec::new();
     // The lines of the types are read first: a field's type may name any of them.
     let all: Vec<Vec<&str>> = lines.map(|l| l.split_whitespace().collect()).collect();
     for words in &all {
@@ -263,7 +278,11 @@ pub(crate) fn parse_shape(text: &str) -> Option<Vec<DynModel>> {
                 name: (*name).to_owned(),
                 is_enum: false,
                 undescribed: rest.contains(&"undescribed"),
-                variants: vec![((*name).to_owned(), (*kind).to_owned(), Vec::new())],
+                variants: vec![VariantLines {
+                    name: (*name).to_owned(),
+                    kind: (*kind).to_owned(),
+                    members: Vec::new(),
+                }],
             }),
             ["enum", name, rest @ ..] => types.push(TypeLines {
                 name: (*name).to_owned(),
@@ -271,13 +290,13 @@ pub(crate) fn parse_shape(text: &str) -> Option<Vec<DynModel>> {
                 undescribed: rest.contains(&"undescribed"),
                 variants: Vec::new(),
             }),
-            ["variant", name, kind] => types.last_mut()?.variants.push((
-                (*name).to_owned(),
-                (*kind).to_owned(),
-                Vec::new(),
-            )),
+            ["variant", name, kind] => types.last_mut()?.variants.push(VariantLines {
+                name: (*name).to_owned(),
+                kind: (*kind).to_owned(),
+                members: Vec::new(),
+            }),
             ["member", name, ty, rest @ ..] => {
-                types.last_mut()?.variants.last_mut()?.2.push((
+                types.last_mut()?.variants.last_mut()?.members.push((
                     (*name).to_owned(),
                     (*ty).to_owned(),
                     !rest.contains(&"undescribed"),
@@ -299,15 +318,15 @@ pub(crate) fn parse_shape(text: &str) -> Option<Vec<DynModel>> {
     for words in &all {
         match words.as_slice() {
             ["definition", name] => definition = (*name).to_owned(),
-            ["model", name, version, "table", table, rest @ ..] => models.push((
-                (*name).to_owned(),
-                version.trim_start_matches('v').parse().ok()?,
-                (*table).to_owned(),
-                rest.contains(&"custom-validator"),
-                Vec::new(),
-            )),
+            ["model", name, version, "table", table, rest @ ..] => models.push(ModelLines {
+                name: (*name).to_owned(),
+                version: version.trim_start_matches('v').parse().ok()?,
+                table: (*table).to_owned(),
+                custom: rest.contains(&"custom-validator"),
+                fields: Vec::new(),
+            }),
             ["field", name, ty, rest @ ..] => {
-                let fields = &mut models.last_mut()?.4;
+                let fields = &mut models.last_mut()?.fields;
                 fields.push(FieldLine {
                     field: field_line(name, ty, rest, &resolve),
                     rules: Vec::new(),
@@ -315,11 +334,11 @@ pub(crate) fn parse_shape(text: &str) -> Option<Vec<DynModel>> {
                 });
             }
             ["rule", rest @ ..] => {
-                let line = models.last_mut()?.4.last_mut()?;
+                let line = models.last_mut()?.fields.last_mut()?;
                 line.rules.push(rule_line(rest, &line.field));
             }
             ["link", target, policy, table] => {
-                let line = models.last_mut()?.4.last_mut()?;
+                let line = models.last_mut()?.fields.last_mut()?;
                 let on_delete = match *policy {
                     "cascade" => OnDelete::Cascade,
                     "set_null" => OnDelete::SetNull,
@@ -334,11 +353,11 @@ pub(crate) fn parse_shape(text: &str) -> Option<Vec<DynModel>> {
     let def: &'static str = leak(&definition);
     let mut out: Vec<DynModel> = models
         .into_iter()
-        .map(|(name, version, table, custom, lines)| {
+        .map(|model| {
             let mut fields = Vec::new();
             let mut rules = Vec::new();
             let mut links = Vec::new();
-            for line in lines {
+            for line in model.fields {
                 for rule in line.rules {
                     rules.push((line.field.name.clone(), rule));
                 }
@@ -355,7 +374,15 @@ pub(crate) fn parse_shape(text: &str) -> Option<Vec<DynModel>> {
                 fields.push(line.field);
             }
             DynModel::assemble(
-                def, name, table, version, fields, rules, links, custom, version2,
+                def,
+                model.name,
+                model.table,
+                model.version,
+                fields,
+                rules,
+                links,
+                model.custom,
+                version2,
             )
         })
         .collect();
@@ -490,7 +517,12 @@ fn type_def(t: &TypeLines, resolve: &dyn Fn(&str) -> Option<TypeShape>) -> TypeD
         );
     }
     let mut variants = Vec::new();
-    for (name, kind, members) in &t.variants {
+    for VariantLines {
+        name,
+        kind,
+        members,
+    } in &t.variants
+    {
         let mut shapes = Vec::new();
         for (member, ty, described) in members {
             if !described {
