@@ -518,3 +518,65 @@ fn a_shape_of_version_1_is_still_read_and_import_explains_why_it_refuses() -> Te
     assert!(err.contains("older version"), "{err}");
     Ok(())
 }
+
+/// A type declared outside the definition module: out of the macros' sight.
+#[derive(serde::Serialize, serde::Deserialize, Clone, Debug, PartialEq)]
+pub struct Outside {
+    pub x: u8,
+}
+
+#[netabase_definition_module(OddDefinition, OddKeys)]
+pub mod odd {
+    use netabase_store::prelude::*;
+    use serde::{Deserialize, Serialize};
+
+    #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+    #[serde(tag = "kind")]
+    pub enum Tagged {
+        A { x: u8 },
+    }
+
+    #[derive(NetabaseModel, Serialize, Deserialize, Clone, Debug, PartialEq)]
+    #[netabase(OddDefinition)]
+    pub struct WithOutside {
+        #[primary_key]
+        pub id: u64,
+        pub outside: super::Outside,
+    }
+
+    #[derive(NetabaseModel, Serialize, Deserialize, Clone, Debug, PartialEq)]
+    #[netabase(OddDefinition)]
+    pub struct WithTagged {
+        #[primary_key]
+        pub id: u64,
+        pub tagged: Vec<Tagged>,
+    }
+}
+
+#[test]
+fn types_the_shape_cannot_describe_are_named_not_guessed() -> TestResult {
+    let backend = MemoryBackend::new();
+    drop(NetabaseStore::<odd::OddDefinition, _>::from_backend(
+        backend.clone(),
+    )?);
+    let store = DynamicStore::open(backend)?;
+    let outside = store
+        .model("WithOutside")
+        .and_then(|m| m.undescribed())
+        .unwrap_or_default();
+    assert!(
+        outside.contains("field `WithOutside.outside`")
+            && outside.contains("`Outside` is not a type a stored shape describes")
+            && outside.contains("declared elsewhere"),
+        "{outside}"
+    );
+    let tagged = store
+        .model("WithTagged")
+        .and_then(|m| m.undescribed())
+        .unwrap_or_default();
+    assert!(
+        tagged.contains("the type `Tagged` is not described") && tagged.contains("#[serde(..)]"),
+        "{tagged}"
+    );
+    Ok(())
+}

@@ -514,6 +514,49 @@ impl TypeShape {
         }
     }
 
+    /// Checks that every type this shape reaches is described: a struct or an enum of
+    /// the definition module that the stored shape marks undescribed is reported by
+    /// name (before any value is decoded).
+    ///
+    /// # Errors
+    /// The first undescribed type, and why.
+    pub fn check_described(&self) -> Result<(), ShapeMismatch> {
+        self.check_in(&mut Vec::new())
+    }
+
+    fn check_in(&self, seen: &mut Vec<String>) -> Result<(), ShapeMismatch> {
+        match self {
+            TypeShape::Option(inner) | TypeShape::Seq(inner) | TypeShape::Array(inner, _) => {
+                inner.check_in(seen)
+            }
+            TypeShape::Tuple(items) => items.iter().try_for_each(|t| t.check_in(seen)),
+            TypeShape::Map(k, v) => {
+                k.check_in(seen)?;
+                v.check_in(seen)
+            }
+            TypeShape::Named(named) => {
+                if seen.iter().any(|n| *n == named.name) {
+                    return Ok(());
+                }
+                seen.push(named.name.clone());
+                let fields: Vec<&Fields> = match named.described()? {
+                    TypeDef::Struct(fields) => vec![fields],
+                    TypeDef::Enum(variants) => variants.iter().map(|(_, f)| f).collect(),
+                    TypeDef::Undescribed(_) => return unreachable_undescribed(),
+                };
+                fields.into_iter().try_for_each(|f| match f {
+                    Fields::Unit => Ok(()),
+                    Fields::Newtype(t) => t.check_in(seen),
+                    Fields::Tuple(types) => types.iter().try_for_each(|t| t.check_in(seen)),
+                    Fields::Named(members) => {
+                        members.iter().try_for_each(|(_, t)| t.check_in(seen))
+                    }
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Decodes the order-preserving key encoding `bytes` of a scalar key (integers,
     /// `bool`, `char`, `String`), for messages; `None` for other shapes or bytes that
     /// do not decode.
@@ -1043,5 +1086,232 @@ mod tests {
         assert!(TypeShape::U32.encode(&Value::Int(-1), &mut out).is_err());
         assert!(TypeShape::Text.encode(&Value::UInt(1), &mut out).is_err());
         assert!(TypeShape::U64.decode(&mut &[0xFFu8][..]).is_err());
+    }
+    #[derive(Serialize, serde::Deserialize, Debug, PartialEq, Clone)]
+    struct Point {
+        x: i32,
+        label: Option<String>,
+    }
+
+    #[derive(Serialize, serde::Deserialize, Debug, PartialEq, Clone)]
+    enum Shape {
+        Empty,
+        Circle(f64),
+        Segment(Point, Point),
+        Box { corner: Point, side: u16 },
+    }
+
+    #[derive(Serialize, serde::Deserialize, Debug, PartialEq, Clone)]
+    struct Tree {
+        name: String,
+        children: Vec<Tree>,
+    }
+
+    /// The named types of the tests, as a stored shape would declare them.
+    fn declared() -> Result<Vec<std::sync::Arc<NamedType>>, ShapeMismatch> {
+        let point = NamedType::new("Point");
+        let shape = NamedType::new("Shape");
+        let tree = NamedType::new("Tree");
+        let all = vec![point.clone(), shape.clone(), tree.clone()];
+        let known = all.clone();
+        let resolve = move |name: &str| {
+            known
+                .iter()
+                .find(|t| t.name() == name)
+                .map(|t| TypeShape::Named(t.clone()))
+        };
+        let p = |ty: &str| TypeShape::parse_with(ty, &resolve);
+        point.define(TypeDef::Struct(Fields::Named(vec![
+            ("x".into(), p("i32")?),
+            ("label".into(), p("Option<String>")?),
+        ])));
+        shape.define(TypeDef::Enum(vec![
+            ("Empty".into(), Fields::Unit),
+            ("Circle".into(), Fields::Newtype(p("f64")?)),
+            (
+                "Segment".into(),
+                Fields::Tuple(vec![p("Point")?, p("Point")?]),
+            ),
+            (
+                "Box".into(),
+                Fields::Named(vec![
+                    ("corner".into(), p("Point")?),
+                    ("side".into(), p("u16")?),
+                ]),
+            ),
+        ]));
+        tree.define(TypeDef::Struct(Fields::Named(vec![
+            ("name".into(), p("String")?),
+            ("children".into(), p("Vec<Tree>")?),
+        ])));
+        Ok(all)
+    }
+
+    fn resolver(types: &[std::sync::Arc<NamedType>]) -> impl Fn(&str) -> Option<TypeShape> + '_ {
+        |name: &str| {
+            types
+                .iter()
+                .find(|t| t.name() == name)
+                .map(|t| TypeShape::Named(t.clone()))
+        }
+    }
+
+    #[test]
+    fn nested_structs_enums_and_maps_decode_and_reencode_byte_for_byte()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let types = declared()?;
+        let resolve = resolver(&types);
+        type Field = (
+            Vec<Shape>,
+            std::collections::BTreeMap<u32, Point>,
+            Option<Tree>,
+            (Shape, std::collections::HashSet<i8>),
+        );
+        let shape = TypeShape::parse_with(
+            "(Vec<Shape>,BTreeMap<u32,Point>,Option<Tree>,(Shape,HashSet<i8>))",
+            &resolve,
+        )?;
+        let point = |x| Point {
+            x,
+            label: (x > 0).then(|| format!("p{x}")),
+        };
+        let value: Field = (
+            vec![
+                Shape::Empty,
+                Shape::Circle(2.5),
+                Shape::Segment(point(1), point(-2)),
+                Shape::Box {
+                    corner: point(3),
+                    side: 300,
+                },
+            ],
+            [(7, point(7)), (1, point(-1))].into_iter().collect(),
+            Some(Tree {
+                name: "root".into(),
+                children: vec![Tree {
+                    name: "leaf".into(),
+                    children: vec![],
+                }],
+            }),
+            (Shape::Circle(-1.0), [3i8].into_iter().collect()),
+        );
+        let bytes = postcard::to_allocvec(&value)?;
+        let mut input = bytes.as_slice();
+        let decoded = shape.decode(&mut input)?;
+        assert!(input.is_empty());
+        let Value::Seq(parts) = &decoded else {
+            return Err("not a tuple".into());
+        };
+        let Value::Seq(shapes) = &parts[0] else {
+            return Err("not a list".into());
+        };
+        assert_eq!(
+            shapes[0],
+            Value::Variant("Empty".into(), Box::new(Value::Unit))
+        );
+        assert_eq!(
+            shapes[1],
+            Value::Variant("Circle".into(), Box::new(Value::Float(2.5)))
+        );
+        assert!(matches!(&parts[1], Value::Map(entries) if entries.len() == 2));
+        let mut out = Vec::new();
+        shape.encode(&decoded, &mut out)?;
+        assert_eq!(out, bytes);
+        Ok(())
+    }
+
+    #[test]
+    fn a_variant_or_member_that_does_not_fit_is_named() -> Result<(), ShapeMismatch> {
+        let types = declared()?;
+        let resolve = resolver(&types);
+        let shape = TypeShape::parse_with("Shape", &resolve)?;
+        let mut out = Vec::new();
+        let e = shape
+            .encode(
+                &Value::Variant("Hexagon".into(), Box::new(Value::Unit)),
+                &mut out,
+            )
+            .err()
+            .map(|e| e.0)
+            .unwrap_or_default();
+        assert!(e.contains("`Shape` has no variant `Hexagon`"), "{e}");
+        let e = shape
+            .encode(
+                &Value::Variant(
+                    "Box".into(),
+                    Box::new(Value::Record(vec![("side".into(), Value::UInt(1))])),
+                ),
+                &mut out,
+            )
+            .err()
+            .map(|e| e.0)
+            .unwrap_or_default();
+        assert!(
+            e.contains("variant `Box`") && e.contains("`corner` is missing"),
+            "{e}"
+        );
+        // A variant index beyond the enum.
+        let e = shape
+            .decode(&mut &[9u8][..])
+            .err()
+            .map(|e| e.0)
+            .unwrap_or_default();
+        assert!(e.contains("`Shape` has 4 variants"), "{e}");
+        Ok(())
+    }
+
+    #[test]
+    fn a_recursive_value_nested_too_deep_is_refused_not_overflowed() -> Result<(), ShapeMismatch> {
+        let types = declared()?;
+        let resolve = resolver(&types);
+        let shape = TypeShape::parse_with("Tree", &resolve)?;
+        // Each level: name "" (length 0), one child (length 1).
+        let bytes = [0u8, 1].repeat(10_000);
+        let e = shape
+            .decode(&mut bytes.as_slice())
+            .err()
+            .map(|e| e.0)
+            .unwrap_or_default();
+        assert!(e.contains("nests more than"), "{e}");
+        Ok(())
+    }
+
+    #[test]
+    fn an_undescribed_type_is_refused_with_its_reason() {
+        let t = NamedType::new("Opaque");
+        t.define(TypeDef::Undescribed("a #[serde(..)] attribute".into()));
+        let shape = TypeShape::Named(t);
+        let e = shape
+            .decode(&mut &[0u8][..])
+            .err()
+            .map(|e| e.0)
+            .unwrap_or_default();
+        assert!(
+            e.contains("`Opaque` is not described: a #[serde(..)]"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn values_compare_as_their_rust_types_do() {
+        use std::cmp::Ordering::*;
+        assert_eq!(Value::Int(-3).compare(&Value::UInt(2)), Some(Less));
+        assert_eq!(Value::UInt(10).compare(&Value::Float(9.5)), Some(Greater));
+        assert_eq!(
+            Value::Text("ab".into()).compare(&Value::Text("b".into())),
+            Some(Less)
+        );
+        assert_eq!(
+            Value::None.compare(&Value::Some(Box::new(Value::UInt(0)))),
+            Some(Less)
+        );
+        assert_eq!(Value::Float(f64::NAN).compare(&Value::Float(1.0)), None);
+        assert_eq!(Value::Text("é".into()).rule_len(), Some(2));
+        assert_eq!(
+            Value::Some(Box::new(Value::Seq(vec![Value::Unit]))).rule_len(),
+            Some(1)
+        );
+        assert_eq!(Value::Text("a\"b".into()).show(), "\"a\\\"b\"");
+        assert_eq!(Value::Float(5.0).show(), "5.0");
     }
 }

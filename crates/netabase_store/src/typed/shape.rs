@@ -440,7 +440,8 @@ fn field_line(
     let mut field = DynField {
         name: name.to_owned(),
         type_name: ty.to_owned(),
-        shape: TypeShape::parse_with(ty, resolve),
+        shape: TypeShape::parse_with(ty, resolve)
+            .and_then(|shape| shape.check_described().map(|()| shape)),
         primary: false,
         index: None,
     };
@@ -591,4 +592,113 @@ pub(crate) fn model_info(
         ),
         secondary_keys: Box::leak(secondary.into_boxed_slice()),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TEXT: &str = "netabase shape 2
+definition Lib
+struct Address named
+  member street String
+  member zip Option<u32>
+enum Status
+  variant Active unit
+  variant Moved named
+    member to Address
+struct Opaque named undescribed
+  member x u8
+model Author v3 table Lib/Author custom-validator
+  field id u64 primary
+  field name String unique Lib/Author/name
+    rule non_empty
+    rule len - 20
+  field born i32
+    rule range 00 -
+  field status Status
+model Book v0 table Lib/Book
+  field isbn String primary
+  field author u64
+    link Author cascade Lib/Book/author
+  field editors Vec<u64>
+    link Author set_null Lib/Book/editors
+  field wrong String
+    link Author restrict Lib/Book/wrong
+  field hidden Opaque
+";
+
+    #[test]
+    fn a_shape_of_version_2_describes_types_rules_and_links() -> Result<(), ShapeMismatch> {
+        let models = parse_shape(TEXT).ok_or_else(|| ShapeMismatch("no shape".into()))?;
+        let [author, book] = models.as_slice() else {
+            return Err(ShapeMismatch("two models expected".into()));
+        };
+        assert_eq!((author.version, author.custom_validator), (3, true));
+        assert!(author.rules_described);
+        assert_eq!(
+            author.rules,
+            vec![
+                ("name".into(), Ok(DynRule::NonEmpty)),
+                (
+                    "name".into(),
+                    Ok(DynRule::Len {
+                        min: None,
+                        max: Some(20)
+                    })
+                ),
+                (
+                    "born".into(),
+                    Ok(DynRule::Range {
+                        min: Some(Value::UInt(0)),
+                        max: None
+                    })
+                ),
+            ]
+        );
+        assert_eq!(author.secondary_keys_info()[0].table, "Lib/Author/name");
+        let status = author.fields[3].shape.as_ref().map_err(Clone::clone)?;
+        assert_eq!(status.describe(), "a variant of `Status`");
+        assert_eq!(author.undescribed(), None);
+        let holds: Vec<_> = book
+            .links
+            .iter()
+            .map(|l| (l.field, l.target_table, l.on_delete, l.holds.clone()))
+            .collect();
+        assert_eq!(holds[0].0, "author");
+        assert_eq!(holds[0].1, "Lib/Author");
+        assert_eq!(holds[0].2, OnDelete::Cascade);
+        assert_eq!(holds[0].3, Ok((LinkArity::One, TypeShape::U64)));
+        assert_eq!(holds[1].3, Ok((LinkArity::Many, TypeShape::U64)));
+        let wrong = holds[2].3.clone().err().map(|e| e.0).unwrap_or_default();
+        assert!(
+            wrong.contains("cannot hold the linked model's primary key"),
+            "{wrong}"
+        );
+        let hidden = book.undescribed().unwrap_or_default();
+        assert!(
+            hidden.contains("field `Book.hidden`: the type `Opaque` is not described"),
+            "{hidden}"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn a_shape_of_version_1_reads_without_rules_and_an_unknown_header_does_not() {
+        let v1 = "netabase shape 1\ndefinition D\nmodel M v0 table D/M\n  field id u64 primary\n";
+        let models = parse_shape(v1).unwrap_or_default();
+        assert_eq!(models.len(), 1);
+        assert!(!models[0].rules_described);
+        assert!(parse_shape("netabase shape 9\ndefinition D\n").is_none());
+    }
+
+    #[test]
+    fn hex_round_trips() {
+        assert_eq!(
+            unhex(&hex(&[0, 1, 0xab, 0xff])),
+            Some(vec![0, 1, 0xab, 0xff])
+        );
+        assert_eq!(unhex("abc"), None);
+        assert_eq!(unhex("zz"), None);
+    }
 }
