@@ -5,7 +5,7 @@
 //! with string or integer keys as objects and other maps as lists of `[key, value]`).
 
 use netabase_store::codec::dynamic::{Fields, TypeDef, TypeShape, Value};
-use netabase_store::typed::dynamic::DynModel;
+use netabase_store::typed::dynamic::{DynModel, DynRule};
 use serde_json::{Map, Number, Value as Json};
 
 use crate::failure::Failure;
@@ -280,5 +280,32 @@ pub fn readable(value: &Value) -> String {
             .collect::<Vec<_>>()
             .join(", "),
         other => to_json(other).to_string(),
+    }
+}
+
+/// A validation rule as the model declares it (`non_empty`, `len(max = 20)`,
+/// `range(min = 1900, max = 2100)`).
+pub fn rule_text(rule: &Result<DynRule, netabase_store::codec::dynamic::ShapeMismatch>) -> String {
+    let bounds = |min: Option<String>, max: Option<String>| {
+        [
+            min.map(|m| format!("min = {m}")),
+            max.map(|m| format!("max = {m}")),
+        ]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(", ")
+    };
+    match rule {
+        Ok(DynRule::NonEmpty) => "non_empty".into(),
+        Ok(DynRule::Len { min, max }) => format!(
+            "len({})",
+            bounds(min.map(|m| m.to_string()), max.map(|m| m.to_string()))
+        ),
+        Ok(DynRule::Range { min, max }) => format!(
+            "range({})",
+            bounds(min.as_ref().map(Value::show), max.as_ref().map(Value::show))
+        ),
+        Err(e) => format!("(a rule this version cannot read: {e})"),
     }
 }

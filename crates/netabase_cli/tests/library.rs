@@ -391,3 +391,28 @@ fn verify_reports_a_link_whose_target_is_gone_and_repair_cannot_hide_it() -> Tes
     );
     Ok(())
 }
+
+#[test]
+fn inspect_shows_rules_links_and_validator_functions() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let db = fixture(dir.path())?;
+    let out = netabase(&["inspect", path(&db)], b"")?;
+    let shown = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        shown.contains("validate non_empty, len(max = 20)"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("validate range(min = 1900, max = 2100)"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains(
+            "link to Author (on_delete set_null; LibraryDefinition/Book/editor, 2 entries)"
+        ),
+        "{shown}"
+    );
+    assert!(shown.contains("needs --skip-custom-validators"), "{shown}");
+    Ok(())
+}
