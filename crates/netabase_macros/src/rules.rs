@@ -354,6 +354,9 @@ pub(crate) struct Link {
 pub(crate) struct FieldRules {
     pub(crate) ident: Ident,
     pub(crate) ty: Type,
+    /// Whether a `#[serde(..)]` attribute may change how the field is serialized: its
+    /// type need not be `Serialize`, so range bounds are not described.
+    pub(crate) serde_attr: bool,
     pub(crate) name: String,
     pub(crate) rules: Vec<FieldRule>,
 }
@@ -381,6 +384,7 @@ pub(crate) fn check_field(
         out.fields.push(FieldRules {
             ident: field.ident.clone(),
             ty: field.ty.clone(),
+            serde_attr: field.serde_attr,
             name: name.to_owned(),
             rules: field.rules.clone(),
         });
@@ -615,6 +619,7 @@ pub(crate) fn model_trait_items(definition: &Ident, model: &crate::valid::Model)
         let rule_infos = rules.fields.iter().flat_map(|f| {
             let field_name = &f.name;
             let ty = &f.ty;
+            let serde_attr = f.serde_attr;
             f.rules.iter().map(move |rule| {
                 let info = match rule {
                     FieldRule::NonEmpty => quote!(::netabase_store::rules::RuleInfo::NonEmpty),
@@ -634,8 +639,15 @@ pub(crate) fn model_trait_items(definition: &Ident, model: &crate::valid::Model)
                                 }
                             }
                         };
-                        let min = opt(min.as_deref().map(bound));
-                        let max = opt(max.as_deref().map(bound));
+                        // A field serialized its own way (`#[serde(with = ..)]`) is not
+                        // described, and its type need not be `Serialize`.
+                        let (min, max) = if serde_attr {
+                            (None, None)
+                        } else {
+                            (min.as_deref(), max.as_deref())
+                        };
+                        let min = opt(min.map(bound));
+                        let max = opt(max.map(bound));
                         quote!(::netabase_store::rules::RuleInfo::Range { min: #min, max: #max })
                     }
                 };

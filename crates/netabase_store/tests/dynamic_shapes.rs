@@ -525,6 +525,22 @@ pub struct Outside {
     pub x: u8,
 }
 
+/// A type that is not `Serialize`, stored through `#[serde(with = ..)]`.
+#[derive(Clone, Debug, PartialEq, PartialOrd)]
+pub struct Celsius(pub i32);
+
+pub mod celsius {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(c: &super::Celsius, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_i32(c.0)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<super::Celsius, D::Error> {
+        i32::deserialize(d).map(super::Celsius)
+    }
+}
+
 #[netabase_definition_module(OddDefinition, OddKeys)]
 pub mod odd {
     use netabase_store::prelude::*;
@@ -542,6 +558,10 @@ pub mod odd {
         #[primary_key]
         pub id: u64,
         pub outside: super::Outside,
+        // A range rule on a field whose type is not `Serialize` still compiles.
+        #[serde(with = "super::celsius")]
+        #[validate(range(min = super::Celsius(-50)))]
+        pub temp: super::Celsius,
     }
 
     #[derive(NetabaseModel, Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -556,9 +576,14 @@ pub mod odd {
 #[test]
 fn types_the_shape_cannot_describe_are_named_not_guessed() -> TestResult {
     let backend = MemoryBackend::new();
-    drop(NetabaseStore::<odd::OddDefinition, _>::from_backend(
-        backend.clone(),
-    )?);
+    let typed = NetabaseStore::<odd::OddDefinition, _>::from_backend(backend.clone())?;
+    let cold = odd::WithOutside {
+        id: 1,
+        outside: Outside { x: 1 },
+        temp: Celsius(-60),
+    };
+    assert!(typed.open_tree::<odd::WithOutside>().put(cold).is_err());
+    drop(typed);
     let store = DynamicStore::open(backend)?;
     let outside = store
         .model("WithOutside")
