@@ -416,3 +416,37 @@ fn inspect_shows_rules_links_and_validator_functions() -> TestResult {
     assert!(shown.contains("needs --skip-custom-validators"), "{shown}");
     Ok(())
 }
+
+#[test]
+fn on_sled_import_finds_stored_link_targets_and_verify_checks_links() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let db = dir.path().join("library.sled");
+    {
+        let store = LibraryDefinition::open_sled(&db)?;
+        store.open_tree::<Author>().put_many((0..2).map(author))?;
+    }
+    let input = format!(
+        "{}\n{}\n",
+        r#"{"model":"Book","record":{"isbn":"s1","author":1,"editor":0,"rating":2.0}}"#,
+        r#"{"model":"Book","record":{"isbn":"s2","author":5,"editor":null,"rating":2.0}}"#,
+    );
+    let out = netabase(&["import", path(&db)], input.as_bytes())?;
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("line 2, record 2 (`LibraryDefinition/Book`, primary key \"s2\")")
+            && err.contains("`Book.author` links to `Author` with primary key 5"),
+        "{err}"
+    );
+    let first = input.lines().next().unwrap_or_default();
+    let out = netabase(&["import", path(&db)], first.as_bytes())?;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = netabase(&["verify", path(&db)], b"")?;
+    assert!(out.status.success(), "{}", text(&out.stdout));
+    let store = LibraryDefinition::open_sled(&db)?;
+    assert_eq!(
+        store.open_tree::<Author>().referrers::<Book>(0u64)?.len(),
+        1
+    );
+    Ok(())
+}

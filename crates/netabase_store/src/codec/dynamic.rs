@@ -707,8 +707,13 @@ impl Value {
         match (self, other) {
             (Value::UInt(a), Value::UInt(b)) => Some(a.cmp(b)),
             (Value::Int(a), Value::Int(b)) => Some(a.cmp(b)),
-            (Value::Int(_), Value::UInt(_)) => Some(Ordering::Less),
-            (Value::UInt(_), Value::Int(_)) => Some(Ordering::Greater),
+            // A `UInt` beyond i128 is above every `Int`.
+            (Value::Int(a), Value::UInt(b)) => {
+                Some(i128::try_from(*b).map_or(Ordering::Less, |b| a.cmp(&b)))
+            }
+            (Value::UInt(a), Value::Int(b)) => {
+                Some(i128::try_from(*a).map_or(Ordering::Greater, |a| a.cmp(b)))
+            }
             (Value::Float(a), b) => a.partial_cmp(&float(b).ok()?),
             (a, Value::Float(b)) => float(a).ok()?.partial_cmp(b),
             (Value::Bool(a), Value::Bool(b)) => Some(a.cmp(b)),
@@ -1296,6 +1301,11 @@ mod tests {
     fn values_compare_as_their_rust_types_do() {
         use std::cmp::Ordering::*;
         assert_eq!(Value::Int(-3).compare(&Value::UInt(2)), Some(Less));
+        assert_eq!(Value::Int(5).compare(&Value::UInt(3)), Some(Greater));
+        assert_eq!(
+            Value::UInt(u128::MAX).compare(&Value::Int(7)),
+            Some(Greater)
+        );
         assert_eq!(Value::UInt(10).compare(&Value::Float(9.5)), Some(Greater));
         assert_eq!(
             Value::Text("ab".into()).compare(&Value::Text("b".into())),
