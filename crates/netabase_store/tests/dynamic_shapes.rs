@@ -605,3 +605,20 @@ fn types_the_shape_cannot_describe_are_named_not_guessed() -> TestResult {
     );
     Ok(())
 }
+
+#[test]
+fn an_import_into_a_synced_database_is_refused_as_a_whole() -> TestResult {
+    let backend = MemoryBackend::new();
+    drop(NetabaseStore::<LibDefinition, _>::from_backend_with(
+        backend.clone(),
+        netabase_store::typed::meta::OpenOptions::default().sync_model("Author"),
+    )?);
+    let store = DynamicStore::open(backend.clone())?;
+    let err = match store.import(&mut std::iter::empty(), &ImportOptions::new(), &mut |_| {}) {
+        Err(e) => e,
+        Ok(_) => return Err("accepted".into()),
+    };
+    assert_eq!(err.record, None);
+    assert!(err.to_string().contains("sync is on"), "{err}");
+    Ok(())
+}
