@@ -348,12 +348,14 @@ impl<'s, B: Backend> Writer<'s, B> {
     }
 
     /// Stores one record of a model known only by its description (a tool without the
-    /// Rust types: [`super::dynamic::DynamicStore`]): `value` is the stored value,
-    /// `keys` its encoded secondary keys in the order of `info.secondary_keys`, and
-    /// `old_keys` decodes the secondary keys of the record it replaces. The steps of a
-    /// typed put: the primary write learning the replaced record, the index plan
-    /// ([`super::plan::plan_put_keys`]), the unique checks, the index writes; a refused
-    /// write is undone. Nothing is logged.
+    /// Rust types: [`super::dynamic::DynamicStore`]): `record` holds the stored value,
+    /// its encoded secondary keys in the order of `info.secondary_keys` and, per link
+    /// index of `link_tables`, the keys its links point at; `old_keys` decodes the same
+    /// of the record it replaces. The steps of a typed put: the primary write learning
+    /// the replaced record, the index plan ([`super::plan::plan_put_keys`] and
+    /// [`super::plan::plan_link_keys`]), the unique checks, the index writes; a refused
+    /// write is undone. Validators and link targets are the caller's to check first
+    /// (as [`super::links`] does for typed puts). Nothing is logged.
     pub(crate) fn put_described(
         &self,
         info: &'static ModelInfo,
