@@ -163,7 +163,13 @@ fn from_json(json: &Json, shape: &TypeShape) -> Result<Value, String> {
                 )
             }
         }
-        (TypeShape::Char, Json::String(s)) => Value::Text(s.clone()),
+        (TypeShape::Char, Json::String(s)) => {
+            let mut chars = s.chars();
+            match (chars.next(), chars.next()) {
+                (Some(c), None) => Value::Char(c),
+                _ => return Err(format!("expected one character, found {s:?}")),
+            }
+        }
         (TypeShape::Text, Json::String(s)) => Value::Text(s.clone()),
         (TypeShape::Seq(inner) | TypeShape::Array(inner, _), Json::Array(items)) => Value::Seq(
             items

@@ -41,6 +41,8 @@ pub mod library {
         pub name: String,
         #[validate(range(min = 1900, max = 2100))]
         pub born: i32,
+        #[validate(range(min = 'A', max = 'Z'))]
+        pub initial: char,
         pub home: Address,
         pub status: Status,
         pub history: Vec<Status>,
@@ -90,6 +92,7 @@ fn author(id: u64) -> Author {
         id,
         name: format!("author {id}"),
         born: 1950,
+        initial: 'Q',
         home: Address {
             street: "Main".into(),
             zip: Some(1000),
@@ -155,8 +158,12 @@ fn empty(dir: &std::path::Path) -> Result<std::path::PathBuf, NetabaseError> {
 const BOOK_LINE: &str = r#"{"model":"LibraryDefinition/Book","record":{"isbn":"b9","author":7,"editor":null,"rating":1.0}}"#;
 
 fn author_line(id: u64, name: &str, born: i32) -> String {
+    author_line_with(id, name, born, 'N')
+}
+
+fn author_line_with(id: u64, name: &str, born: i32, initial: char) -> String {
     format!(
-        r#"{{"model":"LibraryDefinition/Author","record":{{"id":{id},"name":"{name}","born":{born},"home":{{"street":"s","zip":null}},"status":"Active","history":[],"scores":{{}},"by_year":{{}},"pair":[{{"street":"p"}},null]}}}}"#
+        r#"{{"model":"LibraryDefinition/Author","record":{{"id":{id},"name":"{name}","born":{born},"initial":"{initial}","home":{{"street":"s","zip":null}},"status":"Active","history":[],"scores":{{}},"by_year":{{}},"pair":[{{"street":"p"}},null]}}}}"#
     )
 }
 
@@ -215,6 +222,10 @@ fn import_checks_the_field_rules_and_names_line_model_key_and_field() -> TestRes
             "length 26 is above the maximum 20",
         ),
         (author_line(5, "ok", 1800), "1800 is below the minimum 1900"),
+        (
+            author_line_with(5, "ok", 1950, 'a'),
+            "field `initial`: 'a' is above the maximum 'Z'",
+        ),
     ];
     for (bad, reason) in cases {
         let input = format!("{}\n\n{bad}\n", author_line(4, "fine", 1990));

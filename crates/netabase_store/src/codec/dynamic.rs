@@ -718,6 +718,9 @@ impl Value {
             (a, Value::Float(b)) => float(a).ok()?.partial_cmp(b),
             (Value::Bool(a), Value::Bool(b)) => Some(a.cmp(b)),
             (Value::Char(a), Value::Char(b)) => Some(a.cmp(b)),
+            // A one-character string where a `char` is meant (JSON has no chars).
+            (Value::Char(a), Value::Text(b)) => single_char(b).map(|b| a.cmp(&b)),
+            (Value::Text(a), Value::Char(b)) => single_char(a).map(|a| a.cmp(b)),
             (Value::Text(a), Value::Text(b)) => Some(a.cmp(b)),
             (Value::Unit, Value::Unit) | (Value::None, Value::None) => Some(Ordering::Equal),
             (Value::None, Value::Some(_)) => Some(Ordering::Less),
@@ -795,6 +798,14 @@ impl Value {
             Value::Record(fields) => fields.iter().find(|(n, _)| n == name).map(|(_, v)| v),
             _ => None,
         }
+    }
+}
+
+fn single_char(s: &str) -> Option<char> {
+    let mut chars = s.chars();
+    match (chars.next(), chars.next()) {
+        (Some(c), None) => Some(c),
+        _ => None,
     }
 }
 
@@ -1316,6 +1327,10 @@ mod tests {
             Some(Less)
         );
         assert_eq!(Value::Float(f64::NAN).compare(&Value::Float(1.0)), None);
+        assert_eq!(
+            Value::Text("b".into()).compare(&Value::Char('a')),
+            Some(Greater)
+        );
         assert_eq!(Value::Text("é".into()).rule_len(), Some(2));
         assert_eq!(
             Value::Some(Box::new(Value::Seq(vec![Value::Unit]))).rule_len(),
