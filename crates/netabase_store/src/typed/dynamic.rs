@@ -694,8 +694,10 @@ impl<B: Backend> DynamicStore<B> {
     /// code, which an import without the Rust types cannot run.
     ///
     /// # Errors
-    /// [`ImportError`]: the position of the first refused record (from 1) with its
-    /// model and key, and the reason ([`NetabaseError::Invalid`],
+    /// [`ImportError`]: the position of a refused record (from 1) with its model and
+    /// key, and the reason (the first refusal met: a missing link target is only known
+    /// to be missing once the whole input is read, so a later record's refusal may be
+    /// reported before it) ([`NetabaseError::Invalid`],
     /// [`NetabaseError::DanglingLink`], [`NetabaseError::UniqueViolation`],
     /// [`NetabaseError::Shape`] for a record that does not fit its model, ...); nothing
     /// is applied.
