@@ -17,6 +17,7 @@ pub mod blog {
         #[primary_key]
         pub id: u64,
         /// The display name.
+        #[validate(non_empty, len(max = 40))]
         pub name: String,
         /// The e-mail address, one per user.
         #[secondary_key(unique)]
@@ -38,7 +39,7 @@ pub mod blog {
         /// The title.
         pub title: String,
         /// The author's user id.
-        #[secondary_key]
+        #[link(User)]
         pub author_id: u64,
         /// Tags.
         pub tags: Vec<String>,

@@ -85,14 +85,22 @@ enum Command {
         model: Option<String>,
     },
     /// Reads JSON Lines (as `export` writes them) from standard input and stores every
-    /// record through the write pipeline: indexes maintained, unique keys checked. All
-    /// or nothing: one refused record leaves the database unchanged.
+    /// record through the write pipeline: field validation rules checked, link targets
+    /// found (in the database or in the input), indexes and link indexes maintained,
+    /// unique keys checked. All or nothing: one refused record leaves the database
+    /// unchanged, and the error names its line, model, field and key.
     Import {
         #[command(flatten)]
         target: Target,
         /// Compress the imported values (they are encrypted when the store is).
         #[arg(long, value_enum)]
         compression: Option<Compressor>,
+        /// Import records of models with a validator function (`validate = ..`)
+        /// without running it. The function is the program's code, which this tool
+        /// cannot run, so such models are refused unless this is given; their field
+        /// rules (`#[validate(..)]`) are checked either way.
+        #[arg(long)]
+        skip_custom_validators: bool,
     },
     /// Compacts the database file, giving freed pages back to the file system (redb;
     /// sled compacts its segments by itself).
@@ -133,12 +141,15 @@ fn main() -> ExitCode {
         Command::Import {
             target,
             compression,
+            skip_custom_validators,
         } => cmd::import::run(
             &target,
             compression.map(|c| match c {
                 Compressor::Lz4 => netabase_store::backend::transform::Compression::Lz4,
                 Compressor::Zstd => netabase_store::backend::transform::Compression::Zstd(3),
             }),
+            netabase_store::typed::dynamic::ImportOptions::new()
+                .skip_custom_validators(skip_custom_validators),
         ),
         Command::Compact(target) => cmd::compact::run(&target),
         Command::Stats(target) => cmd::stats::run(&target),

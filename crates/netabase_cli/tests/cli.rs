@@ -154,8 +154,12 @@ fn import_refuses_a_unique_key_held_by_another_record_and_writes_nothing() -> Te
     let out = netabase(&["import", path(&db)], input.as_bytes())?;
     assert!(!out.status.success());
     let err = text(&out.stderr);
-    assert!(err.contains("record 2 of the input was refused"), "{err}");
+    assert!(
+        err.contains("line 2, record 2 (`ShopDefinition/Customer`, primary key 99)"),
+        "{err}"
+    );
     assert!(err.contains("email"), "{err}");
+    assert!(err.contains("nothing was imported"), "{err}");
     let store = ShopDefinition::open_redb(&db)?;
     assert_eq!(
         store.open_tree::<Note>().len()?,

@@ -32,6 +32,7 @@ pub(crate) fn definition_module(args: DefinitionArgs, mut module: ItemMod) -> To
         .to_compile_error();
         return quote!(#error #module);
     };
+    let types = crate::types::type_decls(items);
     let older = crate::rules::parse_older(items, &mut cx);
     let models = ast::parse_models(items, &mut cx);
     let definition = valid::check(&args, &module_ident, models, &mut cx);
@@ -39,7 +40,7 @@ pub(crate) fn definition_module(args: DefinitionArgs, mut module: ItemMod) -> To
         let errors = cx.into_compile_errors();
         return quote!(#errors #module);
     }
-    items.push(Item::Verbatim(generate(&definition)));
+    items.push(Item::Verbatim(generate(&definition, &types)));
     items.extend(
         older
             .iter()
@@ -87,9 +88,9 @@ fn serde_derives() -> TokenStream {
     }
 }
 
-fn generate(def: &Definition) -> TokenStream {
+fn generate(def: &Definition, types: &[TokenStream]) -> TokenStream {
     let models = def.models.iter().map(|model| generate_model(def, model));
-    let module_items = generate_definition(def);
+    let module_items = generate_definition(def, types);
     quote! {
         #(#models)*
         #module_items
@@ -579,7 +580,7 @@ fn generate_model_impl(def: &Definition, model: &Model) -> TokenStream {
     }
 }
 
-fn generate_definition(def: &Definition) -> TokenStream {
+fn generate_definition(def: &Definition, types: &[TokenStream]) -> TokenStream {
     let definition = &def.name;
     let keys = &def.keys;
     let discriminant = &def.discriminant;
@@ -705,6 +706,7 @@ fn generate_definition(def: &Definition) -> TokenStream {
                 &[#(<#idents as #model_trait>::INFO,)*];
             const SHAPES: &'static [::netabase_store::schema::ModelShape] =
                 &[#(<#idents as #model_trait>::SHAPE,)*];
+            const TYPES: &'static [::netabase_store::schema::TypeDecl] = &[#(#types,)*];
 
             #[inline]
             fn discriminant(&self) -> #discriminant {

@@ -40,6 +40,7 @@ mod ast;
 mod ctxt;
 mod expand;
 mod rules;
+mod types;
 mod valid;
 
 use proc_macro::TokenStream;

@@ -353,6 +353,10 @@ pub(crate) struct Link {
 /// A checked field rule.
 pub(crate) struct FieldRules {
     pub(crate) ident: Ident,
+    pub(crate) ty: Type,
+    /// Whether a `#[serde(..)]` attribute may change how the field is serialized: its
+    /// type need not be `Serialize`, so range bounds are not described.
+    pub(crate) serde_attr: bool,
     pub(crate) name: String,
     pub(crate) rules: Vec<FieldRule>,
 }
@@ -379,6 +383,8 @@ pub(crate) fn check_field(
     if !field.rules.is_empty() {
         out.fields.push(FieldRules {
             ident: field.ident.clone(),
+            ty: field.ty.clone(),
+            serde_attr: field.serde_attr,
             name: name.to_owned(),
             rules: field.rules.clone(),
         });
@@ -609,8 +615,52 @@ pub(crate) fn model_trait_items(definition: &Ident, model: &crate::valid::Model)
                 }
             }
         });
+        let custom = rules.validate.is_some();
+        let rule_infos = rules.fields.iter().flat_map(|f| {
+            let field_name = &f.name;
+            let ty = &f.ty;
+            let serde_attr = f.serde_attr;
+            f.rules.iter().map(move |rule| {
+                let info = match rule {
+                    FieldRule::NonEmpty => quote!(::netabase_store::rules::RuleInfo::NonEmpty),
+                    FieldRule::Len { min, max } => {
+                        let min = opt(min.as_ref().map(|l| quote!(#l)));
+                        let max = opt(max.as_ref().map(|l| quote!(#l)));
+                        quote!(::netabase_store::rules::RuleInfo::Len { min: #min, max: #max })
+                    }
+                    FieldRule::Range { min, max } => {
+                        // Each bound as a value of the field's type, encoded like the
+                        // field: the stored shape decodes it with the field's shape.
+                        let bound = |e: &Expr| {
+                            quote! {
+                                || {
+                                    let __bound: #ty = #e;
+                                    ::netabase_store::rules::encode_bound(&__bound)
+                                }
+                            }
+                        };
+                        // A field serialized its own way (`#[serde(with = ..)]`) is not
+                        // described, and its type need not be `Serialize`.
+                        let (min, max) = if serde_attr {
+                            (None, None)
+                        } else {
+                            (min.as_deref(), max.as_deref())
+                        };
+                        let min = opt(min.map(bound));
+                        let max = opt(max.map(bound));
+                        quote!(::netabase_store::rules::RuleInfo::Range { min: #min, max: #max })
+                    }
+                };
+                quote! {
+                    ::netabase_store::rules::FieldRuleInfo { field: #field_name, rule: #info }
+                }
+            })
+        });
         items.extend(quote! {
             const VALIDATES: bool = true;
+            const CUSTOM_VALIDATOR: bool = #custom;
+            const FIELD_RULES: &'static [::netabase_store::rules::FieldRuleInfo] =
+                &[#(#rule_infos,)*];
 
             fn validate(&self) -> ::netabase_store::Result<()> {
                 #(#field_checks)*

@@ -74,6 +74,46 @@ impl PartialEq for LinkInfo {
 
 impl Eq for LinkInfo {}
 
+/// One declarative `#[validate(..)]` rule of a model's field, as the model's stored
+/// shape records it, so that a tool without the model's Rust type (the `netabase`
+/// command line's import) checks it too.
+#[derive(Debug, Clone, Copy)]
+pub struct FieldRuleInfo {
+    /// The Rust field name.
+    pub field: &'static str,
+    /// The rule.
+    pub rule: RuleInfo,
+}
+
+/// A declarative field rule ([`FieldRuleInfo`]).
+#[derive(Debug, Clone, Copy)]
+pub enum RuleInfo {
+    /// `len(min = .., max = ..)`: the bounds of the length.
+    Len {
+        /// The smallest length allowed.
+        min: Option<usize>,
+        /// The largest length allowed.
+        max: Option<usize>,
+    },
+    /// `non_empty`.
+    NonEmpty,
+    /// `range(min = .., max = ..)`: each bound written as a value of the field's type
+    /// (its postcard encoding), which the stored shape decodes like the field.
+    Range {
+        /// The smallest value allowed.
+        min: Option<fn() -> Vec<u8>>,
+        /// The largest value allowed.
+        max: Option<fn() -> Vec<u8>>,
+    },
+}
+
+/// The postcard encoding of a rule bound, for [`RuleInfo::Range`] (empty when it cannot
+/// be encoded, which the stored shape then reports as not described).
+#[doc(hidden)]
+pub fn encode_bound<T: serde::Serialize>(bound: &T) -> Vec<u8> {
+    postcard::to_allocvec(bound).unwrap_or_default()
+}
+
 /// The debug form of the encoded key `bytes` of type `K`, or its hex when it does not
 /// decode: how error reports show keys.
 pub fn show_key<K: KeyCodec + std::fmt::Debug>(bytes: &[u8]) -> String {

@@ -64,6 +64,47 @@ pub struct ModelShape {
     pub fields: &'static [FieldShape],
 }
 
+/// How the fields of a struct or of an enum variant are written ([`VariantShape`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldsKind {
+    /// No fields (`struct Marker;`, `Status::Active`).
+    Unit,
+    /// One unnamed field (`struct Meters(f64)`, `Status::Moved(String)`).
+    Newtype,
+    /// Several unnamed fields (`struct Point(i32, i32)`); named `"0"`, `"1"`, ...
+    Tuple,
+    /// Named fields.
+    Named,
+}
+
+/// A struct, or one variant of an enum, of the definition module.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VariantShape {
+    /// The variant's name (the struct's name for a struct).
+    pub name: &'static str,
+    /// How its fields are written.
+    pub kind: FieldsKind,
+    /// Its fields, in declaration order.
+    pub fields: &'static [FieldShape],
+}
+
+/// A struct or an enum declared in the definition module besides the models, as the
+/// stored shape describes it ([`NetabaseDefinitionTrait::TYPES`]): what lets a tool
+/// without the Rust types read fields of nested types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TypeDecl {
+    /// The type's name.
+    pub name: &'static str,
+    /// Whether it is an enum (each of `variants` is a variant) or a struct (`variants`
+    /// holds the struct itself).
+    pub is_enum: bool,
+    /// `false` when the type's serialization may differ from its declaration (a
+    /// `#[serde(..)]` attribute on it or on a variant, generic parameters).
+    pub described: bool,
+    /// The struct, or the enum's variants in declaration order.
+    pub variants: &'static [VariantShape],
+}
+
 impl ModelShape {
     /// The shape of a model whose fields are not described (a hand-written impl).
     pub const UNDESCRIBED: ModelShape = ModelShape {
@@ -105,6 +146,9 @@ pub trait NetabaseDefinitionTrait: Sized + Clone + Debug + Send + Sync + 'static
     /// The self-describing shape of every model, parallel to
     /// [`NetabaseDefinitionTrait::MODELS`]; recorded in `__netabase/meta` at open.
     const SHAPES: &'static [ModelShape] = &[];
+    /// The structs and enums declared in the definition module besides the models: the
+    /// types of nested fields, described in the stored shape.
+    const TYPES: &'static [TypeDecl] = &[];
 
     /// Which model this value holds.
     fn discriminant(&self) -> Self::Discriminant;
@@ -206,6 +250,14 @@ pub trait NetabaseModelTrait<D: NetabaseDefinitionTrait>:
 
     /// The model's `#[link(..)]` fields, in declaration order.
     const LINKS: &'static [crate::rules::LinkInfo] = &[];
+
+    /// The model's declarative field rules (`#[validate(..)]`), in the order they are
+    /// checked, for the stored shape.
+    const FIELD_RULES: &'static [crate::rules::FieldRuleInfo] = &[];
+
+    /// Whether the model has a model-level `#[netabase(validate = ..)]` function, which
+    /// a tool without the model's Rust type cannot run.
+    const CUSTOM_VALIDATOR: bool = false;
 
     /// Checks the model's validation rules; the write pipeline calls it before anything
     /// of a write is applied.

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use netabase_store::backend::Backend;
 use netabase_store::backend::transform::Compression;
 use netabase_store::codec::dynamic::Value;
-use netabase_store::typed::dynamic::DynamicStore;
+use netabase_store::typed::dynamic::{DynamicStore, ImportOptions};
 
 use crate::Target;
 use crate::failure::{Failure, Outcome};
@@ -17,13 +17,15 @@ use crate::progress::Bar;
 
 /// Reads every line of standard input, then stores the records in one transaction;
 /// new values are encrypted when the store is, and compressed with `compression`.
-pub fn run(target: &Target, compression: Option<Compression>) -> Outcome {
+pub fn run(target: &Target, compression: Option<Compression>, options: ImportOptions) -> Outcome {
     let store = open_for(target, true, Values::Write(compression))?;
-    with_store!(&store, s => import(s))
+    with_store!(&store, s => import(s, &options))
 }
 
-fn import<B: Backend>(s: &DynamicStore<B>) -> Outcome {
+fn import<B: Backend>(s: &DynamicStore<B>, options: &ImportOptions) -> Outcome {
     let mut records: Vec<(String, Value)> = Vec::new();
+    // The input line of each record, for the errors.
+    let mut lines: Vec<usize> = Vec::new();
     for (n, line) in std::io::stdin().lock().lines().enumerate() {
         let line = line?;
         if line.trim().is_empty() {
@@ -42,13 +44,12 @@ fn import<B: Backend>(s: &DynamicStore<B>) -> Outcome {
             .ok_or_else(|| at("no \"record\"".into()))?;
         let value = record(model, body).map_err(|Failure(e)| at(e))?;
         records.push((model.table.clone(), value));
+        lines.push(n + 1);
     }
     let total = records.len() as u64;
     let bar = Bar::new("importing");
     bar.set_total(total);
-    let mut done = 0u64;
-    let result = s.import(&mut records.into_iter().map(Ok), &mut |p| {
-        done = p.done;
+    let result = s.import(&mut records.into_iter().map(Ok), options, &mut |p| {
         bar.report(p);
     });
     bar.finish();
@@ -57,9 +58,14 @@ fn import<B: Backend>(s: &DynamicStore<B>) -> Outcome {
             println!("imported {n} records");
             Ok(ExitCode::SUCCESS)
         }
-        Err(e) => Err(Failure(format!(
-            "record {} of the input was refused, nothing was imported: {e}",
-            done + 1
-        ))),
+        Err(e) => {
+            let line = e
+                .record
+                .and_then(|r| usize::try_from(r).ok())
+                .and_then(|r| lines.get(r.wrapping_sub(1)))
+                .map(|line| format!("line {line}, "))
+                .unwrap_or_default();
+            Err(Failure(format!("{line}{e}; nothing was imported")))
+        }
     }
 }

@@ -36,7 +36,7 @@ pub fn run(target: &Target) -> Outcome {
             let width = model.fields.iter().map(|f| f.name.len()).max().unwrap_or(0);
             let type_width = model.fields.iter().map(|f| f.type_name.len()).max().unwrap_or(0);
             for field in &model.fields {
-                let role = if field.primary {
+                let mut role = if field.primary {
                     "primary key".to_owned()
                 } else if let Some((table, unique)) = &field.index {
                     let kind = if *unique { "unique key" } else { "secondary key" };
@@ -44,11 +44,39 @@ pub fn run(target: &Target) -> Outcome {
                 } else {
                     String::new()
                 };
+                for link in model.links.iter().filter(|l| l.field == field.name) {
+                    let policy = match link.on_delete {
+                        netabase_store::rules::OnDelete::Restrict => "restrict",
+                        netabase_store::rules::OnDelete::Cascade => "cascade",
+                        netabase_store::rules::OnDelete::SetNull => "set_null",
+                    };
+                    role.push_str(&format!(
+                        "link to {} (on_delete {policy}; {}, {} entries)",
+                        link.target,
+                        link.table,
+                        entries(link.table)
+                    ));
+                }
+                let rules: Vec<String> = model
+                    .rules
+                    .iter()
+                    .filter(|(f, _)| *f == field.name)
+                    .map(|(_, rule)| crate::json::rule_text(rule))
+                    .collect();
+                if !rules.is_empty() {
+                    if !role.is_empty() {
+                        role.push_str("; ");
+                    }
+                    role.push_str(&format!("validate {}", rules.join(", ")));
+                }
                 let line = format!(
                     "    {:width$}  {:type_width$}  {role}",
                     field.name, field.type_name
                 );
                 println!("{}", line.trim_end());
+            }
+            if model.custom_validator {
+                println!("    (a validator function checks the records: `import` needs --skip-custom-validators)");
             }
             if let Some(why) = model.undescribed() {
                 println!("    (values not readable here: {why})");

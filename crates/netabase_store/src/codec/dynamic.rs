@@ -7,11 +7,15 @@
 //! record for every model ([`crate::schema::ModelShape`]): each field's Rust type as
 //! written, which [`TypeShape::parse`] turns into the wire layout. The types a shape
 //! can describe are those models are made of: integers, floats, `bool`, `char`,
-//! `String`, `Vec<T>` (`Vec<u8>` included), `Option<T>`, `Box<T>`, tuples and arrays.
-//! Anything else (a nested struct or enum, a map, a type alias) is refused with a
-//! message naming the type, never guessed at.
+//! `String`, `Vec<T>` (`Vec<u8>` included), `Option<T>`, `Box<T>`, tuples, arrays,
+//! maps (`HashMap`, `BTreeMap`) and sets, and the structs and enums declared in the
+//! definition module ([`NamedType`]), which the stored shape describes member by
+//! member. Anything else (a type declared elsewhere, a type alias, a generic type) is
+//! refused with a message naming the type, never guessed at.
 
+use std::cmp::Ordering;
 use std::fmt;
+use std::sync::{Arc, OnceLock};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -65,7 +69,104 @@ pub enum TypeShape {
     Array(Box<TypeShape>, usize),
     /// A tuple: each element in order.
     Tuple(Vec<TypeShape>),
+    /// A map (`HashMap<K, V>`, `BTreeMap<K, V>`): a length, then each key and value.
+    Map(Box<TypeShape>, Box<TypeShape>),
+    /// A struct or an enum declared in the definition module, described by the stored
+    /// shape.
+    Named(Arc<NamedType>),
 }
+
+/// A struct or an enum of the definition module, by name; its description is set once
+/// every type of the shape is known, so types may refer to each other (and to
+/// themselves).
+pub struct NamedType {
+    name: String,
+    def: OnceLock<TypeDef>,
+}
+
+impl NamedType {
+    /// A type named `name`, not described yet.
+    pub fn new(name: impl Into<String>) -> Arc<NamedType> {
+        Arc::new(NamedType {
+            name: name.into(),
+            def: OnceLock::new(),
+        })
+    }
+
+    /// The type's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Sets the description (the first one set stays).
+    pub fn define(&self, def: TypeDef) {
+        let _ = self.def.set(def);
+    }
+
+    /// The description, once set.
+    pub fn def(&self) -> Option<&TypeDef> {
+        self.def.get()
+    }
+
+    fn described(&self) -> Result<&TypeDef, ShapeMismatch> {
+        match self.def.get() {
+            Some(TypeDef::Undescribed(why)) => Err(mismatch(format!(
+                "the type `{}` is not described: {why}",
+                self.name
+            ))),
+            Some(def) => Ok(def),
+            None => Err(mismatch(format!(
+                "the type `{}` has no description",
+                self.name
+            ))),
+        }
+    }
+}
+
+impl fmt::Debug for NamedType {
+    // The name only: a type may contain itself.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "NamedType({})", self.name)
+    }
+}
+
+impl PartialEq for NamedType {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+    }
+}
+
+impl Eq for NamedType {}
+
+/// What a struct or an enum of the definition module is made of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TypeDef {
+    /// A struct: its fields.
+    Struct(Fields),
+    /// An enum: its variants in declaration order (postcard writes the position).
+    Enum(Vec<(String, Fields)>),
+    /// A type whose serialization the shape cannot describe, and why (a `#[serde(..)]`
+    /// attribute, generic parameters, a member of an undescribed type).
+    Undescribed(String),
+}
+
+/// The fields of a struct or of an enum variant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fields {
+    /// No fields (`struct Marker;`, `Status::Active`): nothing on the wire.
+    Unit,
+    /// One unnamed field (`struct Meters(f64)`, `Status::Moved(String)`): the field as
+    /// it is.
+    Newtype(TypeShape),
+    /// Several unnamed fields: each in order.
+    Tuple(Vec<TypeShape>),
+    /// Named fields: each in declaration order.
+    Named(Vec<(String, TypeShape)>),
+}
+
+/// How deep types of the definition module may nest in one value: a bound on the
+/// recursion a damaged value of a recursive type could cause.
+const MAX_DEPTH: usize = 128;
 
 /// A value decoded without its Rust type.
 #[derive(Debug, Clone, PartialEq)]
@@ -90,8 +191,14 @@ pub enum Value {
     Some(Box<Value>),
     /// A `Vec`, an array or a tuple.
     Seq(Vec<Value>),
-    /// A model: its fields in declaration order.
+    /// A model or a struct with named fields: its fields in declaration order.
     Record(Vec<(String, Value)>),
+    /// A map: its entries in stored order.
+    Map(Vec<(Value, Value)>),
+    /// A variant of an enum: its name and its fields ([`Value::Unit`] for a unit
+    /// variant, the value of a newtype variant, a [`Value::Seq`] for a tuple variant, a
+    /// [`Value::Record`] for a struct variant).
+    Variant(String, Box<Value>),
 }
 
 /// Why a value could not be decoded or encoded from a shape.
@@ -117,9 +224,18 @@ impl TypeShape {
     /// # Errors
     /// A message naming the type when it is not one a shape can describe.
     pub fn parse(ty: &str) -> Result<TypeShape, ShapeMismatch> {
+        Self::parse_with(ty, &|_| None)
+    }
+
+    /// [`TypeShape::parse`], where `resolve` names the shape of a type the stored shape
+    /// declares (a struct or an enum of the definition module).
+    ///
+    /// # Errors
+    /// A message naming the type when it is not one a shape can describe.
+    pub fn parse_with(ty: &str, resolve: &Resolve<'_>) -> Result<TypeShape, ShapeMismatch> {
         let compact: String = ty.chars().filter(|c| !c.is_whitespace()).collect();
         let mut rest = compact.as_str();
-        let shape = parse_type(&mut rest)
+        let shape = parse_type(&mut rest, resolve)
             .map_err(|e| mismatch(format!("the type `{compact}` cannot be described: {}", e.0)))?;
         if !rest.is_empty() {
             return Err(mismatch(format!(
@@ -134,6 +250,10 @@ impl TypeShape {
     /// # Errors
     /// When the bytes are not a postcard value of this shape.
     pub fn decode(&self, input: &mut &[u8]) -> Result<Value, ShapeMismatch> {
+        self.decode_at(input, 0)
+    }
+
+    fn decode_at(&self, input: &mut &[u8], depth: usize) -> Result<Value, ShapeMismatch> {
         Ok(match self {
             TypeShape::Unit => Value::Unit,
             TypeShape::Bool => Value::Bool(take(input)?),
@@ -153,7 +273,7 @@ impl TypeShape {
             TypeShape::Text => Value::Text(take(input)?),
             TypeShape::Option(inner) => match take::<u8>(input)? {
                 0 => Value::None,
-                1 => Value::Some(Box::new(inner.decode(input)?)),
+                1 => Value::Some(Box::new(inner.decode_at(input, depth)?)),
                 tag => return Err(mismatch(format!("an option tag is {tag}, not 0 or 1"))),
             },
             TypeShape::Seq(inner) => {
@@ -163,21 +283,57 @@ impl TypeShape {
                 let mut items =
                     Vec::with_capacity(usize::try_from(len).unwrap_or(0).min(input.len()));
                 for _ in 0..len {
-                    items.push(inner.decode(input)?);
+                    items.push(inner.decode_at(input, depth)?);
                 }
                 Value::Seq(items)
             }
             TypeShape::Array(inner, n) => Value::Seq(
                 (0..*n)
-                    .map(|_| inner.decode(input))
+                    .map(|_| inner.decode_at(input, depth))
                     .collect::<Result<_, _>>()?,
             ),
             TypeShape::Tuple(items) => Value::Seq(
                 items
                     .iter()
-                    .map(|t| t.decode(input))
+                    .map(|t| t.decode_at(input, depth))
                     .collect::<Result<_, _>>()?,
             ),
+            TypeShape::Map(k, v) => {
+                let len = take::<u64>(input)?;
+                let mut entries =
+                    Vec::with_capacity(usize::try_from(len).unwrap_or(0).min(input.len()));
+                for _ in 0..len {
+                    let key = k.decode_at(input, depth)?;
+                    entries.push((key, v.decode_at(input, depth)?));
+                }
+                Value::Map(entries)
+            }
+            TypeShape::Named(named) => {
+                if depth >= MAX_DEPTH {
+                    return Err(mismatch(format!(
+                        "`{}` nests more than {MAX_DEPTH} levels deep",
+                        named.name
+                    )));
+                }
+                match named.described()? {
+                    TypeDef::Struct(fields) => fields.decode(input, depth + 1)?,
+                    TypeDef::Enum(variants) => {
+                        let index = take::<u32>(input)?;
+                        let (name, fields) = usize::try_from(index)
+                            .ok()
+                            .and_then(|i| variants.get(i))
+                            .ok_or_else(|| {
+                                mismatch(format!(
+                                    "`{}` has {} variants, and the value is variant {index}",
+                                    named.name,
+                                    variants.len()
+                                ))
+                            })?;
+                        Value::Variant(name.clone(), Box::new(fields.decode(input, depth + 1)?))
+                    }
+                    TypeDef::Undescribed(_) => unreachable_undescribed()?,
+                }
+            }
         })
     }
 
@@ -233,6 +389,42 @@ impl TypeShape {
                 .iter()
                 .zip(items)
                 .try_for_each(|(t, v)| t.encode(v, out)),
+            (TypeShape::Map(k, v), Value::Map(entries)) => {
+                put(out, &(entries.len() as u64))?;
+                entries.iter().try_for_each(|(key, value)| {
+                    k.encode(key, out)?;
+                    v.encode(value, out)
+                })
+            }
+            (TypeShape::Named(named), value) => match named.described()? {
+                TypeDef::Struct(fields) => fields.encode(value, out),
+                TypeDef::Enum(variants) => {
+                    let (name, inner) = match value {
+                        Value::Variant(name, inner) => (name.as_str(), &**inner),
+                        // A unit variant may come as its bare name.
+                        Value::Text(name) => (name.as_str(), &Value::Unit),
+                        other => {
+                            return Err(mismatch(format!(
+                                "expected a variant of `{}`, found {}",
+                                named.name,
+                                other.kind()
+                            )));
+                        }
+                    };
+                    let (index, (_, fields)) = variants
+                        .iter()
+                        .enumerate()
+                        .find(|(_, (n, _))| n == name)
+                        .ok_or_else(|| {
+                            mismatch(format!("`{}` has no variant `{name}`", named.name))
+                        })?;
+                    put(out, &u32::try_from(index).unwrap_or(u32::MAX))?;
+                    fields
+                        .encode(inner, out)
+                        .map_err(|e| mismatch(format!("variant `{name}`: {}", e.0)))
+                }
+                TypeDef::Undescribed(_) => unreachable_undescribed(),
+            },
             (shape, value) => Err(mismatch(format!(
                 "expected {}, found {}",
                 shape.describe(),
@@ -322,6 +514,74 @@ impl TypeShape {
         }
     }
 
+    /// Checks that every type this shape reaches is described: a struct or an enum of
+    /// the definition module that the stored shape marks undescribed is reported by
+    /// name (before any value is decoded).
+    ///
+    /// # Errors
+    /// The first undescribed type, and why.
+    pub fn check_described(&self) -> Result<(), ShapeMismatch> {
+        self.check_in(&mut Vec::new())
+    }
+
+    fn check_in(&self, seen: &mut Vec<String>) -> Result<(), ShapeMismatch> {
+        match self {
+            TypeShape::Option(inner) | TypeShape::Seq(inner) | TypeShape::Array(inner, _) => {
+                inner.check_in(seen)
+            }
+            TypeShape::Tuple(items) => items.iter().try_for_each(|t| t.check_in(seen)),
+            TypeShape::Map(k, v) => {
+                k.check_in(seen)?;
+                v.check_in(seen)
+            }
+            TypeShape::Named(named) => {
+                if seen.iter().any(|n| *n == named.name) {
+                    return Ok(());
+                }
+                seen.push(named.name.clone());
+                let fields: Vec<&Fields> = match named.described()? {
+                    TypeDef::Struct(fields) => vec![fields],
+                    TypeDef::Enum(variants) => variants.iter().map(|(_, f)| f).collect(),
+                    TypeDef::Undescribed(_) => return unreachable_undescribed(),
+                };
+                fields.into_iter().try_for_each(|f| match f {
+                    Fields::Unit => Ok(()),
+                    Fields::Newtype(t) => t.check_in(seen),
+                    Fields::Tuple(types) => types.iter().try_for_each(|t| t.check_in(seen)),
+                    Fields::Named(members) => {
+                        members.iter().try_for_each(|(_, t)| t.check_in(seen))
+                    }
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Decodes the order-preserving key encoding `bytes` of a scalar key (integers,
+    /// `bool`, `char`, `String`), for messages; `None` for other shapes or bytes that
+    /// do not decode.
+    pub fn decode_key(&self, bytes: &[u8]) -> Option<Value> {
+        fn d<K: KeyCodec>(bytes: &[u8]) -> Option<K> {
+            K::from_key_bytes(bytes).ok()
+        }
+        Some(match self {
+            TypeShape::Bool => Value::Bool(d(bytes)?),
+            TypeShape::U8 => Value::UInt(d::<u8>(bytes)?.into()),
+            TypeShape::U16 => Value::UInt(d::<u16>(bytes)?.into()),
+            TypeShape::U32 => Value::UInt(d::<u32>(bytes)?.into()),
+            TypeShape::U64 => Value::UInt(d::<u64>(bytes)?.into()),
+            TypeShape::U128 => Value::UInt(d::<u128>(bytes)?),
+            TypeShape::I8 => int(d::<i8>(bytes)?.into()),
+            TypeShape::I16 => int(d::<i16>(bytes)?.into()),
+            TypeShape::I32 => int(d::<i32>(bytes)?.into()),
+            TypeShape::I64 => int(d::<i64>(bytes)?.into()),
+            TypeShape::I128 => int(d::<i128>(bytes)?),
+            TypeShape::Char => Value::Char(d(bytes)?),
+            TypeShape::Text => Value::Text(d(bytes)?),
+            _ => return None,
+        })
+    }
+
     /// A short description for messages (`"a u32"`, `"a list"`).
     pub fn describe(&self) -> String {
         match self {
@@ -347,6 +607,76 @@ impl TypeShape {
             TypeShape::Seq(_) => "a list".into(),
             TypeShape::Array(_, n) => format!("a list of {n}"),
             TypeShape::Tuple(items) => format!("a list of {}", items.len()),
+            TypeShape::Map(..) => "a map".into(),
+            TypeShape::Named(named) => match named.def() {
+                Some(TypeDef::Enum(_)) => format!("a variant of `{}`", named.name),
+                _ => format!("a `{}`", named.name),
+            },
+        }
+    }
+}
+
+/// Names the shape of a type the stored shape declares, for [`TypeShape::parse_with`].
+pub type Resolve<'r> = dyn Fn(&str) -> Option<TypeShape> + 'r;
+
+// `described()` has refused undescribed types already.
+fn unreachable_undescribed<T>() -> Result<T, ShapeMismatch> {
+    Err(mismatch("the type is not described"))
+}
+
+impl Fields {
+    fn decode(&self, input: &mut &[u8], depth: usize) -> Result<Value, ShapeMismatch> {
+        Ok(match self {
+            Fields::Unit => Value::Unit,
+            Fields::Newtype(t) => t.decode_at(input, depth)?,
+            Fields::Tuple(types) => Value::Seq(
+                types
+                    .iter()
+                    .map(|t| t.decode_at(input, depth))
+                    .collect::<Result<_, _>>()?,
+            ),
+            Fields::Named(fields) => Value::Record(
+                fields
+                    .iter()
+                    .map(|(name, t)| {
+                        t.decode_at(input, depth)
+                            .map(|v| (name.clone(), v))
+                            .map_err(|e| mismatch(format!("member `{name}`: {}", e.0)))
+                    })
+                    .collect::<Result<_, _>>()?,
+            ),
+        })
+    }
+
+    fn encode(&self, value: &Value, out: &mut Vec<u8>) -> Result<(), ShapeMismatch> {
+        match (self, value) {
+            (Fields::Unit, Value::Unit | Value::None) => Ok(()),
+            (Fields::Newtype(t), v) => t.encode(v, out),
+            (Fields::Tuple(types), Value::Seq(items)) if items.len() == types.len() => types
+                .iter()
+                .zip(items)
+                .try_for_each(|(t, v)| t.encode(v, out)),
+            (Fields::Named(fields), Value::Record(_)) => {
+                fields
+                    .iter()
+                    .try_for_each(|(name, t)| match value.field(name) {
+                        Some(v) => t
+                            .encode(v, out)
+                            .map_err(|e| mismatch(format!("member `{name}`: {}", e.0))),
+                        None if matches!(t, TypeShape::Option(_)) => put(out, &0u8),
+                        None => Err(mismatch(format!("the member `{name}` is missing"))),
+                    })
+            }
+            (fields, value) => Err(mismatch(format!(
+                "expected {}, found {}",
+                match fields {
+                    Fields::Unit => "nothing".to_owned(),
+                    Fields::Newtype(t) => t.describe(),
+                    Fields::Tuple(types) => format!("a list of {}", types.len()),
+                    Fields::Named(_) => "an object".to_owned(),
+                },
+                value.kind()
+            ))),
         }
     }
 }
@@ -365,6 +695,100 @@ impl Value {
             Value::Some(_) => "an option",
             Value::Seq(_) => "a list",
             Value::Record(_) => "a record",
+            Value::Map(_) => "a map",
+            Value::Variant(..) => "an enum variant",
+        }
+    }
+
+    /// The order of two values as the Rust types they came from order them (numbers
+    /// by value, strings by bytes, `None` before `Some`, lists element by element);
+    /// `None` when they do not compare (a NaN, values of different kinds).
+    pub fn compare(&self, other: &Value) -> Option<Ordering> {
+        match (self, other) {
+            (Value::UInt(a), Value::UInt(b)) => Some(a.cmp(b)),
+            (Value::Int(a), Value::Int(b)) => Some(a.cmp(b)),
+            // A `UInt` beyond i128 is above every `Int`.
+            (Value::Int(a), Value::UInt(b)) => {
+                Some(i128::try_from(*b).map_or(Ordering::Less, |b| a.cmp(&b)))
+            }
+            (Value::UInt(a), Value::Int(b)) => {
+                Some(i128::try_from(*a).map_or(Ordering::Greater, |a| a.cmp(b)))
+            }
+            (Value::Float(a), b) => a.partial_cmp(&float(b).ok()?),
+            (a, Value::Float(b)) => float(a).ok()?.partial_cmp(b),
+            (Value::Bool(a), Value::Bool(b)) => Some(a.cmp(b)),
+            (Value::Char(a), Value::Char(b)) => Some(a.cmp(b)),
+            // A one-character string where a `char` is meant (JSON has no chars).
+            (Value::Char(a), Value::Text(b)) => single_char(b).map(|b| a.cmp(&b)),
+            (Value::Text(a), Value::Char(b)) => single_char(a).map(|a| a.cmp(b)),
+            (Value::Text(a), Value::Text(b)) => Some(a.cmp(b)),
+            (Value::Unit, Value::Unit) | (Value::None, Value::None) => Some(Ordering::Equal),
+            (Value::None, Value::Some(_)) => Some(Ordering::Less),
+            (Value::Some(_), Value::None) => Some(Ordering::Greater),
+            (Value::Some(a), Value::Some(b)) => a.compare(b),
+            (Value::Seq(a), Value::Seq(b)) => {
+                for (x, y) in a.iter().zip(b) {
+                    match x.compare(y)? {
+                        Ordering::Equal => {}
+                        other => return Some(other),
+                    }
+                }
+                Some(a.len().cmp(&b.len()))
+            }
+            _ => None,
+        }
+    }
+
+    /// The length a `len` or `non_empty` rule checks: bytes of a string, elements of a
+    /// list or a map, 0 for `None`. `None` when the value has no length.
+    pub fn rule_len(&self) -> Option<usize> {
+        match self {
+            Value::Text(s) => Some(s.len()),
+            Value::Seq(items) => Some(items.len()),
+            Value::Map(entries) => Some(entries.len()),
+            Value::None => Some(0),
+            Value::Some(v) => v.rule_len(),
+            _ => None,
+        }
+    }
+
+    /// The value as Rust's `Debug` shows the type it came from (`7`, `"text"`,
+    /// `Some(1.5)`), for messages.
+    pub fn show(&self) -> String {
+        match self {
+            Value::Unit => "()".into(),
+            Value::Bool(b) => b.to_string(),
+            Value::UInt(u) => u.to_string(),
+            Value::Int(i) => i.to_string(),
+            Value::Float(f) => format!("{f:?}"),
+            Value::Char(c) => format!("{c:?}"),
+            Value::Text(s) => format!("{s:?}"),
+            Value::None => "None".into(),
+            Value::Some(v) => format!("Some({})", v.show()),
+            Value::Seq(items) => format!(
+                "[{}]",
+                items.iter().map(Value::show).collect::<Vec<_>>().join(", ")
+            ),
+            Value::Record(fields) => format!(
+                "{{ {} }}",
+                fields
+                    .iter()
+                    .map(|(n, v)| format!("{n}: {}", v.show()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Value::Map(entries) => format!(
+                "{{{}}}",
+                entries
+                    .iter()
+                    .map(|(k, v)| format!("{}: {}", k.show(), v.show()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Value::Variant(name, inner) => match &**inner {
+                Value::Unit => name.clone(),
+                inner => format!("{name}({})", inner.show()),
+            },
         }
     }
 
@@ -374,6 +798,14 @@ impl Value {
             Value::Record(fields) => fields.iter().find(|(n, _)| n == name).map(|(_, v)| v),
             _ => None,
         }
+    }
+}
+
+fn single_char(s: &str) -> Option<char> {
+    let mut chars = s.chars();
+    match (chars.next(), chars.next()) {
+        (Some(c), None) => Some(c),
+        _ => None,
     }
 }
 
@@ -441,7 +873,7 @@ fn float(value: &Value) -> Result<f64, ShapeMismatch> {
 }
 
 /// One type from the front of `rest`.
-fn parse_type(rest: &mut &str) -> Result<TypeShape, ShapeMismatch> {
+fn parse_type(rest: &mut &str, resolve: &Resolve<'_>) -> Result<TypeShape, ShapeMismatch> {
     if let Some(after) = rest.strip_prefix('(') {
         *rest = after;
         let mut items = Vec::new();
@@ -450,7 +882,7 @@ fn parse_type(rest: &mut &str) -> Result<TypeShape, ShapeMismatch> {
                 *rest = after;
                 break;
             }
-            items.push(parse_type(rest)?);
+            items.push(parse_type(rest, resolve)?);
             if let Some(after) = rest.strip_prefix(',') {
                 *rest = after;
             } else if !rest.starts_with(')') {
@@ -465,7 +897,7 @@ fn parse_type(rest: &mut &str) -> Result<TypeShape, ShapeMismatch> {
     }
     if let Some(after) = rest.strip_prefix('[') {
         *rest = after;
-        let inner = parse_type(rest)?;
+        let inner = parse_type(rest, resolve)?;
         let after = rest
             .strip_prefix(';')
             .ok_or_else(|| mismatch("a slice has no fixed length"))?;
@@ -497,7 +929,7 @@ fn parse_type(rest: &mut &str) -> Result<TypeShape, ShapeMismatch> {
     if let Some(after) = rest.strip_prefix('<') {
         *rest = after;
         loop {
-            args.push(parse_type(rest)?);
+            args.push(parse_type(rest, resolve)?);
             if let Some(after) = rest.strip_prefix(',') {
                 *rest = after;
             } else if let Some(after) = rest.strip_prefix('>') {
@@ -532,14 +964,28 @@ fn parse_type(rest: &mut &str) -> Result<TypeShape, ShapeMismatch> {
         "f64" => TypeShape::F64,
         "char" => TypeShape::Char,
         "String" => TypeShape::Text,
-        "Vec" | "VecDeque" => return Ok(TypeShape::Seq(one(args)?)),
+        "Vec" | "VecDeque" | "LinkedList" | "HashSet" | "BTreeSet" | "IndexSet" => {
+            return Ok(TypeShape::Seq(one(args)?));
+        }
         "Option" => return Ok(TypeShape::Option(one(args)?)),
-        "Box" => return Ok(*one(args)?),
+        "Box" | "Rc" | "Arc" => return Ok(*one(args)?),
+        "HashMap" | "BTreeMap" | "IndexMap" => {
+            return match <[TypeShape; 2]>::try_from(args) {
+                Ok([k, v]) => Ok(TypeShape::Map(Box::new(k), Box::new(v))),
+                Err(_) => Err(mismatch(format!("`{name}` takes two type arguments"))),
+            };
+        }
         other => {
+            if let Some(shape) = resolve(other)
+                && args.is_empty()
+            {
+                return Ok(shape);
+            }
             return Err(mismatch(format!(
                 "`{other}` is not a type a stored shape describes (integers, floats, bool, \
-                 char, String, Vec, Option, Box, tuples and arrays of these); nested structs, \
-                 enums, maps and type aliases are not described"
+                 char, String, Vec, Option, Box, maps, sets, tuples and arrays, and the \
+                 structs and enums declared in the definition module); a type declared \
+                 elsewhere, a generic type or a type alias is not described"
             )));
         }
     };
@@ -639,13 +1085,7 @@ mod tests {
 
     #[test]
     fn refuses_what_it_cannot_describe() {
-        for ty in [
-            "Address",
-            "HashMap<String,u32>",
-            "&str",
-            "[u8]",
-            "Vec<u8,u8>",
-        ] {
+        for ty in ["Address", "HashMap<String>", "&str", "[u8]", "Vec<u8,u8>"] {
             assert!(TypeShape::parse(ty).is_err(), "{ty} was accepted");
         }
         let e = TypeShape::parse("Vec<Address>")
@@ -662,5 +1102,241 @@ mod tests {
         assert!(TypeShape::U32.encode(&Value::Int(-1), &mut out).is_err());
         assert!(TypeShape::Text.encode(&Value::UInt(1), &mut out).is_err());
         assert!(TypeShape::U64.decode(&mut &[0xFFu8][..]).is_err());
+    }
+    #[derive(Serialize, serde::Deserialize, Debug, PartialEq, Clone)]
+    struct Point {
+        x: i32,
+        label: Option<String>,
+    }
+
+    #[derive(Serialize, serde::Deserialize, Debug, PartialEq, Clone)]
+    enum Shape {
+        Empty,
+        Circle(f64),
+        Segment(Point, Point),
+        Box { corner: Point, side: u16 },
+    }
+
+    #[derive(Serialize, serde::Deserialize, Debug, PartialEq, Clone)]
+    struct Tree {
+        name: String,
+        children: Vec<Tree>,
+    }
+
+    /// The named types of the tests, as a stored shape would declare them.
+    fn declared() -> Result<Vec<std::sync::Arc<NamedType>>, ShapeMismatch> {
+        let point = NamedType::new("Point");
+        let shape = NamedType::new("Shape");
+        let tree = NamedType::new("Tree");
+        let all = vec![point.clone(), shape.clone(), tree.clone()];
+        let known = all.clone();
+        let resolve = move |name: &str| {
+            known
+                .iter()
+                .find(|t| t.name() == name)
+                .map(|t| TypeShape::Named(t.clone()))
+        };
+        let p = |ty: &str| TypeShape::parse_with(ty, &resolve);
+        point.define(TypeDef::Struct(Fields::Named(vec![
+            ("x".into(), p("i32")?),
+            ("label".into(), p("Option<String>")?),
+        ])));
+        shape.define(TypeDef::Enum(vec![
+            ("Empty".into(), Fields::Unit),
+            ("Circle".into(), Fields::Newtype(p("f64")?)),
+            (
+                "Segment".into(),
+                Fields::Tuple(vec![p("Point")?, p("Point")?]),
+            ),
+            (
+                "Box".into(),
+                Fields::Named(vec![
+                    ("corner".into(), p("Point")?),
+                    ("side".into(), p("u16")?),
+                ]),
+            ),
+        ]));
+        tree.define(TypeDef::Struct(Fields::Named(vec![
+            ("name".into(), p("String")?),
+            ("children".into(), p("Vec<Tree>")?),
+        ])));
+        Ok(all)
+    }
+
+    fn resolver(types: &[std::sync::Arc<NamedType>]) -> impl Fn(&str) -> Option<TypeShape> + '_ {
+        |name: &str| {
+            types
+                .iter()
+                .find(|t| t.name() == name)
+                .map(|t| TypeShape::Named(t.clone()))
+        }
+    }
+
+    #[test]
+    fn nested_structs_enums_and_maps_decode_and_reencode_byte_for_byte()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let types = declared()?;
+        let resolve = resolver(&types);
+        type Field = (
+            Vec<Shape>,
+            std::collections::BTreeMap<u32, Point>,
+            Option<Tree>,
+            (Shape, std::collections::HashSet<i8>),
+        );
+        let shape = TypeShape::parse_with(
+            "(Vec<Shape>,BTreeMap<u32,Point>,Option<Tree>,(Shape,HashSet<i8>))",
+            &resolve,
+        )?;
+        let point = |x| Point {
+            x,
+            label: (x > 0).then(|| format!("p{x}")),
+        };
+        let value: Field = (
+            vec![
+                Shape::Empty,
+                Shape::Circle(2.5),
+                Shape::Segment(point(1), point(-2)),
+                Shape::Box {
+                    corner: point(3),
+                    side: 300,
+                },
+            ],
+            [(7, point(7)), (1, point(-1))].into_iter().collect(),
+            Some(Tree {
+                name: "root".into(),
+                children: vec![Tree {
+                    name: "leaf".into(),
+                    children: vec![],
+                }],
+            }),
+            (Shape::Circle(-1.0), [3i8].into_iter().collect()),
+        );
+        let bytes = postcard::to_allocvec(&value)?;
+        let mut input = bytes.as_slice();
+        let decoded = shape.decode(&mut input)?;
+        assert!(input.is_empty());
+        let Value::Seq(parts) = &decoded else {
+            return Err("not a tuple".into());
+        };
+        let Value::Seq(shapes) = &parts[0] else {
+            return Err("not a list".into());
+        };
+        assert_eq!(
+            shapes[0],
+            Value::Variant("Empty".into(), Box::new(Value::Unit))
+        );
+        assert_eq!(
+            shapes[1],
+            Value::Variant("Circle".into(), Box::new(Value::Float(2.5)))
+        );
+        assert!(matches!(&parts[1], Value::Map(entries) if entries.len() == 2));
+        let mut out = Vec::new();
+        shape.encode(&decoded, &mut out)?;
+        assert_eq!(out, bytes);
+        Ok(())
+    }
+
+    #[test]
+    fn a_variant_or_member_that_does_not_fit_is_named() -> Result<(), ShapeMismatch> {
+        let types = declared()?;
+        let resolve = resolver(&types);
+        let shape = TypeShape::parse_with("Shape", &resolve)?;
+        let mut out = Vec::new();
+        let e = shape
+            .encode(
+                &Value::Variant("Hexagon".into(), Box::new(Value::Unit)),
+                &mut out,
+            )
+            .err()
+            .map(|e| e.0)
+            .unwrap_or_default();
+        assert!(e.contains("`Shape` has no variant `Hexagon`"), "{e}");
+        let e = shape
+            .encode(
+                &Value::Variant(
+                    "Box".into(),
+                    Box::new(Value::Record(vec![("side".into(), Value::UInt(1))])),
+                ),
+                &mut out,
+            )
+            .err()
+            .map(|e| e.0)
+            .unwrap_or_default();
+        assert!(
+            e.contains("variant `Box`") && e.contains("`corner` is missing"),
+            "{e}"
+        );
+        // A variant index beyond the enum.
+        let e = shape
+            .decode(&mut &[9u8][..])
+            .err()
+            .map(|e| e.0)
+            .unwrap_or_default();
+        assert!(e.contains("`Shape` has 4 variants"), "{e}");
+        Ok(())
+    }
+
+    #[test]
+    fn a_recursive_value_nested_too_deep_is_refused_not_overflowed() -> Result<(), ShapeMismatch> {
+        let types = declared()?;
+        let resolve = resolver(&types);
+        let shape = TypeShape::parse_with("Tree", &resolve)?;
+        // Each level: name "" (length 0), one child (length 1).
+        let bytes = [0u8, 1].repeat(10_000);
+        let e = shape
+            .decode(&mut bytes.as_slice())
+            .err()
+            .map(|e| e.0)
+            .unwrap_or_default();
+        assert!(e.contains("nests more than"), "{e}");
+        Ok(())
+    }
+
+    #[test]
+    fn an_undescribed_type_is_refused_with_its_reason() {
+        let t = NamedType::new("Opaque");
+        t.define(TypeDef::Undescribed("a #[serde(..)] attribute".into()));
+        let shape = TypeShape::Named(t);
+        let e = shape
+            .decode(&mut &[0u8][..])
+            .err()
+            .map(|e| e.0)
+            .unwrap_or_default();
+        assert!(
+            e.contains("`Opaque` is not described: a #[serde(..)]"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn values_compare_as_their_rust_types_do() {
+        use std::cmp::Ordering::*;
+        assert_eq!(Value::Int(-3).compare(&Value::UInt(2)), Some(Less));
+        assert_eq!(Value::Int(5).compare(&Value::UInt(3)), Some(Greater));
+        assert_eq!(
+            Value::UInt(u128::MAX).compare(&Value::Int(7)),
+            Some(Greater)
+        );
+        assert_eq!(Value::UInt(10).compare(&Value::Float(9.5)), Some(Greater));
+        assert_eq!(
+            Value::Text("ab".into()).compare(&Value::Text("b".into())),
+            Some(Less)
+        );
+        assert_eq!(
+            Value::None.compare(&Value::Some(Box::new(Value::UInt(0)))),
+            Some(Less)
+        );
+        assert_eq!(Value::Float(f64::NAN).compare(&Value::Float(1.0)), None);
+        assert_eq!(
+            Value::Text("b".into()).compare(&Value::Char('a')),
+            Some(Greater)
+        );
+        assert_eq!(Value::Text("é".into()).rule_len(), Some(2));
+        assert_eq!(
+            Value::Some(Box::new(Value::Seq(vec![Value::Unit]))).rule_len(),
+            Some(1)
+        );
+        assert_eq!(Value::Text("a\"b".into()).show(), "\"a\\\"b\"");
+        assert_eq!(Value::Float(5.0).show(), "5.0");
     }
 }

@@ -2,17 +2,8 @@
 //! macros record in `__netabase/meta`: what the `netabase` command line is built on.
 //!
 //! At every writable open, a store records next to its schema descriptor a **shape**
-//! for its definition (key `shape/<Definition>`), a text that describes every field:
-//!
-//! ```text
-//! netabase shape 1
-//! definition BlogDefinition
-//! model User v1 table BlogDefinition/User
-//!   field id u64 primary
-//!   field name String
-//!   field email String unique BlogDefinition/User/email
-//!   field age u32 index BlogDefinition/User/age
-//! ```
+//! for its definition (key `shape/<Definition>`, [`super::shape`]): a text that
+//! describes every field, its validation rules and links, and the nested types.
 //!
 //! [`DynamicStore`] reads it back and decodes stored values into [`Value`]s
 //! ([`crate::codec::dynamic`]). Its writes go through the one write pipeline
@@ -31,45 +22,15 @@ use crate::backend::{Backend, Direction, RawRange, ReadTxn, WriteOp};
 use crate::codec::dynamic::{ShapeMismatch, TypeShape, Value};
 use crate::codec::value::{VALUE_FORMAT_VERSION, split_header};
 use crate::error::{NetabaseError, Result};
-use crate::schema::{ModelInfo, NetabaseDefinitionTrait, SecondaryKeyInfo};
+use crate::schema::{ModelInfo, SecondaryKeyInfo};
 
 use super::meta::META_TABLE;
 use super::plan::index_key;
+pub use super::shape::{DynLink, DynRule, LinkArity};
 use super::write::Writer;
 
 /// The prefix of the meta keys that hold the shapes (`shape/<Definition>`).
 pub const SHAPE_KEY_PREFIX: &str = "shape/";
-
-const SHAPE_HEADER: &str = "netabase shape 1";
-
-/// The shape text of definition `D`, or `None` when its models are not described.
-pub(crate) fn shape_text<D: NetabaseDefinitionTrait>() -> Option<String> {
-    if D::SHAPES.len() != D::MODELS.len() {
-        return None;
-    }
-    let mut out = format!("{SHAPE_HEADER}\ndefinition {}\n", D::NAME);
-    for (model, shape) in D::MODELS.iter().zip(D::SHAPES) {
-        out.push_str(&format!(
-            "model {} v{} table {}\n",
-            model.name, model.version, model.table
-        ));
-        for field in shape.fields {
-            let mut line = format!("  field {} {}", field.name, field.ty);
-            if field.name == shape.primary_key {
-                line.push_str(" primary");
-            } else if let Some(key) = model.secondary_keys.iter().find(|k| k.field == field.name) {
-                let kind = if key.unique { "unique" } else { "index" };
-                line.push_str(&format!(" {kind} {}", key.table));
-            }
-            if !field.described {
-                line.push_str(" undescribed");
-            }
-            line.push('\n');
-            out.push_str(&line);
-        }
-    }
-    Some(out)
-}
 
 /// One field of a described model.
 #[derive(Debug, Clone)]
@@ -100,11 +61,168 @@ pub struct DynModel {
     pub version: u16,
     /// Its fields, in declaration order.
     pub fields: Vec<DynField>,
+    /// Its declarative validation rules, by field, in the order they are checked (or
+    /// why a rule cannot be read).
+    pub rules: Vec<(String, std::result::Result<DynRule, ShapeMismatch>)>,
+    /// Its `#[link(..)]` fields.
+    pub links: Vec<DynLink>,
+    /// Whether it has a model-level `validate = ..` function, which cannot run without
+    /// the program that defines it.
+    pub custom_validator: bool,
+    /// Whether the stored shape describes the model's rules and links (shapes of
+    /// version 1 do not).
+    pub rules_described: bool,
     info: &'static ModelInfo,
     def: &'static str,
 }
 
 impl DynModel {
+    /// A model read from its shape's lines.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn assemble(
+        def: &'static str,
+        name: String,
+        table: String,
+        version: u16,
+        fields: Vec<DynField>,
+        rules: Vec<(String, std::result::Result<DynRule, ShapeMismatch>)>,
+        links: Vec<DynLink>,
+        custom_validator: bool,
+        rules_described: bool,
+    ) -> DynModel {
+        let info = super::shape::model_info(&name, &table, version, &fields);
+        DynModel {
+            definition: def.to_owned(),
+            name,
+            table,
+            version,
+            fields,
+            rules,
+            links,
+            custom_validator,
+            rules_described,
+            info,
+            def,
+        }
+    }
+
+    /// Checks the declarative validation rules of `record` in the order the model's
+    /// own validator checks them (the model-level function is not run: see
+    /// [`DynModel::custom_validator`]).
+    ///
+    /// # Errors
+    /// [`NetabaseError::Invalid`] naming the model, the field and the reason, as the
+    /// program's own writes report it.
+    pub fn validate(&self, record: &Value) -> Result<()> {
+        for (field, rule) in &self.rules {
+            let invalid = |reason: String| {
+                NetabaseError::invalid(self.info.name, Some(static_name(field)), reason)
+            };
+            let rule = rule
+                .as_ref()
+                .map_err(|e| invalid(format!("the rule cannot be checked: {e}")))?;
+            let value = record
+                .field(field)
+                .ok_or_else(|| invalid("the field is missing".into()))?;
+            let reason = match rule {
+                DynRule::NonEmpty => match value.rule_len() {
+                    Some(0) => Some("must not be empty".to_owned()),
+                    Some(_) => None,
+                    None => Some(format!("{} has no length", value.kind())),
+                },
+                DynRule::Len { min, max } => match value.rule_len() {
+                    Some(len) => crate::rules::check_len(len, *min, *max),
+                    None => Some(format!("{} has no length", value.kind())),
+                },
+                DynRule::Range { min, max } => {
+                    let below = min
+                        .as_ref()
+                        .filter(|m| value.compare(m) == Some(std::cmp::Ordering::Less));
+                    let above = max
+                        .as_ref()
+                        .filter(|m| value.compare(m) == Some(std::cmp::Ordering::Greater));
+                    match (below, above) {
+                        (Some(min), _) => Some(format!(
+                            "{} is below the minimum {}",
+                            value.show(),
+                            min.show()
+                        )),
+                        (None, Some(max)) => Some(format!(
+                            "{} is above the maximum {}",
+                            value.show(),
+                            max.show()
+                        )),
+                        (None, None) => None,
+                    }
+                }
+            };
+            if let Some(reason) = reason {
+                return Err(invalid(reason));
+            }
+        }
+        Ok(())
+    }
+
+    /// The encoded primary keys each link of `record` points at, per link (in the
+    /// order of [`DynModel::links`]).
+    ///
+    /// # Errors
+    /// [`NetabaseError::Shape`] when a link field's value or type does not hold the
+    /// linked model's primary key.
+    pub fn link_keys(&self, record: &Value) -> Result<Vec<Vec<Vec<u8>>>> {
+        let fail = |field: &str, reason: String| {
+            NetabaseError::Shape(Box::new(crate::error::ShapeError {
+                model: self.table.clone(),
+                field: Some(field.to_owned()),
+                reason,
+            }))
+        };
+        let mut out = Vec::with_capacity(self.links.len());
+        for link in &self.links {
+            let (arity, key) = link
+                .holds
+                .as_ref()
+                .map_err(|e| fail(link.field, e.0.clone()))?;
+            let value = record
+                .field(link.field)
+                .ok_or_else(|| fail(link.field, "the field is missing".into()))?;
+            let values: Vec<&Value> = match (arity, value) {
+                (LinkArity::Optional, Value::None | Value::Unit) => Vec::new(),
+                (LinkArity::Optional, Value::Some(v)) => vec![&**v],
+                (LinkArity::Many, Value::Seq(items)) => items.iter().collect(),
+                (LinkArity::Many, other) => {
+                    return Err(fail(
+                        link.field,
+                        format!("expected a list of keys, found {}", other.kind()),
+                    ));
+                }
+                (_, v) => vec![v],
+            };
+            let mut keys = Vec::with_capacity(values.len());
+            for v in values {
+                let mut bytes = Vec::new();
+                key.encode_key(v, &mut bytes)
+                    .map_err(|e| fail(link.field, e.0))?;
+                keys.push(bytes);
+            }
+            out.push(keys);
+        }
+        Ok(out)
+    }
+
+    /// An encoded primary key of this model as Rust's `Debug` shows it (hex when it is
+    /// not a scalar key), for messages.
+    pub fn show_key(&self, key: &[u8]) -> String {
+        self.primary()
+            .and_then(|p| p.shape.as_ref().ok())
+            .and_then(|shape| shape.decode_key(key))
+            .map_or_else(|| crate::error::hex(key), |v| v.show())
+    }
+
+    /// The link index tables, in the order of [`DynModel::links`].
+    fn link_tables(&self) -> Vec<&'static str> {
+        self.links.iter().map(|l| l.table).collect()
+    }
     /// The primary key field.
     pub fn primary(&self) -> Option<&DynField> {
         self.fields.iter().find(|f| f.primary)
@@ -178,7 +296,7 @@ impl DynModel {
     }
 
     /// Encodes `record` (a [`Value::Record`] with every field) as its stored value, its
-    /// encoded primary key and its encoded secondary keys.
+    /// encoded primary key, its encoded secondary keys and the keys its links point at.
     ///
     /// # Errors
     /// [`NetabaseError::Shape`] naming the model and field when the record does not
@@ -228,13 +346,19 @@ impl DynModel {
             }
             keys.push(bytes);
         }
-        Ok(EncodedRecord { pk, value, keys })
+        let links = self.link_keys(record)?;
+        Ok(EncodedRecord {
+            pk,
+            value,
+            keys,
+            links,
+        })
     }
 
-    /// The encoded secondary keys of a stored value, in index order.
-    fn secondary_keys(&self, pk: &[u8], bytes: &[u8]) -> Result<Vec<Vec<u8>>> {
+    /// A stored value's keys, as [`DynModel::encode`] makes them.
+    fn stored_keys(&self, pk: &[u8], bytes: &[u8]) -> Result<EncodedRecord> {
         let record = self.decode(pk, bytes)?;
-        self.encode(&record).map(|e| e.keys)
+        self.encode(&record)
     }
 
     /// The secondary keys, as the write pipeline knows them.
@@ -246,6 +370,77 @@ impl DynModel {
 /// What [`DynamicStore::for_each`] calls with each record: its encoded primary key and
 /// its decoded value; `Break` ends the walk.
 pub type RecordFn<'f> = dyn FnMut(&[u8], Result<Value>) -> Result<ControlFlow<()>> + 'f;
+
+/// What [`DynamicStore::import`] may be told.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ImportOptions {
+    /// Import records of models that have a model-level `validate = ..` function
+    /// without running it (their field rules are still checked). Off by default: such
+    /// models are refused.
+    pub skip_custom_validators: bool,
+}
+
+impl ImportOptions {
+    /// The default options: models with a validator function are refused.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets [`ImportOptions::skip_custom_validators`].
+    #[must_use]
+    pub fn skip_custom_validators(mut self, skip: bool) -> Self {
+        self.skip_custom_validators = skip;
+        self
+    }
+}
+
+/// Why [`DynamicStore::import`] refused its input; nothing of it was applied.
+#[derive(Debug)]
+pub struct ImportError {
+    /// The position of the refused record in the input (from 1); `None` when the
+    /// import was refused as a whole (a database it cannot write, an engine failure).
+    pub record: Option<u64>,
+    /// The refused record's model (its table).
+    pub model: Option<String>,
+    /// The refused record's primary key, as Rust's `Debug` would show it.
+    pub key: Option<String>,
+    /// The reason.
+    pub error: NetabaseError,
+}
+
+impl fmt::Display for ImportError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(record) = self.record {
+            write!(f, "record {record}")?;
+            if let Some(model) = &self.model {
+                write!(f, " (`{model}`")?;
+                if let Some(key) = &self.key {
+                    write!(f, ", primary key {key}")?;
+                }
+                f.write_str(")")?;
+            }
+            f.write_str(": ")?;
+        }
+        write!(f, "{}", self.error)
+    }
+}
+
+impl std::error::Error for ImportError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.error)
+    }
+}
+
+/// A link of an imported record whose target was neither stored nor imported when
+/// the record was read.
+struct PendingLink<'m> {
+    record: u64,
+    model: &'m DynModel,
+    shown: Option<String>,
+    link: &'m DynLink,
+    key: Vec<u8>,
+}
 
 /// Per index table, the entries (key → value) the records call for.
 type IndexEntries = BTreeMap<&'static str, BTreeMap<Vec<u8>, Vec<u8>>>;
@@ -259,99 +454,16 @@ pub struct EncodedRecord {
     pub value: Vec<u8>,
     /// The encoded secondary keys, in the order of the model's secondary keys.
     pub keys: Vec<Vec<u8>>,
+    /// Per link (in the order of [`DynModel::links`]), the encoded primary keys it
+    /// points at.
+    pub links: Vec<Vec<Vec<u8>>>,
 }
 
-fn leak(s: &str) -> &'static str {
-    Box::leak(s.to_owned().into_boxed_str())
+/// A field name for the errors of the write pipeline, which name fields with
+/// `&'static str` (a few short strings per failing import).
+fn static_name(name: &str) -> &'static str {
+    Box::leak(name.to_owned().into_boxed_str())
 }
-
-/// Parses the shape text of one definition.
-fn parse_shape(text: &str) -> Option<Vec<DynModel>> {
-    let mut lines = text.lines();
-    if lines.next()? != SHAPE_HEADER {
-        return None;
-    }
-    let mut definition = String::new();
-    let mut models: Vec<DynModel> = Vec::new();
-    for line in lines {
-        let words: Vec<&str> = line.split_whitespace().collect();
-        match words.as_slice() {
-            ["definition", name] => definition = (*name).to_owned(),
-            ["model", name, version, "table", table] => models.push(DynModel {
-                definition: definition.clone(),
-                name: (*name).to_owned(),
-                table: (*table).to_owned(),
-                version: version.trim_start_matches('v').parse().ok()?,
-                fields: Vec::new(),
-                info: &EMPTY_INFO,
-                def: "",
-            }),
-            ["field", name, ty, rest @ ..] => {
-                let model = models.last_mut()?;
-                let mut field = DynField {
-                    name: (*name).to_owned(),
-                    type_name: (*ty).to_owned(),
-                    shape: TypeShape::parse(ty),
-                    primary: false,
-                    index: None,
-                };
-                let mut rest = rest;
-                while let Some((word, tail)) = rest.split_first() {
-                    match (*word, tail) {
-                        ("primary", _) => field.primary = true,
-                        ("unique" | "index", [table, ..]) => {
-                            field.index = Some(((*table).to_owned(), *word == "unique"));
-                            rest = tail;
-                        }
-                        ("undescribed", _) => {
-                            field.shape = Err(ShapeMismatch(
-                                "a #[serde(..)] attribute may change how the field is \
-                                 serialized, so its shape is not described"
-                                    .into(),
-                            ));
-                        }
-                        _ => {}
-                    }
-                    rest = &rest[1..];
-                }
-                model.fields.push(field);
-            }
-            _ => {}
-        }
-    }
-    for model in &mut models {
-        model.def = leak(&model.definition);
-        let secondary: Vec<SecondaryKeyInfo> = model
-            .fields
-            .iter()
-            .filter_map(|f| {
-                let (table, unique) = f.index.as_ref()?;
-                Some(SecondaryKeyInfo {
-                    field: leak(&f.name),
-                    table: leak(table),
-                    unique: *unique,
-                    key_type: leak(&f.type_name),
-                })
-            })
-            .collect();
-        model.info = Box::leak(Box::new(ModelInfo {
-            name: leak(&model.name),
-            table: leak(&model.table),
-            version: model.version,
-            primary_key_type: leak(model.primary().map_or("", |f| f.type_name.as_str())),
-            secondary_keys: Box::leak(secondary.into_boxed_slice()),
-        }));
-    }
-    Some(models)
-}
-
-static EMPTY_INFO: ModelInfo = ModelInfo {
-    name: "",
-    table: "",
-    version: 0,
-    primary_key_type: "",
-    secondary_keys: &[],
-};
 
 /// Progress of a walk over a whole table ([`DynamicStore::verify`],
 /// [`DynamicStore::rebuild_indexes`], [`DynamicStore::import`]).
@@ -431,7 +543,7 @@ impl<B: Backend> DynamicStore<B> {
                     } else if let Some(def) = key.strip_prefix("schema/") {
                         schemas.push((def.to_owned(), text.into_owned()));
                     } else if key.starts_with(SHAPE_KEY_PREFIX)
-                        && let Some(parsed) = parse_shape(&text)
+                        && let Some(parsed) = super::shape::parse_shape(&text)
                     {
                         models.extend(parsed);
                     }
@@ -458,9 +570,9 @@ impl<B: Backend> DynamicStore<B> {
         })
     }
 
-    /// Refuses an import into a database whose models keep what a write without the
-    /// Rust types cannot maintain: links between models (integrity checks and link
-    /// indexes) and sync metadata (version stamps and fingerprints).
+    /// Refuses an import into a database that keeps what a write without the Rust
+    /// types cannot maintain: sync metadata (version stamps and fingerprints), and the
+    /// links of a shape that does not describe them (version 1).
     fn refuse_unsupported_import(&self) -> Result<()> {
         let refuse = |definition: &str, reason: &str| {
             Err(NetabaseError::Shape(Box::new(crate::error::ShapeError {
@@ -469,15 +581,31 @@ impl<B: Backend> DynamicStore<B> {
                 reason: reason.to_owned(),
             })))
         };
+        for model in &self.models {
+            if !model.rules_described {
+                return refuse(
+                    &model.definition,
+                    "the stored shape was written by an older version and does not describe \
+                     the models' validators and links: open the database once with the \
+                     program that defines the models, which records the current shape",
+                );
+            }
+        }
         for (definition, text) in &self.schemas {
-            if text
+            let linked = text
                 .lines()
-                .any(|line| line.trim_start().starts_with("link "))
+                .any(|line| line.trim_start().starts_with("link "));
+            if linked
+                && !self
+                    .models
+                    .iter()
+                    .any(|m| &m.definition == definition && !m.links.is_empty())
             {
                 return refuse(
                     definition,
-                    "its models link to each other, and an import without the Rust types \
-                     cannot check links: import through the program that defines them",
+                    "its models link to each other and the stored shape does not describe \
+                     the links: open the database once with the program that defines the \
+                     models, which records the current shape",
                 );
             }
         }
@@ -556,37 +684,113 @@ impl<B: Backend> DynamicStore<B> {
     }
 
     /// Writes `records` (`(model, record)` pairs) through the write pipeline in one
-    /// transaction: indexes maintained, unique keys checked. Nothing is written when
-    /// any record is refused.
+    /// transaction: declarative validation rules checked, every link's target found (in
+    /// the database or among the imported records, in any order), indexes and link
+    /// indexes maintained, unique keys checked. Nothing is written when any record is
+    /// refused.
+    ///
+    /// A model with a model-level `validate = ..` function is refused unless
+    /// [`ImportOptions::skip_custom_validators`] is set: the function is the program's
+    /// code, which an import without the Rust types cannot run.
     ///
     /// # Errors
-    /// The first record's error ([`NetabaseError::Shape`] for a record that does not
-    /// fit its model, [`NetabaseError::UniqueViolation`], ...), with nothing applied.
+    /// [`ImportError`]: the position of a refused record (from 1) with its model and
+    /// key, and the reason (the first refusal met: a missing link target is only known
+    /// to be missing once the whole input is read, so a later record's refusal may be
+    /// reported before it) ([`NetabaseError::Invalid`],
+    /// [`NetabaseError::DanglingLink`], [`NetabaseError::UniqueViolation`],
+    /// [`NetabaseError::Shape`] for a record that does not fit its model, ...); nothing
+    /// is applied.
     pub fn import(
         &self,
         records: &mut dyn Iterator<Item = Result<(String, Value)>>,
+        options: &ImportOptions,
         progress: &mut dyn FnMut(Progress<'_>),
-    ) -> Result<u64> {
-        self.refuse_unsupported_import()?;
-        let writer = Writer::begin(&self.backend, false)?;
+    ) -> std::result::Result<u64, ImportError> {
+        let whole = |error| ImportError {
+            record: None,
+            model: None,
+            key: None,
+            error,
+        };
+        self.refuse_unsupported_import().map_err(whole)?;
+        let writer = Writer::begin(&self.backend, false).map_err(whole)?;
+        // Every imported primary key by table, and the links whose target is neither
+        // stored nor imported yet: it may come later in the input.
+        let mut imported: BTreeMap<&'static str, std::collections::BTreeSet<Vec<u8>>> =
+            BTreeMap::new();
+        let mut pending: Vec<PendingLink<'_>> = Vec::new();
         let mut done = 0u64;
         for item in records {
-            let (name, record) = item?;
+            let at = done + 1;
+            let fail = |model: Option<&DynModel>, key: Option<String>, error| ImportError {
+                record: Some(at),
+                model: model.map(|m| m.table.clone()),
+                key,
+                error,
+            };
+            let (name, record) = item.map_err(|e| fail(None, None, e))?;
             let model = self.model(&name).ok_or_else(|| {
-                NetabaseError::Shape(Box::new(crate::error::ShapeError {
-                    model: name.clone(),
-                    field: None,
-                    reason: "the database has no model of that name".into(),
-                }))
+                fail(
+                    None,
+                    None,
+                    NetabaseError::Shape(Box::new(crate::error::ShapeError {
+                        model: name.clone(),
+                        field: None,
+                        reason: "the database has no model of that name".into(),
+                    })),
+                )
             })?;
-            let encoded = model.encode(&record)?;
-            writer.put_described(
-                model.info,
-                &encoded.pk,
-                &encoded.value,
-                &encoded.keys,
-                &|old| model.secondary_keys(&encoded.pk, old),
-            )?;
+            let shown = model
+                .primary()
+                .and_then(|p| record.field(&p.name))
+                .map(Value::show);
+            let fail = |e| fail(Some(model), shown.clone(), e);
+            if model.custom_validator && !options.skip_custom_validators {
+                return Err(fail(NetabaseError::Shape(Box::new(
+                    crate::error::ShapeError {
+                        model: model.table.clone(),
+                        field: None,
+                        reason: "the model has a validator function (`validate = ..`), which \
+                                 only the program that defines it can run; import through that \
+                                 program, or skip the function knowingly (the field rules are \
+                                 still checked)"
+                            .into(),
+                    },
+                ))));
+            }
+            let encoded = model.encode(&record).map_err(fail)?;
+            model.validate(&record).map_err(fail)?;
+            for (link, keys) in model.links.iter().zip(&encoded.links) {
+                for key in keys {
+                    let known = imported
+                        .get(link.target_table)
+                        .is_some_and(|set| set.contains(key))
+                        || writer
+                            .reader()
+                            .get(link.target_table, key)
+                            .map_err(fail)?
+                            .is_some();
+                    if !known {
+                        pending.push(PendingLink {
+                            record: at,
+                            model,
+                            shown: shown.clone(),
+                            link,
+                            key: key.clone(),
+                        });
+                    }
+                }
+            }
+            writer
+                .put_described(model.info, &model.link_tables(), &encoded, &|old| {
+                    model.stored_keys(&encoded.pk, old)
+                })
+                .map_err(fail)?;
+            imported
+                .entry(model.info.table)
+                .or_default()
+                .insert(encoded.pk.clone());
             done += 1;
             progress(Progress {
                 table: &model.table,
@@ -594,7 +798,29 @@ impl<B: Backend> DynamicStore<B> {
                 total: 0,
             });
         }
-        writer.commit()?;
+        for p in pending {
+            if imported
+                .get(p.link.target_table)
+                .is_some_and(|set| set.contains(&p.key))
+            {
+                continue;
+            }
+            let target = self.models.iter().find(|m| m.table == p.link.target_table);
+            let target_key =
+                target.map_or_else(|| crate::error::hex(&p.key), |t| t.show_key(&p.key));
+            return Err(ImportError {
+                record: Some(p.record),
+                model: Some(p.model.table.clone()),
+                key: p.shown,
+                error: NetabaseError::DanglingLink(Box::new(crate::error::DanglingLinkError {
+                    model: p.model.info.name,
+                    field: p.link.field,
+                    target: p.link.target,
+                    target_key,
+                })),
+            });
+        }
+        writer.commit().map_err(whole)?;
         Ok(done)
     }
 
@@ -612,7 +838,9 @@ impl<B: Backend> DynamicStore<B> {
             .info
             .secondary_keys
             .iter()
-            .map(|k| (k.table, BTreeMap::new()))
+            .map(|k| k.table)
+            .chain(model.links.iter().map(|l| l.table))
+            .map(|table| (table, BTreeMap::new()))
             .collect();
         let mut done = 0u64;
         txn.for_each_in(
@@ -670,22 +898,109 @@ impl<B: Backend> DynamicStore<B> {
                         });
                     }
                 }
+                for (link, keys) in model.links.iter().zip(&encoded.links) {
+                    let entries = expected.entry(link.table).or_default();
+                    for key in keys {
+                        entries.insert(index_key(false, key, pk), Vec::new());
+                    }
+                }
                 Ok(ControlFlow::Continue(()))
             },
         )?;
         Ok(expected)
     }
 
+    /// Reports to `findings` every link of `model`'s records whose target does not
+    /// exist, and every link field whose type does not hold the target's key.
+    fn dangling_links<T: ReadTxn + ?Sized>(
+        &self,
+        model: &DynModel,
+        txn: &T,
+        findings: &mut Vec<Finding>,
+    ) -> Result<()> {
+        if model.links.is_empty() {
+            return Ok(());
+        }
+        for link in &model.links {
+            if let Err(e) = &link.holds {
+                findings.push(Finding {
+                    table: model.table.clone(),
+                    key: Vec::new(),
+                    problem: format!("link `{}.{}` not checked: {e}", model.name, link.field),
+                });
+            }
+        }
+        let mut found = Vec::new();
+        txn.for_each_in(
+            &model.table,
+            RawRange::all(),
+            Direction::Forward,
+            &mut |pk, v| {
+                // A value that does not decode is reported by the index check.
+                if let Ok(record) = model.decode(pk, v)
+                    && let Ok(keys) = model.link_keys(&record)
+                {
+                    for (link, keys) in model.links.iter().zip(keys) {
+                        for key in keys {
+                            found.push((pk.to_vec(), link, key));
+                        }
+                    }
+                }
+                Ok(ControlFlow::Continue(()))
+            },
+        )?;
+        for (pk, link, key) in found {
+            if txn.get(link.target_table, &key)?.is_none() {
+                let target = self.models.iter().find(|m| m.table == link.target_table);
+                findings.push(Finding {
+                    table: model.table.clone(),
+                    problem: format!(
+                        "`{}.{}` (primary key {}) links to `{}` with primary key {}, which \
+                         does not exist",
+                        model.name,
+                        link.field,
+                        model.show_key(&pk),
+                        link.target,
+                        target.map_or_else(|| crate::error::hex(&key), |t| t.show_key(&key)),
+                    ),
+                    key: pk,
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// Checks every described model: every value decodes and is stored at its own
-    /// primary key, every index entry matches a record and every record has its index
-    /// entries (exactly), unique values are held by one record each. Returns what it
-    /// found (nothing when the database is sound).
+    /// primary key, every index and link index entry matches a record and every record
+    /// has its entries (exactly), unique values are held by one record each, every
+    /// link's target exists. Returns what it found (nothing when the database is
+    /// sound).
     ///
     /// # Errors
     /// [`NetabaseError::Backend`] on engine failure.
     pub fn verify(&self, progress: &mut dyn FnMut(Progress<'_>)) -> Result<Vec<Finding>> {
         let txn = self.backend.begin_read()?;
         let mut findings = Vec::new();
+        for (definition, text) in &self.schemas {
+            let linked = text
+                .lines()
+                .any(|line| line.trim_start().starts_with("link "));
+            if linked
+                && self
+                    .models
+                    .iter()
+                    .any(|m| &m.definition == definition && !m.rules_described)
+            {
+                findings.push(Finding {
+                    table: definition.clone(),
+                    key: Vec::new(),
+                    problem: "links not checked: the stored shape was written by an older \
+                              version and does not describe them (open the database once with \
+                              the program that defines the models)"
+                        .into(),
+                });
+            }
+        }
         for model in &self.models {
             if let Some(why) = model.undescribed() {
                 findings.push(Finding {
@@ -695,6 +1010,7 @@ impl<B: Backend> DynamicStore<B> {
                 });
                 continue;
             }
+            Self::dangling_links(self, model, &txn, &mut findings)?;
             let expected = Self::expected_indexes(model, &txn, &mut findings, progress)?;
             for (table, wanted) in expected {
                 let mut actual = BTreeMap::new();
@@ -733,8 +1049,10 @@ impl<B: Backend> DynamicStore<B> {
         Ok(findings)
     }
 
-    /// Rebuilds every index of every described model from its primary records, in one
-    /// write transaction through the write pipeline's executor.
+    /// Rebuilds every index and link index of every described model from its primary
+    /// records, in one write transaction through the write pipeline's executor (a link
+    /// index is rebuilt whether or not its targets exist, as the program's own rebuild
+    /// at open does).
     ///
     /// # Errors
     /// [`NetabaseError::Schema`] (nothing written) when a record does not decode or two
@@ -744,7 +1062,9 @@ impl<B: Backend> DynamicStore<B> {
         let writer = Writer::begin(&self.backend, false)?;
         let mut entries = 0u64;
         for model in &self.models {
-            if model.undescribed().is_some() || model.info.secondary_keys.is_empty() {
+            if model.undescribed().is_some()
+                || (model.info.secondary_keys.is_empty() && model.links.is_empty())
+            {
                 continue;
             }
             let mut findings = Vec::new();

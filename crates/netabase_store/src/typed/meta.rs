@@ -231,7 +231,7 @@ pub(crate) fn plan_open<D: NetabaseDefinitionTrait>(
     write: bool,
 ) -> Result<Option<OpenPlan>> {
     let descriptor = descriptor::<D>();
-    let shape = super::dynamic::shape_text::<D>();
+    let shape = super::shape::shape_text::<D>();
     let shape_current = stored_shape == shape.as_deref().map(str::as_bytes);
     if let Some(bytes) = format {
         let found = <[u8; 4]>::try_from(bytes)

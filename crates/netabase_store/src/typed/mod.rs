@@ -15,6 +15,7 @@ pub mod migrate;
 mod navigate;
 pub mod plan;
 pub(crate) mod read;
+pub mod shape;
 pub mod store;
 pub mod tree;
 pub mod txn;

@@ -122,23 +122,36 @@ where
         if let Some(new) = new {
             new.link_keys(index, &mut new_keys);
         }
-        for key in old_keys.iter().filter(|k| !new_keys.contains(k)) {
-            plan.ops.push(WriteOp::Delete {
-                table: link.table,
-                key: index_key(false, key, pk),
-            });
+        plan_link_keys(link.table, pk, &old_keys, &new_keys, plan);
+    }
+}
+
+/// [`plan_links`] for one link known by its index table and the encoded target keys
+/// of the old and the new record: typed models and the models of a
+/// [`crate::typed::dynamic::DynamicStore`] share it.
+pub fn plan_link_keys(
+    table: &'static str,
+    pk: &[u8],
+    old_keys: &[Vec<u8>],
+    new_keys: &[Vec<u8>],
+    plan: &mut WritePlan,
+) {
+    for key in old_keys.iter().filter(|k| !new_keys.contains(k)) {
+        plan.ops.push(WriteOp::Delete {
+            table,
+            key: index_key(false, key, pk),
+        });
+    }
+    for (i, key) in new_keys.iter().enumerate() {
+        // A `Vec` link may name one record twice: one entry.
+        if old_keys.contains(key) || new_keys[..i].contains(key) {
+            continue;
         }
-        for (i, key) in new_keys.iter().enumerate() {
-            // A `Vec` link may name one record twice: one entry.
-            if old_keys.contains(key) || new_keys[..i].contains(key) {
-                continue;
-            }
-            plan.ops.push(WriteOp::Put {
-                table: link.table,
-                key: index_key(false, key, pk),
-                value: Vec::new(),
-            });
-        }
+        plan.ops.push(WriteOp::Put {
+            table,
+            key: index_key(false, key, pk),
+            value: Vec::new(),
+        });
     }
 }
 

@@ -348,20 +348,22 @@ impl<'s, B: Backend> Writer<'s, B> {
     }
 
     /// Stores one record of a model known only by its description (a tool without the
-    /// Rust types: [`super::dynamic::DynamicStore`]): `value` is the stored value,
-    /// `keys` its encoded secondary keys in the order of `info.secondary_keys`, and
-    /// `old_keys` decodes the secondary keys of the record it replaces. The steps of a
-    /// typed put: the primary write learning the replaced record, the index plan
-    /// ([`super::plan::plan_put_keys`]), the unique checks, the index writes; a refused
-    /// write is undone. Nothing is logged.
+    /// Rust types: [`super::dynamic::DynamicStore`]): `record` holds the stored value,
+    /// its encoded secondary keys in the order of `info.secondary_keys` and, per link
+    /// index of `link_tables`, the keys its links point at; `old_keys` decodes the same
+    /// of the record it replaces. The steps of a typed put: the primary write learning
+    /// the replaced record, the index plan ([`super::plan::plan_put_keys`] and
+    /// [`super::plan::plan_link_keys`]), the unique checks, the index writes; a refused
+    /// write is undone. Validators and link targets are the caller's to check first
+    /// (as [`super::links`] does for typed puts). Nothing is logged.
     pub(crate) fn put_described(
         &self,
         info: &'static ModelInfo,
-        pk: &[u8],
-        value: &[u8],
-        keys: &[Vec<u8>],
+        link_tables: &[&'static str],
+        record: &super::dynamic::EncodedRecord,
         old_keys: &OldKeysFn<'_>,
     ) -> Result<()> {
+        let (pk, value, keys) = (&record.pk[..], &record.value[..], &record.keys[..]);
         self.run(|| {
             let mut old: Option<Vec<u8>> = None;
             self.txn
@@ -369,8 +371,9 @@ impl<'s, B: Backend> Writer<'s, B> {
                     old = replaced.map(<[u8]>::to_vec);
                     Ok(())
                 })?;
+            let indexed = !info.secondary_keys.is_empty() || !link_tables.is_empty();
             let old_decoded = match &old {
-                Some(bytes) if !info.secondary_keys.is_empty() => match old_keys(bytes) {
+                Some(bytes) if indexed => match old_keys(bytes) {
                     Ok(decoded) => Some(decoded),
                     Err(e) => {
                         restore(&self.txn, info.table, pk, Some(bytes))?;
@@ -389,11 +392,19 @@ impl<'s, B: Backend> Writer<'s, B> {
                 info.secondary_keys,
                 pk,
                 old_decoded
-                    .as_deref()
-                    .map(|from| move |i: usize, out: &mut Vec<u8>| part(from, i, out)),
+                    .as_ref()
+                    .map(|from| move |i: usize, out: &mut Vec<u8>| part(&from.keys, i, out)),
                 |i, out| part(keys, i, out),
                 &mut plan,
             );
+            for (i, table) in link_tables.iter().enumerate() {
+                let old_links = old_decoded
+                    .as_ref()
+                    .and_then(|o| o.links.get(i))
+                    .map_or(&[][..], Vec::as_slice);
+                let new_links = record.links.get(i).map_or(&[][..], Vec::as_slice);
+                super::plan::plan_link_keys(table, pk, old_links, new_links, &mut plan);
+            }
             for check in &plan.checks {
                 if let Some(holder) = self.txn.get(check.table, &check.key)?
                     && holder != pk
@@ -553,9 +564,9 @@ impl<'s, B: Backend> Writer<'s, B> {
     }
 }
 
-/// What [`Writer::put_described`] calls to learn the encoded secondary keys of the
-/// stored value a write replaced.
-pub(crate) type OldKeysFn<'f> = dyn Fn(&[u8]) -> Result<Vec<Vec<u8>>> + 'f;
+/// What [`Writer::put_described`] calls to learn the encoded secondary keys and link
+/// targets of the stored value a write replaced.
+pub(crate) type OldKeysFn<'f> = dyn Fn(&[u8]) -> Result<super::dynamic::EncodedRecord> + 'f;
 
 impl Poison {
     /// The poison left by the failure `e`.
