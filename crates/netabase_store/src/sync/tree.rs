@@ -428,31 +428,30 @@ fn leaf_entries(table: &str, key: &[u8], bytes: &[u8]) -> Result<Vec<LeafEntry>>
     Ok(out)
 }
 
-/// A leaf being edited: where it starts, its header, its entries.
+/// A leaf being edited: where it starts, its header, and its entries as stored (edited
+/// in place: an update overwrites an entry's tail, an insert or a removal moves the
+/// bytes after it, nothing is decoded).
 #[derive(Debug)]
 struct Leaf {
     start: Vec<u8>,
     block: Block,
-    entries: Vec<LeafEntry>,
+    body: Vec<u8>,
     dirty: bool,
+}
+
+/// Where a key is, or would be, in a leaf's body.
+enum Slot {
+    /// The entry of the key: its offset, and where its tail (stamp, flag, hash) starts.
+    Found { at: usize, tail: usize },
+    /// No entry: the offset where it would go.
+    Missing(usize),
 }
 
 impl Leaf {
     fn encode(&self) -> Vec<u8> {
-        let size: usize = self
-            .entries
-            .iter()
-            .map(|e| e.pk.len() + 2 + ENTRY_TAIL)
-            .sum();
-        let mut out = Vec::with_capacity(BLOCK_LEN + size);
+        let mut out = Vec::with_capacity(BLOCK_LEN + self.body.len());
         self.block.encode(&mut out);
-        for e in &self.entries {
-            push_varint(&mut out, e.pk.len());
-            out.extend_from_slice(&e.pk);
-            out.extend_from_slice(&e.stamp.to_bytes());
-            out.push(u8::from(e.tombstone));
-            out.extend_from_slice(&e.hash);
-        }
+        out.extend_from_slice(&self.body);
         out
     }
 
@@ -461,6 +460,47 @@ impl Leaf {
     fn holds(&self, pk: &[u8]) -> bool {
         self.start[0] == 0x00 || &self.start[1..] <= pk
     }
+
+    /// The slot of `pk` (`None`: the body is malformed).
+    fn find(&self, pk: &[u8]) -> Option<Slot> {
+        let body = self.body.as_slice();
+        let mut at = 0;
+        while at < body.len() {
+            let mut key_at = at;
+            let len = read_varint(body, &mut key_at)?;
+            let tail = key_at.checked_add(len)?;
+            match body.get(key_at..tail)?.cmp(pk) {
+                std::cmp::Ordering::Less => at = tail + ENTRY_TAIL,
+                std::cmp::Ordering::Equal => {
+                    body.get(tail..tail + ENTRY_TAIL)?;
+                    return Some(Slot::Found { at, tail });
+                }
+                std::cmp::Ordering::Greater => return Some(Slot::Missing(at)),
+            }
+        }
+        Some(Slot::Missing(body.len()))
+    }
+
+    /// The record hashes of the entries in `body` (`None`: malformed).
+    fn hashes(body: &[u8]) -> Option<Fingerprint> {
+        let mut fp = Fingerprint::default();
+        let mut at = 0;
+        while at < body.len() {
+            let len = read_varint(body, &mut at)?;
+            let hash_at = at.checked_add(len)? + VersionStamp::LEN + 1;
+            let hash: &[u8; 32] = body.get(hash_at..hash_at + 32)?.try_into().ok()?;
+            fp.add(&Fingerprint::one(hash));
+            at = hash_at + 32;
+        }
+        Some(fp)
+    }
+}
+
+/// Writes an entry's tail: stamp, tombstone flag, hash.
+fn put_tail(out: &mut [u8], e: &Entry) {
+    out[..VersionStamp::LEN].copy_from_slice(&e.stamp.to_bytes());
+    out[VersionStamp::LEN] = u8::from(e.tombstone);
+    out[VersionStamp::LEN + 1..ENTRY_TAIL].copy_from_slice(&e.hash);
 }
 
 /// The block of one level above the leaves that the last key touched, with its pending
@@ -628,38 +668,39 @@ impl<'a, T: WriteTxn + ?Sized> Editor<'a, T> {
             return Ok(());
         }
         let table = self.table;
-        let mut found: Vec<Option<(Vec<u8>, Block, Option<Vec<LeafEntry>>)>> = Vec::new();
+        let mut found: Vec<Option<(Vec<u8>, Block, Vec<u8>)>> = Vec::new();
         self.txn
             .first_each(table, ranges, Direction::Reverse, &mut |i, entry| {
                 found.push(match entry {
                     None => None,
                     Some((k, v)) => {
-                        let entries = if levels[i] == LEAVES {
-                            Some(leaf_entries(table, k, v)?)
+                        let block = Block::from_bytes(table, k, v)?;
+                        let body = if levels[i] == LEAVES {
+                            v[BLOCK_LEN..].to_vec()
                         } else {
-                            None
+                            Vec::new()
                         };
-                        Some((k[1..].to_vec(), Block::from_bytes(table, k, v)?, entries))
+                        Some((k[1..].to_vec(), block, body))
                     }
                 });
                 Ok(())
             })?;
         for (l, found) in levels.iter().copied().zip(found) {
-            let (start, block, entries) = found.unwrap_or_else(|| {
+            let (start, block, body) = found.unwrap_or_else(|| {
                 (
                     HEAD.to_vec(),
                     Block {
                         fp: Fingerprint::default(),
                         level: u8::MAX,
                     },
-                    None,
+                    Vec::new(),
                 )
             });
             if l == LEAVES {
                 self.leaf = Some(Leaf {
                     start,
                     block,
-                    entries: entries.unwrap_or_default(),
+                    body,
                     dirty: false,
                 });
             } else {
@@ -688,36 +729,50 @@ impl<'a, T: WriteTxn + ?Sized> Editor<'a, T> {
         new: Option<&Entry>,
     ) -> Result<Option<(Option<[u8; 32]>, Option<[u8; 32]>)>> {
         let table = self.table;
+        let bad = || NetabaseError::decode(table, pk, "not a sync leaf");
         let leaf = self
             .leaf
             .as_mut()
             .ok_or_else(|| NetabaseError::decode(table, pk, "lost sync leaf"))?;
-        let at = leaf.entries.binary_search_by(|e| e.pk.as_slice().cmp(pk));
-        let new_entry = |n: &Entry| LeafEntry {
-            pk: pk.to_vec(),
-            stamp: n.stamp,
-            tombstone: n.tombstone,
-            hash: n.hash,
+        let slot = leaf.find(pk).ok_or_else(bad)?;
+        let old_hash = |leaf: &Leaf, tail: usize| {
+            let mut h = [0u8; 32];
+            h.copy_from_slice(&leaf.body[tail + VersionStamp::LEN + 1..tail + ENTRY_TAIL]);
+            h
         };
-        match (at, new) {
-            (Ok(i), Some(n)) => {
-                let old = leaf.entries[i].hash;
-                leaf.entries[i] = new_entry(n);
+        match (slot, new) {
+            (Slot::Found { tail, .. }, Some(n)) => {
+                let old = old_hash(leaf, tail);
+                put_tail(&mut leaf.body[tail..tail + ENTRY_TAIL], n);
                 leaf.block.fp.sum = add256(&sub256(&leaf.block.fp.sum, &old), &n.hash);
                 leaf.dirty = true;
                 Ok(Some((Some(old), Some(n.hash))))
             }
-            (Err(i), Some(n)) => {
-                leaf.entries.insert(i, new_entry(n));
+            (Slot::Missing(at), Some(n)) => {
+                let mut head = [0u8; 10];
+                let mut head_len = 0;
+                let mut len = pk.len();
+                loop {
+                    head[head_len] = (len as u8 & 0x7f) | if len >= 0x80 { 0x80 } else { 0 };
+                    head_len += 1;
+                    len >>= 7;
+                    if len == 0 {
+                        break;
+                    }
+                }
+                let size = head_len + pk.len() + ENTRY_TAIL;
+                let end = leaf.body.len();
+                leaf.body.resize(end + size, 0);
+                leaf.body.copy_within(at..end, at + size);
+                leaf.body[at..at + head_len].copy_from_slice(&head[..head_len]);
+                leaf.body[at + head_len..at + head_len + pk.len()].copy_from_slice(pk);
+                put_tail(&mut leaf.body[at + head_len + pk.len()..at + size], n);
                 leaf.block.fp.add(&Fingerprint::one(&n.hash));
                 leaf.dirty = true;
                 if n.level >= LEAVES {
                     // A new boundary: the leaf splits at `pk`.
-                    let entries = leaf.entries.split_off(i);
-                    let mut fp = Fingerprint::default();
-                    for e in &entries {
-                        fp.add(&Fingerprint::one(&e.hash));
-                    }
+                    let body = leaf.body.split_off(at);
+                    let fp = Leaf::hashes(&body).ok_or_else(bad)?;
                     leaf.block.fp.sub(&fp);
                     let split = Leaf {
                         start: block_key(pk),
@@ -725,18 +780,19 @@ impl<'a, T: WriteTxn + ?Sized> Editor<'a, T> {
                             fp,
                             level: n.level,
                         },
-                        entries,
+                        body,
                         dirty: true,
                     };
                     self.write(LEAVES, &split.start, fp.count, || split.encode());
                 }
                 Ok(Some((None, Some(n.hash))))
             }
-            (Ok(i), None) => {
-                let old = leaf.entries.remove(i);
-                leaf.block.fp.sub(&Fingerprint::one(&old.hash));
+            (Slot::Found { at, tail }, None) => {
+                let old = old_hash(leaf, tail);
+                leaf.body.drain(at..tail + ENTRY_TAIL);
+                leaf.block.fp.sub(&Fingerprint::one(&old));
                 leaf.dirty = true;
-                if i == 0 && leaf.start[0] != 0x00 {
+                if at == 0 && leaf.start[0] != 0x00 {
                     // The leaf's first key, a boundary, is pruned: the rest of the leaf
                     // joins the one before.
                     let Some(gone) = self.leaf.take() else {
@@ -753,12 +809,12 @@ impl<'a, T: WriteTxn + ?Sized> Editor<'a, T> {
                         .as_mut()
                         .ok_or_else(|| NetabaseError::decode(table, pk, "lost sync leaf"))?;
                     into.block.fp.add(&gone.block.fp);
-                    into.entries.extend(gone.entries);
+                    into.body.extend_from_slice(&gone.body);
                     into.dirty = true;
                 }
-                Ok(Some((Some(old.hash), None)))
+                Ok(Some((Some(old), None)))
             }
-            (Err(_), None) => Ok(None),
+            (Slot::Missing(_), None) => Ok(None),
         }
     }
 
