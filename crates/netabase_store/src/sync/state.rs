@@ -355,19 +355,28 @@ fn in_key_order<'a>(changes: &'a [(Cow<'_, [u8]>, Entry)]) -> Vec<(&'a [u8], Opt
     if sorted {
         return changes.iter().map(|(k, e)| (&**k, Some(*e))).collect();
     }
-    // Sorted by the keys' first eight bytes as integers, then by key, then by when the
-    // change was made: cheaper than comparing byte slices for keys of eight bytes or
-    // more that differ early (the common case of integer keys).
+    // Sorted by the keys' first eight bytes as integers and by when the change was made
+    // (plain integer pairs: cheap to compare), then runs of equal first bytes by key:
+    // for integer keys there are none.
     let mut order: Vec<(u64, usize)> = changes
         .iter()
         .enumerate()
         .map(|(i, (k, _))| (prefix_of(k), i))
         .collect();
-    order.sort_unstable_by(|a, b| {
-        a.0.cmp(&b.0)
-            .then_with(|| changes[a.1].0.cmp(&changes[b.1].0))
-            .then(a.1.cmp(&b.1))
-    });
+    order.sort_unstable();
+    let mut from = 0;
+    while from < order.len() {
+        let mut to = from + 1;
+        while to < order.len() && order[to].0 == order[from].0 {
+            to += 1;
+        }
+        if to - from > 1 {
+            order[from..to].sort_unstable_by(|a, b| {
+                changes[a.1].0.cmp(&changes[b.1].0).then(a.1.cmp(&b.1))
+            });
+        }
+        from = to;
+    }
     let mut out: Vec<(&[u8], Option<Entry>)> = Vec::with_capacity(order.len());
     for (_, i) in order {
         let (key, entry) = (&*changes[i].0, changes[i].1);

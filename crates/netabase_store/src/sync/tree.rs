@@ -396,31 +396,65 @@ impl LeafEntry {
     }
 }
 
-/// The size of an entry after its key.
-const ENTRY_TAIL: usize = VersionStamp::LEN + 1 + 32;
+/// The size of an entry after its key: the tombstone flag (top bit) and the position
+/// of its stamp in the leaf's stamps (a big-endian `u32`), then the record hash.
+const ENTRY_TAIL: usize = 4 + 32;
+
+/// The tombstone bit of an entry's stamp field.
+const TOMB: u32 = 1 << 31;
+
+/// The stamps of a leaf (every stamp its entries use, once, ascending) and its entries'
+/// bytes, from its stored bytes.
+fn leaf_parts(bytes: &[u8]) -> Option<(Vec<VersionStamp>, &[u8])> {
+    let mut at = BLOCK_LEN;
+    let n = read_varint(bytes, &mut at)?;
+    let end = n.checked_mul(VersionStamp::LEN)?.checked_add(at)?;
+    let stamps = bytes
+        .get(at..end)?
+        .chunks_exact(VersionStamp::LEN)
+        .map(VersionStamp::from_bytes)
+        .collect::<Option<Vec<_>>>()?;
+    Some((stamps, &bytes[end..]))
+}
+
+/// The stamp field and hash of the entry whose tail starts at `tail`.
+fn tail_at(body: &[u8], tail: usize) -> Option<(u32, [u8; 32])> {
+    let field = u32::from_be_bytes(body.get(tail..tail + 4)?.try_into().ok()?);
+    let hash = body.get(tail + 4..tail + ENTRY_TAIL)?.try_into().ok()?;
+    Some((field, hash))
+}
+
+/// Calls `f` with the offset of each entry's tail in `body` (`None`: malformed).
+fn each_tail(body: &[u8], mut f: impl FnMut(usize) -> Option<()>) -> Option<()> {
+    let mut at = 0;
+    while at < body.len() {
+        let len = read_varint(body, &mut at)?;
+        let tail = at.checked_add(len)?;
+        body.get(tail..tail + ENTRY_TAIL)?;
+        f(tail)?;
+        at = tail + ENTRY_TAIL;
+    }
+    Some(())
+}
 
 /// Decodes the entries of a leaf (its stored bytes, header included).
 fn leaf_entries(table: &str, key: &[u8], bytes: &[u8]) -> Result<Vec<LeafEntry>> {
     let bad = || NetabaseError::decode(table, key, "not a sync leaf");
+    let (stamps, body) = leaf_parts(bytes).ok_or_else(bad)?;
     let mut out = Vec::new();
-    let mut at = BLOCK_LEN;
-    while at < bytes.len() {
-        let len = read_varint(bytes, &mut at).ok_or_else(bad)?;
+    let mut at = 0;
+    while at < body.len() {
+        let len = read_varint(body, &mut at).ok_or_else(bad)?;
         let end = at.checked_add(len).ok_or_else(bad)?;
-        let pk = bytes.get(at..end).ok_or_else(bad)?.to_vec();
-        let tail = bytes.get(end..end + ENTRY_TAIL).ok_or_else(bad)?;
-        let stamp = VersionStamp::from_bytes(tail).ok_or_else(bad)?;
-        let tombstone = match tail[VersionStamp::LEN] {
-            0 => false,
-            1 => true,
-            _ => return Err(bad()),
-        };
-        let mut hash = [0u8; 32];
-        hash.copy_from_slice(&tail[VersionStamp::LEN + 1..]);
+        let pk = body.get(at..end).ok_or_else(bad)?.to_vec();
+        let (field, hash) = tail_at(body, end).ok_or_else(bad)?;
+        let stamp = *stamps
+            .get(usize::try_from(field & !TOMB).unwrap_or(usize::MAX))
+            .ok_or_else(bad)?;
         out.push(LeafEntry {
             pk,
             stamp,
-            tombstone,
+            tombstone: field & TOMB != 0,
             hash,
         });
         at = end + ENTRY_TAIL;
@@ -435,6 +469,9 @@ fn leaf_entries(table: &str, key: &[u8], bytes: &[u8]) -> Result<Vec<LeafEntry>>
 struct Leaf {
     start: Vec<u8>,
     block: Block,
+    /// The stamps the entries point to (in any order, some maybe unused, while the leaf
+    /// is edited; ascending and all used once encoded).
+    stamps: Vec<VersionStamp>,
     body: Vec<u8>,
     dirty: bool,
 }
@@ -448,11 +485,65 @@ enum Slot {
 }
 
 impl Leaf {
-    fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(BLOCK_LEN + self.body.len());
+    /// The stored bytes: header, stamps, entries. The stamps are first made canonical
+    /// (those in use, ascending), so that a leaf's bytes depend on its records alone.
+    fn encode(&mut self) -> Option<Vec<u8>> {
+        self.canonical_stamps()?;
+        let mut out = Vec::with_capacity(
+            BLOCK_LEN + 2 + self.stamps.len() * VersionStamp::LEN + self.body.len(),
+        );
         self.block.encode(&mut out);
+        push_varint(&mut out, self.stamps.len());
+        for stamp in &self.stamps {
+            out.extend_from_slice(&stamp.to_bytes());
+        }
         out.extend_from_slice(&self.body);
-        out
+        Some(out)
+    }
+
+    fn canonical_stamps(&mut self) -> Option<()> {
+        let n = self.stamps.len();
+        let mut used = vec![false; n];
+        each_tail(&self.body, |tail| {
+            let (field, _) = tail_at(&self.body, tail)?;
+            *used.get_mut(usize::try_from(field & !TOMB).ok()?)? = true;
+            Some(())
+        })?;
+        if used.iter().all(|u| *u) && self.stamps.windows(2).all(|w| w[0] < w[1]) {
+            return Some(());
+        }
+        let mut order: Vec<usize> = (0..n).filter(|&i| used[i]).collect();
+        order.sort_unstable_by_key(|&i| self.stamps[i]);
+        let mut remap = vec![0u32; n];
+        for (new, &old) in order.iter().enumerate() {
+            remap[old] = u32::try_from(new).ok()?;
+        }
+        self.stamps = order.iter().map(|&i| self.stamps[i]).collect();
+        let body = &mut self.body;
+        let mut tails = Vec::new();
+        each_tail(body, |tail| {
+            tails.push(tail);
+            Some(())
+        })?;
+        for tail in tails {
+            let (field, _) = tail_at(body, tail)?;
+            let idx = remap[usize::try_from(field & !TOMB).ok()?];
+            body[tail..tail + 4].copy_from_slice(&((field & TOMB) | idx).to_be_bytes());
+        }
+        Some(())
+    }
+
+    /// The stamp field of an entry written at `stamp`, a tombstone or not.
+    fn stamp_field(&mut self, stamp: &VersionStamp, tombstone: bool) -> Option<u32> {
+        let idx = match self.stamps.iter().rposition(|s| s == stamp) {
+            Some(i) => i,
+            None => {
+                self.stamps.push(*stamp);
+                self.stamps.len() - 1
+            }
+        };
+        let idx = u32::try_from(idx).ok().filter(|i| i & TOMB == 0)?;
+        Some(if tombstone { idx | TOMB } else { idx })
     }
 
     /// Whether the leaf holds `pk` (keys come from the greatest down, so whenever it
@@ -484,23 +575,18 @@ impl Leaf {
     /// The record hashes of the entries in `body` (`None`: malformed).
     fn hashes(body: &[u8]) -> Option<Fingerprint> {
         let mut fp = Fingerprint::default();
-        let mut at = 0;
-        while at < body.len() {
-            let len = read_varint(body, &mut at)?;
-            let hash_at = at.checked_add(len)? + VersionStamp::LEN + 1;
-            let hash: &[u8; 32] = body.get(hash_at..hash_at + 32)?.try_into().ok()?;
-            fp.add(&Fingerprint::one(hash));
-            at = hash_at + 32;
-        }
+        each_tail(body, |tail| {
+            fp.add(&Fingerprint::one(&tail_at(body, tail)?.1));
+            Some(())
+        })?;
         Some(fp)
     }
 }
 
-/// Writes an entry's tail: stamp, tombstone flag, hash.
-fn put_tail(out: &mut [u8], e: &Entry) {
-    out[..VersionStamp::LEN].copy_from_slice(&e.stamp.to_bytes());
-    out[VersionStamp::LEN] = u8::from(e.tombstone);
-    out[VersionStamp::LEN + 1..ENTRY_TAIL].copy_from_slice(&e.hash);
+/// Writes an entry's tail: stamp field, hash.
+fn put_tail(out: &mut [u8], field: u32, hash: &[u8; 32]) {
+    out[..4].copy_from_slice(&field.to_be_bytes());
+    out[4..ENTRY_TAIL].copy_from_slice(hash);
 }
 
 /// The block of one level above the leaves that the last key touched, with its pending
@@ -576,7 +662,7 @@ pub(crate) fn apply<T: WriteTxn + ?Sized>(
             }
         }
     }
-    ed.flush_leaf();
+    ed.flush_leaf()?;
     for l in 2..=MAX_LEVEL {
         ed.flush(l);
     }
@@ -626,12 +712,16 @@ impl<'a, T: WriteTxn + ?Sized> Editor<'a, T> {
         });
     }
 
-    fn flush_leaf(&mut self) {
-        if let Some(leaf) = self.leaf.take()
+    fn flush_leaf(&mut self) -> Result<()> {
+        if let Some(mut leaf) = self.leaf.take()
             && leaf.dirty
         {
-            self.write(LEAVES, &leaf.start, leaf.block.fp.count, || leaf.encode());
+            let bytes = leaf.encode().ok_or_else(|| {
+                NetabaseError::decode(self.table, &leaf.start, "not a sync leaf")
+            })?;
+            self.write(LEAVES, &leaf.start, leaf.block.fp.count, || bytes);
         }
+        Ok(())
     }
 
     fn flush(&mut self, l: u8) {
@@ -646,11 +736,16 @@ impl<'a, T: WriteTxn + ?Sized> Editor<'a, T> {
     /// reading those that are not in one call. Every block read this way is untouched
     /// by this transaction so far: the blocks written start above `pk`.
     fn load(&mut self, pk: &[u8]) -> Result<()> {
+        let hit = self.leaf.as_ref().is_some_and(|leaf| leaf.holds(pk))
+            && self.cache.iter().all(|c| c.as_ref().is_some_and(|c| c.holds(pk)));
+        if hit {
+            return Ok(());
+        }
         let key = block_key(pk);
         let mut ranges = Vec::new();
         let mut levels = Vec::new();
         if !self.leaf.as_ref().is_some_and(|leaf| leaf.holds(pk)) {
-            self.flush_leaf();
+            self.flush_leaf()?;
             ranges.push(up_to(LEAVES, &key));
             levels.push(LEAVES);
         }
@@ -668,25 +763,29 @@ impl<'a, T: WriteTxn + ?Sized> Editor<'a, T> {
             return Ok(());
         }
         let table = self.table;
-        let mut found: Vec<Option<(Vec<u8>, Block, Vec<u8>)>> = Vec::new();
+        #[allow(clippy::type_complexity)]
+        let mut found: Vec<Option<(Vec<u8>, Block, Vec<VersionStamp>, Vec<u8>)>> = Vec::new();
         self.txn
             .first_each(table, ranges, Direction::Reverse, &mut |i, entry| {
                 found.push(match entry {
                     None => None,
                     Some((k, v)) => {
                         let block = Block::from_bytes(table, k, v)?;
-                        let body = if levels[i] == LEAVES {
-                            v[BLOCK_LEN..].to_vec()
+                        let (stamps, body) = if levels[i] == LEAVES {
+                            let (stamps, body) = leaf_parts(v).ok_or_else(|| {
+                                NetabaseError::decode(table, k, "not a sync leaf")
+                            })?;
+                            (stamps, body.to_vec())
                         } else {
-                            Vec::new()
+                            (Vec::new(), Vec::new())
                         };
-                        Some((k[1..].to_vec(), block, body))
+                        Some((k[1..].to_vec(), block, stamps, body))
                     }
                 });
                 Ok(())
             })?;
         for (l, found) in levels.iter().copied().zip(found) {
-            let (start, block, body) = found.unwrap_or_else(|| {
+            let (start, block, stamps, body) = found.unwrap_or_else(|| {
                 (
                     HEAD.to_vec(),
                     Block {
@@ -694,12 +793,14 @@ impl<'a, T: WriteTxn + ?Sized> Editor<'a, T> {
                         level: u8::MAX,
                     },
                     Vec::new(),
+                    Vec::new(),
                 )
             });
             if l == LEAVES {
                 self.leaf = Some(Leaf {
                     start,
                     block,
+                    stamps,
                     body,
                     dirty: false,
                 });
@@ -735,15 +836,12 @@ impl<'a, T: WriteTxn + ?Sized> Editor<'a, T> {
             .as_mut()
             .ok_or_else(|| NetabaseError::decode(table, pk, "lost sync leaf"))?;
         let slot = leaf.find(pk).ok_or_else(bad)?;
-        let old_hash = |leaf: &Leaf, tail: usize| {
-            let mut h = [0u8; 32];
-            h.copy_from_slice(&leaf.body[tail + VersionStamp::LEN + 1..tail + ENTRY_TAIL]);
-            h
-        };
+        let old_hash = |leaf: &Leaf, tail: usize| tail_at(&leaf.body, tail).map(|(_, h)| h);
         match (slot, new) {
             (Slot::Found { tail, .. }, Some(n)) => {
-                let old = old_hash(leaf, tail);
-                put_tail(&mut leaf.body[tail..tail + ENTRY_TAIL], n);
+                let old = old_hash(leaf, tail).ok_or_else(bad)?;
+                let field = leaf.stamp_field(&n.stamp, n.tombstone).ok_or_else(bad)?;
+                put_tail(&mut leaf.body[tail..tail + ENTRY_TAIL], field, &n.hash);
                 leaf.block.fp.sum = add256(&sub256(&leaf.block.fp.sum, &old), &n.hash);
                 leaf.dirty = true;
                 Ok(Some((Some(old), Some(n.hash))))
@@ -760,13 +858,18 @@ impl<'a, T: WriteTxn + ?Sized> Editor<'a, T> {
                         break;
                     }
                 }
+                let field = leaf.stamp_field(&n.stamp, n.tombstone).ok_or_else(bad)?;
                 let size = head_len + pk.len() + ENTRY_TAIL;
                 let end = leaf.body.len();
                 leaf.body.resize(end + size, 0);
                 leaf.body.copy_within(at..end, at + size);
                 leaf.body[at..at + head_len].copy_from_slice(&head[..head_len]);
                 leaf.body[at + head_len..at + head_len + pk.len()].copy_from_slice(pk);
-                put_tail(&mut leaf.body[at + head_len + pk.len()..at + size], n);
+                put_tail(
+                    &mut leaf.body[at + head_len + pk.len()..at + size],
+                    field,
+                    &n.hash,
+                );
                 leaf.block.fp.add(&Fingerprint::one(&n.hash));
                 leaf.dirty = true;
                 if n.level >= LEAVES {
@@ -774,21 +877,23 @@ impl<'a, T: WriteTxn + ?Sized> Editor<'a, T> {
                     let body = leaf.body.split_off(at);
                     let fp = Leaf::hashes(&body).ok_or_else(bad)?;
                     leaf.block.fp.sub(&fp);
-                    let split = Leaf {
+                    let mut split = Leaf {
                         start: block_key(pk),
                         block: Block {
                             fp,
                             level: n.level,
                         },
+                        stamps: leaf.stamps.clone(),
                         body,
                         dirty: true,
                     };
-                    self.write(LEAVES, &split.start, fp.count, || split.encode());
+                    let bytes = split.encode().ok_or_else(bad)?;
+                    self.write(LEAVES, &split.start, fp.count, || bytes);
                 }
                 Ok(Some((None, Some(n.hash))))
             }
             (Slot::Found { at, tail }, None) => {
-                let old = old_hash(leaf, tail);
+                let old = old_hash(leaf, tail).ok_or_else(bad)?;
                 leaf.body.drain(at..tail + ENTRY_TAIL);
                 leaf.block.fp.sub(&Fingerprint::one(&old));
                 leaf.dirty = true;
@@ -809,7 +914,26 @@ impl<'a, T: WriteTxn + ?Sized> Editor<'a, T> {
                         .as_mut()
                         .ok_or_else(|| NetabaseError::decode(table, pk, "lost sync leaf"))?;
                     into.block.fp.add(&gone.block.fp);
-                    into.body.extend_from_slice(&gone.body);
+                    // The moved entries point to stamps of the leaf they leave.
+                    let mut body = gone.body;
+                    let mut tails = Vec::new();
+                    each_tail(&body, |tail| {
+                        tails.push(tail);
+                        Some(())
+                    })
+                    .ok_or_else(bad)?;
+                    for tail in tails {
+                        let (field, _) = tail_at(&body, tail).ok_or_else(bad)?;
+                        let stamp = usize::try_from(field & !TOMB)
+                            .ok()
+                            .and_then(|i| gone.stamps.get(i))
+                            .ok_or_else(bad)?;
+                        let moved = into
+                            .stamp_field(stamp, field & TOMB != 0)
+                            .ok_or_else(bad)?;
+                        body[tail..tail + 4].copy_from_slice(&moved.to_be_bytes());
+                    }
+                    into.body.extend_from_slice(&body);
                     into.dirty = true;
                 }
                 Ok(Some((Some(old), None)))
@@ -1081,6 +1205,20 @@ pub(crate) fn entry<T: ReadTxn + ?Sized>(
         .map(|e| e.entry()))
 }
 
+/// Whether a leaf lists exactly the stamps its entries use, ascending.
+fn canonical(bytes: &[u8]) -> bool {
+    let Some((stamps, body)) = leaf_parts(bytes) else {
+        return false;
+    };
+    let mut used = vec![false; stamps.len()];
+    let walked = each_tail(body, |tail| {
+        let (field, _) = tail_at(body, tail)?;
+        *used.get_mut(usize::try_from(field & !TOMB).ok()?)? = true;
+        Some(())
+    });
+    walked.is_some() && used.iter().all(|u| *u) && stamps.windows(2).all(|w| w[0] < w[1])
+}
+
 /// Recomputes every leaf header and block from the entries and compares with the
 /// stored ones; checks that every leaf holds exactly the records from its boundary up
 /// to the next; returns the first difference found.
@@ -1094,6 +1232,13 @@ pub(crate) fn check<T: ReadTxn + ?Sized>(txn: &T, tables: &Tables) -> Result<Opt
         Direction::Forward,
         &mut |k, v| {
             let start = &k[1..];
+            if !canonical(v) {
+                problem = Some(format!(
+                    "leaf {} of `{table}` lists stamps out of order or unused",
+                    crate::error::hex(k)
+                ));
+                return Ok(ControlFlow::Break(()));
+            }
             for (i, e) in leaf_entries(table, k, v)?.into_iter().enumerate() {
                 let entry = e.entry();
                 let at_start = i == 0 && start != HEAD && start == block_key(&e.pk).as_slice();
