@@ -349,6 +349,38 @@ fn prefix_of(key: &[u8]) -> u64 {
     u64::from_be_bytes(b)
 }
 
+/// Sorts `(prefix, position)` pairs made in ascending position order by prefix, then
+/// position: a least-significant-byte-first radix sort (stable, so positions stay in
+/// order), skipping the bytes that every prefix shares.
+fn radix_sort(items: &mut Vec<(u64, usize)>) {
+    if items.len() < 64 {
+        items.sort_unstable();
+        return;
+    }
+    let mut spare = vec![(0u64, 0usize); items.len()];
+    for shift in (0..64).step_by(8) {
+        let mut counts = [0usize; 256];
+        for (p, _) in items.iter() {
+            counts[((p >> shift) & 0xff) as usize] += 1;
+        }
+        if counts.contains(&items.len()) {
+            continue;
+        }
+        let mut at = 0;
+        for c in counts.iter_mut() {
+            let n = *c;
+            *c = at;
+            at += n;
+        }
+        for item in items.iter() {
+            let digit = ((item.0 >> shift) & 0xff) as usize;
+            spare[counts[digit]] = *item;
+            counts[digit] += 1;
+        }
+        std::mem::swap(items, &mut spare);
+    }
+}
+
 /// `changes` (in the order made) by ascending key, the last change of each key only.
 fn in_key_order<'a>(changes: &'a [(Cow<'_, [u8]>, Entry)]) -> Vec<(&'a [u8], Option<Entry>)> {
     let sorted = changes.windows(2).all(|w| w[0].0 < w[1].0);
@@ -363,7 +395,7 @@ fn in_key_order<'a>(changes: &'a [(Cow<'_, [u8]>, Entry)]) -> Vec<(&'a [u8], Opt
         .enumerate()
         .map(|(i, (k, _))| (prefix_of(k), i))
         .collect();
-    order.sort_unstable();
+    radix_sort(&mut order);
     let mut from = 0;
     while from < order.len() {
         let mut to = from + 1;

@@ -642,13 +642,13 @@ pub(crate) fn apply<T: WriteTxn + ?Sized>(
         for l in 2..=MAX_LEVEL {
             match (&old, &new) {
                 (Some(o), Some(n)) => {
-                    let c = ed.containing(l, pk)?;
+                    let c = ed.loaded(l, pk)?;
                     c.block.fp.sum = add256(&sub256(&c.block.fp.sum, o), n);
                     c.dirty = true;
                 }
                 (None, Some(n)) if l <= level => ed.split(l, pk, level, n)?,
                 (None, Some(n)) => {
-                    let c = ed.containing(l, pk)?;
+                    let c = ed.loaded(l, pk)?;
                     c.block.fp.add(&Fingerprint::one(n));
                     c.dirty = true;
                 }
@@ -688,6 +688,9 @@ impl<'a, T: WriteTxn + ?Sized> Editor<'a, T> {
     /// Hands the collected writes to the engine.
     fn flush_ops(&mut self) -> Result<()> {
         if !self.ops.is_empty() {
+            // Keys were visited from the greatest down; the engine inserts in ascending
+            // order more cheaply. The sort is stable: writes of one key keep their order.
+            self.ops.sort_by(|a, b| op_key(a).cmp(op_key(b)));
             self.txn.apply(&self.ops)?;
             self.ops.clear();
         }
@@ -954,6 +957,19 @@ impl<'a, T: WriteTxn + ?Sized> Editor<'a, T> {
             .ok_or_else(|| NetabaseError::decode(self.table, pk, "lost block"))
     }
 
+    /// The block of level `l ≥ 2` holding `pk`, known to be loaded: [`Editor::load`]
+    /// ran for `pk`, and splits and merges at `pk` leave the block holding it cached.
+    fn loaded(&mut self, l: u8, pk: &[u8]) -> Result<&mut Cached> {
+        let at = usize::from(l) - 2;
+        if self.cache[at].is_none() {
+            return self.containing(l, pk);
+        }
+        debug_assert!(self.cache[at].as_ref().is_some_and(|c| c.holds(pk)));
+        self.cache[at]
+            .as_mut()
+            .ok_or_else(|| NetabaseError::decode(self.table, pk, "lost block"))
+    }
+
     /// A new key `pk` of level `level ≥ l` becomes a boundary of level `l ≥ 2`: the
     /// block holding it splits there.
     fn split(&mut self, l: u8, pk: &[u8], level: u8, hash: &[u8; 32]) -> Result<()> {
@@ -1022,6 +1038,12 @@ impl<'a, T: WriteTxn + ?Sized> Editor<'a, T> {
         c.dirty = true;
         c.end = None;
         Ok(())
+    }
+}
+
+fn op_key<'k>(op: &'k WriteOp<'_>) -> &'k [u8] {
+    match op {
+        WriteOp::Put { key, .. } | WriteOp::Delete { key, .. } => key,
     }
 }
 
