@@ -357,25 +357,28 @@ fn radix_sort(items: &mut Vec<(u64, usize)>) {
         items.sort_unstable();
         return;
     }
-    let mut spare = vec![(0u64, 0usize); items.len()];
-    for shift in (0..64).step_by(8) {
-        let mut counts = [0usize; 256];
-        for (p, _) in items.iter() {
-            counts[((p >> shift) & 0xff) as usize] += 1;
+    // Every byte's counts in one pass.
+    let mut counts = vec![[0usize; 256]; 8];
+    for (p, _) in items.iter() {
+        for (byte, c) in counts.iter_mut().enumerate() {
+            c[((p >> (8 * byte)) & 0xff) as usize] += 1;
         }
-        if counts.contains(&items.len()) {
+    }
+    let mut spare = vec![(0u64, 0usize); items.len()];
+    for (byte, c) in counts.iter_mut().enumerate() {
+        if c.contains(&items.len()) {
             continue;
         }
         let mut at = 0;
-        for c in counts.iter_mut() {
-            let n = *c;
-            *c = at;
+        for slot in c.iter_mut() {
+            let n = *slot;
+            *slot = at;
             at += n;
         }
         for item in items.iter() {
-            let digit = ((item.0 >> shift) & 0xff) as usize;
-            spare[counts[digit]] = *item;
-            counts[digit] += 1;
+            let digit = ((item.0 >> (8 * byte)) & 0xff) as usize;
+            spare[c[digit]] = *item;
+            c[digit] += 1;
         }
         std::mem::swap(items, &mut spare);
     }
@@ -445,4 +448,49 @@ pub(crate) fn prune<B: Backend>(backend: &B, state: &SyncState, cutoff: u64) -> 
     }
     txn.commit()?;
     Ok(pruned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sync::stamp::{Hlc, VersionStamp, WriterId};
+    use crate::sync::tree::RecordHasher;
+
+    #[test]
+    fn changes_come_out_in_key_order_with_the_last_change_of_each_key() {
+        let mut hasher = RecordHasher::default();
+        let mut x: u64 = 3;
+        for n in [0usize, 1, 5, 63, 64, 500, 3000] {
+            let mut changes: Vec<(Cow<'_, [u8]>, Entry)> = Vec::new();
+            let mut expected: std::collections::BTreeMap<Vec<u8>, Entry> = Default::default();
+            for i in 0..n {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                // Keys of 0 to 11 bytes, many sharing their first eight bytes, some
+                // changed twice.
+                let len = (x % 12) as usize;
+                let mut key = (x % 97).to_be_bytes().to_vec();
+                key.extend_from_slice(&x.to_le_bytes()[..4]);
+                key.truncate(len);
+                let stamp = VersionStamp {
+                    hlc: Hlc {
+                        millis: i as u64,
+                        counter: 0,
+                    },
+                    writer: WriterId([0; 32]),
+                };
+                let entry = hasher.entry(&key, stamp, Some(b"v"));
+                expected.insert(key.clone(), entry);
+                changes.push((Cow::Owned(key), entry));
+            }
+            let sorted = in_key_order(&changes);
+            let got: Vec<(Vec<u8>, Entry)> = sorted
+                .iter()
+                .map(|(k, e)| (k.to_vec(), e.unwrap_or_else(|| unreachable!())))
+                .collect();
+            let want: Vec<(Vec<u8>, Entry)> = expected.into_iter().collect();
+            assert_eq!(got, want, "{n} changes");
+        }
+    }
 }

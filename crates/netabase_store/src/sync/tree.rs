@@ -473,6 +473,12 @@ struct Leaf {
     /// is edited; ascending and all used once encoded).
     stamps: Vec<VersionStamp>,
     body: Vec<u8>,
+    /// Entries inserted but not yet moved into `body`, in the order inserted (keys
+    /// descending): where each goes in `body`, and its bytes in `pending_bytes`. A bulk
+    /// write inserts a leaf's entries one before the other; moving them in once, not
+    /// at each insert, copies the leaf once.
+    pending: Vec<(usize, std::ops::Range<usize>)>,
+    pending_bytes: Vec<u8>,
     dirty: bool,
 }
 
@@ -488,6 +494,7 @@ impl Leaf {
     /// The stored bytes: header, stamps, entries. The stamps are first made canonical
     /// (those in use, ascending), so that a leaf's bytes depend on its records alone.
     fn encode(&mut self) -> Option<Vec<u8>> {
+        self.settle();
         self.canonical_stamps()?;
         let mut out = Vec::with_capacity(
             BLOCK_LEN + 2 + self.stamps.len() * VersionStamp::LEN + self.body.len(),
@@ -531,6 +538,26 @@ impl Leaf {
             body[tail..tail + 4].copy_from_slice(&((field & TOMB) | idx).to_be_bytes());
         }
         Some(())
+    }
+
+    /// Moves the pending entries into the body.
+    fn settle(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let mut body = Vec::with_capacity(self.body.len() + self.pending_bytes.len());
+        let mut from = 0;
+        // Ascending positions; of two entries for one position, the later inserted
+        // (the smaller key) first.
+        for (at, bytes) in self.pending.iter().rev() {
+            body.extend_from_slice(&self.body[from..*at]);
+            body.extend_from_slice(&self.pending_bytes[bytes.clone()]);
+            from = *at;
+        }
+        body.extend_from_slice(&self.body[from..]);
+        self.body = body;
+        self.pending.clear();
+        self.pending_bytes.clear();
     }
 
     /// The stamp field of an entry written at `stamp`, a tombstone or not.
@@ -633,12 +660,12 @@ pub(crate) fn apply<T: WriteTxn + ?Sized>(
         last_start: (2..=MAX_LEVEL).map(|_| None).collect(),
         ops: Vec::new(),
     };
-    for (pk, new) in changes.iter().rev() {
+    for (pk, change) in changes.iter().rev() {
         ed.load(pk)?;
-        let Some((old, new)) = ed.edit_leaf(pk, new.as_ref())? else {
+        let Some((old, new)) = ed.edit_leaf(pk, change.as_ref())? else {
             continue;
         };
-        let level = key_level(pk);
+        let level = change.as_ref().map_or_else(|| key_level(pk), |e| e.level);
         for l in 2..=MAX_LEVEL {
             match (&old, &new) {
                 (Some(o), Some(n)) => {
@@ -805,6 +832,8 @@ impl<'a, T: WriteTxn + ?Sized> Editor<'a, T> {
                     block,
                     stamps,
                     body,
+                    pending: Vec::new(),
+                    pending_bytes: Vec::new(),
                     dirty: false,
                 });
             } else {
@@ -838,6 +867,10 @@ impl<'a, T: WriteTxn + ?Sized> Editor<'a, T> {
             .leaf
             .as_mut()
             .ok_or_else(|| NetabaseError::decode(table, pk, "lost sync leaf"))?;
+        if new.is_none() {
+            // A removal moves the bytes after it: the pending entries' places with them.
+            leaf.settle();
+        }
         let slot = leaf.find(pk).ok_or_else(bad)?;
         let old_hash = |leaf: &Leaf, tail: usize| tail_at(&leaf.body, tail).map(|(_, h)| h);
         match (slot, new) {
@@ -850,33 +883,21 @@ impl<'a, T: WriteTxn + ?Sized> Editor<'a, T> {
                 Ok(Some((Some(old), Some(n.hash))))
             }
             (Slot::Missing(at), Some(n)) => {
-                let mut head = [0u8; 10];
-                let mut head_len = 0;
-                let mut len = pk.len();
-                loop {
-                    head[head_len] = (len as u8 & 0x7f) | if len >= 0x80 { 0x80 } else { 0 };
-                    head_len += 1;
-                    len >>= 7;
-                    if len == 0 {
-                        break;
-                    }
-                }
                 let field = leaf.stamp_field(&n.stamp, n.tombstone).ok_or_else(bad)?;
-                let size = head_len + pk.len() + ENTRY_TAIL;
-                let end = leaf.body.len();
-                leaf.body.resize(end + size, 0);
-                leaf.body.copy_within(at..end, at + size);
-                leaf.body[at..at + head_len].copy_from_slice(&head[..head_len]);
-                leaf.body[at + head_len..at + head_len + pk.len()].copy_from_slice(pk);
-                put_tail(
-                    &mut leaf.body[at + head_len + pk.len()..at + size],
-                    field,
-                    &n.hash,
-                );
+                let from = leaf.pending_bytes.len();
+                push_varint(&mut leaf.pending_bytes, pk.len());
+                leaf.pending_bytes.extend_from_slice(pk);
+                leaf.pending_bytes.extend_from_slice(&field.to_be_bytes());
+                leaf.pending_bytes.extend_from_slice(&n.hash);
+                leaf.pending.push((at, from..leaf.pending_bytes.len()));
                 leaf.block.fp.add(&Fingerprint::one(&n.hash));
                 leaf.dirty = true;
                 if n.level >= LEAVES {
                     // A new boundary: the leaf splits at `pk`.
+                    leaf.settle();
+                    let Some(Slot::Found { at, .. }) = leaf.find(pk) else {
+                        return Err(bad());
+                    };
                     let body = leaf.body.split_off(at);
                     let fp = Leaf::hashes(&body).ok_or_else(bad)?;
                     leaf.block.fp.sub(&fp);
@@ -888,6 +909,8 @@ impl<'a, T: WriteTxn + ?Sized> Editor<'a, T> {
                         },
                         stamps: leaf.stamps.clone(),
                         body,
+                        pending: Vec::new(),
+                        pending_bytes: Vec::new(),
                         dirty: true,
                     };
                     let bytes = split.encode().ok_or_else(bad)?;
