@@ -100,7 +100,6 @@ fn from_limbs(limbs: [u64; 4]) -> [u8; 32] {
     out
 }
 
-#[inline]
 fn add256(a: &[u8; 32], b: &[u8; 32]) -> [u8; 32] {
     let (a, b) = (limbs(a), limbs(b));
     let mut out = [0u64; 4];
@@ -114,7 +113,6 @@ fn add256(a: &[u8; 32], b: &[u8; 32]) -> [u8; 32] {
     from_limbs(out)
 }
 
-#[inline]
 fn sub256(a: &[u8; 32], b: &[u8; 32]) -> [u8; 32] {
     let (a, b) = (limbs(a), limbs(b));
     let mut out = [0u64; 4];
@@ -138,14 +136,12 @@ impl Fingerprint {
     }
 
     /// Adds the records of `other`.
-    #[inline]
     pub(crate) fn add(&mut self, other: &Fingerprint) {
         self.sum = add256(&self.sum, &other.sum);
         self.count = self.count.wrapping_add(other.count);
     }
 
     /// Removes the records of `other` (a subset).
-    #[inline]
     pub(crate) fn sub(&mut self, other: &Fingerprint) {
         self.sum = sub256(&self.sum, &other.sum);
         self.count = self.count.wrapping_sub(other.count);
@@ -663,7 +659,6 @@ pub(crate) fn apply<T: WriteTxn + ?Sized>(
         cache: (2..=MAX_LEVEL).map(|_| None).collect(),
         last_start: (2..=MAX_LEVEL).map(|_| None).collect(),
         ops: Vec::new(),
-        held: None,
     };
     for (pk, change) in changes.iter().rev() {
         ed.load(pk)?;
@@ -714,9 +709,6 @@ struct Editor<'a, T: ?Sized> {
     last_start: Vec<Option<Vec<u8>>>,
     /// Writes not yet handed to the engine.
     ops: Vec<WriteOp<'a>>,
-    /// A key from which up every cached block holds the keys still to come, when known
-    /// (see [`Editor::note_held`]).
-    held: Option<Vec<u8>>,
 }
 
 impl<'a, T: WriteTxn + ?Sized> Editor<'a, T> {
@@ -750,25 +742,7 @@ impl<'a, T: WriteTxn + ?Sized> Editor<'a, T> {
         });
     }
 
-    /// Records the greatest start of the cached blocks: they all hold every key from
-    /// there up to the last key visited.
-    fn note_held(&mut self) {
-        let starts = self
-            .leaf
-            .iter()
-            .map(|leaf| &leaf.start)
-            .chain(self.cache.iter().flatten().map(|c| &c.start));
-        let mut held: Option<&[u8]> = Some(&[]);
-        for start in starts {
-            let from = if start[0] == 0x00 { &[][..] } else { &start[1..] };
-            held = held.map(|h| h.max(from));
-        }
-        let all = self.leaf.is_some() && self.cache.iter().all(Option::is_some);
-        self.held = held.filter(|_| all).map(<[u8]>::to_vec);
-    }
-
     fn flush_leaf(&mut self) -> Result<()> {
-        self.held = None;
         if let Some(mut leaf) = self.leaf.take()
             && leaf.dirty
         {
@@ -781,7 +755,6 @@ impl<'a, T: WriteTxn + ?Sized> Editor<'a, T> {
     }
 
     fn flush(&mut self, l: u8) {
-        self.held = None;
         if let Some(c) = self.cache[usize::from(l) - 2].take()
             && c.dirty
         {
@@ -793,13 +766,9 @@ impl<'a, T: WriteTxn + ?Sized> Editor<'a, T> {
     /// reading those that are not in one call. Every block read this way is untouched
     /// by this transaction so far: the blocks written start above `pk`.
     fn load(&mut self, pk: &[u8]) -> Result<()> {
-        if self.held.as_deref().is_some_and(|h| pk >= h) {
-            return Ok(());
-        }
         let hit = self.leaf.as_ref().is_some_and(|leaf| leaf.holds(pk))
             && self.cache.iter().all(|c| c.as_ref().is_some_and(|c| c.holds(pk)));
         if hit {
-            self.note_held();
             return Ok(());
         }
         let key = block_key(pk);
@@ -881,7 +850,6 @@ impl<'a, T: WriteTxn + ?Sized> Editor<'a, T> {
                 });
             }
         }
-        self.note_held();
         Ok(())
     }
 
@@ -958,7 +926,6 @@ impl<'a, T: WriteTxn + ?Sized> Editor<'a, T> {
                 if at == 0 && leaf.start[0] != 0x00 {
                     // The leaf's first key, a boundary, is pruned: the rest of the leaf
                     // joins the one before.
-                    self.held = None;
                     let Some(gone) = self.leaf.take() else {
                         return Ok(None);
                     };
@@ -1069,7 +1036,6 @@ impl<'a, T: WriteTxn + ?Sized> Editor<'a, T> {
         let at = usize::from(l) - 2;
         let table = self.table;
         let stored = level_key(l, &key);
-        self.held = None;
         let block = match self.cache[at].take() {
             Some(c) if c.start == key => c.block,
             other => {
