@@ -40,8 +40,8 @@ use std::sync::{Arc, RwLock, RwLockReadGuard};
 use crate::error::{NetabaseError, Result, TransformProblem};
 
 use super::{
-    Backend, Capabilities, Cursor, Direction, EntryFn, FirstFn, OldFn, OwnedReadTxn, RawCursor, RawRange,
-    ReadTxn, ValueFn, WriteOp, WriteTxn,
+    Backend, Capabilities, Cursor, Direction, EntryFn, FirstFn, OldFn, OwnedReadTxn, RawCursor,
+    RawRange, ReadTxn, ValueFn, WriteOp, WriteTxn,
 };
 
 /// The first byte of a sealed value (a plain value starts with the value format, 1).

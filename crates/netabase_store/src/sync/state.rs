@@ -2,8 +2,8 @@
 //! commit hook that keeps every synced model's fingerprint tree in step with its
 //! records inside the write transaction that changes them.
 
-use std::cell::RefCell;
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -406,9 +406,8 @@ fn in_key_order<'a>(changes: &'a [(Cow<'_, [u8]>, Entry)]) -> Vec<(&'a [u8], Opt
             to += 1;
         }
         if to - from > 1 {
-            order[from..to].sort_unstable_by(|a, b| {
-                changes[a.1].0.cmp(&changes[b.1].0).then(a.1.cmp(&b.1))
-            });
+            order[from..to]
+                .sort_unstable_by(|a, b| changes[a.1].0.cmp(&changes[b.1].0).then(a.1.cmp(&b.1)));
         }
         from = to;
     }

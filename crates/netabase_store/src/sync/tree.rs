@@ -351,8 +351,7 @@ impl Block {
 
     /// Reads a block, or the header of a leaf.
     fn from_bytes(table: &str, key: &[u8], bytes: &[u8]) -> Result<Self> {
-        if bytes.len() < BLOCK_LEN || (key.first() != Some(&LEAVES) && bytes.len() != BLOCK_LEN)
-        {
+        if bytes.len() < BLOCK_LEN || (key.first() != Some(&LEAVES) && bytes.len() != BLOCK_LEN) {
             return Err(NetabaseError::decode(table, key, "not a sync block"));
         }
         let mut sum = [0u8; 32];
@@ -696,6 +695,14 @@ pub(crate) fn apply<T: WriteTxn + ?Sized>(
     ed.flush_ops()
 }
 
+/// A block read by [`Editor::load`]: its start, its header, and for a leaf its stamps
+/// and entries.
+type Found = (Vec<u8>, Block, Vec<VersionStamp>, Vec<u8>);
+
+/// What a change did to a record's hash: the old one (`None`: a new record), the new
+/// one (`None`: the entry was pruned).
+type HashChange = (Option<[u8; 32]>, Option<[u8; 32]>);
+
 struct Editor<'a, T: ?Sized> {
     txn: &'a T,
     table: &'a str,
@@ -746,9 +753,9 @@ impl<'a, T: WriteTxn + ?Sized> Editor<'a, T> {
         if let Some(mut leaf) = self.leaf.take()
             && leaf.dirty
         {
-            let bytes = leaf.encode().ok_or_else(|| {
-                NetabaseError::decode(self.table, &leaf.start, "not a sync leaf")
-            })?;
+            let bytes = leaf
+                .encode()
+                .ok_or_else(|| NetabaseError::decode(self.table, &leaf.start, "not a sync leaf"))?;
             self.write(LEAVES, &leaf.start, leaf.block.fp.count, || bytes);
         }
         Ok(())
@@ -767,7 +774,10 @@ impl<'a, T: WriteTxn + ?Sized> Editor<'a, T> {
     /// by this transaction so far: the blocks written start above `pk`.
     fn load(&mut self, pk: &[u8]) -> Result<()> {
         let hit = self.leaf.as_ref().is_some_and(|leaf| leaf.holds(pk))
-            && self.cache.iter().all(|c| c.as_ref().is_some_and(|c| c.holds(pk)));
+            && self
+                .cache
+                .iter()
+                .all(|c| c.as_ref().is_some_and(|c| c.holds(pk)));
         if hit {
             return Ok(());
         }
@@ -793,8 +803,7 @@ impl<'a, T: WriteTxn + ?Sized> Editor<'a, T> {
             return Ok(());
         }
         let table = self.table;
-        #[allow(clippy::type_complexity)]
-        let mut found: Vec<Option<(Vec<u8>, Block, Vec<VersionStamp>, Vec<u8>)>> = Vec::new();
+        let mut found: Vec<Option<Found>> = Vec::new();
         self.txn
             .first_each(table, ranges, Direction::Reverse, &mut |i, entry| {
                 found.push(match entry {
@@ -855,12 +864,7 @@ impl<'a, T: WriteTxn + ?Sized> Editor<'a, T> {
 
     /// Applies the change of `pk` to its leaf (loaded); returns the old and new record
     /// hashes, or `None` when nothing changed (removing an absent entry).
-    #[allow(clippy::type_complexity)]
-    fn edit_leaf(
-        &mut self,
-        pk: &[u8],
-        new: Option<&Entry>,
-    ) -> Result<Option<(Option<[u8; 32]>, Option<[u8; 32]>)>> {
+    fn edit_leaf(&mut self, pk: &[u8], new: Option<&Entry>) -> Result<Option<HashChange>> {
         let table = self.table;
         let bad = || NetabaseError::decode(table, pk, "not a sync leaf");
         let leaf = self
@@ -903,10 +907,7 @@ impl<'a, T: WriteTxn + ?Sized> Editor<'a, T> {
                     leaf.block.fp.sub(&fp);
                     let mut split = Leaf {
                         start: block_key(pk),
-                        block: Block {
-                            fp,
-                            level: n.level,
-                        },
+                        block: Block { fp, level: n.level },
                         stamps: leaf.stamps.clone(),
                         body,
                         pending: Vec::new(),
@@ -954,9 +955,7 @@ impl<'a, T: WriteTxn + ?Sized> Editor<'a, T> {
                             .ok()
                             .and_then(|i| gone.stamps.get(i))
                             .ok_or_else(bad)?;
-                        let moved = into
-                            .stamp_field(stamp, field & TOMB != 0)
-                            .ok_or_else(bad)?;
+                        let moved = into.stamp_field(stamp, field & TOMB != 0).ok_or_else(bad)?;
                         body[tail..tail + 4].copy_from_slice(&moved.to_be_bytes());
                     }
                     into.body.extend_from_slice(&body);
@@ -1214,7 +1213,9 @@ pub(crate) fn entries_in<T: ReadTxn + ?Sized>(
         prefixed(
             LEAVES,
             Bound::Included(&first),
-            upper_block.as_deref().map_or(Bound::Unbounded, Bound::Excluded),
+            upper_block
+                .as_deref()
+                .map_or(Bound::Unbounded, Bound::Excluded),
         ),
         Direction::Forward,
         &mut |k, v| {

@@ -8,7 +8,8 @@ use redb::{ReadableTable, ReadableTableMetadata};
 use super::damage::Damage;
 use super::{Bytes, definition, err, sorted_names};
 use crate::backend::{
-    ChunkedRange, Cursor, Direction, Entry, FirstFn, OldFn, RawRange, ReadTxn, ValueFn, WriteOp, WriteTxn,
+    ChunkedRange, Cursor, Direction, Entry, FirstFn, OldFn, RawRange, ReadTxn, ValueFn, WriteOp,
+    WriteTxn,
 };
 use crate::error::{NetabaseError, Result};
 
