@@ -68,6 +68,11 @@ pub type EntryFn<'f> = dyn FnMut(&[u8], &[u8]) -> Result<ControlFlow<()>> + 'f;
 /// transaction: the engine may hold the table open while it runs.
 pub type OldFn<'f> = dyn FnMut(usize, Option<&[u8]>) -> Result<()> + 'f;
 
+/// What [`ReadTxn::first_each`] calls with each range's position and its first entry
+/// (`None` when the range is empty). It must not use the transaction: the engine may
+/// hold the table open while it runs.
+pub type FirstFn<'f> = dyn FnMut(usize, Option<(&[u8], &[u8])>) -> Result<()> + 'f;
+
 /// A range scan that lends each entry instead of handing out owned copies: the key and
 /// value stay valid until the next call. Typed iterators decode straight from them.
 pub trait RawCursor {
@@ -397,6 +402,32 @@ pub trait ReadTxn {
     fn is_empty(&self, table: &str) -> Result<bool> {
         Ok(self.len(table)? == 0)
     }
+
+    /// Calls `f` with the position of each of `ranges` and the first entry of that
+    /// range in `direction` (`None` when it is empty), in order: several seeks ("the
+    /// greatest key at or below x") for the price of one table lookup. Engines whose
+    /// write transactions reopen a table per call (redb) override it.
+    ///
+    /// # Errors
+    /// [`crate::NetabaseError::Backend`] on engine failure, or `f`'s first error (no
+    /// range is visited after it).
+    fn first_each(
+        &self,
+        table: &str,
+        ranges: Vec<RawRange>,
+        direction: Direction,
+        f: &mut FirstFn<'_>,
+    ) -> Result<()> {
+        for (i, range) in ranges.into_iter().enumerate() {
+            let mut found = None;
+            self.for_each_in(table, range, direction, &mut |k, v| {
+                found = Some((k.to_vec(), v.to_vec()));
+                Ok(ControlFlow::Break(()))
+            })?;
+            f(i, found.as_ref().map(|(k, v)| (k.as_slice(), v.as_slice())))?;
+        }
+        Ok(())
+    }
 }
 
 impl<T: ReadTxn + ?Sized> ReadTxn for &T {
@@ -426,6 +457,15 @@ impl<T: ReadTxn + ?Sized> ReadTxn for &T {
         f: &mut EntryFn<'_>,
     ) -> Result<()> {
         (**self).for_each_in(table, range, direction, f)
+    }
+    fn first_each(
+        &self,
+        table: &str,
+        ranges: Vec<RawRange>,
+        direction: Direction,
+        f: &mut FirstFn<'_>,
+    ) -> Result<()> {
+        (**self).first_each(table, ranges, direction, f)
     }
 }
 

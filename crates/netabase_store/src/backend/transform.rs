@@ -40,8 +40,8 @@ use std::sync::{Arc, RwLock, RwLockReadGuard};
 use crate::error::{NetabaseError, Result, TransformProblem};
 
 use super::{
-    Backend, Capabilities, Cursor, Direction, EntryFn, OldFn, OwnedReadTxn, RawCursor, RawRange,
-    ReadTxn, ValueFn, WriteOp, WriteTxn,
+    Backend, Capabilities, Cursor, Direction, EntryFn, FirstFn, OldFn, OwnedReadTxn, RawCursor,
+    RawRange, ReadTxn, ValueFn, WriteOp, WriteTxn,
 };
 
 /// The first byte of a sealed value (a plain value starts with the value format, 1).
@@ -844,6 +844,27 @@ impl<T: ReadTxn> ReadTxn for Sealed<T> {
             .for_each_in(table, range, direction, &mut |key, stored| {
                 f(key, &self.transforms.open(table, key, stored)?)
             })
+    }
+
+    fn first_each(
+        &self,
+        table: &str,
+        ranges: Vec<RawRange>,
+        direction: Direction,
+        f: &mut FirstFn<'_>,
+    ) -> Result<()> {
+        if !is_model_table(table) {
+            return self.txn.first_each(table, ranges, direction, f);
+        }
+        for (i, range) in ranges.into_iter().enumerate() {
+            let mut found = None;
+            self.for_each_in(table, range, direction, &mut |k, v| {
+                found = Some((k.to_vec(), v.to_vec()));
+                Ok(std::ops::ControlFlow::Break(()))
+            })?;
+            f(i, found.as_ref().map(|(k, v)| (k.as_slice(), v.as_slice())))?;
+        }
+        Ok(())
     }
 }
 

@@ -5,17 +5,17 @@
 //! in the database, so it stays on at every later open. For a synced model the store
 //! keeps, in the same write transaction as every change to its records:
 //!
-//! - a **sync entry** per record (`__netabase/sync/<Definition>/<Model>`): the
-//!   [`VersionStamp`] of the write that made it (a hybrid logical clock reading and the
-//!   store's [`WriterId`]), and its BLAKE3 hash over key, stamp and stored value.
-//!   Removing a record leaves a **tombstone** entry with the stamp of the removal, so
-//!   that reconciliation does not bring the record back;
-//!   [`prune_tombstones`] drops old ones;
-//! - a **fingerprint tree** over those entries (in the same table,
-//!   `__netabase/sync/<Definition>/<Model>`): block sums of the record hashes at four
-//!   levels of a skip-list–like hierarchy (fan-out 32) whose boundaries depend on the
-//!   keys alone. The [`Fingerprint`] of any primary-key range costs `O(log n)`
-//!   table reads and never scans the range ([`SyncedTree::fingerprint`]).
+//! - a **sync entry** per record: the [`VersionStamp`] of the write that made it (a
+//!   hybrid logical clock reading and the store's [`WriterId`]), and its BLAKE3 hash
+//!   over key, stamp and stored value, kept in leaves of about 32 records
+//!   (`__netabase/sync/<Definition>/<Model>`). Removing a record leaves a **tombstone**
+//!   entry with the stamp of the removal, so that reconciliation does not bring the
+//!   record back; [`prune_tombstones`] drops old ones;
+//! - a **fingerprint tree** over those entries (in the same table): the leaves' sums,
+//!   then block sums at two more levels of a skip-list–like hierarchy (fan-out 64)
+//!   whose boundaries depend on the keys alone. The [`Fingerprint`] of any primary-key
+//!   range costs `O(log n)` table reads and never scans the range
+//!   ([`SyncedTree::fingerprint`]).
 //!
 //! A [`Reconciler`] on each side exchanges [`Message`]s (postcard bytes; the transport is
 //! the caller's) following range-based set reconciliation: compare fingerprints of key

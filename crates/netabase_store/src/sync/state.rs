@@ -2,8 +2,9 @@
 //! commit hook that keeps every synced model's fingerprint tree in step with its
 //! records inside the write transaction that changes them.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -14,7 +15,7 @@ use crate::typed::changes::{Change, ChangeSet};
 use crate::typed::meta::META_TABLE;
 
 use super::stamp::{Clock, Hlc, VersionStamp, WriterId};
-use super::tree::{self, Entry, Tables};
+use super::tree::{self, Entry, RecordHasher, Tables};
 
 /// What [`crate::OpenOptions`] asks of sync.
 #[derive(Debug, Clone, Default)]
@@ -189,14 +190,12 @@ pub(crate) fn open<D: NetabaseDefinitionTrait, B: Backend>(
             writer,
         };
         let records = collect_range(&txn, model.info.table, RawRange::all(), Direction::Forward)?;
-        let changes = records
-            .into_iter()
-            .map(|(pk, value)| {
-                let entry = Entry::new(&pk, stamp, Some(&value));
-                (pk, Some(entry))
-            })
+        let mut hasher = RecordHasher::default();
+        let changes: Vec<(&[u8], Option<Entry>)> = records
+            .iter()
+            .map(|(pk, value)| (pk.as_slice(), Some(hasher.entry(pk, stamp, Some(value)))))
             .collect();
-        tree::apply(&txn, &model.tables, changes)?;
+        tree::apply(&txn, &model.tables, &changes)?;
     }
     let names: Vec<&str> = state.models.iter().map(|m| m.info.name).collect();
     txn.put(META_TABLE, &models_key, names.join("\n").as_bytes())?;
@@ -261,8 +260,13 @@ impl SyncWrite {
         // Every local write of one transaction shares one stamp.
         let mut fresh: Option<VersionStamp> = None;
         let mut stamp_for =
-            |stamps: &mut HashMap<_, (VersionStamp, bool)>, table: &'static str, key: &[u8]| {
-                match stamps.remove(&(table, key.to_vec())) {
+            |stamps: &mut ReceivedStamps, table: &'static str, key: &[u8]| -> VersionStamp {
+                let received = if stamps.is_empty() {
+                    None
+                } else {
+                    stamps.remove(&(table, key.to_vec()))
+                };
+                match received {
                     Some((stamp, _)) => stamp,
                     None => *fresh.get_or_insert_with(|| VersionStamp {
                         hlc: state.clock.now(),
@@ -270,44 +274,52 @@ impl SyncWrite {
                     }),
                 }
             };
+        let mut hasher = RecordHasher::default();
         let mut changed = false;
         for model in &state.models {
             let table = model.info.table;
-            let mut changes: BTreeMap<Vec<u8>, Option<Entry>> = BTreeMap::new();
+            // In the order made: a later change of a key replaces an earlier one.
+            let mut changes: Vec<(Cow<'_, [u8]>, Entry)> = Vec::new();
             for change in set.changes().iter().filter(|c| c.table() == table) {
                 match change {
                     Change::Cleared { .. } => {
                         for (pk, e) in tree::entries_in(txn, &model.tables, &[], None)? {
                             if !e.tombstone {
                                 let stamp = stamp_for(&mut stamps, table, &pk);
-                                let entry = Entry::new(&pk, stamp, None);
-                                changes.insert(pk, Some(entry));
+                                let entry = hasher.entry(&pk, stamp, None);
+                                changes.push((Cow::Owned(pk), entry));
                             }
                         }
                     }
                     Change::Put { key, new, .. } => {
                         let stamp = stamp_for(&mut stamps, table, key);
-                        changes.insert(key.clone(), Some(Entry::new(key, stamp, Some(new))));
+                        let entry = hasher.entry(key, stamp, Some(new));
+                        changes.push((Cow::Borrowed(key.as_slice()), entry));
                     }
                     Change::Removed { key, .. } => {
                         let stamp = stamp_for(&mut stamps, table, key);
-                        changes.insert(key.clone(), Some(Entry::new(key, stamp, None)));
+                        let entry = hasher.entry(key, stamp, None);
+                        changes.push((Cow::Borrowed(key.as_slice()), entry));
                     }
                 }
             }
             // Tombstones received for keys that held nothing here still count.
-            let pending: Vec<Vec<u8>> = stamps
-                .iter()
-                .filter(|((t, _), (_, tomb))| *t == table && *tomb)
-                .map(|((_, k), _)| k.clone())
-                .collect();
-            for key in pending {
-                if let Some((stamp, _)) = stamps.remove(&(table, key.clone())) {
-                    changes.insert(key.clone(), Some(Entry::new(&key, stamp, None)));
+            if !stamps.is_empty() {
+                let pending: Vec<Vec<u8>> = stamps
+                    .iter()
+                    .filter(|((t, _), (_, tomb))| *t == table && *tomb)
+                    .map(|((_, k), _)| k.clone())
+                    .collect();
+                for key in pending {
+                    if let Some((stamp, _)) = stamps.remove(&(table, key.clone())) {
+                        let entry = hasher.entry(&key, stamp, None);
+                        changes.push((Cow::Owned(key), entry));
+                    }
                 }
             }
             changed |= !changes.is_empty();
-            tree::apply(txn, &model.tables, changes)?;
+            let sorted = in_key_order(&changes);
+            tree::apply(txn, &model.tables, &sorted)?;
         }
         let last = state.clock.last().millis;
         if changed && last >= state.ceiling.load(Ordering::Relaxed) {
@@ -328,6 +340,88 @@ impl SyncWrite {
     }
 }
 
+/// The first eight bytes of a key, big-endian (zero-padded): sorts like the key
+/// wherever two keys differ within them.
+fn prefix_of(key: &[u8]) -> u64 {
+    let mut b = [0u8; 8];
+    let n = key.len().min(8);
+    b[..n].copy_from_slice(&key[..n]);
+    u64::from_be_bytes(b)
+}
+
+/// Sorts `(prefix, position)` pairs made in ascending position order by prefix, then
+/// position: a least-significant-byte-first radix sort (stable, so positions stay in
+/// order), skipping the bytes that every prefix shares.
+fn radix_sort(items: &mut Vec<(u64, usize)>) {
+    if items.len() < 64 {
+        items.sort_unstable();
+        return;
+    }
+    // Every byte's counts in one pass.
+    let mut counts = vec![[0usize; 256]; 8];
+    for (p, _) in items.iter() {
+        for (byte, c) in counts.iter_mut().enumerate() {
+            c[((p >> (8 * byte)) & 0xff) as usize] += 1;
+        }
+    }
+    let mut spare = vec![(0u64, 0usize); items.len()];
+    for (byte, c) in counts.iter_mut().enumerate() {
+        if c.contains(&items.len()) {
+            continue;
+        }
+        let mut at = 0;
+        for slot in c.iter_mut() {
+            let n = *slot;
+            *slot = at;
+            at += n;
+        }
+        for item in items.iter() {
+            let digit = ((item.0 >> (8 * byte)) & 0xff) as usize;
+            spare[c[digit]] = *item;
+            c[digit] += 1;
+        }
+        std::mem::swap(items, &mut spare);
+    }
+}
+
+/// `changes` (in the order made) by ascending key, the last change of each key only.
+fn in_key_order<'a>(changes: &'a [(Cow<'_, [u8]>, Entry)]) -> Vec<(&'a [u8], Option<Entry>)> {
+    let sorted = changes.windows(2).all(|w| w[0].0 < w[1].0);
+    if sorted {
+        return changes.iter().map(|(k, e)| (&**k, Some(*e))).collect();
+    }
+    // Sorted by the keys' first eight bytes as integers and by when the change was made
+    // (plain integer pairs: cheap to compare), then runs of equal first bytes by key:
+    // for integer keys there are none.
+    let mut order: Vec<(u64, usize)> = changes
+        .iter()
+        .enumerate()
+        .map(|(i, (k, _))| (prefix_of(k), i))
+        .collect();
+    radix_sort(&mut order);
+    let mut from = 0;
+    while from < order.len() {
+        let mut to = from + 1;
+        while to < order.len() && order[to].0 == order[from].0 {
+            to += 1;
+        }
+        if to - from > 1 {
+            order[from..to]
+                .sort_unstable_by(|a, b| changes[a.1].0.cmp(&changes[b.1].0).then(a.1.cmp(&b.1)));
+        }
+        from = to;
+    }
+    let mut out: Vec<(&[u8], Option<Entry>)> = Vec::with_capacity(order.len());
+    for (_, i) in order {
+        let (key, entry) = (&*changes[i].0, changes[i].1);
+        match out.last_mut() {
+            Some(last) if last.0 == key => last.1 = Some(entry),
+            _ => out.push((key, Some(entry))),
+        }
+    }
+    out
+}
+
 impl SyncWrite {
     /// The backend commit failed: the ceiling raised by [`SyncWrite::before_commit`]
     /// may not be recorded, so the next commit records one again.
@@ -342,15 +436,60 @@ pub(crate) fn prune<B: Backend>(backend: &B, state: &SyncState, cutoff: u64) -> 
     let txn = backend.begin_write()?;
     let mut pruned = 0;
     for model in &state.models {
-        let changes: BTreeMap<Vec<u8>, Option<Entry>> =
-            tree::entries_in(&txn, &model.tables, &[], None)?
-                .into_iter()
-                .filter(|(_, e)| e.tombstone && e.stamp.hlc.millis < cutoff)
-                .map(|(pk, _)| (pk, None))
-                .collect();
+        let entries = tree::entries_in(&txn, &model.tables, &[], None)?;
+        let changes: Vec<(&[u8], Option<Entry>)> = entries
+            .iter()
+            .filter(|(_, e)| e.tombstone && e.stamp.hlc.millis < cutoff)
+            .map(|(pk, _)| (pk.as_slice(), None))
+            .collect();
         pruned += changes.len() as u64;
-        tree::apply(&txn, &model.tables, changes)?;
+        tree::apply(&txn, &model.tables, &changes)?;
     }
     txn.commit()?;
     Ok(pruned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sync::stamp::{Hlc, VersionStamp, WriterId};
+    use crate::sync::tree::RecordHasher;
+
+    #[test]
+    fn changes_come_out_in_key_order_with_the_last_change_of_each_key() {
+        let mut hasher = RecordHasher::default();
+        let mut x: u64 = 3;
+        for n in [0usize, 1, 5, 63, 64, 500, 3000] {
+            let mut changes: Vec<(Cow<'_, [u8]>, Entry)> = Vec::new();
+            let mut expected: std::collections::BTreeMap<Vec<u8>, Entry> = Default::default();
+            for i in 0..n {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                // Keys of 0 to 11 bytes, many sharing their first eight bytes, some
+                // changed twice.
+                let len = (x % 12) as usize;
+                let mut key = (x % 97).to_be_bytes().to_vec();
+                key.extend_from_slice(&x.to_le_bytes()[..4]);
+                key.truncate(len);
+                let stamp = VersionStamp {
+                    hlc: Hlc {
+                        millis: i as u64,
+                        counter: 0,
+                    },
+                    writer: WriterId([0; 32]),
+                };
+                let entry = hasher.entry(&key, stamp, Some(b"v"));
+                expected.insert(key.clone(), entry);
+                changes.push((Cow::Owned(key), entry));
+            }
+            let sorted = in_key_order(&changes);
+            let got: Vec<(Vec<u8>, Entry)> = sorted
+                .iter()
+                .map(|(k, e)| (k.to_vec(), e.unwrap_or_else(|| unreachable!())))
+                .collect();
+            let want: Vec<(Vec<u8>, Entry)> = expected.into_iter().collect();
+            assert_eq!(got, want, "{n} changes");
+        }
+    }
 }

@@ -1,23 +1,29 @@
-//! The fingerprint tree of one synced model: per-record entries plus a hierarchy of
-//! block sums, kept in the store's own tables and updated inside the write transaction
-//! that changes the records.
+//! The fingerprint tree of one synced model: per-record entries kept in leaf blocks,
+//! plus a hierarchy of block sums, stored in the store's own tables and updated inside
+//! the write transaction that changes the records.
 //!
 //! One table per model, `__netabase/sync/<Definition>/<Model>`:
-//! - entries, `0x00 ‖ enc(pk)` → stamp (44 bytes) ‖ tombstone flag ‖ level ‖ record
-//!   hash (32 bytes). Tombstones stay here, so a removal is part of the reconciled set.
-//! - blocks of level `l` (1 … 4), `l ‖ 0x00` (the head block) or `l ‖ 0x01 ‖ enc(pk)`
-//!   (a block starting at a level-`l` boundary) → the [`Fingerprint`] of every record
-//!   from that key up to the next level-`l` boundary, and the level of its first key.
+//! - **leaves** (level 1), `1 ‖ 0x00` (the head leaf) or `1 ‖ 0x01 ‖ enc(pk)` (a leaf
+//!   starting at a level-1 boundary) → the leaf's [`Fingerprint`] and the level of its
+//!   first key (41 bytes), then the sync entry of every record from that key up to the
+//!   next boundary, in key order: `varint(len) ‖ pk ‖ stamp (44 bytes) ‖ tombstone flag ‖
+//!   record hash (32 bytes)`. Tombstones stay here, so a removal is part of the
+//!   reconciled set. About 32 records per leaf: a transaction writes a leaf once however
+//!   many of its records it changes.
+//! - blocks of level `l` (2, 3), `l ‖ 0x00` (the head block) or `l ‖ 0x01 ‖ enc(pk)` (a
+//!   block starting at a level-`l` boundary) → the [`Fingerprint`] of every record from
+//!   that key up to the next level-`l` boundary, and the level of its first key.
 //!
-//! A key's level is the number of leading zero 5-bit groups of a keyed BLAKE3 hash of
-//! the key alone (capped at [`MAX_LEVEL`]): it never changes when the record is updated, and
-//! a level-`l` boundary is also a boundary of every lower level, so each block of level
-//! `l` is a run of about 32 blocks of level `l - 1`. A write changes one block per level
-//! (a new key that is a boundary splits one block per level it reaches; a pruned one
-//! merges two). The fingerprint of the keys below `x` adds the whole blocks before `x`
-//! level by level from the top, descending into the block that holds `x`: about 32
-//! entries read per level, so a range fingerprint costs `O(log n)` reads and never scans
-//! the range.
+//! A key's level is the number of [`LEVEL_BITS`] thresholds that the leading zero bits
+//! of a 64-bit hash of the key alone reach (capped at [`MAX_LEVEL`]): it never changes
+//! when the record is updated, and a level-`l` boundary is also a boundary of every lower
+//! level, so a leaf holds about 32 records, a block of level 2 about 64 leaves and a
+//! block of level 3 about 64 blocks of level 2. A write changes one leaf and one block
+//! per level (a new key that is a boundary splits one block per level it reaches; a
+//! pruned one merges two). The fingerprint of the keys below `x` adds the whole blocks
+//! before `x` level by level from the top, descending into the block that holds `x`:
+//! about 64 blocks read per level and one leaf, so a range fingerprint costs `O(log n)`
+//! reads and never scans the range.
 //!
 //! Fingerprints add record hashes modulo 2^256 (with a count), so the fingerprint of a
 //! range is the difference of two prefix sums and a write updates a block by a delta.
@@ -28,21 +34,32 @@ use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
 
-use crate::backend::{Direction, RawRange, ReadTxn, WriteTxn};
+use crate::backend::{Direction, RawRange, ReadTxn, WriteOp, WriteTxn};
 use crate::error::{NetabaseError, Result};
 
 use super::stamp::VersionStamp;
 
-/// The highest level of the block hierarchy: a top block holds about 32^4 (a million)
-/// records, so the top level stays short up to stores of tens of millions of records.
-/// Every level costs a block update per write, so there are no more than needed.
-pub(crate) const MAX_LEVEL: u8 = 4;
+/// The highest level of the block hierarchy (level 1 being the leaves): a top block
+/// holds about 32 · 64 · 64 (131,072) records, so a prefix sum reads a few hundred top
+/// blocks at most up to stores of tens of millions of records. Every level costs a block
+/// update per write, so there are no more than needed.
+pub(crate) const MAX_LEVEL: u8 = 3;
 
-/// Bits of the key hash per level: a fan-out of 32.
-const BITS_PER_LEVEL: u32 = 5;
+/// The leading zero bits of a key's level hash that make it a boundary of level 1, 2
+/// and 3: a fan-out of 32 records per leaf, then 64 blocks per block.
+#[cfg(not(test))]
+const LEVEL_BITS: [u32; MAX_LEVEL as usize] = [5, 11, 17];
+
+/// The unit tests use small blocks, so that a few thousand keys exercise every level's
+/// splits and merges.
+#[cfg(test)]
+const LEVEL_BITS: [u32; MAX_LEVEL as usize] = [2, 4, 6];
 
 /// The table key of the head block of a level (the records before its first boundary).
 const HEAD: &[u8] = &[0x00];
+
+/// The level of the leaves.
+const LEAVES: u8 = 1;
 
 /// The sum (modulo 2^256) of the BLAKE3 hashes of a set of records, and their number:
 /// equal sets have equal fingerprints, and finding two different sets with equal
@@ -131,9 +148,9 @@ impl Fingerprint {
     }
 }
 
-/// The sync table of one model: its entries and every level of blocks, apart by the
+/// The sync table of one model: its leaves and every level of blocks, apart by the
 /// first byte of the key (one table, so that a write transaction opens one more table,
-/// not seven).
+/// not four).
 #[derive(Debug, Clone)]
 pub(crate) struct Tables {
     pub(crate) table: String,
@@ -149,14 +166,6 @@ impl Tables {
     }
 }
 
-/// The key of `pk`'s entry.
-fn item_key(pk: &[u8]) -> Vec<u8> {
-    let mut key = Vec::with_capacity(pk.len() + 1);
-    key.push(ITEMS);
-    key.extend_from_slice(pk);
-    key
-}
-
 /// The key of the block of level `l` starting at `block` (a [`block_key`] or [`HEAD`]).
 fn level_key(l: u8, block: &[u8]) -> Vec<u8> {
     let mut key = Vec::with_capacity(block.len() + 1);
@@ -164,9 +173,6 @@ fn level_key(l: u8, block: &[u8]) -> Vec<u8> {
     key.extend_from_slice(block);
     key
 }
-
-/// The first byte of the entries' keys; levels use their number.
-const ITEMS: u8 = 0;
 
 /// The raw range of the keys under `prefix` whose rest lies within `start`..`end`.
 fn prefixed(prefix: u8, start: Bound<&[u8]>, end: Bound<&[u8]>) -> RawRange {
@@ -190,6 +196,12 @@ fn prefixed(prefix: u8, start: Bound<&[u8]>, end: Bound<&[u8]>) -> RawRange {
     }
 }
 
+/// The range of the blocks of level `l` that start at or below the block key `key`: its
+/// last entry is the block holding `key`.
+fn up_to(l: u8, key: &[u8]) -> RawRange {
+    prefixed(l, Bound::Unbounded, Bound::Included(key))
+}
+
 /// The sync entry of one record: its stamp, whether it is a tombstone, the level of its
 /// key, and its hash.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -200,104 +212,146 @@ pub(crate) struct Entry {
     pub(crate) hash: [u8; 32],
 }
 
-const ENTRY_LEN: usize = VersionStamp::LEN + 2 + 32;
-
+#[cfg(test)]
 impl Entry {
     /// The entry of the record at `pk` written at `stamp` with `value` (`None`: removed).
     pub(crate) fn new(pk: &[u8], stamp: VersionStamp, value: Option<&[u8]>) -> Self {
+        RecordHasher::default().entry(pk, stamp, value)
+    }
+}
+
+/// The base key of record hashes.
+fn base_key() -> &'static [u8; 32] {
+    static KEY: OnceLock<[u8; 32]> = OnceLock::new();
+    KEY.get_or_init(|| blake3::derive_key("netabase sync record hash v2", b""))
+}
+
+fn push_varint(out: &mut Vec<u8>, mut n: usize) {
+    while n >= 0x80 {
+        out.push((n as u8) | 0x80);
+        n >>= 7;
+    }
+    out.push(n as u8);
+}
+
+fn read_varint(bytes: &[u8], at: &mut usize) -> Option<usize> {
+    let mut n = 0usize;
+    for shift in (0..64).step_by(7) {
+        let b = *bytes.get(*at)?;
+        *at += 1;
+        n |= usize::from(b & 0x7f).checked_shl(shift)?;
+        if b < 0x80 {
+            return Some(n);
+        }
+    }
+    None
+}
+
+/// Hashes record versions. The hash of a record is a keyed BLAKE3 hash of its framed
+/// primary key and its stored value (header included) or the tombstone mark, under a
+/// key derived from its stamp (a keyed BLAKE3 hash of the stamp under a fixed key):
+/// so key, value and stamp are all covered, and a record of a short key and value
+/// hashes a single 64-byte block. Every record of a transaction shares a stamp, so the
+/// stamp's key is derived once per transaction, not once per record.
+#[derive(Default)]
+pub(crate) struct RecordHasher {
+    stamp: Option<(VersionStamp, [u8; 32])>,
+    buf: Vec<u8>,
+}
+
+impl RecordHasher {
+    /// The hash of the record at `pk` written at `stamp` with `value` (`None`: removed).
+    pub(crate) fn hash(
+        &mut self,
+        pk: &[u8],
+        stamp: &VersionStamp,
+        value: Option<&[u8]>,
+    ) -> [u8; 32] {
+        let key = match &self.stamp {
+            Some((s, key)) if s == stamp => *key,
+            _ => {
+                let key = *blake3::keyed_hash(base_key(), &stamp.to_bytes()).as_bytes();
+                self.stamp = Some((*stamp, key));
+                key
+            }
+        };
+        self.buf.clear();
+        push_varint(&mut self.buf, pk.len());
+        self.buf.extend_from_slice(pk);
+        match value {
+            Some(v) => {
+                self.buf.push(1);
+                push_varint(&mut self.buf, v.len());
+                self.buf.extend_from_slice(v);
+            }
+            None => self.buf.push(0),
+        }
+        *blake3::keyed_hash(&key, &self.buf).as_bytes()
+    }
+
+    /// The entry of the record at `pk` written at `stamp` with `value` (`None`: removed).
+    pub(crate) fn entry(&mut self, pk: &[u8], stamp: VersionStamp, value: Option<&[u8]>) -> Entry {
         Entry {
             stamp,
             tombstone: value.is_none(),
             level: key_level(pk),
-            hash: record_hash(pk, &stamp, value),
+            hash: self.hash(pk, &stamp, value),
         }
-    }
-
-    pub(crate) fn to_bytes(self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(ENTRY_LEN);
-        out.extend_from_slice(&self.stamp.to_bytes());
-        out.push(u8::from(self.tombstone));
-        out.push(self.level);
-        out.extend_from_slice(&self.hash);
-        out
-    }
-
-    pub(crate) fn from_bytes(table: &str, key: &[u8], bytes: &[u8]) -> Result<Self> {
-        let bad = || NetabaseError::decode(table, key, "not a sync entry");
-        if bytes.len() != ENTRY_LEN {
-            return Err(bad());
-        }
-        let stamp = VersionStamp::from_bytes(bytes).ok_or_else(bad)?;
-        let at = VersionStamp::LEN;
-        let mut hash = [0u8; 32];
-        hash.copy_from_slice(&bytes[at + 2..]);
-        Ok(Entry {
-            stamp,
-            tombstone: bytes[at] != 0,
-            level: bytes[at + 1],
-            hash,
-        })
     }
 }
 
-fn keys() -> &'static ([u8; 32], [u8; 32]) {
-    static KEYS: OnceLock<([u8; 32], [u8; 32])> = OnceLock::new();
-    KEYS.get_or_init(|| {
-        (
-            blake3::derive_key("netabase sync record hash v1", b""),
-            blake3::derive_key("netabase sync key level v1", b""),
-        )
-    })
-}
-
-/// The hash of one record version: its primary key, its stamp, and its stored value
-/// (header included) or the tombstone mark. Lengths are framed, so no two different
-/// records hash the same input.
-pub(crate) fn record_hash(pk: &[u8], stamp: &VersionStamp, value: Option<&[u8]>) -> [u8; 32] {
-    let mut h = blake3::Hasher::new_keyed(&keys().0);
-    h.update(&(pk.len() as u64).to_le_bytes());
-    h.update(pk);
-    h.update(&stamp.to_bytes());
-    match value {
-        Some(v) => {
-            h.update(&[1]);
-            h.update(&(v.len() as u64).to_le_bytes());
-            h.update(v);
-        }
-        None => {
-            h.update(&[0]);
-        }
-    }
-    *h.finalize().as_bytes()
-}
-
-/// The level of a primary key in the block hierarchy.
+/// The level of a primary key in the block hierarchy: from a 64-bit hash of the key
+/// (FNV-1a, then the MurmurHash3 finaliser so that every key bit reaches the top bits).
+/// The hash needs no secret and no collision resistance: it only places block
+/// boundaries, and the fingerprints are sums of BLAKE3 hashes whatever the boundaries.
 pub(crate) fn key_level(pk: &[u8]) -> u8 {
-    let h = blake3::keyed_hash(&keys().1, pk);
-    let mut first = [0u8; 8];
-    first.copy_from_slice(&h.as_bytes()[..8]);
-    let zeros = u64::from_be_bytes(first).leading_zeros() / BITS_PER_LEVEL;
-    u8::try_from(zeros).unwrap_or(MAX_LEVEL).min(MAX_LEVEL)
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in pk {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^= h >> 33;
+    let zeros = h.leading_zeros();
+    let mut level = 0u8;
+    for bits in LEVEL_BITS {
+        if zeros >= bits {
+            level += 1;
+        }
+    }
+    level
 }
 
-/// A block: the fingerprint of its records and the level of its first key.
+/// A block: the fingerprint of its records and the level of its first key (`u8::MAX`
+/// for a head block).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 struct Block {
     fp: Fingerprint,
     level: u8,
 }
 
+/// The encoded size of a [`Block`], and of the header of a leaf.
+const BLOCK_LEN: usize = 41;
+
 impl Block {
-    fn to_bytes(self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(41);
+    fn encode(self, out: &mut Vec<u8>) {
         out.extend_from_slice(&self.fp.sum);
         out.extend_from_slice(&self.fp.count.to_be_bytes());
         out.push(self.level);
+    }
+
+    fn to_bytes(self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(BLOCK_LEN);
+        self.encode(&mut out);
         out
     }
 
+    /// Reads a block, or the header of a leaf.
     fn from_bytes(table: &str, key: &[u8], bytes: &[u8]) -> Result<Self> {
-        if bytes.len() != 41 {
+        if bytes.len() < BLOCK_LEN || (key.first() != Some(&LEAVES) && bytes.len() != BLOCK_LEN) {
             return Err(NetabaseError::decode(table, key, "not a sync block"));
         }
         let mut sum = [0u8; 32];
@@ -321,7 +375,248 @@ fn block_key(pk: &[u8]) -> Vec<u8> {
     key
 }
 
-/// The block of one level that the last key touched, with its pending changes.
+/// One record's entry inside a leaf.
+#[derive(Debug, Clone)]
+struct LeafEntry {
+    pk: Vec<u8>,
+    stamp: VersionStamp,
+    tombstone: bool,
+    hash: [u8; 32],
+}
+
+impl LeafEntry {
+    fn entry(&self) -> Entry {
+        Entry {
+            stamp: self.stamp,
+            tombstone: self.tombstone,
+            level: key_level(&self.pk),
+            hash: self.hash,
+        }
+    }
+}
+
+/// The size of an entry after its key: the tombstone flag (top bit) and the position
+/// of its stamp in the leaf's stamps (a big-endian `u32`), then the record hash.
+const ENTRY_TAIL: usize = 4 + 32;
+
+/// The tombstone bit of an entry's stamp field.
+const TOMB: u32 = 1 << 31;
+
+/// The stamps of a leaf (every stamp its entries use, once, ascending) and its entries'
+/// bytes, from its stored bytes.
+fn leaf_parts(bytes: &[u8]) -> Option<(Vec<VersionStamp>, &[u8])> {
+    let mut at = BLOCK_LEN;
+    let n = read_varint(bytes, &mut at)?;
+    let end = n.checked_mul(VersionStamp::LEN)?.checked_add(at)?;
+    let stamps = bytes
+        .get(at..end)?
+        .chunks_exact(VersionStamp::LEN)
+        .map(VersionStamp::from_bytes)
+        .collect::<Option<Vec<_>>>()?;
+    Some((stamps, &bytes[end..]))
+}
+
+/// The stamp field and hash of the entry whose tail starts at `tail`.
+fn tail_at(body: &[u8], tail: usize) -> Option<(u32, [u8; 32])> {
+    let field = u32::from_be_bytes(body.get(tail..tail + 4)?.try_into().ok()?);
+    let hash = body.get(tail + 4..tail + ENTRY_TAIL)?.try_into().ok()?;
+    Some((field, hash))
+}
+
+/// Calls `f` with the offset of each entry's tail in `body` (`None`: malformed).
+fn each_tail(body: &[u8], mut f: impl FnMut(usize) -> Option<()>) -> Option<()> {
+    let mut at = 0;
+    while at < body.len() {
+        let len = read_varint(body, &mut at)?;
+        let tail = at.checked_add(len)?;
+        body.get(tail..tail + ENTRY_TAIL)?;
+        f(tail)?;
+        at = tail + ENTRY_TAIL;
+    }
+    Some(())
+}
+
+/// Decodes the entries of a leaf (its stored bytes, header included).
+fn leaf_entries(table: &str, key: &[u8], bytes: &[u8]) -> Result<Vec<LeafEntry>> {
+    let bad = || NetabaseError::decode(table, key, "not a sync leaf");
+    let (stamps, body) = leaf_parts(bytes).ok_or_else(bad)?;
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at < body.len() {
+        let len = read_varint(body, &mut at).ok_or_else(bad)?;
+        let end = at.checked_add(len).ok_or_else(bad)?;
+        let pk = body.get(at..end).ok_or_else(bad)?.to_vec();
+        let (field, hash) = tail_at(body, end).ok_or_else(bad)?;
+        let stamp = *stamps
+            .get(usize::try_from(field & !TOMB).unwrap_or(usize::MAX))
+            .ok_or_else(bad)?;
+        out.push(LeafEntry {
+            pk,
+            stamp,
+            tombstone: field & TOMB != 0,
+            hash,
+        });
+        at = end + ENTRY_TAIL;
+    }
+    Ok(out)
+}
+
+/// A leaf being edited: where it starts, its header, and its entries as stored (edited
+/// in place: an update overwrites an entry's tail, an insert or a removal moves the
+/// bytes after it, nothing is decoded).
+#[derive(Debug)]
+struct Leaf {
+    start: Vec<u8>,
+    block: Block,
+    /// The stamps the entries point to (in any order, some maybe unused, while the leaf
+    /// is edited; ascending and all used once encoded).
+    stamps: Vec<VersionStamp>,
+    body: Vec<u8>,
+    /// Entries inserted but not yet moved into `body`, in the order inserted (keys
+    /// descending): where each goes in `body`, and its bytes in `pending_bytes`. A bulk
+    /// write inserts a leaf's entries one before the other; moving them in once, not
+    /// at each insert, copies the leaf once.
+    pending: Vec<(usize, std::ops::Range<usize>)>,
+    pending_bytes: Vec<u8>,
+    dirty: bool,
+}
+
+/// Where a key is, or would be, in a leaf's body.
+enum Slot {
+    /// The entry of the key: its offset, and where its tail (stamp, flag, hash) starts.
+    Found { at: usize, tail: usize },
+    /// No entry: the offset where it would go.
+    Missing(usize),
+}
+
+impl Leaf {
+    /// The stored bytes: header, stamps, entries. The stamps are first made canonical
+    /// (those in use, ascending), so that a leaf's bytes depend on its records alone.
+    fn encode(&mut self) -> Option<Vec<u8>> {
+        self.settle();
+        self.canonical_stamps()?;
+        let mut out = Vec::with_capacity(
+            BLOCK_LEN + 2 + self.stamps.len() * VersionStamp::LEN + self.body.len(),
+        );
+        self.block.encode(&mut out);
+        push_varint(&mut out, self.stamps.len());
+        for stamp in &self.stamps {
+            out.extend_from_slice(&stamp.to_bytes());
+        }
+        out.extend_from_slice(&self.body);
+        Some(out)
+    }
+
+    fn canonical_stamps(&mut self) -> Option<()> {
+        let n = self.stamps.len();
+        let mut used = vec![false; n];
+        each_tail(&self.body, |tail| {
+            let (field, _) = tail_at(&self.body, tail)?;
+            *used.get_mut(usize::try_from(field & !TOMB).ok()?)? = true;
+            Some(())
+        })?;
+        if used.iter().all(|u| *u) && self.stamps.windows(2).all(|w| w[0] < w[1]) {
+            return Some(());
+        }
+        let mut order: Vec<usize> = (0..n).filter(|&i| used[i]).collect();
+        order.sort_unstable_by_key(|&i| self.stamps[i]);
+        let mut remap = vec![0u32; n];
+        for (new, &old) in order.iter().enumerate() {
+            remap[old] = u32::try_from(new).ok()?;
+        }
+        self.stamps = order.iter().map(|&i| self.stamps[i]).collect();
+        let body = &mut self.body;
+        let mut tails = Vec::new();
+        each_tail(body, |tail| {
+            tails.push(tail);
+            Some(())
+        })?;
+        for tail in tails {
+            let (field, _) = tail_at(body, tail)?;
+            let idx = remap[usize::try_from(field & !TOMB).ok()?];
+            body[tail..tail + 4].copy_from_slice(&((field & TOMB) | idx).to_be_bytes());
+        }
+        Some(())
+    }
+
+    /// Moves the pending entries into the body.
+    fn settle(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let mut body = Vec::with_capacity(self.body.len() + self.pending_bytes.len());
+        let mut from = 0;
+        // Ascending positions; of two entries for one position, the later inserted
+        // (the smaller key) first.
+        for (at, bytes) in self.pending.iter().rev() {
+            body.extend_from_slice(&self.body[from..*at]);
+            body.extend_from_slice(&self.pending_bytes[bytes.clone()]);
+            from = *at;
+        }
+        body.extend_from_slice(&self.body[from..]);
+        self.body = body;
+        self.pending.clear();
+        self.pending_bytes.clear();
+    }
+
+    /// The stamp field of an entry written at `stamp`, a tombstone or not.
+    fn stamp_field(&mut self, stamp: &VersionStamp, tombstone: bool) -> Option<u32> {
+        let idx = match self.stamps.iter().rposition(|s| s == stamp) {
+            Some(i) => i,
+            None => {
+                self.stamps.push(*stamp);
+                self.stamps.len() - 1
+            }
+        };
+        let idx = u32::try_from(idx).ok().filter(|i| i & TOMB == 0)?;
+        Some(if tombstone { idx | TOMB } else { idx })
+    }
+
+    /// Whether the leaf holds `pk` (keys come from the greatest down, so whenever it
+    /// starts at or below it).
+    fn holds(&self, pk: &[u8]) -> bool {
+        self.start[0] == 0x00 || &self.start[1..] <= pk
+    }
+
+    /// The slot of `pk` (`None`: the body is malformed).
+    fn find(&self, pk: &[u8]) -> Option<Slot> {
+        let body = self.body.as_slice();
+        let mut at = 0;
+        while at < body.len() {
+            let mut key_at = at;
+            let len = read_varint(body, &mut key_at)?;
+            let tail = key_at.checked_add(len)?;
+            match body.get(key_at..tail)?.cmp(pk) {
+                std::cmp::Ordering::Less => at = tail + ENTRY_TAIL,
+                std::cmp::Ordering::Equal => {
+                    body.get(tail..tail + ENTRY_TAIL)?;
+                    return Some(Slot::Found { at, tail });
+                }
+                std::cmp::Ordering::Greater => return Some(Slot::Missing(at)),
+            }
+        }
+        Some(Slot::Missing(body.len()))
+    }
+
+    /// The record hashes of the entries in `body` (`None`: malformed).
+    fn hashes(body: &[u8]) -> Option<Fingerprint> {
+        let mut fp = Fingerprint::default();
+        each_tail(body, |tail| {
+            fp.add(&Fingerprint::one(&tail_at(body, tail)?.1));
+            Some(())
+        })?;
+        Some(fp)
+    }
+}
+
+/// Writes an entry's tail: stamp field, hash.
+fn put_tail(out: &mut [u8], field: u32, hash: &[u8; 32]) {
+    out[..4].copy_from_slice(&field.to_be_bytes());
+    out[4..ENTRY_TAIL].copy_from_slice(hash);
+}
+
+/// The block of one level above the leaves that the last key touched, with its pending
+/// changes.
 #[derive(Debug)]
 struct Cached {
     start: Vec<u8>,
@@ -333,229 +628,419 @@ struct Cached {
     end: Option<Vec<u8>>,
 }
 
-/// Applies record changes to the fingerprint tree of one model: `changes` maps each
-/// primary key to its new entry (`None` removes the entry: tombstone pruning).
+impl Cached {
+    fn holds(&self, pk: &[u8]) -> bool {
+        self.start[0] == 0x00 || &self.start[1..] <= pk
+    }
+}
+
+/// Applies record changes to the fingerprint tree of one model: `changes` gives, in
+/// strictly ascending key order, each primary key's new entry (`None` removes the
+/// entry: tombstone pruning).
+///
+/// Keys are visited from the greatest down: a block split or merged at a key only
+/// involves keys above it, which are final by then; the leaf and the block of each
+/// level that the last key touched stay in memory, so a bulk write reads and writes
+/// each of them once; writes are collected and handed to the engine in one batch.
 pub(crate) fn apply<T: WriteTxn + ?Sized>(
     txn: &T,
     tables: &Tables,
-    changes: BTreeMap<Vec<u8>, Option<Entry>>,
+    changes: &[(&[u8], Option<Entry>)],
 ) -> Result<()> {
     if changes.is_empty() {
         return Ok(());
     }
-    // The entries first, learning what each replaced.
-    let mut puts: Vec<(&[u8], Vec<u8>)> = Vec::new();
-    let mut deletes: Vec<&[u8]> = Vec::new();
-    for (pk, entry) in &changes {
-        match entry {
-            Some(e) => puts.push((pk, e.to_bytes())),
-            None => deletes.push(pk),
-        }
-    }
-    let mut olds: BTreeMap<&[u8], Entry> = BTreeMap::new();
-    let table = tables.table.as_str();
-    let put_keys: Vec<Vec<u8>> = puts.iter().map(|(k, _)| item_key(k)).collect();
-    let put_refs: Vec<(&[u8], &[u8])> = put_keys
-        .iter()
-        .zip(&puts)
-        .map(|(k, (_, v))| (k.as_slice(), v.as_slice()))
-        .collect();
-    txn.put_each(table, &put_refs, &mut |i, old| {
-        if let Some(old) = old {
-            olds.insert(puts[i].0, Entry::from_bytes(table, puts[i].0, old)?);
-        }
-        Ok(())
-    })?;
-    let delete_keys: Vec<Vec<u8>> = deletes.iter().map(|k| item_key(k)).collect();
-    let delete_refs: Vec<&[u8]> = delete_keys.iter().map(Vec::as_slice).collect();
-    txn.delete_each(table, &delete_refs, &mut |i, old| {
-        if let Some(old) = old {
-            olds.insert(deletes[i], Entry::from_bytes(table, deletes[i], old)?);
-        }
-        Ok(())
-    })?;
-    // Then the blocks, from the greatest key down: a block split or merged at a key
-    // only involves keys above it, which are final by then.
-    let mut levels = Levels {
+    debug_assert!(changes.windows(2).all(|w| w[0].0 < w[1].0));
+    let mut ed = Editor {
         txn,
-        tables,
-        cache: (0..MAX_LEVEL).map(|_| None).collect(),
-        last_start: (0..MAX_LEVEL).map(|_| None).collect(),
+        table: tables.table.as_str(),
+        leaf: None,
+        cache: (2..=MAX_LEVEL).map(|_| None).collect(),
+        last_start: (2..=MAX_LEVEL).map(|_| None).collect(),
+        ops: Vec::new(),
     };
-    for (pk, new) in changes.iter().rev() {
-        let old = olds.get(pk.as_slice()).copied();
-        let level = match (&old, new) {
-            (Some(e), _) | (None, Some(e)) => e.level,
-            (None, None) => continue,
+    for (pk, change) in changes.iter().rev() {
+        ed.load(pk)?;
+        let Some((old, new)) = ed.edit_leaf(pk, change.as_ref())? else {
+            continue;
         };
-        for l in 1..=MAX_LEVEL {
-            match (&old, new) {
+        let level = change.as_ref().map_or_else(|| key_level(pk), |e| e.level);
+        for l in 2..=MAX_LEVEL {
+            match (&old, &new) {
                 (Some(o), Some(n)) => {
-                    let c = levels.containing(l, pk)?;
-                    c.block.fp.sum = add256(&sub256(&c.block.fp.sum, &o.hash), &n.hash);
+                    let c = ed.loaded(l, pk)?;
+                    c.block.fp.sum = add256(&sub256(&c.block.fp.sum, o), n);
                     c.dirty = true;
                 }
-                (None, Some(n)) if l <= level => levels.split(l, pk, level, &n.hash)?,
+                (None, Some(n)) if l <= level => ed.split(l, pk, level, n)?,
                 (None, Some(n)) => {
-                    let c = levels.containing(l, pk)?;
-                    c.block.fp.add(&Fingerprint::one(&n.hash));
+                    let c = ed.loaded(l, pk)?;
+                    c.block.fp.add(&Fingerprint::one(n));
                     c.dirty = true;
                 }
-                (Some(o), None) if l <= level => levels.merge(l, pk, &o.hash)?,
+                (Some(o), None) if l <= level => ed.merge(l, pk, o)?,
                 (Some(o), None) => {
-                    let c = levels.containing(l, pk)?;
-                    c.block.fp.sub(&Fingerprint::one(&o.hash));
+                    let c = ed.containing(l, pk)?;
+                    c.block.fp.sub(&Fingerprint::one(o));
                     c.dirty = true;
                 }
                 (None, None) => {}
             }
         }
     }
-    for l in 1..=MAX_LEVEL {
-        levels.flush(l)?;
+    ed.flush_leaf()?;
+    for l in 2..=MAX_LEVEL {
+        ed.flush(l);
     }
-    Ok(())
+    ed.flush_ops()
 }
 
-struct Levels<'a, T: ?Sized> {
+/// A block read by [`Editor::load`]: its start, its header, and for a leaf its stamps
+/// and entries.
+type Found = (Vec<u8>, Block, Vec<VersionStamp>, Vec<u8>);
+
+/// What a change did to a record's hash: the old one (`None`: a new record), the new
+/// one (`None`: the entry was pruned).
+type HashChange = (Option<[u8; 32]>, Option<[u8; 32]>);
+
+struct Editor<'a, T: ?Sized> {
     txn: &'a T,
-    tables: &'a Tables,
+    table: &'a str,
+    /// The leaf the last key touched.
+    leaf: Option<Leaf>,
+    /// Per level from 2, the block the last key touched.
     cache: Vec<Option<Cached>>,
-    /// Per level, the start of the block loaded last: a boundary, so an upper bound on
-    /// the end of any block below it (forgotten when a merge removes a boundary).
+    /// Per level from 2, the start of the block loaded last: a boundary, so an upper
+    /// bound on the end of any block below it (forgotten when a merge removes a
+    /// boundary).
     last_start: Vec<Option<Vec<u8>>>,
+    /// Writes not yet handed to the engine.
+    ops: Vec<WriteOp<'a>>,
 }
 
-impl<T: WriteTxn + ?Sized> Levels<'_, T> {
-    fn flush(&mut self, l: u8) -> Result<()> {
-        if let Some(c) = self.cache[usize::from(l) - 1].take()
-            && c.dirty
-        {
-            self.write(l, &c.start, c.block)?;
+impl<'a, T: WriteTxn + ?Sized> Editor<'a, T> {
+    /// Hands the collected writes to the engine.
+    fn flush_ops(&mut self) -> Result<()> {
+        if !self.ops.is_empty() {
+            // Keys were visited from the greatest down; the engine inserts in ascending
+            // order more cheaply. The sort is stable: writes of one key keep their order.
+            self.ops.sort_by(|a, b| op_key(a).cmp(op_key(b)));
+            self.txn.apply(&self.ops)?;
+            self.ops.clear();
         }
         Ok(())
     }
 
-    fn write(&self, l: u8, key: &[u8], block: Block) -> Result<()> {
-        let table = self.tables.table.as_str();
-        if block.fp.count == 0 {
-            // Only the head block can empty; it is left out, so that the tables are a
-            // function of the records alone.
-            self.txn.delete(table, &level_key(l, key)).map(drop)
+    /// Writes a block or leaf of level `l` (or removes it: only a head can empty; it is
+    /// left out, so that the tables are a function of the records alone).
+    fn write(&mut self, l: u8, start: &[u8], count: u64, value: impl FnOnce() -> Vec<u8>) {
+        let key = level_key(l, start);
+        self.ops.push(if count == 0 {
+            WriteOp::Delete {
+                table: self.table,
+                key,
+            }
         } else {
-            self.txn.put(table, &level_key(l, key), &block.to_bytes())
+            WriteOp::Put {
+                table: self.table,
+                key,
+                value: value(),
+            }
+        });
+    }
+
+    fn flush_leaf(&mut self) -> Result<()> {
+        if let Some(mut leaf) = self.leaf.take()
+            && leaf.dirty
+        {
+            let bytes = leaf
+                .encode()
+                .ok_or_else(|| NetabaseError::decode(self.table, &leaf.start, "not a sync leaf"))?;
+            self.write(LEAVES, &leaf.start, leaf.block.fp.count, || bytes);
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self, l: u8) {
+        if let Some(c) = self.cache[usize::from(l) - 2].take()
+            && c.dirty
+        {
+            self.write(l, &c.start, c.block.fp.count, || c.block.to_bytes());
         }
     }
 
-    /// The block of level `l` holding `pk`. Keys come from the greatest down, so the
-    /// cached block holds `pk` whenever it starts at or below it.
-    fn containing(&mut self, l: u8, pk: &[u8]) -> Result<&mut Cached> {
-        let at = usize::from(l) - 1;
-        // `start <= 0x01 ‖ pk`, without building the key.
-        let hit = matches!(&self.cache[at], Some(c) if c.start[0] == 0x00 || &c.start[1..] <= pk);
-        if !hit {
-            self.flush(l)?;
-            let table = self.tables.table.as_str();
-            let key = block_key(pk);
-            let mut found = None;
-            self.txn.for_each_in(
-                table,
-                prefixed(l, Bound::Unbounded, Bound::Included(&key)),
-                Direction::Reverse,
-                &mut |k, v| {
-                    found = Some((k[1..].to_vec(), Block::from_bytes(table, k, v)?));
-                    Ok(ControlFlow::Break(()))
-                },
-            )?;
-            let (start, block) = found.unwrap_or_else(|| {
+    /// Makes the cached leaf and the cached block of every level the ones holding `pk`,
+    /// reading those that are not in one call. Every block read this way is untouched
+    /// by this transaction so far: the blocks written start above `pk`.
+    fn load(&mut self, pk: &[u8]) -> Result<()> {
+        let hit = self.leaf.as_ref().is_some_and(|leaf| leaf.holds(pk))
+            && self
+                .cache
+                .iter()
+                .all(|c| c.as_ref().is_some_and(|c| c.holds(pk)));
+        if hit {
+            return Ok(());
+        }
+        let key = block_key(pk);
+        let mut ranges = Vec::new();
+        let mut levels = Vec::new();
+        if !self.leaf.as_ref().is_some_and(|leaf| leaf.holds(pk)) {
+            self.flush_leaf()?;
+            ranges.push(up_to(LEAVES, &key));
+            levels.push(LEAVES);
+        }
+        for l in 2..=MAX_LEVEL {
+            if !self.cache[usize::from(l) - 2]
+                .as_ref()
+                .is_some_and(|c| c.holds(pk))
+            {
+                self.flush(l);
+                ranges.push(up_to(l, &key));
+                levels.push(l);
+            }
+        }
+        if ranges.is_empty() {
+            return Ok(());
+        }
+        let table = self.table;
+        let mut found: Vec<Option<Found>> = Vec::new();
+        self.txn
+            .first_each(table, ranges, Direction::Reverse, &mut |i, entry| {
+                found.push(match entry {
+                    None => None,
+                    Some((k, v)) => {
+                        let block = Block::from_bytes(table, k, v)?;
+                        let (stamps, body) = if levels[i] == LEAVES {
+                            let (stamps, body) = leaf_parts(v).ok_or_else(|| {
+                                NetabaseError::decode(table, k, "not a sync leaf")
+                            })?;
+                            (stamps, body.to_vec())
+                        } else {
+                            (Vec::new(), Vec::new())
+                        };
+                        Some((k[1..].to_vec(), block, stamps, body))
+                    }
+                });
+                Ok(())
+            })?;
+        for (l, found) in levels.iter().copied().zip(found) {
+            let (start, block, stamps, body) = found.unwrap_or_else(|| {
                 (
                     HEAD.to_vec(),
                     Block {
                         fp: Fingerprint::default(),
                         level: u8::MAX,
                     },
+                    Vec::new(),
+                    Vec::new(),
                 )
             });
-            let end = self.last_start[at]
-                .take()
-                .filter(|s| s.as_slice() > key.as_slice());
-            self.last_start[at] = Some(start.clone());
-            self.cache[at] = Some(Cached {
-                start,
-                block,
-                dirty: false,
-                end,
-            });
+            if l == LEAVES {
+                self.leaf = Some(Leaf {
+                    start,
+                    block,
+                    stamps,
+                    body,
+                    pending: Vec::new(),
+                    pending_bytes: Vec::new(),
+                    dirty: false,
+                });
+            } else {
+                let at = usize::from(l) - 2;
+                let end = self.last_start[at]
+                    .take()
+                    .filter(|s| s.as_slice() > key.as_slice());
+                self.last_start[at] = Some(start.clone());
+                self.cache[at] = Some(Cached {
+                    start,
+                    block,
+                    dirty: false,
+                    end,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies the change of `pk` to its leaf (loaded); returns the old and new record
+    /// hashes, or `None` when nothing changed (removing an absent entry).
+    fn edit_leaf(&mut self, pk: &[u8], new: Option<&Entry>) -> Result<Option<HashChange>> {
+        let table = self.table;
+        let bad = || NetabaseError::decode(table, pk, "not a sync leaf");
+        let leaf = self
+            .leaf
+            .as_mut()
+            .ok_or_else(|| NetabaseError::decode(table, pk, "lost sync leaf"))?;
+        if new.is_none() {
+            // A removal moves the bytes after it: the pending entries' places with them.
+            leaf.settle();
+        }
+        let slot = leaf.find(pk).ok_or_else(bad)?;
+        let old_hash = |leaf: &Leaf, tail: usize| tail_at(&leaf.body, tail).map(|(_, h)| h);
+        match (slot, new) {
+            (Slot::Found { tail, .. }, Some(n)) => {
+                let old = old_hash(leaf, tail).ok_or_else(bad)?;
+                let field = leaf.stamp_field(&n.stamp, n.tombstone).ok_or_else(bad)?;
+                put_tail(&mut leaf.body[tail..tail + ENTRY_TAIL], field, &n.hash);
+                leaf.block.fp.sum = add256(&sub256(&leaf.block.fp.sum, &old), &n.hash);
+                leaf.dirty = true;
+                Ok(Some((Some(old), Some(n.hash))))
+            }
+            (Slot::Missing(at), Some(n)) => {
+                let field = leaf.stamp_field(&n.stamp, n.tombstone).ok_or_else(bad)?;
+                let from = leaf.pending_bytes.len();
+                push_varint(&mut leaf.pending_bytes, pk.len());
+                leaf.pending_bytes.extend_from_slice(pk);
+                leaf.pending_bytes.extend_from_slice(&field.to_be_bytes());
+                leaf.pending_bytes.extend_from_slice(&n.hash);
+                leaf.pending.push((at, from..leaf.pending_bytes.len()));
+                leaf.block.fp.add(&Fingerprint::one(&n.hash));
+                leaf.dirty = true;
+                if n.level >= LEAVES {
+                    // A new boundary: the leaf splits at `pk`.
+                    leaf.settle();
+                    let Some(Slot::Found { at, .. }) = leaf.find(pk) else {
+                        return Err(bad());
+                    };
+                    let body = leaf.body.split_off(at);
+                    let fp = Leaf::hashes(&body).ok_or_else(bad)?;
+                    leaf.block.fp.sub(&fp);
+                    let mut split = Leaf {
+                        start: block_key(pk),
+                        block: Block { fp, level: n.level },
+                        stamps: leaf.stamps.clone(),
+                        body,
+                        pending: Vec::new(),
+                        pending_bytes: Vec::new(),
+                        dirty: true,
+                    };
+                    let bytes = split.encode().ok_or_else(bad)?;
+                    self.write(LEAVES, &split.start, fp.count, || bytes);
+                }
+                Ok(Some((None, Some(n.hash))))
+            }
+            (Slot::Found { at, tail }, None) => {
+                let old = old_hash(leaf, tail).ok_or_else(bad)?;
+                leaf.body.drain(at..tail + ENTRY_TAIL);
+                leaf.block.fp.sub(&Fingerprint::one(&old));
+                leaf.dirty = true;
+                if at == 0 && leaf.start[0] != 0x00 {
+                    // The leaf's first key, a boundary, is pruned: the rest of the leaf
+                    // joins the one before.
+                    let Some(gone) = self.leaf.take() else {
+                        return Ok(None);
+                    };
+                    self.ops.push(WriteOp::Delete {
+                        table,
+                        key: level_key(LEAVES, &gone.start),
+                    });
+                    self.flush_ops()?;
+                    self.load(pk)?;
+                    let into = self
+                        .leaf
+                        .as_mut()
+                        .ok_or_else(|| NetabaseError::decode(table, pk, "lost sync leaf"))?;
+                    into.block.fp.add(&gone.block.fp);
+                    // The moved entries point to stamps of the leaf they leave.
+                    let mut body = gone.body;
+                    let mut tails = Vec::new();
+                    each_tail(&body, |tail| {
+                        tails.push(tail);
+                        Some(())
+                    })
+                    .ok_or_else(bad)?;
+                    for tail in tails {
+                        let (field, _) = tail_at(&body, tail).ok_or_else(bad)?;
+                        let stamp = usize::try_from(field & !TOMB)
+                            .ok()
+                            .and_then(|i| gone.stamps.get(i))
+                            .ok_or_else(bad)?;
+                        let moved = into.stamp_field(stamp, field & TOMB != 0).ok_or_else(bad)?;
+                        body[tail..tail + 4].copy_from_slice(&moved.to_be_bytes());
+                    }
+                    into.body.extend_from_slice(&body);
+                    into.dirty = true;
+                }
+                Ok(Some((Some(old), None)))
+            }
+            (Slot::Missing(_), None) => Ok(None),
+        }
+    }
+
+    /// The block of level `l ≥ 2` holding `pk` (loaded by [`Editor::load`], or after a
+    /// merge read again).
+    fn containing(&mut self, l: u8, pk: &[u8]) -> Result<&mut Cached> {
+        let at = usize::from(l) - 2;
+        if !self.cache[at].as_ref().is_some_and(|c| c.holds(pk)) {
+            self.load(pk)?;
         }
         self.cache[at]
             .as_mut()
-            .ok_or_else(|| NetabaseError::decode(&self.tables.table, pk, "lost block"))
+            .ok_or_else(|| NetabaseError::decode(self.table, pk, "lost block"))
     }
 
-    /// A new key `pk` of level `level ≥ l` becomes a boundary of level `l`: the block
-    /// holding it splits there.
+    /// The block of level `l ≥ 2` holding `pk`, known to be loaded: [`Editor::load`]
+    /// ran for `pk`, and splits and merges at `pk` leave the block holding it cached.
+    fn loaded(&mut self, l: u8, pk: &[u8]) -> Result<&mut Cached> {
+        let at = usize::from(l) - 2;
+        if self.cache[at].is_none() {
+            return self.containing(l, pk);
+        }
+        debug_assert!(self.cache[at].as_ref().is_some_and(|c| c.holds(pk)));
+        self.cache[at]
+            .as_mut()
+            .ok_or_else(|| NetabaseError::decode(self.table, pk, "lost block"))
+    }
+
+    /// A new key `pk` of level `level ≥ l` becomes a boundary of level `l ≥ 2`: the
+    /// block holding it splits there.
     fn split(&mut self, l: u8, pk: &[u8], level: u8, hash: &[u8; 32]) -> Result<()> {
         let end = self.containing(l, pk)?.end.clone();
-        // The new block: `pk` and what follows it up to the next boundary of level `l`
-        // (the records after it, or the blocks of level `l - 1` from its own on).
+        // The new block: the blocks of level `l - 1` from `pk`'s own on, up to the next
+        // boundary of level `l`. They all start above the cached blocks, and the
+        // written ones reach the engine first.
+        self.flush_ops()?;
         let mut fp = Fingerprint::default();
-        let table = self.tables.table.as_str();
-        if l == 1 {
-            fp.add(&Fingerprint::one(hash));
-            let upper = end
-                .as_deref()
-                .map_or(Bound::Unbounded, |e| Bound::Excluded(&e[1..]));
-            self.txn.for_each_in(
-                table,
-                prefixed(ITEMS, Bound::Excluded(pk), upper),
-                Direction::Forward,
-                &mut |k, v| {
-                    let e = Entry::from_bytes(table, k, v)?;
-                    if e.level >= 1 {
-                        return Ok(ControlFlow::Break(()));
-                    }
-                    fp.add(&Fingerprint::one(&e.hash));
-                    Ok(ControlFlow::Continue(()))
-                },
-            )?;
-        } else {
-            self.flush(l - 1)?;
-            let own = block_key(pk);
-            let upper = end.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
-            self.txn.for_each_in(
-                table,
-                prefixed(l - 1, Bound::Included(&own), upper),
-                Direction::Forward,
-                &mut |k, v| {
-                    let b = Block::from_bytes(table, k, v)?;
-                    if b.level >= l && &k[1..] != own.as_slice() {
-                        return Ok(ControlFlow::Break(()));
-                    }
-                    fp.add(&b.fp);
-                    Ok(ControlFlow::Continue(()))
-                },
-            )?;
-        }
+        let table = self.table;
+        let own = block_key(pk);
+        let upper = end.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
+        self.txn.for_each_in(
+            table,
+            prefixed(l - 1, Bound::Included(&own), upper),
+            Direction::Forward,
+            &mut |k, v| {
+                let b = Block::from_bytes(table, k, v)?;
+                if b.level >= l && &k[1..] != own.as_slice() {
+                    return Ok(ControlFlow::Break(()));
+                }
+                fp.add(&b.fp);
+                Ok(ControlFlow::Continue(()))
+            },
+        )?;
         let mut moved = fp;
         moved.sub(&Fingerprint::one(hash));
         let c = self.containing(l, pk)?;
         c.block.fp.sub(&moved);
         c.dirty = true;
-        c.end = Some(block_key(pk));
-        self.write(l, &block_key(pk), Block { fp, level })
+        c.end = Some(own.clone());
+        let block = Block { fp, level };
+        self.write(l, &own, fp.count, || block.to_bytes());
+        Ok(())
     }
 
-    /// The key `pk`, a boundary of level `l`, is pruned: its block joins the one before.
+    /// The key `pk`, a boundary of level `l ≥ 2`, is pruned: its block joins the one
+    /// before.
     fn merge(&mut self, l: u8, pk: &[u8], hash: &[u8; 32]) -> Result<()> {
         let key = block_key(pk);
-        let at = usize::from(l) - 1;
-        let table = self.tables.table.as_str();
+        let at = usize::from(l) - 2;
+        let table = self.table;
         let stored = level_key(l, &key);
         let block = match self.cache[at].take() {
             Some(c) if c.start == key => c.block,
             other => {
                 self.cache[at] = other;
-                self.flush(l)?;
+                self.flush(l);
+                self.flush_ops()?;
                 match self.txn.get(table, &stored)? {
                     Some(bytes) => Block::from_bytes(table, &stored, &bytes)?,
                     None => {
@@ -564,7 +1049,8 @@ impl<T: WriteTxn + ?Sized> Levels<'_, T> {
                 }
             }
         };
-        self.txn.delete(table, &stored)?;
+        self.ops.push(WriteOp::Delete { table, key: stored });
+        self.flush_ops()?;
         // The boundary is gone: what was known of block ends no longer holds.
         self.last_start[at] = None;
         let mut moved = block.fp;
@@ -575,6 +1061,31 @@ impl<T: WriteTxn + ?Sized> Levels<'_, T> {
         c.end = None;
         Ok(())
     }
+}
+
+fn op_key<'k>(op: &'k WriteOp<'_>) -> &'k [u8] {
+    match op {
+        WriteOp::Put { key, .. } | WriteOp::Delete { key, .. } => key,
+    }
+}
+
+/// The leaf holding `pk` (its start and stored bytes), if any.
+fn leaf_of<T: ReadTxn + ?Sized>(
+    txn: &T,
+    table: &str,
+    pk: &[u8],
+) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
+    let mut found = None;
+    txn.first_each(
+        table,
+        vec![up_to(LEAVES, &block_key(pk))],
+        Direction::Reverse,
+        &mut |_, entry| {
+            found = entry.map(|(k, v)| (k.to_vec(), v.to_vec()));
+            Ok(())
+        },
+    )?;
+    Ok(found)
 }
 
 /// The fingerprint of every record whose key is below `x` (`None`: every record).
@@ -590,7 +1101,7 @@ pub(crate) fn sum_below<T: ReadTxn + ?Sized>(
     let mut lo = HEAD.to_vec();
     let table = tables.table.as_str();
     let x_block = x.map(block_key);
-    for l in (1..=MAX_LEVEL).rev() {
+    for l in (LEAVES..=MAX_LEVEL).rev() {
         let end = match &x_block {
             Some(x) => Bound::Included(x.as_slice()),
             None => Bound::Unbounded,
@@ -614,29 +1125,21 @@ pub(crate) fn sum_below<T: ReadTxn + ?Sized>(
                 return Ok(acc);
             }
             Some((k, _)) => lo = k,
-            None if x.is_none() => return Ok(acc),
             // The head block is empty and no block of this level starts below `x`.
             None => return Ok(acc),
         }
     }
-    let start = if lo.as_slice() == HEAD {
-        Bound::Unbounded
-    } else {
-        Bound::Included(&lo[1..])
-    };
-    let end = match x {
-        Some(x) => Bound::Excluded(x),
-        None => Bound::Unbounded,
-    };
-    txn.for_each_in(
-        table,
-        prefixed(ITEMS, start, end),
-        Direction::Forward,
-        &mut |k, v| {
-            acc.add(&Fingerprint::one(&Entry::from_bytes(table, k, v)?.hash));
-            Ok(ControlFlow::Continue(()))
-        },
-    )?;
+    // The leaf holding `x`: its records below `x`.
+    let Some(x) = x else { return Ok(acc) };
+    let key = level_key(LEAVES, &lo);
+    if let Some(bytes) = txn.get(table, &key)? {
+        for e in leaf_entries(table, &key, &bytes)? {
+            if e.pk.as_slice() >= x {
+                break;
+            }
+            acc.add(&Fingerprint::one(&e.hash));
+        }
+    }
     Ok(acc)
 }
 
@@ -662,7 +1165,7 @@ pub(crate) fn key_at_rank<T: ReadTxn + ?Sized>(
     let mut seen = 0u64;
     let mut lo = HEAD.to_vec();
     let table = tables.table.as_str();
-    for l in (1..=MAX_LEVEL).rev() {
+    for l in (LEAVES..=MAX_LEVEL).rev() {
         let mut found = None;
         txn.for_each_in(
             table,
@@ -683,26 +1186,15 @@ pub(crate) fn key_at_rank<T: ReadTxn + ?Sized>(
             None => return Ok(None),
         }
     }
-    let start = if lo.as_slice() == HEAD {
-        Bound::Unbounded
-    } else {
-        Bound::Included(&lo[1..])
+    let key = level_key(LEAVES, &lo);
+    let Some(bytes) = txn.get(table, &key)? else {
+        return Ok(None);
     };
-    let mut found = None;
-    txn.for_each_in(
-        table,
-        prefixed(ITEMS, start, Bound::Unbounded),
-        Direction::Forward,
-        &mut |k, _| {
-            if seen == rank {
-                found = Some(k[1..].to_vec());
-                return Ok(ControlFlow::Break(()));
-            }
-            seen += 1;
-            Ok(ControlFlow::Continue(()))
-        },
-    )?;
-    Ok(found)
+    let at = usize::try_from(rank - seen).unwrap_or(usize::MAX);
+    Ok(leaf_entries(table, &key, &bytes)?
+        .into_iter()
+        .nth(at)
+        .map(|e| e.pk))
 }
 
 /// The entries with keys in `[lower, upper)`, in key order.
@@ -713,17 +1205,30 @@ pub(crate) fn entries_in<T: ReadTxn + ?Sized>(
     upper: Option<&[u8]>,
 ) -> Result<Vec<(Vec<u8>, Entry)>> {
     let table = tables.table.as_str();
+    let first = leaf_of(txn, table, lower)?.map_or_else(|| HEAD.to_vec(), |(k, _)| k[1..].to_vec());
+    let upper_block = upper.map(block_key);
     let mut out = Vec::new();
     txn.for_each_in(
         table,
         prefixed(
-            ITEMS,
-            Bound::Included(lower),
-            upper.map_or(Bound::Unbounded, Bound::Excluded),
+            LEAVES,
+            Bound::Included(&first),
+            upper_block
+                .as_deref()
+                .map_or(Bound::Unbounded, Bound::Excluded),
         ),
         Direction::Forward,
         &mut |k, v| {
-            out.push((k[1..].to_vec(), Entry::from_bytes(table, k, v)?));
+            for e in leaf_entries(table, k, v)? {
+                if e.pk.as_slice() < lower {
+                    continue;
+                }
+                if upper.is_some_and(|u| e.pk.as_slice() >= u) {
+                    break;
+                }
+                let entry = e.entry();
+                out.push((e.pk, entry));
+            }
             Ok(ControlFlow::Continue(()))
         },
     )?;
@@ -736,16 +1241,71 @@ pub(crate) fn entry<T: ReadTxn + ?Sized>(
     tables: &Tables,
     pk: &[u8],
 ) -> Result<Option<Entry>> {
-    txn.get(&tables.table, &item_key(pk))?
-        .map(|bytes| Entry::from_bytes(&tables.table, pk, &bytes))
-        .transpose()
+    let table = tables.table.as_str();
+    let Some((key, bytes)) = leaf_of(txn, table, pk)? else {
+        return Ok(None);
+    };
+    Ok(leaf_entries(table, &key, &bytes)?
+        .into_iter()
+        .find(|e| e.pk.as_slice() == pk)
+        .map(|e| e.entry()))
 }
 
-/// Recomputes every block from the entries and compares with the stored blocks;
-/// returns the first difference found.
+/// Whether a leaf lists exactly the stamps its entries use, ascending.
+fn canonical(bytes: &[u8]) -> bool {
+    let Some((stamps, body)) = leaf_parts(bytes) else {
+        return false;
+    };
+    let mut used = vec![false; stamps.len()];
+    let walked = each_tail(body, |tail| {
+        let (field, _) = tail_at(body, tail)?;
+        *used.get_mut(usize::try_from(field & !TOMB).ok()?)? = true;
+        Some(())
+    });
+    walked.is_some() && used.iter().all(|u| *u) && stamps.windows(2).all(|w| w[0] < w[1])
+}
+
+/// Recomputes every leaf header and block from the entries and compares with the
+/// stored ones; checks that every leaf holds exactly the records from its boundary up
+/// to the next; returns the first difference found.
 pub(crate) fn check<T: ReadTxn + ?Sized>(txn: &T, tables: &Tables) -> Result<Option<String>> {
-    let entries = entries_in(txn, tables, &[], None)?;
-    for l in 1..=MAX_LEVEL {
+    let table = tables.table.as_str();
+    let mut entries: Vec<(Vec<u8>, Entry)> = Vec::new();
+    let mut problem = None;
+    txn.for_each_in(
+        table,
+        prefixed(LEAVES, Bound::Unbounded, Bound::Unbounded),
+        Direction::Forward,
+        &mut |k, v| {
+            let start = &k[1..];
+            if !canonical(v) {
+                problem = Some(format!(
+                    "leaf {} of `{table}` lists stamps out of order or unused",
+                    crate::error::hex(k)
+                ));
+                return Ok(ControlFlow::Break(()));
+            }
+            for (i, e) in leaf_entries(table, k, v)?.into_iter().enumerate() {
+                let entry = e.entry();
+                let at_start = i == 0 && start != HEAD && start == block_key(&e.pk).as_slice();
+                let in_order = entries.last().is_none_or(|(last, _)| *last < e.pk);
+                if (entry.level >= LEAVES) != at_start || !in_order {
+                    problem = Some(format!(
+                        "leaf {} of `{table}` holds entry {} out of place",
+                        crate::error::hex(k),
+                        crate::error::hex(&e.pk)
+                    ));
+                    return Ok(ControlFlow::Break(()));
+                }
+                entries.push((e.pk, entry));
+            }
+            Ok(ControlFlow::Continue(()))
+        },
+    )?;
+    if problem.is_some() {
+        return Ok(problem);
+    }
+    for l in LEAVES..=MAX_LEVEL {
         let mut expected: BTreeMap<Vec<u8>, Block> = BTreeMap::new();
         let mut current = HEAD.to_vec();
         for (pk, e) in &entries {
@@ -765,7 +1325,6 @@ pub(crate) fn check<T: ReadTxn + ?Sized>(txn: &T, tables: &Tables) -> Result<Opt
             });
             b.fp.add(&Fingerprint::one(&e.hash));
         }
-        let table = tables.table.as_str();
         let mut stored: BTreeMap<Vec<u8>, Block> = BTreeMap::new();
         txn.for_each_in(
             table,
@@ -789,8 +1348,7 @@ pub(crate) fn check<T: ReadTxn + ?Sized>(txn: &T, tables: &Tables) -> Result<Opt
                 })
                 .unwrap_or_default();
             return Ok(Some(format!(
-                "level {l} of `{}` differs from its entries at block {first}",
-                tables.table
+                "level {l} of `{table}` differs from its entries at block {first}"
             )));
         }
     }
@@ -844,7 +1402,9 @@ mod tests {
                 };
             }
             let txn = backend.begin_write()?;
-            apply(&txn, &tables, changes)?;
+            let changes: Vec<(&[u8], Option<Entry>)> =
+                changes.iter().map(|(k, e)| (k.as_slice(), *e)).collect();
+            apply(&txn, &tables, &changes)?;
             txn.commit()?;
             let txn = backend.begin_read()?;
             assert_eq!(check(&txn, &tables)?, None, "round {round}");

@@ -8,7 +8,8 @@ use redb::{ReadableTable, ReadableTableMetadata};
 use super::damage::Damage;
 use super::{Bytes, definition, err, sorted_names};
 use crate::backend::{
-    ChunkedRange, Cursor, Direction, Entry, OldFn, RawRange, ReadTxn, ValueFn, WriteOp, WriteTxn,
+    ChunkedRange, Cursor, Direction, Entry, FirstFn, OldFn, RawRange, ReadTxn, ValueFn, WriteOp,
+    WriteTxn,
 };
 use crate::error::{NetabaseError, Result};
 
@@ -88,6 +89,39 @@ impl ReadTxn for RedbWrite {
             direction,
             move |range, direction, limit| self.collect_range(&table, range, direction, limit),
         ))
+    }
+
+    fn first_each(
+        &self,
+        table: &str,
+        ranges: Vec<RawRange>,
+        direction: Direction,
+        f: &mut FirstFn<'_>,
+    ) -> Result<()> {
+        self.damage.run("scan a table", Some(table), || {
+            let t = self.open(table)?;
+            for (i, range) in ranges.iter().enumerate() {
+                if range.is_empty() {
+                    f(i, None)?;
+                    continue;
+                }
+                let mut iter = t
+                    .range::<&[u8]>(range.as_bounds())
+                    .map_err(|e| err("scan a table")(e.into()))?;
+                let item = match direction {
+                    Direction::Forward => iter.next(),
+                    Direction::Reverse => iter.next_back(),
+                };
+                match item {
+                    None => f(i, None)?,
+                    Some(entry) => {
+                        let (k, v) = entry.map_err(|e| err("scan a table")(e.into()))?;
+                        f(i, Some((k.value(), v.value())))?;
+                    }
+                }
+            }
+            Ok(())
+        })
     }
 
     fn len(&self, table: &str) -> Result<u64> {
