@@ -46,8 +46,8 @@ type Store = AsyncStore<BenchDefinition, IndexedDbBackend>;
 const N: usize = 10_000;
 /// Secondary equality queries per run of `secondary_eq`.
 const QUERIES: usize = 100;
-/// Repetitions; each line reports the median.
-const ROUNDS: usize = 7;
+/// Repetitions; each line reports medians.
+const ROUNDS: usize = 15;
 
 fn fail(e: impl std::fmt::Display) -> ! {
     panic!("{e}")
@@ -413,11 +413,110 @@ mod raw {
     }
 }
 
-/// One measured line: the per-round times of both contenders.
+/// The workloads, in the order each round runs them.
+#[derive(Clone, Copy, Debug)]
+enum Workload {
+    InsertBulk,
+    GetEach,
+    GetMany,
+    SecondaryEq,
+    Iterate,
+}
+
+const WORKLOADS: [(Workload, &str); 5] = [
+    (
+        Workload::InsertBulk,
+        "insert_bulk: 10,000 upserts, one transaction",
+    ),
+    (
+        Workload::GetEach,
+        "get_each: 10,000 random gets awaited one by one, one transaction",
+    ),
+    (
+        Workload::GetMany,
+        "get_many: 10,000 random gets issued together, one transaction",
+    ),
+    (
+        Workload::SecondaryEq,
+        "secondary_eq: 100 equality queries (~10 records each), a transaction each",
+    ),
+    (
+        Workload::Iterate,
+        "iterate: 10,000 records in key order, decoded",
+    ),
+];
+
+/// The data every workload uses.
+struct Data {
+    items: Vec<Item>,
+    records: Vec<raw::Record>,
+    order: Vec<u64>,
+    groups: Vec<u32>,
+}
+
+/// One workload through netabase; returns a figure both contenders must agree on.
+async fn netabase(w: Workload, store: &Store, data: &Data) -> Result<usize, Boxed> {
+    let tree = store.open_tree::<Item>();
+    Ok(match w {
+        Workload::InsertBulk => {
+            let txn = store.write().await?;
+            txn.open_tree::<Item>().put_many(data.items.clone()).await?;
+            txn.commit().await?;
+            data.items.len()
+        }
+        Workload::GetEach => {
+            let txn = store.read().await?;
+            let view = txn.open_tree::<Item>();
+            let mut total = 0;
+            for id in &data.order {
+                if let Some(item) = view.get(ItemPrimaryKey(*id)).await? {
+                    total += item.name.len();
+                }
+            }
+            total
+        }
+        Workload::GetMany => tree
+            .get_many(data.order.iter().map(|id| ItemPrimaryKey(*id)))
+            .await?
+            .iter()
+            .flatten()
+            .map(|i| i.name.len())
+            .sum(),
+        Workload::SecondaryEq => {
+            let mut found = 0;
+            for group in &data.groups {
+                found += tree
+                    .get_by_secondary_key(ItemSecondaryKeys::Group(ItemGroupSecondaryKey(*group)))
+                    .await?
+                    .len();
+            }
+            found
+        }
+        Workload::Iterate => tree.iter().await?.len(),
+    })
+}
+
+/// One workload through raw IndexedDB.
+async fn raw(w: Workload, db: &web_sys::IdbDatabase, data: &Data) -> Result<usize, Boxed> {
+    match w {
+        Workload::InsertBulk => raw::insert_bulk(db, &data.records)
+            .await
+            .map(|()| data.records.len()),
+        Workload::GetEach => raw::get_each(db, &data.order).await,
+        Workload::GetMany => raw::get_many(db, &data.order).await,
+        Workload::SecondaryEq => raw::secondary_eq(db, &data.groups).await,
+        Workload::Iterate => raw::iterate(db).await,
+    }
+    .map_err(js)
+}
+
+/// The per-round times of one workload, both contenders.
 #[derive(Default)]
 struct Line {
     netabase: Vec<f64>,
     raw: Vec<f64>,
+    /// netabase ÷ raw of each round (the two ran back to back).
+    ratios: Vec<f64>,
 }
 
 fn median(v: &[f64]) -> f64 {
@@ -446,93 +545,29 @@ async fn fresh(round: usize) -> Result<(Store, web_sys::IdbDatabase), Boxed> {
     Ok((store, db))
 }
 
-async fn timed<T, F: std::future::Future<Output = Result<T, Boxed>>>(
-    f: F,
-) -> Result<(f64, T), Boxed> {
-    let start = now();
-    let out = f.await?;
-    Ok((now() - start, out))
-}
-
-/// Runs one round of every workload; `raw_first` alternates which contender goes first.
-async fn round(
-    n: usize,
-    raw_first: bool,
-    lines: &mut [Line; 5],
-    data: &(Vec<Item>, Vec<u64>, Vec<u32>),
-) -> Result<(), Boxed> {
-    let (items, order, groups) = data;
-    let records: Vec<raw::Record> = items
-        .iter()
-        .map(|i| raw::Record {
-            id: i.id,
-            name: i.name.clone(),
-            group: i.group,
-        })
-        .collect();
+/// One round: fresh databases, then every workload, the two contenders back to back
+/// (which one goes first alternates by round and by workload).
+async fn round(n: usize, lines: &mut [Line], data: &Data) -> Result<(), Boxed> {
     let (store, db) = fresh(n).await?;
-    let tree = store.open_tree::<Item>();
-    for step in 0..2 {
-        let raw_turn = (step == 0) == raw_first;
-        if raw_turn {
-            let (t, ()) = timed(async { raw::insert_bulk(&db, &records).await.map_err(js) }).await?;
-            lines[0].raw.push(t);
-            let (t, a) = timed(async { raw::get_each(&db, order).await.map_err(js) }).await?;
-            lines[1].raw.push(t);
-            let (t, b) = timed(async { raw::get_many(&db, order).await.map_err(js) }).await?;
-            lines[2].raw.push(t);
-            let (t, c) = timed(async { raw::secondary_eq(&db, groups).await.map_err(js) }).await?;
-            lines[3].raw.push(t);
-            let (t, d) = timed(async { raw::iterate(&db).await.map_err(js) }).await?;
-            lines[4].raw.push(t);
-            assert_eq!((a, b, d), (a, a, N), "raw reads");
-            assert!(c >= QUERIES, "raw secondary queries found {c}");
-        } else {
-            let batch = items.clone();
-            let (t, ()) = timed(async {
-                let txn = store.write().await?;
-                txn.open_tree::<Item>().put_many(batch).await?;
-                txn.commit().await?;
-                Ok(())
-            })
-            .await?;
-            lines[0].netabase.push(t);
-            let (t, a) = timed(async {
-                let txn = store.read().await?;
-                let view = txn.open_tree::<Item>();
-                let mut total = 0;
-                for id in order {
-                    if let Some(item) = view.get(ItemPrimaryKey(*id)).await? {
-                        total += item.name.len();
-                    }
-                }
-                Ok(total)
-            })
-            .await?;
-            lines[1].netabase.push(t);
-            let (t, b) = timed(async {
-                let found = tree.get_many(order.iter().map(|id| ItemPrimaryKey(*id))).await?;
-                Ok(found.iter().flatten().map(|i| i.name.len()).sum::<usize>())
-            })
-            .await?;
-            lines[2].netabase.push(t);
-            let (t, c) = timed(async {
-                let mut found = 0;
-                for group in groups {
-                    found += tree
-                        .get_by_secondary_key(ItemSecondaryKeys::Group(ItemGroupSecondaryKey(*group)))
-                        .await?
-                        .len();
-                }
-                Ok(found)
-            })
-            .await?;
-            lines[3].netabase.push(t);
-            let (t, d) = timed(async { Ok(tree.iter().await?.len()) }).await?;
-            lines[4].netabase.push(t);
-            assert_eq!((a, b, d), (a, a, N), "netabase reads");
-            assert!(c >= QUERIES, "netabase secondary queries found {c}");
+    for (i, ((w, _), line)) in WORKLOADS.iter().zip(lines.iter_mut()).enumerate() {
+        let mut times = [0.0; 2];
+        let mut figures = [0; 2];
+        let raw_first = (n + i) % 2 == 1;
+        for turn in 0..2 {
+            let ours = (turn == 0) != raw_first;
+            let start = now();
+            let figure = if ours {
+                netabase(*w, &store, data).await?
+            } else {
+                raw(*w, &db, data).await?
+            };
+            times[usize::from(!ours)] = now() - start;
+            figures[usize::from(!ours)] = figure;
         }
+        assert_eq!(figures[0], figures[1], "{w:?}: the contenders disagree");
+        line.netabase.push(times[0]);
+        line.raw.push(times[1]);
+        line.ratios.push(times[0] / times[1]);
     }
     if n == 0 {
         // Both contenders wrote the same bytes under the same keys.
@@ -559,25 +594,40 @@ async fn browser_benchmark() {
     let info = <Item as NetabaseModelTrait<BenchDefinition>>::INFO;
     assert_eq!(info.table, raw::PRIMARY);
     assert_eq!(info.secondary_keys[0].table, raw::INDEX);
-    let data = data();
-    let mut lines: [Line; 5] = Default::default();
+    let (items, order, groups) = data();
+    let records = items
+        .iter()
+        .map(|i| raw::Record {
+            id: i.id,
+            name: i.name.clone(),
+            group: i.group,
+        })
+        .collect();
+    let data = Data {
+        items,
+        records,
+        order,
+        groups,
+    };
+    let mut lines: Vec<Line> = WORKLOADS.iter().map(|_| Line::default()).collect();
     for n in 0..ROUNDS {
-        round(n, n % 2 == 1, &mut lines, &data)
+        round(n, &mut lines, &data)
             .await
             .unwrap_or_else(|e| fail(e));
     }
-    let names = [
-        "insert_bulk: 10,000 upserts, one transaction",
-        "get_each: 10,000 random gets, awaited one by one, one transaction",
-        "get_many: 10,000 random gets issued together, one transaction",
-        "secondary_eq: 100 equality queries (~10 records each), one transaction each",
-        "iterate: 10,000 records in key order, decoded",
-    ];
-    console_log!("| workload | netabase (ms) | raw IndexedDB (ms) | ratio |");
-    console_log!("|---|---:|---:|---:|");
-    for (name, line) in names.iter().zip(&lines) {
+    console_log!(
+        "| workload | netabase (ms) | raw IndexedDB (ms) | ratio of medians | median ratio (min–max) |"
+    );
+    console_log!("|---|---:|---:|---:|---:|");
+    for ((_, name), line) in WORKLOADS.iter().zip(&lines) {
         let (a, b) = (median(&line.netabase), median(&line.raw));
-        console_log!("| {name} | {a:.1} | {b:.1} | {:.2} |", a / b);
+        let lo = line.ratios.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = line.ratios.iter().copied().fold(0.0, f64::max);
+        console_log!(
+            "| {name} | {a:.1} | {b:.1} | {:.2} | {:.2} ({lo:.2}–{hi:.2}) |",
+            a / b,
+            median(&line.ratios)
+        );
     }
-    console_log!("(medians of {ROUNDS} rounds, contenders alternating first)");
+    console_log!("({ROUNDS} rounds; in each, the two contenders ran each workload back to back)");
 }
