@@ -17,6 +17,39 @@
 
 use crate::backend::{Capabilities, Direction, Entry, RawRange, WriteOp};
 use crate::error::Result;
+use crate::typed::changes::ChangeSet;
+
+/// The engine's commit of a write transaction, as [`AtCommit`] is handed it.
+pub type EngineCommit<'a> = &'a mut dyn FnMut() -> Result<()>;
+
+/// What the typed layer does around the engine's commit of a write transaction: it
+/// publishes the transaction's changes to the store's subscriptions, in commit order.
+/// [`AsyncWriteTxn::commit_around`] hands it a function that commits the engine's
+/// transaction; it calls that function once, and returns the transaction's
+/// [`ChangeSet`].
+pub struct AtCommit(Box<dyn FnOnce(EngineCommit<'_>) -> Result<ChangeSet> + Send>);
+
+impl AtCommit {
+    pub(crate) fn new(
+        around: impl FnOnce(EngineCommit<'_>) -> Result<ChangeSet> + Send + 'static,
+    ) -> Self {
+        AtCommit(Box::new(around))
+    }
+
+    /// Runs around `commit`, the engine's commit.
+    ///
+    /// # Errors
+    /// The error of `commit`; nothing is published then.
+    pub fn run(self, commit: EngineCommit<'_>) -> Result<ChangeSet> {
+        (self.0)(commit)
+    }
+}
+
+impl std::fmt::Debug for AtCommit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AtCommit").finish_non_exhaustive()
+    }
+}
 
 /// An asynchronous storage engine: hands out read and write transactions over named
 /// byte tables.
@@ -134,4 +167,24 @@ pub trait AsyncWriteTxn: AsyncReadTxn {
     /// [`crate::NetabaseError::TransactionInactive`] when the engine ended the
     /// transaction before (its writes are then not committed by this call).
     async fn commit(self) -> Result<()>;
+
+    /// Commits as [`AsyncWriteTxn::commit`] does, with `at_commit` run around the
+    /// engine's commit. The typed layer publishes there, so that subscriptions see
+    /// commits in the order the engine made them.
+    ///
+    /// The provided form commits, then runs `at_commit`: right for an engine whose
+    /// next writer cannot commit before this task resumes (IndexedDB in the browser's
+    /// one thread). An engine whose commit finishes on another thread, where the next
+    /// writer may already run, overrides it to run `at_commit` on that thread, around
+    /// the engine's commit.
+    ///
+    /// # Errors
+    /// As [`AsyncWriteTxn::commit`].
+    async fn commit_around(self, at_commit: AtCommit) -> Result<ChangeSet>
+    where
+        Self: Sized,
+    {
+        self.commit().await?;
+        at_commit.run(&mut || Ok(()))
+    }
 }

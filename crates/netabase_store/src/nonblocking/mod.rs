@@ -47,7 +47,7 @@ mod store;
 mod threaded;
 mod write;
 
-pub use backend::{AsyncBackend, AsyncReadTxn, AsyncWriteTxn};
+pub use backend::{AsyncBackend, AsyncReadTxn, AsyncWriteTxn, AtCommit, EngineCommit};
 pub use store::{
     AsyncBatch, AsyncStore, AsyncTree, AsyncTreeView, AsyncTxn, AsyncTxnMode, AsyncViewTxn,
     AsyncWriteAccess,
@@ -66,8 +66,9 @@ where
     /// pool of threads, so an async runtime (tokio, or the `netabase` node) never blocks
     /// on the engine. The format and schema were checked when this store was opened.
     pub fn into_async(self) -> AsyncStore<D, Threaded<B>> {
-        AsyncStore::checked(std::sync::Arc::new(Threaded::from_shared(
-            self.shared_backend(),
-        )))
+        AsyncStore::checked(
+            std::sync::Arc::new(Threaded::from_shared(self.shared_backend())),
+            std::sync::Arc::clone(self.hub()),
+        )
     }
 }

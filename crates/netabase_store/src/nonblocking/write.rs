@@ -8,7 +8,7 @@
 //! of them replaced does not decode, the writes after it are undone here (latest first)
 //! before the chunk is abandoned as the synchronous executor abandons it.
 
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::backend::WriteOp;
 use crate::codec::key::KeyCodec;
@@ -17,9 +17,10 @@ use crate::error::{NetabaseError, PoisonedError, Result};
 use crate::schema::{NetabaseDefinitionTrait, NetabaseModelTrait};
 use crate::typed::changes::{Change, ChangeSet};
 use crate::typed::chunk::{Abandon, Decisions, PutChunk, RemoveChunk};
+use crate::typed::watch::Hub;
 use crate::typed::write::{CHUNK, chunk_size, group_by_table};
 
-use super::backend::AsyncWriteTxn;
+use super::backend::{AsyncWriteTxn, AtCommit};
 
 /// Why a write transaction can no longer commit.
 enum Poison {
@@ -38,6 +39,9 @@ pub struct AsyncWriter<W> {
     // can be held across `.await` in a task that must be `Send`.
     log: Mutex<Vec<Change>>,
     poisoned: Mutex<Option<Poison>>,
+    /// The subscriptions the commit publishes to, when the store had one at `begin`,
+    /// and whether the caller reads the `ChangeSet` (without logging it would not).
+    hub: Option<(Arc<Hub>, bool)>,
 }
 
 /// Locks a mutex that is never held across a panic that matters: its data is plain.
@@ -54,7 +58,19 @@ impl<W: AsyncWriteTxn> AsyncWriter<W> {
             logging,
             log: Mutex::new(Vec::new()),
             poisoned: Mutex::new(None),
+            hub: None,
         }
+    }
+
+    /// Publishes the transaction's changes to the subscriptions of `hub` at commit, and
+    /// records them for it, when `hub` has a subscription now (as the synchronous
+    /// [`crate::typed::write::Writer`] does). Without one this costs one atomic load.
+    pub(crate) fn watched_by(mut self, hub: &Arc<Hub>) -> Self {
+        if hub.is_watched() {
+            self.hub = Some((Arc::clone(hub), self.logging));
+            self.logging = true;
+        }
+        self
     }
 
     /// The engine's transaction, for reads (they see the transaction's own writes).
@@ -252,12 +268,28 @@ impl<W: AsyncWriteTxn> AsyncWriter<W> {
         {
             return Err(Self::poison_error(&poison));
         }
-        self.txn.commit().await?;
-        Ok(ChangeSet::from_log(
+        let changes = ChangeSet::from_log(
             self.log
                 .into_inner()
                 .unwrap_or_else(PoisonError::into_inner),
-        ))
+        );
+        match self.hub {
+            None => {
+                self.txn.commit().await?;
+                Ok(changes)
+            }
+            // The publishing turn is taken before the engine's commit and the changes
+            // handed over after it, as the synchronous commit point does; a failed
+            // commit publishes nothing.
+            Some((hub, read)) => {
+                let at_commit = AtCommit::new(move |commit| {
+                    let publish = hub.begin_publish();
+                    commit()?;
+                    Ok(publish.send(changes, read))
+                });
+                self.txn.commit_around(at_commit).await
+            }
+        }
     }
 
     async fn put_chunk<D, M>(&self, models: &[M], values: Vec<Vec<u8>>) -> Result<()>
