@@ -90,8 +90,14 @@ async fn subscriptions_see_async_and_sync_commits_in_commit_order() -> TestResul
     let sync_store = NetabaseStore::<TestDefinition, _>::temp()?;
     let writer_store = sync_store.clone();
     let store = sync_store.clone().into_async();
-    let mut counter = store.open_tree::<User>().watch(Filter::key(UserPrimaryKey(1)));
-    assert_eq!(sync_store.subscriptions(), 1, "one set of subscriptions for both");
+    let mut counter = store
+        .open_tree::<User>()
+        .watch(Filter::key(UserPrimaryKey(1)));
+    assert_eq!(
+        sync_store.subscriptions(),
+        1,
+        "one set of subscriptions for both"
+    );
 
     let increment_sync = move || -> Result<(), NetabaseError> {
         let txn = writer_store.write()?;
@@ -118,7 +124,9 @@ async fn subscriptions_see_async_and_sync_commits_in_commit_order() -> TestResul
     for task in tasks {
         task.await??;
     }
-    thread.join().map_err(|_| "the synchronous writer panicked")??;
+    thread
+        .join()
+        .map_err(|_| "the synchronous writer panicked")??;
 
     let total = (TASKS + 1) * EACH;
     let mut last_seq = None;

@@ -107,9 +107,7 @@ fn data() -> (Vec<Item>, Vec<u64>, Vec<u32>) {
         let j = (rng.next() % (i as u64 + 1)) as usize;
         order.swap(i, j);
     }
-    let queries = (0..QUERIES)
-        .map(|_| (rng.next() % groups) as u32)
-        .collect();
+    let queries = (0..QUERIES).map(|_| (rng.next() % groups) as u32).collect();
     (items, order, queries)
 }
 
@@ -230,16 +228,14 @@ mod raw {
 
     pub async fn delete(name: &str) -> Res<()> {
         let factory: web_sys::IdbFactory =
-            js_sys::Reflect::get(&js_sys::global(), &JsValue::from_str("indexedDB"))?
-                .dyn_into()?;
+            js_sys::Reflect::get(&js_sys::global(), &JsValue::from_str("indexedDB"))?.dyn_into()?;
         let request = factory.delete_database(name)?;
         wait(&request).await.map(drop)
     }
 
     pub async fn open(name: &str) -> Res<IdbDatabase> {
         let factory: web_sys::IdbFactory =
-            js_sys::Reflect::get(&js_sys::global(), &JsValue::from_str("indexedDB"))?
-                .dyn_into()?;
+            js_sys::Reflect::get(&js_sys::global(), &JsValue::from_str("indexedDB"))?.dyn_into()?;
         let request: IdbOpenDbRequest = factory.open_with_u32(name, 1)?;
         let upgrade = Closure::<dyn FnMut(web_sys::Event)>::new({
             let request = request.clone();

@@ -373,8 +373,7 @@ impl IdbReadTxn {
             &IdbObjectStore,
         ) -> std::result::Result<Vec<IdbRequest>, JsValue>,
     ) -> Result<Vec<IdbRequest>> {
-        let requests =
-            issue(&self.entries, &self.tables).map_err(|e| self.error(operation, &e))?;
+        let requests = issue(&self.entries, &self.tables).map_err(|e| self.error(operation, &e))?;
         let Some(last) = requests.last() else {
             return Ok(requests);
         };

@@ -12,9 +12,9 @@ use crate::schema::{
     NetabaseDefinitionTrait, NetabaseModelTrait, SecondaryKeyField, UniqueKeyField,
 };
 use crate::typed::changes::{ChangeSet, TypedChange};
-use crate::typed::watch::{DEFAULT_CAPACITY, Filter, Hub, StoreWatch, Subscription};
 use crate::typed::meta::{self, Action, IndexBuilder, META_TABLE, OpenOptions};
 use crate::typed::txn::{ReadOnly, ReadWrite};
+use crate::typed::watch::{DEFAULT_CAPACITY, Filter, Hub, StoreWatch, Subscription};
 
 use super::backend::{AsyncBackend, AsyncReadTxn};
 use super::read;

@@ -370,9 +370,7 @@ impl AsyncWriteTxn for ThreadedWriteTxn {
     }
 
     async fn commit_around(self, at_commit: AtCommit) -> Result<ChangeSet> {
-        self.0
-            .ask(|r| Command::CommitAround(at_commit, r))
-            .await
+        self.0.ask(|r| Command::CommitAround(at_commit, r)).await
     }
 }
 

@@ -11,10 +11,10 @@
 
 use std::collections::BTreeSet;
 
+use netabase_store::TypedChange;
 use netabase_store::backend::{Direction, RawRange};
 use netabase_store::nonblocking::{AsyncBackend, AsyncReadTxn, AsyncStore};
 use netabase_store::prelude::*;
-use netabase_store::TypedChange;
 use netabase_store::watch::{Event, Filter, Subscription};
 
 #[path = "../conformance/schema.rs"]
@@ -465,7 +465,9 @@ pub async fn batches_are_all_or_nothing<B: AsyncBackend>(store: Store<B>) -> Tes
 }
 
 /// The commits a subscription has received so far, as (seq, changes); a lag is an error.
-fn drain<C>(sub: &Subscription<C>) -> Result<Vec<(u64, Vec<C>)>, Box<dyn std::error::Error>> {
+type Commits<C> = Vec<(u64, Vec<C>)>;
+
+fn drain<C>(sub: &Subscription<C>) -> Result<Commits<C>, Box<dyn std::error::Error>> {
     let mut out = Vec::new();
     while let Some(event) = sub.try_recv()? {
         match event {
@@ -476,7 +478,7 @@ fn drain<C>(sub: &Subscription<C>) -> Result<Vec<(u64, Vec<C>)>, Box<dyn std::er
     Ok(out)
 }
 
-fn put_ids(commits: &[(u64, Vec<TypedChange<TestDefinition, User>>)]) -> Vec<Vec<u64>> {
+fn put_ids(commits: &Commits<TypedChange<TestDefinition, User>>) -> Vec<Vec<u64>> {
     commits
         .iter()
         .map(|(_, changes)| {
@@ -496,14 +498,14 @@ fn put_ids(commits: &[(u64, Vec<TypedChange<TestDefinition, User>>)]) -> Vec<Vec
 /// commits, one event per transaction, in commit order: one-shot puts and removes,
 /// `put_many`, explicit transactions, batches and `clear`. Dropped, refused and
 /// empty transactions publish nothing.
-pub async fn watch_sees_every_write_path_at_commit<B: AsyncBackend>(
-    store: Store<B>,
-) -> TestResult {
+pub async fn watch_sees_every_write_path_at_commit<B: AsyncBackend>(store: Store<B>) -> TestResult {
     let users = store.open_tree::<User>();
     let sub = users.watch(Filter::all());
     assert_eq!(store.subscriptions(), 1);
     users.put(user(1, "a@x", 1)).await?;
-    users.put_many([user(2, "b@x", 2), user(3, "c@x", 3)]).await?;
+    users
+        .put_many([user(2, "b@x", 2), user(3, "c@x", 3)])
+        .await?;
     let txn = store.write().await?;
     txn.open_tree::<User>().put(user(4, "d@x", 4)).await?;
     txn.open_tree::<Post>()
@@ -592,7 +594,11 @@ pub async fn watch_filters_and_streams<B: AsyncBackend>(store: Store<B>) -> Test
             other => return Err(format!("unexpected {other:?}").into()),
         }
     }
-    assert_eq!(seen, vec![1, 2], "the transaction's two models arrive in one event");
+    assert_eq!(
+        seen,
+        vec![1, 2],
+        "the transaction's two models arrive in one event"
+    );
     assert!(both.try_recv()?.is_none());
     Ok(())
 }

@@ -10,9 +10,9 @@ use crate::typed::tree::Tree;
 
 use super::filter::{Filter, Watched};
 use super::hub::{Hub, Sink};
+use super::{DEFAULT_CAPACITY, Subscription};
 use std::marker::PhantomData;
 use std::sync::Arc;
-use super::{DEFAULT_CAPACITY, Subscription};
 
 impl<D, M, B> Tree<D, M, B>
 where
