@@ -41,6 +41,7 @@
 //! ```
 
 mod backend;
+mod links;
 mod read;
 mod store;
 #[cfg(feature = "threaded")]

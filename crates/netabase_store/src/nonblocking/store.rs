@@ -79,7 +79,6 @@ impl<D: NetabaseDefinitionTrait, B: AsyncBackend> AsyncStore<D, B> {
     /// As [`AsyncStore::open`]; [`crate::NetabaseError::Schema`] also when a new
     /// unique key is already shared by two stored records.
     pub async fn open_with(backend: B, mut options: OpenOptions) -> Result<Self> {
-        refuse_unsupported_rules::<D>()?;
         let (format, stored, stored_shape, synced) = {
             let txn = backend.begin_read().await?;
             (
@@ -127,12 +126,7 @@ impl<D: NetabaseDefinitionTrait, B: AsyncBackend> AsyncStore<D, B> {
                         }
                         writer.write_internal(builder.finish()?).await?;
                     }
-                    Action::BuildLinks(_) => {
-                        return Err(unsupported::<D>(
-                            "link indexes must be built at open, which the asynchronous API \
-                             does not do yet: open the database once with the synchronous API",
-                        ));
-                    }
+                    Action::BuildLinks(model) => writer.build_link_indexes::<D>(model).await?,
                 }
             }
             writer.write_internal(plan.meta).await?;
@@ -941,28 +935,4 @@ fn unsupported<D: NetabaseDefinitionTrait>(reason: &str) -> crate::NetabaseError
         field: None,
         reason: reason.to_owned(),
     }))
-}
-
-/// Refuses definitions with links between models: the asynchronous pipeline checks
-/// validators but not yet link integrity (existence checks, `on_delete` policies), and
-/// must not write what the synchronous one would refuse.
-fn refuse_unsupported_rules<D: NetabaseDefinitionTrait>() -> Result<()> {
-    struct Links(Option<&'static str>);
-    impl<D: NetabaseDefinitionTrait> crate::rules::ModelVisitor<D> for Links {
-        fn visit<M: crate::schema::NetabaseModelTrait<D>>(&mut self) -> Result<()> {
-            if !M::LINKS.is_empty() {
-                self.0.get_or_insert(M::INFO.name);
-            }
-            Ok(())
-        }
-    }
-    let mut links = Links(None);
-    D::visit_models(&mut links)?;
-    match links.0 {
-        Some(model) => Err(unsupported::<D>(&format!(
-            "`{model}` links to other models, and the asynchronous API does not enforce \
-             links yet: use the synchronous API for this definition"
-        ))),
-        None => Ok(()),
-    }
 }

@@ -70,8 +70,7 @@ impl LinkTargets {
             };
         }
         // Only computed when a link points back at the model itself.
-        let own: BTreeSet<Vec<u8>> = if M::LINKS.iter().any(|l| l.target_table == M::INFO.table)
-        {
+        let own: BTreeSet<Vec<u8>> = if M::LINKS.iter().any(|l| l.target_table == M::INFO.table) {
             models
                 .iter()
                 .map(|m| m.primary_key().to_key_bytes())
@@ -287,9 +286,7 @@ impl RemovalWalk {
 
     /// The next removed record whose referrers are to be read, with the links to read
     /// them through ([`referrer_keys`]); `None` when the walk is done.
-    pub(crate) fn next<D: NetabaseDefinitionTrait>(
-        &mut self,
-    ) -> Option<(Vec<u8>, Vec<Incoming>)> {
+    pub(crate) fn next<D: NetabaseDefinitionTrait>(&mut self) -> Option<(Vec<u8>, Vec<Incoming>)> {
         let (model, key) = self.queue.pop_front()?;
         let links = self
             .links
