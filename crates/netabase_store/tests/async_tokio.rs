@@ -146,3 +146,47 @@ async fn subscriptions_see_async_and_sync_commits_in_commit_order() -> TestResul
     assert!(counter.try_recv()?.is_none());
     Ok(())
 }
+
+/// A store with sync on, written through the asynchronous API, keeps its sync metadata
+/// at every commit: its fingerprint trees check out, and reconciling it with an empty
+/// replica sends every record it holds and a tombstone for every one it removed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn async_writes_keep_the_sync_metadata() -> TestResult {
+    use netabase_store::OpenOptions;
+    use netabase_store::backend::memory::MemoryBackend;
+
+    let synced = NetabaseStore::<TestDefinition, _>::from_backend_with(
+        MemoryBackend::new(),
+        OpenOptions::default().sync_all(),
+    )?;
+    let store = synced.clone().into_async();
+    let users = store.open_tree::<User>();
+    users
+        .put_many((1..=20).map(|i| user(i, &format!("{i}@x"), 20)))
+        .await?;
+    users.remove(UserPrimaryKey(3)).await?;
+    let txn = store.write().await?;
+    txn.open_tree::<User>().put(user(3, "three@x", 33)).await?;
+    txn.open_tree::<User>().remove(UserPrimaryKey(4)).await?;
+    txn.commit().await?;
+    users.clear().await?;
+    users
+        .put_many((100..110).map(|i| user(i, &format!("{i}@x"), 1)))
+        .await?;
+    netabase_store::sync::check(&synced)?;
+
+    let replica = NetabaseStore::<TestDefinition, _>::from_backend_with(
+        MemoryBackend::new(),
+        OpenOptions::default().sync_all(),
+    )?;
+    let report = netabase_store::sync::reconcile(&synced, &replica)?;
+    // The ten records it holds, and a tombstone for each of the twenty it removed.
+    assert_eq!(report.a.records_sent, 30, "{report:?}");
+    let ids: Vec<u64> = replica
+        .open_tree::<User>()
+        .iter()
+        .map(|r| r.map(|(k, _)| k.0))
+        .collect::<Result<_, _>>()?;
+    assert_eq!(ids, (100..110).collect::<Vec<_>>());
+    Ok(())
+}

@@ -17,37 +17,97 @@
 
 use crate::backend::{Capabilities, Direction, Entry, RawRange, WriteOp};
 use crate::error::Result;
+use std::sync::Arc;
+
+use crate::backend::WriteTxn;
+use crate::sync::state::{SyncState, SyncWrite};
 use crate::typed::changes::ChangeSet;
+use crate::typed::watch::Hub;
 
-/// The engine's commit of a write transaction, as [`AtCommit`] is handed it.
-pub type EngineCommit<'a> = &'a mut dyn FnMut() -> Result<()>;
-
-/// What the typed layer does around the engine's commit of a write transaction: it
-/// publishes the transaction's changes to the store's subscriptions, in commit order.
-/// [`AsyncWriteTxn::commit_around`] hands it a function that commits the engine's
-/// transaction; it calls that function once, and returns the transaction's
-/// [`ChangeSet`].
-pub struct AtCommit(Box<dyn FnOnce(EngineCommit<'_>) -> Result<ChangeSet> + Send>);
+/// What the typed layer does at the commit of a write transaction, around the engine's
+/// commit: inside the transaction, it brings the sync metadata of synced models in step
+/// (module `sync`); around the commit, it publishes the transaction's changes to the
+/// store's subscriptions, in commit order. Built by the typed layer; an engine runs it
+/// through [`AsyncWriteTxn::commit_around`].
+pub struct AtCommit {
+    changes: ChangeSet,
+    /// The subscriptions to publish to, and whether the committer reads the set.
+    hub: Option<(Arc<Hub>, bool)>,
+    sync: Option<Arc<SyncState>>,
+}
 
 impl AtCommit {
     pub(crate) fn new(
-        around: impl FnOnce(EngineCommit<'_>) -> Result<ChangeSet> + Send + 'static,
+        changes: ChangeSet,
+        hub: Option<(Arc<Hub>, bool)>,
+        sync: Option<Arc<SyncState>>,
     ) -> Self {
-        AtCommit(Box::new(around))
+        AtCommit { changes, hub, sync }
     }
 
-    /// Runs around `commit`, the engine's commit.
+    /// Whether it must write inside the transaction (sync metadata), which only
+    /// [`AtCommit::commit_sync`] can.
+    pub fn writes_in_transaction(&self) -> bool {
+        self.sync.is_some()
+    }
+
+    /// Commits the synchronous engine transaction `txn` the way the synchronous commit
+    /// point does: the sync metadata written in it, the publishing turn taken, the
+    /// engine's commit, the changes handed to subscriptions. Returns the transaction's
+    /// changes.
     ///
     /// # Errors
-    /// The error of `commit`; nothing is published then.
-    pub fn run(self, commit: EngineCommit<'_>) -> Result<ChangeSet> {
-        (self.0)(commit)
+    /// As [`WriteTxn::commit`], or the sync maintenance's error; nothing is published
+    /// then.
+    pub fn commit_sync<T: WriteTxn>(self, txn: T) -> Result<ChangeSet> {
+        let sync = self.sync.map(SyncWrite::new);
+        if let Some(sync) = &sync {
+            sync.before_commit(&txn, &self.changes)?;
+        }
+        let publish = self
+            .hub
+            .as_ref()
+            .map(|(hub, read)| (hub.begin_publish(), *read));
+        if let Err(e) = txn.commit() {
+            if let Some(sync) = &sync {
+                sync.commit_failed();
+            }
+            return Err(e);
+        }
+        Ok(match publish {
+            Some((publish, read)) => publish.send(self.changes, read),
+            None => self.changes,
+        })
+    }
+
+    /// After an engine's commit that finished on the committing task (so no other
+    /// writer committed in between): hands the changes to subscriptions.
+    ///
+    /// # Errors
+    /// [`crate::NetabaseError::Schema`] when sync metadata had to be written inside the
+    /// transaction ([`AtCommit::writes_in_transaction`]); check it before committing.
+    pub fn after_commit(self) -> Result<ChangeSet> {
+        if self.sync.is_some() {
+            return Err(crate::NetabaseError::backend(
+                "async",
+                "keep sync metadata",
+                "this engine cannot write sync metadata inside its transaction",
+            ));
+        }
+        Ok(match &self.hub {
+            Some((hub, read)) => hub.begin_publish().send(self.changes, *read),
+            None => self.changes,
+        })
     }
 }
 
 impl std::fmt::Debug for AtCommit {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AtCommit").finish_non_exhaustive()
+        f.debug_struct("AtCommit")
+            .field("changes", &self.changes.len())
+            .field("watched", &self.hub.is_some())
+            .field("synced", &self.sync.is_some())
+            .finish()
     }
 }
 
@@ -168,15 +228,15 @@ pub trait AsyncWriteTxn: AsyncReadTxn {
     /// transaction before (its writes are then not committed by this call).
     async fn commit(self) -> Result<()>;
 
-    /// Commits as [`AsyncWriteTxn::commit`] does, with `at_commit` run around the
-    /// engine's commit. The typed layer publishes there, so that subscriptions see
+    /// Commits as [`AsyncWriteTxn::commit`] does, with `at_commit` run in and around
+    /// the engine's commit. The typed layer publishes there, so that subscriptions see
     /// commits in the order the engine made them.
     ///
-    /// The provided form commits, then runs `at_commit`: right for an engine whose
-    /// next writer cannot commit before this task resumes (IndexedDB in the browser's
-    /// one thread). An engine whose commit finishes on another thread, where the next
-    /// writer may already run, overrides it to run `at_commit` on that thread, around
-    /// the engine's commit.
+    /// The provided form commits, then runs [`AtCommit::after_commit`]: right for an
+    /// engine whose next writer cannot commit before this task resumes (IndexedDB in
+    /// the browser's one thread); it refuses, before committing, a commit that must
+    /// write sync metadata. An engine over a synchronous transaction that finishes on
+    /// another thread overrides it to run [`AtCommit::commit_sync`] there.
     ///
     /// # Errors
     /// As [`AsyncWriteTxn::commit`].
@@ -184,7 +244,10 @@ pub trait AsyncWriteTxn: AsyncReadTxn {
     where
         Self: Sized,
     {
+        if at_commit.writes_in_transaction() {
+            return at_commit.after_commit();
+        }
         self.commit().await?;
-        at_commit.run(&mut || Ok(()))
+        at_commit.after_commit()
     }
 }

@@ -11,6 +11,7 @@ use crate::error::Result;
 use crate::schema::{
     NetabaseDefinitionTrait, NetabaseModelTrait, SecondaryKeyField, UniqueKeyField,
 };
+use crate::sync::state::SyncState;
 use crate::typed::changes::{ChangeSet, TypedChange};
 use crate::typed::meta::{self, Action, IndexBuilder, META_TABLE, OpenOptions};
 use crate::typed::txn::{ReadOnly, ReadWrite};
@@ -37,6 +38,9 @@ pub struct AsyncStore<D, B> {
     backend: Arc<B>,
     /// The subscriptions (shared with the synchronous store it was made from, if any).
     hub: Arc<Hub>,
+    /// The sync state, when the store syncs a model (only through
+    /// [`crate::NetabaseStore::into_async`]).
+    sync: Option<Arc<SyncState>>,
     _definition: PhantomData<fn() -> D>,
 }
 
@@ -45,6 +49,7 @@ impl<D, B> Clone for AsyncStore<D, B> {
         AsyncStore {
             backend: Arc::clone(&self.backend),
             hub: Arc::clone(&self.hub),
+            sync: self.sync.clone(),
             _definition: PhantomData,
         }
     }
@@ -93,8 +98,9 @@ impl<D: NetabaseDefinitionTrait, B: AsyncBackend> AsyncStore<D, B> {
         };
         if synced.is_some() {
             return Err(unsupported::<D>(
-                "sync is on for this database (module `sync`), and the asynchronous API does \
-                 not keep its fingerprints yet: open it with the synchronous API",
+                "sync is on for this database (module `sync`), whose fingerprints this \
+                 asynchronous backend cannot keep: open it with the synchronous API and \
+                 use `NetabaseStore::into_async`",
             ));
         }
         if let Some(plan) = meta::plan_open::<D>(
@@ -132,22 +138,25 @@ impl<D: NetabaseDefinitionTrait, B: AsyncBackend> AsyncStore<D, B> {
             writer.write_internal(plan.meta).await?;
             writer.commit().await?;
         }
-        Ok(Self::checked(Arc::new(backend), Arc::default()))
+        Ok(Self::checked(Arc::new(backend), Arc::default(), None))
     }
 
     /// Wraps a backend whose format and schema were already checked, publishing to the
-    /// subscriptions of `hub`.
-    pub(crate) fn checked(backend: Arc<B>, hub: Arc<Hub>) -> Self {
+    /// subscriptions of `hub` and keeping the sync metadata of `sync`.
+    pub(crate) fn checked(backend: Arc<B>, hub: Arc<Hub>, sync: Option<Arc<SyncState>>) -> Self {
         AsyncStore {
             backend,
             hub,
+            sync,
             _definition: PhantomData,
         }
     }
 
     /// A write transaction of the typed layer, publishing to the store's subscriptions.
     async fn writer(&self, logging: bool) -> Result<AsyncWriter<B::Write>> {
-        Ok(AsyncWriter::new(self.backend.begin_write().await?, logging).watched_by(&self.hub))
+        Ok(AsyncWriter::new(self.backend.begin_write().await?, logging)
+            .with_sync(self.sync.as_ref())
+            .watched_by(&self.hub))
     }
 
     /// Starts a subscription to several models at once, as

@@ -189,9 +189,7 @@ fn serve_write<T: WriteTxn>(txn: T, commands: &mpsc::Receiver<Command>) {
             Command::CommitAround(at_commit, reply) => {
                 // On this thread, which holds the engine's write transaction: the next
                 // writer cannot commit before `at_commit` is done.
-                let mut txn = Some(txn);
-                let mut commit = || txn.take().map_or(Ok(()), WriteTxn::commit);
-                drop(reply.send(at_commit.run(&mut commit)));
+                drop(reply.send(at_commit.commit_sync(txn)));
                 return;
             }
             // Reads were answered above.

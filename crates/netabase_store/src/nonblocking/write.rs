@@ -15,6 +15,7 @@ use crate::codec::key::KeyCodec;
 use crate::codec::value::encode_value;
 use crate::error::{NetabaseError, PoisonedError, Result};
 use crate::schema::{NetabaseDefinitionTrait, NetabaseModelTrait};
+use crate::sync::state::SyncState;
 use crate::typed::changes::{Change, ChangeSet};
 use crate::typed::chunk::{Abandon, Decisions, PutChunk, RemoveChunk};
 use crate::typed::links;
@@ -43,6 +44,8 @@ pub struct AsyncWriter<W> {
     /// The subscriptions the commit publishes to, when the store had one at `begin`,
     /// and whether the caller reads the `ChangeSet` (without logging it would not).
     hub: Option<(Arc<Hub>, bool)>,
+    /// The store's sync state, when it syncs a model: its metadata is written at commit.
+    sync: Option<Arc<SyncState>>,
 }
 
 /// Locks a mutex that is never held across a panic that matters: its data is plain.
@@ -60,7 +63,18 @@ impl<W: AsyncWriteTxn> AsyncWriter<W> {
             log: Mutex::new(Vec::new()),
             poisoned: Mutex::new(None),
             hub: None,
+            sync: None,
         }
+    }
+
+    /// Keeps the sync metadata of the store's synced models (`state`) in step at
+    /// commit; the changes are then always recorded, since the commit reads them.
+    pub(crate) fn with_sync(mut self, state: Option<&Arc<SyncState>>) -> Self {
+        if let Some(state) = state {
+            self.logging = true;
+            self.sync = Some(Arc::clone(state));
+        }
+        self
     }
 
     /// Publishes the transaction's changes to the subscriptions of `hub` at commit, and
@@ -339,23 +353,16 @@ impl<W: AsyncWriteTxn> AsyncWriter<W> {
                 .into_inner()
                 .unwrap_or_else(PoisonError::into_inner),
         );
-        match self.hub {
-            None => {
-                self.txn.commit().await?;
-                Ok(changes)
-            }
-            // The publishing turn is taken before the engine's commit and the changes
-            // handed over after it, as the synchronous commit point does; a failed
-            // commit publishes nothing.
-            Some((hub, read)) => {
-                let at_commit = AtCommit::new(move |commit| {
-                    let publish = hub.begin_publish();
-                    commit()?;
-                    Ok(publish.send(changes, read))
-                });
-                self.txn.commit_around(at_commit).await
-            }
+        if self.hub.is_none() && self.sync.is_none() {
+            self.txn.commit().await?;
+            return Ok(changes);
         }
+        // The sync metadata is written inside the transaction; the publishing turn is
+        // taken before the engine's commit and the changes handed over after it, as
+        // the synchronous commit point does. A failed commit publishes nothing.
+        self.txn
+            .commit_around(AtCommit::new(changes, self.hub, self.sync))
+            .await
     }
 
     async fn put_chunk<D, M>(&self, models: &[M], values: Vec<Vec<u8>>) -> Result<()>
