@@ -551,6 +551,36 @@ impl AsyncReadTxn for IdbReadTxn {
             .collect())
     }
 
+    async fn range_keys(
+        &self,
+        table: &str,
+        range: RawRange,
+        limit: Option<usize>,
+    ) -> Result<Vec<Vec<u8>>> {
+        let Some(bounds) = key_range(table, &range)? else {
+            return Ok(Vec::new());
+        };
+        if limit == Some(0) {
+            return Ok(Vec::new());
+        }
+        let skip = table.len() + 1;
+        let count = limit.map(|l| u32::try_from(l).unwrap_or(u32::MAX));
+        let requests = self
+            .run("scan a table", |entries, _| match count {
+                Some(count) => Ok(vec![
+                    entries.get_all_keys_with_key_and_limit(&bounds, count)?,
+                ]),
+                None => Ok(vec![entries.get_all_keys_with_key(&bounds)?]),
+            })
+            .await?;
+        let keys = requests
+            .first()
+            .and_then(|r| r.result().ok())
+            .map(|v| Array::from(&v))
+            .unwrap_or_default();
+        Ok(keys.iter().map(|k| key_of(&k, skip)).collect())
+    }
+
     async fn len(&self, table: &str) -> Result<u64> {
         let Some(bounds) = key_range(table, &RawRange::all())? else {
             return Ok(0);
@@ -630,6 +660,14 @@ impl AsyncReadTxn for IdbWriteTxn {
         limit: Option<usize>,
     ) -> Result<Vec<Entry>> {
         self.read.range(table, range, direction, limit).await
+    }
+    async fn range_keys(
+        &self,
+        table: &str,
+        range: RawRange,
+        limit: Option<usize>,
+    ) -> Result<Vec<Vec<u8>>> {
+        self.read.range_keys(table, range, limit).await
     }
     async fn len(&self, table: &str) -> Result<u64> {
         self.read.len(table).await

@@ -176,6 +176,22 @@ pub trait AsyncReadTxn {
         limit: Option<usize>,
     ) -> Result<Vec<Entry>>;
 
+    /// The keys of up to `limit` entries of `table` inside `range`, in key order: the
+    /// scan of an index whose values are empty. Engines override it to skip reading
+    /// the values.
+    ///
+    /// # Errors
+    /// As [`AsyncReadTxn::get`].
+    async fn range_keys(
+        &self,
+        table: &str,
+        range: RawRange,
+        limit: Option<usize>,
+    ) -> Result<Vec<Vec<u8>>> {
+        let entries = self.range(table, range, Direction::Forward, limit).await?;
+        Ok(entries.into_iter().map(|(key, _)| key).collect())
+    }
+
     /// The number of entries in `table`.
     ///
     /// # Errors

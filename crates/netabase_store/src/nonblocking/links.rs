@@ -57,15 +57,10 @@ impl<W: AsyncWriteTxn> AsyncWriter<W> {
             for link in &links {
                 let referrers = self
                     .reader()
-                    .range(
-                        link.link.table,
-                        RawRange::prefix(&key),
-                        Direction::Forward,
-                        None,
-                    )
+                    .range_keys(link.link.table, RawRange::prefix(&key), None)
                     .await?
                     .into_iter()
-                    .map(|(entry, _)| entry[key.len()..].to_vec())
+                    .map(|entry| entry[key.len()..].to_vec())
                     .collect();
                 walk.referrers(link, &key, referrers);
             }
