@@ -1,11 +1,14 @@
 //! The asynchronous conformance suite on IndexedDB, in headless Chromium
 //! (`scripts/test.sh` runs it through wasm-bindgen-test), and the checks that only
 //! IndexedDB needs: a write transaction held across an unrelated `.await` is refused
-//! with a typed error and commits nothing; data survives reopening the database.
+//! with a typed error and commits nothing; data survives reopening the database. The
+//! links suite (`tests/async_links`) runs here too.
 #![cfg(all(target_arch = "wasm32", feature = "indexeddb"))]
 
 #[macro_use]
 mod async_conformance;
+#[macro_use]
+mod async_links;
 
 use std::cell::Cell;
 
@@ -37,6 +40,24 @@ async fn store() -> Result<Store, Boxed> {
 }
 
 async_conformance_suite!(wasm_bindgen_test, store);
+
+/// The links suite, on a fresh database of its own schema.
+mod links {
+    use super::*;
+    use async_links::schema::rules::RulesDefinition;
+
+    async fn store() -> Result<AsyncStore<RulesDefinition, IndexedDbBackend>, Boxed> {
+        let n = NEXT.with(|c| {
+            c.set(c.get() + 1);
+            c.get()
+        });
+        let name = format!("netabase-links-{}-{n}", js_sys::Date::now());
+        IndexedDbBackend::delete(&name).await?;
+        Ok(AsyncStore::open(IndexedDbBackend::open(&name).await?).await?)
+    }
+
+    async_links_suite!(wasm_bindgen_test, store);
+}
 
 /// Waits for a timer: an `.await` on something other than the store, after which
 /// IndexedDB has ended every transaction that had no request pending.

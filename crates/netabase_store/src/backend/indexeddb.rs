@@ -186,10 +186,7 @@ impl AsyncBackend for IndexedDbBackend {
     }
 
     async fn begin_read(&self) -> Result<IdbReadTxn> {
-        Ok(IdbReadTxn {
-            txn: self.transaction(IdbTransactionMode::Readonly)?,
-            watch: None,
-        })
+        IdbReadTxn::new(self.transaction(IdbTransactionMode::Readonly)?, None)
     }
 
     async fn begin_write(&self) -> Result<IdbWriteTxn> {
@@ -213,10 +210,7 @@ impl AsyncBackend for IndexedDbBackend {
             }
         });
         Ok(IdbWriteTxn {
-            read: IdbReadTxn {
-                txn,
-                watch: Some((state, on_watch)),
-            },
+            read: IdbReadTxn::new(txn, Some((state, on_watch)))?,
             done: Some(done),
         })
     }
@@ -297,8 +291,19 @@ fn key_range(table: &str, range: &RawRange) -> Result<Option<IdbKeyRange>> {
     .map_err(|e| js_error("build a key range", &e))
 }
 
+/// The bytes of a key (an `ArrayBuffer`) or a value (a `Uint8Array`), copied once.
 fn bytes_of(value: &JsValue) -> Vec<u8> {
-    Uint8Array::new(value).to_vec()
+    match value.dyn_ref::<Uint8Array>() {
+        Some(array) => array.to_vec(),
+        None => Uint8Array::new(value).to_vec(),
+    }
+}
+
+/// The bytes of a full key without its table prefix of `skip` bytes.
+fn key_of(full: &JsValue, skip: usize) -> Vec<u8> {
+    let mut key = bytes_of(full);
+    key.drain(..skip.min(key.len()));
+    key
 }
 
 /// The value a finished `get` request found.
@@ -316,6 +321,9 @@ type Watcher = (Rc<RefCell<Watch>>, Closure<dyn FnMut()>);
 /// A read transaction (and the reads of a write transaction).
 pub struct IdbReadTxn {
     txn: IdbTransaction,
+    /// The transaction's two object stores, looked up once: every operation uses them.
+    entries: IdbObjectStore,
+    tables: IdbObjectStore,
     /// For a write transaction: the watch state and its request handler.
     watch: Option<Watcher>,
 }
@@ -329,10 +337,16 @@ impl std::fmt::Debug for IdbReadTxn {
 }
 
 impl IdbReadTxn {
-    fn store(&self, name: &str, operation: &'static str) -> Result<IdbObjectStore> {
-        self.txn
-            .object_store(name)
-            .map_err(|e| self.error(operation, &e))
+    fn new(txn: IdbTransaction, watch: Option<Watcher>) -> Result<Self> {
+        const OP: &str = "begin a transaction";
+        let entries = txn.object_store(ENTRIES).map_err(|e| js_error(OP, &e))?;
+        let tables = txn.object_store(TABLES).map_err(|e| js_error(OP, &e))?;
+        Ok(IdbReadTxn {
+            txn,
+            entries,
+            tables,
+            watch,
+        })
     }
 
     fn idle_aborted(&self) -> bool {
@@ -359,9 +373,7 @@ impl IdbReadTxn {
             &IdbObjectStore,
         ) -> std::result::Result<Vec<IdbRequest>, JsValue>,
     ) -> Result<Vec<IdbRequest>> {
-        let entries = self.store(ENTRIES, operation)?;
-        let tables = self.store(TABLES, operation)?;
-        let requests = issue(&entries, &tables).map_err(|e| self.error(operation, &e))?;
+        let requests = issue(&self.entries, &self.tables).map_err(|e| self.error(operation, &e))?;
         let Some(last) = requests.last() else {
             return Ok(requests);
         };
@@ -381,12 +393,12 @@ impl IdbReadTxn {
                 .unwrap_or(JsValue::UNDEFINED);
             return Err(self.error(operation, &cause));
         }
-        self.arm_watch(&tables);
+        self.arm_watch();
         Ok(requests)
     }
 
     /// Queues the watch request of a write transaction, unless one is queued.
-    fn arm_watch(&self, tables: &IdbObjectStore) {
+    fn arm_watch(&self) {
         let Some((state, on_watch)) = &self.watch else {
             return;
         };
@@ -394,7 +406,7 @@ impl IdbReadTxn {
         if s.watching || s.finishing {
             return;
         }
-        if let Ok(request) = tables.count() {
+        if let Ok(request) = self.tables.count() {
             request.set_onsuccess(Some(on_watch.as_ref().unchecked_ref()));
             s.watching = true;
         }
@@ -408,8 +420,8 @@ impl IdbReadTxn {
         skip: usize,
     ) -> Result<Vec<Entry>> {
         const OP: &str = "scan a table";
-        let entries = self.store(ENTRIES, OP)?;
-        let request = entries
+        let request = self
+            .entries
             .open_cursor_with_range_and_direction(range, direction)
             .map_err(|e| self.error(OP, &e))?;
         let out: Rc<RefCell<Vec<Entry>>> = Rc::default();
@@ -435,11 +447,7 @@ impl IdbReadTxn {
                 };
                 let mut out = out.borrow_mut();
                 if let (Ok(key), Ok(value)) = (cursor.key(), cursor.value()) {
-                    let key = bytes_of(&key);
-                    out.push((
-                        key.get(skip..).unwrap_or_default().to_vec(),
-                        bytes_of(&value),
-                    ));
+                    out.push((key_of(&key, skip), bytes_of(&value)));
                 }
                 if out.len() >= limit || cursor.continue_().is_err() {
                     let _ = resolve.call0(&JsValue::NULL);
@@ -465,9 +473,7 @@ impl IdbReadTxn {
                 .unwrap_or(JsValue::UNDEFINED);
             return Err(self.error(OP, &cause));
         }
-        if let Ok(tables) = self.store(TABLES, OP) {
-            self.arm_watch(&tables);
-        }
+        self.arm_watch();
         Ok(std::mem::take(&mut *out.borrow_mut()))
     }
 }
@@ -541,11 +547,38 @@ impl AsyncReadTxn for IdbReadTxn {
         Ok(keys
             .iter()
             .zip(values.iter())
-            .map(|(k, v)| {
-                let key = bytes_of(&k);
-                (key.get(skip..).unwrap_or_default().to_vec(), bytes_of(&v))
-            })
+            .map(|(k, v)| (key_of(&k, skip), bytes_of(&v)))
             .collect())
+    }
+
+    async fn range_keys(
+        &self,
+        table: &str,
+        range: RawRange,
+        limit: Option<usize>,
+    ) -> Result<Vec<Vec<u8>>> {
+        let Some(bounds) = key_range(table, &range)? else {
+            return Ok(Vec::new());
+        };
+        if limit == Some(0) {
+            return Ok(Vec::new());
+        }
+        let skip = table.len() + 1;
+        let count = limit.map(|l| u32::try_from(l).unwrap_or(u32::MAX));
+        let requests = self
+            .run("scan a table", |entries, _| match count {
+                Some(count) => Ok(vec![
+                    entries.get_all_keys_with_key_and_limit(&bounds, count)?,
+                ]),
+                None => Ok(vec![entries.get_all_keys_with_key(&bounds)?]),
+            })
+            .await?;
+        let keys = requests
+            .first()
+            .and_then(|r| r.result().ok())
+            .map(|v| Array::from(&v))
+            .unwrap_or_default();
+        Ok(keys.iter().map(|k| key_of(&k, skip)).collect())
     }
 
     async fn len(&self, table: &str) -> Result<u64> {
@@ -627,6 +660,14 @@ impl AsyncReadTxn for IdbWriteTxn {
         limit: Option<usize>,
     ) -> Result<Vec<Entry>> {
         self.read.range(table, range, direction, limit).await
+    }
+    async fn range_keys(
+        &self,
+        table: &str,
+        range: RawRange,
+        limit: Option<usize>,
+    ) -> Result<Vec<Vec<u8>>> {
+        self.read.range_keys(table, range, limit).await
     }
     async fn len(&self, table: &str) -> Result<u64> {
         self.read.len(table).await

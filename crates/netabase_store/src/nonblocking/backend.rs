@@ -17,6 +17,99 @@
 
 use crate::backend::{Capabilities, Direction, Entry, RawRange, WriteOp};
 use crate::error::Result;
+use std::sync::Arc;
+
+use crate::backend::WriteTxn;
+use crate::sync::state::{SyncState, SyncWrite};
+use crate::typed::changes::ChangeSet;
+use crate::typed::watch::Hub;
+
+/// What the typed layer does at the commit of a write transaction, around the engine's
+/// commit: inside the transaction, it brings the sync metadata of synced models in step
+/// (module `sync`); around the commit, it publishes the transaction's changes to the
+/// store's subscriptions, in commit order. Built by the typed layer; an engine runs it
+/// through [`AsyncWriteTxn::commit_around`].
+pub struct AtCommit {
+    changes: ChangeSet,
+    /// The subscriptions to publish to, and whether the committer reads the set.
+    hub: Option<(Arc<Hub>, bool)>,
+    sync: Option<Arc<SyncState>>,
+}
+
+impl AtCommit {
+    pub(crate) fn new(
+        changes: ChangeSet,
+        hub: Option<(Arc<Hub>, bool)>,
+        sync: Option<Arc<SyncState>>,
+    ) -> Self {
+        AtCommit { changes, hub, sync }
+    }
+
+    /// Whether it must write inside the transaction (sync metadata), which only
+    /// [`AtCommit::commit_sync`] can.
+    pub fn writes_in_transaction(&self) -> bool {
+        self.sync.is_some()
+    }
+
+    /// Commits the synchronous engine transaction `txn` the way the synchronous commit
+    /// point does: the sync metadata written in it, the publishing turn taken, the
+    /// engine's commit, the changes handed to subscriptions. Returns the transaction's
+    /// changes.
+    ///
+    /// # Errors
+    /// As [`WriteTxn::commit`], or the sync maintenance's error; nothing is published
+    /// then.
+    pub fn commit_sync<T: WriteTxn>(self, txn: T) -> Result<ChangeSet> {
+        let sync = self.sync.map(SyncWrite::new);
+        if let Some(sync) = &sync {
+            sync.before_commit(&txn, &self.changes)?;
+        }
+        let publish = self
+            .hub
+            .as_ref()
+            .map(|(hub, read)| (hub.begin_publish(), *read));
+        if let Err(e) = txn.commit() {
+            if let Some(sync) = &sync {
+                sync.commit_failed();
+            }
+            return Err(e);
+        }
+        Ok(match publish {
+            Some((publish, read)) => publish.send(self.changes, read),
+            None => self.changes,
+        })
+    }
+
+    /// After an engine's commit that finished on the committing task (so no other
+    /// writer committed in between): hands the changes to subscriptions.
+    ///
+    /// # Errors
+    /// [`crate::NetabaseError::Schema`] when sync metadata had to be written inside the
+    /// transaction ([`AtCommit::writes_in_transaction`]); check it before committing.
+    pub fn after_commit(self) -> Result<ChangeSet> {
+        if self.sync.is_some() {
+            return Err(crate::NetabaseError::backend(
+                "async",
+                "keep sync metadata",
+                "this engine cannot write sync metadata inside its transaction",
+            ));
+        }
+        Ok(match &self.hub {
+            Some((hub, read)) => hub.begin_publish().send(self.changes, *read),
+            None => self.changes,
+        })
+    }
+}
+
+impl std::fmt::Debug for AtCommit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AtCommit")
+            .field("changes", &self.changes.len())
+            .field("watched", &self.hub.is_some())
+            .field("synced", &self.sync.is_some())
+            .finish()
+    }
+}
 
 /// An asynchronous storage engine: hands out read and write transactions over named
 /// byte tables.
@@ -83,6 +176,22 @@ pub trait AsyncReadTxn {
         limit: Option<usize>,
     ) -> Result<Vec<Entry>>;
 
+    /// The keys of up to `limit` entries of `table` inside `range`, in key order: the
+    /// scan of an index whose values are empty. Engines override it to skip reading
+    /// the values.
+    ///
+    /// # Errors
+    /// As [`AsyncReadTxn::get`].
+    async fn range_keys(
+        &self,
+        table: &str,
+        range: RawRange,
+        limit: Option<usize>,
+    ) -> Result<Vec<Vec<u8>>> {
+        let entries = self.range(table, range, Direction::Forward, limit).await?;
+        Ok(entries.into_iter().map(|(key, _)| key).collect())
+    }
+
     /// The number of entries in `table`.
     ///
     /// # Errors
@@ -134,4 +243,27 @@ pub trait AsyncWriteTxn: AsyncReadTxn {
     /// [`crate::NetabaseError::TransactionInactive`] when the engine ended the
     /// transaction before (its writes are then not committed by this call).
     async fn commit(self) -> Result<()>;
+
+    /// Commits as [`AsyncWriteTxn::commit`] does, with `at_commit` run in and around
+    /// the engine's commit. The typed layer publishes there, so that subscriptions see
+    /// commits in the order the engine made them.
+    ///
+    /// The provided form commits, then runs [`AtCommit::after_commit`]: right for an
+    /// engine whose next writer cannot commit before this task resumes (IndexedDB in
+    /// the browser's one thread); it refuses, before committing, a commit that must
+    /// write sync metadata. An engine over a synchronous transaction that finishes on
+    /// another thread overrides it to run [`AtCommit::commit_sync`] there.
+    ///
+    /// # Errors
+    /// As [`AsyncWriteTxn::commit`].
+    async fn commit_around(self, at_commit: AtCommit) -> Result<ChangeSet>
+    where
+        Self: Sized,
+    {
+        if at_commit.writes_in_transaction() {
+            return at_commit.after_commit();
+        }
+        self.commit().await?;
+        at_commit.after_commit()
+    }
 }

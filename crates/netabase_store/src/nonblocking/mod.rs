@@ -41,13 +41,14 @@
 //! ```
 
 mod backend;
+mod links;
 mod read;
 mod store;
 #[cfg(feature = "threaded")]
 mod threaded;
 mod write;
 
-pub use backend::{AsyncBackend, AsyncReadTxn, AsyncWriteTxn};
+pub use backend::{AsyncBackend, AsyncReadTxn, AsyncWriteTxn, AtCommit};
 pub use store::{
     AsyncBatch, AsyncStore, AsyncTree, AsyncTreeView, AsyncTxn, AsyncTxnMode, AsyncViewTxn,
     AsyncWriteAccess,
@@ -65,9 +66,13 @@ where
     /// The same store, used through the asynchronous API: its transactions run on a
     /// pool of threads, so an async runtime (tokio, or the `netabase` node) never blocks
     /// on the engine. The format and schema were checked when this store was opened.
+    /// It shares the store's subscriptions, and keeps the sync metadata of its synced
+    /// models (module `sync`) at every commit, as the synchronous store does.
     pub fn into_async(self) -> AsyncStore<D, Threaded<B>> {
-        AsyncStore::checked(std::sync::Arc::new(Threaded::from_shared(
-            self.shared_backend(),
-        )))
+        AsyncStore::checked(
+            std::sync::Arc::new(Threaded::from_shared(self.shared_backend())),
+            std::sync::Arc::clone(self.hub()),
+            self.sync_state().cloned(),
+        )
     }
 }

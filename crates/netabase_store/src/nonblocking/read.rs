@@ -88,19 +88,14 @@ where
             None => Vec::new(),
         }
     } else {
-        txn.range(
-            field.table,
-            RawRange::prefix(&encoded),
-            Direction::Forward,
-            None,
-        )
-        .await?
-        .into_iter()
-        .map(|(index_key, _)| {
-            let pk = index_key[encoded.len()..].to_vec();
-            (index_key, pk)
-        })
-        .collect()
+        txn.range_keys(field.table, RawRange::prefix(&encoded), None)
+            .await?
+            .into_iter()
+            .map(|index_key| {
+                let pk = index_key[encoded.len()..].to_vec();
+                (index_key, pk)
+            })
+            .collect()
     };
     resolve::<D, M, T>(txn, field.table, entries, &check).await
 }
@@ -176,9 +171,17 @@ where
     if bounds.is_empty() {
         return Ok(Vec::new());
     }
-    let raw = txn
-        .range(field.table, bounds.clone(), Direction::Forward, None)
-        .await?;
+    let raw = if field.unique {
+        txn.range(field.table, bounds.clone(), Direction::Forward, None)
+            .await?
+    } else {
+        // Non-unique entries carry everything in their keys; their values are empty.
+        txn.range_keys(field.table, bounds.clone(), None)
+            .await?
+            .into_iter()
+            .map(|key| (key, Vec::new()))
+            .collect()
+    };
     let mut entries = Vec::with_capacity(raw.len());
     for (key, value) in raw {
         let pk = if field.unique {

@@ -11,9 +11,11 @@ use crate::error::Result;
 use crate::schema::{
     NetabaseDefinitionTrait, NetabaseModelTrait, SecondaryKeyField, UniqueKeyField,
 };
-use crate::typed::changes::ChangeSet;
+use crate::sync::state::SyncState;
+use crate::typed::changes::{ChangeSet, TypedChange};
 use crate::typed::meta::{self, Action, IndexBuilder, META_TABLE, OpenOptions};
 use crate::typed::txn::{ReadOnly, ReadWrite};
+use crate::typed::watch::{DEFAULT_CAPACITY, Filter, Hub, StoreWatch, Subscription};
 
 use super::backend::{AsyncBackend, AsyncReadTxn};
 use super::read;
@@ -27,11 +29,18 @@ use super::write::AsyncWriter;
 /// a synchronous store into one with [`crate::NetabaseStore::into_async`] (its
 /// transactions then run on a pool of threads).
 ///
-/// Subscriptions: every write commits in one place ([`AsyncStore`]'s private
-/// `commit`), which has the transaction's [`ChangeSet`] in hand; change subscriptions
-/// (`watch`) publish it there.
+/// Subscriptions: [`AsyncTree::watch`] and [`AsyncStore::watch`] give the same
+/// [`Subscription`]s as the synchronous store (read them as a `Stream`); every write
+/// publishes its changes at its commit, in commit order. A store made with
+/// [`crate::NetabaseStore::into_async`] shares its subscriptions with the synchronous
+/// store: each sees the writes of both.
 pub struct AsyncStore<D, B> {
     backend: Arc<B>,
+    /// The subscriptions (shared with the synchronous store it was made from, if any).
+    hub: Arc<Hub>,
+    /// The sync state, when the store syncs a model (only through
+    /// [`crate::NetabaseStore::into_async`]).
+    sync: Option<Arc<SyncState>>,
     _definition: PhantomData<fn() -> D>,
 }
 
@@ -39,6 +48,8 @@ impl<D, B> Clone for AsyncStore<D, B> {
     fn clone(&self) -> Self {
         AsyncStore {
             backend: Arc::clone(&self.backend),
+            hub: Arc::clone(&self.hub),
+            sync: self.sync.clone(),
             _definition: PhantomData,
         }
     }
@@ -73,7 +84,6 @@ impl<D: NetabaseDefinitionTrait, B: AsyncBackend> AsyncStore<D, B> {
     /// As [`AsyncStore::open`]; [`crate::NetabaseError::Schema`] also when a new
     /// unique key is already shared by two stored records.
     pub async fn open_with(backend: B, mut options: OpenOptions) -> Result<Self> {
-        refuse_unsupported_rules::<D>()?;
         let (format, stored, stored_shape, synced) = {
             let txn = backend.begin_read().await?;
             (
@@ -88,8 +98,9 @@ impl<D: NetabaseDefinitionTrait, B: AsyncBackend> AsyncStore<D, B> {
         };
         if synced.is_some() {
             return Err(unsupported::<D>(
-                "sync is on for this database (module `sync`), and the asynchronous API does \
-                 not keep its fingerprints yet: open it with the synchronous API",
+                "sync is on for this database (module `sync`), whose fingerprints this \
+                 asynchronous backend cannot keep: open it with the synchronous API and \
+                 use `NetabaseStore::into_async`",
             ));
         }
         if let Some(plan) = meta::plan_open::<D>(
@@ -121,26 +132,73 @@ impl<D: NetabaseDefinitionTrait, B: AsyncBackend> AsyncStore<D, B> {
                         }
                         writer.write_internal(builder.finish()?).await?;
                     }
-                    Action::BuildLinks(_) => {
-                        return Err(unsupported::<D>(
-                            "link indexes must be built at open, which the asynchronous API \
-                             does not do yet: open the database once with the synchronous API",
-                        ));
-                    }
+                    Action::BuildLinks(model) => writer.build_link_indexes::<D>(model).await?,
                 }
             }
             writer.write_internal(plan.meta).await?;
             writer.commit().await?;
         }
-        Ok(Self::checked(Arc::new(backend)))
+        Ok(Self::checked(Arc::new(backend), Arc::default(), None))
     }
 
-    /// Wraps a backend whose format and schema were already checked.
-    pub(crate) fn checked(backend: Arc<B>) -> Self {
+    /// Wraps a backend whose format and schema were already checked, publishing to the
+    /// subscriptions of `hub` and keeping the sync metadata of `sync`.
+    pub(crate) fn checked(backend: Arc<B>, hub: Arc<Hub>, sync: Option<Arc<SyncState>>) -> Self {
         AsyncStore {
             backend,
+            hub,
+            sync,
             _definition: PhantomData,
         }
+    }
+
+    /// A write transaction of the typed layer, publishing to the store's subscriptions.
+    async fn writer(&self, logging: bool) -> Result<AsyncWriter<B::Write>> {
+        Ok(AsyncWriter::new(self.backend.begin_write().await?, logging)
+            .with_sync(self.sync.as_ref())
+            .watched_by(&self.hub))
+    }
+
+    /// Starts a subscription to several models at once, as
+    /// [`crate::NetabaseStore::watch`] does: name each with [`StoreWatch::model`] and a
+    /// filter, then call [`StoreWatch::subscribe`]. Read it with
+    /// `futures::StreamExt::next` (or `try_recv`; the blocking reads would block the
+    /// task).
+    ///
+    /// # Examples
+    /// ```
+    /// # #[cfg(feature = "threaded")] {
+    /// # use netabase_store::prelude::*;
+    /// # #[netabase_definition_module(AppDefinition, AppKeys)]
+    /// # pub mod app {
+    /// #     use netabase_store::prelude::*;
+    /// #     use serde::{Deserialize, Serialize};
+    /// #     #[derive(NetabaseModel, Serialize, Deserialize, Clone, Debug, PartialEq)]
+    /// #     #[netabase(AppDefinition)]
+    /// #     pub struct Note { #[primary_key] pub id: u64 }
+    /// # }
+    /// # use app::*;
+    /// use futures::StreamExt;
+    /// use netabase_store::watch::{DefinitionChange, Event, Filter};
+    ///
+    /// futures::executor::block_on(async {
+    ///     let store = AppDefinition::open_memory()?.into_async();
+    ///     let mut watcher = store.watch().model::<Note>(Filter::all()).subscribe();
+    ///     store.open_tree::<Note>().put(Note { id: 1 }).await?;
+    ///     let Some(Ok(Event::Commit(commit))) = watcher.next().await else { panic!() };
+    ///     assert!(matches!(&commit.changes[..], [DefinitionChange::Put { old: None, .. }]));
+    ///     Ok::<(), NetabaseError>(())
+    /// })?;
+    /// # }
+    /// # Ok::<(), netabase_store::NetabaseError>(())
+    /// ```
+    pub fn watch(&self) -> StoreWatch<'_, D, B> {
+        StoreWatch::new(&self.hub)
+    }
+
+    /// How many subscriptions (of trees and of the store) are registered.
+    pub fn subscriptions(&self) -> usize {
+        self.hub.count()
     }
 
     /// The backend under the store: an escape hatch for tools and tests (bytes written
@@ -191,7 +249,7 @@ impl<D: NetabaseDefinitionTrait, B: AsyncBackend> AsyncStore<D, B> {
     /// [`crate::NetabaseError::Backend`] when the engine cannot start one.
     pub async fn write(&self) -> Result<AsyncTxn<D, B, ReadWrite>> {
         Ok(AsyncTxn {
-            txn: AsyncWriter::new(self.backend.begin_write().await?, true),
+            txn: self.writer(true).await?,
             store: self.clone(),
         })
     }
@@ -584,10 +642,22 @@ where
     }
 
     async fn one_shot(&self) -> Result<AsyncWriter<B::Write>> {
-        Ok(AsyncWriter::new(
-            self.store.backend.begin_write().await?,
-            false,
-        ))
+        self.store.writer(false).await
+    }
+
+    /// Subscribes to the changes of this model that `filter` matches, as
+    /// [`crate::Tree::watch`] does; read it as a `futures::Stream`.
+    pub fn watch(&self, filter: Filter<D, M>) -> Subscription<TypedChange<D, M>> {
+        self.watch_with_capacity(filter, DEFAULT_CAPACITY)
+    }
+
+    /// [`AsyncTree::watch`] with a buffer of `capacity` commits (at least one).
+    pub fn watch_with_capacity(
+        &self,
+        filter: Filter<D, M>,
+        capacity: usize,
+    ) -> Subscription<TypedChange<D, M>> {
+        Subscription::for_model(&self.store.hub, filter, capacity)
     }
 
     /// The record with primary key `key`.
@@ -853,7 +923,7 @@ where
         if self.ops.is_empty() {
             return Ok(ChangeSet::default());
         }
-        let writer = AsyncWriter::new(self.store.backend.begin_write().await?, true);
+        let writer = self.store.writer(true).await?;
         for op in self.ops {
             match op {
                 Op::Put(model, value) => writer.put_encoded::<D, M>(&model, value).await?,
@@ -874,28 +944,4 @@ fn unsupported<D: NetabaseDefinitionTrait>(reason: &str) -> crate::NetabaseError
         field: None,
         reason: reason.to_owned(),
     }))
-}
-
-/// Refuses definitions with links between models: the asynchronous pipeline checks
-/// validators but not yet link integrity (existence checks, `on_delete` policies), and
-/// must not write what the synchronous one would refuse.
-fn refuse_unsupported_rules<D: NetabaseDefinitionTrait>() -> Result<()> {
-    struct Links(Option<&'static str>);
-    impl<D: NetabaseDefinitionTrait> crate::rules::ModelVisitor<D> for Links {
-        fn visit<M: crate::schema::NetabaseModelTrait<D>>(&mut self) -> Result<()> {
-            if !M::LINKS.is_empty() {
-                self.0.get_or_insert(M::INFO.name);
-            }
-            Ok(())
-        }
-    }
-    let mut links = Links(None);
-    D::visit_models(&mut links)?;
-    match links.0 {
-        Some(model) => Err(unsupported::<D>(&format!(
-            "`{model}` links to other models, and the asynchronous API does not enforce \
-             links yet: use the synchronous API for this definition"
-        ))),
-        None => Ok(()),
-    }
 }

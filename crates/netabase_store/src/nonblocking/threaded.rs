@@ -19,7 +19,8 @@ use crate::backend::{
 };
 use crate::error::{NetabaseError, Result};
 
-use super::backend::{AsyncBackend, AsyncReadTxn, AsyncWriteTxn};
+use super::backend::{AsyncBackend, AsyncReadTxn, AsyncWriteTxn, AtCommit};
+use crate::typed::changes::ChangeSet;
 
 /// A synchronous backend used through the asynchronous API, its transactions run on a
 /// pool of threads. Build it with [`Threaded::new`] or take it from a store with
@@ -81,6 +82,7 @@ enum Command {
     Apply(Vec<WriteOp<'static>>, Reply<()>),
     Clear(String, Reply<()>),
     Commit(Reply<()>),
+    CommitAround(AtCommit, Reply<ChangeSet>),
 }
 
 /// The error of a pool thread that went away without answering (it panicked).
@@ -182,6 +184,12 @@ fn serve_write<T: WriteTxn>(txn: T, commands: &mpsc::Receiver<Command>) {
             Command::Clear(table, reply) => drop(reply.send(txn.clear(&table))),
             Command::Commit(reply) => {
                 drop(reply.send(txn.commit()));
+                return;
+            }
+            Command::CommitAround(at_commit, reply) => {
+                // On this thread, which holds the engine's write transaction: the next
+                // writer cannot commit before `at_commit` is done.
+                drop(reply.send(at_commit.commit_sync(txn)));
                 return;
             }
             // Reads were answered above.
@@ -357,6 +365,10 @@ impl AsyncWriteTxn for ThreadedWriteTxn {
 
     async fn commit(self) -> Result<()> {
         self.0.ask(Command::Commit).await
+    }
+
+    async fn commit_around(self, at_commit: AtCommit) -> Result<ChangeSet> {
+        self.0.ask(|r| Command::CommitAround(at_commit, r)).await
     }
 }
 

@@ -8,18 +8,21 @@
 //! of them replaced does not decode, the writes after it are undone here (latest first)
 //! before the chunk is abandoned as the synchronous executor abandons it.
 
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use crate::backend::WriteOp;
+use crate::backend::{Direction, RawRange, WriteOp};
 use crate::codec::key::KeyCodec;
 use crate::codec::value::encode_value;
 use crate::error::{NetabaseError, PoisonedError, Result};
 use crate::schema::{NetabaseDefinitionTrait, NetabaseModelTrait};
+use crate::sync::state::SyncState;
 use crate::typed::changes::{Change, ChangeSet};
 use crate::typed::chunk::{Abandon, Decisions, PutChunk, RemoveChunk};
+use crate::typed::links;
+use crate::typed::watch::Hub;
 use crate::typed::write::{CHUNK, chunk_size, group_by_table};
 
-use super::backend::AsyncWriteTxn;
+use super::backend::{AsyncWriteTxn, AtCommit};
 
 /// Why a write transaction can no longer commit.
 enum Poison {
@@ -38,6 +41,11 @@ pub struct AsyncWriter<W> {
     // can be held across `.await` in a task that must be `Send`.
     log: Mutex<Vec<Change>>,
     poisoned: Mutex<Option<Poison>>,
+    /// The subscriptions the commit publishes to, when the store had one at `begin`,
+    /// and whether the caller reads the `ChangeSet` (without logging it would not).
+    hub: Option<(Arc<Hub>, bool)>,
+    /// The store's sync state, when it syncs a model: its metadata is written at commit.
+    sync: Option<Arc<SyncState>>,
 }
 
 /// Locks a mutex that is never held across a panic that matters: its data is plain.
@@ -54,7 +62,30 @@ impl<W: AsyncWriteTxn> AsyncWriter<W> {
             logging,
             log: Mutex::new(Vec::new()),
             poisoned: Mutex::new(None),
+            hub: None,
+            sync: None,
         }
+    }
+
+    /// Keeps the sync metadata of the store's synced models (`state`) in step at
+    /// commit; the changes are then always recorded, since the commit reads them.
+    pub(crate) fn with_sync(mut self, state: Option<&Arc<SyncState>>) -> Self {
+        if let Some(state) = state {
+            self.logging = true;
+            self.sync = Some(Arc::clone(state));
+        }
+        self
+    }
+
+    /// Publishes the transaction's changes to the subscriptions of `hub` at commit, and
+    /// records them for it, when `hub` has a subscription now (as the synchronous
+    /// [`crate::typed::write::Writer`] does). Without one this costs one atomic load.
+    pub(crate) fn watched_by(mut self, hub: &Arc<Hub>) -> Self {
+        if hub.is_watched() {
+            self.hub = Some((Arc::clone(hub), self.logging));
+            self.logging = true;
+        }
+        self
     }
 
     /// The engine's transaction, for reads (they see the transaction's own writes).
@@ -100,14 +131,18 @@ impl<W: AsyncWriteTxn> AsyncWriter<W> {
         M: NetabaseModelTrait<D>,
     {
         self.check()?;
-        if M::VALIDATES {
+        if M::VALIDATES || !M::LINKS.is_empty() {
             // Every model is checked before anything is written: a refusal applies
             // nothing of the call, as in the synchronous pipeline.
             let models: Vec<M> = models.into_iter().collect();
             for model in &models {
                 model.validate()?;
             }
-            let result = self.put_all::<D, M>(models).await;
+            let result = async {
+                self.check_links::<D, M>(&models).await?;
+                self.put_all::<D, M>(models).await
+            }
+            .await;
             return self.settle(result);
         }
         let result = self.put_all::<D, M>(models).await;
@@ -157,9 +192,13 @@ impl<W: AsyncWriteTxn> AsyncWriter<W> {
         if M::VALIDATES {
             model.validate()?;
         }
-        let result = self
-            .put_chunk::<D, M>(std::slice::from_ref(model), vec![value])
-            .await;
+        let result = async {
+            self.check_links::<D, M>(std::slice::from_ref(model))
+                .await?;
+            self.put_chunk::<D, M>(std::slice::from_ref(model), vec![value])
+                .await
+        }
+        .await;
         self.settle(result)
     }
 
@@ -173,8 +212,49 @@ impl<W: AsyncWriteTxn> AsyncWriter<W> {
         M: NetabaseModelTrait<D>,
     {
         self.check()?;
+        if links::is_linked_to::<D>(M::INFO.name) {
+            let pks: Vec<Vec<u8>> = keys.into_iter().map(|k| k.to_key_bytes()).collect();
+            let result = self.remove_linked::<D, M>(&pks).await;
+            return self.settle(result);
+        }
         let result = self.remove_all::<D, M>(keys).await;
         self.settle(result)
+    }
+
+    /// Removes the records at `pks` of a model that others link to: every link policy
+    /// is planned before the first removal, so that a refusal leaves nothing behind.
+    async fn remove_linked<D, M>(&self, pks: &[Vec<u8>]) -> Result<Vec<Option<M>>>
+    where
+        D: NetabaseDefinitionTrait,
+        M: NetabaseModelTrait<D>,
+    {
+        let removal = self.plan_removal::<D, M>(pks).await?;
+        let beyond = !removal.is_empty();
+        let result = async {
+            if beyond {
+                self.execute_removal::<D>(removal).await?;
+            }
+            let mut out = Vec::with_capacity(pks.len());
+            for chunk in pks.chunks(CHUNK) {
+                self.remove_chunk::<D, M>(chunk, &mut out).await?;
+            }
+            Ok(out)
+        }
+        .await;
+        self.poison_partial(beyond, result)
+    }
+
+    /// Poisons the transaction when `result` failed after writes beyond the refused
+    /// record's own were made (a refusal then no longer leaves the transaction whole).
+    fn poison_partial<R>(&self, wrote: bool, result: Result<R>) -> Result<R> {
+        if wrote && let Err(e) = &result {
+            let poison = match e {
+                NetabaseError::TransactionInactive(i) => Poison::Inactive(i.backend, i.operation),
+                other => Poison::Failed(other.to_string()),
+            };
+            *lock(&self.poisoned) = Some(poison);
+        }
+        result
     }
 
     async fn remove_all<D, M>(
@@ -208,9 +288,25 @@ impl<W: AsyncWriteTxn> AsyncWriter<W> {
     {
         self.check()?;
         let result = async {
+            if links::is_linked_to::<D>(M::INFO.name) {
+                let pks: Vec<Vec<u8>> = self
+                    .txn
+                    .range(M::INFO.table, RawRange::all(), Direction::Forward, None)
+                    .await?
+                    .into_iter()
+                    .map(|(pk, _)| pk)
+                    .collect();
+                let removal = self.plan_removal::<D, M>(&pks).await?;
+                let beyond = !removal.is_empty();
+                let executed = self.execute_removal::<D>(removal).await;
+                self.poison_partial(beyond, executed)?;
+            }
             self.txn.clear(M::INFO.table).await?;
             for field in M::INFO.secondary_keys {
                 self.txn.clear(field.table).await?;
+            }
+            for link in M::LINKS {
+                self.txn.clear(link.table).await?;
             }
             self.log(|| {
                 vec![Change::Cleared {
@@ -252,12 +348,21 @@ impl<W: AsyncWriteTxn> AsyncWriter<W> {
         {
             return Err(Self::poison_error(&poison));
         }
-        self.txn.commit().await?;
-        Ok(ChangeSet::from_log(
+        let changes = ChangeSet::from_log(
             self.log
                 .into_inner()
                 .unwrap_or_else(PoisonError::into_inner),
-        ))
+        );
+        if self.hub.is_none() && self.sync.is_none() {
+            self.txn.commit().await?;
+            return Ok(changes);
+        }
+        // The sync metadata is written inside the transaction; the publishing turn is
+        // taken before the engine's commit and the changes handed over after it, as
+        // the synchronous commit point does. A failed commit publishes nothing.
+        self.txn
+            .commit_around(AtCommit::new(changes, self.hub, self.sync))
+            .await
     }
 
     async fn put_chunk<D, M>(&self, models: &[M], values: Vec<Vec<u8>>) -> Result<()>
@@ -343,14 +448,19 @@ impl<W: AsyncWriteTxn> AsyncWriter<W> {
         Ok((abandon.stand, abandon.olds))
     }
 
-    async fn apply_by_table(&self, ops: Vec<WriteOp<'static>>) -> Result<()> {
+    /// Whether the transaction records its changes.
+    pub(super) fn logging(&self) -> bool {
+        self.logging
+    }
+
+    pub(super) async fn apply_by_table(&self, ops: Vec<WriteOp<'static>>) -> Result<()> {
         for run in group_by_table(ops) {
             self.txn.apply(run).await?;
         }
         Ok(())
     }
 
-    fn log(&self, changes: impl FnOnce() -> Vec<Change>) {
+    pub(super) fn log(&self, changes: impl FnOnce() -> Vec<Change>) {
         if self.logging {
             lock(&self.log).extend(changes());
         }

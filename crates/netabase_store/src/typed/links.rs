@@ -41,46 +41,76 @@ where
     if M::VALIDATES {
         models.iter().try_for_each(NetabaseModelTrait::validate)?;
     }
-    if M::LINKS.is_empty() {
-        return Ok(());
-    }
-    // Links to records of the same call count as present (a tree of records put at
-    // once); only computed when a link points back at the model itself.
-    let own: BTreeSet<Vec<u8>> = if M::LINKS.iter().any(|l| l.target_table == M::INFO.table) {
-        models
-            .iter()
-            .map(|m| m.primary_key().to_key_bytes())
-            .collect()
-    } else {
-        BTreeSet::new()
-    };
-    // Every (link, target) pair once, in key order: records of one call often link to
-    // few targets, and sorted lookups walk the target table in order.
-    let mut targets: Vec<(usize, Vec<u8>)> = Vec::new();
-    let mut keys = Vec::new();
-    for model in models {
-        for index in 0..M::LINKS.len() {
-            keys.clear();
-            model.link_keys(index, &mut keys);
-            targets.extend(keys.drain(..).map(|key| (index, key)));
-        }
-    }
-    targets.sort_unstable();
-    targets.dedup();
-    for (index, key) in &targets {
-        let link = &M::LINKS[*index];
-        let present = (link.target_table == M::INFO.table && own.contains(key))
-            || exists(txn, link.target_table, key)?;
-        if !present {
-            return Err(NetabaseError::DanglingLink(Box::new(DanglingLinkError {
-                model: M::INFO.name,
-                field: link.field,
-                target: link.target,
-                target_key: (link.show_target_key)(key),
-            })));
+    let targets = LinkTargets::of::<D, M>(models);
+    for (index, key) in &targets.pending {
+        if !exists(txn, M::LINKS[*index].target_table, key)? {
+            return Err(dangling::<D, M>(*index, key));
         }
     }
     Ok(())
+}
+
+/// The link targets that the models of one call point at and that must exist in the
+/// store: every (link, target key) pair once, in key order, except targets among the
+/// call's own records (a tree of records put at once). Both executors look them up.
+pub(crate) struct LinkTargets {
+    /// (position in `M::LINKS`, encoded target key) of each target to look up.
+    pub(crate) pending: Vec<(usize, Vec<u8>)>,
+}
+
+impl LinkTargets {
+    pub(crate) fn of<D, M>(models: &[M]) -> Self
+    where
+        D: NetabaseDefinitionTrait,
+        M: NetabaseModelTrait<D>,
+    {
+        if M::LINKS.is_empty() {
+            return LinkTargets {
+                pending: Vec::new(),
+            };
+        }
+        // Only computed when a link points back at the model itself.
+        let own: BTreeSet<Vec<u8>> = if M::LINKS.iter().any(|l| l.target_table == M::INFO.table) {
+            models
+                .iter()
+                .map(|m| m.primary_key().to_key_bytes())
+                .collect()
+        } else {
+            BTreeSet::new()
+        };
+        // Records of one call often link to few targets, and sorted lookups walk the
+        // target table in order.
+        let mut targets: Vec<(usize, Vec<u8>)> = Vec::new();
+        let mut keys = Vec::new();
+        for model in models {
+            for index in 0..M::LINKS.len() {
+                keys.clear();
+                model.link_keys(index, &mut keys);
+                targets.extend(keys.drain(..).map(|key| (index, key)));
+            }
+        }
+        targets.sort_unstable();
+        targets.dedup();
+        targets.retain(|(index, key)| {
+            !(M::LINKS[*index].target_table == M::INFO.table && own.contains(key))
+        });
+        LinkTargets { pending: targets }
+    }
+}
+
+/// The refusal of a link of `M` (at `index` of `M::LINKS`) to the absent `key`.
+pub(crate) fn dangling<D, M>(index: usize, key: &[u8]) -> NetabaseError
+where
+    D: NetabaseDefinitionTrait,
+    M: NetabaseModelTrait<D>,
+{
+    let link = &M::LINKS[index];
+    NetabaseError::DanglingLink(Box::new(DanglingLinkError {
+        model: M::INFO.name,
+        field: link.field,
+        target: link.target,
+        target_key: (link.show_target_key)(key),
+    }))
 }
 
 /// Runs the validators of the model held by `value` (a record received from a peer).
@@ -157,7 +187,11 @@ pub(crate) fn is_linked_to<D: NetabaseDefinitionTrait>(target: &'static str) -> 
 }
 
 /// A record, by model name and encoded primary key.
-type RecordId = (&'static str, Vec<u8>);
+pub(crate) type RecordId = (&'static str, Vec<u8>);
+/// The records a removal cascades to, per model.
+pub(crate) type CascadedRecords = BTreeMap<&'static str, Vec<Vec<u8>>>;
+/// The links a removal clears: record -> (position in its model's links, target key).
+pub(crate) type NulledLinks = BTreeMap<RecordId, Vec<(usize, Vec<u8>)>>;
 
 /// A `restrict` link found by the walk: the referrer, its field, and the target, with
 /// their keys as error reports show them.
@@ -173,61 +207,157 @@ struct Restricted {
 #[derive(Debug, Default)]
 pub(crate) struct Removal {
     /// Records removed by a cascade, per model, beyond the removal's own keys.
-    cascaded: BTreeMap<&'static str, Vec<Vec<u8>>>,
+    cascaded: CascadedRecords,
     /// Records whose links `set_null` clears: record -> (link, target key).
-    nulls: BTreeMap<RecordId, Vec<(usize, Vec<u8>)>>,
+    nulls: NulledLinks,
 }
 
-/// The closure walk of [`Removal::plan`], run as a visitor over the definition's models.
-struct Walk<'a, T: ?Sized> {
-    txn: &'a T,
-    /// The record being removed whose referrers are looked up now.
-    target: RecordId,
+/// A link of model `referrer` that points at the model being removed.
+#[derive(Clone, Copy)]
+pub(crate) struct Incoming {
+    referrer: &'static str,
+    index: usize,
+    pub(crate) link: &'static LinkInfo,
+    show_referrer: fn(&[u8]) -> String,
+}
+
+/// Every link of the models of `D` that points at the model named `target`, in the
+/// order of the definition's models and of their links.
+fn incoming<D: NetabaseDefinitionTrait>(target: &'static str) -> Vec<Incoming> {
+    struct Find {
+        target: &'static str,
+        found: Vec<Incoming>,
+    }
+    impl<D: NetabaseDefinitionTrait> ModelVisitor<D> for Find {
+        fn visit<R: NetabaseModelTrait<D>>(&mut self) -> Result<()> {
+            for (index, link) in R::LINKS.iter().enumerate() {
+                if link.target == self.target {
+                    self.found.push(Incoming {
+                        referrer: R::INFO.name,
+                        index,
+                        link,
+                        show_referrer: crate::rules::show_key::<R::PrimaryKey>,
+                    });
+                }
+            }
+            Ok(())
+        }
+    }
+    let mut find = Find {
+        target,
+        found: Vec::new(),
+    };
+    // The visitor itself never fails.
+    let _ = D::visit_models(&mut find);
+    find.found
+}
+
+/// The walk of [`Removal::plan`] without its reads, so that the synchronous and the
+/// asynchronous executors share it: [`RemovalWalk::next`] names a removed record and
+/// the links whose referrers must be read, [`RemovalWalk::referrers`] takes what was
+/// read, [`RemovalWalk::finish`] decides.
+pub(crate) struct RemovalWalk {
     /// Every record removed so far (the removal's own and the cascaded ones).
     removed: BTreeSet<RecordId>,
     queue: VecDeque<RecordId>,
     removal: Removal,
     /// `restrict` links found.
     restricted: Vec<Restricted>,
+    /// The incoming links of each model met, computed once.
+    links: BTreeMap<&'static str, Vec<Incoming>>,
 }
 
-impl<D: NetabaseDefinitionTrait, T: ReadTxn + ?Sized> ModelVisitor<D> for Walk<'_, T> {
-    fn visit<R: NetabaseModelTrait<D>>(&mut self) -> Result<()> {
-        let (target, target_key) = (self.target.0, self.target.1.clone());
-        for (index, link) in R::LINKS.iter().enumerate() {
-            if link.target != target {
-                continue;
-            }
-            for referrer in referrer_keys(self.txn, link, &target_key)? {
-                let id = (R::INFO.name, referrer);
-                match link.on_delete {
-                    OnDelete::Cascade => {
-                        if self.removed.insert(id.clone()) {
-                            self.removal
-                                .cascaded
-                                .entry(id.0)
-                                .or_default()
-                                .push(id.1.clone());
-                            self.queue.push_back(id);
-                        }
+impl RemovalWalk {
+    /// The walk of the removal of the records of `M` at `pks`.
+    pub(crate) fn new<D, M>(pks: &[Vec<u8>]) -> Self
+    where
+        D: NetabaseDefinitionTrait,
+        M: NetabaseModelTrait<D>,
+    {
+        let name = M::INFO.name;
+        RemovalWalk {
+            removed: pks.iter().map(|pk| (name, pk.clone())).collect(),
+            queue: pks.iter().map(|pk| (name, pk.clone())).collect(),
+            removal: Removal::default(),
+            restricted: Vec::new(),
+            links: BTreeMap::new(),
+        }
+    }
+
+    /// The next removed record whose referrers are to be read, with the links to read
+    /// them through ([`referrer_keys`]); `None` when the walk is done.
+    pub(crate) fn next<D: NetabaseDefinitionTrait>(&mut self) -> Option<(Vec<u8>, Vec<Incoming>)> {
+        let (model, key) = self.queue.pop_front()?;
+        let links = self
+            .links
+            .entry(model)
+            .or_insert_with(|| incoming::<D>(model))
+            .clone();
+        Some((key, links))
+    }
+
+    /// The records whose link `link` points at `target_key` (a removed record).
+    pub(crate) fn referrers(
+        &mut self,
+        link: &Incoming,
+        target_key: &[u8],
+        referrers: Vec<Vec<u8>>,
+    ) {
+        for referrer in referrers {
+            let id = (link.referrer, referrer);
+            match link.link.on_delete {
+                OnDelete::Cascade => {
+                    if self.removed.insert(id.clone()) {
+                        self.removal
+                            .cascaded
+                            .entry(id.0)
+                            .or_default()
+                            .push(id.1.clone());
+                        self.queue.push_back(id);
                     }
-                    OnDelete::SetNull => self
-                        .removal
-                        .nulls
-                        .entry(id)
-                        .or_default()
-                        .push((index, target_key.clone())),
-                    OnDelete::Restrict => self.restricted.push(Restricted {
-                        shown_referrer: crate::rules::show_key::<R::PrimaryKey>(&id.1),
-                        shown_target: (link.show_target_key)(&target_key),
-                        referrer: id,
-                        field: link.field,
-                        target,
-                    }),
                 }
+                OnDelete::SetNull => self
+                    .removal
+                    .nulls
+                    .entry(id)
+                    .or_default()
+                    .push((link.index, target_key.to_vec())),
+                OnDelete::Restrict => self.restricted.push(Restricted {
+                    shown_referrer: (link.show_referrer)(&id.1),
+                    shown_target: (link.link.show_target_key)(target_key),
+                    referrer: id,
+                    field: link.link.field,
+                    target: link.link.target,
+                }),
             }
         }
-        Ok(())
+    }
+
+    /// The removal the walk found.
+    ///
+    /// # Errors
+    /// [`NetabaseError::StillReferenced`] when a `restrict` link points at a removed
+    /// record from a record that stays.
+    pub(crate) fn finish(self) -> Result<Removal> {
+        if let Some(r) = self
+            .restricted
+            .iter()
+            .find(|r| !self.removed.contains(&r.referrer))
+        {
+            return Err(NetabaseError::StillReferenced(Box::new(
+                StillReferencedError {
+                    target: r.target,
+                    target_key: r.shown_target.clone(),
+                    model: r.referrer.0,
+                    field: r.field,
+                    referrer_key: r.shown_referrer.clone(),
+                },
+            )));
+        }
+        let mut removal = self.removal;
+        let removed = self.removed;
+        removal.nulls.retain(|id, _| !removed.contains(id));
+        Ok(removal)
     }
 }
 
@@ -244,38 +374,19 @@ impl Removal {
         M: NetabaseModelTrait<D>,
         T: ReadTxn + ?Sized,
     {
-        let name = M::INFO.name;
-        let mut walk = Walk {
-            txn,
-            target: (name, Vec::new()),
-            removed: pks.iter().map(|pk| (name, pk.clone())).collect(),
-            queue: pks.iter().map(|pk| (name, pk.clone())).collect(),
-            removal: Removal::default(),
-            restricted: Vec::new(),
-        };
-        while let Some(next) = walk.queue.pop_front() {
-            walk.target = next;
-            D::visit_models(&mut walk)?;
+        let mut walk = RemovalWalk::new::<D, M>(pks);
+        while let Some((key, links)) = walk.next::<D>() {
+            for link in &links {
+                let referrers = referrer_keys(txn, link.link, &key)?;
+                walk.referrers(link, &key, referrers);
+            }
         }
-        if let Some(r) = walk
-            .restricted
-            .iter()
-            .find(|r| !walk.removed.contains(&r.referrer))
-        {
-            return Err(NetabaseError::StillReferenced(Box::new(
-                StillReferencedError {
-                    target: r.target,
-                    target_key: r.shown_target.clone(),
-                    model: r.referrer.0,
-                    field: r.field,
-                    referrer_key: r.shown_referrer.clone(),
-                },
-            )));
-        }
-        let mut removal = walk.removal;
-        let removed = walk.removed;
-        removal.nulls.retain(|id, _| !removed.contains(id));
-        Ok(removal)
+        walk.finish()
+    }
+
+    /// The records cascaded per model, and the links cleared per record.
+    pub(crate) fn into_parts(self) -> (CascadedRecords, NulledLinks) {
+        (self.cascaded, self.nulls)
     }
 
     /// Whether the removal touches nothing beyond its own records.

@@ -11,9 +11,11 @@
 
 use std::collections::BTreeSet;
 
+use netabase_store::TypedChange;
 use netabase_store::backend::{Direction, RawRange};
 use netabase_store::nonblocking::{AsyncBackend, AsyncReadTxn, AsyncStore};
 use netabase_store::prelude::*;
+use netabase_store::watch::{Event, Filter, Subscription};
 
 #[path = "../conformance/schema.rs"]
 pub mod schema;
@@ -462,6 +464,145 @@ pub async fn batches_are_all_or_nothing<B: AsyncBackend>(store: Store<B>) -> Tes
     assert_user_indexes_exact(&store).await
 }
 
+/// The commits a subscription has received so far, as (seq, changes); a lag is an error.
+type Commits<C> = Vec<(u64, Vec<C>)>;
+
+fn drain<C>(sub: &Subscription<C>) -> Result<Commits<C>, Box<dyn std::error::Error>> {
+    let mut out = Vec::new();
+    while let Some(event) = sub.try_recv()? {
+        match event {
+            Event::Commit(c) => out.push((c.seq, c.changes)),
+            Event::Lagged(n) => return Err(format!("lagged by {n}").into()),
+        }
+    }
+    Ok(out)
+}
+
+fn put_ids(commits: &Commits<TypedChange<TestDefinition, User>>) -> Vec<Vec<u64>> {
+    commits
+        .iter()
+        .map(|(_, changes)| {
+            changes
+                .iter()
+                .map(|c| match c {
+                    TypedChange::Put { new, .. } => new.id,
+                    TypedChange::Removed { old, .. } => old.id + 1000,
+                    TypedChange::Cleared => 0,
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Every asynchronous write path publishes to subscriptions when (and only when) it
+/// commits, one event per transaction, in commit order: one-shot puts and removes,
+/// `put_many`, explicit transactions, batches and `clear`. Dropped, refused and
+/// empty transactions publish nothing.
+pub async fn watch_sees_every_write_path_at_commit<B: AsyncBackend>(store: Store<B>) -> TestResult {
+    let users = store.open_tree::<User>();
+    let sub = users.watch(Filter::all());
+    assert_eq!(store.subscriptions(), 1);
+    users.put(user(1, "a@x", 1)).await?;
+    users
+        .put_many([user(2, "b@x", 2), user(3, "c@x", 3)])
+        .await?;
+    let txn = store.write().await?;
+    txn.open_tree::<User>().put(user(4, "d@x", 4)).await?;
+    txn.open_tree::<Post>()
+        .put(Post {
+            id: 1,
+            title: "p".into(),
+            author_id: 4,
+        })
+        .await?;
+    // Not published before the commit.
+    assert!(drain(&sub)?.len() == 2);
+    let changes = txn.commit().await?;
+    assert_eq!(changes.len(), 2, "the committer still reads its ChangeSet");
+    // Dropped, refused and empty: nothing.
+    let txn = store.write().await?;
+    txn.open_tree::<User>().put(user(9, "z@x", 9)).await?;
+    drop(txn);
+    assert!(users.put(user(5, "a@x", 5)).await.is_err());
+    store.write().await?.commit().await?;
+    let mut batch = users.create_batch();
+    batch.put(user(5, "e@x", 5))?;
+    batch.remove(UserPrimaryKey(1));
+    batch.commit().await?;
+    users.remove(UserPrimaryKey(2)).await?;
+    users.clear().await?;
+    let commits = drain(&sub)?;
+    assert_eq!(
+        put_ids(&commits),
+        vec![vec![4], vec![5, 1001], vec![1002], vec![0]],
+        "the Post change is not the User subscription's"
+    );
+    // Sequence numbers follow commit order (the first two commits were drained above).
+    let seqs: Vec<u64> = commits.iter().map(|(s, _)| *s).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+    drop(sub);
+    assert_eq!(store.subscriptions(), 0);
+    Ok(())
+}
+
+/// Filters of the synchronous API (a key range, a secondary key) select the changes;
+/// a store-level subscription sees several models in one event; both read as streams.
+pub async fn watch_filters_and_streams<B: AsyncBackend>(store: Store<B>) -> TestResult {
+    use futures::StreamExt;
+    let users = store.open_tree::<User>();
+    let mut adults = users.watch(Filter::secondary_range(UserAgeSecondaryKey(18)..));
+    let low = users.watch(Filter::range(UserPrimaryKey(1)..UserPrimaryKey(3)));
+    let mut both = store
+        .watch()
+        .model::<User>(Filter::key(UserPrimaryKey(7)))
+        .model::<Post>(Filter::all())
+        .subscribe();
+    users.put(user(1, "a@x", 17)).await?;
+    users.put(user(1, "a@x", 18)).await?;
+    users.put(user(7, "g@x", 40)).await?;
+    let txn = store.write().await?;
+    txn.open_tree::<User>().put(user(7, "g@x", 41)).await?;
+    txn.open_tree::<Post>()
+        .put(Post {
+            id: -1,
+            title: "t".into(),
+            author_id: 7,
+        })
+        .await?;
+    txn.commit().await?;
+
+    // Adults: id 1 turning 18, id 7 at 40, then 41.
+    let mut ages = Vec::new();
+    for _ in 0..3 {
+        match adults.next().await {
+            Some(Ok(Event::Commit(c))) => {
+                for change in c.changes {
+                    if let TypedChange::Put { new, .. } = change {
+                        ages.push((new.id, new.age));
+                    }
+                }
+            }
+            other => return Err(format!("unexpected {other:?}").into()),
+        }
+    }
+    assert_eq!(ages, vec![(1, 18), (7, 40), (7, 41)]);
+    assert_eq!(put_ids(&drain(&low)?), vec![vec![1], vec![1]]);
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        match both.next().await {
+            Some(Ok(Event::Commit(c))) => seen.push(c.changes.len()),
+            other => return Err(format!("unexpected {other:?}").into()),
+        }
+    }
+    assert_eq!(
+        seen,
+        vec![1, 2],
+        "the transaction's two models arrive in one event"
+    );
+    assert!(both.try_recv()?.is_none());
+    Ok(())
+}
+
 /// The store records its format and schema at open, so that a second open of the same
 /// database checks them.
 pub async fn open_records_the_schema<B: AsyncBackend>(store: Store<B>) -> TestResult {
@@ -493,6 +634,8 @@ macro_rules! async_conformance_suite {
             random_operations_keep_indexes_exact,
             batches_are_all_or_nothing,
             open_records_the_schema,
+            watch_sees_every_write_path_at_commit,
+            watch_filters_and_streams,
         );
     };
     (@tests $attr:meta, $make:expr; $($name:ident),+ $(,)?) => {

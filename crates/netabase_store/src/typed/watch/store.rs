@@ -9,8 +9,10 @@ use crate::typed::store::NetabaseStore;
 use crate::typed::tree::Tree;
 
 use super::filter::{Filter, Watched};
-use super::hub::Sink;
+use super::hub::{Hub, Sink};
 use super::{DEFAULT_CAPACITY, Subscription};
+use std::marker::PhantomData;
+use std::sync::Arc;
 
 impl<D, M, B> Tree<D, M, B>
 where
@@ -71,9 +73,20 @@ where
         filter: Filter<D, M>,
         capacity: usize,
     ) -> Subscription<TypedChange<D, M>> {
+        Subscription::for_model(self.store().hub(), filter, capacity)
+    }
+}
+
+impl<D, M> Subscription<TypedChange<D, M>>
+where
+    D: NetabaseDefinitionTrait,
+    M: NetabaseModelTrait<D>,
+{
+    /// A subscription to the changes of model `M` that `filter` matches.
+    pub(crate) fn for_model(hub: &Arc<Hub>, filter: Filter<D, M>, capacity: usize) -> Self {
         let watched = vec![Watched::model::<D, M>(vec![filter.rule])];
         Subscription::register(
-            self.store().hub(),
+            hub,
             Sink::new(watched, capacity),
             |change| change.decode::<D, M>(),
             D::NAME,
@@ -125,11 +138,7 @@ impl<D: NetabaseDefinitionTrait, B: Backend> NetabaseStore<D, B> {
     /// # Ok::<(), NetabaseError>(())
     /// ```
     pub fn watch(&self) -> StoreWatch<'_, D, B> {
-        StoreWatch {
-            store: self,
-            watched: Vec::new(),
-            capacity: DEFAULT_CAPACITY,
-        }
+        StoreWatch::new(self.hub())
     }
 
     /// How many subscriptions (of trees and of the store) are registered: dropped ones
@@ -139,12 +148,14 @@ impl<D: NetabaseDefinitionTrait, B: Backend> NetabaseStore<D, B> {
     }
 }
 
-/// A subscription to several models being set up ([`NetabaseStore::watch`]).
+/// A subscription to several models being set up ([`NetabaseStore::watch`], or
+/// [`crate::nonblocking::AsyncStore::watch`]).
 #[must_use = "nothing is watched until `subscribe` is called"]
 pub struct StoreWatch<'s, D, B> {
-    store: &'s NetabaseStore<D, B>,
+    hub: &'s Arc<Hub>,
     watched: Vec<Watched>,
     capacity: usize,
+    _store: PhantomData<fn() -> (D, B)>,
 }
 
 impl<D, B> std::fmt::Debug for StoreWatch<'_, D, B> {
@@ -159,7 +170,16 @@ impl<D, B> std::fmt::Debug for StoreWatch<'_, D, B> {
     }
 }
 
-impl<'s, D: NetabaseDefinitionTrait, B: Backend> StoreWatch<'s, D, B> {
+impl<'s, D: NetabaseDefinitionTrait, B> StoreWatch<'s, D, B> {
+    pub(crate) fn new(hub: &'s Arc<Hub>) -> Self {
+        StoreWatch {
+            hub,
+            watched: Vec::new(),
+            capacity: DEFAULT_CAPACITY,
+            _store: PhantomData,
+        }
+    }
+
     /// Watches the changes of model `M` that `filter` matches.
     pub fn model<M: NetabaseModelTrait<D>>(mut self, filter: Filter<D, M>) -> Self {
         match self.watched.iter_mut().find(|w| w.table == M::INFO.table) {
@@ -181,7 +201,7 @@ impl<'s, D: NetabaseDefinitionTrait, B: Backend> StoreWatch<'s, D, B> {
     /// that begins from now on.
     pub fn subscribe(self) -> Subscription<DefinitionChange<D>> {
         Subscription::register(
-            self.store.hub(),
+            self.hub,
             Sink::new(self.watched, self.capacity),
             DefinitionChange::decode,
             D::NAME,
