@@ -140,7 +140,7 @@ async fn a_failed_node_put_leaves_neither_the_model_nor_the_dht_record() -> Test
             Err(_) => {
                 failures += 1;
                 assert_eq!(
-                    node.store().open_tree::<User>().get(1)?,
+                    node.view().get::<User>(1)?,
                     None,
                     "typed model left by a put failed at call {n}"
                 );
@@ -156,7 +156,7 @@ async fn a_failed_node_put_leaves_neither_the_model_nor_the_dht_record() -> Test
         "the put made only {failures} engine calls before succeeding"
     );
     assert!(succeeded, "no put got through");
-    assert_eq!(node.store().open_tree::<User>().get(1)?, Some(user(1)));
+    assert_eq!(node.view().get::<User>(1)?, Some(user(1)));
     let records = node.query_local_records(10).await?;
     assert!(matches!(records.as_slice(), [BlogDefinition::User(u)] if *u == user(1)));
 
@@ -165,10 +165,10 @@ async fn a_failed_node_put_leaves_neither_the_model_nor_the_dht_record() -> Test
     let removed = node.remove_record::<User>(UserPrimaryKey(1)).await;
     countdown.set(-1);
     assert!(removed.is_err());
-    assert_eq!(node.store().open_tree::<User>().get(1)?, Some(user(1)));
+    assert_eq!(node.view().get::<User>(1)?, Some(user(1)));
     assert_eq!(node.query_local_records(10).await?.len(), 1);
     assert!(node.remove_record::<User>(UserPrimaryKey(1)).await?);
-    assert_eq!(node.store().open_tree::<User>().get(1)?, None);
+    assert_eq!(node.view().get::<User>(1)?, None);
     assert!(node.query_local_records(10).await?.is_empty());
     node.close().await;
     Ok(())

@@ -30,7 +30,7 @@ async fn a_model_put_on_one_node_is_found_typed_on_another() -> TestResult {
 
     // The publisher's typed store holds the model for local queries.
     assert_eq!(
-        a.store().open_tree::<User>().get(UserPrimaryKey(7))?,
+        a.view().get::<User>(UserPrimaryKey(7))?,
         Some(user(7))
     );
 

@@ -55,6 +55,18 @@ pub enum KadStoreError {
     Storage(#[from] NetabaseError),
 }
 
+/// What became of one record of [`KadStore::try_put_batch`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum BatchPut {
+    /// Written, and durable once the batch returned.
+    Stored,
+    /// Declined by the batch's `accept` check; nothing written.
+    Declined,
+    /// A limit of [`KadStoreConfig`] was reached; nothing written.
+    Limit(store::Error),
+}
+
 /// What [`KadStore::sweep_expired`] deleted.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SweepStats {
@@ -225,6 +237,66 @@ impl<B: Backend> KadStore<B> {
         put_encoded(&txn, record.key.as_ref(), &bytes, self.config.max_records)??;
         txn.commit()?;
         Ok(())
+    }
+
+    /// Stores `records` in one write transaction (one durable commit for all of them):
+    /// the group commit of a node's inbound records. Each record is first shown to
+    /// `accept` with the unexpired record it would replace, if any; a record `accept`
+    /// declines, or that hits a limit, is skipped and the others are still written. A
+    /// record later in `records` replaces an earlier one with the same key.
+    ///
+    /// Returns one [`BatchPut`] per record, in order, once the transaction is committed.
+    ///
+    /// # Errors
+    /// [`KadStoreError::Storage`] if the backend fails or the commit fails: then nothing
+    /// of the batch is written.
+    pub fn try_put_batch(
+        &self,
+        records: &[Record],
+        mut accept: impl FnMut(&Record, Option<&Record>) -> bool,
+    ) -> Result<Vec<BatchPut>, KadStoreError> {
+        let now = WallTime::now();
+        let txn = self.backend.begin_write()?;
+        let mut outcomes = Vec::with_capacity(records.len());
+        for record in records {
+            let key = record.key.as_ref();
+            let existing = match txn.get(RECORDS_TABLE, key)? {
+                None => None,
+                Some(bytes) => {
+                    let stored: StoredRecord = decode(&bytes)
+                        .map_err(|r| NetabaseError::decode(RECORDS_TABLE, key, r))?;
+                    if stored.is_expired(now) {
+                        None
+                    } else {
+                        Some(
+                            stored
+                                .into_record(record.key.clone())
+                                .map_err(|r| NetabaseError::decode(RECORDS_TABLE, key, r))?,
+                        )
+                    }
+                }
+            };
+            if !accept(record, existing.as_ref()) {
+                outcomes.push(BatchPut::Declined);
+                continue;
+            }
+            let bytes = match self.encode_checked(record) {
+                Ok(bytes) => bytes,
+                Err(KadStoreError::Limit(limit)) => {
+                    outcomes.push(BatchPut::Limit(limit));
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            outcomes.push(
+                match put_encoded(&txn, key, &bytes, self.config.max_records)? {
+                    Ok(()) => BatchPut::Stored,
+                    Err(limit) => BatchPut::Limit(limit),
+                },
+            );
+        }
+        txn.commit()?;
+        Ok(outcomes)
     }
 
     fn encode_checked(&self, record: &Record) -> Result<Vec<u8>, KadStoreError> {
