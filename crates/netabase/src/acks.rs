@@ -3,10 +3,14 @@
 //! With `StoreInserts::FilterBoth`, libp2p's Kademlia hands an inbound `PUT_VALUE` to
 //! the application as an event and, in the same breath, queues the response to the
 //! sender. [`DurableKad`] wraps the behaviour and holds that response back until the
-//! node settles the record ([`DurableKad::settle`]): once the storage worker's commit
-//! that holds it is durable, the response goes out; a record that is refused or not
-//! stored gets its stream reset instead, so the sender does not count this node among
-//! those that stored it.
+//! node settles the record ([`DurableKad::settle`]): a stored record is answered once
+//! the storage worker's commit that holds it is durable; a record the worker failed to
+//! commit is not answered at all (its stream is closed, which the sender sees as a
+//! failed request). A record refused by validation gets the protocol's usual response,
+//! as libp2p gives it: the Kademlia protocol has no refusal message, and libp2p-kad
+//! 0.49 leaves a closed inbound stream unpolled until its connection ends, so closing
+//! the stream of every refused record would let refusals use up a connection's
+//! inbound streams.
 //!
 //! The event comes out of the behaviour before its response, and the node may settle a
 //! record before or after the response is polled: whichever of the two comes second
@@ -71,23 +75,23 @@ impl<S: RecordStore + Send + 'static> DurableKad<S> {
     }
 
     /// Answers the inbound put of `key` that `peer` sent on `connection`: with the
-    /// protocol's response if `stored`, else by resetting its stream.
+    /// protocol's response if `answer`, else by closing its stream unanswered.
     pub(crate) fn settle(
         &mut self,
         peer: PeerId,
         connection: ConnectionId,
         key: RecordKey,
-        stored: bool,
+        answer: bool,
     ) {
         let ticket = (peer, connection, key);
         match pop(&mut self.held, &ticket) {
-            Some(response) => self.release(peer, connection, response, stored),
-            None => self.settled.entry(ticket).or_default().push_back(stored),
+            Some(response) => self.release(peer, connection, response, answer),
+            None => self.settled.entry(ticket).or_default().push_back(answer),
         }
     }
 
-    fn release(&mut self, peer: PeerId, connection: ConnectionId, response: KadIn, stored: bool) {
-        let event = if stored {
+    fn release(&mut self, peer: PeerId, connection: ConnectionId, response: KadIn, answer: bool) {
+        let event = if answer {
             response
         } else {
             match response {
@@ -146,7 +150,7 @@ impl<S: RecordStore + Send + 'static> DurableKad<S> {
                     self.expected.remove(&ticket);
                 }
                 match pop(&mut self.settled, &ticket) {
-                    Some(stored) => self.release(peer_id, connection, response, stored),
+                    Some(answer) => self.release(peer_id, connection, response, answer),
                     None => self.held.entry(ticket).or_default().push_back(response),
                 }
                 None

@@ -615,7 +615,7 @@ impl<D: NetabaseDefinitionTrait, B: Backend> EventLoop<D, B> {
         };
         if let Some((kind, reason)) = refused {
             self.refuse(key.clone(), Some(source), origin, kind, reason);
-            self.settle(source, connection, key, false);
+            self.settle(source, connection, key, true);
             return;
         }
         let settled = self.settled_sender.clone();
@@ -635,16 +635,17 @@ impl<D: NetabaseDefinitionTrait, B: Backend> EventLoop<D, B> {
             let reason = "the storage worker's queue is full".to_owned();
             let kind = RefusalKind::StoreFull;
             self.refuse(key.clone(), Some(source), origin, kind, reason);
-            self.settle(source, connection, key, false);
+            self.settle(source, connection, key, true);
         }
     }
 
-    /// Answers the sender of an inbound record (see [`crate::acks`]).
-    fn settle(&mut self, source: PeerId, connection: ConnectionId, key: RecordKey, stored: bool) {
+    /// Releases the answer to the sender of an inbound record, or (`answer` false, for
+    /// a record whose commit failed) closes its stream unanswered (see [`crate::acks`]).
+    fn settle(&mut self, source: PeerId, connection: ConnectionId, key: RecordKey, answer: bool) {
         self.swarm
             .behaviour_mut()
             .kad
-            .settle(source, connection, key, stored);
+            .settle(source, connection, key, answer);
     }
 
     /// The worker's answer for an inbound record or provider record.
@@ -656,7 +657,8 @@ impl<D: NetabaseDefinitionTrait, B: Backend> EventLoop<D, B> {
                 key,
                 outcome,
             } => {
-                let stored = matches!(outcome, InboundOutcome::Stored);
+                // Refusals get the protocol's usual answer; a failed commit none.
+                let answer = !matches!(outcome, InboundOutcome::Failed(_));
                 let origin = RecordOrigin::InboundPut;
                 match outcome {
                     InboundOutcome::Stored => {
@@ -679,7 +681,7 @@ impl<D: NetabaseDefinitionTrait, B: Backend> EventLoop<D, B> {
                         self.emit(NetabaseEvent::StoreError { message });
                     }
                 }
-                self.settle(source, connection, key, stored);
+                self.settle(source, connection, key, answer);
             }
             Settled::Provider {
                 key,

@@ -3,7 +3,7 @@
 //!
 //! Neither can take the database's writer lock: every write goes to the storage worker
 //! (see [`crate::worker`]). Reads are read transactions, which on redb, sled and the
-//! in-memory backend are snapshots that never wait for a writer.
+//! in-memory backend never wait for a writer (and on redb and in memory are snapshots).
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -11,7 +11,7 @@ use std::sync::Arc;
 use libp2p::PeerId;
 use libp2p::kad::store::{self, RecordStore};
 use libp2p::kad::{ProviderRecord, Record, RecordKey};
-use netabase_store::backend::Backend;
+use netabase_store::backend::{Backend, Capabilities};
 use netabase_store::kad::KadStore;
 use netabase_store::schema::{NetabaseDefinitionTrait, NetabaseModelTrait};
 use netabase_store::watch::StoreWatch;
@@ -27,7 +27,8 @@ use crate::worker::StorageWorker;
 ///
 /// It offers read transactions only. The node's writes run on its storage worker, so
 /// an application holding a view (or a read transaction of it) never holds the
-/// database's writer lock and cannot stall or deadlock the node: reads are snapshots.
+/// database's writer lock and cannot stall or deadlock the node: a read never waits for
+/// a writer, nor a writer for a read.
 ///
 /// # Examples
 /// ```no_run
@@ -109,6 +110,13 @@ impl<D: NetabaseDefinitionTrait, B: Backend> NodeView<D, B> {
     /// The backend's name (`"redb"`, `"sled"`, `"memory"`).
     pub fn backend_name(&self) -> &'static str {
         self.store.backend_name()
+    }
+
+    /// What the backend guarantees: with `snapshot_reads`, a read transaction sees one
+    /// snapshot however long it is held (redb, the in-memory backend); without (sled),
+    /// each read sees the latest commit. Either way a read never waits for the writer.
+    pub fn capabilities(&self) -> Capabilities {
+        self.store.capabilities()
     }
 }
 

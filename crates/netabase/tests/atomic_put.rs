@@ -1,6 +1,7 @@
 //! A node's put of a model is one transaction: the typed model and the node's DHT record
 //! are committed together. A backend that fails the N-th engine call of a write
-//! transaction, for every N, shows that a failed put leaves neither behind.
+//! transaction, for every N, shows that a failed put leaves neither behind. The same
+//! backend shows that an inbound record whose commit fails is not acknowledged.
 
 mod common;
 
@@ -10,6 +11,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use common::*;
 use netabase::Netabase;
 use netabase_store::NetabaseError;
+use netabase_store::kad::DefinitionRecordExt;
 use netabase_store::backend::memory::MemoryBackend;
 use netabase_store::backend::{
     Backend, Capabilities, Cursor, Direction, RawRange, ReadTxn, ValueFn, WriteTxn,
@@ -172,4 +174,54 @@ async fn a_failed_node_put_leaves_neither_the_model_nor_the_dht_record() -> Test
     assert!(node.query_local_records(10).await?.is_empty());
     node.close().await;
     Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_inbound_record_whose_commit_fails_is_not_acknowledged() -> TestResult {
+    let countdown = Countdown::default();
+    countdown.set(-1);
+    let backend = FailingBackend {
+        inner: MemoryBackend::new(),
+        countdown: countdown.clone(),
+    };
+    let config = config().with_sweep_interval(std::time::Duration::from_secs(3600));
+    let node = Netabase::<BlogDefinition, _>::with_backend(backend, config).await?;
+    let address = first_addr_of(&node).await?;
+    let mut client = kad_client()?;
+    let record = || BlogDefinition::User(user(5)).to_record();
+
+    // Every engine call of the next write transaction fails from its first on: the
+    // worker's batch cannot commit, so the sender gets no acknowledgement.
+    for n in 1..=6 {
+        countdown.set(n);
+        let acked = send_records(&mut client, node.peer_id(), address.clone(), vec![record()?])
+            .await?;
+        countdown.set(-1);
+        if acked == [true] {
+            // Past the last engine call of the batch: stored and acknowledged.
+            assert!(n > 1, "a batch whose first call failed was acknowledged");
+            break;
+        }
+        assert_eq!(acked, [false], "failure at call {n}");
+        assert!(
+            node.query_local_records(10).await?.is_empty(),
+            "a record whose commit failed at call {n} was stored"
+        );
+    }
+    let acked = send_records(&mut client, node.peer_id(), address, vec![record()?]).await?;
+    assert_eq!(acked, [true]);
+    assert_eq!(node.query_local_records(10).await?.len(), 1);
+    node.close().await;
+    Ok(())
+}
+
+async fn first_addr_of<B: Backend>(
+    node: &Netabase<BlogDefinition, B>,
+) -> TestResult<libp2p::Multiaddr> {
+    Ok(node
+        .listen_addrs()
+        .await?
+        .into_iter()
+        .next()
+        .ok_or("node has no listen address")?)
 }
