@@ -113,12 +113,12 @@ async fn demo() -> Result<(), AnyError> {
     // The application reads the node's data through a read-only view: its snapshots
     // never hold the database's writer lock, so they cannot stall the node.
     let view = alice.view();
-    let by_alice = view
-        .read()?
-        .open_tree::<Note>()
-        .get_by_secondary_key(NoteSecondaryKeys::Author(NoteAuthorSecondaryKey(
-            "alice".into(),
-        )))?;
+    let by_alice =
+        view.read()?
+            .open_tree::<Note>()
+            .get_by_secondary_key(NoteSecondaryKeys::Author(NoteAuthorSecondaryKey(
+                "alice".into(),
+            )))?;
     println!("alice's local store holds {} of her notes", by_alice.len());
 
     for node in &nodes {

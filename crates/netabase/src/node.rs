@@ -5,7 +5,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use libp2p::kad::{Mode, ProviderRecord, RecordKey};
 use libp2p::{Multiaddr, PeerId};
-use netabase_store::kad::{DefinitionRecordExt, KadStore, KadStoreError, record_key, validate_record};
+use netabase_store::kad::{
+    DefinitionRecordExt, KadStore, KadStoreError, record_key, validate_record,
+};
 use netabase_store::schema::{NetabaseDefinitionTrait, NetabaseModelTrait};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinHandle;

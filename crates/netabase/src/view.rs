@@ -57,6 +57,43 @@ use crate::worker::StorageWorker;
 /// node.put_record(Note { id: 2, tag: "todo".into() }).await?;
 /// # Ok(()) }
 /// ```
+///
+/// The view cannot write, so a write held across a node call (which used to deadlock
+/// the node) does not compile: there is no write transaction to take ...
+/// ```compile_fail
+/// # use netabase_store::prelude::*;
+/// # #[netabase_definition_module(AppDefinition, AppKeys)]
+/// # pub mod app {
+/// #     use netabase_store::prelude::*;
+/// #     use serde::{Deserialize, Serialize};
+/// #     #[derive(NetabaseModel, Serialize, Deserialize, Clone, Debug, PartialEq)]
+/// #     #[netabase(AppDefinition)]
+/// #     pub struct Note { #[primary_key] pub id: u64, pub tag: String }
+/// # }
+/// # use app::*;
+/// # async fn run(node: netabase::Netabase<AppDefinition>) -> netabase::Result<()> {
+/// let view = node.view();
+/// let txn = view.write()?;
+/// node.put_record(Note { id: 2, tag: "todo".into() }).await?;
+/// txn.commit()?;
+/// # Ok(()) }
+/// ```
+/// ... and a read transaction has no write methods:
+/// ```compile_fail
+/// # use netabase_store::prelude::*;
+/// # #[netabase_definition_module(AppDefinition, AppKeys)]
+/// # pub mod app {
+/// #     use netabase_store::prelude::*;
+/// #     use serde::{Deserialize, Serialize};
+/// #     #[derive(NetabaseModel, Serialize, Deserialize, Clone, Debug, PartialEq)]
+/// #     #[netabase(AppDefinition)]
+/// #     pub struct Note { #[primary_key] pub id: u64, pub tag: String }
+/// # }
+/// # use app::*;
+/// # fn run(node: netabase::Netabase<AppDefinition>) -> netabase::Result<()> {
+/// node.view().read()?.open_tree::<Note>().put(Note { id: 1, tag: "todo".into() })?;
+/// # Ok(()) }
+/// ```
 pub struct NodeView<D, B> {
     store: NetabaseStore<D, B>,
 }

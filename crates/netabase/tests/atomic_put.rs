@@ -11,11 +11,11 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use common::*;
 use netabase::Netabase;
 use netabase_store::NetabaseError;
-use netabase_store::kad::DefinitionRecordExt;
 use netabase_store::backend::memory::MemoryBackend;
 use netabase_store::backend::{
     Backend, Capabilities, Cursor, Direction, RawRange, ReadTxn, ValueFn, WriteTxn,
 };
+use netabase_store::kad::DefinitionRecordExt;
 
 /// Fails the call that brings the countdown to zero; negative means never.
 #[derive(Clone, Default)]
@@ -194,8 +194,13 @@ async fn an_inbound_record_whose_commit_fails_is_not_acknowledged() -> TestResul
     // worker's batch cannot commit, so the sender gets no acknowledgement.
     for n in 1..=6 {
         countdown.set(n);
-        let acked = send_records(&mut client, node.peer_id(), address.clone(), vec![record()?])
-            .await?;
+        let acked = send_records(
+            &mut client,
+            node.peer_id(),
+            address.clone(),
+            vec![record()?],
+        )
+        .await?;
         countdown.set(-1);
         if acked == [true] {
             // Past the last engine call of the batch: stored and acknowledged.

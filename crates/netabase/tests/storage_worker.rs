@@ -32,7 +32,9 @@ async fn held_view_stalls_nothing<B: Backend>(node: Netabase<BlogDefinition, B>)
     // A second node reads the inbound records back from `node` through the DHT.
     let reader = start(config()).await?;
     let node_addr = addr_of(&node).await?;
-    reader.add_address(node.peer_id(), node_addr.clone()).await?;
+    reader
+        .add_address(node.peer_id(), node_addr.clone())
+        .await?;
     node.add_address(reader.peer_id(), first_addr(&reader).await?)
         .await?;
     wait_until("the reader is connected", || async {
@@ -158,4 +160,3 @@ async fn a_held_read_view_stalls_nothing_on_sled() -> TestResult {
     let node = Netabase::<BlogDefinition, _>::with_backend(SledBackend::temp()?, config()).await?;
     held_view_stalls_nothing(node).await
 }
-

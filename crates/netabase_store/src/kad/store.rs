@@ -256,44 +256,70 @@ impl<B: Backend> KadStore<B> {
         mut accept: impl FnMut(&Record, Option<&Record>) -> bool,
     ) -> Result<Vec<BatchPut>, KadStoreError> {
         let now = WallTime::now();
+        let mut outcomes = vec![BatchPut::Stored; records.len()];
+        // Encode first: a value over the limit is refused before anything is written.
+        let mut encoded = Vec::with_capacity(records.len());
+        for (i, record) in records.iter().enumerate() {
+            match self.encode_checked(record) {
+                Ok(bytes) => encoded.push((i, bytes)),
+                Err(KadStoreError::Limit(limit)) => outcomes[i] = BatchPut::Limit(limit),
+                Err(e) => return Err(e),
+            }
+        }
         let txn = self.backend.begin_write()?;
-        let mut outcomes = Vec::with_capacity(records.len());
-        for record in records {
-            let key = record.key.as_ref();
-            let existing = match txn.get(RECORDS_TABLE, key)? {
-                None => None,
-                Some(bytes) => {
-                    let stored: StoredRecord = decode(&bytes)
-                        .map_err(|r| NetabaseError::decode(RECORDS_TABLE, key, r))?;
-                    if stored.is_expired(now) {
-                        None
-                    } else {
-                        Some(
-                            stored
-                                .into_record(record.key.clone())
-                                .map_err(|r| NetabaseError::decode(RECORDS_TABLE, key, r))?,
-                        )
+        let stored = txn.len(RECORDS_TABLE)?;
+        let room = u64::try_from(self.config.max_records).unwrap_or(u64::MAX);
+        let distinct = {
+            let mut keys = std::collections::HashSet::with_capacity(encoded.len());
+            encoded
+                .iter()
+                .all(|(i, _)| keys.insert(records[*i].key.as_ref()))
+        };
+        let fits = stored.saturating_add(encoded.len() as u64) <= room;
+        if fits && distinct {
+            // The common case: write every record in one pass (one table open, one
+            // B-tree operation each) and put back the few that `accept` declines once
+            // the value they replaced is known.
+            let entries: Vec<(&[u8], &[u8])> = encoded
+                .iter()
+                .map(|(i, bytes)| (records[*i].key.as_ref(), bytes.as_slice()))
+                .collect();
+            let mut undo: Vec<(usize, Option<Vec<u8>>)> = Vec::new();
+            txn.put_each(RECORDS_TABLE, &entries, &mut |position, old| {
+                let index = encoded[position].0;
+                let record = &records[index];
+                let existing = old.and_then(|bytes| live_record(record.key.clone(), bytes, now));
+                if !accept(record, existing.as_ref()) {
+                    undo.push((index, old.map(<[u8]>::to_vec)));
+                }
+                Ok(())
+            })?;
+            for (index, old) in undo {
+                let key = records[index].key.as_ref();
+                match old {
+                    Some(bytes) => txn.put(RECORDS_TABLE, key, &bytes)?,
+                    None => {
+                        txn.delete(RECORDS_TABLE, key)?;
                     }
                 }
-            };
-            if !accept(record, existing.as_ref()) {
-                outcomes.push(BatchPut::Declined);
-                continue;
+                outcomes[index] = BatchPut::Declined;
             }
-            let bytes = match self.encode_checked(record) {
-                Ok(bytes) => bytes,
-                Err(KadStoreError::Limit(limit)) => {
-                    outcomes.push(BatchPut::Limit(limit));
+        } else {
+            // Near the record limit, or a key twice in the batch: one record at a time.
+            for (index, bytes) in &encoded {
+                let record = &records[*index];
+                let key = record.key.as_ref();
+                let existing = txn
+                    .get(RECORDS_TABLE, key)?
+                    .and_then(|old| live_record(record.key.clone(), &old, now));
+                if !accept(record, existing.as_ref()) {
+                    outcomes[*index] = BatchPut::Declined;
                     continue;
                 }
-                Err(e) => return Err(e),
-            };
-            outcomes.push(
-                match put_encoded(&txn, key, &bytes, self.config.max_records)? {
-                    Ok(()) => BatchPut::Stored,
-                    Err(limit) => BatchPut::Limit(limit),
-                },
-            );
+                if let Err(limit) = put_encoded(&txn, key, bytes, self.config.max_records)? {
+                    outcomes[*index] = BatchPut::Limit(limit);
+                }
+            }
         }
         txn.commit()?;
         Ok(outcomes)
@@ -535,6 +561,16 @@ impl<B: Backend> KadStore<B> {
         txn.commit()?;
         Ok(SweepStats { records, providers })
     }
+}
+
+/// The stored record `bytes` at `key`, unless it has expired or does not decode (a
+/// damaged record is replaced, as a put without a batch replaces it).
+fn live_record(key: RecordKey, bytes: &[u8], now: WallTime) -> Option<Record> {
+    let stored: StoredRecord = decode(bytes).ok()?;
+    if stored.is_expired(now) {
+        return None;
+    }
+    stored.into_record(key).ok()
 }
 
 /// Writes an encoded record, first sweeping expired records if the key is new and the
