@@ -169,15 +169,20 @@ async fn inbound_through_worker<B: Backend>(
 async fn worker_benchmarks(n: usize) -> Result<(), AnyError> {
     const PUBLISHERS: usize = 64;
     let records = records(n);
-    // The baseline, on the same records: libp2p's store, one put after another.
-    let mut memory_store = MemoryStore::with_config(
-        PeerId::random(),
-        MemoryStoreConfig {
-            max_records: n + 1,
-            ..MemoryStoreConfig::default()
-        },
-    );
-    let (baseline, _) = throughput(&mut memory_store, &records)?;
+    // The baseline, on the same records: libp2p's store, one put after another; the
+    // best of three runs, so that a burst of load on the machine does not flatter the
+    // worker.
+    let mut baseline: f64 = 0.0;
+    for _ in 0..3 {
+        let mut memory_store = MemoryStore::with_config(
+            PeerId::random(),
+            MemoryStoreConfig {
+                max_records: n + 1,
+                ..MemoryStoreConfig::default()
+            },
+        );
+        baseline = baseline.max(throughput(&mut memory_store, &records)?.0);
+    }
     let mut rows = Vec::new();
     for (name, in_flight) in [("1 put", 1), ("8 puts", 8)] {
         rows.push((
@@ -199,7 +204,9 @@ async fn worker_benchmarks(n: usize) -> Result<(), AnyError> {
     );
     println!("| store | in flight per publisher | put/s | vs MemoryStore | ack p50 | ack p99 |");
     println!("|---|---|---:|---:|---:|---:|");
-    println!("| libp2p MemoryStore (direct puts, same records) | | {baseline:.0} | 1.00 | | |");
+    println!(
+        "| libp2p MemoryStore (direct puts, same records, best of 3) | | {baseline:.0} | 1.00 | | |"
+    );
     for (store, in_flight, (puts, p50, p99)) in rows {
         println!(
             "| worker on {store} | {in_flight} | {puts:.0} | {:.3} | {:.2} ms | {:.2} ms |",
