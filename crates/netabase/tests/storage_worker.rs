@@ -130,7 +130,6 @@ async fn held_view_stalls_nothing<B: Backend>(node: Netabase<BlogDefinition, B>)
 
     // The held snapshot still sees the world as it was; a new read sees the node's puts.
     assert_eq!(users.len()?, if snapshots { 1 } else { own - 1 });
-    drop(users);
     drop(snapshot);
     for id in 1..own {
         assert_eq!(view.get::<User>(id)?, Some(user(id)));
