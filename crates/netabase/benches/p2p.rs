@@ -2,18 +2,24 @@
 //!
 //! 1. `RecordStore` put/get throughput of `KadStore` on redb and in memory, against
 //!    libp2p's `MemoryStore`, in the same run and on the same records.
-//! 2. put → get latency (p50 / p99) on a 10-node loopback network: a model is put on
+//! 2. Inbound record puts through a node's storage worker (group commit, each put
+//!    acknowledged after its durable commit) from 64 concurrent publishers, on redb and
+//!    in memory, against the same `MemoryStore` rate: puts/s and acknowledgement
+//!    latency (p50 / p99).
+//! 3. put → get latency (p50 / p99) on a 10-node loopback network: a model is put on
 //!    one node and read back from another.
 //!
-//! Environment: `NETABASE_BENCH_RECORDS` (default 2000), `NETABASE_BENCH_ROUNDS`
-//! (default 200).
+//! Environment: `NETABASE_BENCH_RECORDS` (default 2000), `NETABASE_BENCH_INBOUND`
+//! (default 50000), `NETABASE_BENCH_ROUNDS` (default 200).
 
 use std::time::{Duration, Instant};
 
 use libp2p::PeerId;
 use libp2p::kad::store::{MemoryStore, MemoryStoreConfig, RecordStore};
 use libp2p::kad::{Record, RecordKey};
+use netabase::worker::{InboundOutcome, StorageWorker};
 use netabase::{Netabase, NetabaseConfig};
+use netabase_store::backend::Backend;
 use netabase_store::backend::memory::MemoryBackend;
 use netabase_store::backend::redb::RedbBackend;
 use netabase_store::kad::{KadStore, KadStoreConfig};
@@ -84,7 +90,7 @@ fn store_benchmarks(n: usize) -> Result<(), AnyError> {
         ..KadStoreConfig::default()
     };
     let local = PeerId::random();
-    let mut rows = Vec::new();
+    let mut rows: Vec<(&str, (f64, f64))> = Vec::new();
     let mut memory_store = MemoryStore::with_config(
         local,
         MemoryStoreConfig {
@@ -104,8 +110,110 @@ fn store_benchmarks(n: usize) -> Result<(), AnyError> {
     println!("RecordStore throughput, {n} records of 256 bytes (one transaction per put):");
     println!("| store | put/s | get/s |");
     println!("|---|---:|---:|");
-    for (name, (put, get)) in rows {
+    for (name, (put, get)) in &rows {
         println!("| {name} | {put:.0} | {get:.0} |");
+    }
+    Ok(())
+}
+
+/// Inbound puts through a storage worker: `publishers × in_flight` tasks each send
+/// their share of `records` one at a time, waiting for each acknowledgement (the
+/// worker's durable commit) before the next. Returns (puts/s, p50, p99 acknowledgement
+/// latency).
+async fn inbound_through_worker<B: Backend>(
+    backend: B,
+    records: &[Record],
+    publishers: usize,
+    in_flight: usize,
+) -> Result<(f64, Duration, Duration), AnyError> {
+    let senders = publishers * in_flight;
+    let limits = KadStoreConfig {
+        max_records: records.len() + 1,
+        ..KadStoreConfig::default()
+    };
+    let worker = StorageWorker::<BenchDefinition, B>::spawn(backend, limits)?;
+    let mut shares: Vec<Vec<Record>> = vec![Vec::new(); senders];
+    for (i, record) in records.iter().enumerate() {
+        shares[i % senders].push(record.clone());
+    }
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for share in shares {
+        let worker = worker.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::with_capacity(share.len());
+            for record in share {
+                let sent = Instant::now();
+                match worker.store_inbound(record).await? {
+                    InboundOutcome::Stored => latencies.push(sent.elapsed()),
+                    other => return Err(format!("record not stored: {other:?}").into()),
+                }
+            }
+            Ok::<_, AnyError>(latencies)
+        }));
+    }
+    let mut latencies = Vec::with_capacity(records.len());
+    for task in tasks {
+        latencies.extend(task.await??);
+    }
+    let elapsed = start.elapsed();
+    worker.close().await;
+    latencies.sort();
+    Ok((
+        records.len() as f64 / elapsed.as_secs_f64(),
+        percentile(&latencies, 0.50),
+        percentile(&latencies, 0.99),
+    ))
+}
+
+async fn worker_benchmarks(n: usize) -> Result<(), AnyError> {
+    const PUBLISHERS: usize = 64;
+    let records = records(n);
+    // The baseline, on the same records: libp2p's store, one put after another; the
+    // best of three runs, so that a burst of load on the machine does not flatter the
+    // worker.
+    let mut baseline: f64 = 0.0;
+    for _ in 0..3 {
+        let mut memory_store = MemoryStore::with_config(
+            PeerId::random(),
+            MemoryStoreConfig {
+                max_records: n + 1,
+                ..MemoryStoreConfig::default()
+            },
+        );
+        baseline = baseline.max(throughput(&mut memory_store, &records)?.0);
+    }
+    let mut rows = Vec::new();
+    for (name, in_flight) in [("1 put", 1), ("8 puts", 8)] {
+        rows.push((
+            "memory",
+            name,
+            inbound_through_worker(MemoryBackend::new(), &records, PUBLISHERS, in_flight).await?,
+        ));
+        rows.push((
+            "redb (durable)",
+            name,
+            inbound_through_worker(RedbBackend::temp()?, &records, PUBLISHERS, in_flight).await?,
+        ));
+    }
+    println!();
+    println!(
+        "Inbound record puts through the storage worker, {n} records of 256 bytes, \
+         {PUBLISHERS} concurrent publishers (group commit; each put acknowledged after \
+         its commit):"
+    );
+    println!("| store | in flight per publisher | put/s | vs MemoryStore | ack p50 | ack p99 |");
+    println!("|---|---|---:|---:|---:|---:|");
+    println!(
+        "| libp2p MemoryStore (direct puts, same records, best of 3) | | {baseline:.0} | 1.00 | | |"
+    );
+    for (store, in_flight, (puts, p50, p99)) in rows {
+        println!(
+            "| worker on {store} | {in_flight} | {puts:.0} | {:.3} | {:.2} ms | {:.2} ms |",
+            puts / baseline,
+            p50.as_secs_f64() * 1e3,
+            p99.as_secs_f64() * 1e3
+        );
     }
     Ok(())
 }
@@ -184,17 +292,19 @@ fn main() -> Result<(), AnyError> {
     // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing: keep that
     // run tiny so it only checks that the benchmark works.
     let full = std::env::args().any(|a| a == "--bench");
-    let (n, rounds) = if full {
+    let (n, inbound, rounds) = if full {
         (
             env_usize("NETABASE_BENCH_RECORDS", 2000),
+            env_usize("NETABASE_BENCH_INBOUND", 50_000),
             env_usize("NETABASE_BENCH_ROUNDS", 200),
         )
     } else {
-        (50, 5)
+        (50, 200, 5)
     };
     store_benchmarks(n)?;
-    tokio::runtime::Builder::new_multi_thread()
+    let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .build()?
-        .block_on(network_benchmark(rounds))
+        .build()?;
+    runtime.block_on(worker_benchmarks(inbound))?;
+    runtime.block_on(network_benchmark(rounds))
 }

@@ -110,9 +110,11 @@ async fn demo() -> Result<(), AnyError> {
     alice.start_providing::<Note>(NotePrimaryKey(1)).await?;
     let providers = carol.get_providers::<Note>(NotePrimaryKey(1)).await?;
     println!("providers of note 1 seen by carol: {providers:?}");
+    // The application reads the node's data through a read-only view: its snapshots
+    // never hold the database's writer lock, so they cannot stall the node.
+    let view = alice.view();
     let by_alice =
-        alice
-            .store()
+        view.read()?
             .open_tree::<Note>()
             .get_by_secondary_key(NoteSecondaryKeys::Author(NoteAuthorSecondaryKey(
                 "alice".into(),

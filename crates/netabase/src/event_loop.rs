@@ -1,9 +1,14 @@
-//! The node task: the only owner of the swarm and of the record store.
+//! The node task: the only owner of the swarm.
 //!
 //! Handles send [`Command`]s over a bounded channel, each with a oneshot reply. Commands
 //! that start a Kademlia query park their reply in a `pending_*` map keyed by the
 //! query's `QueryId`; the swarm event that finishes the query takes it out and answers.
 //! No state is shared with the handles except the event broadcast and the counters.
+//!
+//! The task never calls the store: inbound records and provider records that pass
+//! validation are handed to the storage worker, whose answers come back on the
+//! `settled` channel once their commit is durable; only then is the sender of a record
+//! acknowledged (see [`crate::acks`]). The expiry sweep is a worker job too.
 
 use std::collections::{HashMap, HashSet};
 use std::marker::PhantomData;
@@ -16,7 +21,7 @@ use libp2p::kad::{
     PeerRecord, ProviderRecord, PutRecordError, QueryId, QueryResult, Quorum, Record, RecordKey,
 };
 use libp2p::multiaddr::Protocol;
-use libp2p::swarm::{DialError, ListenError, SwarmEvent};
+use libp2p::swarm::{ConnectionId, DialError, ListenError, SwarmEvent};
 use libp2p::{Multiaddr, PeerId, Swarm, identify, mdns};
 use netabase_store::backend::Backend;
 use netabase_store::kad::{KadStoreError, parse_record_key, validate_record};
@@ -28,6 +33,8 @@ use crate::error::{Error, Result};
 use crate::event::{Counters, Discovery, NetabaseEvent, RecordOrigin, RefusalKind};
 use crate::node::PutOutcome;
 use crate::swarm::{Behaviour, BehaviourEvent};
+use crate::view::RecordView;
+use crate::worker::{InboundOutcome, StorageWorker};
 
 type Reply<T> = oneshot::Sender<Result<T>>;
 
@@ -85,10 +92,6 @@ pub(crate) enum Command<D> {
     ConnectedPeers {
         reply: Reply<Vec<PeerId>>,
     },
-    LocalRecords {
-        limit: usize,
-        reply: Reply<Vec<D>>,
-    },
     Shutdown {
         reply: oneshot::Sender<()>,
     },
@@ -101,8 +104,27 @@ struct PendingPut {
     reply: Reply<PutOutcome>,
 }
 
-pub(crate) struct EventLoop<D, B: Backend> {
-    swarm: Swarm<Behaviour<B>>,
+/// What the storage worker did with something the swarm received.
+enum Settled {
+    Record {
+        source: PeerId,
+        connection: ConnectionId,
+        key: RecordKey,
+        outcome: InboundOutcome,
+    },
+    Provider {
+        key: RecordKey,
+        provider: PeerId,
+        outcome: InboundOutcome,
+    },
+}
+
+pub(crate) struct EventLoop<D: NetabaseDefinitionTrait, B: Backend> {
+    swarm: Swarm<Behaviour<D, B>>,
+    worker: StorageWorker<D, B>,
+    /// The worker's answers; as many as records handed to it, so bounded by its queue.
+    settled: mpsc::UnboundedReceiver<Settled>,
+    settled_sender: mpsc::UnboundedSender<Settled>,
     commands: mpsc::Receiver<Command<D>>,
     events: broadcast::Sender<NetabaseEvent>,
     counters: Arc<Counters>,
@@ -127,14 +149,19 @@ fn answer<T>(reply: oneshot::Sender<T>, value: T) {
 
 impl<D: NetabaseDefinitionTrait, B: Backend> EventLoop<D, B> {
     pub(crate) fn new(
-        swarm: Swarm<Behaviour<B>>,
+        swarm: Swarm<Behaviour<D, B>>,
+        worker: StorageWorker<D, B>,
         commands: mpsc::Receiver<Command<D>>,
         events: broadcast::Sender<NetabaseEvent>,
         counters: Arc<Counters>,
         config: NetabaseConfig,
     ) -> Self {
+        let (settled_sender, settled) = mpsc::unbounded_channel();
         EventLoop {
             swarm,
+            worker,
+            settled,
+            settled_sender,
             commands,
             events,
             counters,
@@ -158,8 +185,8 @@ impl<D: NetabaseDefinitionTrait, B: Backend> EventLoop<D, B> {
         let _ = self.events.send(event);
     }
 
-    fn kad(&mut self) -> &mut kad::Behaviour<netabase_store::kad::KadStore<Arc<B>>> {
-        &mut self.swarm.behaviour_mut().kad
+    fn kad(&mut self) -> &mut kad::Behaviour<RecordView<D, B>> {
+        self.swarm.behaviour_mut().kad.inner_mut()
     }
 
     /// Runs the node until a shutdown command or until every handle is dropped. `ready`
@@ -200,6 +227,7 @@ impl<D: NetabaseDefinitionTrait, B: Backend> EventLoop<D, B> {
                     Some(command) => self.on_command(command),
                     None => break,
                 },
+                Some(settled) = self.settled.recv() => self.on_settled(settled),
                 _ = sweep.tick() => self.sweep(),
             }
             self.report_store_errors();
@@ -236,24 +264,30 @@ impl<D: NetabaseDefinitionTrait, B: Backend> EventLoop<D, B> {
         }
     }
 
+    /// Queues the expiry sweep to the worker (skipped if its queue is full: the next
+    /// tick sweeps, and expired records are never served meanwhile).
     fn sweep(&mut self) {
-        match self.kad().store_mut().sweep_expired() {
-            Ok(stats) if stats.records + stats.providers > 0 => {
-                self.emit(NetabaseEvent::RecordsExpired {
-                    records: stats.records,
-                    providers: stats.providers,
-                });
-            }
-            Ok(_) => {}
-            Err(e) => self.emit(NetabaseEvent::StoreError {
-                message: format!("sweeping expired records: {e}"),
-            }),
-        }
+        let events = self.events.clone();
+        self.worker
+            .try_run(move |storage| match storage.records.sweep_expired() {
+                Ok(stats) if stats.records + stats.providers > 0 => {
+                    let _ = events.send(NetabaseEvent::RecordsExpired {
+                        records: stats.records,
+                        providers: stats.providers,
+                    });
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    let _ = events.send(NetabaseEvent::StoreError {
+                        message: format!("sweeping expired records: {e}"),
+                    });
+                }
+            });
     }
 
-    /// Failures swallowed inside `RecordStore` calls made by libp2p itself.
+    /// Failures swallowed inside `RecordStore` reads made by libp2p itself.
     fn report_store_errors(&mut self) {
-        if let Some(message) = self.kad().store_mut().take_last_error() {
+        if let Some(message) = self.kad().store_mut().reads().take_last_error() {
             self.emit(NetabaseEvent::StoreError { message });
         }
     }
@@ -337,7 +371,7 @@ impl<D: NetabaseDefinitionTrait, B: Backend> EventLoop<D, B> {
                 answer(reply, Ok(removed));
             }
             Command::Mode { reply } => {
-                let mode = self.swarm.behaviour().kad.mode();
+                let mode = self.swarm.behaviour().kad.inner().mode();
                 answer(reply, Ok(mode));
             }
             Command::SetMode { mode, reply } => {
@@ -347,17 +381,6 @@ impl<D: NetabaseDefinitionTrait, B: Backend> EventLoop<D, B> {
             Command::ListenAddrs { reply } => answer(reply, Ok(self.listen_addrs.clone())),
             Command::ConnectedPeers { reply } => {
                 answer(reply, Ok(self.swarm.connected_peers().copied().collect()));
-            }
-            Command::LocalRecords { limit, reply } => {
-                let records = self.kad().store_mut().try_records().map(|records| {
-                    let max = self.config.store_limits.max_value_bytes;
-                    records
-                        .iter()
-                        .filter_map(|r| validate_record::<D>(r, max).ok())
-                        .take(limit)
-                        .collect()
-                });
-                answer(reply, records.map_err(Error::from));
             }
             // Handled by the loop itself.
             Command::Shutdown { reply } => answer(reply, ()),
@@ -423,7 +446,7 @@ impl<D: NetabaseDefinitionTrait, B: Backend> EventLoop<D, B> {
 
     // ----- swarm events ---------------------------------------------------------------
 
-    fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent<B>>) {
+    fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent<D, B>>) {
         match event {
             SwarmEvent::NewListenAddr {
                 listener_id,
@@ -548,10 +571,10 @@ impl<D: NetabaseDefinitionTrait, B: Backend> EventLoop<D, B> {
                 request:
                     InboundRequest::PutRecord {
                         source,
+                        connection,
                         record: Some(record),
-                        ..
                     },
-            } => self.on_inbound_put(source, record),
+            } => self.on_inbound_put(source, connection, record),
             kad::Event::InboundRequest {
                 request:
                     InboundRequest::AddProvider {
@@ -574,60 +597,111 @@ impl<D: NetabaseDefinitionTrait, B: Backend> EventLoop<D, B> {
         }
     }
 
-    /// Checks an inbound `PUT_VALUE` and stores it only if it passes every check.
-    fn on_inbound_put(&mut self, source: PeerId, record: Record) {
+    /// Checks an inbound `PUT_VALUE` and hands it to the worker only if it passes every
+    /// check; the sender is answered when the worker has settled it.
+    fn on_inbound_put(&mut self, source: PeerId, connection: ConnectionId, record: Record) {
         let key = record.key.clone();
         let origin = RecordOrigin::InboundPut;
-        if let Some(publisher) = record.publisher
+        let refused = if let Some(publisher) = record.publisher
             && publisher != source
         {
             let reason = format!("names {publisher} as its publisher but was sent by {source}");
-            self.refuse(
-                key,
-                Some(source),
-                origin,
-                RefusalKind::ForgedPublisher,
-                reason,
-            );
+            Some((RefusalKind::ForgedPublisher, reason))
+        } else {
+            let max = self.config.store_limits.max_value_bytes;
+            validate_record::<D>(&record, max)
+                .err()
+                .map(|e| (RefusalKind::of(&e), e.to_string()))
+        };
+        if let Some((kind, reason)) = refused {
+            self.refuse(key.clone(), Some(source), origin, kind, reason);
+            self.settle(source, connection, key, true);
             return;
         }
-        let max = self.config.store_limits.max_value_bytes;
-        if let Err(e) = validate_record::<D>(&record, max) {
-            self.refuse(
-                key,
-                Some(source),
-                origin,
-                RefusalKind::of(&e),
-                e.to_string(),
-            );
-            return;
-        }
-        let local = *self.swarm.local_peer_id();
-        match self.kad().store_mut().try_get(&key) {
-            Ok(Some(existing)) if existing.publisher == Some(local) && source != local => {
-                let reason = "would replace a record this node published".to_owned();
-                self.refuse(key, Some(source), origin, RefusalKind::Conflict, reason);
-                return;
-            }
-            _ => {}
-        }
-        match self.kad().store_mut().try_put(&record) {
-            Ok(()) => {
-                self.counters.record_accepted();
-                self.emit(NetabaseEvent::RecordStored { key, source });
-            }
-            Err(KadStoreError::Limit(e)) => {
-                self.refuse(
-                    key,
-                    Some(source),
-                    origin,
-                    RefusalKind::StoreFull,
-                    e.to_string(),
-                );
-            }
-            Err(e) => self.emit(NetabaseEvent::StoreError {
-                message: e.to_string(),
+        let settled = self.settled_sender.clone();
+        let done_key = key.clone();
+        let queued = self.worker.try_store_inbound(
+            record,
+            Box::new(move |outcome| {
+                let _ = settled.send(Settled::Record {
+                    source,
+                    connection,
+                    key: done_key,
+                    outcome,
+                });
             }),
+        );
+        if !queued {
+            let reason = "the storage worker's queue is full".to_owned();
+            let kind = RefusalKind::StoreFull;
+            self.refuse(key.clone(), Some(source), origin, kind, reason);
+            self.settle(source, connection, key, true);
+        }
+    }
+
+    /// Releases the answer to the sender of an inbound record, or (`answer` false, for
+    /// a record whose commit failed) closes its stream unanswered (see [`crate::acks`]).
+    fn settle(&mut self, source: PeerId, connection: ConnectionId, key: RecordKey, answer: bool) {
+        self.swarm
+            .behaviour_mut()
+            .kad
+            .settle(source, connection, key, answer);
+    }
+
+    /// The worker's answer for an inbound record or provider record.
+    fn on_settled(&mut self, settled: Settled) {
+        match settled {
+            Settled::Record {
+                source,
+                connection,
+                key,
+                outcome,
+            } => {
+                // Refusals get the protocol's usual answer; a failed commit none.
+                let answer = !matches!(outcome, InboundOutcome::Failed(_));
+                let origin = RecordOrigin::InboundPut;
+                match outcome {
+                    InboundOutcome::Stored => {
+                        self.counters.record_accepted();
+                        self.emit(NetabaseEvent::RecordStored {
+                            key: key.clone(),
+                            source,
+                        });
+                    }
+                    InboundOutcome::Conflict => {
+                        let reason = "would replace a record this node published".to_owned();
+                        let kind = RefusalKind::Conflict;
+                        self.refuse(key.clone(), Some(source), origin, kind, reason);
+                    }
+                    InboundOutcome::StoreFull(e) => {
+                        let kind = RefusalKind::StoreFull;
+                        self.refuse(key.clone(), Some(source), origin, kind, e.to_string());
+                    }
+                    InboundOutcome::Failed(message) => {
+                        self.emit(NetabaseEvent::StoreError { message });
+                    }
+                }
+                self.settle(source, connection, key, answer);
+            }
+            Settled::Provider {
+                key,
+                provider,
+                outcome,
+            } => match outcome {
+                InboundOutcome::Stored => {
+                    self.counters.provider_accepted();
+                    self.emit(NetabaseEvent::ProviderStored { key, provider });
+                }
+                InboundOutcome::StoreFull(e) => {
+                    let origin = RecordOrigin::InboundProvider;
+                    let kind = RefusalKind::StoreFull;
+                    self.refuse(key, Some(provider), origin, kind, e.to_string());
+                }
+                InboundOutcome::Conflict => {}
+                InboundOutcome::Failed(message) => {
+                    self.emit(NetabaseEvent::StoreError { message });
+                }
+            },
         }
     }
 
@@ -658,23 +732,24 @@ impl<D: NetabaseDefinitionTrait, B: Backend> EventLoop<D, B> {
             );
             return;
         }
-        match self.kad().store_mut().try_add_provider(&record) {
-            Ok(()) => {
-                self.counters.provider_accepted();
-                self.emit(NetabaseEvent::ProviderStored { key, provider });
-            }
-            Err(KadStoreError::Limit(e)) => {
-                self.refuse(
-                    key,
-                    Some(provider),
-                    origin,
-                    RefusalKind::StoreFull,
-                    e.to_string(),
-                );
-            }
-            Err(e) => self.emit(NetabaseEvent::StoreError {
-                message: e.to_string(),
-            }),
+        let settled = self.settled_sender.clone();
+        let refused_key = key.clone();
+        let queued = self.worker.try_run(move |storage| {
+            let outcome = match storage.records.try_add_provider(&record) {
+                Ok(()) => InboundOutcome::Stored,
+                Err(KadStoreError::Limit(e)) => InboundOutcome::StoreFull(e),
+                Err(e) => InboundOutcome::Failed(e.to_string()),
+            };
+            let _ = settled.send(Settled::Provider {
+                key,
+                provider,
+                outcome,
+            });
+        });
+        if !queued {
+            let reason = "the storage worker's queue is full".to_owned();
+            let kind = RefusalKind::StoreFull;
+            self.refuse(refused_key, Some(provider), origin, kind, reason);
         }
     }
 

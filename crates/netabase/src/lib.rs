@@ -16,12 +16,15 @@
 //!   `PeerId` and keeps serving and republishing its records.
 //! - Kademlia runs under the private protocol name `/netabase/kad/1.0.0`.
 
+mod acks;
 mod config;
 mod error;
 mod event;
 mod event_loop;
 mod node;
 mod swarm;
+mod view;
+pub mod worker;
 
 pub use config::{
     ConnectionLimits, IDENTIFY_PROTOCOL, KAD_PROTOCOL, NetabaseConfig, PACKET_OVERHEAD,
@@ -31,6 +34,7 @@ pub use error::{Error, Result};
 pub use event::{Discovery, NetabaseEvent, NodeStats, RecordOrigin, RefusalKind};
 pub use node::{Netabase, PutOutcome};
 pub use swarm::NODE_TABLE;
+pub use view::NodeView;
 
 /// The libp2p version this crate is built on, re-exported so applications name the
 /// same types (`PeerId`, `Multiaddr`, `kad::Mode`).

@@ -3,10 +3,11 @@
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use libp2p::kad::{Mode, RecordKey};
+use libp2p::kad::{Mode, ProviderRecord, RecordKey};
 use libp2p::{Multiaddr, PeerId};
-use netabase_store::NetabaseStore;
-use netabase_store::kad::{DefinitionRecordExt, KadStore, KadStoreError, record_key};
+use netabase_store::kad::{
+    DefinitionRecordExt, KadStore, KadStoreError, record_key, validate_record,
+};
 use netabase_store::schema::{NetabaseDefinitionTrait, NetabaseModelTrait};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -15,7 +16,9 @@ use crate::config::{NetabaseConfig, StorageConfig};
 use crate::error::{Error, Result};
 use crate::event::{Counters, NetabaseEvent, NodeStats};
 use crate::event_loop::{Command, EventLoop};
-use crate::swarm::{build_swarm, load_or_create_identity};
+use crate::swarm::build_swarm;
+use crate::view::{NodeView, RecordView};
+use crate::worker::StorageWorker;
 use netabase_store::backend::Backend;
 use netabase_store::backend::redb::RedbBackend;
 
@@ -32,13 +35,16 @@ pub struct PutOutcome {
 /// A peer-to-peer database node for the models of definition `D`.
 ///
 /// A background tokio task owns the libp2p swarm (Kademlia, Identify, mDNS, connection
-/// limits) and the record store; this handle sends it commands and awaits their replies.
-/// Handles are cheap to clone and can be used from any task. The node stops on
-/// [`Netabase::close`], or when the last handle is dropped.
+/// limits); this handle sends it commands and awaits their replies. Handles are cheap to
+/// clone and can be used from any task. The node stops on [`Netabase::close`], or when
+/// the last handle is dropped.
 ///
 /// The node keeps its data in one database ([`NetabaseConfig::storage`]): the typed
-/// models this node put ([`Netabase::store`]), the DHT records it holds for the network
-/// (tables `__netabase/kad/*`) and its identity.
+/// models this node put ([`Netabase::view`]), the DHT records it holds for the network
+/// (tables `__netabase/kad/*`) and its identity. One storage worker thread
+/// ([`crate::worker`]) owns it and runs every write; the swarm task and the handles send
+/// it messages and never write inline. The application reads through a read-only
+/// [`NodeView`].
 ///
 /// # Examples
 /// ```no_run
@@ -82,16 +88,14 @@ impl<D: NetabaseDefinitionTrait, B: Backend> std::fmt::Debug for Netabase<D, B> 
     }
 }
 
-struct Shared<D, B: Backend> {
+struct Shared<D: NetabaseDefinitionTrait, B: Backend> {
     commands: mpsc::Sender<Command<D>>,
     events: broadcast::Sender<NetabaseEvent>,
     counters: Arc<Counters>,
     peer_id: PeerId,
     max_value_bytes: usize,
-    store: NetabaseStore<D, B>,
-    /// The record store's rules (limits, encoding) for writes made in typed
-    /// transactions of `store`.
-    records: KadStore<Arc<B>>,
+    /// The owner of the database: every write runs there.
+    worker: StorageWorker<D, B>,
     /// The event loop until [`Netabase::start`] spawns it.
     unstarted: Mutex<Option<EventLoop<D, B>>>,
     task: tokio::sync::Mutex<Option<JoinHandle<()>>>,
@@ -156,21 +160,21 @@ impl<D: NetabaseDefinitionTrait, B: Backend> Netabase<D, B> {
     /// # Errors
     /// As [`Netabase::create`].
     pub fn create_with_backend(backend: B, config: NetabaseConfig) -> Result<Self> {
-        let backend = Arc::new(backend);
-        let keypair = load_or_create_identity(&*backend)?;
+        // The worker opens the database (format, schema, identity) on its own thread.
+        let worker = StorageWorker::<D, B>::spawn(backend, config.store_limits.clone())?;
+        let keypair = worker.keypair().clone();
         let peer_id = keypair.public().to_peer_id();
-        // The typed store and the record store share one database: the record store
-        // keeps netabase's own tables (`__netabase/kad/*`) beside the models.
-        let store = NetabaseStore::<D, B>::from_shared_backend(Arc::clone(&backend))?;
-        let records = KadStore::new(Arc::clone(&backend), peer_id, config.store_limits.clone());
-        let kad_store = KadStore::new(backend, peer_id, config.store_limits.clone());
-        let swarm = build_swarm(keypair, &config, kad_store)?;
         let (commands, command_rx) = mpsc::channel(config.command_buffer.max(1));
         let (events, _) = broadcast::channel(config.event_buffer.max(1));
+        // Kademlia reads the records through snapshots; its writes go to the worker.
+        let reads = KadStore::new(worker.backend(), peer_id, config.store_limits.clone());
+        let record_view = RecordView::new(reads, worker.clone(), events.clone());
+        let swarm = build_swarm(keypair, &config, record_view)?;
         let counters = Arc::new(Counters::default());
         let max_value_bytes = config.store_limits.max_value_bytes;
         let event_loop = EventLoop::new(
             swarm,
+            worker.clone(),
             command_rx,
             events.clone(),
             Arc::clone(&counters),
@@ -183,8 +187,7 @@ impl<D: NetabaseDefinitionTrait, B: Backend> Netabase<D, B> {
                 counters,
                 peer_id,
                 max_value_bytes,
-                store,
-                records,
+                worker,
                 unstarted: Mutex::new(Some(event_loop)),
                 task: tokio::sync::Mutex::new(None),
             }),
@@ -212,11 +215,12 @@ impl<D: NetabaseDefinitionTrait, B: Backend> Netabase<D, B> {
     }
 
     /// Stops the node gracefully: the task finishes the command it is running, drops the
-    /// swarm and the record store, and ends; this waits for it. Pending queries of other
-    /// handles fail with [`Error::Stopped`]. Closing twice is harmless.
+    /// swarm, and ends; then the storage worker finishes the writes already queued and
+    /// drops the database; this waits for both. Pending queries of other handles fail
+    /// with [`Error::Stopped`]. Closing twice is harmless.
     ///
-    /// The database closes when the last handle and every store obtained from
-    /// [`Netabase::store`] are dropped too.
+    /// The database closes when the last handle and every view obtained from
+    /// [`Netabase::view`] are dropped too.
     pub async fn close(&self) {
         drop(
             self.inner
@@ -238,6 +242,7 @@ impl<D: NetabaseDefinitionTrait, B: Backend> Netabase<D, B> {
         if let Some(task) = self.inner.task.lock().await.take() {
             let _ = task.await;
         }
+        self.inner.worker.close().await;
     }
 
     /// A receiver of the node's events, from now on. Works before and after start.
@@ -255,11 +260,13 @@ impl<D: NetabaseDefinitionTrait, B: Backend> Netabase<D, B> {
         self.inner.counters.snapshot()
     }
 
-    /// The typed store of this node, for local queries (secondary keys, ranges) over the
-    /// models it put. Records received from the DHT are not in it (see
-    /// [`Netabase::query_local_records`]).
-    pub fn store(&self) -> &NetabaseStore<D, B> {
-        &self.inner.store
+    /// A read-only view of this node's typed store, for local queries (secondary keys,
+    /// ranges) over the models it put. Records received from the DHT are not in it (see
+    /// [`Netabase::query_local_records`]). The view has read transactions only: the
+    /// node's storage worker is the one writer, so holding a view (or a read
+    /// transaction) across node calls never blocks the node.
+    pub fn view(&self) -> NodeView<D, B> {
+        self.inner.worker.view()
     }
 
     async fn request<T>(
@@ -279,8 +286,9 @@ impl<D: NetabaseDefinitionTrait, B: Backend> Netabase<D, B> {
     /// on the `replication_factor` peers closest to its key. The record names this node
     /// as publisher; the node republishes it every `publication_interval`.
     ///
-    /// The typed model and this node's DHT record are written in one transaction, on a
-    /// blocking thread (never on the async runtime): either both are stored or neither.
+    /// The typed model and this node's DHT record are written in one transaction, by the
+    /// node's storage worker (never on the async runtime): either both are stored or
+    /// neither, and both are durable before the record is sent to peers.
     ///
     /// # Errors
     /// [`Error::RecordStore`] if the encoded model is larger than the store accepts or
@@ -296,28 +304,19 @@ impl<D: NetabaseDefinitionTrait, B: Backend> Netabase<D, B> {
         record.publisher = Some(self.inner.peer_id);
         // Our own copy does not expire: this node republishes it. Peers get the TTL.
         record.expires = None;
-        let shared = Arc::clone(&self.inner);
         let local = record.clone();
-        self.blocking(move || {
-            let txn = shared.store.write()?;
-            txn.open_tree::<M>().put(model)?;
-            shared.records.put_in(&txn, &local)?;
-            txn.commit()?;
-            Ok(())
-        })
-        .await?;
+        self.inner
+            .worker
+            .run(move |storage| {
+                let txn = storage.store.write()?;
+                txn.open_tree::<M>().put(model)?;
+                storage.records.put_in(&txn, &local)?;
+                txn.commit()?;
+                Ok(())
+            })
+            .await?;
         self.request(|reply| Command::PublishRecord { record, reply })
             .await
-    }
-
-    /// Runs a storage call on tokio's blocking pool, off the async runtime.
-    async fn blocking<T: Send + 'static>(
-        &self,
-        call: impl FnOnce() -> Result<T> + Send + 'static,
-    ) -> Result<T> {
-        tokio::task::spawn_blocking(call)
-            .await
-            .map_err(|_| Error::Stopped)?
     }
 
     /// Looks the model with primary key `key` up: in the local record store first, then
@@ -341,7 +340,7 @@ impl<D: NetabaseDefinitionTrait, B: Backend> Netabase<D, B> {
     }
 
     /// Removes the model with primary key `key` from this node: from the local typed
-    /// store and from the record store, in one transaction on a blocking thread, so the
+    /// store and from the record store, in one transaction of the storage worker, so the
     /// node stops serving and republishing it. Copies on other peers remain until their
     /// TTL runs out. Returns whether the record store held it.
     ///
@@ -352,15 +351,16 @@ impl<D: NetabaseDefinitionTrait, B: Backend> Netabase<D, B> {
         key: M::PrimaryKey,
     ) -> Result<bool> {
         let record_key = record_key::<D, M>(&key);
-        let shared = Arc::clone(&self.inner);
-        self.blocking(move || {
-            let txn = shared.store.write()?;
-            txn.open_tree::<M>().remove(key)?;
-            let removed = shared.records.remove_in(&txn, &record_key)?;
-            txn.commit()?;
-            Ok(removed)
-        })
-        .await
+        self.inner
+            .worker
+            .run(move |storage| {
+                let txn = storage.store.write()?;
+                txn.open_tree::<M>().remove(key)?;
+                let removed = storage.records.remove_in(&txn, &record_key)?;
+                txn.commit()?;
+                Ok(removed)
+            })
+            .await
     }
 
     /// Announces this node as a provider of the model with primary key `key`, and keeps
@@ -375,6 +375,13 @@ impl<D: NetabaseDefinitionTrait, B: Backend> Netabase<D, B> {
         key: M::PrimaryKey,
     ) -> Result<()> {
         let key = record_key::<D, M>(&key);
+        // The local provider record is durable (and its limits checked) before Kademlia
+        // announces it.
+        let local = ProviderRecord::new(key.clone(), self.inner.peer_id, Vec::new());
+        self.inner
+            .worker
+            .run(move |storage| Ok(storage.records.try_add_provider(&local)?))
+            .await?;
         self.request(|reply| Command::StartProviding { key, reply })
             .await
     }
@@ -386,6 +393,11 @@ impl<D: NetabaseDefinitionTrait, B: Backend> Netabase<D, B> {
     /// [`Error::Stopped`].
     pub async fn stop_providing<M: NetabaseModelTrait<D>>(&self, key: M::PrimaryKey) -> Result<()> {
         let key = record_key::<D, M>(&key);
+        let (local, removed) = (self.inner.peer_id, key.clone());
+        self.inner
+            .worker
+            .run(move |storage| Ok(storage.records.try_remove_provider(&removed, &local)?))
+            .await?;
         self.request(|reply| Command::StopProviding { key, reply })
             .await
     }
@@ -492,7 +504,17 @@ impl<D: NetabaseDefinitionTrait, B: Backend> Netabase<D, B> {
     /// # Errors
     /// [`Error::RecordStore`] if the store fails; [`Error::Stopped`].
     pub async fn query_local_records(&self, limit: usize) -> Result<Vec<D>> {
-        self.request(|reply| Command::LocalRecords { limit, reply })
+        let max = self.inner.max_value_bytes;
+        self.inner
+            .worker
+            .run(move |storage| {
+                let records = storage.records.try_records()?;
+                Ok(records
+                    .iter()
+                    .filter_map(|r| validate_record::<D>(r, max).ok())
+                    .take(limit)
+                    .collect())
+            })
             .await
     }
 }

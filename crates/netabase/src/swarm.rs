@@ -6,12 +6,12 @@ use libp2p::swarm::NetworkBehaviour;
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::{Swarm, SwarmBuilder, connection_limits, identify, mdns, noise, tcp, yamux};
 use netabase_store::backend::{Backend, ReadTxn, WriteTxn};
-use netabase_store::kad::KadStore;
+use netabase_store::schema::NetabaseDefinitionTrait;
 
-use std::sync::Arc;
-
+use crate::acks::DurableKad;
 use crate::config::{IDENTIFY_PROTOCOL, NetabaseConfig};
 use crate::error::{Error, Result};
+use crate::view::RecordView;
 
 /// The table that holds the node's own data (its identity).
 pub const NODE_TABLE: &str = "__netabase/node";
@@ -20,16 +20,16 @@ const IDENTITY_KEY: &[u8] = b"identity";
 /// The behaviours of a node. Connection limits come first so that a refused connection
 /// never reaches the others.
 #[derive(NetworkBehaviour)]
-pub(crate) struct Behaviour<B: Backend> {
+pub(crate) struct Behaviour<D: NetabaseDefinitionTrait, B: Backend> {
     pub(crate) limits: connection_limits::Behaviour,
-    pub(crate) kad: kad::Behaviour<KadStore<Arc<B>>>,
+    pub(crate) kad: DurableKad<RecordView<D, B>>,
     pub(crate) identify: Toggle<identify::Behaviour>,
     pub(crate) mdns: Toggle<mdns::tokio::Behaviour>,
 }
 
 /// The node's keypair: read from the database, or generated and stored on first start,
 /// so a restarted node keeps its `PeerId` (and with it its place in the DHT and the
-/// records it published).
+/// records it published). Runs on the storage worker, when it opens the database.
 pub(crate) fn load_or_create_identity<B: Backend>(backend: &B) -> Result<Keypair> {
     if let Some(bytes) = backend.begin_read()?.get(NODE_TABLE, IDENTITY_KEY)? {
         return Keypair::from_protobuf_encoding(&bytes).map_err(|e| Error::Identity(e.to_string()));
@@ -58,11 +58,11 @@ fn kad_config(config: &NetabaseConfig) -> kad::Config {
     kad
 }
 
-fn behaviour<B: Backend>(
+fn behaviour<D: NetabaseDefinitionTrait, B: Backend>(
     key: &Keypair,
     config: &NetabaseConfig,
-    store: KadStore<Arc<B>>,
-) -> std::result::Result<Behaviour<B>, Box<dyn std::error::Error + Send + Sync>> {
+    store: RecordView<D, B>,
+) -> std::result::Result<Behaviour<D, B>, Box<dyn std::error::Error + Send + Sync>> {
     let peer_id = key.public().to_peer_id();
     let mut kad = kad::Behaviour::with_config(peer_id, store, kad_config(config));
     kad.set_mode(config.kad_mode);
@@ -82,7 +82,7 @@ fn behaviour<B: Backend>(
     };
     Ok(Behaviour {
         limits: connection_limits::Behaviour::new(config.connection_limits.to_libp2p()),
-        kad,
+        kad: DurableKad::new(kad),
         identify: identify.into(),
         mdns: mdns.into(),
     })
@@ -97,11 +97,11 @@ const SYSTEM_RESOLV_CONF: &str = "/etc/resolv.conf";
 /// minimal containers have no `/etc/resolv.conf`) the node still starts, with hickory's
 /// default resolvers, instead of failing: DNS names in addresses are rare for a DHT, and
 /// a node that cannot start is worse than one that resolves through public servers.
-pub(crate) fn build_swarm<B: Backend>(
+pub(crate) fn build_swarm<D: NetabaseDefinitionTrait, B: Backend>(
     keypair: Keypair,
     config: &NetabaseConfig,
-    store: KadStore<Arc<B>>,
-) -> Result<Swarm<Behaviour<B>>> {
+    store: RecordView<D, B>,
+) -> Result<Swarm<Behaviour<D, B>>> {
     let idle = config.idle_connection_timeout;
     let transports = SwarmBuilder::with_existing_identity(keypair)
         .with_tokio()

@@ -1,6 +1,7 @@
 //! A node's put of a model is one transaction: the typed model and the node's DHT record
 //! are committed together. A backend that fails the N-th engine call of a write
-//! transaction, for every N, shows that a failed put leaves neither behind.
+//! transaction, for every N, shows that a failed put leaves neither behind. The same
+//! backend shows that an inbound record whose commit fails is not acknowledged.
 
 mod common;
 
@@ -14,6 +15,7 @@ use netabase_store::backend::memory::MemoryBackend;
 use netabase_store::backend::{
     Backend, Capabilities, Cursor, Direction, RawRange, ReadTxn, ValueFn, WriteTxn,
 };
+use netabase_store::kad::DefinitionRecordExt;
 
 /// Fails the call that brings the countdown to zero; negative means never.
 #[derive(Clone, Default)]
@@ -140,7 +142,7 @@ async fn a_failed_node_put_leaves_neither_the_model_nor_the_dht_record() -> Test
             Err(_) => {
                 failures += 1;
                 assert_eq!(
-                    node.store().open_tree::<User>().get(1)?,
+                    node.view().get::<User>(1)?,
                     None,
                     "typed model left by a put failed at call {n}"
                 );
@@ -156,7 +158,7 @@ async fn a_failed_node_put_leaves_neither_the_model_nor_the_dht_record() -> Test
         "the put made only {failures} engine calls before succeeding"
     );
     assert!(succeeded, "no put got through");
-    assert_eq!(node.store().open_tree::<User>().get(1)?, Some(user(1)));
+    assert_eq!(node.view().get::<User>(1)?, Some(user(1)));
     let records = node.query_local_records(10).await?;
     assert!(matches!(records.as_slice(), [BlogDefinition::User(u)] if *u == user(1)));
 
@@ -165,11 +167,66 @@ async fn a_failed_node_put_leaves_neither_the_model_nor_the_dht_record() -> Test
     let removed = node.remove_record::<User>(UserPrimaryKey(1)).await;
     countdown.set(-1);
     assert!(removed.is_err());
-    assert_eq!(node.store().open_tree::<User>().get(1)?, Some(user(1)));
+    assert_eq!(node.view().get::<User>(1)?, Some(user(1)));
     assert_eq!(node.query_local_records(10).await?.len(), 1);
     assert!(node.remove_record::<User>(UserPrimaryKey(1)).await?);
-    assert_eq!(node.store().open_tree::<User>().get(1)?, None);
+    assert_eq!(node.view().get::<User>(1)?, None);
     assert!(node.query_local_records(10).await?.is_empty());
     node.close().await;
     Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_inbound_record_whose_commit_fails_is_not_acknowledged() -> TestResult {
+    let countdown = Countdown::default();
+    countdown.set(-1);
+    let backend = FailingBackend {
+        inner: MemoryBackend::new(),
+        countdown: countdown.clone(),
+    };
+    let config = config().with_sweep_interval(std::time::Duration::from_secs(3600));
+    let node = Netabase::<BlogDefinition, _>::with_backend(backend, config).await?;
+    let address = first_addr_of(&node).await?;
+    let mut client = kad_client()?;
+    let record = || BlogDefinition::User(user(5)).to_record();
+
+    // Every engine call of the next write transaction fails from its first on: the
+    // worker's batch cannot commit, so the sender gets no acknowledgement.
+    for n in 1..=6 {
+        countdown.set(n);
+        let acked = send_records(
+            &mut client,
+            node.peer_id(),
+            address.clone(),
+            vec![record()?],
+        )
+        .await?;
+        countdown.set(-1);
+        if acked == [true] {
+            // Past the last engine call of the batch: stored and acknowledged.
+            assert!(n > 1, "a batch whose first call failed was acknowledged");
+            break;
+        }
+        assert_eq!(acked, [false], "failure at call {n}");
+        assert!(
+            node.query_local_records(10).await?.is_empty(),
+            "a record whose commit failed at call {n} was stored"
+        );
+    }
+    let acked = send_records(&mut client, node.peer_id(), address, vec![record()?]).await?;
+    assert_eq!(acked, [true]);
+    assert_eq!(node.query_local_records(10).await?.len(), 1);
+    node.close().await;
+    Ok(())
+}
+
+async fn first_addr_of<B: Backend>(
+    node: &Netabase<BlogDefinition, B>,
+) -> TestResult<libp2p::Multiaddr> {
+    Ok(node
+        .listen_addrs()
+        .await?
+        .into_iter()
+        .next()
+        .ok_or("node has no listen address")?)
 }

@@ -17,9 +17,9 @@ async fn nodes_on_sled_memory_and_redb_share_records() -> TestResult {
     let in_memory =
         Netabase::<BlogDefinition, _>::with_backend(MemoryBackend::new(), config()).await?;
     let on_redb = start(config()).await?;
-    assert_eq!(on_sled.store().backend_name(), "sled");
-    assert_eq!(in_memory.store().backend_name(), "memory");
-    assert_eq!(on_redb.store().backend_name(), "redb");
+    assert_eq!(on_sled.view().backend_name(), "sled");
+    assert_eq!(in_memory.view().backend_name(), "memory");
+    assert_eq!(on_redb.view().backend_name(), "redb");
 
     let addr = first_addr(&on_redb).await?;
     on_sled.add_address(on_redb.peer_id(), addr.clone()).await?;
@@ -30,8 +30,8 @@ async fn nodes_on_sled_memory_and_redb_share_records() -> TestResult {
     on_sled.put_record(user(1)).await?;
     in_memory.put_record(user(2)).await?;
     // The publishers keep their models in their typed stores, on their own engines.
-    assert_eq!(on_sled.store().open_tree::<User>().get(1)?, Some(user(1)));
-    assert_eq!(in_memory.store().open_tree::<User>().get(2)?, Some(user(2)));
+    assert_eq!(on_sled.view().get::<User>(1)?, Some(user(1)));
+    assert_eq!(in_memory.view().get::<User>(2)?, Some(user(2)));
     // And each finds the other's record through the DHT.
     let from_sled: Option<User> = in_memory.get_record(UserPrimaryKey(1)).await?;
     assert_eq!(from_sled, Some(user(1)));

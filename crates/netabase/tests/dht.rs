@@ -29,10 +29,7 @@ async fn a_model_put_on_one_node_is_found_typed_on_another() -> TestResult {
     assert_eq!(post, None);
 
     // The publisher's typed store holds the model for local queries.
-    assert_eq!(
-        a.store().open_tree::<User>().get(UserPrimaryKey(7))?,
-        Some(user(7))
-    );
+    assert_eq!(a.view().get::<User>(UserPrimaryKey(7))?, Some(user(7)));
 
     a.start_providing::<User>(UserPrimaryKey(7)).await?;
     // Kademlia's ADD_PROVIDER has no reply: the announcement reaches the closest peers

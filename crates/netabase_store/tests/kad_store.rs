@@ -9,7 +9,7 @@ use libp2p::{Multiaddr, PeerId};
 use netabase_store::NetabaseError;
 use netabase_store::backend::memory::MemoryBackend;
 use netabase_store::backend::{Backend, Capabilities, WriteTxn};
-use netabase_store::kad::{KadStore, KadStoreConfig, KadStoreError, RECORDS_TABLE};
+use netabase_store::kad::{BatchPut, KadStore, KadStoreConfig, KadStoreError, RECORDS_TABLE};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -45,6 +45,86 @@ macro_rules! record_store_rules {
                 config: KadStoreConfig,
             ) -> Result<KadStore<impl Backend + std::fmt::Debug>, NetabaseError> {
                 Ok(KadStore::new($open?, local, config))
+            }
+
+            #[test]
+            fn a_batch_is_one_commit_with_an_outcome_per_record() -> TestResult {
+                let local = PeerId::random();
+                let config = KadStoreConfig {
+                    max_records: 100,
+                    ..small_config()
+                };
+                let mut store = open(local, config)?;
+                let mut mine = record("mine", b"local");
+                mine.publisher = Some(local);
+                store.put(mine.clone())?;
+                let mut theirs = record("mine", b"remote");
+                theirs.publisher = Some(PeerId::random());
+                let batch = [
+                    record("a", b"1"),
+                    record("big", &[0; 17]),
+                    theirs,
+                    record("b", b"2"),
+                ];
+                let keep_mine = |_: &Record, old: Option<&Record>| {
+                    old.is_none_or(|o| o.publisher != Some(local))
+                };
+                let outcomes = store.try_put_batch(&batch, keep_mine)?;
+                assert!(matches!(
+                    outcomes.as_slice(),
+                    [
+                        BatchPut::Stored,
+                        BatchPut::Limit(StoreError::ValueTooLarge),
+                        BatchPut::Declined,
+                        BatchPut::Stored
+                    ]
+                ));
+                assert_eq!(
+                    store.get(&key("mine")).map(|r| r.value.clone()),
+                    Some(b"local".to_vec())
+                );
+                assert_eq!(
+                    store.get(&key("b")).map(|r| r.value.clone()),
+                    Some(b"2".to_vec())
+                );
+                assert!(store.get(&key("big")).is_none());
+                assert_eq!(store.record_count()?, 3);
+
+                // A key twice in a batch: the later record wins.
+                let twice = [record("x", b"1"), record("x", b"2")];
+                let outcomes = store.try_put_batch(&twice, |_, _| true)?;
+                assert!(matches!(
+                    outcomes.as_slice(),
+                    [BatchPut::Stored, BatchPut::Stored]
+                ));
+                assert_eq!(
+                    store.get(&key("x")).map(|r| r.value.clone()),
+                    Some(b"2".to_vec())
+                );
+                Ok(())
+            }
+
+            #[test]
+            fn a_batch_stops_storing_new_keys_at_the_record_limit() -> TestResult {
+                let store = open(PeerId::random(), small_config())?;
+                let batch = [
+                    record("c", b"1"),
+                    record("d", b"2"),
+                    record("e", b"3"),
+                    record("f", b"4"),
+                ];
+                let outcomes = store.try_put_batch(&batch, |_, _| true)?;
+                assert!(matches!(
+                    outcomes.as_slice(),
+                    [
+                        BatchPut::Stored,
+                        BatchPut::Stored,
+                        BatchPut::Stored,
+                        BatchPut::Limit(StoreError::MaxRecords)
+                    ]
+                ));
+                assert_eq!(store.record_count()?, 3);
+                Ok(())
             }
 
             #[test]

@@ -157,3 +157,68 @@ pub async fn close_all(nodes: &[Node]) {
         node.close().await;
     }
 }
+
+/// A bare libp2p Kademlia client (no netabase): it sends what a test tells it to. A
+/// request left unanswered fails after one second.
+pub fn kad_client()
+-> TestResult<libp2p::Swarm<libp2p::kad::Behaviour<libp2p::kad::store::MemoryStore>>> {
+    use libp2p::kad;
+    Ok(libp2p::SwarmBuilder::with_new_identity()
+        .with_tokio()
+        .with_tcp(
+            libp2p::tcp::Config::default(),
+            libp2p::noise::Config::new,
+            libp2p::yamux::Config::default,
+        )?
+        .with_behaviour(|key| {
+            let mut config = kad::Config::new(netabase::KAD_PROTOCOL);
+            config.set_substreams_timeout(Duration::from_secs(1));
+            let id = key.public().to_peer_id();
+            kad::Behaviour::with_config(id, kad::store::MemoryStore::new(id), config)
+        })?
+        .build())
+}
+
+/// Sends `records` from `client` to `target` (dialled at `address`), each with the
+/// client as publisher, and returns whether each was acknowledged, in order.
+pub async fn send_records(
+    client: &mut libp2p::Swarm<libp2p::kad::Behaviour<libp2p::kad::store::MemoryStore>>,
+    target: libp2p::PeerId,
+    address: libp2p::Multiaddr,
+    records: Vec<libp2p::kad::Record>,
+) -> TestResult<Vec<bool>> {
+    use futures::StreamExt;
+    use libp2p::kad::{self, QueryResult, Quorum};
+    use libp2p::swarm::SwarmEvent;
+
+    let me = *client.local_peer_id();
+    client.behaviour_mut().add_address(&target, address);
+    let mut queries = std::collections::HashMap::new();
+    for (i, mut record) in records.into_iter().enumerate() {
+        record.publisher = Some(me);
+        let query =
+            client
+                .behaviour_mut()
+                .put_record_to(record, std::iter::once(target), Quorum::One);
+        queries.insert(query, i);
+    }
+    let mut acked = vec![false; queries.len()];
+    let waited = tokio::time::timeout(WAIT, async {
+        while !queries.is_empty() {
+            if let SwarmEvent::Behaviour(kad::Event::OutboundQueryProgressed {
+                id,
+                result: QueryResult::PutRecord(result),
+                ..
+            }) = client.select_next_some().await
+                && let Some(i) = queries.remove(&id)
+            {
+                acked[i] = result.is_ok();
+            }
+        }
+    })
+    .await;
+    match waited {
+        Ok(()) => Ok(acked),
+        Err(_) => Err("timed out waiting for the answers to the client's puts".into()),
+    }
+}

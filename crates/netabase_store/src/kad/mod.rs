@@ -24,7 +24,7 @@ mod encoding;
 mod store;
 mod typed;
 
-pub use store::{KadStore, KadStoreConfig, KadStoreError, SweepStats};
+pub use store::{BatchPut, KadStore, KadStoreConfig, KadStoreError, SweepStats};
 pub use typed::{
     DefinitionRecordExt, RecordError, RecordKeyParts, parse_record_key, record_key, record_key_of,
     validate_record,

@@ -55,6 +55,18 @@ pub enum KadStoreError {
     Storage(#[from] NetabaseError),
 }
 
+/// What became of one record of [`KadStore::try_put_batch`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum BatchPut {
+    /// Written, and durable once the batch returned.
+    Stored,
+    /// Declined by the batch's `accept` check; nothing written.
+    Declined,
+    /// A limit of [`KadStoreConfig`] was reached; nothing written.
+    Limit(store::Error),
+}
+
 /// What [`KadStore::sweep_expired`] deleted.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SweepStats {
@@ -225,6 +237,92 @@ impl<B: Backend> KadStore<B> {
         put_encoded(&txn, record.key.as_ref(), &bytes, self.config.max_records)??;
         txn.commit()?;
         Ok(())
+    }
+
+    /// Stores `records` in one write transaction (one durable commit for all of them):
+    /// the group commit of a node's inbound records. Each record is first shown to
+    /// `accept` with the unexpired record it would replace, if any; a record `accept`
+    /// declines, or that hits a limit, is skipped and the others are still written. A
+    /// record later in `records` replaces an earlier one with the same key.
+    ///
+    /// Returns one [`BatchPut`] per record, in order, once the transaction is committed.
+    ///
+    /// # Errors
+    /// [`KadStoreError::Storage`] if the backend fails or the commit fails: then nothing
+    /// of the batch is written.
+    pub fn try_put_batch(
+        &self,
+        records: &[Record],
+        mut accept: impl FnMut(&Record, Option<&Record>) -> bool,
+    ) -> Result<Vec<BatchPut>, KadStoreError> {
+        let now = WallTime::now();
+        let mut outcomes = vec![BatchPut::Stored; records.len()];
+        // Encode first: a value over the limit is refused before anything is written.
+        let mut encoded = Vec::with_capacity(records.len());
+        for (i, record) in records.iter().enumerate() {
+            match self.encode_checked(record) {
+                Ok(bytes) => encoded.push((i, bytes)),
+                Err(KadStoreError::Limit(limit)) => outcomes[i] = BatchPut::Limit(limit),
+                Err(e) => return Err(e),
+            }
+        }
+        let txn = self.backend.begin_write()?;
+        let stored = txn.len(RECORDS_TABLE)?;
+        let room = u64::try_from(self.config.max_records).unwrap_or(u64::MAX);
+        let distinct = {
+            let mut keys = std::collections::HashSet::with_capacity(encoded.len());
+            encoded
+                .iter()
+                .all(|(i, _)| keys.insert(records[*i].key.as_ref()))
+        };
+        let fits = stored.saturating_add(encoded.len() as u64) <= room;
+        if fits && distinct {
+            // The common case: write every record in one pass (one table open, one
+            // B-tree operation each) and put back the few that `accept` declines once
+            // the value they replaced is known.
+            let entries: Vec<(&[u8], &[u8])> = encoded
+                .iter()
+                .map(|(i, bytes)| (records[*i].key.as_ref(), bytes.as_slice()))
+                .collect();
+            let mut undo: Vec<(usize, Option<Vec<u8>>)> = Vec::new();
+            txn.put_each(RECORDS_TABLE, &entries, &mut |position, old| {
+                let index = encoded[position].0;
+                let record = &records[index];
+                let existing = old.and_then(|bytes| live_record(record.key.clone(), bytes, now));
+                if !accept(record, existing.as_ref()) {
+                    undo.push((index, old.map(<[u8]>::to_vec)));
+                }
+                Ok(())
+            })?;
+            for (index, old) in undo {
+                let key = records[index].key.as_ref();
+                match old {
+                    Some(bytes) => txn.put(RECORDS_TABLE, key, &bytes)?,
+                    None => {
+                        txn.delete(RECORDS_TABLE, key)?;
+                    }
+                }
+                outcomes[index] = BatchPut::Declined;
+            }
+        } else {
+            // Near the record limit, or a key twice in the batch: one record at a time.
+            for (index, bytes) in &encoded {
+                let record = &records[*index];
+                let key = record.key.as_ref();
+                let existing = txn
+                    .get(RECORDS_TABLE, key)?
+                    .and_then(|old| live_record(record.key.clone(), &old, now));
+                if !accept(record, existing.as_ref()) {
+                    outcomes[*index] = BatchPut::Declined;
+                    continue;
+                }
+                if let Err(limit) = put_encoded(&txn, key, bytes, self.config.max_records)? {
+                    outcomes[*index] = BatchPut::Limit(limit);
+                }
+            }
+        }
+        txn.commit()?;
+        Ok(outcomes)
     }
 
     fn encode_checked(&self, record: &Record) -> Result<Vec<u8>, KadStoreError> {
@@ -463,6 +561,16 @@ impl<B: Backend> KadStore<B> {
         txn.commit()?;
         Ok(SweepStats { records, providers })
     }
+}
+
+/// The stored record `bytes` at `key`, unless it has expired or does not decode (a
+/// damaged record is replaced, as a put without a batch replaces it).
+fn live_record(key: RecordKey, bytes: &[u8], now: WallTime) -> Option<Record> {
+    let stored: StoredRecord = decode(bytes).ok()?;
+    if stored.is_expired(now) {
+        return None;
+    }
+    stored.into_record(key).ok()
 }
 
 /// Writes an encoded record, first sweeping expired records if the key is new and the

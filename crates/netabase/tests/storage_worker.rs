@@ -1,0 +1,161 @@
+//! The node's storage is owned by its worker: an application that holds a read view
+//! (a snapshot) and queries it, while the node receives 1,000 inbound records, serves
+//! gets and puts models of its own, stalls none of it. Every wait is bounded.
+
+mod common;
+
+use std::collections::HashSet;
+
+use common::*;
+use futures::StreamExt;
+use libp2p::kad::{self, QueryResult, Quorum};
+use libp2p::swarm::SwarmEvent;
+use netabase::{Netabase, StorageConfig};
+use netabase_store::backend::Backend;
+use netabase_store::kad::DefinitionRecordExt;
+use tokio::sync::mpsc;
+
+const INBOUND: u64 = 1000;
+const FIRST_INBOUND: u64 = 10_000;
+
+async fn addr_of<B: Backend>(node: &Netabase<BlogDefinition, B>) -> TestResult<libp2p::Multiaddr> {
+    Ok(node
+        .listen_addrs()
+        .await?
+        .into_iter()
+        .next()
+        .ok_or("node has no listen address")?)
+}
+
+/// The scenario, on a node of any backend.
+async fn held_view_stalls_nothing<B: Backend>(node: Netabase<BlogDefinition, B>) -> TestResult {
+    // A second node reads the inbound records back from `node` through the DHT.
+    let reader = start(config()).await?;
+    let node_addr = addr_of(&node).await?;
+    reader
+        .add_address(node.peer_id(), node_addr.clone())
+        .await?;
+    node.add_address(reader.peer_id(), first_addr(&reader).await?)
+        .await?;
+    wait_until("the reader is connected", || async {
+        Ok(reader.connected_peers().await?.contains(&node.peer_id()))
+    })
+    .await?;
+    node.put_record(user(1)).await?;
+
+    // The application takes a read view and holds one snapshot for the whole test.
+    let view = node.view();
+    let snapshot = view.read()?;
+    let users = snapshot.open_tree::<User>();
+    assert_eq!(users.len()?, 1);
+    // redb's reads are snapshots; sled's see each commit (neither waits for a writer).
+    let snapshots = view.capabilities().snapshot_reads;
+
+    // A raw client sends 1,000 records to the node and reports each acknowledgement.
+    let mut client = kad_client()?;
+    let me = *client.local_peer_id();
+    let target = node.peer_id();
+    client
+        .behaviour_mut()
+        .add_address(&target, node_addr.clone());
+    client.dial(node_addr)?;
+    let (acked, mut acks) = mpsc::unbounded_channel::<Result<u64, String>>();
+    let driver = tokio::spawn(async move {
+        let mut queries = std::collections::HashMap::new();
+        loop {
+            match client.select_next_some().await {
+                SwarmEvent::ConnectionEstablished { peer_id, .. }
+                    if peer_id == target && queries.is_empty() =>
+                {
+                    for id in FIRST_INBOUND..FIRST_INBOUND + INBOUND {
+                        let Ok(mut record) = BlogDefinition::User(user(id)).to_record() else {
+                            let _ = acked.send(Err(format!("user {id} does not encode")));
+                            return;
+                        };
+                        record.publisher = Some(me);
+                        let query = client.behaviour_mut().put_record_to(
+                            record,
+                            std::iter::once(target),
+                            Quorum::One,
+                        );
+                        queries.insert(query, id);
+                    }
+                }
+                SwarmEvent::Behaviour(kad::Event::OutboundQueryProgressed {
+                    id,
+                    result: QueryResult::PutRecord(result),
+                    ..
+                }) => {
+                    if let Some(user) = queries.remove(&id) {
+                        let _ = acked.send(result.map(|_| user).map_err(|e| e.to_string()));
+                    }
+                }
+                _ => {}
+            }
+        }
+    });
+
+    // Meanwhile the application queries its snapshot, the node puts models of its own
+    // and the reader gets acknowledged records from the node.
+    let flow = async {
+        let mut acknowledged = HashSet::new();
+        let mut own = 2;
+        while acknowledged.len() < INBOUND as usize {
+            let Some(ack) = acks.recv().await else {
+                return Err("the client stopped".into());
+            };
+            let id = ack.map_err(|e| format!("an inbound put was not acknowledged: {e}"))?;
+            acknowledged.insert(id);
+            // The held read never blocks the writer, and (on redb) does not move.
+            assert_eq!(users.get(1)?, Some(user(1)));
+            if snapshots {
+                assert_eq!(users.len()?, 1);
+            }
+            if acknowledged.len() % 100 == 0 {
+                // A node write while the application holds its read.
+                node.put_record(user(own)).await?;
+                own += 1;
+                // An acknowledged record is durable on the node, and served to peers.
+                let found: Option<User> = reader.get_record(UserPrimaryKey(id)).await?;
+                assert_eq!(found, Some(user(id)), "acknowledged record {id}");
+            }
+        }
+        TestResult::Ok(own)
+    };
+    let own = match tokio::time::timeout(WAIT, flow).await {
+        Ok(outcome) => outcome?,
+        Err(_) => return Err("timed out while the application held its read view".into()),
+    };
+    driver.abort();
+
+    // The held snapshot still sees the world as it was; a new read sees the node's puts.
+    assert_eq!(users.len()?, if snapshots { 1 } else { own - 1 });
+    drop(snapshot);
+    for id in 1..own {
+        assert_eq!(view.get::<User>(id)?, Some(user(id)));
+    }
+    assert_eq!(node.stats().records_accepted, INBOUND);
+    let held = node.query_local_records(5000).await?;
+    let inbound = held
+        .iter()
+        .filter(|d| matches!(d, BlogDefinition::User(u) if u.id >= FIRST_INBOUND))
+        .count();
+    assert_eq!(inbound, INBOUND as usize);
+    reader.close().await;
+    node.close().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_read_view_stalls_nothing_on_redb() -> TestResult {
+    let node = start(config().with_storage(StorageConfig::TempRedb)).await?;
+    held_view_stalls_nothing(node).await
+}
+
+#[cfg(feature = "sled")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_read_view_stalls_nothing_on_sled() -> TestResult {
+    use netabase_store::backend::sled::SledBackend;
+    let node = Netabase::<BlogDefinition, _>::with_backend(SledBackend::temp()?, config()).await?;
+    held_view_stalls_nothing(node).await
+}
