@@ -19,7 +19,9 @@ use libp2p::multiaddr::Protocol;
 use libp2p::swarm::{DialError, ListenError, SwarmEvent};
 use libp2p::{Multiaddr, PeerId, Swarm, identify, mdns};
 use netabase_store::backend::Backend;
-use netabase_store::kad::{KadStoreError, parse_record_key, validate_record};
+use netabase_store::kad::{
+    KadStoreError, SignedRecord, parse_record_key, validate_record,
+};
 use netabase_store::schema::{DiscriminantTrait, NetabaseDefinitionTrait};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
@@ -94,6 +96,13 @@ pub(crate) enum Command<D> {
     },
 }
 
+/// A get collecting the valid versions found until its query finishes; the winner
+/// (greatest stamp) answers it.
+struct PendingGet<D> {
+    best: Option<(SignedRecord, Option<D>)>,
+    reply: Reply<Option<D>>,
+}
+
 /// A put waiting for its closest-peers lookup, then for the peers' acknowledgements.
 struct PendingPut {
     key: RecordKey,
@@ -112,7 +121,7 @@ pub(crate) struct EventLoop<D, B: Backend> {
     ready: Option<oneshot::Sender<Result<()>>>,
     pending_closest: HashMap<QueryId, PendingPut>,
     pending_put: HashMap<QueryId, PendingPut>,
-    pending_get: HashMap<QueryId, Reply<Option<D>>>,
+    pending_get: HashMap<QueryId, PendingGet<D>>,
     pending_providing: HashMap<QueryId, Reply<()>>,
     pending_providers: HashMap<QueryId, (HashSet<PeerId>, Reply<HashSet<PeerId>>)>,
     pending_bootstrap: HashMap<QueryId, Reply<()>>,
@@ -277,14 +286,40 @@ impl<D: NetabaseDefinitionTrait, B: Backend> EventLoop<D, B> {
         });
     }
 
+    /// Verifies `record` (received from `sender`, if known) and checks the model it
+    /// carries: the signed record and its model (`None` for a tombstone), or why it is
+    /// refused.
+    fn check_record(
+        &self,
+        record: &Record,
+        sender: Option<&PeerId>,
+    ) -> std::result::Result<(SignedRecord, Option<D>), (RefusalKind, String)> {
+        let signed = SignedRecord::open_from(record, sender)
+            .map_err(|e| (RefusalKind::of_signed(&e), e.to_string()))?;
+        let model = match signed.payload() {
+            Some(payload) => {
+                let max = self.config.store_limits.max_value_bytes;
+                let model = validate_record::<D>(&payload, max)
+                    .map_err(|e| (RefusalKind::of(&e), e.to_string()))?;
+                Some(model)
+            }
+            None => {
+                check_key::<D>(&record.key).map_err(|r| (RefusalKind::MalformedKey, r))?;
+                None
+            }
+        };
+        Ok((signed, model))
+    }
+
     // ----- commands -------------------------------------------------------------------
 
     fn on_command(&mut self, command: Command<D>) {
         match command {
             Command::PublishRecord { record, reply } => self.publish_record(record, reply),
             Command::GetRecord { key, reply } => {
+                // The local version, if any, is queued as the query's first result.
                 let id = self.kad().get_record(key);
-                self.pending_get.insert(id, reply);
+                self.pending_get.insert(id, PendingGet { best: None, reply });
             }
             Command::StartProviding { key, reply } => match self.kad().start_providing(key) {
                 Ok(id) => {
@@ -350,10 +385,9 @@ impl<D: NetabaseDefinitionTrait, B: Backend> EventLoop<D, B> {
             }
             Command::LocalRecords { limit, reply } => {
                 let records = self.kad().store_mut().try_records().map(|records| {
-                    let max = self.config.store_limits.max_value_bytes;
                     records
                         .iter()
-                        .filter_map(|r| validate_record::<D>(r, max).ok())
+                        .filter_map(|r| self.check_record(r, None).ok()?.1)
                         .take(limit)
                         .collect()
                 });
@@ -574,44 +608,24 @@ impl<D: NetabaseDefinitionTrait, B: Backend> EventLoop<D, B> {
         }
     }
 
-    /// Checks an inbound `PUT_VALUE` and stores it only if it passes every check.
+    /// Checks an inbound `PUT_VALUE` (signature, model, size) and stores it only if it
+    /// passes every check and wins over the version held. Any peer may send any valid
+    /// record: the signature, not the sender, says who wrote it.
     fn on_inbound_put(&mut self, source: PeerId, record: Record) {
         let key = record.key.clone();
         let origin = RecordOrigin::InboundPut;
-        if let Some(publisher) = record.publisher
-            && publisher != source
-        {
-            let reason = format!("names {publisher} as its publisher but was sent by {source}");
-            self.refuse(
-                key,
-                Some(source),
-                origin,
-                RefusalKind::ForgedPublisher,
-                reason,
-            );
-            return;
-        }
-        let max = self.config.store_limits.max_value_bytes;
-        if let Err(e) = validate_record::<D>(&record, max) {
-            self.refuse(
-                key,
-                Some(source),
-                origin,
-                RefusalKind::of(&e),
-                e.to_string(),
-            );
-            return;
-        }
-        let local = *self.swarm.local_peer_id();
-        match self.kad().store_mut().try_get(&key) {
-            Ok(Some(existing)) if existing.publisher == Some(local) && source != local => {
-                let reason = "would replace a record this node published".to_owned();
-                self.refuse(key, Some(source), origin, RefusalKind::Conflict, reason);
+        let signed = match self.check_record(&record, Some(&source)) {
+            Ok((signed, _)) => signed,
+            Err((kind, reason)) => {
+                self.refuse(key, Some(source), origin, kind, reason);
                 return;
             }
-            _ => {}
-        }
-        match self.kad().store_mut().try_put(&record) {
+        };
+        match self
+            .kad()
+            .store_mut()
+            .try_put_signed(&signed, record.expires)
+        {
             Ok(()) => {
                 self.counters.record_accepted();
                 self.emit(NetabaseEvent::RecordStored { key, source });
@@ -625,6 +639,10 @@ impl<D: NetabaseDefinitionTrait, B: Backend> EventLoop<D, B> {
                     e.to_string(),
                 );
             }
+            Err(KadStoreError::Refused(e)) => {
+                let kind = RefusalKind::of_signed(&e);
+                self.refuse(key, Some(source), origin, kind, e.to_string());
+            }
             Err(e) => self.emit(NetabaseEvent::StoreError {
                 message: e.to_string(),
             }),
@@ -637,18 +655,7 @@ impl<D: NetabaseDefinitionTrait, B: Backend> EventLoop<D, B> {
         let key = record.key.clone();
         let provider = record.provider;
         let origin = RecordOrigin::InboundProvider;
-        let valid = parse_record_key(&key)
-            .map_err(|e| e.to_string())
-            .and_then(|parts| {
-                if parts.definition != D::NAME {
-                    Err(format!("key of definition `{}`", parts.definition))
-                } else if D::Discriminant::from_name(&parts.model).is_none() {
-                    Err(format!("key of unknown model `{}`", parts.model))
-                } else {
-                    Ok(())
-                }
-            });
-        if let Err(reason) = valid {
+        if let Err(reason) = check_key::<D>(&key) {
             self.refuse(
                 key,
                 Some(provider),
@@ -762,46 +769,70 @@ impl<D: NetabaseDefinitionTrait, B: Backend> EventLoop<D, B> {
         }
     }
 
-    /// The first record that passes validation answers the query, which is then
-    /// stopped; invalid records are refused and the query goes on.
+    /// Every version found (the local one first) is verified and checked; invalid ones
+    /// are refused and the query goes on. When the query finishes, the winner (the
+    /// greatest stamp) answers: its model, or nothing if it is a tombstone.
     fn on_get_record(
         &mut self,
         id: QueryId,
         result: std::result::Result<GetRecordOk, GetRecordError>,
         last: bool,
     ) {
-        if !self.pending_get.contains_key(&id) {
-            return;
-        }
-        let answer_with = match result {
+        let finished = match result {
             Ok(GetRecordOk::FoundRecord(PeerRecord { peer, record })) => {
-                let max = self.config.store_limits.max_value_bytes;
-                match validate_record::<D>(&record, max) {
-                    Ok(value) => {
-                        if let Some(mut query) = self.kad().query_mut(&id) {
-                            query.finish();
-                        }
-                        Some(Ok(Some(value)))
-                    }
-                    Err(e) => {
-                        let kind = RefusalKind::of(&e);
+                match self.check_record(&record, peer.as_ref()) {
+                    Ok((signed, model)) => self.found_version(id, signed, model),
+                    Err((kind, reason)) => {
                         let origin = RecordOrigin::GetResult;
-                        self.refuse(record.key, peer, origin, kind, e.to_string());
-                        last.then_some(Ok(None))
+                        self.refuse(record.key, peer, origin, kind, reason);
                     }
                 }
+                last.then_some(Ok(()))
             }
             Ok(GetRecordOk::FinishedWithNoAdditionalRecord { .. })
-            | Err(GetRecordError::NotFound { .. }) => Some(Ok(None)),
+            | Err(GetRecordError::NotFound { .. }) => Some(Ok(())),
             Err(GetRecordError::Timeout { .. }) => Some(Err(Error::Timeout {
                 operation: "get_record",
             })),
         };
-        if let Some(outcome) = answer_with
-            && let Some(reply) = self.pending_get.remove(&id)
-        {
-            answer(reply, outcome);
+        let Some(finished) = finished else {
+            return;
+        };
+        let Some(pending) = self.pending_get.remove(&id) else {
+            return;
+        };
+        let outcome = match (pending.best, finished) {
+            (Some((_, model)), _) => Ok(model),
+            (None, Ok(())) => Ok(None),
+            (None, Err(e)) => Err(e),
+        };
+        answer(pending.reply, outcome);
+    }
+
+    fn found_version(&mut self, id: QueryId, signed: SignedRecord, model: Option<D>) {
+        let Some(pending) = self.pending_get.get_mut(&id) else {
+            return;
+        };
+        let wins = pending
+            .best
+            .as_ref()
+            .is_none_or(|(best, _)| signed.compare(best) == std::cmp::Ordering::Greater);
+        if wins {
+            pending.best = Some((signed, model));
         }
+    }
+}
+
+/// Checks that `key` is a record key of a model of `D` (for records that carry no
+/// model: tombstones and provider records).
+fn check_key<D: NetabaseDefinitionTrait>(key: &RecordKey) -> std::result::Result<(), String> {
+    let parts = parse_record_key(key).map_err(|e| e.to_string())?;
+    if parts.definition != D::NAME {
+        Err(format!("key of definition `{}`", parts.definition))
+    } else if D::Discriminant::from_name(&parts.model).is_none() {
+        Err(format!("key of unknown model `{}`", parts.model))
+    } else {
+        Ok(())
     }
 }
 

@@ -6,7 +6,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use libp2p::kad::{Mode, RecordKey};
 use libp2p::{Multiaddr, PeerId};
 use netabase_store::NetabaseStore;
-use netabase_store::kad::{DefinitionRecordExt, KadStore, KadStoreError, record_key};
+use netabase_store::kad::{
+    DefinitionRecordExt, KadStore, KadStoreError, RecordSigner, SignedRecord, record_key,
+};
 use netabase_store::schema::{NetabaseDefinitionTrait, NetabaseModelTrait};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -92,6 +94,8 @@ struct Shared<D, B: Backend> {
     /// The record store's rules (limits, encoding) for writes made in typed
     /// transactions of `store`.
     records: KadStore<Arc<B>>,
+    /// Signs this node's records with its identity key and its clock.
+    signer: RecordSigner,
     /// The event loop until [`Netabase::start`] spawns it.
     unstarted: Mutex<Option<EventLoop<D, B>>>,
     task: tokio::sync::Mutex<Option<JoinHandle<()>>>,
@@ -159,6 +163,7 @@ impl<D: NetabaseDefinitionTrait, B: Backend> Netabase<D, B> {
         let backend = Arc::new(backend);
         let keypair = load_or_create_identity(&*backend)?;
         let peer_id = keypair.public().to_peer_id();
+        let signer = RecordSigner::new(&keypair).map_err(|e| Error::Identity(e.to_string()))?;
         // The typed store and the record store share one database: the record store
         // keeps netabase's own tables (`__netabase/kad/*`) beside the models.
         let store = NetabaseStore::<D, B>::from_shared_backend(Arc::clone(&backend))?;
@@ -185,6 +190,7 @@ impl<D: NetabaseDefinitionTrait, B: Backend> Netabase<D, B> {
                 max_value_bytes,
                 store,
                 records,
+                signer,
                 unstarted: Mutex::new(Some(event_loop)),
                 task: tokio::sync::Mutex::new(None),
             }),
@@ -276,8 +282,10 @@ impl<D: NetabaseDefinitionTrait, B: Backend> Netabase<D, B> {
     }
 
     /// Stores `model` in the local typed store and publishes it in the DHT: locally, then
-    /// on the `replication_factor` peers closest to its key. The record names this node
-    /// as publisher; the node republishes it every `publication_interval`.
+    /// on the `replication_factor` peers closest to its key. The record is signed with
+    /// this node's identity key and stamped with a version greater than any this node
+    /// holds for the key; this node republishes it every `publication_interval`, and
+    /// every holder replicates it every `replication_interval`.
     ///
     /// The typed model and this node's DHT record are written in one transaction, on a
     /// blocking thread (never on the async runtime): either both are stored or neither.
@@ -289,23 +297,31 @@ impl<D: NetabaseDefinitionTrait, B: Backend> Netabase<D, B> {
     /// stored it (the record stays stored locally and is republished);
     /// [`Error::Stopped`] if the node is stopped.
     pub async fn put_record<M: NetabaseModelTrait<D>>(&self, model: M) -> Result<PutOutcome> {
-        let mut record = model.clone().into_definition().to_record()?;
-        if record.value.len() > self.inner.max_value_bytes {
+        let unsigned = model.clone().into_definition().to_record()?;
+        if unsigned.value.len() > self.inner.max_value_bytes {
             return Err(KadStoreError::Limit(libp2p::kad::store::Error::ValueTooLarge).into());
         }
-        record.publisher = Some(self.inner.peer_id);
-        // Our own copy does not expire: this node republishes it. Peers get the TTL.
-        record.expires = None;
         let shared = Arc::clone(&self.inner);
-        let local = record.clone();
-        self.blocking(move || {
-            let txn = shared.store.write()?;
-            txn.open_tree::<M>().put(model)?;
-            shared.records.put_in(&txn, &local)?;
-            txn.commit()?;
-            Ok(())
-        })
-        .await?;
+        // Our own copy does not expire: this node republishes it. Peers get the TTL.
+        let signed = self
+            .blocking(move || {
+                let txn = shared.store.write()?;
+                txn.open_tree::<M>().put(model)?;
+                let signed = shared.records.put_signed_in(
+                    &txn,
+                    &shared.signer,
+                    unsigned.key,
+                    Some(unsigned.value),
+                )?;
+                txn.commit()?;
+                Ok(signed)
+            })
+            .await?;
+        self.publish(&signed).await
+    }
+
+    async fn publish(&self, signed: &SignedRecord) -> Result<PutOutcome> {
+        let record = signed.to_record();
         self.request(|reply| Command::PublishRecord { record, reply })
             .await
     }
@@ -340,27 +356,42 @@ impl<D: NetabaseDefinitionTrait, B: Backend> Netabase<D, B> {
             .transpose()
     }
 
-    /// Removes the model with primary key `key` from this node: from the local typed
-    /// store and from the record store, in one transaction on a blocking thread, so the
-    /// node stops serving and republishing it. Copies on other peers remain until their
-    /// TTL runs out. Returns whether the record store held it.
+    /// Removes the model with primary key `key` from the network: removes it from the
+    /// local typed store and replaces its record with a signed tombstone, in one
+    /// transaction on a blocking thread, then publishes the tombstone like a put. The
+    /// tombstone's stamp is greater than any version this node holds, so every node
+    /// that receives it drops that version and refuses older copies until the
+    /// tombstone expires ([`KadStoreConfig::tombstone_ttl`](netabase_store::kad::KadStoreConfig)).
+    /// Returns whether the record store held a live version of the key.
     ///
     /// # Errors
-    /// [`Error::Store`] or [`Error::RecordStore`] if a store fails.
+    /// [`Error::Store`] or [`Error::RecordStore`] if a store fails;
+    /// [`Error::QuorumFailed`] if fewer peers than the quorum stored the tombstone (it
+    /// stays stored locally and is republished); [`Error::Stopped`].
     pub async fn remove_record<M: NetabaseModelTrait<D>>(
         &self,
         key: M::PrimaryKey,
     ) -> Result<bool> {
         let record_key = record_key::<D, M>(&key);
         let shared = Arc::clone(&self.inner);
-        self.blocking(move || {
-            let txn = shared.store.write()?;
-            txn.open_tree::<M>().remove(key)?;
-            let removed = shared.records.remove_in(&txn, &record_key)?;
-            txn.commit()?;
-            Ok(removed)
-        })
-        .await
+        let (tombstone, held) = self
+            .blocking(move || {
+                let held = match shared.records.try_get(&record_key)? {
+                    Some(record) => SignedRecord::open(&record).is_ok_and(|r| !r.is_tombstone()),
+                    None => false,
+                };
+                let txn = shared.store.write()?;
+                txn.open_tree::<M>().remove(key)?;
+                let tombstone =
+                    shared
+                        .records
+                        .put_signed_in(&txn, &shared.signer, record_key, None)?;
+                txn.commit()?;
+                Ok((tombstone, held))
+            })
+            .await?;
+        self.publish(&tombstone).await?;
+        Ok(held)
     }
 
     /// Announces this node as a provider of the model with primary key `key`, and keeps

@@ -3,6 +3,7 @@
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use libp2p::PeerId;
 use libp2p::kad::store::{self, RecordStore};
@@ -10,10 +11,12 @@ use libp2p::kad::{ProviderRecord, Record, RecordKey};
 use thiserror::Error;
 
 use super::encoding::{StoredProvider, StoredRecord, WallTime, decode, encode};
+use super::signed::{Envelope, RecordSigner, SignedRecord, SignedRecordError, wall_millis};
 use super::{PROVIDED_TABLE, PROVIDERS_TABLE, RECORDS_TABLE};
 use crate::backend::{Backend, Direction, RawRange, ReadTxn, WriteTxn, collect_range};
 use crate::error::NetabaseError;
 use crate::schema::NetabaseDefinitionTrait;
+use crate::sync::VersionStamp;
 use crate::typed::txn::{ReadWrite, TxnGuard};
 
 /// Limits of a [`KadStore`]; the defaults are those of libp2p's `MemoryStore`.
@@ -22,7 +25,8 @@ pub struct KadStoreConfig {
     /// The maximum number of value records (expired records count until they are swept;
     /// a put that hits the limit sweeps them first).
     pub max_records: usize,
-    /// The maximum size of a record's value, in bytes (inclusive).
+    /// The maximum size of a record's value (the encoded model inside its signed
+    /// envelope), in bytes (inclusive).
     pub max_value_bytes: usize,
     /// The maximum number of providers kept per key; once reached, new providers of the
     /// key are ignored and the oldest are kept, which resists provider flooding.
@@ -30,6 +34,11 @@ pub struct KadStoreConfig {
     /// The maximum number of distinct keys with provider records (local or remote), as
     /// in libp2p's `MemoryStore`.
     pub max_provided_keys: usize,
+    /// How long a tombstone (a signed removal) is kept after its stamp. Until then it
+    /// wins over every older copy of the key; after it, it is swept, and an older copy
+    /// that is still around may be accepted again. Keep it longer than the record TTL
+    /// and the publication interval of the network.
+    pub tombstone_ttl: Duration,
 }
 
 impl Default for KadStoreConfig {
@@ -39,6 +48,7 @@ impl Default for KadStoreConfig {
             max_value_bytes: 65 * 1024,
             max_providers_per_key: libp2p::kad::K_VALUE.get(),
             max_provided_keys: 1024,
+            tombstone_ttl: Duration::from_secs(7 * 24 * 60 * 60),
         }
     }
 }
@@ -53,6 +63,10 @@ pub enum KadStoreError {
     /// The backend failed, or stored bytes did not decode.
     #[error("kad record store: {0}")]
     Storage(#[from] NetabaseError),
+    /// The record is not validly signed, or loses to the version held (see
+    /// [`super::signed`]); nothing was written.
+    #[error("kad record refused: {0}")]
+    Refused(#[from] SignedRecordError),
 }
 
 /// What [`KadStore::sweep_expired`] deleted.
@@ -71,6 +85,11 @@ pub struct SweepStats {
 /// (as wall-clock time) survive a restart. Expired records and provider records are never
 /// returned; [`KadStore::sweep_expired`] deletes them.
 ///
+/// Every record is signed (see [`super::signed`]): a put verifies the record and keeps,
+/// per key, only the version the winner rule picks (the greatest stamp); reads verify
+/// again before returning. Tombstones are stored and served like records (so removals
+/// replicate) and expire [`KadStoreConfig::tombstone_ttl`] after their stamp.
+///
 /// The `try_*` methods report every failure. The [`RecordStore`] methods cannot report
 /// a backend failure (the trait has no such error), so there a failure is counted (see
 /// [`KadStore::backend_errors`]), reads return nothing, and writes return the
@@ -83,16 +102,23 @@ pub struct SweepStats {
 ///
 /// # Examples
 /// ```
+/// use libp2p::identity::Keypair;
 /// use libp2p::kad::store::RecordStore;
 /// use libp2p::kad::{Record, RecordKey};
 /// use netabase_store::backend::memory::MemoryBackend;
-/// use netabase_store::kad::{KadStore, KadStoreConfig};
+/// use netabase_store::kad::{KadStore, KadStoreConfig, RecordSigner, SignedRecord};
 ///
-/// let mut store = KadStore::new(MemoryBackend::new(), libp2p::PeerId::random(), KadStoreConfig::default());
+/// let signer = RecordSigner::new(&Keypair::generate_ed25519())?;
+/// let mut store = KadStore::new(MemoryBackend::new(), signer.peer_id(), KadStoreConfig::default());
 /// let key = RecordKey::new(&b"greeting");
-/// store.put(Record::new(key.clone(), b"hello".to_vec()))?;
-/// assert_eq!(store.get(&key).map(|r| r.value.clone()), Some(b"hello".to_vec()));
-/// # Ok::<(), libp2p::kad::store::Error>(())
+/// let signed = signer.seal(key.clone(), Some(b"hello".to_vec()), signer.next_stamp(None));
+/// store.put(signed.to_record())?;
+/// let held = store.get(&key).map(|r| SignedRecord::open(&r)).transpose()?;
+/// assert_eq!(held.and_then(|r| r.value().map(<[u8]>::to_vec)), Some(b"hello".to_vec()));
+///
+/// // Unsigned records are refused.
+/// assert!(store.put(Record::new(key, b"forged".to_vec())).is_err());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct KadStore<B> {
     backend: B,
@@ -201,46 +227,159 @@ impl<B: Backend> KadStore<B> {
         let Some(bytes) = txn.get(RECORDS_TABLE, key.as_ref())? else {
             return Ok(None);
         };
-        let stored: StoredRecord =
-            decode(&bytes).map_err(|r| NetabaseError::decode(RECORDS_TABLE, key.as_ref(), r))?;
-        if stored.is_expired(WallTime::now()) {
+        Ok(self.live_record(key.clone(), &bytes, WallTime::now())?)
+    }
+
+    /// A stored record, decoded and verified: `None` when it is expired (a tombstone
+    /// older than the TTL included). A record that does not verify is reported as
+    /// undecodable (only verified records are ever written).
+    fn live_record(
+        &self,
+        key: RecordKey,
+        bytes: &[u8],
+        now: WallTime,
+    ) -> Result<Option<Record>, NetabaseError> {
+        let bad = |r: String| NetabaseError::decode(RECORDS_TABLE, key.as_ref(), r);
+        let stored: StoredRecord = decode(bytes).map_err(bad)?;
+        if stored.is_expired(now) {
             return Ok(None);
         }
-        let record = stored
-            .into_record(key.clone())
-            .map_err(|r| NetabaseError::decode(RECORDS_TABLE, key.as_ref(), r))?;
+        let record = stored.into_record(key.clone()).map_err(bad)?;
+        let signed = SignedRecord::open(&record).map_err(|e| bad(e.to_string()))?;
+        if signed.tombstone_expired(self.config.tombstone_ttl, wall_millis()) {
+            return Ok(None);
+        }
         Ok(Some(record))
     }
 
-    /// Stores `record`, replacing the record with the same key.
+    /// Verifies `record` and stores it if it wins over the version held for its key
+    /// (see [`super::signed`]); the same version again refreshes its expiry.
     ///
     /// # Errors
-    /// [`KadStoreError::Limit`] with [`store::Error::ValueTooLarge`] if the value is
-    /// larger than [`KadStoreConfig::max_value_bytes`], or [`store::Error::MaxRecords`]
-    /// if the key is new and the store is full even after sweeping expired records;
+    /// [`KadStoreError::Refused`] if the record is not validly signed
+    /// ([`SignedRecord::open`]), is an expired tombstone, or loses to the version held
+    /// ([`SignedRecordError::Superseded`]); [`KadStoreError::Limit`] with
+    /// [`store::Error::ValueTooLarge`] if the value is larger than
+    /// [`KadStoreConfig::max_value_bytes`], or [`store::Error::MaxRecords`] if the key
+    /// is new and the store is full even after sweeping expired records;
     /// [`KadStoreError::Storage`] on backend failure. Nothing is written on error.
     pub fn try_put(&self, record: &Record) -> Result<(), KadStoreError> {
-        let bytes = self.encode_checked(record)?;
+        let signed = SignedRecord::open(record)?;
+        self.try_put_signed(&signed, record.expires)
+    }
+
+    /// [`KadStore::try_put`] of a record already verified (by [`SignedRecord::open`]),
+    /// expiring at `expires` (a tombstone expires at the latest
+    /// [`KadStoreConfig::tombstone_ttl`] after its stamp).
+    ///
+    /// # Errors
+    /// As [`KadStore::try_put`].
+    pub fn try_put_signed(
+        &self,
+        signed: &SignedRecord,
+        expires: Option<Instant>,
+    ) -> Result<(), KadStoreError> {
+        let bytes = self.encode_checked(signed, expires)?;
         let txn = self.backend.begin_write()?;
-        put_encoded(&txn, record.key.as_ref(), &bytes, self.config.max_records)??;
+        self.put_if_winner(&txn, signed, &bytes)??;
         txn.commit()?;
         Ok(())
     }
 
-    fn encode_checked(&self, record: &Record) -> Result<Vec<u8>, KadStoreError> {
-        if record.value.len() > self.config.max_value_bytes {
+    /// Checks the value size and the tombstone age; the stored bytes of `signed`.
+    fn encode_checked(
+        &self,
+        signed: &SignedRecord,
+        expires: Option<Instant>,
+    ) -> Result<Vec<u8>, KadStoreError> {
+        if signed.value().is_some_and(|v| v.len() > self.config.max_value_bytes) {
             return Err(store::Error::ValueTooLarge.into());
         }
-        Ok(encode(&StoredRecord::from_record(record)).map_err(encode_error)?)
+        let ttl = self.config.tombstone_ttl;
+        if signed.tombstone_expired(ttl, wall_millis()) {
+            return Err(SignedRecordError::ExpiredTombstone {
+                stamp: signed.stamp(),
+            }
+            .into());
+        }
+        let mut stored = StoredRecord::from_record(&signed.to_record());
+        stored.expires = expires.map(WallTime::from_instant);
+        if signed.is_tombstone() {
+            let end = WallTime::from_millis(signed.tombstone_expiry_millis(ttl));
+            stored.expires = Some(stored.expires.map_or(end, |e| e.min(end)));
+        }
+        Ok(encode(&stored).map_err(encode_error)?)
+    }
+
+    /// Writes `bytes` (the stored form of `signed`) unless the version held for the key
+    /// wins over it; the inner error says why nothing was written (the outer one is a
+    /// backend failure).
+    fn put_if_winner(
+        &self,
+        txn: &impl WriteTxn,
+        signed: &SignedRecord,
+        bytes: &[u8],
+    ) -> Result<Result<(), KadStoreError>, NetabaseError> {
+        let key = signed.key().as_ref();
+        if let Some(held) = held_version(txn, key)?
+            && (held.stamp, held.digest) > (signed.stamp(), signed.envelope().digest)
+        {
+            return Ok(Err(SignedRecordError::Superseded {
+                held: held.stamp,
+                offered: signed.stamp(),
+            }
+            .into()));
+        }
+        Ok(put_encoded(txn, key, bytes, self.config.max_records)?.map_err(KadStoreError::from))
+    }
+
+    /// The stamp of the live version held for `key`, if any (expired versions and
+    /// unreadable bytes do not count).
+    ///
+    /// # Errors
+    /// [`KadStoreError::Storage`] on backend failure.
+    pub fn held_stamp(&self, key: &RecordKey) -> Result<Option<VersionStamp>, KadStoreError> {
+        let txn = self.backend.begin_read()?;
+        Ok(held_version(&txn, key.as_ref())?.map(|h| h.stamp))
+    }
+
+    /// Seals `value` (an encoded model; `None`: a tombstone) under `key` with a stamp of
+    /// `signer` greater than any version held for the key, and stores it inside the
+    /// typed write transaction `txn` (applied by its commit, with the models written in
+    /// it, or not at all). Returns the signed record, to publish.
+    ///
+    /// # Errors
+    /// As [`KadStore::put_in`].
+    pub fn put_signed_in<D, TB>(
+        &self,
+        txn: &TxnGuard<'_, D, TB, ReadWrite>,
+        signer: &RecordSigner,
+        key: RecordKey,
+        value: Option<Vec<u8>>,
+    ) -> Result<SignedRecord, KadStoreError>
+    where
+        D: NetabaseDefinitionTrait,
+        TB: Backend,
+    {
+        txn.writer().with_raw(|raw| {
+            let held = held_version(raw, key.as_ref())?.map(|h| h.stamp);
+            let signed = signer.seal(key, value, signer.next_stamp(held));
+            let bytes = match self.encode_checked(&signed, None) {
+                Ok(bytes) => bytes,
+                Err(refused) => return Ok(Err(refused)),
+            };
+            Ok(self.put_if_winner(raw, &signed, &bytes)?.map(|()| signed))
+        })?
     }
 
     /// [`KadStore::try_put`] inside the typed write transaction `txn` of a
     /// [`NetabaseStore`](crate::NetabaseStore) on the same database: the record is
-    /// applied by `txn`'s commit, together with the models written in it, or not at all.
+    /// verified, checked against the version held, and applied by `txn`'s commit,
+    /// together with the models written in it, or not at all.
     ///
     /// # Errors
-    /// As [`KadStore::try_put`]. A limit leaves `txn` usable; a backend failure poisons
-    /// it.
+    /// As [`KadStore::try_put`]. A refusal or a limit leaves `txn` usable; a backend
+    /// failure poisons it.
     pub fn put_in<D, TB>(
         &self,
         txn: &TxnGuard<'_, D, TB, ReadWrite>,
@@ -250,15 +389,17 @@ impl<B: Backend> KadStore<B> {
         D: NetabaseDefinitionTrait,
         TB: Backend,
     {
-        let bytes = self.encode_checked(record)?;
-        let max = self.config.max_records;
+        let signed = SignedRecord::open(record)?;
+        let bytes = self.encode_checked(&signed, record.expires)?;
         txn.writer()
-            .with_raw(|raw| put_encoded(raw, record.key.as_ref(), &bytes, max))??;
+            .with_raw(|raw| self.put_if_winner(raw, &signed, &bytes))??;
         Ok(())
     }
 
     /// [`KadStore::try_remove`] inside the typed write transaction `txn` (see
-    /// [`KadStore::put_in`]).
+    /// [`KadStore::put_in`]): a local deletion, which peers do not hear of. To remove
+    /// a record from the network, store a tombstone ([`KadStore::put_signed_in`] with
+    /// no value) and publish it.
     ///
     /// # Errors
     /// [`KadStoreError::Storage`] on backend failure (which poisons `txn`).
@@ -299,7 +440,8 @@ impl<B: Backend> KadStore<B> {
             .map_err(KadStoreError::from)
     }
 
-    /// Every record, each decoded on its own: `Ok(None)` for an expired one.
+    /// Every record, each decoded and verified on its own: `Ok(None)` for an expired
+    /// one.
     fn scan_records(&self) -> Result<Vec<Result<Option<Record>, NetabaseError>>, NetabaseError> {
         let now = WallTime::now();
         let entries = collect_range(
@@ -310,14 +452,7 @@ impl<B: Backend> KadStore<B> {
         )?;
         let mut out = Vec::new();
         for (key, bytes) in entries {
-            let decoded = decode::<StoredRecord>(&bytes).and_then(|stored| {
-                if stored.is_expired(now) {
-                    Ok(None)
-                } else {
-                    stored.into_record(RecordKey::from(key.clone())).map(Some)
-                }
-            });
-            out.push(decoded.map_err(|r| NetabaseError::decode(RECORDS_TABLE, &key, r)));
+            out.push(self.live_record(RecordKey::from(key), &bytes, now));
         }
         Ok(out)
     }
@@ -463,6 +598,22 @@ impl<B: Backend> KadStore<B> {
         txn.commit()?;
         Ok(SweepStats { records, providers })
     }
+}
+
+/// The envelope of the version held at `key`, if it is live and readable. It was
+/// verified when it was written, so it is only decoded here. Bytes that do not decode
+/// do not block a new version (they were not written by this store).
+fn held_version(txn: &impl ReadTxn, key: &[u8]) -> Result<Option<Envelope>, NetabaseError> {
+    let Some(bytes) = txn.get(RECORDS_TABLE, key)? else {
+        return Ok(None);
+    };
+    let Ok(stored) = decode::<StoredRecord>(&bytes) else {
+        return Ok(None);
+    };
+    if stored.is_expired(WallTime::now()) {
+        return Ok(None);
+    }
+    Ok(Envelope::decode(&stored.value).ok())
 }
 
 /// Writes an encoded record, first sweeping expired records if the key is new and the
