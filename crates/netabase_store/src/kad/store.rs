@@ -706,9 +706,13 @@ impl<B: Backend> RecordStore for KadStore<B> {
         }
     }
 
+    /// A record refused by the signature checks or the winner rule gives
+    /// `MaxRecords` (libp2p's store errors have no closer variant) and is not counted
+    /// as a backend failure.
     fn put(&mut self, r: Record) -> store::Result<()> {
         self.try_put(&r).map_err(|e| match e {
             KadStoreError::Limit(limit) => limit,
+            KadStoreError::Refused(_) => store::Error::MaxRecords,
             other => {
                 self.note(&other);
                 store::Error::MaxRecords
