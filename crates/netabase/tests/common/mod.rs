@@ -157,3 +157,105 @@ pub async fn close_all(nodes: &[Node]) {
         node.close().await;
     }
 }
+
+/// A raw libp2p Kademlia peer that speaks netabase's protocol but runs none of its
+/// checks: it sends whatever records a test gives it.
+pub mod raw_peer {
+    use futures::StreamExt;
+    use libp2p::identity::Keypair;
+    use libp2p::kad::{self, Quorum, Record, store::MemoryStore};
+    use libp2p::swarm::SwarmEvent;
+    use libp2p::{Multiaddr, PeerId, Swarm, SwarmBuilder, noise, tcp, yamux};
+    use netabase_store::kad::{Envelope, RecordSigner, SignedRecord, author_of};
+    use tokio::task::JoinHandle;
+
+    use super::TestResult;
+
+    /// A Kademlia swarm with the identity `keypair`.
+    pub fn swarm(keypair: Keypair) -> TestResult<Swarm<kad::Behaviour<MemoryStore>>> {
+        Ok(SwarmBuilder::with_existing_identity(keypair)
+            .with_tokio()
+            .with_tcp(
+                tcp::Config::default(),
+                noise::Config::new,
+                yamux::Config::default,
+            )?
+            .with_behaviour(|key| {
+                let mut config = kad::Config::new(netabase::KAD_PROTOCOL);
+                config.set_max_packet_size(1 << 20);
+                let id = key.public().to_peer_id();
+                kad::Behaviour::with_config(id, MemoryStore::new(id), config)
+            })?
+            .build())
+    }
+
+    /// Dials every target and, once connected to one, sends it every record. The task
+    /// runs until aborted.
+    pub fn send_to_each(
+        mut swarm: Swarm<kad::Behaviour<MemoryStore>>,
+        targets: Vec<(PeerId, Multiaddr)>,
+        records: Vec<Record>,
+    ) -> TestResult<JoinHandle<()>> {
+        for (peer, address) in &targets {
+            swarm.behaviour_mut().add_address(peer, address.clone());
+            swarm.dial(address.clone())?;
+        }
+        Ok(tokio::spawn(async move {
+            let mut served = std::collections::HashSet::new();
+            loop {
+                if let SwarmEvent::ConnectionEstablished { peer_id, .. } =
+                    swarm.select_next_some().await
+                    && targets.iter().any(|(p, _)| *p == peer_id)
+                    && served.insert(peer_id)
+                {
+                    for record in &records {
+                        swarm.behaviour_mut().put_record_to(
+                            record.clone(),
+                            std::iter::once(peer_id),
+                            Quorum::One,
+                        );
+                    }
+                }
+            }
+        }))
+    }
+
+    /// `record` (signed) with its value changed after signing.
+    pub fn tampered(record: &Record) -> TestResult<Record> {
+        let mut envelope = Envelope::decode(&record.value)?;
+        envelope.value.push(0);
+        Ok(Record::new(record.key.clone(), envelope.encode()))
+    }
+
+    /// `record` (signed) with a damaged signature.
+    pub fn badly_signed(record: &Record) -> TestResult<Record> {
+        let mut envelope = Envelope::decode(&record.value)?;
+        if let Some(byte) = envelope.signature.first_mut() {
+            *byte ^= 0x55;
+        }
+        Ok(Record::new(record.key.clone(), envelope.encode()))
+    }
+
+    /// `record` (signed) re-authored as `victim` and signed by `thief`: a stolen
+    /// author claim.
+    pub fn stolen(record: &Record, victim: &PeerId, thief: &Keypair) -> TestResult<Record> {
+        let mut envelope = Envelope::decode(&record.value)?;
+        envelope.stamp.writer = author_of(victim).ok_or("the victim has no ed25519 id")?;
+        envelope.signature = thief.sign(&envelope.signing_bytes(&record.key))?;
+        let mut forged = Record::new(record.key.clone(), envelope.encode());
+        forged.publisher = Some(thief.public().to_peer_id());
+        Ok(forged)
+    }
+
+    /// `value` under `key`, signed by `signer` now.
+    pub fn signed(signer: &RecordSigner, record: Record) -> Record {
+        signer
+            .seal(record.key, Some(record.value), signer.next_stamp(None))
+            .to_record()
+    }
+
+    /// The model bytes of a signed record.
+    pub fn value_of(record: &Record) -> Option<Vec<u8>> {
+        SignedRecord::open(record).ok()?.value().map(<[u8]>::to_vec)
+    }
+}

@@ -320,6 +320,13 @@ impl SignedRecord {
     }
 }
 
+/// The author id of the ed25519 identity behind `peer`, if its id carries an ed25519
+/// key (as every netabase node's does).
+pub fn author_of(peer: &PeerId) -> Option<WriterId> {
+    let key = peer_key(peer)?.try_into_ed25519().ok()?;
+    Some(WriterId(key.to_bytes()))
+}
+
 /// Signs records as one author: an ed25519 identity and its hybrid logical clock.
 pub struct RecordSigner {
     keypair: ed25519::Keypair,
@@ -432,6 +439,8 @@ mod tests {
         let opened = SignedRecord::open(&record)?;
         assert_eq!(opened.author(), signer.author());
         assert_eq!(opened.author_peer(), Some(signer.peer_id()));
+        assert_eq!(author_of(&signer.peer_id()), Some(signer.author()));
+        assert_eq!(author_of(&PeerId::random()), None);
         assert_eq!(opened.value(), Some(&b"hello"[..]));
         assert!(!opened.is_tombstone());
         assert_eq!(opened.payload().map(|r| r.value), Some(b"hello".to_vec()));
