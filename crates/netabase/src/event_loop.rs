@@ -20,7 +20,7 @@ use libp2p::swarm::{DialError, ListenError, SwarmEvent};
 use libp2p::{Multiaddr, PeerId, Swarm, identify, mdns};
 use netabase_store::backend::Backend;
 use netabase_store::kad::{
-    KadStoreError, SignedRecord, parse_record_key, validate_record,
+    KadStoreError, RecordSigner, SignedRecord, parse_record_key, validate_record,
 };
 use netabase_store::schema::{DiscriminantTrait, NetabaseDefinitionTrait};
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -115,6 +115,9 @@ pub(crate) struct EventLoop<D, B: Backend> {
     commands: mpsc::Receiver<Command<D>>,
     events: broadcast::Sender<NetabaseEvent>,
     counters: Arc<Counters>,
+    /// The node's signer, whose clock observes the stamps of the records this node
+    /// accepts or reads, so its next write of a key supersedes what it has seen.
+    signer: Arc<RecordSigner>,
     config: NetabaseConfig,
     listen_addrs: Vec<Multiaddr>,
     pending_listeners: HashMap<ListenerId, Multiaddr>,
@@ -140,6 +143,7 @@ impl<D: NetabaseDefinitionTrait, B: Backend> EventLoop<D, B> {
         commands: mpsc::Receiver<Command<D>>,
         events: broadcast::Sender<NetabaseEvent>,
         counters: Arc<Counters>,
+        signer: Arc<RecordSigner>,
         config: NetabaseConfig,
     ) -> Self {
         EventLoop {
@@ -147,6 +151,7 @@ impl<D: NetabaseDefinitionTrait, B: Backend> EventLoop<D, B> {
             commands,
             events,
             counters,
+            signer,
             config,
             listen_addrs: Vec::new(),
             pending_listeners: HashMap::new(),
@@ -627,6 +632,7 @@ impl<D: NetabaseDefinitionTrait, B: Backend> EventLoop<D, B> {
             .try_put_signed(&signed, record.expires)
         {
             Ok(()) => {
+                self.signer.observe(signed.stamp());
                 self.counters.record_accepted();
                 self.emit(NetabaseEvent::RecordStored { key, source });
             }
@@ -802,7 +808,10 @@ impl<D: NetabaseDefinitionTrait, B: Backend> EventLoop<D, B> {
             return;
         };
         let outcome = match (pending.best, finished) {
-            (Some((_, model)), _) => Ok(model),
+            (Some((winner, model)), _) => {
+                self.signer.observe(winner.stamp());
+                Ok(model)
+            }
             (None, Ok(())) => Ok(None),
             (None, Err(e)) => Err(e),
         };

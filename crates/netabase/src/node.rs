@@ -95,7 +95,7 @@ struct Shared<D, B: Backend> {
     /// transactions of `store`.
     records: KadStore<Arc<B>>,
     /// Signs this node's records with its identity key and its clock.
-    signer: RecordSigner,
+    signer: Arc<RecordSigner>,
     /// The event loop until [`Netabase::start`] spawns it.
     unstarted: Mutex<Option<EventLoop<D, B>>>,
     task: tokio::sync::Mutex<Option<JoinHandle<()>>>,
@@ -164,6 +164,7 @@ impl<D: NetabaseDefinitionTrait, B: Backend> Netabase<D, B> {
         let keypair = load_or_create_identity(&*backend)?;
         let peer_id = keypair.public().to_peer_id();
         let signer = RecordSigner::new(&keypair).map_err(|e| Error::Identity(e.to_string()))?;
+        let signer = Arc::new(signer);
         // The typed store and the record store share one database: the record store
         // keeps netabase's own tables (`__netabase/kad/*`) beside the models.
         let store = NetabaseStore::<D, B>::from_shared_backend(Arc::clone(&backend))?;
@@ -179,6 +180,7 @@ impl<D: NetabaseDefinitionTrait, B: Backend> Netabase<D, B> {
             command_rx,
             events.clone(),
             Arc::clone(&counters),
+            Arc::clone(&signer),
             config,
         );
         Ok(Netabase {

@@ -163,7 +163,9 @@ pub async fn close_all(nodes: &[Node]) {
 pub mod raw_peer {
     use futures::StreamExt;
     use libp2p::identity::Keypair;
-    use libp2p::kad::{self, Quorum, Record, store::MemoryStore};
+    use libp2p::kad::{
+        self, GetRecordOk, QueryResult, Quorum, Record, RecordKey, store::MemoryStore,
+    };
     use libp2p::swarm::SwarmEvent;
     use libp2p::{Multiaddr, PeerId, Swarm, SwarmBuilder, noise, tcp, yamux};
     use netabase_store::kad::{Envelope, RecordSigner, SignedRecord, author_of};
@@ -189,19 +191,29 @@ pub mod raw_peer {
             .build())
     }
 
-    /// Dials every target and, once connected to one, sends it every record. The task
-    /// runs until aborted.
+    /// Sends every record to every target: at once to those already connected, else
+    /// once a dialled connection is up. The task runs until aborted.
     pub fn send_to_each(
         mut swarm: Swarm<kad::Behaviour<MemoryStore>>,
         targets: Vec<(PeerId, Multiaddr)>,
         records: Vec<Record>,
     ) -> TestResult<JoinHandle<()>> {
+        let mut served = std::collections::HashSet::new();
         for (peer, address) in &targets {
             swarm.behaviour_mut().add_address(peer, address.clone());
-            swarm.dial(address.clone())?;
+            if swarm.is_connected(peer) {
+                served.insert(*peer);
+                for record in &records {
+                    let to = std::iter::once(*peer);
+                    swarm
+                        .behaviour_mut()
+                        .put_record_to(record.clone(), to, Quorum::One);
+                }
+            } else {
+                swarm.dial(address.clone())?;
+            }
         }
         Ok(tokio::spawn(async move {
-            let mut served = std::collections::HashSet::new();
             loop {
                 if let SwarmEvent::ConnectionEstablished { peer_id, .. } =
                     swarm.select_next_some().await
@@ -218,6 +230,37 @@ pub mod raw_peer {
                 }
             }
         }))
+    }
+
+    /// Fetches the record at `key` from the nodes at `targets`, as stored there
+    /// (envelope and all).
+    pub async fn fetch(
+        swarm: &mut Swarm<kad::Behaviour<MemoryStore>>,
+        targets: &[(PeerId, Multiaddr)],
+        key: RecordKey,
+    ) -> TestResult<Record> {
+        for (peer, address) in targets {
+            swarm.behaviour_mut().add_address(peer, address.clone());
+        }
+        let query = swarm.behaviour_mut().get_record(key);
+        let found = tokio::time::timeout(super::WAIT, async {
+            loop {
+                if let SwarmEvent::Behaviour(kad::Event::OutboundQueryProgressed {
+                    id,
+                    result: QueryResult::GetRecord(result),
+                    ..
+                }) = swarm.select_next_some().await
+                    && id == query
+                {
+                    return match result {
+                        Ok(GetRecordOk::FoundRecord(found)) => Ok(found.record),
+                        other => Err(format!("no record found: {other:?}")),
+                    };
+                }
+            }
+        })
+        .await;
+        Ok(found.map_err(|_| "timed out fetching a record")??)
     }
 
     /// `record` (signed) with its value changed after signing.
