@@ -324,7 +324,8 @@ impl<D: NetabaseDefinitionTrait, B: Backend> EventLoop<D, B> {
             Command::GetRecord { key, reply } => {
                 // The local version, if any, is queued as the query's first result.
                 let id = self.kad().get_record(key);
-                self.pending_get.insert(id, PendingGet { best: None, reply });
+                self.pending_get
+                    .insert(id, PendingGet { best: None, reply });
             }
             Command::StartProviding { key, reply } => match self.kad().start_providing(key) {
                 Ok(id) => {

@@ -54,8 +54,14 @@ async fn bad_records_are_refused_counted_and_never_stored() -> TestResult {
     let oversized = signed(&signer, record_of(BlogDefinition::User(big))?);
     let unsigned = record_of(BlogDefinition::User(user(103)))?;
     let fine = signed(&signer, record_of(BlogDefinition::User(user(104)))?);
-    let altered = tampered(&signed(&signer, record_of(BlogDefinition::User(user(105)))?))?;
-    let damaged = badly_signed(&signed(&signer, record_of(BlogDefinition::User(user(106)))?))?;
+    let altered = tampered(&signed(
+        &signer,
+        record_of(BlogDefinition::User(user(105)))?,
+    ))?;
+    let damaged = badly_signed(&signed(
+        &signer,
+        record_of(BlogDefinition::User(user(106)))?,
+    ))?;
     let honest_id = honest.peer_id();
     let claimed = stolen(
         &signed(&signer, record_of(BlogDefinition::User(user(107)))?),

@@ -107,10 +107,7 @@ async fn tampered_badly_signed_and_stolen_records_are_refused_by_every_node() ->
     let signer = RecordSigner::new(&keypair)?;
     let attacker = keypair.public().to_peer_id();
     let sealed = |id: u64| -> TestResult<_> {
-        Ok(signed(
-            &signer,
-            BlogDefinition::User(user(id)).to_record()?,
-        ))
+        Ok(signed(&signer, BlogDefinition::User(user(id)).to_record()?))
     };
     let bad = vec![
         tampered(&sealed(201)?)?,
@@ -197,7 +194,11 @@ async fn concurrent_writers_of_one_key_converge_on_one_winner_everywhere() -> Te
 
     // Stable: the loser's later republications and the replication rounds do not
     // change it, and the loser's copy is refused wherever the winner is held.
-    let loser = if winner == from_a { &nodes[1] } else { &nodes[0] };
+    let loser = if winner == from_a {
+        &nodes[1]
+    } else {
+        &nodes[0]
+    };
     let again: Option<User> = loser.get_record(UserPrimaryKey(5)).await?;
     assert_eq!(again, Some(winner.clone()));
     for node in &nodes {
@@ -263,7 +264,10 @@ async fn a_delete_is_absent_everywhere_and_an_older_copy_does_not_resurrect() ->
 
     // Every node that holds the tombstone refused it; no node returns the model.
     let superseded: u64 = nodes.iter().map(|n| n.stats().refused_superseded).sum();
-    assert!(superseded >= 3, "only {superseded} nodes refused the old copy");
+    assert!(
+        superseded >= 3,
+        "only {superseded} nodes refused the old copy"
+    );
     for (i, node) in nodes.iter().enumerate() {
         let found: Option<User> = node.get_record(UserPrimaryKey(9)).await?;
         assert_eq!(found, None, "node {i} resurrected the deleted model");

@@ -256,11 +256,11 @@ mod kad {
     use std::time::{Duration, Instant};
 
     use libp2p::PeerId;
+    use libp2p::identity::Keypair;
     use libp2p::kad::store::RecordStore;
     use libp2p::kad::{ProviderRecord, Record, RecordKey};
     use netabase_store::backend::memory::MemoryBackend;
     use netabase_store::backend::{Backend, WriteTxn};
-    use libp2p::identity::Keypair;
     use netabase_store::kad::{
         KadStore, KadStoreConfig, PROVIDED_TABLE, PROVIDERS_TABLE, RECORDS_TABLE, RecordSigner,
         SignedRecord,

@@ -4,13 +4,13 @@
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use libp2p::identity::Keypair;
 use libp2p::kad::store::{Error as StoreError, RecordStore};
 use libp2p::kad::{ProviderRecord, Record, RecordKey};
 use libp2p::{Multiaddr, PeerId};
 use netabase_store::NetabaseError;
 use netabase_store::backend::memory::MemoryBackend;
 use netabase_store::backend::{Backend, Capabilities, WriteTxn};
-use libp2p::identity::Keypair;
 use netabase_store::kad::{
     KadStore, KadStoreConfig, KadStoreError, RECORDS_TABLE, RecordSigner, SignedRecord,
     SignedRecordError,

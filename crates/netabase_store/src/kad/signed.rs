@@ -216,8 +216,8 @@ impl SignedRecord {
             });
         }
         let message = envelope.signing_bytes(&record.key);
-        let verified = author_key(&envelope.stamp.writer)
-            .map(|key| key.verify(&message, &envelope.signature));
+        let verified =
+            author_key(&envelope.stamp.writer).map(|key| key.verify(&message, &envelope.signature));
         if !matches!(verified, Ok(true)) {
             let candidates = sender.into_iter().chain(record.publisher.as_ref());
             for peer in candidates {
@@ -389,7 +389,12 @@ impl RecordSigner {
     }
 
     /// Signs `value` (an encoded model; `None`: a tombstone) under `key` with `stamp`.
-    pub fn seal(&self, key: RecordKey, value: Option<Vec<u8>>, stamp: VersionStamp) -> SignedRecord {
+    pub fn seal(
+        &self,
+        key: RecordKey,
+        value: Option<Vec<u8>>,
+        stamp: VersionStamp,
+    ) -> SignedRecord {
         let tombstone = value.is_none();
         let value = value.unwrap_or_default();
         let mut envelope = Envelope {

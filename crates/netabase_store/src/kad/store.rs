@@ -292,7 +292,10 @@ impl<B: Backend> KadStore<B> {
         signed: &SignedRecord,
         expires: Option<Instant>,
     ) -> Result<Vec<u8>, KadStoreError> {
-        if signed.value().is_some_and(|v| v.len() > self.config.max_value_bytes) {
+        if signed
+            .value()
+            .is_some_and(|v| v.len() > self.config.max_value_bytes)
+        {
             return Err(store::Error::ValueTooLarge.into());
         }
         let ttl = self.config.tombstone_ttl;
