@@ -388,6 +388,28 @@ record_store_rules!(redb, netabase_store::backend::redb::RedbBackend::temp());
 record_store_rules!(sled, netabase_store::backend::sled::SledBackend::temp());
 
 #[test]
+fn a_shorter_tombstone_ttl_applies_to_tombstones_already_stored() -> TestResult {
+    let backend = MemoryBackend::new();
+    let store = KadStore::new(backend.clone(), PeerId::random(), KadStoreConfig::default());
+    let signer = signer();
+    let tombstone = signer.seal(key("k"), None, signer.next_stamp(None));
+    store.try_put(&tombstone.to_record())?;
+    store.try_put(&record("r", b"v"))?;
+    assert!(store.try_get(&key("k"))?.is_some());
+    let config = KadStoreConfig {
+        tombstone_ttl: Duration::ZERO,
+        ..KadStoreConfig::default()
+    };
+    let shorter = KadStore::new(backend, PeerId::random(), config);
+    assert!(shorter.try_get(&key("k"))?.is_none());
+    assert_eq!(shorter.held_stamp(&key("k"))?, None);
+    assert_eq!(shorter.sweep_expired()?.records, 1);
+    // Records are not tombstones: they stay.
+    assert!(shorter.try_get(&key("r"))?.is_some());
+    Ok(())
+}
+
+#[test]
 fn records_providers_and_expiry_survive_a_reopen() -> TestResult {
     use netabase_store::backend::redb::RedbBackend;
     let dir = tempfile::tempdir()?;

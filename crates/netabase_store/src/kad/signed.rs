@@ -144,6 +144,18 @@ impl Envelope {
         }
     }
 
+    /// Whether this is a tombstone older than `ttl` at `now_millis` (wall-clock
+    /// milliseconds since the Unix epoch).
+    pub fn tombstone_expired(&self, ttl: Duration, now_millis: u64) -> bool {
+        self.tombstone && self.tombstone_expiry_millis(ttl) <= now_millis
+    }
+
+    /// The wall-clock millisecond at which this record, if a tombstone, expires.
+    fn tombstone_expiry_millis(&self, ttl: Duration) -> u64 {
+        let ttl = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
+        self.stamp.hlc.millis.saturating_add(ttl)
+    }
+
     /// The bytes the author signs for the record at `key`.
     pub fn signing_bytes(&self, key: &RecordKey) -> Vec<u8> {
         let key = key.as_ref();
@@ -310,13 +322,12 @@ impl SignedRecord {
     /// Whether this is a tombstone older than `ttl` at `now_millis` (wall-clock
     /// milliseconds since the Unix epoch).
     pub fn tombstone_expired(&self, ttl: Duration, now_millis: u64) -> bool {
-        self.envelope.tombstone && self.tombstone_expiry_millis(ttl) <= now_millis
+        self.envelope.tombstone_expired(ttl, now_millis)
     }
 
     /// The wall-clock millisecond at which this record, if a tombstone, expires.
     pub(super) fn tombstone_expiry_millis(&self, ttl: Duration) -> u64 {
-        let ttl = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
-        self.envelope.stamp.hlc.millis.saturating_add(ttl)
+        self.envelope.tombstone_expiry_millis(ttl)
     }
 }
 

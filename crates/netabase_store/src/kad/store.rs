@@ -324,7 +324,7 @@ impl<B: Backend> KadStore<B> {
         bytes: &[u8],
     ) -> Result<Result<(), KadStoreError>, NetabaseError> {
         let key = signed.key().as_ref();
-        if let Some(held) = held_version(txn, key)?
+        if let Some(held) = held_version(txn, key, self.config.tombstone_ttl)?
             && (held.stamp, held.digest) > (signed.stamp(), signed.envelope().digest)
         {
             return Ok(Err(SignedRecordError::Superseded {
@@ -333,7 +333,7 @@ impl<B: Backend> KadStore<B> {
             }
             .into()));
         }
-        Ok(put_encoded(txn, key, bytes, self.config.max_records)?.map_err(KadStoreError::from))
+        Ok(put_encoded(txn, key, bytes, &self.config)?.map_err(KadStoreError::from))
     }
 
     /// The stamp of the live version held for `key`, if any (expired versions and
@@ -343,7 +343,7 @@ impl<B: Backend> KadStore<B> {
     /// [`KadStoreError::Storage`] on backend failure.
     pub fn held_stamp(&self, key: &RecordKey) -> Result<Option<VersionStamp>, KadStoreError> {
         let txn = self.backend.begin_read()?;
-        Ok(held_version(&txn, key.as_ref())?.map(|h| h.stamp))
+        Ok(held_version(&txn, key.as_ref(), self.config.tombstone_ttl)?.map(|h| h.stamp))
     }
 
     /// Seals `value` (an encoded model; `None`: a tombstone) under `key` with a stamp of
@@ -365,7 +365,7 @@ impl<B: Backend> KadStore<B> {
         TB: Backend,
     {
         txn.writer().with_raw(|raw| {
-            let held = held_version(raw, key.as_ref())?.map(|h| h.stamp);
+            let held = held_version(raw, key.as_ref(), self.config.tombstone_ttl)?.map(|h| h.stamp);
             let signed = signer.seal(key, value, signer.next_stamp(held));
             let bytes = match self.encode_checked(&signed, None) {
                 Ok(bytes) => bytes,
@@ -596,17 +596,22 @@ impl<B: Backend> KadStore<B> {
     pub fn sweep_expired(&self) -> Result<SweepStats, KadStoreError> {
         let now = WallTime::now();
         let txn = self.backend.begin_write()?;
-        let records = sweep_records(&txn, now)?;
+        let records = sweep_records(&txn, now, self.config.tombstone_ttl)?;
         let providers = sweep_providers(&txn, now)?;
         txn.commit()?;
         Ok(SweepStats { records, providers })
     }
 }
 
-/// The envelope of the version held at `key`, if it is live and readable. It was
-/// verified when it was written, so it is only decoded here. Bytes that do not decode
-/// do not block a new version (they were not written by this store).
-fn held_version(txn: &impl ReadTxn, key: &[u8]) -> Result<Option<Envelope>, NetabaseError> {
+/// The envelope of the version held at `key`, if it is live (neither expired nor a
+/// tombstone older than `tombstone_ttl`) and readable. It was verified when it was
+/// written, so it is only decoded here. Bytes that do not decode do not block a new
+/// version (they were not written by this store).
+fn held_version(
+    txn: &impl ReadTxn,
+    key: &[u8],
+    tombstone_ttl: Duration,
+) -> Result<Option<Envelope>, NetabaseError> {
     let Some(bytes) = txn.get(RECORDS_TABLE, key)? else {
         return Ok(None);
     };
@@ -616,7 +621,9 @@ fn held_version(txn: &impl ReadTxn, key: &[u8]) -> Result<Option<Envelope>, Neta
     if stored.is_expired(WallTime::now()) {
         return Ok(None);
     }
-    Ok(Envelope::decode(&stored.value).ok())
+    Ok(Envelope::decode(&stored.value)
+        .ok()
+        .filter(|e| !e.tombstone_expired(tombstone_ttl, wall_millis())))
 }
 
 /// Writes an encoded record, first sweeping expired records if the key is new and the
@@ -625,11 +632,12 @@ fn put_encoded(
     txn: &impl WriteTxn,
     key: &[u8],
     bytes: &[u8],
-    max_records: usize,
+    config: &KadStoreConfig,
 ) -> Result<Result<(), store::Error>, NetabaseError> {
+    let max_records = config.max_records;
     let exists = txn.get(RECORDS_TABLE, key)?.is_some();
     if !exists && table_full(txn, RECORDS_TABLE, max_records)? {
-        sweep_records(txn, WallTime::now())?;
+        sweep_records(txn, WallTime::now(), config.tombstone_ttl)?;
         if table_full(txn, RECORDS_TABLE, max_records)? {
             return Ok(Err(store::Error::MaxRecords));
         }
@@ -642,11 +650,23 @@ fn table_full(txn: &impl ReadTxn, table: &str, max: usize) -> Result<bool, Netab
     Ok(txn.len(table)? >= u64::try_from(max).unwrap_or(u64::MAX))
 }
 
-/// Deletes the expired records; undecodable ones are left for an operator to inspect.
-fn sweep_records(txn: &impl WriteTxn, now: WallTime) -> Result<usize, NetabaseError> {
+/// Deletes the expired records and the tombstones older than `tombstone_ttl` (which
+/// may be shorter than when they were stored); undecodable ones are left for an
+/// operator to inspect.
+fn sweep_records(
+    txn: &impl WriteTxn,
+    now: WallTime,
+    tombstone_ttl: Duration,
+) -> Result<usize, NetabaseError> {
+    let now_millis = wall_millis();
     let mut expired = Vec::new();
     for (key, bytes) in collect_range(txn, RECORDS_TABLE, RawRange::all(), Direction::Forward)? {
-        if decode::<StoredRecord>(&bytes).is_ok_and(|r| r.is_expired(now)) {
+        let Ok(stored) = decode::<StoredRecord>(&bytes) else {
+            continue;
+        };
+        let over = Envelope::decode(&stored.value)
+            .is_ok_and(|e| e.tombstone_expired(tombstone_ttl, now_millis));
+        if stored.is_expired(now) || over {
             expired.push(key);
         }
     }
