@@ -17,8 +17,8 @@
 //! node calls it periodically.
 //!
 //! Every record is signed by its author and versioned ([`signed`]): the store verifies
-//! each record before storing or returning it, and keeps per key the version with the
-//! greatest stamp; removals are signed tombstones.
+//! each record before storing it and keeps per key the version with the greatest stamp;
+//! removals are signed tombstones.
 //!
 //! The typed side is [`DefinitionRecordExt`]: every definition can turn a model into a
 //! [`Record`](libp2p::kad::Record) and back, and [`record_key`] computes the record key of a

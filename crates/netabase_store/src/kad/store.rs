@@ -86,8 +86,9 @@ pub struct SweepStats {
 /// returned; [`KadStore::sweep_expired`] deletes them.
 ///
 /// Every record is signed (see [`super::signed`]): a put verifies the record and keeps,
-/// per key, only the version the winner rule picks (the greatest stamp); reads verify
-/// again before returning. Tombstones are stored and served like records (so removals
+/// per key, only the version the winner rule picks (the greatest stamp); reads return
+/// only records whose envelope decodes (the signature was checked on the way in, and
+/// the receiver checks it again). Tombstones are stored and served like records (so removals
 /// replicate) and expire [`KadStoreConfig::tombstone_ttl`] after their stamp.
 ///
 /// The `try_*` methods report every failure. The [`RecordStore`] methods cannot report
@@ -230,9 +231,10 @@ impl<B: Backend> KadStore<B> {
         Ok(self.live_record(key.clone(), &bytes, WallTime::now())?)
     }
 
-    /// A stored record, decoded and verified: `None` when it is expired (a tombstone
-    /// older than the TTL included). A record that does not verify is reported as
-    /// undecodable (only verified records are ever written).
+    /// A stored record, decoded: `None` when it is expired (a tombstone older than the
+    /// TTL included). Its envelope must decode, but its signature is not checked again:
+    /// only verified records are ever written, and whoever receives the record (a peer,
+    /// or the node before handing a model to the application) verifies it.
     fn live_record(
         &self,
         key: RecordKey,
@@ -244,12 +246,11 @@ impl<B: Backend> KadStore<B> {
         if stored.is_expired(now) {
             return Ok(None);
         }
-        let record = stored.into_record(key.clone()).map_err(bad)?;
-        let signed = SignedRecord::open(&record).map_err(|e| bad(e.to_string()))?;
-        if signed.tombstone_expired(self.config.tombstone_ttl, wall_millis()) {
+        let envelope = Envelope::decode(&stored.value).map_err(|e| bad(e.to_string()))?;
+        if envelope.tombstone_expired(self.config.tombstone_ttl, wall_millis()) {
             return Ok(None);
         }
-        Ok(Some(record))
+        Ok(Some(stored.into_record(key.clone()).map_err(bad)?))
     }
 
     /// Verifies `record` and stores it if it wins over the version held for its key
@@ -443,8 +444,7 @@ impl<B: Backend> KadStore<B> {
             .map_err(KadStoreError::from)
     }
 
-    /// Every record, each decoded and verified on its own: `Ok(None)` for an expired
-    /// one.
+    /// Every record, each decoded on its own: `Ok(None)` for an expired one.
     fn scan_records(&self) -> Result<Vec<Result<Option<Record>, NetabaseError>>, NetabaseError> {
         let now = WallTime::now();
         let entries = collect_range(
