@@ -42,6 +42,8 @@ pub enum RefusalKind {
     /// A newer version of the key is held (the winner rule keeps it), or the record is
     /// an expired tombstone.
     Superseded,
+    /// The record's stamp lies further in the future than the allowed clock skew.
+    FutureStamp,
 }
 
 impl RefusalKind {
@@ -61,6 +63,7 @@ impl RefusalKind {
             SignedRecordError::TamperedValue => RefusalKind::TamperedValue,
             SignedRecordError::BadSignature { .. } => RefusalKind::BadSignature,
             SignedRecordError::StolenAuthorship { .. } => RefusalKind::StolenAuthor,
+            SignedRecordError::FutureStamp { .. } => RefusalKind::FutureStamp,
             SignedRecordError::Superseded { .. } | SignedRecordError::ExpiredTombstone { .. } => {
                 RefusalKind::Superseded
             }
@@ -201,6 +204,8 @@ pub struct NodeStats {
     pub refused_stolen_author: u64,
     /// Records refused because a newer version of their key was held.
     pub refused_superseded: u64,
+    /// Records refused because their stamp lay too far in the future.
+    pub refused_future_stamp: u64,
     /// Connections refused by a connection limit.
     pub connections_refused: u64,
 }
@@ -218,6 +223,7 @@ impl NodeStats {
             + self.refused_bad_signature
             + self.refused_stolen_author
             + self.refused_superseded
+            + self.refused_future_stamp
     }
 }
 
@@ -226,7 +232,7 @@ impl NodeStats {
 pub(crate) struct Counters {
     records_accepted: AtomicU64,
     providers_accepted: AtomicU64,
-    refused: [AtomicU64; 10],
+    refused: [AtomicU64; 11],
     connections_refused: AtomicU64,
 }
 
@@ -252,6 +258,7 @@ impl Counters {
             RefusalKind::BadSignature => 7,
             RefusalKind::StolenAuthor => 8,
             RefusalKind::Superseded => 9,
+            RefusalKind::FutureStamp => 10,
         };
         self.refused[index].fetch_add(1, Ordering::Relaxed);
     }
@@ -270,6 +277,7 @@ impl Counters {
             refused_bad_signature: r(7),
             refused_stolen_author: r(8),
             refused_superseded: r(9),
+            refused_future_stamp: r(10),
             connections_refused: self.connections_refused.load(Ordering::Relaxed),
         }
     }

@@ -20,7 +20,8 @@ use libp2p::swarm::{DialError, ListenError, SwarmEvent};
 use libp2p::{Multiaddr, PeerId, Swarm, identify, mdns};
 use netabase_store::backend::Backend;
 use netabase_store::kad::{
-    KadStoreError, RecordSigner, SignedRecord, parse_record_key, validate_record,
+    KadStoreError, RecordSigner, SignedRecord, SignedRecordError, parse_record_key,
+    validate_record, wall_millis,
 };
 use netabase_store::schema::{DiscriminantTrait, NetabaseDefinitionTrait};
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -299,8 +300,11 @@ impl<D: NetabaseDefinitionTrait, B: Backend> EventLoop<D, B> {
         record: &Record,
         sender: Option<&PeerId>,
     ) -> std::result::Result<(SignedRecord, Option<D>), (RefusalKind, String)> {
-        let signed = SignedRecord::open_from(record, sender)
-            .map_err(|e| (RefusalKind::of_signed(&e), e.to_string()))?;
+        let refused = |e: SignedRecordError| (RefusalKind::of_signed(&e), e.to_string());
+        let signed = SignedRecord::open_from(record, sender).map_err(refused)?;
+        // A stamp far ahead would win its key and drag this node's clock along.
+        let skew = self.config.store_limits.max_clock_skew;
+        signed.check_skew(skew, wall_millis()).map_err(refused)?;
         let model = match signed.payload() {
             Some(payload) => {
                 let max = self.config.store_limits.max_value_bytes;

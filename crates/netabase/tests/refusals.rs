@@ -10,6 +10,7 @@ use libp2p::identity::Keypair;
 use libp2p::kad::Record;
 use netabase::{NetabaseEvent, RefusalKind};
 use netabase_store::kad::{DefinitionRecordExt, KadStoreConfig, RecordSigner, record_key};
+use netabase_store::sync::{Hlc, VersionStamp};
 
 fn record_of(model: BlogDefinition) -> TestResult<Record> {
     Ok(model.to_record()?)
@@ -69,7 +70,21 @@ async fn bad_records_are_refused_counted_and_never_stored() -> TestResult {
         &keypair,
     )?;
 
+    // Stamped at the end of time: it would win its key forever.
+    let far = VersionStamp {
+        hlc: Hlc {
+            millis: u64::MAX,
+            counter: u32::MAX,
+        },
+        writer: signer.author(),
+    };
+    let user_108 = record_of(BlogDefinition::User(user(108)))?;
+    let future = signer
+        .seal(user_108.key, Some(user_108.value), far)
+        .to_record();
+
     let to_send = vec![
+        future,
         undecodable,
         under_post_key,
         under_other_user,
@@ -89,7 +104,7 @@ async fn bad_records_are_refused_counted_and_never_stored() -> TestResult {
 
     let mut refused: HashMap<RefusalKind, usize> = HashMap::new();
     let mut stored = false;
-    let waited = wait_for(&mut events, "eight refusals and one accepted record", |e| {
+    let waited = wait_for(&mut events, "nine refusals and one accepted record", |e| {
         match e {
             NetabaseEvent::RecordRefused { kind, source, .. } if *source == Some(me) => {
                 *refused.entry(*kind).or_default() += 1;
@@ -99,7 +114,7 @@ async fn bad_records_are_refused_counted_and_never_stored() -> TestResult {
             }
             _ => {}
         }
-        (refused.values().sum::<usize>() >= 8 && stored).then_some(())
+        (refused.values().sum::<usize>() >= 9 && stored).then_some(())
     })
     .await;
     driver.abort();
@@ -111,13 +126,15 @@ async fn bad_records_are_refused_counted_and_never_stored() -> TestResult {
     assert_eq!(count(RefusalKind::TamperedValue), 1);
     assert_eq!(count(RefusalKind::BadSignature), 1);
     assert_eq!(count(RefusalKind::StolenAuthor), 1);
+    assert_eq!(count(RefusalKind::FutureStamp), 1);
     assert_eq!(
         count(RefusalKind::Undecodable) + count(RefusalKind::KeyMismatch),
         3
     );
     assert!(count(RefusalKind::KeyMismatch) >= 1);
     let stats = victim.stats();
-    assert_eq!(stats.records_refused(), 8);
+    assert_eq!(stats.records_refused(), 9);
+    assert_eq!(stats.refused_future_stamp, 1);
     assert_eq!(stats.refused_too_large, 1);
     assert_eq!(stats.refused_unsigned, 1);
     assert_eq!(stats.refused_tampered, 1);
@@ -134,7 +151,7 @@ async fn bad_records_are_refused_counted_and_never_stored() -> TestResult {
         })
         .collect();
     assert!(ids.contains(&7) && ids.contains(&104), "held {ids:?}");
-    for bad in [8, 100, 101, 102, 103, 105, 106, 107] {
+    for bad in [8, 100, 101, 102, 103, 105, 106, 107, 108] {
         assert!(!ids.contains(&bad), "refused record {bad} was stored");
     }
     let seven: Option<User> = victim.get_record(UserPrimaryKey(7)).await?;

@@ -123,6 +123,23 @@ macro_rules! record_store_rules {
             }
 
             #[test]
+            fn a_stamp_too_far_in_the_future_is_refused() -> TestResult {
+                let store = open(PeerId::random(), KadStoreConfig::default())?;
+                let signer = signer();
+                let mut stamp = signer.next_stamp(None);
+                stamp.hlc.millis = u64::MAX;
+                let future = signer.seal(key("k"), Some(b"v".to_vec()), stamp);
+                assert!(matches!(
+                    store.try_put(&future.to_record()),
+                    Err(KadStoreError::Refused(
+                        SignedRecordError::FutureStamp { .. }
+                    ))
+                ));
+                assert!(store.try_get(&key("k"))?.is_none());
+                Ok(())
+            }
+
+            #[test]
             fn the_greatest_stamp_wins_whatever_the_arrival_order() -> TestResult {
                 let store = open(PeerId::random(), KadStoreConfig::default())?;
                 let older = record("k", b"older");

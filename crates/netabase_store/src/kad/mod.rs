@@ -29,7 +29,7 @@ pub mod signed;
 mod store;
 mod typed;
 
-pub use signed::{Envelope, RecordSigner, SignedRecord, SignedRecordError, author_of};
+pub use signed::{Envelope, RecordSigner, SignedRecord, SignedRecordError, author_of, wall_millis};
 pub use store::{KadStore, KadStoreConfig, KadStoreError, SweepStats};
 pub use typed::{
     DefinitionRecordExt, RecordError, RecordKeyParts, parse_record_key, record_key, record_key_of,

@@ -86,6 +86,15 @@ pub enum SignedRecordError {
         /// The stamp offered.
         offered: VersionStamp,
     },
+    /// The stamp lies further in the future than the allowed clock skew: accepting it
+    /// would let one writer win the key for as long as its clock runs ahead.
+    #[error("record stamp {stamp:?} lies more than {max_skew:?} in the future")]
+    FutureStamp {
+        /// The stamp.
+        stamp: VersionStamp,
+        /// The allowed skew.
+        max_skew: Duration,
+    },
     /// A tombstone older than the tombstone TTL: its deletion is over.
     #[error("tombstone of {stamp:?} has expired")]
     ExpiredTombstone {
@@ -325,6 +334,21 @@ impl SignedRecord {
         self.envelope.tombstone_expired(ttl, now_millis)
     }
 
+    /// Refuses a stamp more than `max_skew` ahead of the wall clock at `now_millis`.
+    ///
+    /// # Errors
+    /// [`SignedRecordError::FutureStamp`].
+    pub fn check_skew(&self, max_skew: Duration, now_millis: u64) -> Result<(), SignedRecordError> {
+        let skew = u64::try_from(max_skew.as_millis()).unwrap_or(u64::MAX);
+        if self.envelope.stamp.hlc.millis > now_millis.saturating_add(skew) {
+            return Err(SignedRecordError::FutureStamp {
+                stamp: self.envelope.stamp,
+                max_skew,
+            });
+        }
+        Ok(())
+    }
+
     /// The wall-clock millisecond at which this record, if a tombstone, expires.
     pub(super) fn tombstone_expiry_millis(&self, ttl: Duration) -> u64 {
         self.envelope.tombstone_expiry_millis(ttl)
@@ -423,8 +447,9 @@ impl RecordSigner {
     }
 }
 
-/// Wall-clock milliseconds now, for [`SignedRecord::tombstone_expired`].
-pub(super) fn wall_millis() -> u64 {
+/// Wall-clock milliseconds since the Unix epoch, now: the `now_millis` of
+/// [`SignedRecord::tombstone_expired`] and [`SignedRecord::check_skew`].
+pub fn wall_millis() -> u64 {
     now_millis()
 }
 
@@ -606,6 +631,25 @@ mod tests {
         assert!(matches!(
             SignedRecord::open(&odd),
             Err(SignedRecordError::Unsigned { .. })
+        ));
+        Ok(())
+    }
+
+    #[test]
+    fn stamps_too_far_in_the_future_are_refused() -> Result<(), SignedRecordError> {
+        let a = signer()?;
+        let now = now_millis();
+        let at = |millis| VersionStamp {
+            hlc: Hlc { millis, counter: 0 },
+            writer: a.author(),
+        };
+        let skew = Duration::from_secs(60);
+        let near = a.seal(key("k"), Some(b"v".to_vec()), at(now + 59_000));
+        assert_eq!(near.check_skew(skew, now), Ok(()));
+        let far = a.seal(key("k"), Some(b"v".to_vec()), at(u64::MAX));
+        assert!(matches!(
+            far.check_skew(skew, now),
+            Err(SignedRecordError::FutureStamp { .. })
         ));
         Ok(())
     }

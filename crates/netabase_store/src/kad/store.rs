@@ -39,6 +39,10 @@ pub struct KadStoreConfig {
     /// that is still around may be accepted again. Keep it longer than the record TTL
     /// and the publication interval of the network.
     pub tombstone_ttl: Duration,
+    /// How far ahead of this node's wall clock a record's stamp may be. A record
+    /// stamped further in the future is refused: it would win its key for as long as
+    /// its writer's clock runs ahead.
+    pub max_clock_skew: Duration,
 }
 
 impl Default for KadStoreConfig {
@@ -49,6 +53,7 @@ impl Default for KadStoreConfig {
             max_providers_per_key: libp2p::kad::K_VALUE.get(),
             max_provided_keys: 1024,
             tombstone_ttl: Duration::from_secs(7 * 24 * 60 * 60),
+            max_clock_skew: Duration::from_secs(10 * 60),
         }
     }
 }
@@ -258,7 +263,8 @@ impl<B: Backend> KadStore<B> {
     ///
     /// # Errors
     /// [`KadStoreError::Refused`] if the record is not validly signed
-    /// ([`SignedRecord::open`]), is an expired tombstone, or loses to the version held
+    /// ([`SignedRecord::open`]), is stamped further in the future than
+    /// [`KadStoreConfig::max_clock_skew`], is an expired tombstone, or loses to the version held
     /// ([`SignedRecordError::Superseded`]); [`KadStoreError::Limit`] with
     /// [`store::Error::ValueTooLarge`] if the value is larger than
     /// [`KadStoreConfig::max_value_bytes`], or [`store::Error::MaxRecords`] if the key
@@ -300,6 +306,7 @@ impl<B: Backend> KadStore<B> {
             return Err(store::Error::ValueTooLarge.into());
         }
         let ttl = self.config.tombstone_ttl;
+        signed.check_skew(self.config.max_clock_skew, wall_millis())?;
         if signed.tombstone_expired(ttl, wall_millis()) {
             return Err(SignedRecordError::ExpiredTombstone {
                 stamp: signed.stamp(),
