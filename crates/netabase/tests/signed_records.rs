@@ -275,3 +275,62 @@ async fn a_delete_is_absent_everywhere_and_an_older_copy_does_not_resurrect() ->
     close_all(&nodes).await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tombstone_expires_after_the_configured_age() -> TestResult {
+    use futures::StreamExt;
+    use libp2p::kad::Quorum;
+
+    let ttl = Duration::from_secs(2);
+    let nodes = start_many(2, || config().with_tombstone_ttl(ttl)).await?;
+    mesh(&nodes).await?;
+    nodes[0].put_record(user(11)).await?;
+    let keypair = Keypair::generate_ed25519();
+    let replayer = keypair.public().to_peer_id();
+    let mut raw = raw_peer::swarm(keypair)?;
+    let targets = addresses(&nodes).await?;
+    let key = record_key::<BlogDefinition, User>(&UserPrimaryKey(11));
+    let original = raw_peer::fetch(&mut raw, &targets, key).await?;
+    nodes[0].remove_record::<User>(UserPrimaryKey(11)).await?;
+    let gone: Option<User> = nodes[1].get_record(UserPrimaryKey(11)).await?;
+    assert_eq!(gone, None);
+
+    // The old copy is offered to node 1 again and again: refused while the tombstone
+    // lives, accepted once it has expired.
+    let mut events = nodes[1].subscribe_to_broadcasts();
+    let target = nodes[1].peer_id();
+    raw.behaviour_mut()
+        .add_address(&target, targets[1].1.clone());
+    let driver = tokio::spawn(async move {
+        let mut offer = tokio::time::interval(Duration::from_millis(200));
+        loop {
+            tokio::select! {
+                _ = offer.tick() => {
+                    let to = std::iter::once(target);
+                    raw.behaviour_mut().put_record_to(original.clone(), to, Quorum::One);
+                }
+                _ = raw.select_next_some() => {}
+            }
+        }
+    });
+    let refused = wait_for(&mut events, "the replay to be refused", |e| match e {
+        NetabaseEvent::RecordRefused {
+            source: Some(s), ..
+        } if *s == replayer => Some(()),
+        _ => None,
+    })
+    .await;
+    let accepted = wait_for(&mut events, "the replay to be accepted", |e| match e {
+        NetabaseEvent::RecordStored { source, .. } if *source == replayer => Some(()),
+        _ => None,
+    })
+    .await;
+    driver.abort();
+    refused?;
+    accepted?;
+    assert!(nodes[1].stats().refused_superseded >= 1);
+    let back: Option<User> = nodes[1].get_record(UserPrimaryKey(11)).await?;
+    assert_eq!(back, Some(user(11)));
+    close_all(&nodes).await;
+    Ok(())
+}
