@@ -22,7 +22,7 @@ use netabase::{Netabase, NetabaseConfig};
 use netabase_store::backend::Backend;
 use netabase_store::backend::memory::MemoryBackend;
 use netabase_store::backend::redb::RedbBackend;
-use netabase_store::kad::{KadStore, KadStoreConfig};
+use netabase_store::kad::{KadStore, KadStoreConfig, RecordSigner};
 use netabase_store::prelude::*;
 
 /// The benchmark schema.
@@ -53,14 +53,17 @@ fn env_usize(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-fn records(n: usize) -> Vec<Record> {
-    (0..n)
+/// `n` records of 256-byte values, signed (netabase's store accepts signed records
+/// only; `MemoryStore` stores them as opaque bytes).
+fn records(n: usize) -> Result<Vec<Record>, AnyError> {
+    let signer = RecordSigner::new(&libp2p::identity::Keypair::generate_ed25519())?;
+    Ok((0..n)
         .map(|i| {
-            let mut r = Record::new(RecordKey::new(&format!("key-{i:08}")), vec![7u8; 256]);
-            r.publisher = Some(PeerId::random());
-            r
+            let key = RecordKey::new(&format!("key-{i:08}"));
+            let stamp = signer.next_stamp(None);
+            signer.seal(key, Some(vec![7u8; 256]), stamp).to_record()
         })
-        .collect()
+        .collect())
 }
 
 /// (puts per second, gets per second)
@@ -84,7 +87,7 @@ fn throughput<S: RecordStore>(store: &mut S, records: &[Record]) -> Result<(f64,
 }
 
 fn store_benchmarks(n: usize) -> Result<(), AnyError> {
-    let records = records(n);
+    let records = records(n)?;
     let config = KadStoreConfig {
         max_records: n + 1,
         ..KadStoreConfig::default()

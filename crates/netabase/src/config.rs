@@ -129,10 +129,11 @@ pub struct NetabaseConfig {
     pub record_ttl: Option<Duration>,
     /// How long other peers keep a provider record of this node.
     pub provider_record_ttl: Option<Duration>,
-    /// How often stored records are re-replicated to the closest peers (`None`: only
-    /// with each publication run). Off by default: netabase peers accept a record only
-    /// from its publisher, so replicating another peer's record is refused anyway;
-    /// records spread through their publisher's puts and republications.
+    /// How often every stored record (this node's and those it holds for others) is
+    /// re-sent to the closest peers of its key (`None`: only with each publication
+    /// run). Records are signed by their author, so any peer may replicate any valid
+    /// record: a record outlives its publisher's absence, and a newer version or a
+    /// tombstone reaches the peers that missed it. Every hour by default.
     pub replication_interval: Option<Duration>,
     /// How often this node republishes the records it published (`None`: never).
     pub publication_interval: Option<Duration>,
@@ -170,7 +171,7 @@ impl Default for NetabaseConfig {
             quorum: Quorum::One,
             record_ttl: Some(Duration::from_secs(36 * 60 * 60)),
             provider_record_ttl: Some(Duration::from_secs(48 * 60 * 60)),
-            replication_interval: None,
+            replication_interval: Some(Duration::from_secs(60 * 60)),
             publication_interval: Some(Duration::from_secs(22 * 60 * 60)),
             provider_publication_interval: Some(Duration::from_secs(12 * 60 * 60)),
             query_timeout: Duration::from_secs(60),
@@ -287,6 +288,12 @@ impl NetabaseConfig {
     /// Sets the idle connection timeout.
     pub fn with_idle_connection_timeout(mut self, timeout: Duration) -> Self {
         self.idle_connection_timeout = timeout;
+        self
+    }
+    /// Sets how long a tombstone (a signed removal) is kept and wins over older copies
+    /// ([`KadStoreConfig::tombstone_ttl`]).
+    pub fn with_tombstone_ttl(mut self, ttl: Duration) -> Self {
+        self.store_limits.tombstone_ttl = ttl;
         self
     }
     /// Sets the record store limits.

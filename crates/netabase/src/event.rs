@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use libp2p::kad::{Mode, RecordKey};
 use libp2p::{Multiaddr, PeerId};
-use netabase_store::kad::RecordError;
+use netabase_store::kad::{RecordError, SignedRecordError};
 
 /// How a peer was discovered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,12 +28,22 @@ pub enum RefusalKind {
     Undecodable,
     /// The value is a model whose key is not the record key.
     KeyMismatch,
-    /// The record names a publisher other than the peer that sent it.
-    ForgedPublisher,
     /// The store is full (record count or provider keys).
     StoreFull,
-    /// The record would replace a record this node published itself.
-    Conflict,
+    /// The record is not signed (its value is not a signed envelope).
+    Unsigned,
+    /// The value was altered after it was signed.
+    TamperedValue,
+    /// The signature does not verify under the author the record names.
+    BadSignature,
+    /// The record was signed by one peer (the sender, or the publisher it names) but
+    /// claims another as its author.
+    StolenAuthor,
+    /// A newer version of the key is held (the winner rule keeps it), or the record is
+    /// an expired tombstone.
+    Superseded,
+    /// The record's stamp lies further in the future than the allowed clock skew.
+    FutureStamp,
 }
 
 impl RefusalKind {
@@ -45,6 +55,19 @@ impl RefusalKind {
             }
             RecordError::KeyMismatch { .. } => RefusalKind::KeyMismatch,
             _ => RefusalKind::MalformedKey,
+        }
+    }
+
+    pub(crate) fn of_signed(error: &SignedRecordError) -> Self {
+        match error {
+            SignedRecordError::TamperedValue => RefusalKind::TamperedValue,
+            SignedRecordError::BadSignature { .. } => RefusalKind::BadSignature,
+            SignedRecordError::StolenAuthorship { .. } => RefusalKind::StolenAuthor,
+            SignedRecordError::FutureStamp { .. } => RefusalKind::FutureStamp,
+            SignedRecordError::Superseded { .. } | SignedRecordError::ExpiredTombstone { .. } => {
+                RefusalKind::Superseded
+            }
+            _ => RefusalKind::Unsigned,
         }
     }
 }
@@ -168,12 +191,21 @@ pub struct NodeStats {
     pub refused_undecodable: u64,
     /// Records refused because the value's key is not the record key.
     pub refused_key_mismatch: u64,
-    /// Records refused because the publisher was not the sender.
-    pub refused_forged_publisher: u64,
     /// Records refused because the store was full.
     pub refused_store_full: u64,
-    /// Records refused because they would replace a record this node published.
-    pub refused_conflict: u64,
+    /// Records refused because they were not signed.
+    pub refused_unsigned: u64,
+    /// Records refused because their value was altered after signing.
+    pub refused_tampered: u64,
+    /// Records refused because their signature did not verify.
+    pub refused_bad_signature: u64,
+    /// Records refused because they were signed by another peer than the author they
+    /// claim.
+    pub refused_stolen_author: u64,
+    /// Records refused because a newer version of their key was held.
+    pub refused_superseded: u64,
+    /// Records refused because their stamp lay too far in the future.
+    pub refused_future_stamp: u64,
     /// Connections refused by a connection limit.
     pub connections_refused: u64,
 }
@@ -185,9 +217,13 @@ impl NodeStats {
             + self.refused_malformed_key
             + self.refused_undecodable
             + self.refused_key_mismatch
-            + self.refused_forged_publisher
             + self.refused_store_full
-            + self.refused_conflict
+            + self.refused_unsigned
+            + self.refused_tampered
+            + self.refused_bad_signature
+            + self.refused_stolen_author
+            + self.refused_superseded
+            + self.refused_future_stamp
     }
 }
 
@@ -196,7 +232,7 @@ impl NodeStats {
 pub(crate) struct Counters {
     records_accepted: AtomicU64,
     providers_accepted: AtomicU64,
-    refused: [AtomicU64; 7],
+    refused: [AtomicU64; 11],
     connections_refused: AtomicU64,
 }
 
@@ -216,9 +252,13 @@ impl Counters {
             RefusalKind::MalformedKey => 1,
             RefusalKind::Undecodable => 2,
             RefusalKind::KeyMismatch => 3,
-            RefusalKind::ForgedPublisher => 4,
-            RefusalKind::StoreFull => 5,
-            RefusalKind::Conflict => 6,
+            RefusalKind::StoreFull => 4,
+            RefusalKind::Unsigned => 5,
+            RefusalKind::TamperedValue => 6,
+            RefusalKind::BadSignature => 7,
+            RefusalKind::StolenAuthor => 8,
+            RefusalKind::Superseded => 9,
+            RefusalKind::FutureStamp => 10,
         };
         self.refused[index].fetch_add(1, Ordering::Relaxed);
     }
@@ -231,9 +271,13 @@ impl Counters {
             refused_malformed_key: r(1),
             refused_undecodable: r(2),
             refused_key_mismatch: r(3),
-            refused_forged_publisher: r(4),
-            refused_store_full: r(5),
-            refused_conflict: r(6),
+            refused_store_full: r(4),
+            refused_unsigned: r(5),
+            refused_tampered: r(6),
+            refused_bad_signature: r(7),
+            refused_stolen_author: r(8),
+            refused_superseded: r(9),
+            refused_future_stamp: r(10),
             connections_refused: self.connections_refused.load(Ordering::Relaxed),
         }
     }

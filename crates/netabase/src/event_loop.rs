@@ -24,7 +24,10 @@ use libp2p::multiaddr::Protocol;
 use libp2p::swarm::{ConnectionId, DialError, ListenError, SwarmEvent};
 use libp2p::{Multiaddr, PeerId, Swarm, identify, mdns};
 use netabase_store::backend::Backend;
-use netabase_store::kad::{KadStoreError, parse_record_key, validate_record};
+use netabase_store::kad::{
+    KadStoreError, RecordSigner, SignedRecord, SignedRecordError, parse_record_key,
+    validate_record, wall_millis,
+};
 use netabase_store::schema::{DiscriminantTrait, NetabaseDefinitionTrait};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
@@ -97,6 +100,13 @@ pub(crate) enum Command<D> {
     },
 }
 
+/// A get collecting the valid versions found until its query finishes; the winner
+/// (greatest stamp) answers it.
+struct PendingGet<D> {
+    best: Option<(SignedRecord, Option<D>)>,
+    reply: Reply<Option<D>>,
+}
+
 /// A put waiting for its closest-peers lookup, then for the peers' acknowledgements.
 struct PendingPut {
     key: RecordKey,
@@ -128,13 +138,16 @@ pub(crate) struct EventLoop<D: NetabaseDefinitionTrait, B: Backend> {
     commands: mpsc::Receiver<Command<D>>,
     events: broadcast::Sender<NetabaseEvent>,
     counters: Arc<Counters>,
+    /// The node's signer, whose clock observes the stamps of the records this node
+    /// accepts or reads, so its next write of a key supersedes what it has seen.
+    signer: Arc<RecordSigner>,
     config: NetabaseConfig,
     listen_addrs: Vec<Multiaddr>,
     pending_listeners: HashMap<ListenerId, Multiaddr>,
     ready: Option<oneshot::Sender<Result<()>>>,
     pending_closest: HashMap<QueryId, PendingPut>,
     pending_put: HashMap<QueryId, PendingPut>,
-    pending_get: HashMap<QueryId, Reply<Option<D>>>,
+    pending_get: HashMap<QueryId, PendingGet<D>>,
     pending_providing: HashMap<QueryId, Reply<()>>,
     pending_providers: HashMap<QueryId, (HashSet<PeerId>, Reply<HashSet<PeerId>>)>,
     pending_bootstrap: HashMap<QueryId, Reply<()>>,
@@ -154,6 +167,7 @@ impl<D: NetabaseDefinitionTrait, B: Backend> EventLoop<D, B> {
         commands: mpsc::Receiver<Command<D>>,
         events: broadcast::Sender<NetabaseEvent>,
         counters: Arc<Counters>,
+        signer: Arc<RecordSigner>,
         config: NetabaseConfig,
     ) -> Self {
         let (settled_sender, settled) = mpsc::unbounded_channel();
@@ -165,6 +179,7 @@ impl<D: NetabaseDefinitionTrait, B: Backend> EventLoop<D, B> {
             commands,
             events,
             counters,
+            signer,
             config,
             listen_addrs: Vec::new(),
             pending_listeners: HashMap::new(),
@@ -311,14 +326,44 @@ impl<D: NetabaseDefinitionTrait, B: Backend> EventLoop<D, B> {
         });
     }
 
+    /// Verifies `record` (received from `sender`, if known) and checks the model it
+    /// carries: the signed record and its model (`None` for a tombstone), or why it is
+    /// refused.
+    fn check_record(
+        &self,
+        record: &Record,
+        sender: Option<&PeerId>,
+    ) -> std::result::Result<(SignedRecord, Option<D>), (RefusalKind, String)> {
+        let refused = |e: SignedRecordError| (RefusalKind::of_signed(&e), e.to_string());
+        let signed = SignedRecord::open_from(record, sender).map_err(refused)?;
+        // A stamp far ahead would win its key and drag this node's clock along.
+        let skew = self.config.store_limits.max_clock_skew;
+        signed.check_skew(skew, wall_millis()).map_err(refused)?;
+        let model = match signed.payload() {
+            Some(payload) => {
+                let max = self.config.store_limits.max_value_bytes;
+                let model = validate_record::<D>(&payload, max)
+                    .map_err(|e| (RefusalKind::of(&e), e.to_string()))?;
+                Some(model)
+            }
+            None => {
+                check_key::<D>(&record.key).map_err(|r| (RefusalKind::MalformedKey, r))?;
+                None
+            }
+        };
+        Ok((signed, model))
+    }
+
     // ----- commands -------------------------------------------------------------------
 
     fn on_command(&mut self, command: Command<D>) {
         match command {
             Command::PublishRecord { record, reply } => self.publish_record(record, reply),
             Command::GetRecord { key, reply } => {
+                // The local version, if any, is queued as the query's first result.
                 let id = self.kad().get_record(key);
-                self.pending_get.insert(id, reply);
+                self.pending_get
+                    .insert(id, PendingGet { best: None, reply });
             }
             Command::StartProviding { key, reply } => match self.kad().start_providing(key) {
                 Ok(id) => {
@@ -597,27 +642,23 @@ impl<D: NetabaseDefinitionTrait, B: Backend> EventLoop<D, B> {
         }
     }
 
-    /// Checks an inbound `PUT_VALUE` and hands it to the worker only if it passes every
-    /// check; the sender is answered when the worker has settled it.
+    /// Checks an inbound `PUT_VALUE` (signature, model, size) and hands it to the
+    /// worker only if it passes every check; the worker stores it if it wins over the
+    /// version held, and the sender is answered when the worker has settled it. Any peer
+    /// may send any valid record: the signature, not the sender, says who wrote it.
     fn on_inbound_put(&mut self, source: PeerId, connection: ConnectionId, record: Record) {
         let key = record.key.clone();
         let origin = RecordOrigin::InboundPut;
-        let refused = if let Some(publisher) = record.publisher
-            && publisher != source
-        {
-            let reason = format!("names {publisher} as its publisher but was sent by {source}");
-            Some((RefusalKind::ForgedPublisher, reason))
-        } else {
-            let max = self.config.store_limits.max_value_bytes;
-            validate_record::<D>(&record, max)
-                .err()
-                .map(|e| (RefusalKind::of(&e), e.to_string()))
+        let stamp = match self.check_record(&record, Some(&source)) {
+            Ok((signed, _)) => signed.stamp(),
+            Err((kind, reason)) => {
+                self.refuse(key.clone(), Some(source), origin, kind, reason);
+                self.settle(source, connection, key, true);
+                return;
+            }
         };
-        if let Some((kind, reason)) = refused {
-            self.refuse(key.clone(), Some(source), origin, kind, reason);
-            self.settle(source, connection, key, true);
-            return;
-        }
+        // A later local write of this key must win over what this node has seen.
+        self.signer.observe(stamp);
         let settled = self.settled_sender.clone();
         let done_key = key.clone();
         let queued = self.worker.try_store_inbound(
@@ -668,10 +709,9 @@ impl<D: NetabaseDefinitionTrait, B: Backend> EventLoop<D, B> {
                             source,
                         });
                     }
-                    InboundOutcome::Conflict => {
-                        let reason = "would replace a record this node published".to_owned();
-                        let kind = RefusalKind::Conflict;
-                        self.refuse(key.clone(), Some(source), origin, kind, reason);
+                    InboundOutcome::Refused(e) => {
+                        let kind = RefusalKind::of_signed(&e);
+                        self.refuse(key.clone(), Some(source), origin, kind, e.to_string());
                     }
                     InboundOutcome::StoreFull(e) => {
                         let kind = RefusalKind::StoreFull;
@@ -697,7 +737,7 @@ impl<D: NetabaseDefinitionTrait, B: Backend> EventLoop<D, B> {
                     let kind = RefusalKind::StoreFull;
                     self.refuse(key, Some(provider), origin, kind, e.to_string());
                 }
-                InboundOutcome::Conflict => {}
+                InboundOutcome::Refused(_) => {}
                 InboundOutcome::Failed(message) => {
                     self.emit(NetabaseEvent::StoreError { message });
                 }
@@ -711,18 +751,7 @@ impl<D: NetabaseDefinitionTrait, B: Backend> EventLoop<D, B> {
         let key = record.key.clone();
         let provider = record.provider;
         let origin = RecordOrigin::InboundProvider;
-        let valid = parse_record_key(&key)
-            .map_err(|e| e.to_string())
-            .and_then(|parts| {
-                if parts.definition != D::NAME {
-                    Err(format!("key of definition `{}`", parts.definition))
-                } else if D::Discriminant::from_name(&parts.model).is_none() {
-                    Err(format!("key of unknown model `{}`", parts.model))
-                } else {
-                    Ok(())
-                }
-            });
-        if let Err(reason) = valid {
+        if let Err(reason) = check_key::<D>(&key) {
             self.refuse(
                 key,
                 Some(provider),
@@ -837,46 +866,73 @@ impl<D: NetabaseDefinitionTrait, B: Backend> EventLoop<D, B> {
         }
     }
 
-    /// The first record that passes validation answers the query, which is then
-    /// stopped; invalid records are refused and the query goes on.
+    /// Every version found (the local one first) is verified and checked; invalid ones
+    /// are refused and the query goes on. When the query finishes, the winner (the
+    /// greatest stamp) answers: its model, or nothing if it is a tombstone.
     fn on_get_record(
         &mut self,
         id: QueryId,
         result: std::result::Result<GetRecordOk, GetRecordError>,
         last: bool,
     ) {
-        if !self.pending_get.contains_key(&id) {
-            return;
-        }
-        let answer_with = match result {
+        let finished = match result {
             Ok(GetRecordOk::FoundRecord(PeerRecord { peer, record })) => {
-                let max = self.config.store_limits.max_value_bytes;
-                match validate_record::<D>(&record, max) {
-                    Ok(value) => {
-                        if let Some(mut query) = self.kad().query_mut(&id) {
-                            query.finish();
-                        }
-                        Some(Ok(Some(value)))
-                    }
-                    Err(e) => {
-                        let kind = RefusalKind::of(&e);
+                match self.check_record(&record, peer.as_ref()) {
+                    Ok((signed, model)) => self.found_version(id, signed, model),
+                    Err((kind, reason)) => {
                         let origin = RecordOrigin::GetResult;
-                        self.refuse(record.key, peer, origin, kind, e.to_string());
-                        last.then_some(Ok(None))
+                        self.refuse(record.key, peer, origin, kind, reason);
                     }
                 }
+                last.then_some(Ok(()))
             }
             Ok(GetRecordOk::FinishedWithNoAdditionalRecord { .. })
-            | Err(GetRecordError::NotFound { .. }) => Some(Ok(None)),
+            | Err(GetRecordError::NotFound { .. }) => Some(Ok(())),
             Err(GetRecordError::Timeout { .. }) => Some(Err(Error::Timeout {
                 operation: "get_record",
             })),
         };
-        if let Some(outcome) = answer_with
-            && let Some(reply) = self.pending_get.remove(&id)
-        {
-            answer(reply, outcome);
+        let Some(finished) = finished else {
+            return;
+        };
+        let Some(pending) = self.pending_get.remove(&id) else {
+            return;
+        };
+        let outcome = match (pending.best, finished) {
+            (Some((winner, model)), _) => {
+                self.signer.observe(winner.stamp());
+                Ok(model)
+            }
+            (None, Ok(())) => Ok(None),
+            (None, Err(e)) => Err(e),
+        };
+        answer(pending.reply, outcome);
+    }
+
+    fn found_version(&mut self, id: QueryId, signed: SignedRecord, model: Option<D>) {
+        let Some(pending) = self.pending_get.get_mut(&id) else {
+            return;
+        };
+        let wins = pending
+            .best
+            .as_ref()
+            .is_none_or(|(best, _)| signed.compare(best) == std::cmp::Ordering::Greater);
+        if wins {
+            pending.best = Some((signed, model));
         }
+    }
+}
+
+/// Checks that `key` is a record key of a model of `D` (for records that carry no
+/// model: tombstones and provider records).
+fn check_key<D: NetabaseDefinitionTrait>(key: &RecordKey) -> std::result::Result<(), String> {
+    let parts = parse_record_key(key).map_err(|e| e.to_string())?;
+    if parts.definition != D::NAME {
+        Err(format!("key of definition `{}`", parts.definition))
+    } else if D::Discriminant::from_name(&parts.model).is_none() {
+        Err(format!("key of unknown model `{}`", parts.model))
+    } else {
+        Ok(())
     }
 }
 

@@ -8,10 +8,13 @@
 //! - Records are models of one definition. The record key of a model is computed from
 //!   its primary key alone (see `netabase_store::kad`), so any peer can find
 //!   `UserPrimaryKey(7)`; the value is the encoded model.
-//! - Every inbound record is validated before it is stored: it must decode as the model
-//!   its key names, carry that model's key, fit the size limit, and name as publisher
-//!   the peer that sent it. Refusals are counted ([`Netabase::stats`]) and broadcast
-//!   ([`NetabaseEvent::RecordRefused`]).
+//! - Every record is signed by its author (the node identity, ed25519) over key, value
+//!   and version stamp; any peer may replicate it. For one key every node keeps the
+//!   version with the greatest stamp; removals are signed tombstones.
+//! - Every inbound record is validated before it is stored: its signature must verify,
+//!   it must decode as the model its key names, carry that model's key, fit the size
+//!   limit, and win over the version held. Refusals are counted ([`Netabase::stats`])
+//!   and broadcast ([`NetabaseEvent::RecordRefused`]).
 //! - The node identity is stored in the database, so a restarted node keeps its
 //!   `PeerId` and keeps serving and republishing its records.
 //! - Kademlia runs under the private protocol name `/netabase/kad/1.0.0`.

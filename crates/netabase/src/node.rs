@@ -6,7 +6,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use libp2p::kad::{Mode, ProviderRecord, RecordKey};
 use libp2p::{Multiaddr, PeerId};
 use netabase_store::kad::{
-    DefinitionRecordExt, KadStore, KadStoreError, record_key, validate_record,
+    DefinitionRecordExt, KadStore, KadStoreError, RecordSigner, SignedRecord, record_key,
+    validate_record,
 };
 use netabase_store::schema::{NetabaseDefinitionTrait, NetabaseModelTrait};
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -96,6 +97,8 @@ struct Shared<D: NetabaseDefinitionTrait, B: Backend> {
     max_value_bytes: usize,
     /// The owner of the database: every write runs there.
     worker: StorageWorker<D, B>,
+    /// Signs this node's records with its identity key and its clock.
+    signer: Arc<RecordSigner>,
     /// The event loop until [`Netabase::start`] spawns it.
     unstarted: Mutex<Option<EventLoop<D, B>>>,
     task: tokio::sync::Mutex<Option<JoinHandle<()>>>,
@@ -164,6 +167,8 @@ impl<D: NetabaseDefinitionTrait, B: Backend> Netabase<D, B> {
         let worker = StorageWorker::<D, B>::spawn(backend, config.store_limits.clone())?;
         let keypair = worker.keypair().clone();
         let peer_id = keypair.public().to_peer_id();
+        let signer = RecordSigner::new(&keypair).map_err(|e| Error::Identity(e.to_string()))?;
+        let signer = Arc::new(signer);
         let (commands, command_rx) = mpsc::channel(config.command_buffer.max(1));
         let (events, _) = broadcast::channel(config.event_buffer.max(1));
         // Kademlia reads the records through snapshots; its writes go to the worker.
@@ -178,6 +183,7 @@ impl<D: NetabaseDefinitionTrait, B: Backend> Netabase<D, B> {
             command_rx,
             events.clone(),
             Arc::clone(&counters),
+            Arc::clone(&signer),
             config,
         );
         Ok(Netabase {
@@ -188,6 +194,7 @@ impl<D: NetabaseDefinitionTrait, B: Backend> Netabase<D, B> {
                 peer_id,
                 max_value_bytes,
                 worker,
+                signer,
                 unstarted: Mutex::new(Some(event_loop)),
                 task: tokio::sync::Mutex::new(None),
             }),
@@ -283,8 +290,10 @@ impl<D: NetabaseDefinitionTrait, B: Backend> Netabase<D, B> {
     }
 
     /// Stores `model` in the local typed store and publishes it in the DHT: locally, then
-    /// on the `replication_factor` peers closest to its key. The record names this node
-    /// as publisher; the node republishes it every `publication_interval`.
+    /// on the `replication_factor` peers closest to its key. The record is signed with
+    /// this node's identity key and stamped with a version greater than any this node
+    /// holds for the key; this node republishes it every `publication_interval`, and
+    /// every holder replicates it every `replication_interval`.
     ///
     /// The typed model and this node's DHT record are written in one transaction, by the
     /// node's storage worker (never on the async runtime): either both are stored or
@@ -297,24 +306,33 @@ impl<D: NetabaseDefinitionTrait, B: Backend> Netabase<D, B> {
     /// stored it (the record stays stored locally and is republished);
     /// [`Error::Stopped`] if the node is stopped.
     pub async fn put_record<M: NetabaseModelTrait<D>>(&self, model: M) -> Result<PutOutcome> {
-        let mut record = model.clone().into_definition().to_record()?;
-        if record.value.len() > self.inner.max_value_bytes {
+        let unsigned = model.clone().into_definition().to_record()?;
+        if unsigned.value.len() > self.inner.max_value_bytes {
             return Err(KadStoreError::Limit(libp2p::kad::store::Error::ValueTooLarge).into());
         }
-        record.publisher = Some(self.inner.peer_id);
+        let signer = Arc::clone(&self.inner.signer);
         // Our own copy does not expire: this node republishes it. Peers get the TTL.
-        record.expires = None;
-        let local = record.clone();
-        self.inner
+        let signed = self
+            .inner
             .worker
             .run(move |storage| {
                 let txn = storage.store.write()?;
                 txn.open_tree::<M>().put(model)?;
-                storage.records.put_in(&txn, &local)?;
+                let signed = storage.records.put_signed_in(
+                    &txn,
+                    &signer,
+                    unsigned.key,
+                    Some(unsigned.value),
+                )?;
                 txn.commit()?;
-                Ok(())
+                Ok(signed)
             })
             .await?;
+        self.publish(&signed).await
+    }
+
+    async fn publish(&self, signed: &SignedRecord) -> Result<PutOutcome> {
+        let record = signed.to_record();
         self.request(|reply| Command::PublishRecord { record, reply })
             .await
     }
@@ -339,28 +357,43 @@ impl<D: NetabaseDefinitionTrait, B: Backend> Netabase<D, B> {
             .transpose()
     }
 
-    /// Removes the model with primary key `key` from this node: from the local typed
-    /// store and from the record store, in one transaction of the storage worker, so the
-    /// node stops serving and republishing it. Copies on other peers remain until their
-    /// TTL runs out. Returns whether the record store held it.
+    /// Removes the model with primary key `key` from the network: removes it from the
+    /// local typed store and replaces its record with a signed tombstone, in one
+    /// transaction of the storage worker, then publishes the tombstone like a put. The
+    /// tombstone's stamp is greater than any version this node holds, so every node
+    /// that receives it drops that version and refuses older copies until the
+    /// tombstone expires ([`KadStoreConfig::tombstone_ttl`](netabase_store::kad::KadStoreConfig)).
+    /// Returns whether the record store held a live version of the key.
     ///
     /// # Errors
-    /// [`Error::Store`] or [`Error::RecordStore`] if a store fails.
+    /// [`Error::Store`] or [`Error::RecordStore`] if a store fails;
+    /// [`Error::QuorumFailed`] if fewer peers than the quorum stored the tombstone (it
+    /// stays stored locally and is republished); [`Error::Stopped`].
     pub async fn remove_record<M: NetabaseModelTrait<D>>(
         &self,
         key: M::PrimaryKey,
     ) -> Result<bool> {
         let record_key = record_key::<D, M>(&key);
-        self.inner
+        let signer = Arc::clone(&self.inner.signer);
+        let (tombstone, held) = self
+            .inner
             .worker
             .run(move |storage| {
+                let held = match storage.records.try_get(&record_key)? {
+                    Some(record) => SignedRecord::open(&record).is_ok_and(|r| !r.is_tombstone()),
+                    None => false,
+                };
                 let txn = storage.store.write()?;
                 txn.open_tree::<M>().remove(key)?;
-                let removed = storage.records.remove_in(&txn, &record_key)?;
+                let tombstone = storage
+                    .records
+                    .put_signed_in(&txn, &signer, record_key, None)?;
                 txn.commit()?;
-                Ok(removed)
+                Ok((tombstone, held))
             })
-            .await
+            .await?;
+        self.publish(&tombstone).await?;
+        Ok(held)
     }
 
     /// Announces this node as a provider of the model with primary key `key`, and keeps
@@ -511,7 +544,10 @@ impl<D: NetabaseDefinitionTrait, B: Backend> Netabase<D, B> {
                 let records = storage.records.try_records()?;
                 Ok(records
                     .iter()
-                    .filter_map(|r| validate_record::<D>(r, max).ok())
+                    .filter_map(|r| {
+                        let payload = SignedRecord::open(r).ok()?.payload()?;
+                        validate_record::<D>(&payload, max).ok()
+                    })
                     .take(limit)
                     .collect())
             })

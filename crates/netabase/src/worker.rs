@@ -18,7 +18,7 @@ use libp2p::identity::Keypair;
 use libp2p::kad::Record;
 use netabase_store::NetabaseStore;
 use netabase_store::backend::Backend;
-use netabase_store::kad::{BatchPut, KadStore, KadStoreConfig};
+use netabase_store::kad::{BatchPut, KadStore, KadStoreConfig, SignedRecordError};
 use netabase_store::schema::NetabaseDefinitionTrait;
 use tokio::sync::{mpsc, oneshot};
 
@@ -63,8 +63,9 @@ enum Message<D, B> {
 pub enum InboundOutcome {
     /// Stored: the commit that holds it has returned.
     Stored,
-    /// Not stored: it would replace a record this node published itself.
-    Conflict,
+    /// Not stored: not validly signed, or it loses to the version held (see
+    /// [`netabase_store::kad::SignedRecordError`]).
+    Refused(SignedRecordError),
     /// Not stored: a limit of the record store was reached.
     StoreFull(libp2p::kad::store::Error),
     /// Not stored: the database failed (the whole batch is then lost).
@@ -315,17 +316,15 @@ fn serve<D: NetabaseDefinitionTrait, B: Backend>(
 /// Writes a batch of inbound records in one transaction and tells each sender its
 /// outcome after the commit.
 fn commit_inbound<D, B: Backend>(storage: &Storage<D, B>, records: &[Record], dones: Vec<Done>) {
-    let local = storage.records.local_peer_id();
-    // A peer cannot replace a record this node published itself.
-    let committed = storage.records.try_put_batch(records, |_, existing| {
-        existing.is_none_or(|existing| existing.publisher != Some(local))
-    });
+    // The signatures and the version rule decide (inside `try_put_batch`).
+    let committed = storage.records.try_put_batch(records, |_, _| true);
     match committed {
         Ok(outcomes) => {
             for (done, outcome) in dones.into_iter().zip(outcomes) {
                 done(match outcome {
                     BatchPut::Stored => InboundOutcome::Stored,
-                    BatchPut::Declined => InboundOutcome::Conflict,
+                    BatchPut::Refused(e) => InboundOutcome::Refused(e),
+                    BatchPut::Declined => InboundOutcome::Failed("declined".into()),
                     BatchPut::Limit(limit) => InboundOutcome::StoreFull(limit),
                     _ => InboundOutcome::Failed("unknown batch outcome".into()),
                 });

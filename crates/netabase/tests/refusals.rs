@@ -4,13 +4,13 @@ mod common;
 
 use std::collections::HashMap;
 
+use common::raw_peer::{self, badly_signed, signed, stolen, tampered};
 use common::*;
-use futures::StreamExt;
-use libp2p::kad::{self, Quorum, Record, store::MemoryStore};
-use libp2p::swarm::SwarmEvent;
-use libp2p::{PeerId, SwarmBuilder, noise, tcp, yamux};
+use libp2p::identity::Keypair;
+use libp2p::kad::Record;
 use netabase::{NetabaseEvent, RefusalKind};
-use netabase_store::kad::{DefinitionRecordExt, KadStoreConfig, record_key};
+use netabase_store::kad::{DefinitionRecordExt, KadStoreConfig, RecordSigner, record_key};
+use netabase_store::sync::{Hlc, VersionStamp};
 
 fn record_of(model: BlogDefinition) -> TestResult<Record> {
     Ok(model.to_record()?)
@@ -28,93 +28,83 @@ async fn bad_records_are_refused_counted_and_never_stored() -> TestResult {
     honest.put_record(user(7)).await?;
     let mut events = victim.subscribe_to_broadcasts();
 
-    let mut attacker = SwarmBuilder::with_new_identity()
-        .with_tokio()
-        .with_tcp(
-            tcp::Config::default(),
-            noise::Config::new,
-            yamux::Config::default,
-        )?
-        .with_behaviour(|key| {
-            let mut config = kad::Config::new(netabase::KAD_PROTOCOL);
-            config.set_max_packet_size(1 << 20);
-            let id = key.public().to_peer_id();
-            kad::Behaviour::with_config(id, MemoryStore::new(id), config)
-        })?
-        .build();
-    let me = *attacker.local_peer_id();
-    let signed = |mut record: Record, publisher: PeerId| {
-        record.publisher = Some(publisher);
-        record
-    };
+    // The attacker signs with its own key: its records pass the signature checks and
+    // meet the model checks, unless the test breaks the signature on purpose.
+    let keypair = Keypair::generate_ed25519();
+    let signer = RecordSigner::new(&keypair)?;
+    let me = keypair.public().to_peer_id();
+    let attacker = raw_peer::swarm(keypair.clone())?;
 
-    let undecodable = Record::new(
-        record_key::<BlogDefinition, User>(&UserPrimaryKey(100)),
-        vec![
-            1, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
-        ],
+    let undecodable = signed(
+        &signer,
+        Record::new(
+            record_key::<BlogDefinition, User>(&UserPrimaryKey(100)),
+            vec![
+                1, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+            ],
+        ),
     );
     let mut under_post_key = record_of(BlogDefinition::User(user(101)))?;
     under_post_key.key = record_key::<BlogDefinition, Post>(&PostPrimaryKey(101));
+    let under_post_key = signed(&signer, under_post_key);
     let mut under_other_user = record_of(BlogDefinition::User(user(8)))?;
     under_other_user.key = record_key::<BlogDefinition, User>(&UserPrimaryKey(7));
+    let under_other_user = signed(&signer, under_other_user);
     let mut big = user(102);
     big.name = "x".repeat(2000);
-    let oversized = record_of(BlogDefinition::User(big))?;
-    let forged = signed(
-        record_of(BlogDefinition::User(user(103)))?,
-        honest.peer_id(),
-    );
-    let fine = record_of(BlogDefinition::User(user(104)))?;
+    let oversized = signed(&signer, record_of(BlogDefinition::User(big))?);
+    let unsigned = record_of(BlogDefinition::User(user(103)))?;
+    let fine = signed(&signer, record_of(BlogDefinition::User(user(104)))?);
+    let altered = tampered(&signed(
+        &signer,
+        record_of(BlogDefinition::User(user(105)))?,
+    ))?;
+    let damaged = badly_signed(&signed(
+        &signer,
+        record_of(BlogDefinition::User(user(106)))?,
+    ))?;
+    let honest_id = honest.peer_id();
+    let claimed = stolen(
+        &signed(&signer, record_of(BlogDefinition::User(user(107)))?),
+        &honest_id,
+        &keypair,
+    )?;
 
-    let bad = [
+    // Stamped at the end of time: it would win its key forever.
+    let far = VersionStamp {
+        hlc: Hlc {
+            millis: u64::MAX,
+            counter: u32::MAX,
+        },
+        writer: signer.author(),
+    };
+    let user_108 = record_of(BlogDefinition::User(user(108)))?;
+    let future = signer
+        .seal(user_108.key, Some(user_108.value), far)
+        .to_record();
+
+    let to_send = vec![
+        future,
         undecodable,
         under_post_key,
         under_other_user,
         oversized,
-        forged,
+        unsigned,
+        altered,
+        damaged,
+        claimed,
+        fine.clone(),
     ];
-    let mut to_send: Vec<Record> = bad
-        .into_iter()
-        .map(|r| {
-            if r.publisher.is_some() {
-                r
-            } else {
-                signed(r, me)
-            }
-        })
-        .collect();
-    to_send.push(signed(fine.clone(), me));
-
     let target = victim.peer_id();
-    let address = first_addr(&victim).await?;
-    attacker
-        .behaviour_mut()
-        .add_address(&target, address.clone());
-    attacker.dial(address)?;
-    let driver = tokio::spawn(async move {
-        let mut sent = false;
-        loop {
-            if let SwarmEvent::ConnectionEstablished { peer_id, .. } =
-                attacker.select_next_some().await
-                && peer_id == target
-                && !sent
-            {
-                sent = true;
-                for record in to_send.drain(..) {
-                    attacker.behaviour_mut().put_record_to(
-                        record,
-                        std::iter::once(target),
-                        Quorum::One,
-                    );
-                }
-            }
-        }
-    });
+    let driver = raw_peer::send_to_each(
+        attacker,
+        vec![(target, first_addr(&victim).await?)],
+        to_send,
+    )?;
 
     let mut refused: HashMap<RefusalKind, usize> = HashMap::new();
     let mut stored = false;
-    let waited = wait_for(&mut events, "five refusals and one accepted record", |e| {
+    let waited = wait_for(&mut events, "nine refusals and one accepted record", |e| {
         match e {
             NetabaseEvent::RecordRefused { kind, source, .. } if *source == Some(me) => {
                 *refused.entry(*kind).or_default() += 1;
@@ -124,7 +114,7 @@ async fn bad_records_are_refused_counted_and_never_stored() -> TestResult {
             }
             _ => {}
         }
-        (refused.values().sum::<usize>() >= 5 && stored).then_some(())
+        (refused.values().sum::<usize>() >= 9 && stored).then_some(())
     })
     .await;
     driver.abort();
@@ -132,16 +122,24 @@ async fn bad_records_are_refused_counted_and_never_stored() -> TestResult {
 
     let count = |kind| refused.get(&kind).copied().unwrap_or(0);
     assert_eq!(count(RefusalKind::TooLarge), 1);
-    assert_eq!(count(RefusalKind::ForgedPublisher), 1);
+    assert_eq!(count(RefusalKind::Unsigned), 1);
+    assert_eq!(count(RefusalKind::TamperedValue), 1);
+    assert_eq!(count(RefusalKind::BadSignature), 1);
+    assert_eq!(count(RefusalKind::StolenAuthor), 1);
+    assert_eq!(count(RefusalKind::FutureStamp), 1);
     assert_eq!(
         count(RefusalKind::Undecodable) + count(RefusalKind::KeyMismatch),
         3
     );
     assert!(count(RefusalKind::KeyMismatch) >= 1);
     let stats = victim.stats();
-    assert_eq!(stats.records_refused(), 5);
+    assert_eq!(stats.records_refused(), 9);
+    assert_eq!(stats.refused_future_stamp, 1);
     assert_eq!(stats.refused_too_large, 1);
-    assert_eq!(stats.refused_forged_publisher, 1);
+    assert_eq!(stats.refused_unsigned, 1);
+    assert_eq!(stats.refused_tampered, 1);
+    assert_eq!(stats.refused_bad_signature, 1);
+    assert_eq!(stats.refused_stolen_author, 1);
 
     // Nothing of the refused records reached the store; the honest ones are intact.
     let held = victim.query_local_records(100).await?;
@@ -153,7 +151,7 @@ async fn bad_records_are_refused_counted_and_never_stored() -> TestResult {
         })
         .collect();
     assert!(ids.contains(&7) && ids.contains(&104), "held {ids:?}");
-    for bad in [8, 100, 101, 102, 103] {
+    for bad in [8, 100, 101, 102, 103, 105, 106, 107, 108] {
         assert!(!ids.contains(&bad), "refused record {bad} was stored");
     }
     let seven: Option<User> = victim.get_record(UserPrimaryKey(7)).await?;

@@ -12,7 +12,7 @@ use libp2p::kad::{self, QueryResult, Quorum};
 use libp2p::swarm::SwarmEvent;
 use netabase::{Netabase, StorageConfig};
 use netabase_store::backend::Backend;
-use netabase_store::kad::DefinitionRecordExt;
+use netabase_store::kad::{DefinitionRecordExt, RecordSigner};
 use tokio::sync::mpsc;
 
 const INBOUND: u64 = 1000;
@@ -53,7 +53,9 @@ async fn held_view_stalls_nothing<B: Backend>(node: Netabase<BlogDefinition, B>)
 
     // A raw client sends 1,000 records to the node and reports each acknowledgement.
     let mut client = kad_client()?;
-    let me = *client.local_peer_id();
+    // Records are signed by their author (any key: a signed record may come from any
+    // peer).
+    let author = RecordSigner::new(&libp2p::identity::Keypair::generate_ed25519())?;
     let target = node.peer_id();
     client
         .behaviour_mut()
@@ -68,11 +70,11 @@ async fn held_view_stalls_nothing<B: Backend>(node: Netabase<BlogDefinition, B>)
                     if peer_id == target && queries.is_empty() =>
                 {
                     for id in FIRST_INBOUND..FIRST_INBOUND + INBOUND {
-                        let Ok(mut record) = BlogDefinition::User(user(id)).to_record() else {
+                        let Ok(record) = BlogDefinition::User(user(id)).to_record() else {
                             let _ = acked.send(Err(format!("user {id} does not encode")));
                             return;
                         };
-                        record.publisher = Some(me);
+                        let record = common::raw_peer::signed(&author, record);
                         let query = client.behaviour_mut().put_record_to(
                             record,
                             std::iter::once(target),

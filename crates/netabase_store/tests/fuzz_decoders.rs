@@ -256,12 +256,14 @@ mod kad {
     use std::time::{Duration, Instant};
 
     use libp2p::PeerId;
+    use libp2p::identity::Keypair;
     use libp2p::kad::store::RecordStore;
     use libp2p::kad::{ProviderRecord, Record, RecordKey};
     use netabase_store::backend::memory::MemoryBackend;
     use netabase_store::backend::{Backend, WriteTxn};
     use netabase_store::kad::{
-        KadStore, KadStoreConfig, PROVIDED_TABLE, PROVIDERS_TABLE, RECORDS_TABLE,
+        KadStore, KadStoreConfig, PROVIDED_TABLE, PROVIDERS_TABLE, RECORDS_TABLE, RecordSigner,
+        SignedRecord,
     };
     use proptest::prelude::*;
 
@@ -290,10 +292,21 @@ mod kad {
     /// `StoredProvider`: provider peer id, expiry, addresses.
     type RawProvider = (Vec<u8>, RawTime, Vec<Vec<u8>>);
 
-    /// A stored value record, as `kad/encoding.rs` lays it out, with any expiry.
-    fn raw_record(value: &[u8], expires: Option<(u64, u32)>) -> Vec<u8> {
+    /// `value` under `key`, signed by a fresh author: a record the store accepts.
+    fn signed(key: &RecordKey, value: &[u8]) -> Record {
+        match RecordSigner::new(&Keypair::generate_ed25519()) {
+            Ok(signer) => signer
+                .seal(key.clone(), Some(value.to_vec()), signer.next_stamp(None))
+                .to_record(),
+            Err(_) => Record::new(key.clone(), value.to_vec()),
+        }
+    }
+
+    /// A stored value record of `value` (signed) under `key`, as `kad/encoding.rs` lays
+    /// it out, with any expiry.
+    fn raw_record(key: &RecordKey, value: &[u8], expires: Option<(u64, u32)>) -> Vec<u8> {
         let mut out = vec![FORMAT];
-        let body: RawRecord = (value.to_vec(), None, expires);
+        let body: RawRecord = (signed(key, value).value, None, expires);
         out.extend(postcard::to_stdvec(&body).unwrap_or_default());
         out
     }
@@ -326,7 +339,7 @@ mod kad {
         let _ = store.provided().count();
         let _ = store.sweep_expired();
         // A write over the damaged entry must work or fail cleanly too.
-        let _ = store.put(Record::new(key.clone(), b"fresh".to_vec()));
+        let _ = store.put(signed(key, b"fresh"));
         let _ = store.add_provider(ProviderRecord::new(
             key.clone(),
             store.local_peer_id(),
@@ -342,7 +355,7 @@ mod kad {
         let (store, local) = store_with_raw(
             RECORDS_TABLE,
             key.as_ref(),
-            &raw_record(b"v", Some((u64::MAX, u32::MAX))),
+            &raw_record(&key, b"v", Some((u64::MAX, u32::MAX))),
         )?;
         let got = store.try_get(&key);
         assert!(
@@ -379,11 +392,13 @@ mod kad {
     fn far_future_expiry_never_expires() -> TestResult {
         let key = RecordKey::new(&b"forever");
         let far = Some((u64::MAX, 999_999_999));
-        let (store, local) = store_with_raw(RECORDS_TABLE, key.as_ref(), &raw_record(b"v", far))?;
+        let (store, local) =
+            store_with_raw(RECORDS_TABLE, key.as_ref(), &raw_record(&key, b"v", far))?;
         let record = store
             .try_get(&key)?
             .ok_or("a never-expiring record was hidden")?;
-        assert_eq!((record.value.as_slice(), record.expires), (&b"v"[..], None));
+        let value = SignedRecord::open(&record)?.value().map(<[u8]>::to_vec);
+        assert_eq!((value, record.expires), (Some(b"v".to_vec()), None));
         assert_eq!(store.sweep_expired()?.records, 0);
 
         let txn = store.backend().begin_write()?;
@@ -395,7 +410,7 @@ mod kad {
 
         // An ordinary expiry still round-trips.
         let soon = Instant::now() + Duration::from_secs(60);
-        let mut r = Record::new(RecordKey::new(&b"soon"), b"v".to_vec());
+        let mut r = signed(&RecordKey::new(&b"soon"), b"v");
         r.expires = Some(soon);
         store.try_put(&r)?;
         assert!(store.try_get(&r.key)?.and_then(|r| r.expires).is_some());
@@ -426,7 +441,7 @@ mod kad {
         /// Arbitrary bytes and mutated valid records in every kad table.
         #[test]
         fn kad_tables_never_panic(
-            record in mutated((any::<Vec<u8>>(), expiry()).prop_map(|(v, e)| raw_record(&v, e))),
+            record in mutated((any::<Vec<u8>>(), expiry()).prop_map(|(v, e)| raw_record(&RecordKey::new(&b"k"), &v, e))),
             providers in mutated(expiry().prop_map(|e| raw_providers(PeerId::random(), e))),
             provided in mutated(expiry().prop_map(|e| raw_provided(PeerId::random(), e))),
         ) {
@@ -442,7 +457,7 @@ mod kad {
         #[test]
         fn any_valid_expiry_reads_cleanly(secs in any::<u64>(), nanos in 0u32..1_000_000_000) {
             let key = RecordKey::new(&b"k");
-            let (store, _) = store_with_raw(RECORDS_TABLE, key.as_ref(), &raw_record(b"v", Some((secs, nanos))))
+            let (store, _) = store_with_raw(RECORDS_TABLE, key.as_ref(), &raw_record(&key, b"v", Some((secs, nanos))))
                 .map_err(|e| TestCaseError::fail(e.to_string()))?;
             let got = store.try_get(&key).map_err(|e| TestCaseError::fail(e.to_string()))?;
             let swept = store.sweep_expired().map_err(|e| TestCaseError::fail(e.to_string()))?;

@@ -1,15 +1,20 @@
 //! The rules of the persistent Kademlia record store, on every backend.
 #![cfg(feature = "libp2p")]
 
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use libp2p::identity::Keypair;
 use libp2p::kad::store::{Error as StoreError, RecordStore};
 use libp2p::kad::{ProviderRecord, Record, RecordKey};
 use libp2p::{Multiaddr, PeerId};
 use netabase_store::NetabaseError;
 use netabase_store::backend::memory::MemoryBackend;
 use netabase_store::backend::{Backend, Capabilities, WriteTxn};
-use netabase_store::kad::{BatchPut, KadStore, KadStoreConfig, KadStoreError, RECORDS_TABLE};
+use netabase_store::kad::{
+    BatchPut, KadStore, KadStoreConfig, KadStoreError, RECORDS_TABLE, RecordSigner, SignedRecord,
+    SignedRecordError,
+};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -17,8 +22,26 @@ fn key(name: &str) -> RecordKey {
     RecordKey::new(&name.as_bytes())
 }
 
+/// The author of the records of these tests.
+fn signer() -> &'static RecordSigner {
+    static SIGNER: OnceLock<RecordSigner> = OnceLock::new();
+    SIGNER.get_or_init(|| {
+        RecordSigner::new(&Keypair::generate_ed25519())
+            .unwrap_or_else(|e| panic!("an ed25519 key signs: {e}"))
+    })
+}
+
+/// A record signed by [`signer`], with a stamp newer than every earlier one.
 fn record(name: &str, value: &[u8]) -> Record {
-    Record::new(key(name), value.to_vec())
+    let signer = signer();
+    signer
+        .seal(key(name), Some(value.to_vec()), signer.next_stamp(None))
+        .to_record()
+}
+
+/// The model bytes of a stored record.
+fn value_of(record: &Record) -> Option<Vec<u8>> {
+    SignedRecord::open(record).ok()?.value().map(<[u8]>::to_vec)
 }
 
 fn past() -> Option<Instant> {
@@ -31,6 +54,7 @@ fn small_config() -> KadStoreConfig {
         max_value_bytes: 16,
         max_providers_per_key: 2,
         max_provided_keys: 2,
+        ..KadStoreConfig::default()
     }
 }
 
@@ -55,40 +79,43 @@ macro_rules! record_store_rules {
                     ..small_config()
                 };
                 let mut store = open(local, config)?;
-                let mut mine = record("mine", b"local");
-                mine.publisher = Some(local);
-                store.put(mine.clone())?;
-                let mut theirs = record("mine", b"remote");
-                theirs.publisher = Some(PeerId::random());
+                store.put(record("mine", b"local"))?;
+                let older = record("old", b"1");
+                store.put(record("old", b"2"))?;
+                let unsigned = Record::new(key("raw"), b"x".to_vec());
                 let batch = [
                     record("a", b"1"),
                     record("big", &[0; 17]),
-                    theirs,
+                    record("mine", b"remote"),
+                    older,
+                    unsigned,
                     record("b", b"2"),
                 ];
-                let keep_mine = |_: &Record, old: Option<&Record>| {
-                    old.is_none_or(|o| o.publisher != Some(local))
+                let keep_local = |_: &Record, old: Option<&Record>| {
+                    old.is_none_or(|o| value_of(o).as_deref() != Some(b"local".as_slice()))
                 };
-                let outcomes = store.try_put_batch(&batch, keep_mine)?;
-                assert!(matches!(
-                    outcomes.as_slice(),
-                    [
-                        BatchPut::Stored,
-                        BatchPut::Limit(StoreError::ValueTooLarge),
-                        BatchPut::Declined,
-                        BatchPut::Stored
-                    ]
-                ));
-                assert_eq!(
-                    store.get(&key("mine")).map(|r| r.value.clone()),
-                    Some(b"local".to_vec())
+                let outcomes = store.try_put_batch(&batch, keep_local)?;
+                assert!(
+                    matches!(
+                        outcomes.as_slice(),
+                        [
+                            BatchPut::Stored,
+                            BatchPut::Limit(StoreError::ValueTooLarge),
+                            BatchPut::Declined,
+                            BatchPut::Refused(SignedRecordError::Superseded { .. }),
+                            BatchPut::Refused(_),
+                            BatchPut::Stored
+                        ]
+                    ),
+                    "{outcomes:?}"
                 );
-                assert_eq!(
-                    store.get(&key("b")).map(|r| r.value.clone()),
-                    Some(b"2".to_vec())
-                );
+                let value = |name: &str| store.get(&key(name)).and_then(|r| value_of(&r));
+                assert_eq!(value("mine"), Some(b"local".to_vec()));
+                assert_eq!(value("old"), Some(b"2".to_vec()));
+                assert_eq!(value("b"), Some(b"2".to_vec()));
                 assert!(store.get(&key("big")).is_none());
-                assert_eq!(store.record_count()?, 3);
+                assert!(store.get(&key("raw")).is_none());
+                assert_eq!(store.record_count()?, 4);
 
                 // A key twice in a batch: the later record wins.
                 let twice = [record("x", b"1"), record("x", b"2")];
@@ -98,7 +125,7 @@ macro_rules! record_store_rules {
                     [BatchPut::Stored, BatchPut::Stored]
                 ));
                 assert_eq!(
-                    store.get(&key("x")).map(|r| r.value.clone()),
+                    store.get(&key("x")).and_then(|r| value_of(&r)),
                     Some(b"2".to_vec())
                 );
                 Ok(())
@@ -140,19 +167,114 @@ macro_rules! record_store_rules {
             }
 
             #[test]
-            fn publisher_is_kept_exactly() -> TestResult {
+            fn the_publisher_is_the_author_whatever_the_sender_claims() -> TestResult {
                 let mut store = open(PeerId::random(), KadStoreConfig::default())?;
-                let publisher = PeerId::random();
                 let mut with = record("with", b"v");
-                with.publisher = Some(publisher);
-                let without = record("without", b"v");
+                with.publisher = Some(PeerId::random());
+                let mut without = record("without", b"v");
+                without.publisher = None;
                 store.put(with.clone())?;
                 store.put(without.clone())?;
-                assert_eq!(
-                    store.get(&with.key).and_then(|r| r.publisher),
-                    Some(publisher)
-                );
-                assert_eq!(store.get(&without.key).map(|r| r.publisher), Some(None));
+                let author = Some(signer().peer_id());
+                assert_eq!(store.get(&with.key).and_then(|r| r.publisher), author);
+                assert_eq!(store.get(&without.key).and_then(|r| r.publisher), author);
+                Ok(())
+            }
+
+            #[test]
+            fn unsigned_and_altered_records_are_refused() -> TestResult {
+                let store = open(PeerId::random(), KadStoreConfig::default())?;
+                let plain = Record::new(key("a"), b"v".to_vec());
+                assert!(matches!(
+                    store.try_put(&plain),
+                    Err(KadStoreError::Refused(SignedRecordError::Unsigned { .. }))
+                ));
+                let mut altered = record("a", b"v");
+                if let Some(last) = altered.value.last_mut() {
+                    *last ^= 1;
+                }
+                assert!(matches!(
+                    store.try_put(&altered),
+                    Err(KadStoreError::Refused(SignedRecordError::TamperedValue))
+                ));
+                assert_eq!(store.record_count()?, 0);
+                // Refusals are not backend failures.
+                let mut store = store;
+                assert!(store.put(plain).is_err());
+                assert_eq!(store.backend_errors(), 0);
+                Ok(())
+            }
+
+            #[test]
+            fn a_stamp_too_far_in_the_future_is_refused() -> TestResult {
+                let store = open(PeerId::random(), KadStoreConfig::default())?;
+                let signer = signer();
+                let mut stamp = signer.next_stamp(None);
+                stamp.hlc.millis = u64::MAX;
+                let future = signer.seal(key("k"), Some(b"v".to_vec()), stamp);
+                assert!(matches!(
+                    store.try_put(&future.to_record()),
+                    Err(KadStoreError::Refused(
+                        SignedRecordError::FutureStamp { .. }
+                    ))
+                ));
+                assert!(store.try_get(&key("k"))?.is_none());
+                Ok(())
+            }
+
+            #[test]
+            fn the_greatest_stamp_wins_whatever_the_arrival_order() -> TestResult {
+                let store = open(PeerId::random(), KadStoreConfig::default())?;
+                let older = record("k", b"older");
+                let newer = record("k", b"newer");
+                store.try_put(&newer)?;
+                assert!(matches!(
+                    store.try_put(&older),
+                    Err(KadStoreError::Refused(SignedRecordError::Superseded { .. }))
+                ));
+                // The same version again is accepted (replication refreshes it).
+                store.try_put(&newer)?;
+                let held = store.try_get(&key("k"))?.ok_or("record lost")?;
+                assert_eq!(value_of(&held), Some(b"newer".to_vec()));
+                let stamp = SignedRecord::open(&newer)?.stamp();
+                assert_eq!(store.held_stamp(&key("k"))?, Some(stamp));
+                Ok(())
+            }
+
+            #[test]
+            fn a_tombstone_wins_over_older_copies_until_it_expires() -> TestResult {
+                let ttl = Duration::from_secs(3600);
+                let config = KadStoreConfig {
+                    tombstone_ttl: ttl,
+                    ..KadStoreConfig::default()
+                };
+                let store = open(PeerId::random(), config)?;
+                let older = record("k", b"v");
+                let signer = signer();
+                let tombstone = signer.seal(key("k"), None, signer.next_stamp(None));
+                store.try_put(&older)?;
+                store.try_put(&tombstone.to_record())?;
+                assert!(matches!(
+                    store.try_put(&older),
+                    Err(KadStoreError::Refused(SignedRecordError::Superseded { .. }))
+                ));
+                // The tombstone is served (so it replicates) and expires with its TTL.
+                let held = store.try_get(&key("k"))?.ok_or("tombstone lost")?;
+                assert!(SignedRecord::open(&held)?.is_tombstone());
+                assert!(held.expires.is_some_and(|e| e <= Instant::now() + ttl));
+
+                // A tombstone older than the TTL is refused, and does not block a put.
+                let born = tombstone.stamp().hlc.millis.saturating_sub(7_200_000);
+                let mut stamp = tombstone.stamp();
+                stamp.hlc.millis = born;
+                let stale = signer.seal(key("j"), None, stamp);
+                assert!(matches!(
+                    store.try_put(&stale.to_record()),
+                    Err(KadStoreError::Refused(
+                        SignedRecordError::ExpiredTombstone { .. }
+                    ))
+                ));
+                assert!(store.try_get(&key("j"))?.is_none());
                 Ok(())
             }
 
@@ -221,7 +343,7 @@ macro_rules! record_store_rules {
                 // Replacing an existing key is not a new record.
                 store.put(record("a", b"w"))?;
                 assert_eq!(
-                    store.get(&key("a")).map(|r| r.value.clone()),
+                    store.get(&key("a")).and_then(|r| value_of(&r)),
                     Some(b"w".to_vec())
                 );
                 assert!(store.get(&key("d")).is_none());
@@ -366,15 +488,35 @@ record_store_rules!(redb, netabase_store::backend::redb::RedbBackend::temp());
 record_store_rules!(sled, netabase_store::backend::sled::SledBackend::temp());
 
 #[test]
+fn a_shorter_tombstone_ttl_applies_to_tombstones_already_stored() -> TestResult {
+    let backend = MemoryBackend::new();
+    let store = KadStore::new(backend.clone(), PeerId::random(), KadStoreConfig::default());
+    let signer = signer();
+    let tombstone = signer.seal(key("k"), None, signer.next_stamp(None));
+    store.try_put(&tombstone.to_record())?;
+    store.try_put(&record("r", b"v"))?;
+    assert!(store.try_get(&key("k"))?.is_some());
+    let config = KadStoreConfig {
+        tombstone_ttl: Duration::ZERO,
+        ..KadStoreConfig::default()
+    };
+    let shorter = KadStore::new(backend, PeerId::random(), config);
+    assert!(shorter.try_get(&key("k"))?.is_none());
+    assert_eq!(shorter.held_stamp(&key("k"))?, None);
+    assert_eq!(shorter.sweep_expired()?.records, 1);
+    // Records are not tombstones: they stay.
+    assert!(shorter.try_get(&key("r"))?.is_some());
+    Ok(())
+}
+
+#[test]
 fn records_providers_and_expiry_survive_a_reopen() -> TestResult {
     use netabase_store::backend::redb::RedbBackend;
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("kad.redb");
     let local = PeerId::random();
-    let publisher = PeerId::random();
     let expires = Instant::now() + Duration::from_secs(600);
     let mut r = record("a", b"persisted");
-    r.publisher = Some(publisher);
     r.expires = Some(expires);
     {
         let mut store = KadStore::new(

@@ -179,8 +179,9 @@ pub fn kad_client()
         .build())
 }
 
-/// Sends `records` from `client` to `target` (dialled at `address`), each with the
-/// client as publisher, and returns whether each was acknowledged, in order.
+/// Sends `records` (unsigned: key and model bytes) from `client` to `target` (dialled
+/// at `address`), each signed by an author of its own, and returns whether each was
+/// acknowledged, in order.
 pub async fn send_records(
     client: &mut libp2p::Swarm<libp2p::kad::Behaviour<libp2p::kad::store::MemoryStore>>,
     target: libp2p::PeerId,
@@ -191,11 +192,12 @@ pub async fn send_records(
     use libp2p::kad::{self, QueryResult, Quorum};
     use libp2p::swarm::SwarmEvent;
 
-    let me = *client.local_peer_id();
+    let author =
+        netabase_store::kad::RecordSigner::new(&libp2p::identity::Keypair::generate_ed25519())?;
     client.behaviour_mut().add_address(&target, address);
     let mut queries = std::collections::HashMap::new();
-    for (i, mut record) in records.into_iter().enumerate() {
-        record.publisher = Some(me);
+    for (i, record) in records.into_iter().enumerate() {
+        let record = raw_peer::signed(&author, record);
         let query =
             client
                 .behaviour_mut()
@@ -220,5 +222,150 @@ pub async fn send_records(
     match waited {
         Ok(()) => Ok(acked),
         Err(_) => Err("timed out waiting for the answers to the client's puts".into()),
+    }
+}
+
+/// A raw libp2p Kademlia peer that speaks netabase's protocol but runs none of its
+/// checks: it sends whatever records a test gives it.
+pub mod raw_peer {
+    use futures::StreamExt;
+    use libp2p::identity::Keypair;
+    use libp2p::kad::{
+        self, GetRecordOk, QueryResult, Quorum, Record, RecordKey, store::MemoryStore,
+    };
+    use libp2p::swarm::SwarmEvent;
+    use libp2p::{Multiaddr, PeerId, Swarm, SwarmBuilder, noise, tcp, yamux};
+    use netabase_store::kad::{Envelope, RecordSigner, SignedRecord, author_of};
+    use tokio::task::JoinHandle;
+
+    use super::TestResult;
+
+    /// A Kademlia swarm with the identity `keypair`.
+    pub fn swarm(keypair: Keypair) -> TestResult<Swarm<kad::Behaviour<MemoryStore>>> {
+        Ok(SwarmBuilder::with_existing_identity(keypair)
+            .with_tokio()
+            .with_tcp(
+                tcp::Config::default(),
+                noise::Config::new,
+                yamux::Config::default,
+            )?
+            .with_behaviour(|key| {
+                let mut config = kad::Config::new(netabase::KAD_PROTOCOL);
+                config.set_max_packet_size(1 << 20);
+                let id = key.public().to_peer_id();
+                kad::Behaviour::with_config(id, MemoryStore::new(id), config)
+            })?
+            .build())
+    }
+
+    /// Sends every record to every target: at once to those already connected, else
+    /// once a dialled connection is up. The task runs until aborted.
+    pub fn send_to_each(
+        mut swarm: Swarm<kad::Behaviour<MemoryStore>>,
+        targets: Vec<(PeerId, Multiaddr)>,
+        records: Vec<Record>,
+    ) -> TestResult<JoinHandle<()>> {
+        let mut served = std::collections::HashSet::new();
+        for (peer, address) in &targets {
+            swarm.behaviour_mut().add_address(peer, address.clone());
+            if swarm.is_connected(peer) {
+                served.insert(*peer);
+                for record in &records {
+                    let to = std::iter::once(*peer);
+                    swarm
+                        .behaviour_mut()
+                        .put_record_to(record.clone(), to, Quorum::One);
+                }
+            } else {
+                swarm.dial(address.clone())?;
+            }
+        }
+        Ok(tokio::spawn(async move {
+            loop {
+                if let SwarmEvent::ConnectionEstablished { peer_id, .. } =
+                    swarm.select_next_some().await
+                    && targets.iter().any(|(p, _)| *p == peer_id)
+                    && served.insert(peer_id)
+                {
+                    for record in &records {
+                        swarm.behaviour_mut().put_record_to(
+                            record.clone(),
+                            std::iter::once(peer_id),
+                            Quorum::One,
+                        );
+                    }
+                }
+            }
+        }))
+    }
+
+    /// Fetches the record at `key` from the nodes at `targets`, as stored there
+    /// (envelope and all).
+    pub async fn fetch(
+        swarm: &mut Swarm<kad::Behaviour<MemoryStore>>,
+        targets: &[(PeerId, Multiaddr)],
+        key: RecordKey,
+    ) -> TestResult<Record> {
+        for (peer, address) in targets {
+            swarm.behaviour_mut().add_address(peer, address.clone());
+        }
+        let query = swarm.behaviour_mut().get_record(key);
+        let found = tokio::time::timeout(super::WAIT, async {
+            loop {
+                if let SwarmEvent::Behaviour(kad::Event::OutboundQueryProgressed {
+                    id,
+                    result: QueryResult::GetRecord(result),
+                    ..
+                }) = swarm.select_next_some().await
+                    && id == query
+                {
+                    return match result {
+                        Ok(GetRecordOk::FoundRecord(found)) => Ok(found.record),
+                        other => Err(format!("no record found: {other:?}")),
+                    };
+                }
+            }
+        })
+        .await;
+        Ok(found.map_err(|_| "timed out fetching a record")??)
+    }
+
+    /// `record` (signed) with its value changed after signing.
+    pub fn tampered(record: &Record) -> TestResult<Record> {
+        let mut envelope = Envelope::decode(&record.value)?;
+        envelope.value.push(0);
+        Ok(Record::new(record.key.clone(), envelope.encode()))
+    }
+
+    /// `record` (signed) with a damaged signature.
+    pub fn badly_signed(record: &Record) -> TestResult<Record> {
+        let mut envelope = Envelope::decode(&record.value)?;
+        if let Some(byte) = envelope.signature.first_mut() {
+            *byte ^= 0x55;
+        }
+        Ok(Record::new(record.key.clone(), envelope.encode()))
+    }
+
+    /// `record` (signed) re-authored as `victim` and signed by `thief`: a stolen
+    /// author claim.
+    pub fn stolen(record: &Record, victim: &PeerId, thief: &Keypair) -> TestResult<Record> {
+        let mut envelope = Envelope::decode(&record.value)?;
+        envelope.stamp.writer = author_of(victim).ok_or("the victim has no ed25519 id")?;
+        envelope.signature = thief.sign(&envelope.signing_bytes(&record.key))?;
+        let mut forged = Record::new(record.key.clone(), envelope.encode());
+        forged.publisher = Some(thief.public().to_peer_id());
+        Ok(forged)
+    }
+
+    /// `value` under `key`, signed by `signer` now.
+    pub fn signed(signer: &RecordSigner, record: Record) -> Record {
+        signer
+            .seal(record.key, Some(record.value), signer.next_stamp(None))
+            .to_record()
+    }
+
+    /// The model bytes of a signed record.
+    pub fn value_of(record: &Record) -> Option<Vec<u8>> {
+        SignedRecord::open(record).ok()?.value().map(<[u8]>::to_vec)
     }
 }

@@ -66,6 +66,14 @@ impl WallTime {
         }
     }
 
+    /// The wall-clock time `millis` milliseconds after the Unix epoch.
+    pub(super) fn from_millis(millis: u64) -> Self {
+        WallTime {
+            secs: millis / 1000,
+            nanos: u32::try_from(millis % 1000).unwrap_or(0) * 1_000_000,
+        }
+    }
+
     /// The system time of this wall-clock time, or `None` when it lies beyond what the
     /// platform's `SystemTime` can represent. Checked throughout: `Duration::new` would
     /// panic on `u64::MAX` seconds plus a carried second.

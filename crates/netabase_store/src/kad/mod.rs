@@ -7,7 +7,7 @@
 //!
 //! | table | key | value |
 //! |---|---|---|
-//! | [`RECORDS_TABLE`] | record key | format byte ++ postcard(value, publisher, wall-clock expiry) |
+//! | [`RECORDS_TABLE`] | record key | format byte ++ postcard(signed envelope, publisher, wall-clock expiry) |
 //! | [`PROVIDERS_TABLE`] | record key | format byte ++ postcard(providers, oldest first) |
 //! | [`PROVIDED_TABLE`] | record key | format byte ++ postcard(the local provider record) |
 //!
@@ -16,14 +16,20 @@
 //! back. [`KadStore::sweep_expired`] deletes expired records and provider records; the
 //! node calls it periodically.
 //!
+//! Every record is signed by its author and versioned ([`signed`]): the store verifies
+//! each record before storing it and keeps per key the version with the greatest stamp;
+//! removals are signed tombstones.
+//!
 //! The typed side is [`DefinitionRecordExt`]: every definition can turn a model into a
 //! [`Record`](libp2p::kad::Record) and back, and [`record_key`] computes the record key of a
 //! model from its primary key alone, so any peer can look a model up by key.
 
 mod encoding;
+pub mod signed;
 mod store;
 mod typed;
 
+pub use signed::{Envelope, RecordSigner, SignedRecord, SignedRecordError, author_of, wall_millis};
 pub use store::{BatchPut, KadStore, KadStoreConfig, KadStoreError, SweepStats};
 pub use typed::{
     DefinitionRecordExt, RecordError, RecordKeyParts, parse_record_key, record_key, record_key_of,

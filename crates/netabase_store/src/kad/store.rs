@@ -3,6 +3,7 @@
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use libp2p::PeerId;
 use libp2p::kad::store::{self, RecordStore};
@@ -10,10 +11,12 @@ use libp2p::kad::{ProviderRecord, Record, RecordKey};
 use thiserror::Error;
 
 use super::encoding::{StoredProvider, StoredRecord, WallTime, decode, encode};
+use super::signed::{Envelope, RecordSigner, SignedRecord, SignedRecordError, wall_millis};
 use super::{PROVIDED_TABLE, PROVIDERS_TABLE, RECORDS_TABLE};
 use crate::backend::{Backend, Direction, RawRange, ReadTxn, WriteTxn, collect_range};
 use crate::error::NetabaseError;
 use crate::schema::NetabaseDefinitionTrait;
+use crate::sync::VersionStamp;
 use crate::typed::txn::{ReadWrite, TxnGuard};
 
 /// Limits of a [`KadStore`]; the defaults are those of libp2p's `MemoryStore`.
@@ -22,7 +25,8 @@ pub struct KadStoreConfig {
     /// The maximum number of value records (expired records count until they are swept;
     /// a put that hits the limit sweeps them first).
     pub max_records: usize,
-    /// The maximum size of a record's value, in bytes (inclusive).
+    /// The maximum size of a record's value (the encoded model inside its signed
+    /// envelope), in bytes (inclusive).
     pub max_value_bytes: usize,
     /// The maximum number of providers kept per key; once reached, new providers of the
     /// key are ignored and the oldest are kept, which resists provider flooding.
@@ -30,6 +34,15 @@ pub struct KadStoreConfig {
     /// The maximum number of distinct keys with provider records (local or remote), as
     /// in libp2p's `MemoryStore`.
     pub max_provided_keys: usize,
+    /// How long a tombstone (a signed removal) is kept after its stamp. Until then it
+    /// wins over every older copy of the key; after it, it is swept, and an older copy
+    /// that is still around may be accepted again. Keep it longer than the record TTL
+    /// and the publication interval of the network.
+    pub tombstone_ttl: Duration,
+    /// How far ahead of this node's wall clock a record's stamp may be. A record
+    /// stamped further in the future is refused: it would win its key for as long as
+    /// its writer's clock runs ahead.
+    pub max_clock_skew: Duration,
 }
 
 impl Default for KadStoreConfig {
@@ -39,6 +52,8 @@ impl Default for KadStoreConfig {
             max_value_bytes: 65 * 1024,
             max_providers_per_key: libp2p::kad::K_VALUE.get(),
             max_provided_keys: 1024,
+            tombstone_ttl: Duration::from_secs(7 * 24 * 60 * 60),
+            max_clock_skew: Duration::from_secs(10 * 60),
         }
     }
 }
@@ -53,6 +68,10 @@ pub enum KadStoreError {
     /// The backend failed, or stored bytes did not decode.
     #[error("kad record store: {0}")]
     Storage(#[from] NetabaseError),
+    /// The record is not validly signed, or loses to the version held (see
+    /// [`super::signed`]); nothing was written.
+    #[error("kad record refused: {0}")]
+    Refused(#[from] SignedRecordError),
 }
 
 /// What became of one record of [`KadStore::try_put_batch`].
@@ -65,6 +84,9 @@ pub enum BatchPut {
     Declined,
     /// A limit of [`KadStoreConfig`] was reached; nothing written.
     Limit(store::Error),
+    /// Not validly signed, stamped too far ahead, an expired tombstone, or older than
+    /// the version held (see [`super::signed`]); nothing written.
+    Refused(SignedRecordError),
 }
 
 /// What [`KadStore::sweep_expired`] deleted.
@@ -83,6 +105,12 @@ pub struct SweepStats {
 /// (as wall-clock time) survive a restart. Expired records and provider records are never
 /// returned; [`KadStore::sweep_expired`] deletes them.
 ///
+/// Every record is signed (see [`super::signed`]): a put verifies the record and keeps,
+/// per key, only the version the winner rule picks (the greatest stamp); reads return
+/// only records whose envelope decodes (the signature was checked on the way in, and
+/// the receiver checks it again). Tombstones are stored and served like records (so removals
+/// replicate) and expire [`KadStoreConfig::tombstone_ttl`] after their stamp.
+///
 /// The `try_*` methods report every failure. The [`RecordStore`] methods cannot report
 /// a backend failure (the trait has no such error), so there a failure is counted (see
 /// [`KadStore::backend_errors`]), reads return nothing, and writes return the
@@ -95,16 +123,23 @@ pub struct SweepStats {
 ///
 /// # Examples
 /// ```
+/// use libp2p::identity::Keypair;
 /// use libp2p::kad::store::RecordStore;
 /// use libp2p::kad::{Record, RecordKey};
 /// use netabase_store::backend::memory::MemoryBackend;
-/// use netabase_store::kad::{KadStore, KadStoreConfig};
+/// use netabase_store::kad::{KadStore, KadStoreConfig, RecordSigner, SignedRecord};
 ///
-/// let mut store = KadStore::new(MemoryBackend::new(), libp2p::PeerId::random(), KadStoreConfig::default());
+/// let signer = RecordSigner::new(&Keypair::generate_ed25519())?;
+/// let mut store = KadStore::new(MemoryBackend::new(), signer.peer_id(), KadStoreConfig::default());
 /// let key = RecordKey::new(&b"greeting");
-/// store.put(Record::new(key.clone(), b"hello".to_vec()))?;
-/// assert_eq!(store.get(&key).map(|r| r.value.clone()), Some(b"hello".to_vec()));
-/// # Ok::<(), libp2p::kad::store::Error>(())
+/// let signed = signer.seal(key.clone(), Some(b"hello".to_vec()), signer.next_stamp(None));
+/// store.put(signed.to_record())?;
+/// let held = store.get(&key).map(|r| SignedRecord::open(&r)).transpose()?;
+/// assert_eq!(held.and_then(|r| r.value().map(<[u8]>::to_vec)), Some(b"hello".to_vec()));
+///
+/// // Unsigned records are refused.
+/// assert!(store.put(Record::new(key, b"forged".to_vec())).is_err());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct KadStore<B> {
     backend: B,
@@ -213,37 +248,74 @@ impl<B: Backend> KadStore<B> {
         let Some(bytes) = txn.get(RECORDS_TABLE, key.as_ref())? else {
             return Ok(None);
         };
-        let stored: StoredRecord =
-            decode(&bytes).map_err(|r| NetabaseError::decode(RECORDS_TABLE, key.as_ref(), r))?;
-        if stored.is_expired(WallTime::now()) {
-            return Ok(None);
-        }
-        let record = stored
-            .into_record(key.clone())
-            .map_err(|r| NetabaseError::decode(RECORDS_TABLE, key.as_ref(), r))?;
-        Ok(Some(record))
+        Ok(self.live_record(key.clone(), &bytes, WallTime::now())?)
     }
 
-    /// Stores `record`, replacing the record with the same key.
+    /// A stored record, decoded: `None` when it is expired (a tombstone older than the
+    /// TTL included). Its envelope must decode, but its signature is not checked again:
+    /// only verified records are ever written, and whoever receives the record (a peer,
+    /// or the node before handing a model to the application) verifies it.
+    fn live_record(
+        &self,
+        key: RecordKey,
+        bytes: &[u8],
+        now: WallTime,
+    ) -> Result<Option<Record>, NetabaseError> {
+        let bad = |r: String| NetabaseError::decode(RECORDS_TABLE, key.as_ref(), r);
+        let stored: StoredRecord = decode(bytes).map_err(bad)?;
+        if stored.is_expired(now) {
+            return Ok(None);
+        }
+        let envelope = Envelope::decode(&stored.value).map_err(|e| bad(e.to_string()))?;
+        if envelope.tombstone_expired(self.config.tombstone_ttl, wall_millis()) {
+            return Ok(None);
+        }
+        Ok(Some(stored.into_record(key.clone()).map_err(bad)?))
+    }
+
+    /// Verifies `record` and stores it if it wins over the version held for its key
+    /// (see [`super::signed`]); the same version again refreshes its expiry.
     ///
     /// # Errors
-    /// [`KadStoreError::Limit`] with [`store::Error::ValueTooLarge`] if the value is
-    /// larger than [`KadStoreConfig::max_value_bytes`], or [`store::Error::MaxRecords`]
-    /// if the key is new and the store is full even after sweeping expired records;
+    /// [`KadStoreError::Refused`] if the record is not validly signed
+    /// ([`SignedRecord::open`]), is stamped further in the future than
+    /// [`KadStoreConfig::max_clock_skew`], is an expired tombstone, or loses to the version held
+    /// ([`SignedRecordError::Superseded`]); [`KadStoreError::Limit`] with
+    /// [`store::Error::ValueTooLarge`] if the value is larger than
+    /// [`KadStoreConfig::max_value_bytes`], or [`store::Error::MaxRecords`] if the key
+    /// is new and the store is full even after sweeping expired records;
     /// [`KadStoreError::Storage`] on backend failure. Nothing is written on error.
     pub fn try_put(&self, record: &Record) -> Result<(), KadStoreError> {
-        let bytes = self.encode_checked(record)?;
+        let signed = SignedRecord::open(record)?;
+        self.try_put_signed(&signed, record.expires)
+    }
+
+    /// [`KadStore::try_put`] of a record already verified (by [`SignedRecord::open`]),
+    /// expiring at `expires` (a tombstone expires at the latest
+    /// [`KadStoreConfig::tombstone_ttl`] after its stamp).
+    ///
+    /// # Errors
+    /// As [`KadStore::try_put`].
+    pub fn try_put_signed(
+        &self,
+        signed: &SignedRecord,
+        expires: Option<Instant>,
+    ) -> Result<(), KadStoreError> {
+        let bytes = self.encode_checked(signed, expires)?;
         let txn = self.backend.begin_write()?;
-        put_encoded(&txn, record.key.as_ref(), &bytes, self.config.max_records)??;
+        self.put_if_winner(&txn, signed, &bytes)??;
         txn.commit()?;
         Ok(())
     }
 
     /// Stores `records` in one write transaction (one durable commit for all of them):
-    /// the group commit of a node's inbound records. Each record is first shown to
-    /// `accept` with the unexpired record it would replace, if any; a record `accept`
-    /// declines, or that hits a limit, is skipped and the others are still written. A
-    /// record later in `records` replaces an earlier one with the same key.
+    /// the group commit of a node's inbound records. Each record is verified
+    /// ([`SignedRecord::open`]) and checked as [`KadStore::try_put`] checks it, and must
+    /// win over the version held for its key; it is then shown to `accept` with the
+    /// unexpired record it would replace, if any. A record that is refused, that
+    /// `accept` declines, or that hits a limit is skipped and the others are still
+    /// written. A record later in `records` replaces an earlier one with the same key if
+    /// it wins over it.
     ///
     /// Returns one [`BatchPut`] per record, in order, once the transaction is committed.
     ///
@@ -257,12 +329,21 @@ impl<B: Backend> KadStore<B> {
     ) -> Result<Vec<BatchPut>, KadStoreError> {
         let now = WallTime::now();
         let mut outcomes = vec![BatchPut::Stored; records.len()];
-        // Encode first: a value over the limit is refused before anything is written.
+        // Verify and encode first: a record refused on its own is refused before
+        // anything is written.
         let mut encoded = Vec::with_capacity(records.len());
         for (i, record) in records.iter().enumerate() {
-            match self.encode_checked(record) {
-                Ok(bytes) => encoded.push((i, bytes)),
+            let signed = match SignedRecord::open(record) {
+                Ok(signed) => signed,
+                Err(refused) => {
+                    outcomes[i] = BatchPut::Refused(refused);
+                    continue;
+                }
+            };
+            match self.encode_checked(&signed, record.expires) {
+                Ok(bytes) => encoded.push((i, signed, bytes)),
                 Err(KadStoreError::Limit(limit)) => outcomes[i] = BatchPut::Limit(limit),
+                Err(KadStoreError::Refused(refused)) => outcomes[i] = BatchPut::Refused(refused),
                 Err(e) => return Err(e),
             }
         }
@@ -273,28 +354,38 @@ impl<B: Backend> KadStore<B> {
             let mut keys = std::collections::HashSet::with_capacity(encoded.len());
             encoded
                 .iter()
-                .all(|(i, _)| keys.insert(records[*i].key.as_ref()))
+                .all(|(i, _, _)| keys.insert(records[*i].key.as_ref()))
         };
         let fits = stored.saturating_add(encoded.len() as u64) <= room;
+        let ttl = self.config.tombstone_ttl;
         if fits && distinct {
             // The common case: write every record in one pass (one table open, one
-            // B-tree operation each) and put back the few that `accept` declines once
-            // the value they replaced is known.
+            // B-tree operation each) and put back the few that lose to the version held
+            // or that `accept` declines, once the value they replaced is known.
             let entries: Vec<(&[u8], &[u8])> = encoded
                 .iter()
-                .map(|(i, bytes)| (records[*i].key.as_ref(), bytes.as_slice()))
+                .map(|(i, _, bytes)| (records[*i].key.as_ref(), bytes.as_slice()))
                 .collect();
-            let mut undo: Vec<(usize, Option<Vec<u8>>)> = Vec::new();
+            let mut undo: Vec<(usize, Option<Vec<u8>>, BatchPut)> = Vec::new();
             txn.put_each(RECORDS_TABLE, &entries, &mut |position, old| {
-                let index = encoded[position].0;
-                let record = &records[index];
-                let existing = old.and_then(|bytes| live_record(record.key.clone(), bytes, now));
-                if !accept(record, existing.as_ref()) {
-                    undo.push((index, old.map(<[u8]>::to_vec)));
+                let (index, signed, _) = &encoded[position];
+                let record = &records[*index];
+                let verdict = match old.and_then(|bytes| held_envelope(bytes, ttl)) {
+                    Some(held) if loses_to(signed, &held) => {
+                        Some(BatchPut::Refused(superseded(&held, signed)))
+                    }
+                    _ => {
+                        let existing =
+                            old.and_then(|bytes| unexpired_record(record.key.clone(), bytes, now));
+                        (!accept(record, existing.as_ref())).then_some(BatchPut::Declined)
+                    }
+                };
+                if let Some(verdict) = verdict {
+                    undo.push((*index, old.map(<[u8]>::to_vec), verdict));
                 }
                 Ok(())
             })?;
-            for (index, old) in undo {
+            for (index, old, verdict) in undo {
                 let key = records[index].key.as_ref();
                 match old {
                     Some(bytes) => txn.put(RECORDS_TABLE, key, &bytes)?,
@@ -302,21 +393,27 @@ impl<B: Backend> KadStore<B> {
                         txn.delete(RECORDS_TABLE, key)?;
                     }
                 }
-                outcomes[index] = BatchPut::Declined;
+                outcomes[index] = verdict;
             }
         } else {
             // Near the record limit, or a key twice in the batch: one record at a time.
-            for (index, bytes) in &encoded {
+            for (index, signed, bytes) in &encoded {
                 let record = &records[*index];
                 let key = record.key.as_ref();
+                if let Some(held) = held_version(&txn, key, ttl)?
+                    && loses_to(signed, &held)
+                {
+                    outcomes[*index] = BatchPut::Refused(superseded(&held, signed));
+                    continue;
+                }
                 let existing = txn
                     .get(RECORDS_TABLE, key)?
-                    .and_then(|old| live_record(record.key.clone(), &old, now));
+                    .and_then(|old| unexpired_record(record.key.clone(), &old, now));
                 if !accept(record, existing.as_ref()) {
                     outcomes[*index] = BatchPut::Declined;
                     continue;
                 }
-                if let Err(limit) = put_encoded(&txn, key, bytes, self.config.max_records)? {
+                if let Err(limit) = put_encoded(&txn, key, bytes, &self.config)? {
                     outcomes[*index] = BatchPut::Limit(limit);
                 }
             }
@@ -325,20 +422,100 @@ impl<B: Backend> KadStore<B> {
         Ok(outcomes)
     }
 
-    fn encode_checked(&self, record: &Record) -> Result<Vec<u8>, KadStoreError> {
-        if record.value.len() > self.config.max_value_bytes {
+    /// Checks the value size and the tombstone age; the stored bytes of `signed`.
+    fn encode_checked(
+        &self,
+        signed: &SignedRecord,
+        expires: Option<Instant>,
+    ) -> Result<Vec<u8>, KadStoreError> {
+        if signed
+            .value()
+            .is_some_and(|v| v.len() > self.config.max_value_bytes)
+        {
             return Err(store::Error::ValueTooLarge.into());
         }
-        Ok(encode(&StoredRecord::from_record(record)).map_err(encode_error)?)
+        let ttl = self.config.tombstone_ttl;
+        signed.check_skew(self.config.max_clock_skew, wall_millis())?;
+        if signed.tombstone_expired(ttl, wall_millis()) {
+            return Err(SignedRecordError::ExpiredTombstone {
+                stamp: signed.stamp(),
+            }
+            .into());
+        }
+        let mut stored = StoredRecord::from_record(&signed.to_record());
+        stored.expires = expires.map(WallTime::from_instant);
+        if signed.is_tombstone() {
+            let end = WallTime::from_millis(signed.tombstone_expiry_millis(ttl));
+            stored.expires = Some(stored.expires.map_or(end, |e| e.min(end)));
+        }
+        Ok(encode(&stored).map_err(encode_error)?)
+    }
+
+    /// Writes `bytes` (the stored form of `signed`) unless the version held for the key
+    /// wins over it; the inner error says why nothing was written (the outer one is a
+    /// backend failure).
+    fn put_if_winner(
+        &self,
+        txn: &impl WriteTxn,
+        signed: &SignedRecord,
+        bytes: &[u8],
+    ) -> Result<Result<(), KadStoreError>, NetabaseError> {
+        let key = signed.key().as_ref();
+        if let Some(held) = held_version(txn, key, self.config.tombstone_ttl)?
+            && loses_to(signed, &held)
+        {
+            return Ok(Err(superseded(&held, signed).into()));
+        }
+        Ok(put_encoded(txn, key, bytes, &self.config)?.map_err(KadStoreError::from))
+    }
+
+    /// The stamp of the live version held for `key`, if any (expired versions and
+    /// unreadable bytes do not count).
+    ///
+    /// # Errors
+    /// [`KadStoreError::Storage`] on backend failure.
+    pub fn held_stamp(&self, key: &RecordKey) -> Result<Option<VersionStamp>, KadStoreError> {
+        let txn = self.backend.begin_read()?;
+        Ok(held_version(&txn, key.as_ref(), self.config.tombstone_ttl)?.map(|h| h.stamp))
+    }
+
+    /// Seals `value` (an encoded model; `None`: a tombstone) under `key` with a stamp of
+    /// `signer` greater than any version held for the key, and stores it inside the
+    /// typed write transaction `txn` (applied by its commit, with the models written in
+    /// it, or not at all). Returns the signed record, to publish.
+    ///
+    /// # Errors
+    /// As [`KadStore::put_in`].
+    pub fn put_signed_in<D, TB>(
+        &self,
+        txn: &TxnGuard<'_, D, TB, ReadWrite>,
+        signer: &RecordSigner,
+        key: RecordKey,
+        value: Option<Vec<u8>>,
+    ) -> Result<SignedRecord, KadStoreError>
+    where
+        D: NetabaseDefinitionTrait,
+        TB: Backend,
+    {
+        txn.writer().with_raw(|raw| {
+            let held = held_version(raw, key.as_ref(), self.config.tombstone_ttl)?.map(|h| h.stamp);
+            let signed = signer.seal(key, value, signer.next_stamp(held));
+            let bytes = match self.encode_checked(&signed, None) {
+                Ok(bytes) => bytes,
+                Err(refused) => return Ok(Err(refused)),
+            };
+            Ok(self.put_if_winner(raw, &signed, &bytes)?.map(|()| signed))
+        })?
     }
 
     /// [`KadStore::try_put`] inside the typed write transaction `txn` of a
     /// [`NetabaseStore`](crate::NetabaseStore) on the same database: the record is
-    /// applied by `txn`'s commit, together with the models written in it, or not at all.
+    /// verified, checked against the version held, and applied by `txn`'s commit,
+    /// together with the models written in it, or not at all.
     ///
     /// # Errors
-    /// As [`KadStore::try_put`]. A limit leaves `txn` usable; a backend failure poisons
-    /// it.
+    /// As [`KadStore::try_put`]. A refusal or a limit leaves `txn` usable; a backend
+    /// failure poisons it.
     pub fn put_in<D, TB>(
         &self,
         txn: &TxnGuard<'_, D, TB, ReadWrite>,
@@ -348,15 +525,17 @@ impl<B: Backend> KadStore<B> {
         D: NetabaseDefinitionTrait,
         TB: Backend,
     {
-        let bytes = self.encode_checked(record)?;
-        let max = self.config.max_records;
+        let signed = SignedRecord::open(record)?;
+        let bytes = self.encode_checked(&signed, record.expires)?;
         txn.writer()
-            .with_raw(|raw| put_encoded(raw, record.key.as_ref(), &bytes, max))??;
+            .with_raw(|raw| self.put_if_winner(raw, &signed, &bytes))??;
         Ok(())
     }
 
     /// [`KadStore::try_remove`] inside the typed write transaction `txn` (see
-    /// [`KadStore::put_in`]).
+    /// [`KadStore::put_in`]): a local deletion, which peers do not hear of. To remove
+    /// a record from the network, store a tombstone ([`KadStore::put_signed_in`] with
+    /// no value) and publish it.
     ///
     /// # Errors
     /// [`KadStoreError::Storage`] on backend failure (which poisons `txn`).
@@ -408,14 +587,7 @@ impl<B: Backend> KadStore<B> {
         )?;
         let mut out = Vec::new();
         for (key, bytes) in entries {
-            let decoded = decode::<StoredRecord>(&bytes).and_then(|stored| {
-                if stored.is_expired(now) {
-                    Ok(None)
-                } else {
-                    stored.into_record(RecordKey::from(key.clone())).map(Some)
-                }
-            });
-            out.push(decoded.map_err(|r| NetabaseError::decode(RECORDS_TABLE, &key, r)));
+            out.push(self.live_record(RecordKey::from(key), &bytes, now));
         }
         Ok(out)
     }
@@ -556,7 +728,7 @@ impl<B: Backend> KadStore<B> {
     pub fn sweep_expired(&self) -> Result<SweepStats, KadStoreError> {
         let now = WallTime::now();
         let txn = self.backend.begin_write()?;
-        let records = sweep_records(&txn, now)?;
+        let records = sweep_records(&txn, now, self.config.tombstone_ttl)?;
         let providers = sweep_providers(&txn, now)?;
         txn.commit()?;
         Ok(SweepStats { records, providers })
@@ -565,12 +737,51 @@ impl<B: Backend> KadStore<B> {
 
 /// The stored record `bytes` at `key`, unless it has expired or does not decode (a
 /// damaged record is replaced, as a put without a batch replaces it).
-fn live_record(key: RecordKey, bytes: &[u8], now: WallTime) -> Option<Record> {
+fn unexpired_record(key: RecordKey, bytes: &[u8], now: WallTime) -> Option<Record> {
     let stored: StoredRecord = decode(bytes).ok()?;
     if stored.is_expired(now) {
         return None;
     }
     stored.into_record(key).ok()
+}
+
+/// The envelope of the version held at `key`, if it is live (neither expired nor a
+/// tombstone older than `tombstone_ttl`) and readable. It was verified when it was
+/// written, so it is only decoded here. Bytes that do not decode do not block a new
+/// version (they were not written by this store).
+fn held_version(
+    txn: &impl ReadTxn,
+    key: &[u8],
+    tombstone_ttl: Duration,
+) -> Result<Option<Envelope>, NetabaseError> {
+    Ok(txn
+        .get(RECORDS_TABLE, key)?
+        .and_then(|bytes| held_envelope(&bytes, tombstone_ttl)))
+}
+
+/// [`held_version`] of stored bytes already read.
+fn held_envelope(bytes: &[u8], tombstone_ttl: Duration) -> Option<Envelope> {
+    let stored = decode::<StoredRecord>(bytes).ok()?;
+    if stored.is_expired(WallTime::now()) {
+        return None;
+    }
+    Envelope::decode(&stored.value)
+        .ok()
+        .filter(|e| !e.tombstone_expired(tombstone_ttl, wall_millis()))
+}
+
+/// Whether the version `held` wins over `offered` (the same version offered again does
+/// not lose: it refreshes the expiry).
+fn loses_to(offered: &SignedRecord, held: &Envelope) -> bool {
+    (held.stamp, held.digest) > (offered.stamp(), offered.envelope().digest)
+}
+
+/// The refusal of `offered`, which loses to `held`.
+fn superseded(held: &Envelope, offered: &SignedRecord) -> SignedRecordError {
+    SignedRecordError::Superseded {
+        held: held.stamp,
+        offered: offered.stamp(),
+    }
 }
 
 /// Writes an encoded record, first sweeping expired records if the key is new and the
@@ -579,11 +790,12 @@ fn put_encoded(
     txn: &impl WriteTxn,
     key: &[u8],
     bytes: &[u8],
-    max_records: usize,
+    config: &KadStoreConfig,
 ) -> Result<Result<(), store::Error>, NetabaseError> {
+    let max_records = config.max_records;
     let exists = txn.get(RECORDS_TABLE, key)?.is_some();
     if !exists && table_full(txn, RECORDS_TABLE, max_records)? {
-        sweep_records(txn, WallTime::now())?;
+        sweep_records(txn, WallTime::now(), config.tombstone_ttl)?;
         if table_full(txn, RECORDS_TABLE, max_records)? {
             return Ok(Err(store::Error::MaxRecords));
         }
@@ -596,11 +808,23 @@ fn table_full(txn: &impl ReadTxn, table: &str, max: usize) -> Result<bool, Netab
     Ok(txn.len(table)? >= u64::try_from(max).unwrap_or(u64::MAX))
 }
 
-/// Deletes the expired records; undecodable ones are left for an operator to inspect.
-fn sweep_records(txn: &impl WriteTxn, now: WallTime) -> Result<usize, NetabaseError> {
+/// Deletes the expired records and the tombstones older than `tombstone_ttl` (which
+/// may be shorter than when they were stored); undecodable ones are left for an
+/// operator to inspect.
+fn sweep_records(
+    txn: &impl WriteTxn,
+    now: WallTime,
+    tombstone_ttl: Duration,
+) -> Result<usize, NetabaseError> {
+    let now_millis = wall_millis();
     let mut expired = Vec::new();
     for (key, bytes) in collect_range(txn, RECORDS_TABLE, RawRange::all(), Direction::Forward)? {
-        if decode::<StoredRecord>(&bytes).is_ok_and(|r| r.is_expired(now)) {
+        let Ok(stored) = decode::<StoredRecord>(&bytes) else {
+            continue;
+        };
+        let over = Envelope::decode(&stored.value)
+            .is_ok_and(|e| e.tombstone_expired(tombstone_ttl, now_millis));
+        if stored.is_expired(now) || over {
             expired.push(key);
         }
     }
@@ -663,9 +887,13 @@ impl<B: Backend> RecordStore for KadStore<B> {
         }
     }
 
+    /// A record refused by the signature checks or the winner rule gives
+    /// `MaxRecords` (libp2p's store errors have no closer variant) and is not counted
+    /// as a backend failure.
     fn put(&mut self, r: Record) -> store::Result<()> {
         self.try_put(&r).map_err(|e| match e {
             KadStoreError::Limit(limit) => limit,
+            KadStoreError::Refused(_) => store::Error::MaxRecords,
             other => {
                 self.note(&other);
                 store::Error::MaxRecords

@@ -1,0 +1,673 @@
+//! Signed, versioned DHT records: who wrote a record, when, and the one rule that picks
+//! the winner of a key on every node.
+//!
+//! The value of every netabase DHT record is an [`Envelope`]: the model bytes (or
+//! nothing, for a tombstone), the [`VersionStamp`] of the write — the same stamp the
+//! store's [`sync`](crate::sync) module keeps, whose [`WriterId`] is the author's ed25519
+//! public key — and the author's ed25519 signature over the record key, the BLAKE3
+//! digest of the model bytes, the stamp and the tombstone flag.
+//!
+//! ```text
+//! record value = ENVELOPE_FORMAT ++ postcard(Envelope { stamp, tombstone, digest, signature, value })
+//! signed bytes = SIGNING_DOMAIN ++ u64be(len key) ++ key ++ digest ++ stamp.to_bytes() ++ tombstone
+//! ```
+//!
+//! [`SignedRecord::open`] is the only way to a [`SignedRecord`]: it decodes the envelope
+//! and checks the digest and the signature, so a `SignedRecord` is always one its author
+//! really wrote. [`RecordSigner`] writes them, with a hybrid logical clock.
+//!
+//! **The winner rule.** For one key, the record with the greater stamp wins
+//! ([`VersionStamp`] orders by clock reading, then by author); two records with the same
+//! stamp (an author that signed twice at one reading) are ordered by their value digest,
+//! so every node that compares the same two records picks the same one.
+//!
+//! **Tombstones.** A removal is a signed record with the tombstone flag and no value. It
+//! wins over every older copy, so an older copy re-published later does not bring the
+//! model back; it expires [`KadStoreConfig::tombstone_ttl`](super::KadStoreConfig) after
+//! its stamp, after which an older copy that is still around may be accepted again.
+
+use std::cmp::Ordering;
+use std::time::Duration;
+
+use libp2p::PeerId;
+use libp2p::identity::{Keypair, PublicKey, ed25519};
+use libp2p::kad::{Record, RecordKey};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::sync::stamp::{Clock, now_millis};
+use crate::sync::{Hlc, VersionStamp, WriterId};
+
+/// The first byte of a signed record value; bumped when the envelope layout changes.
+pub const ENVELOPE_FORMAT: u8 = 1;
+
+/// The prefix of every signed message, so a netabase record signature can never be
+/// replayed as a signature of anything else made with the same key.
+pub const SIGNING_DOMAIN: &[u8] = b"netabase/kad/signed-record/v1";
+
+/// The length of an ed25519 signature.
+const SIGNATURE_LEN: usize = 64;
+
+/// Why a record was refused by the signature checks or the winner rule.
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SignedRecordError {
+    /// The value is not a signed envelope (an unsigned model, garbage, another format).
+    #[error("record is not signed: {reason}")]
+    Unsigned {
+        /// Why the value is not an envelope.
+        reason: String,
+    },
+    /// The signed digest does not match the value carried: the value was changed after
+    /// it was signed.
+    #[error("record value was altered after signing (its digest is not the signed one)")]
+    TamperedValue,
+    /// The signature does not verify under the author key the record names (or that
+    /// key is not a valid ed25519 key).
+    #[error("record signature does not verify under its author's key: {reason}")]
+    BadSignature {
+        /// What failed.
+        reason: String,
+    },
+    /// The signature verifies, but under the key of another peer than the author the
+    /// record claims: a record signed by `signer` that names someone else as author.
+    #[error("record claims author {claimed:?} but was signed by peer {signer}")]
+    StolenAuthorship {
+        /// The author the record claims.
+        claimed: WriterId,
+        /// The peer whose key made the signature.
+        signer: PeerId,
+    },
+    /// A record with a greater stamp (or the same record) is already held for the key.
+    #[error("record version {offered:?} is older than the version {held:?} already held")]
+    Superseded {
+        /// The stamp held.
+        held: VersionStamp,
+        /// The stamp offered.
+        offered: VersionStamp,
+    },
+    /// The stamp lies further in the future than the allowed clock skew: accepting it
+    /// would let one writer win the key for as long as its clock runs ahead.
+    #[error("record stamp {stamp:?} lies more than {max_skew:?} in the future")]
+    FutureStamp {
+        /// The stamp.
+        stamp: VersionStamp,
+        /// The allowed skew.
+        max_skew: Duration,
+    },
+    /// A tombstone older than the tombstone TTL: its deletion is over.
+    #[error("tombstone of {stamp:?} has expired")]
+    ExpiredTombstone {
+        /// The tombstone's stamp.
+        stamp: VersionStamp,
+    },
+    /// A signer needs an ed25519 identity.
+    #[error("records are signed with ed25519 keys; this identity is not one")]
+    NotEd25519,
+}
+
+/// The wire layout of a signed record value (see the [module docs](self)). Decoding
+/// and encoding it checks nothing; [`SignedRecord::open`] verifies it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Envelope {
+    /// The version of the write; its writer is the author's ed25519 public key.
+    pub stamp: VersionStamp,
+    /// Whether this record is a removal (then `value` is empty).
+    pub tombstone: bool,
+    /// BLAKE3 of `value`.
+    pub digest: [u8; 32],
+    /// The author's ed25519 signature over [`Envelope::signing_bytes`].
+    pub signature: Vec<u8>,
+    /// The encoded model (the stored value of the model), empty for a tombstone.
+    pub value: Vec<u8>,
+}
+
+impl Envelope {
+    /// `ENVELOPE_FORMAT ++ postcard(self)`.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.value.len() + 160);
+        out.push(ENVELOPE_FORMAT);
+        // Serializing plain fields into a Vec cannot fail; an empty body would be
+        // refused by `decode` anyway.
+        out.extend(postcard::to_stdvec(self).unwrap_or_default());
+        out
+    }
+
+    /// Reads [`Envelope::encode`].
+    ///
+    /// # Errors
+    /// [`SignedRecordError::Unsigned`] if `bytes` are not an envelope of this format.
+    pub fn decode(bytes: &[u8]) -> Result<Self, SignedRecordError> {
+        let unsigned = |reason: String| SignedRecordError::Unsigned { reason };
+        match bytes.split_first() {
+            Some((&ENVELOPE_FORMAT, rest)) => {
+                let (envelope, tail): (Envelope, _) =
+                    postcard::take_from_bytes(rest).map_err(|e| unsigned(e.to_string()))?;
+                if !tail.is_empty() {
+                    return Err(unsigned(format!("{} trailing bytes", tail.len())));
+                }
+                Ok(envelope)
+            }
+            Some((other, _)) => Err(unsigned(format!("unknown envelope format {other}"))),
+            None => Err(unsigned("empty value".to_owned())),
+        }
+    }
+
+    /// Whether this is a tombstone older than `ttl` at `now_millis` (wall-clock
+    /// milliseconds since the Unix epoch).
+    pub fn tombstone_expired(&self, ttl: Duration, now_millis: u64) -> bool {
+        self.tombstone && self.tombstone_expiry_millis(ttl) <= now_millis
+    }
+
+    /// The wall-clock millisecond at which this record, if a tombstone, expires.
+    fn tombstone_expiry_millis(&self, ttl: Duration) -> u64 {
+        let ttl = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
+        self.stamp.hlc.millis.saturating_add(ttl)
+    }
+
+    /// The bytes the author signs for the record at `key`.
+    pub fn signing_bytes(&self, key: &RecordKey) -> Vec<u8> {
+        let key = key.as_ref();
+        let mut out = Vec::with_capacity(SIGNING_DOMAIN.len() + key.len() + 96);
+        out.extend_from_slice(SIGNING_DOMAIN);
+        out.extend_from_slice(&(key.len() as u64).to_be_bytes());
+        out.extend_from_slice(key);
+        out.extend_from_slice(&self.digest);
+        out.extend_from_slice(&self.stamp.to_bytes());
+        out.push(u8::from(self.tombstone));
+        out
+    }
+}
+
+/// A record whose envelope decoded and whose signature verified under the author it
+/// names. Only [`SignedRecord::open`] and [`RecordSigner`] make one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedRecord {
+    key: RecordKey,
+    envelope: Envelope,
+}
+
+/// The ed25519 key of `writer`, if it is a valid one.
+fn author_key(writer: &WriterId) -> Result<ed25519::PublicKey, SignedRecordError> {
+    ed25519::PublicKey::try_from_bytes(&writer.0).map_err(|e| SignedRecordError::BadSignature {
+        reason: format!("the author is not an ed25519 public key: {e}"),
+    })
+}
+
+/// The public key inlined in `peer` (ed25519 peer ids carry their key).
+fn peer_key(peer: &PeerId) -> Option<PublicKey> {
+    let hash = peer.as_ref();
+    // Code 0 is the identity multihash: the digest is the protobuf-encoded key.
+    (hash.code() == 0)
+        .then(|| PublicKey::try_decode_protobuf(hash.digest()).ok())
+        .flatten()
+}
+
+impl SignedRecord {
+    /// Decodes and verifies `record`'s envelope.
+    ///
+    /// # Errors
+    /// [`SignedRecordError::Unsigned`], [`SignedRecordError::TamperedValue`],
+    /// [`SignedRecordError::StolenAuthorship`] (when the signature is that of the
+    /// record's `publisher` field, another peer than the author it names) or
+    /// [`SignedRecordError::BadSignature`].
+    pub fn open(record: &Record) -> Result<Self, SignedRecordError> {
+        Self::open_from(record, None)
+    }
+
+    /// [`SignedRecord::open`] for a record received from `sender`: a signature that
+    /// fails under the claimed author but verifies under the sender's key (or the
+    /// record's `publisher`'s) is reported as [`SignedRecordError::StolenAuthorship`].
+    ///
+    /// # Errors
+    /// As [`SignedRecord::open`].
+    pub fn open_from(record: &Record, sender: Option<&PeerId>) -> Result<Self, SignedRecordError> {
+        let envelope = Envelope::decode(&record.value)?;
+        if envelope.signature.len() != SIGNATURE_LEN {
+            return Err(SignedRecordError::BadSignature {
+                reason: format!(
+                    "a signature of {} bytes (ed25519 signatures are {SIGNATURE_LEN})",
+                    envelope.signature.len()
+                ),
+            });
+        }
+        if envelope.tombstone && !envelope.value.is_empty() {
+            return Err(SignedRecordError::Unsigned {
+                reason: "a tombstone that carries a value".to_owned(),
+            });
+        }
+        let message = envelope.signing_bytes(&record.key);
+        let verified =
+            author_key(&envelope.stamp.writer).map(|key| key.verify(&message, &envelope.signature));
+        if !matches!(verified, Ok(true)) {
+            let candidates = sender.into_iter().chain(record.publisher.as_ref());
+            for peer in candidates {
+                if peer_key(peer).is_some_and(|k| k.verify(&message, &envelope.signature)) {
+                    return Err(SignedRecordError::StolenAuthorship {
+                        claimed: envelope.stamp.writer,
+                        signer: *peer,
+                    });
+                }
+            }
+            verified?;
+            return Err(SignedRecordError::BadSignature {
+                reason: "the signature is not the author's over this key, digest and stamp"
+                    .to_owned(),
+            });
+        }
+        // The signature covers the digest; the digest must be that of the value.
+        if *blake3::hash(&envelope.value).as_bytes() != envelope.digest {
+            return Err(SignedRecordError::TamperedValue);
+        }
+        Ok(SignedRecord {
+            key: record.key.clone(),
+            envelope,
+        })
+    }
+
+    /// The record key.
+    pub fn key(&self) -> &RecordKey {
+        &self.key
+    }
+
+    /// The version stamp of the write.
+    pub fn stamp(&self) -> VersionStamp {
+        self.envelope.stamp
+    }
+
+    /// The author (its ed25519 public key).
+    pub fn author(&self) -> WriterId {
+        self.envelope.stamp.writer
+    }
+
+    /// The peer id of the author.
+    pub fn author_peer(&self) -> Option<PeerId> {
+        let key = ed25519::PublicKey::try_from_bytes(&self.envelope.stamp.writer.0).ok()?;
+        Some(PublicKey::from(key).to_peer_id())
+    }
+
+    /// Whether the record is a removal.
+    pub fn is_tombstone(&self) -> bool {
+        self.envelope.tombstone
+    }
+
+    /// The encoded model, or `None` for a tombstone.
+    pub fn value(&self) -> Option<&[u8]> {
+        (!self.envelope.tombstone).then_some(self.envelope.value.as_slice())
+    }
+
+    /// The model as an unsigned record (record key and encoded model), for the typed
+    /// checks of [`validate_record`](super::validate_record); `None` for a tombstone.
+    pub fn payload(&self) -> Option<Record> {
+        self.value()
+            .map(|value| Record::new(self.key.clone(), value.to_vec()))
+    }
+
+    /// The envelope.
+    pub fn envelope(&self) -> &Envelope {
+        &self.envelope
+    }
+
+    /// The record as sent and stored: the encoded envelope as value, the author as
+    /// publisher, no expiry.
+    pub fn to_record(&self) -> Record {
+        Record {
+            key: self.key.clone(),
+            value: self.envelope.encode(),
+            publisher: self.author_peer(),
+            expires: None,
+        }
+    }
+
+    /// The winner rule: `Greater` when `self` wins over `other` (a greater stamp, or the
+    /// same stamp and a greater digest), `Equal` when they are the same write.
+    pub fn compare(&self, other: &SignedRecord) -> Ordering {
+        self.envelope
+            .stamp
+            .cmp(&other.envelope.stamp)
+            .then_with(|| self.envelope.digest.cmp(&other.envelope.digest))
+    }
+
+    /// Whether this is a tombstone older than `ttl` at `now_millis` (wall-clock
+    /// milliseconds since the Unix epoch).
+    pub fn tombstone_expired(&self, ttl: Duration, now_millis: u64) -> bool {
+        self.envelope.tombstone_expired(ttl, now_millis)
+    }
+
+    /// Refuses a stamp more than `max_skew` ahead of the wall clock at `now_millis`.
+    ///
+    /// # Errors
+    /// [`SignedRecordError::FutureStamp`].
+    pub fn check_skew(&self, max_skew: Duration, now_millis: u64) -> Result<(), SignedRecordError> {
+        let skew = u64::try_from(max_skew.as_millis()).unwrap_or(u64::MAX);
+        if self.envelope.stamp.hlc.millis > now_millis.saturating_add(skew) {
+            return Err(SignedRecordError::FutureStamp {
+                stamp: self.envelope.stamp,
+                max_skew,
+            });
+        }
+        Ok(())
+    }
+
+    /// The wall-clock millisecond at which this record, if a tombstone, expires.
+    pub(super) fn tombstone_expiry_millis(&self, ttl: Duration) -> u64 {
+        self.envelope.tombstone_expiry_millis(ttl)
+    }
+}
+
+/// The author id of the ed25519 identity behind `peer`, if its id carries an ed25519
+/// key (as every netabase node's does).
+pub fn author_of(peer: &PeerId) -> Option<WriterId> {
+    let key = peer_key(peer)?.try_into_ed25519().ok()?;
+    Some(WriterId(key.to_bytes()))
+}
+
+/// Signs records as one author: an ed25519 identity and its hybrid logical clock.
+pub struct RecordSigner {
+    keypair: ed25519::Keypair,
+    author: WriterId,
+    clock: Clock,
+}
+
+impl std::fmt::Debug for RecordSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecordSigner")
+            .field("author", &self.author)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RecordSigner {
+    /// A signer for the ed25519 identity `keypair` (a node's libp2p identity).
+    ///
+    /// # Errors
+    /// [`SignedRecordError::NotEd25519`] for another kind of key.
+    pub fn new(keypair: &Keypair) -> Result<Self, SignedRecordError> {
+        let keypair = keypair
+            .clone()
+            .try_into_ed25519()
+            .map_err(|_| SignedRecordError::NotEd25519)?;
+        let author = WriterId(keypair.public().to_bytes());
+        Ok(RecordSigner {
+            keypair,
+            author,
+            clock: Clock::new(Hlc::default()),
+        })
+    }
+
+    /// The author id of the records this signer signs (its ed25519 public key).
+    pub fn author(&self) -> WriterId {
+        self.author
+    }
+
+    /// The peer id of the signer's identity.
+    pub fn peer_id(&self) -> PeerId {
+        PublicKey::from(self.keypair.public()).to_peer_id()
+    }
+
+    /// Moves the clock past a stamp seen in another author's record.
+    pub fn observe(&self, stamp: VersionStamp) {
+        self.clock.observe(stamp.hlc);
+    }
+
+    /// A fresh stamp of this author, greater than `after` (the stamp of the version of
+    /// the key held now, if any), so a local write always supersedes what this node has
+    /// seen of the key.
+    pub fn next_stamp(&self, after: Option<VersionStamp>) -> VersionStamp {
+        if let Some(after) = after {
+            self.clock.observe(after.hlc);
+        }
+        VersionStamp {
+            hlc: self.clock.now(),
+            writer: self.author,
+        }
+    }
+
+    /// Signs `value` (an encoded model; `None`: a tombstone) under `key` with `stamp`.
+    pub fn seal(
+        &self,
+        key: RecordKey,
+        value: Option<Vec<u8>>,
+        stamp: VersionStamp,
+    ) -> SignedRecord {
+        let tombstone = value.is_none();
+        let value = value.unwrap_or_default();
+        let mut envelope = Envelope {
+            stamp: VersionStamp {
+                writer: self.author,
+                ..stamp
+            },
+            tombstone,
+            digest: *blake3::hash(&value).as_bytes(),
+            signature: Vec::new(),
+            value,
+        };
+        envelope.signature = self.keypair.sign(&envelope.signing_bytes(&key));
+        SignedRecord { key, envelope }
+    }
+}
+
+/// Wall-clock milliseconds since the Unix epoch, now: the `now_millis` of
+/// [`SignedRecord::tombstone_expired`] and [`SignedRecord::check_skew`].
+pub fn wall_millis() -> u64 {
+    now_millis()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(name: &str) -> RecordKey {
+        RecordKey::new(&name)
+    }
+
+    fn signer() -> Result<RecordSigner, SignedRecordError> {
+        RecordSigner::new(&Keypair::generate_ed25519())
+    }
+
+    fn sealed(signer: &RecordSigner, value: &[u8]) -> Record {
+        let stamp = signer.next_stamp(None);
+        signer
+            .seal(key("k"), Some(value.to_vec()), stamp)
+            .to_record()
+    }
+
+    #[test]
+    fn a_sealed_record_opens_with_its_author_stamp_and_value() -> Result<(), SignedRecordError> {
+        let signer = signer()?;
+        let record = sealed(&signer, b"hello");
+        assert_eq!(record.publisher, Some(signer.peer_id()));
+        let opened = SignedRecord::open(&record)?;
+        assert_eq!(opened.author(), signer.author());
+        assert_eq!(opened.author_peer(), Some(signer.peer_id()));
+        assert_eq!(author_of(&signer.peer_id()), Some(signer.author()));
+        assert_eq!(author_of(&PeerId::random()), None);
+        assert_eq!(opened.value(), Some(&b"hello"[..]));
+        assert!(!opened.is_tombstone());
+        assert_eq!(opened.payload().map(|r| r.value), Some(b"hello".to_vec()));
+        assert_eq!(opened.to_record().value, record.value);
+        Ok(())
+    }
+
+    #[test]
+    fn unsigned_tampered_and_badly_signed_records_are_refused() -> Result<(), SignedRecordError> {
+        let signer = signer()?;
+        let plain = Record::new(key("k"), b"hello".to_vec());
+        assert!(matches!(
+            SignedRecord::open(&plain),
+            Err(SignedRecordError::Unsigned { .. })
+        ));
+        let empty = Record::new(key("k"), Vec::new());
+        assert!(matches!(
+            SignedRecord::open(&empty),
+            Err(SignedRecordError::Unsigned { .. })
+        ));
+
+        let good = sealed(&signer, b"hello");
+        let mut envelope = Envelope::decode(&good.value)?;
+        envelope.value = b"HELLO".to_vec();
+        let tampered = Record::new(key("k"), envelope.encode());
+        assert_eq!(
+            SignedRecord::open(&tampered),
+            Err(SignedRecordError::TamperedValue)
+        );
+
+        let mut envelope = Envelope::decode(&good.value)?;
+        envelope.signature[0] ^= 1;
+        let bad = Record::new(key("k"), envelope.encode());
+        assert!(matches!(
+            SignedRecord::open(&bad),
+            Err(SignedRecordError::BadSignature { .. })
+        ));
+
+        // The same signature under another key, or with a changed stamp, fails too.
+        let mut moved = good.clone();
+        moved.key = key("other");
+        assert!(matches!(
+            SignedRecord::open(&moved),
+            Err(SignedRecordError::BadSignature { .. })
+        ));
+        let mut envelope = Envelope::decode(&good.value)?;
+        envelope.stamp.hlc.millis += 1;
+        let restamped = Record::new(key("k"), envelope.encode());
+        assert!(matches!(
+            SignedRecord::open(&restamped),
+            Err(SignedRecordError::BadSignature { .. })
+        ));
+        let mut envelope = Envelope::decode(&good.value)?;
+        envelope.signature.pop();
+        let short = Record::new(key("k"), envelope.encode());
+        assert!(matches!(
+            SignedRecord::open(&short),
+            Err(SignedRecordError::BadSignature { .. })
+        ));
+        Ok(())
+    }
+
+    #[test]
+    fn a_record_signed_by_one_peer_claiming_another_author_is_stolen()
+    -> Result<(), SignedRecordError> {
+        let thief = Keypair::generate_ed25519();
+        let victim = signer()?;
+        let Ok(thief_ed) = thief.clone().try_into_ed25519() else {
+            return Err(SignedRecordError::NotEd25519);
+        };
+        let value = b"mine now".to_vec();
+        let mut envelope = Envelope {
+            stamp: victim.next_stamp(None),
+            tombstone: false,
+            digest: *blake3::hash(&value).as_bytes(),
+            signature: Vec::new(),
+            value,
+        };
+        envelope.signature = thief_ed.sign(&envelope.signing_bytes(&key("k")));
+        let record = Record::new(key("k"), envelope.encode());
+        let sender = thief.public().to_peer_id();
+        assert_eq!(
+            SignedRecord::open_from(&record, Some(&sender)),
+            Err(SignedRecordError::StolenAuthorship {
+                claimed: victim.author(),
+                signer: sender,
+            })
+        );
+        // Without knowing the sender it is a bad signature.
+        assert!(matches!(
+            SignedRecord::open(&record),
+            Err(SignedRecordError::BadSignature { .. })
+        ));
+        Ok(())
+    }
+
+    #[test]
+    fn the_greater_stamp_wins_then_the_author_then_the_digest() -> Result<(), SignedRecordError> {
+        let (a, b) = (signer()?, signer()?);
+        let at = |millis, counter| VersionStamp {
+            hlc: Hlc { millis, counter },
+            writer: WriterId::default(),
+        };
+        let old = a.seal(key("k"), Some(b"old".to_vec()), at(10, 0));
+        let new = a.seal(key("k"), Some(b"new".to_vec()), at(10, 1));
+        assert_eq!(new.compare(&old), Ordering::Greater);
+        assert_eq!(old.compare(&new), Ordering::Less);
+        assert_eq!(old.compare(&old.clone()), Ordering::Equal);
+
+        // Same clock reading, two authors: the greater author wins, on both sides.
+        let from_a = a.seal(key("k"), Some(b"a".to_vec()), at(20, 0));
+        let from_b = b.seal(key("k"), Some(b"b".to_vec()), at(20, 0));
+        let expected = a.author().cmp(&b.author());
+        assert_eq!(from_a.compare(&from_b), expected);
+        assert_eq!(from_b.compare(&from_a), expected.reverse());
+
+        // One author, one stamp, two values: the digest decides, the same way everywhere.
+        let x = a.seal(key("k"), Some(b"x".to_vec()), at(30, 0));
+        let y = a.seal(key("k"), Some(b"y".to_vec()), at(30, 0));
+        assert_ne!(x.compare(&y), Ordering::Equal);
+        assert_eq!(x.compare(&y), y.compare(&x).reverse());
+        Ok(())
+    }
+
+    #[test]
+    fn a_tombstone_wins_over_older_copies_and_expires() -> Result<(), SignedRecordError> {
+        let (a, b) = (signer()?, signer()?);
+        let put = a.seal(key("k"), Some(b"v".to_vec()), a.next_stamp(None));
+        let stamp = b.next_stamp(Some(put.stamp()));
+        let tombstone = b.seal(key("k"), None, stamp);
+        let opened = SignedRecord::open(&tombstone.to_record())?;
+        assert!(opened.is_tombstone());
+        assert_eq!(opened.value(), None);
+        assert_eq!(opened.payload(), None);
+        assert_eq!(opened.compare(&put), Ordering::Greater);
+
+        let ttl = Duration::from_secs(60);
+        let born = tombstone.stamp().hlc.millis;
+        assert!(!opened.tombstone_expired(ttl, born + 59_999));
+        assert!(opened.tombstone_expired(ttl, born + 60_000));
+        assert!(!put.tombstone_expired(Duration::ZERO, u64::MAX));
+
+        // A tombstone that carries a value is not one this format writes.
+        let mut envelope = Envelope::decode(&tombstone.to_record().value)?;
+        envelope.value = b"v".to_vec();
+        let odd = Record::new(key("k"), envelope.encode());
+        assert!(matches!(
+            SignedRecord::open(&odd),
+            Err(SignedRecordError::Unsigned { .. })
+        ));
+        Ok(())
+    }
+
+    #[test]
+    fn stamps_too_far_in_the_future_are_refused() -> Result<(), SignedRecordError> {
+        let a = signer()?;
+        let now = now_millis();
+        let at = |millis| VersionStamp {
+            hlc: Hlc { millis, counter: 0 },
+            writer: a.author(),
+        };
+        let skew = Duration::from_secs(60);
+        let near = a.seal(key("k"), Some(b"v".to_vec()), at(now + 59_000));
+        assert_eq!(near.check_skew(skew, now), Ok(()));
+        let far = a.seal(key("k"), Some(b"v".to_vec()), at(u64::MAX));
+        assert!(matches!(
+            far.check_skew(skew, now),
+            Err(SignedRecordError::FutureStamp { .. })
+        ));
+        Ok(())
+    }
+
+    #[test]
+    fn stamps_of_a_signer_grow_past_what_it_has_seen() -> Result<(), SignedRecordError> {
+        let a = signer()?;
+        let far = VersionStamp {
+            hlc: Hlc {
+                millis: now_millis() + 3_600_000,
+                counter: 7,
+            },
+            writer: WriterId([0xff; 32]),
+        };
+        let next = a.next_stamp(Some(far));
+        assert!(next > far, "{next:?} <= {far:?}");
+        assert_eq!(next.writer, a.author());
+        assert!(a.next_stamp(None) > next);
+        Ok(())
+    }
+}
