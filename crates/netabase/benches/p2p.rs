@@ -171,7 +171,7 @@ async fn inbound_through_worker<B: Backend>(
 
 async fn worker_benchmarks(n: usize) -> Result<(), AnyError> {
     const PUBLISHERS: usize = 64;
-    let records = records(n);
+    let records = records(n)?;
     // The baseline, on the same records: libp2p's store, one put after another; the
     // best of three runs, so that a burst of load on the machine does not flatter the
     // worker.
