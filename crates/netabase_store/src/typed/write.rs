@@ -186,6 +186,44 @@ impl<'s, B: Backend> Writer<'s, B> {
         })
     }
 
+    /// Stores `models` all or nothing within the transaction, in steps of `step`
+    /// records, calling `after` with the size of each step once it is written.
+    ///
+    /// Validators and links are checked for every model before the first is written,
+    /// so a refusal of a rule writes nothing and the transaction stays usable. A
+    /// failure once records are written (a unique key held by another record, a model
+    /// that does not encode) poisons the transaction: what the earlier steps wrote can
+    /// then never commit.
+    pub(crate) fn put_all<D, M>(
+        &self,
+        models: &[M],
+        step: usize,
+        after: &mut dyn FnMut(usize),
+    ) -> Result<()>
+    where
+        D: NetabaseDefinitionTrait,
+        M: NetabaseModelTrait<D>,
+    {
+        self.run(|| {
+            if M::VALIDATES || !M::LINKS.is_empty() {
+                links::check_puts::<D, M, _>(&self.txn, models)?;
+            }
+            let size = chunk_size::<D, M>().min(step.max(1));
+            let mut wrote = false;
+            for part in models.chunks(step.max(1)) {
+                for chunk in part.chunks(size) {
+                    // A refused chunk of one record is undone entirely; of more, the
+                    // records before the refused one stand.
+                    let partial = wrote || chunk.len() > 1;
+                    self.poison_partial(partial, self.put_models::<D, M>(chunk))?;
+                    wrote = true;
+                }
+                after(part.len());
+            }
+            Ok(())
+        })
+    }
+
     /// Encodes and stores one chunk of models; a model that does not encode is refused
     /// with the models before it stored and it and the rest not.
     fn put_models<D, M>(&self, chunk: &[M]) -> Result<()>

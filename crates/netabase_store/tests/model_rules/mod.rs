@@ -593,7 +593,7 @@ pub fn random_operations_keep_link_indexes_exact<B: Backend>(backend: Arc<B>) ->
 // ---------------------------------------------------------------------------------------
 // Migrations
 
-use schema::{v1, v2, v3};
+use schema::{v1, v2, v2_strict, v3};
 
 fn people_v1<B: Backend>(backend: &Arc<B>) -> TestResult {
     let store = NetabaseStore::<v1::PeopleDefinition, B>::from_shared_backend(backend.clone())?;
@@ -774,6 +774,67 @@ pub fn newer_values_and_missing_paths_are_refused<B: Backend>(backend: Arc<B>) -
     Ok(())
 }
 
+/// A migration inside the caller's transaction whose later records fail a rule applies
+/// nothing: not the records before them, even after the caller commits.
+pub fn migration_in_a_transaction_is_all_or_nothing<B: Backend>(backend: Arc<B>) -> TestResult {
+    // More records than one step of the migration writes, the last one breaking the
+    // rule of the new version once upgraded.
+    let count = 600u64;
+    {
+        let store = NetabaseStore::<v1::PeopleDefinition, B>::from_shared_backend(backend.clone())?;
+        store
+            .open_tree::<v1::Person>()
+            .put_many((1..=count).map(|id| v1::Person {
+                id,
+                name: if id == count {
+                    "Nobody".into()
+                } else {
+                    format!("Ada{id} Lovelace")
+                },
+                age: 30,
+            }))?;
+    }
+    let store =
+        NetabaseStore::<v2_strict::PeopleDefinition, B>::from_shared_backend(backend.clone())?;
+    let txn = store.write()?;
+    {
+        let people = txn.open_tree::<v2_strict::Person>();
+        people.put(v2_strict::Person {
+            id: count + 1,
+            first: "Grace".into(),
+            last: "Hopper".into(),
+            age: 40,
+        })?;
+        let mut reports = Vec::new();
+        match people.migrate(|p| reports.push(p)) {
+            Err(NetabaseError::Invalid(e)) => assert_eq!(e.field, Some("last")),
+            other => return Err(format!("expected a validation error, got {other:?}").into()),
+        }
+        assert_eq!(
+            people.outdated()?,
+            count,
+            "nothing of the migration is written"
+        );
+        assert!(
+            reports.iter().all(|p| p.done == 0),
+            "no record reported migrated: {reports:?}"
+        );
+    }
+    // The refusal left the transaction usable: its own write commits, the migration's
+    // none.
+    txn.commit()?;
+    let people = store.open_tree::<v2_strict::Person>();
+    assert_eq!(people.outdated()?, count);
+    assert_eq!(people.len()?, count + 1);
+    assert_eq!(
+        people
+            .get_by_secondary_key(v2_strict::PersonAgeSecondaryKey(30))?
+            .len() as u64,
+        count - 1 + 1,
+    );
+    Ok(())
+}
+
 /// Expands to one `#[test]` per check, each on a fresh backend from `$make`.
 #[macro_export]
 macro_rules! model_rules_suite {
@@ -791,6 +852,7 @@ macro_rules! model_rules_suite {
             migration_on_read_and_eager,
             migration_chains_and_index_rebuild,
             newer_values_and_missing_paths_are_refused,
+            migration_in_a_transaction_is_all_or_nothing,
         );
     };
     (@tests $make:expr; $($name:ident),+ $(,)?) => {
