@@ -15,7 +15,7 @@
 //! self-delimiting, so the entries of one target are the keys with its encoding as
 //! prefix.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 use std::ops::ControlFlow;
 
 use crate::backend::{Backend, Direction, RawRange, ReadTxn};
@@ -26,6 +26,10 @@ use crate::rules::{LinkInfo, ModelVisitor, OnDelete};
 use crate::schema::{NetabaseDefinitionTrait, NetabaseModelTrait};
 
 use super::write::Writer;
+
+/// Up to this many records, a link check sorts the targets of every record instead of
+/// building a set of the distinct ones.
+const FEW: usize = 16;
 
 /// Checks the validators and the links of `models`, all of which one call writes.
 ///
@@ -54,30 +58,54 @@ where
     } else {
         BTreeSet::new()
     };
-    // Every (link, target) pair once, in key order: records of one call often link to
-    // few targets, and sorted lookups walk the target table in order.
-    let mut targets: Vec<(usize, Vec<u8>)> = Vec::new();
+    // Every (link, target) pair once, then looked up in key order: the records of one
+    // call often link to few targets, and sorted lookups walk the target table in
+    // order. A call of many records keeps only the distinct targets (a set lookup per
+    // link, not a sort of every link); a call of a few sorts them.
+    let mut seen: Vec<HashSet<Vec<u8>>> = Vec::new();
+    let mut few: Vec<Vec<Vec<u8>>> = Vec::new();
+    let many = models.len() > FEW;
+    if many {
+        seen.resize_with(M::LINKS.len(), HashSet::new);
+    } else {
+        few.resize_with(M::LINKS.len(), Vec::new);
+    }
     let mut keys = Vec::new();
     for model in models {
         for index in 0..M::LINKS.len() {
             keys.clear();
             model.link_keys(index, &mut keys);
-            targets.extend(keys.drain(..).map(|key| (index, key)));
+            if let Some(seen) = seen.get_mut(index) {
+                for key in keys.drain(..) {
+                    if !seen.contains(&key) {
+                        seen.insert(key);
+                    }
+                }
+            } else if let Some(few) = few.get_mut(index) {
+                few.append(&mut keys);
+            }
         }
     }
-    targets.sort_unstable();
-    targets.dedup();
-    for (index, key) in &targets {
-        let link = &M::LINKS[*index];
-        let present = (link.target_table == M::INFO.table && own.contains(key))
-            || exists(txn, link.target_table, key)?;
-        if !present {
-            return Err(NetabaseError::DanglingLink(Box::new(DanglingLinkError {
-                model: M::INFO.name,
-                field: link.field,
-                target: link.target,
-                target_key: (link.show_target_key)(key),
-            })));
+    let distinct = seen
+        .into_iter()
+        .map(|set| set.into_iter().collect::<Vec<_>>())
+        .chain(few)
+        .enumerate();
+    for (index, mut targets) in distinct {
+        let link = &M::LINKS[index];
+        targets.sort_unstable();
+        targets.dedup();
+        for key in &targets {
+            let present = (link.target_table == M::INFO.table && own.contains(key))
+                || exists(txn, link.target_table, key)?;
+            if !present {
+                return Err(NetabaseError::DanglingLink(Box::new(DanglingLinkError {
+                    model: M::INFO.name,
+                    field: link.field,
+                    target: link.target,
+                    target_key: (link.show_target_key)(key),
+                })));
+            }
         }
     }
     Ok(())

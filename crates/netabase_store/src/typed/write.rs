@@ -660,6 +660,12 @@ fn apply_by_table<T: WriteTxn + ?Sized>(txn: &T, ops: Vec<WriteOp<'static>>) -> 
 /// The index writes `ops` in runs of one table each, keeping the order within each
 /// table (shared with the asynchronous executor).
 pub(crate) fn group_by_table(ops: Vec<WriteOp<'static>>) -> Vec<Vec<WriteOp<'static>>> {
+    // A write to one table (a put of a model with one index) needs no grouping.
+    if let Some(first) = ops.first()
+        && ops.iter().all(|op| op.table() == first.table())
+    {
+        return vec![ops];
+    }
     // A model has a handful of index tables: a short list beats hashing.
     let mut tables: Vec<&'static str> = Vec::new();
     let mut runs: Vec<Vec<WriteOp<'static>>> = Vec::new();
