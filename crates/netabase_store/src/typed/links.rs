@@ -42,6 +42,26 @@ where
     M: NetabaseModelTrait<D>,
     T: ReadTxn + ?Sized,
 {
+    check_puts_deferring::<D, M, T>(txn, models, None)
+}
+
+/// [`check_puts`] for one chunk of a call whose later chunks are not written yet: a
+/// link to a record of the same model that is neither stored nor in `models` is pushed
+/// to `defer` (when given) as `(link, target key)` instead of refused, since a later
+/// chunk may hold it. [`check_deferred`] checks them once the call is written.
+///
+/// # Errors
+/// As [`check_puts`].
+pub(crate) fn check_puts_deferring<D, M, T>(
+    txn: &T,
+    models: &[M],
+    mut defer: Option<&mut Vec<(usize, Vec<u8>)>>,
+) -> Result<()>
+where
+    D: NetabaseDefinitionTrait,
+    M: NetabaseModelTrait<D>,
+    T: ReadTxn + ?Sized,
+{
     if M::VALIDATES {
         models.iter().try_for_each(NetabaseModelTrait::validate)?;
     }
@@ -99,16 +119,51 @@ where
             let present = (link.target_table == M::INFO.table && own.contains(key))
                 || exists(txn, link.target_table, key)?;
             if !present {
-                return Err(NetabaseError::DanglingLink(Box::new(DanglingLinkError {
-                    model: M::INFO.name,
-                    field: link.field,
-                    target: link.target,
-                    target_key: (link.show_target_key)(key),
-                })));
+                if link.target_table == M::INFO.table
+                    && let Some(defer) = defer.as_deref_mut()
+                {
+                    defer.push((index, key.clone()));
+                    continue;
+                }
+                return Err(dangling::<D, M>(link, key));
             }
         }
     }
     Ok(())
+}
+
+/// Checks the links that [`check_puts_deferring`] deferred, now that every record of
+/// the call is written.
+///
+/// # Errors
+/// [`NetabaseError::DanglingLink`] for the first target that does not exist.
+pub(crate) fn check_deferred<D, M, T>(txn: &T, deferred: &[(usize, Vec<u8>)]) -> Result<()>
+where
+    D: NetabaseDefinitionTrait,
+    M: NetabaseModelTrait<D>,
+    T: ReadTxn + ?Sized,
+{
+    for (index, key) in deferred {
+        let link = &M::LINKS[*index];
+        if !exists(txn, link.target_table, key)? {
+            return Err(dangling::<D, M>(link, key));
+        }
+    }
+    Ok(())
+}
+
+/// The error of a link of `M` to the missing record `key` of its target.
+fn dangling<D, M>(link: &LinkInfo, key: &[u8]) -> NetabaseError
+where
+    D: NetabaseDefinitionTrait,
+    M: NetabaseModelTrait<D>,
+{
+    NetabaseError::DanglingLink(Box::new(DanglingLinkError {
+        model: M::INFO.name,
+        field: link.field,
+        target: link.target,
+        target_key: (link.show_target_key)(key),
+    }))
 }
 
 /// Runs the validators of the model held by `value` (a record received from a peer).

@@ -131,19 +131,59 @@ impl<'s, B: Backend> Writer<'s, B> {
     /// unique key is checked against every write before it, earlier models of the same
     /// call included. On a refusal the models before the refused one stay written.
     ///
-    /// Validators and links are checked for every model before the first one is
-    /// written: when one fails, nothing of the call is applied.
+    /// When a validator or a link refuses a model, nothing of the call is applied:
+    /// see [`Writer::put_many_checked`].
     pub(crate) fn put_many<D, M>(&self, models: impl IntoIterator<Item = M>) -> Result<()>
     where
         D: NetabaseDefinitionTrait,
         M: NetabaseModelTrait<D>,
     {
         if M::VALIDATES || !M::LINKS.is_empty() {
-            // Every model is checked before the first is written.
-            let models: Vec<M> = models.into_iter().collect();
-            return self.put_slice::<D, M>(&models);
+            return self.put_many_checked::<D, M>(models);
         }
         self.put_many_streamed::<D, M>(models)
+    }
+
+    /// [`Writer::put_many`] of a model with validators or links, streamed in chunks of
+    /// [`CHUNK`] records, each checked before it is written, so that a call of any size
+    /// holds one chunk in memory.
+    ///
+    /// A refusal of a rule applies nothing of the call: in the first chunk nothing is
+    /// written yet and the transaction stays usable; in a later one the transaction is
+    /// poisoned, so that the chunks before it can never commit. A link to a record of
+    /// the same model that is neither stored nor in its chunk is checked once every
+    /// chunk is written, since a later chunk may hold the record.
+    fn put_many_checked<D, M>(&self, models: impl IntoIterator<Item = M>) -> Result<()>
+    where
+        D: NetabaseDefinitionTrait,
+        M: NetabaseModelTrait<D>,
+    {
+        self.run(|| {
+            let size = chunk_size::<D, M>();
+            let mut models = models.into_iter().peekable();
+            let mut chunk: Vec<M> = Vec::with_capacity(CHUNK);
+            let mut deferred = Vec::new();
+            let mut wrote = false;
+            loop {
+                chunk.clear();
+                chunk.extend(models.by_ref().take(CHUNK));
+                if chunk.is_empty() {
+                    break;
+                }
+                // The last chunk defers nothing: no record of the call comes after it.
+                let defer = models.peek().is_some().then_some(&mut deferred);
+                let checked = links::check_puts_deferring::<D, M, _>(&self.txn, &chunk, defer);
+                self.poison_partial(wrote, checked)?;
+                for part in chunk.chunks(size) {
+                    self.put_models::<D, M>(part)?;
+                    wrote = true;
+                }
+            }
+            self.poison_partial(
+                wrote,
+                links::check_deferred::<D, M, _>(&self.txn, &deferred),
+            )
+        })
     }
 
     /// [`Writer::put_many`] of a model without validators or links, streamed chunk by
