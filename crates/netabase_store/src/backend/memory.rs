@@ -7,7 +7,7 @@
 //! without commit, the copy is simply thrown away.
 
 use std::cell::RefCell;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard, PoisonError, RwLock};
 
 use imbl::OrdMap;
 
@@ -25,6 +25,19 @@ use crate::typed::store::NetabaseStore;
 /// slice is a reference count, not an allocation and a copy of the bytes.
 type Bytes = Arc<[u8]>;
 type Table = OrdMap<Bytes, Bytes>;
+
+/// The empty value every non-unique index entry holds, shared rather than allocated
+/// per entry.
+static EMPTY: LazyLock<Bytes> = LazyLock::new(|| Bytes::from(&[][..]));
+
+/// Shared bytes holding `bytes`.
+fn shared(bytes: &[u8]) -> Bytes {
+    if bytes.is_empty() {
+        Arc::clone(&EMPTY)
+    } else {
+        Bytes::from(bytes)
+    }
+}
 type State = OrdMap<String, Table>;
 
 const NAME: &str = "memory";
@@ -262,7 +275,7 @@ impl WriteTxn for MemoryWrite<'_> {
             .borrow_mut()
             .entry(table.to_owned())
             .or_default()
-            .insert(Bytes::from(key), Bytes::from(value));
+            .insert(Bytes::from(key), shared(value));
         Ok(())
     }
 
@@ -280,10 +293,10 @@ impl WriteTxn for MemoryWrite<'_> {
             let previous = {
                 let mut state = self.state.borrow_mut();
                 match state.get_mut(table) {
-                    Some(t) => t.insert(Bytes::from(*key), Bytes::from(*value)),
+                    Some(t) => t.insert(Bytes::from(*key), shared(value)),
                     None => {
                         let mut t = Table::new();
-                        t.insert(Bytes::from(*key), Bytes::from(*value));
+                        t.insert(Bytes::from(*key), shared(value));
                         state.insert(table.to_owned(), t);
                         None
                     }
@@ -339,7 +352,7 @@ impl WriteTxn for MemoryWrite<'_> {
             for op in ops {
                 match op {
                     WriteOp::Put { key, value, .. } => {
-                        table.insert(Bytes::from(key.as_slice()), Bytes::from(value.as_slice()));
+                        table.insert(Bytes::from(key.as_slice()), shared(value));
                     }
                     WriteOp::Delete { key, .. } => {
                         table.remove(key.as_slice());
