@@ -13,6 +13,7 @@
 pub mod at_rest;
 pub mod contenders;
 pub mod data;
+pub mod model_rules;
 pub mod redis_server;
 pub mod report;
 pub mod scale;

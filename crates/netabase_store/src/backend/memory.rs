@@ -7,7 +7,7 @@
 //! without commit, the copy is simply thrown away.
 
 use std::cell::RefCell;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard, PoisonError, RwLock};
 
 use imbl::OrdMap;
 
@@ -20,7 +20,24 @@ use crate::error::{NetabaseError, Result};
 use crate::schema::NetabaseDefinitionTrait;
 use crate::typed::store::NetabaseStore;
 
-type Table = OrdMap<Vec<u8>, Vec<u8>>;
+/// Keys and values are shared slices: a write transaction's first change to a node of
+/// a table copies the node (the committed state still holds it), and copying a shared
+/// slice is a reference count, not an allocation and a copy of the bytes.
+type Bytes = Arc<[u8]>;
+type Table = OrdMap<Bytes, Bytes>;
+
+/// The empty value every non-unique index entry holds, shared rather than allocated
+/// per entry.
+static EMPTY: LazyLock<Bytes> = LazyLock::new(|| Bytes::from(&[][..]));
+
+/// Shared bytes holding `bytes`.
+fn shared(bytes: &[u8]) -> Bytes {
+    if bytes.is_empty() {
+        Arc::clone(&EMPTY)
+    } else {
+        Bytes::from(bytes)
+    }
+}
 type State = OrdMap<String, Table>;
 
 const NAME: &str = "memory";
@@ -90,7 +107,7 @@ fn collect_range(
     }
     let bounds = range.as_bounds();
     let iter = table.range::<_, [u8]>(bounds);
-    let clone = |(k, v): (&Vec<u8>, &Vec<u8>)| (k.clone(), v.clone());
+    let clone = |(k, v): (&Bytes, &Bytes)| (k.to_vec(), v.to_vec());
     match direction {
         Direction::Forward => iter.take(limit).map(clone).collect(),
         Direction::Reverse => iter.rev().take(limit).map(clone).collect(),
@@ -178,7 +195,7 @@ impl ReadTxn for MemoryRead {
             .state
             .get(table)
             .and_then(|t| t.get(key))
-            .map(Vec::as_slice))
+            .map(|v| &v[..]))
     }
 
     fn cursor(&self, table: &str, range: RawRange, direction: Direction) -> Result<Cursor<'_>> {
@@ -258,7 +275,7 @@ impl WriteTxn for MemoryWrite<'_> {
             .borrow_mut()
             .entry(table.to_owned())
             .or_default()
-            .insert(key.to_vec(), value.to_vec());
+            .insert(Bytes::from(key), shared(value));
         Ok(())
     }
 
@@ -276,10 +293,10 @@ impl WriteTxn for MemoryWrite<'_> {
             let previous = {
                 let mut state = self.state.borrow_mut();
                 match state.get_mut(table) {
-                    Some(t) => t.insert(key.to_vec(), value.to_vec()),
+                    Some(t) => t.insert(Bytes::from(*key), shared(value)),
                     None => {
                         let mut t = Table::new();
-                        t.insert(key.to_vec(), value.to_vec());
+                        t.insert(Bytes::from(*key), shared(value));
                         state.insert(table.to_owned(), t);
                         None
                     }
@@ -309,17 +326,36 @@ impl WriteTxn for MemoryWrite<'_> {
 
     fn apply(&self, ops: &[WriteOp<'_>]) -> Result<()> {
         let mut state = self.state.borrow_mut();
-        for op in ops {
-            match op {
-                WriteOp::Put { table, key, value } => {
-                    state
-                        .entry((*table).to_owned())
-                        .or_default()
-                        .insert(key.clone(), value.clone());
+        // Ops arrive in runs of one table (index maintenance groups them): the table is
+        // looked up once per run, and its name copied only when the run creates it.
+        let mut rest = ops;
+        while let Some(first) = rest.first() {
+            let name = first.table();
+            let run = rest
+                .iter()
+                .position(|op| op.table() != name)
+                .unwrap_or(rest.len());
+            let (ops, after) = rest.split_at(run);
+            rest = after;
+            let table = match state.get_mut(name) {
+                Some(table) => table,
+                None if ops.iter().any(|op| matches!(op, WriteOp::Put { .. })) => {
+                    state.insert(name.to_owned(), Table::new());
+                    match state.get_mut(name) {
+                        Some(table) => table,
+                        None => continue,
+                    }
                 }
-                WriteOp::Delete { table, key } => {
-                    if let Some(t) = state.get_mut(*table) {
-                        t.remove(key.as_slice());
+                // Deletes from a table that does not exist change nothing.
+                None => continue,
+            };
+            for op in ops {
+                match op {
+                    WriteOp::Put { key, value, .. } => {
+                        table.insert(Bytes::from(key.as_slice()), shared(value));
+                    }
+                    WriteOp::Delete { key, .. } => {
+                        table.remove(key.as_slice());
                     }
                 }
             }

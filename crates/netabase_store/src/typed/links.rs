@@ -15,7 +15,7 @@
 //! self-delimiting, so the entries of one target are the keys with its encoding as
 //! prefix.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 use std::ops::ControlFlow;
 
 use crate::backend::{Backend, Direction, RawRange, ReadTxn};
@@ -26,6 +26,10 @@ use crate::rules::{LinkInfo, ModelVisitor, OnDelete};
 use crate::schema::{NetabaseDefinitionTrait, NetabaseModelTrait};
 
 use super::write::Writer;
+
+/// Up to this many records, a link check sorts the targets of every record instead of
+/// building a set of the distinct ones.
+const FEW: usize = 16;
 
 /// Checks the validators and the links of `models`, all of which one call writes.
 ///
@@ -38,12 +42,39 @@ where
     M: NetabaseModelTrait<D>,
     T: ReadTxn + ?Sized,
 {
+    check_puts_deferring::<D, M, T>(txn, models, None)
+}
+
+/// [`check_puts`] for one chunk of a call whose later chunks are not written yet: a
+/// link to a record of the same model that is neither stored nor in `models` is pushed
+/// to `defer` (when given) as `(link, target key)` instead of refused, since a later
+/// chunk may hold it. [`check_deferred`] checks them once the call is written.
+///
+/// # Errors
+/// As [`check_puts`].
+pub(crate) fn check_puts_deferring<D, M, T>(
+    txn: &T,
+    models: &[M],
+    mut defer: Option<&mut Vec<(usize, Vec<u8>)>>,
+) -> Result<()>
+where
+    D: NetabaseDefinitionTrait,
+    M: NetabaseModelTrait<D>,
+    T: ReadTxn + ?Sized,
+{
     if M::VALIDATES {
         models.iter().try_for_each(NetabaseModelTrait::validate)?;
     }
     let targets = LinkTargets::of::<D, M>(models);
     for (index, key) in &targets.pending {
-        if !exists(txn, M::LINKS[*index].target_table, key)? {
+        let link = &M::LINKS[*index];
+        if !exists(txn, link.target_table, key)? {
+            if link.target_table == M::INFO.table
+                && let Some(defer) = defer.as_deref_mut()
+            {
+                defer.push((*index, key.clone()));
+                continue;
+            }
             return Err(dangling::<D, M>(*index, key));
         }
     }
@@ -78,15 +109,36 @@ impl LinkTargets {
         } else {
             BTreeSet::new()
         };
-        // Records of one call often link to few targets, and sorted lookups walk the
-        // target table in order.
+        // Every (link, target) pair once, then looked up in key order: the records of
+        // one call often link to few targets, and sorted lookups walk the target table
+        // in order. A call of many records keeps only the distinct targets (a set
+        // lookup per link, not a sort of every link); a call of a few sorts them.
         let mut targets: Vec<(usize, Vec<u8>)> = Vec::new();
         let mut keys = Vec::new();
-        for model in models {
-            for index in 0..M::LINKS.len() {
-                keys.clear();
-                model.link_keys(index, &mut keys);
-                targets.extend(keys.drain(..).map(|key| (index, key)));
+        if models.len() > FEW {
+            let mut seen: Vec<HashSet<Vec<u8>>> = Vec::new();
+            seen.resize_with(M::LINKS.len(), HashSet::new);
+            for model in models {
+                for (index, seen) in seen.iter_mut().enumerate() {
+                    keys.clear();
+                    model.link_keys(index, &mut keys);
+                    for key in keys.drain(..) {
+                        if !seen.contains(&key) {
+                            seen.insert(key);
+                        }
+                    }
+                }
+            }
+            for (index, set) in seen.into_iter().enumerate() {
+                targets.extend(set.into_iter().map(|key| (index, key)));
+            }
+        } else {
+            for model in models {
+                for index in 0..M::LINKS.len() {
+                    keys.clear();
+                    model.link_keys(index, &mut keys);
+                    targets.extend(keys.drain(..).map(|key| (index, key)));
+                }
             }
         }
         targets.sort_unstable();
@@ -96,6 +148,25 @@ impl LinkTargets {
         });
         LinkTargets { pending: targets }
     }
+}
+
+/// Checks the links that [`check_puts_deferring`] deferred, now that every record of
+/// the call is written.
+///
+/// # Errors
+/// [`NetabaseError::DanglingLink`] for the first target that does not exist.
+pub(crate) fn check_deferred<D, M, T>(txn: &T, deferred: &[(usize, Vec<u8>)]) -> Result<()>
+where
+    D: NetabaseDefinitionTrait,
+    M: NetabaseModelTrait<D>,
+    T: ReadTxn + ?Sized,
+{
+    for (index, key) in deferred {
+        if !exists(txn, M::LINKS[*index].target_table, key)? {
+            return Err(dangling::<D, M>(*index, key));
+        }
+    }
+    Ok(())
 }
 
 /// The refusal of a link of `M` (at `index` of `M::LINKS`) to the absent `key`.

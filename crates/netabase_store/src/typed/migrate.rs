@@ -77,7 +77,9 @@ where
     Ok(count)
 }
 
-/// Rewrites every outdated record of `M` at the code's version; returns how many.
+/// Rewrites every outdated record of `M` at the code's version; returns how many. All
+/// or nothing within the writer's transaction: a refusal writes nothing, and a failure
+/// after the first write poisons the transaction.
 ///
 /// # Errors
 /// [`crate::NetabaseError::Version`] naming the model, both versions and the key for a
@@ -94,25 +96,28 @@ where
 {
     let entries = outdated_entries::<D, M, _>(writer.reader())?;
     let total = entries.len() as u64;
-    let mut done = 0u64;
     progress(MigrateProgress {
         model: M::INFO.name,
-        done,
+        done: 0,
         total,
     });
-    for chunk in entries.chunks(STEP) {
-        let models = chunk
-            .iter()
-            .map(|(pk, value)| decode_model::<D, M>(pk, value))
-            .collect::<Result<Vec<M>>>()?;
-        writer.put_many::<D, M>(models)?;
-        done += chunk.len() as u64;
+    // Every record is upgraded, then checked, before the first is written: a value
+    // without an upgrade path or an upgraded record that a rule refuses refuses the
+    // whole migration with nothing written, and the transaction stays usable.
+    let models = entries
+        .iter()
+        .map(|(pk, value)| decode_model::<D, M>(pk, value))
+        .collect::<Result<Vec<M>>>()?;
+    drop(entries);
+    let mut done = 0u64;
+    writer.put_all::<D, M>(&models, STEP, &mut |written| {
+        done += written as u64;
         progress(MigrateProgress {
             model: M::INFO.name,
             done,
             total,
         });
-    }
+    })?;
     Ok(total)
 }
 

@@ -101,8 +101,11 @@ where
     /// # Errors
     /// [`crate::NetabaseError::Version`] naming the model, both versions and the key
     /// for a value newer than the code or without an upgrade path; any refusal of the
-    /// pipeline (an upgraded record that fails a validator). Drop the transaction to
-    /// apply nothing.
+    /// pipeline (an upgraded record that fails a validator). All or nothing within the
+    /// transaction: every record is upgraded and checked before the first is written,
+    /// so such a refusal writes nothing and the transaction stays usable; a failure
+    /// after records were written poisons the transaction, whose commit then fails
+    /// with [`crate::NetabaseError::Poisoned`] and applies nothing.
     pub fn migrate(&self, mut progress: impl FnMut(MigrateProgress)) -> Result<u64> {
         migrate::migrate_model::<D, M, B>(self.txn(), &mut progress)
     }

@@ -111,6 +111,9 @@ where
     D: NetabaseDefinitionTrait,
     M: NetabaseModelTrait<D>,
 {
+    if M::LINKS.is_empty() {
+        return;
+    }
     let mut old_keys = Vec::new();
     let mut new_keys = Vec::new();
     for (index, link) in M::LINKS.iter().enumerate() {
@@ -121,6 +124,19 @@ where
         }
         if let Some(new) = new {
             new.link_keys(index, &mut new_keys);
+        }
+        if old_keys.is_empty() && new_keys.len() == 1 {
+            // The common case (a new record with one link): the target key becomes the
+            // index key, without a copy.
+            if let Some(mut key) = new_keys.pop() {
+                key.extend_from_slice(pk);
+                plan.ops.push(WriteOp::Put {
+                    table: link.table,
+                    key,
+                    value: Vec::new(),
+                });
+            }
+            continue;
         }
         plan_link_keys(link.table, pk, &old_keys, &new_keys, plan);
     }

@@ -131,19 +131,59 @@ impl<'s, B: Backend> Writer<'s, B> {
     /// unique key is checked against every write before it, earlier models of the same
     /// call included. On a refusal the models before the refused one stay written.
     ///
-    /// Validators and links are checked for every model before the first one is
-    /// written: when one fails, nothing of the call is applied.
+    /// When a validator or a link refuses a model, nothing of the call is applied:
+    /// see [`Writer::put_many_checked`].
     pub(crate) fn put_many<D, M>(&self, models: impl IntoIterator<Item = M>) -> Result<()>
     where
         D: NetabaseDefinitionTrait,
         M: NetabaseModelTrait<D>,
     {
         if M::VALIDATES || !M::LINKS.is_empty() {
-            // Every model is checked before the first is written.
-            let models: Vec<M> = models.into_iter().collect();
-            return self.put_slice::<D, M>(&models);
+            return self.put_many_checked::<D, M>(models);
         }
         self.put_many_streamed::<D, M>(models)
+    }
+
+    /// [`Writer::put_many`] of a model with validators or links, streamed in chunks of
+    /// [`CHUNK`] records, each checked before it is written, so that a call of any size
+    /// holds one chunk in memory.
+    ///
+    /// A refusal of a rule applies nothing of the call: in the first chunk nothing is
+    /// written yet and the transaction stays usable; in a later one the transaction is
+    /// poisoned, so that the chunks before it can never commit. A link to a record of
+    /// the same model that is neither stored nor in its chunk is checked once every
+    /// chunk is written, since a later chunk may hold the record.
+    fn put_many_checked<D, M>(&self, models: impl IntoIterator<Item = M>) -> Result<()>
+    where
+        D: NetabaseDefinitionTrait,
+        M: NetabaseModelTrait<D>,
+    {
+        self.run(|| {
+            let size = chunk_size::<D, M>();
+            let mut models = models.into_iter().peekable();
+            let mut chunk: Vec<M> = Vec::with_capacity(CHUNK);
+            let mut deferred = Vec::new();
+            let mut wrote = false;
+            loop {
+                chunk.clear();
+                chunk.extend(models.by_ref().take(CHUNK));
+                if chunk.is_empty() {
+                    break;
+                }
+                // The last chunk defers nothing: no record of the call comes after it.
+                let defer = models.peek().is_some().then_some(&mut deferred);
+                let checked = links::check_puts_deferring::<D, M, _>(&self.txn, &chunk, defer);
+                self.poison_partial(wrote, checked)?;
+                for part in chunk.chunks(size) {
+                    self.put_models::<D, M>(part)?;
+                    wrote = true;
+                }
+            }
+            self.poison_partial(
+                wrote,
+                links::check_deferred::<D, M, _>(&self.txn, &deferred),
+            )
+        })
     }
 
     /// [`Writer::put_many`] of a model without validators or links, streamed chunk by
@@ -181,6 +221,44 @@ impl<'s, B: Backend> Writer<'s, B> {
             }
             for chunk in models.chunks(chunk_size::<D, M>()) {
                 self.put_models::<D, M>(chunk)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Stores `models` all or nothing within the transaction, in steps of `step`
+    /// records, calling `after` with the size of each step once it is written.
+    ///
+    /// Validators and links are checked for every model before the first is written,
+    /// so a refusal of a rule writes nothing and the transaction stays usable. A
+    /// failure once records are written (a unique key held by another record, a model
+    /// that does not encode) poisons the transaction: what the earlier steps wrote can
+    /// then never commit.
+    pub(crate) fn put_all<D, M>(
+        &self,
+        models: &[M],
+        step: usize,
+        after: &mut dyn FnMut(usize),
+    ) -> Result<()>
+    where
+        D: NetabaseDefinitionTrait,
+        M: NetabaseModelTrait<D>,
+    {
+        self.run(|| {
+            if M::VALIDATES || !M::LINKS.is_empty() {
+                links::check_puts::<D, M, _>(&self.txn, models)?;
+            }
+            let size = chunk_size::<D, M>().min(step.max(1));
+            let mut wrote = false;
+            for part in models.chunks(step.max(1)) {
+                for chunk in part.chunks(size) {
+                    // A refused chunk of one record is undone entirely; of more, the
+                    // records before the refused one stand.
+                    let partial = wrote || chunk.len() > 1;
+                    self.poison_partial(partial, self.put_models::<D, M>(chunk))?;
+                    wrote = true;
+                }
+                after(part.len());
             }
             Ok(())
         })
@@ -633,6 +711,12 @@ fn apply_by_table<T: WriteTxn + ?Sized>(txn: &T, ops: Vec<WriteOp<'static>>) -> 
 /// The index writes `ops` in runs of one table each, keeping the order within each
 /// table (shared with the asynchronous executor).
 pub(crate) fn group_by_table(ops: Vec<WriteOp<'static>>) -> Vec<Vec<WriteOp<'static>>> {
+    // A write to one table (a put of a model with one index) needs no grouping.
+    if let Some(first) = ops.first()
+        && ops.iter().all(|op| op.table() == first.table())
+    {
+        return vec![ops];
+    }
     // A model has a handful of index tables: a short list beats hashing.
     let mut tables: Vec<&'static str> = Vec::new();
     let mut runs: Vec<Vec<WriteOp<'static>>> = Vec::new();

@@ -591,9 +591,110 @@ pub fn random_operations_keep_link_indexes_exact<B: Backend>(backend: Arc<B>) ->
 }
 
 // ---------------------------------------------------------------------------------------
+// `put_many` of more records than one chunk of the write pipeline
+
+/// More records than the pipeline writes per chunk, so that a call spans several.
+const MANY: u64 = 2_500;
+
+fn expect_poisoned(result: Result<ChangeSet, NetabaseError>) -> TestResult {
+    match result {
+        Err(NetabaseError::Poisoned(_)) => Ok(()),
+        other => Err(format!("expected a poisoned transaction, got {other:?}").into()),
+    }
+}
+
+/// A rule that refuses a record of a later chunk, once earlier chunks are written,
+/// still applies nothing of the call: the transaction can no longer commit.
+pub fn put_many_across_chunks_applies_nothing_on_failure<B: Backend>(
+    backend: Arc<B>,
+) -> TestResult {
+    let store = open(&backend)?;
+    store.open_tree::<User>().put(user(1, "ada"))?;
+    let posts = store.open_tree::<Post>();
+    // A validator, near the end of the call.
+    let txn = store.write()?;
+    expect_invalid(
+        txn.open_tree::<Post>().put_many((1..=MANY).map(|id| Post {
+            title: if id == MANY - 10 {
+                String::new()
+            } else {
+                format!("post {id}")
+            },
+            ..post(id, 1)
+        })),
+        "Post",
+        Some("title"),
+    )?;
+    expect_poisoned(txn.commit())?;
+    assert_eq!(posts.len()?, 0);
+    // A dangling link, in the last record.
+    let txn = store.write()?;
+    expect_dangling(
+        txn.open_tree::<Post>()
+            .put_many((1..=MANY).map(|id| post(id, if id == MANY { 9 } else { 1 }))),
+        "author",
+        "User",
+    )?;
+    expect_poisoned(txn.commit())?;
+    assert_eq!(posts.len()?, 0);
+    // A refusal in the first chunk leaves the transaction usable.
+    let txn = store.write()?;
+    {
+        let view = txn.open_tree::<Post>();
+        expect_dangling(view.put_many([post(1, 1), post(2, 9)]), "author", "User")?;
+        view.put_many((1..=MANY).map(|id| post(id, 1)))?;
+    }
+    txn.commit()?;
+    assert_eq!(posts.len()?, MANY);
+    assert_all_exact(&store)
+}
+
+/// A link to a record of the same call counts as present when that record comes in a
+/// later chunk; a link to a record in no chunk is refused, after the whole call.
+pub fn put_many_links_to_records_of_later_chunks<B: Backend>(backend: Arc<B>) -> TestResult {
+    let store = open(&backend)?;
+    let nodes = store.open_tree::<Node>();
+    let txn = store.write()?;
+    // Each node links to the one half the call after it.
+    txn.open_tree::<Node>().put_many((0..MANY).map(|id| Node {
+        id,
+        next: Some((id + MANY / 2) % MANY),
+    }))?;
+    txn.commit()?;
+    assert_eq!(nodes.len()?, MANY);
+    assert_eq!(
+        nodes.referrers::<Node>(MANY - 1)?,
+        [Node {
+            id: MANY / 2 - 1,
+            next: Some(MANY - 1)
+        }]
+    );
+    // The first record links to a node that neither is stored nor comes later.
+    let txn = store.write()?;
+    match txn
+        .open_tree::<Node>()
+        .put_many((MANY..2 * MANY).map(|id| Node {
+            id,
+            next: Some(if id == MANY { 10 * MANY } else { id }),
+        })) {
+        Err(NetabaseError::DanglingLink(e)) => {
+            assert_eq!(
+                (e.model, e.field, e.target),
+                ("Node", "next", "Node"),
+                "{e}"
+            );
+        }
+        other => return Err(format!("expected DanglingLink(next), got {other:?}").into()),
+    }
+    expect_poisoned(txn.commit())?;
+    assert_eq!(nodes.len()?, MANY);
+    assert_all_exact(&store)
+}
+
+// ---------------------------------------------------------------------------------------
 // Migrations
 
-use schema::{v1, v2, v3};
+use schema::{v1, v2, v2_strict, v3};
 
 fn people_v1<B: Backend>(backend: &Arc<B>) -> TestResult {
     let store = NetabaseStore::<v1::PeopleDefinition, B>::from_shared_backend(backend.clone())?;
@@ -774,6 +875,67 @@ pub fn newer_values_and_missing_paths_are_refused<B: Backend>(backend: Arc<B>) -
     Ok(())
 }
 
+/// A migration inside the caller's transaction whose later records fail a rule applies
+/// nothing: not the records before them, even after the caller commits.
+pub fn migration_in_a_transaction_is_all_or_nothing<B: Backend>(backend: Arc<B>) -> TestResult {
+    // More records than one step of the migration writes, the last one breaking the
+    // rule of the new version once upgraded.
+    let count = 600u64;
+    {
+        let store = NetabaseStore::<v1::PeopleDefinition, B>::from_shared_backend(backend.clone())?;
+        store
+            .open_tree::<v1::Person>()
+            .put_many((1..=count).map(|id| v1::Person {
+                id,
+                name: if id == count {
+                    "Nobody".into()
+                } else {
+                    format!("Ada{id} Lovelace")
+                },
+                age: 30,
+            }))?;
+    }
+    let store =
+        NetabaseStore::<v2_strict::PeopleDefinition, B>::from_shared_backend(backend.clone())?;
+    let txn = store.write()?;
+    {
+        let people = txn.open_tree::<v2_strict::Person>();
+        people.put(v2_strict::Person {
+            id: count + 1,
+            first: "Grace".into(),
+            last: "Hopper".into(),
+            age: 40,
+        })?;
+        let mut reports = Vec::new();
+        match people.migrate(|p| reports.push(p)) {
+            Err(NetabaseError::Invalid(e)) => assert_eq!(e.field, Some("last")),
+            other => return Err(format!("expected a validation error, got {other:?}").into()),
+        }
+        assert_eq!(
+            people.outdated()?,
+            count,
+            "nothing of the migration is written"
+        );
+        assert!(
+            reports.iter().all(|p| p.done == 0),
+            "no record reported migrated: {reports:?}"
+        );
+    }
+    // The refusal left the transaction usable: its own write commits, the migration's
+    // none.
+    txn.commit()?;
+    let people = store.open_tree::<v2_strict::Person>();
+    assert_eq!(people.outdated()?, count);
+    assert_eq!(people.len()?, count + 1);
+    assert_eq!(
+        people
+            .get_by_secondary_key(v2_strict::PersonAgeSecondaryKey(30))?
+            .len() as u64,
+        count - 1 + 1,
+    );
+    Ok(())
+}
+
 /// Expands to one `#[test]` per check, each on a fresh backend from `$make`.
 #[macro_export]
 macro_rules! model_rules_suite {
@@ -791,6 +953,9 @@ macro_rules! model_rules_suite {
             migration_on_read_and_eager,
             migration_chains_and_index_rebuild,
             newer_values_and_missing_paths_are_refused,
+            migration_in_a_transaction_is_all_or_nothing,
+            put_many_across_chunks_applies_nothing_on_failure,
+            put_many_links_to_records_of_later_chunks,
         );
     };
     (@tests $make:expr; $($name:ident),+ $(,)?) => {

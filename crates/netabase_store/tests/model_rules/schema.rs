@@ -223,3 +223,43 @@ pub mod v3 {
         }
     }
 }
+
+/// Version 2 with a rule the upgrade can break: the last name must not be empty (a
+/// version-1 name without a space upgrades to an empty last name).
+#[netabase_definition_module(PeopleDefinition, PeopleKeys)]
+pub mod v2_strict {
+    use netabase_store::prelude::*;
+    use serde::{Deserialize, Serialize};
+
+    #[derive(Serialize, Deserialize)]
+    #[netabase(version = 1)]
+    pub struct PersonV1 {
+        pub id: u64,
+        pub name: String,
+        pub age: u32,
+    }
+
+    #[derive(NetabaseModel, Serialize, Deserialize, Clone, Debug, PartialEq)]
+    #[netabase(PeopleDefinition, version = 2, from = PersonV1)]
+    pub struct Person {
+        #[primary_key]
+        pub id: u64,
+        pub first: String,
+        #[validate(non_empty)]
+        pub last: String,
+        #[secondary_key]
+        pub age: u32,
+    }
+
+    impl From<PersonV1> for Person {
+        fn from(v1: PersonV1) -> Self {
+            let (first, last) = v1.name.split_once(' ').unwrap_or((&v1.name, ""));
+            Person {
+                id: v1.id,
+                first: first.to_owned(),
+                last: last.to_owned(),
+                age: v1.age,
+            }
+        }
+    }
+}
