@@ -93,15 +93,25 @@ pub enum InboundOutcome {
 /// # use app::*;
 /// use netabase::worker::{InboundOutcome, StorageWorker};
 /// use netabase_store::backend::memory::MemoryBackend;
-/// use netabase_store::kad::{DefinitionRecordExt, KadStoreConfig};
+/// use netabase_store::kad::{DefinitionRecordExt, KadStoreConfig, RecordSigner};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() -> netabase::Result<()> {
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let worker =
 ///     StorageWorker::<AppDefinition, _>::spawn(MemoryBackend::new(), KadStoreConfig::default())?;
-/// let record = AppDefinition::Note(Note { id: 1, text: "hi".into() }).to_record()?;
+/// // Records are signed by their author.
+/// let author = RecordSigner::new(&libp2p::identity::Keypair::generate_ed25519())?;
+/// let unsigned = AppDefinition::Note(Note { id: 1, text: "hi".into() }).to_record()?;
+/// let record = author
+///     .seal(unsigned.key, Some(unsigned.value), author.next_stamp(None))
+///     .to_record();
 /// let outcome = worker.store_inbound(record).await?;
 /// assert!(matches!(outcome, InboundOutcome::Stored));
+///
+/// // An unsigned record is refused.
+/// let unsigned = AppDefinition::Note(Note { id: 2, text: "?".into() }).to_record()?;
+/// let outcome = worker.store_inbound(unsigned).await?;
+/// assert!(matches!(outcome, InboundOutcome::Refused(_)));
 /// worker.close().await;
 /// # Ok(()) }
 /// ```
@@ -195,8 +205,9 @@ impl<D: NetabaseDefinitionTrait, B: Backend> StorageWorker<D, B> {
 
     /// Stores a record received from the network, group-committed with the other
     /// inbound records waiting for the worker; resolves once the commit that holds it
-    /// is durable (or refused, see [`InboundOutcome`]). The record is stored as given:
-    /// a node validates records before it hands them over.
+    /// is durable (or refused, see [`InboundOutcome`]). The signature and the version
+    /// rule are checked here (an unsigned record, or one older than the version held,
+    /// is refused); a node validates the model itself before it hands records over.
     ///
     /// # Errors
     /// [`Error::Stopped`] if the worker has stopped.
