@@ -25,10 +25,11 @@ use libp2p::swarm::{ConnectionId, DialError, ListenError, SwarmEvent};
 use libp2p::{Multiaddr, PeerId, Swarm, identify, mdns};
 use netabase_store::backend::Backend;
 use netabase_store::kad::{
-    KadStoreError, RecordSigner, SignedRecord, SignedRecordError, parse_record_key,
-    validate_record, wall_millis,
+    KadStoreError, RecordSigner, SignedRecord, SignedRecordError, UnverifiedRecord,
+    parse_record_key, validate_record, wall_millis,
 };
 use netabase_store::schema::{DiscriminantTrait, NetabaseDefinitionTrait};
+use netabase_store::sync::VersionStamp;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::config::NetabaseConfig;
@@ -120,6 +121,8 @@ enum Settled {
         source: PeerId,
         connection: ConnectionId,
         key: RecordKey,
+        /// The stamp the record claims; verified if the outcome is `Stored`.
+        stamp: VersionStamp,
         outcome: InboundOutcome,
     },
     Provider {
@@ -328,7 +331,8 @@ impl<D: NetabaseDefinitionTrait, B: Backend> EventLoop<D, B> {
 
     /// Verifies `record` (received from `sender`, if known) and checks the model it
     /// carries: the signed record and its model (`None` for a tombstone), or why it is
-    /// refused.
+    /// refused. For the versions a get finds; inbound puts take
+    /// [`EventLoop::check_inbound`] and are verified by the worker.
     fn check_record(
         &self,
         record: &Record,
@@ -352,6 +356,30 @@ impl<D: NetabaseDefinitionTrait, B: Backend> EventLoop<D, B> {
             }
         };
         Ok((signed, model))
+    }
+
+    /// The cheap checks of an inbound record, run on this task: its envelope decodes
+    /// (with a value that matches its digest) and its model (or, for a tombstone, its
+    /// key) is one of this definition, within the size limit. The signature is not
+    /// verified here: the storage worker verifies it, once, in its batch, and its
+    /// refusal is counted by kind in [`EventLoop::on_settled`].
+    fn check_inbound(
+        &self,
+        record: &Record,
+    ) -> std::result::Result<UnverifiedRecord, (RefusalKind, String)> {
+        let refused = |e: SignedRecordError| (RefusalKind::of_signed(&e), e.to_string());
+        let unverified = SignedRecord::decode_unverified(record).map_err(refused)?;
+        match unverified.payload() {
+            Some(payload) => {
+                let max = self.config.store_limits.max_value_bytes;
+                validate_record::<D>(&payload, max)
+                    .map_err(|e| (RefusalKind::of(&e), e.to_string()))?;
+            }
+            None => {
+                check_key::<D>(&record.key).map_err(|r| (RefusalKind::MalformedKey, r))?;
+            }
+        }
+        Ok(unverified)
     }
 
     // ----- commands -------------------------------------------------------------------
@@ -642,32 +670,34 @@ impl<D: NetabaseDefinitionTrait, B: Backend> EventLoop<D, B> {
         }
     }
 
-    /// Checks an inbound `PUT_VALUE` (signature, model, size) and hands it to the
-    /// worker only if it passes every check; the worker stores it if it wins over the
-    /// version held, and the sender is answered when the worker has settled it. Any peer
-    /// may send any valid record: the signature, not the sender, says who wrote it.
+    /// Checks an inbound `PUT_VALUE` (envelope, model, size: the cheap checks) and
+    /// hands it to the worker only if it passes them; the worker verifies its signature
+    /// (the costly check, kept off this task), stores it if it wins over the version
+    /// held, and the sender is answered when the worker has settled it. Any peer may
+    /// send any valid record: the signature, not the sender, says who wrote it.
     fn on_inbound_put(&mut self, source: PeerId, connection: ConnectionId, record: Record) {
         let key = record.key.clone();
         let origin = RecordOrigin::InboundPut;
-        let stamp = match self.check_record(&record, Some(&source)) {
-            Ok((signed, _)) => signed.stamp(),
+        let unverified = match self.check_inbound(&record) {
+            Ok(unverified) => unverified,
             Err((kind, reason)) => {
                 self.refuse(key.clone(), Some(source), origin, kind, reason);
                 self.settle(source, connection, key, true);
                 return;
             }
         };
-        // A later local write of this key must win over what this node has seen.
-        self.signer.observe(stamp);
+        let stamp = unverified.stamp();
         let settled = self.settled_sender.clone();
         let done_key = key.clone();
         let queued = self.worker.try_store_inbound(
-            record,
+            unverified,
+            source,
             Box::new(move |outcome| {
                 let _ = settled.send(Settled::Record {
                     source,
                     connection,
                     key: done_key,
+                    stamp,
                     outcome,
                 });
             }),
@@ -696,6 +726,7 @@ impl<D: NetabaseDefinitionTrait, B: Backend> EventLoop<D, B> {
                 source,
                 connection,
                 key,
+                stamp,
                 outcome,
             } => {
                 // Refusals get the protocol's usual answer; a failed commit none.
@@ -703,6 +734,9 @@ impl<D: NetabaseDefinitionTrait, B: Backend> EventLoop<D, B> {
                 let origin = RecordOrigin::InboundPut;
                 match outcome {
                     InboundOutcome::Stored => {
+                        // The worker verified the stamp: a later local write of this
+                        // key must win over what this node has accepted.
+                        self.signer.observe(stamp);
                         self.counters.record_accepted();
                         self.emit(NetabaseEvent::RecordStored {
                             key: key.clone(),

@@ -18,7 +18,9 @@ use libp2p::identity::Keypair;
 use libp2p::kad::Record;
 use netabase_store::NetabaseStore;
 use netabase_store::backend::Backend;
-use netabase_store::kad::{BatchPut, KadStore, KadStoreConfig, SignedRecordError};
+use netabase_store::kad::{
+    BatchPut, KadStore, KadStoreConfig, SignedRecord, SignedRecordError, UnverifiedRecord,
+};
 use netabase_store::schema::NetabaseDefinitionTrait;
 use tokio::sync::{mpsc, oneshot};
 
@@ -47,8 +49,11 @@ type Job<D, B> = Box<dyn FnOnce(&Storage<D, B>) + Send>;
 pub(crate) type Done = Box<dyn FnOnce(InboundOutcome) + Send>;
 
 enum Message<D, B> {
+    /// A record whose envelope and model were checked, but not its signature: the
+    /// batch verifies it (once, here, off the swarm task), with the peer it came from.
     Inbound {
-        record: Record,
+        record: Box<UnverifiedRecord>,
+        sender: Option<PeerId>,
         done: Done,
     },
     Run(Job<D, B>),
@@ -205,30 +210,51 @@ impl<D: NetabaseDefinitionTrait, B: Backend> StorageWorker<D, B> {
 
     /// Stores a record received from the network, group-committed with the other
     /// inbound records waiting for the worker; resolves once the commit that holds it
-    /// is durable (or refused, see [`InboundOutcome`]). The signature and the version
-    /// rule are checked here (an unsigned record, or one older than the version held,
-    /// is refused); a node validates the model itself before it hands records over.
+    /// is durable (or refused, see [`InboundOutcome`]). The envelope is decoded here
+    /// ([`SignedRecord::decode_unverified`]: an unsigned or altered record is refused
+    /// at once); the signature is verified on the worker thread, in the batch, and the
+    /// version rule applied there (a record older than the version held is refused). A
+    /// node validates the model itself before it hands records over.
     ///
     /// # Errors
     /// [`Error::Stopped`] if the worker has stopped.
     pub async fn store_inbound(&self, record: Record) -> Result<InboundOutcome> {
+        let record = match SignedRecord::decode_unverified(&record) {
+            Ok(record) => record,
+            Err(refused) => return Ok(InboundOutcome::Refused(refused)),
+        };
         let (reply, outcome) = oneshot::channel();
         let done: Done = Box::new(move |outcome| {
             let _ = reply.send(outcome);
         });
         self.sender
-            .send(Message::Inbound { record, done })
+            .send(Message::Inbound {
+                record: Box::new(record),
+                sender: None,
+                done,
+            })
             .await
             .map_err(|_| Error::Stopped)?;
         outcome.await.map_err(|_| Error::Stopped)
     }
 
-    /// [`StorageWorker::store_inbound`] without waiting: `done` is called on the worker
-    /// thread after the commit. Returns false (and drops `done`) when the queue is full
-    /// or the worker has stopped.
-    pub(crate) fn try_store_inbound(&self, record: Record, done: Done) -> bool {
+    /// [`StorageWorker::store_inbound`] of a record already decoded (and its model
+    /// checked), received from `sender`, without waiting: the worker verifies its
+    /// signature in the batch, and `done` is called on the worker thread after the
+    /// commit. Returns false (and drops `done`) when the queue is full or the worker has
+    /// stopped.
+    pub(crate) fn try_store_inbound(
+        &self,
+        record: UnverifiedRecord,
+        sender: PeerId,
+        done: Done,
+    ) -> bool {
         self.sender
-            .try_send(Message::Inbound { record, done })
+            .try_send(Message::Inbound {
+                record: Box::new(record),
+                sender: Some(sender),
+                done,
+            })
             .is_ok()
     }
 
@@ -295,13 +321,21 @@ fn serve<D: NetabaseDefinitionTrait, B: Backend>(
                 shutdown = Some(reply);
                 break;
             }
-            Message::Inbound { record, done } => {
-                let mut records = vec![record];
+            Message::Inbound {
+                record,
+                sender,
+                done,
+            } => {
+                let mut records = vec![(*record, sender)];
                 let mut dones = vec![done];
                 while records.len() < MAX_BATCH {
                     match receiver.try_recv() {
-                        Ok(Message::Inbound { record, done }) => {
-                            records.push(record);
+                        Ok(Message::Inbound {
+                            record,
+                            sender,
+                            done,
+                        }) => {
+                            records.push((*record, sender));
                             dones.push(done);
                         }
                         // Anything else runs after this batch, in the order it came.
@@ -312,7 +346,7 @@ fn serve<D: NetabaseDefinitionTrait, B: Backend>(
                         Err(_) => break,
                     }
                 }
-                commit_inbound(&storage, &records, dones);
+                commit_inbound(&storage, records, dones);
             }
         }
     }
@@ -324,11 +358,15 @@ fn serve<D: NetabaseDefinitionTrait, B: Backend>(
     }
 }
 
-/// Writes a batch of inbound records in one transaction and tells each sender its
-/// outcome after the commit.
-fn commit_inbound<D, B: Backend>(storage: &Storage<D, B>, records: &[Record], dones: Vec<Done>) {
-    // The signatures and the version rule decide (inside `try_put_batch`).
-    let committed = storage.records.try_put_batch(records, |_, _| true);
+/// Verifies a batch of inbound records (each signature once, here), writes the valid
+/// ones in one transaction and tells each sender its outcome after the commit.
+fn commit_inbound<D, B: Backend>(
+    storage: &Storage<D, B>,
+    records: Vec<(UnverifiedRecord, Option<PeerId>)>,
+    dones: Vec<Done>,
+) {
+    // The signatures and the version rule decide (inside the batch).
+    let committed = storage.records.try_put_unverified_batch(records);
     match committed {
         Ok(outcomes) => {
             for (done, outcome) in dones.into_iter().zip(outcomes) {

@@ -12,8 +12,8 @@ use netabase_store::NetabaseError;
 use netabase_store::backend::memory::MemoryBackend;
 use netabase_store::backend::{Backend, Capabilities, WriteTxn};
 use netabase_store::kad::{
-    BatchPut, KadStore, KadStoreConfig, KadStoreError, RECORDS_TABLE, RecordSigner, SignedRecord,
-    SignedRecordError,
+    BatchPut, Envelope, KadStore, KadStoreConfig, KadStoreError, RECORDS_TABLE, RecordSigner,
+    SignedRecord, SignedRecordError,
 };
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -128,6 +128,54 @@ macro_rules! record_store_rules {
                     store.get(&key("x")).and_then(|r| value_of(&r)),
                     Some(b"2".to_vec())
                 );
+                Ok(())
+            }
+
+            #[test]
+            fn an_unverified_batch_verifies_each_signature_with_its_sender() -> TestResult {
+                let store = open(PeerId::random(), KadStoreConfig::default())?;
+                let older = record("held", b"1");
+                store.try_put(&record("held", b"2"))?;
+                // Signed by `thief` under the author of `signer()`: a stolen claim.
+                let thief = Keypair::generate_ed25519();
+                let mut envelope = Envelope::decode(&record("stolen", b"v").value)?;
+                envelope.signature = thief.sign(&envelope.signing_bytes(&key("stolen")))?;
+                let stolen = Record::new(key("stolen"), envelope.encode());
+                let mut envelope = Envelope::decode(&record("bad", b"v").value)?;
+                envelope.signature[0] ^= 1;
+                let bad = Record::new(key("bad"), envelope.encode());
+                let good = record("good", b"v");
+                let thief_id = thief.public().to_peer_id();
+                let batch = vec![
+                    (SignedRecord::decode_unverified(&good)?, None),
+                    (SignedRecord::decode_unverified(&stolen)?, Some(thief_id)),
+                    (SignedRecord::decode_unverified(&bad)?, Some(PeerId::random())),
+                    (SignedRecord::decode_unverified(&older)?, None),
+                ];
+                let outcomes = store.try_put_unverified_batch(batch)?;
+                assert!(
+                    matches!(
+                        outcomes.as_slice(),
+                        [
+                            BatchPut::Stored,
+                            BatchPut::Refused(SignedRecordError::StolenAuthorship { signer, .. }),
+                            BatchPut::Refused(SignedRecordError::BadSignature { .. }),
+                            BatchPut::Refused(SignedRecordError::Superseded { .. }),
+                        ] if *signer == thief_id
+                    ),
+                    "{outcomes:?}"
+                );
+                let value = |name: &str| {
+                    store
+                        .try_get(&key(name))
+                        .ok()
+                        .flatten()
+                        .and_then(|r| value_of(&r))
+                };
+                assert_eq!(value("good"), Some(b"v".to_vec()));
+                assert_eq!(value("held"), Some(b"2".to_vec()));
+                assert_eq!(value("stolen"), None);
+                assert_eq!(value("bad"), None);
                 Ok(())
             }
 

@@ -29,7 +29,10 @@ pub mod signed;
 mod store;
 mod typed;
 
-pub use signed::{Envelope, RecordSigner, SignedRecord, SignedRecordError, author_of, wall_millis};
+pub use signed::{
+    Envelope, RecordSigner, SignedRecord, SignedRecordError, UnverifiedRecord, author_of,
+    wall_millis,
+};
 pub use store::{BatchPut, KadStore, KadStoreConfig, KadStoreError, SweepStats};
 pub use typed::{
     DefinitionRecordExt, RecordError, RecordKeyParts, parse_record_key, record_key, record_key_of,

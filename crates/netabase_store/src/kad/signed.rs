@@ -14,7 +14,9 @@
 //!
 //! [`SignedRecord::open`] is the only way to a [`SignedRecord`]: it decodes the envelope
 //! and checks the digest and the signature, so a `SignedRecord` is always one its author
-//! really wrote. [`RecordSigner`] writes them, with a hybrid logical clock.
+//! really wrote. It runs in two halves where the costly one should run elsewhere:
+//! [`SignedRecord::decode_unverified`] (decode, shape and digest: cheap) and
+//! [`UnverifiedRecord::verify`] (the ed25519 signature). [`RecordSigner`] writes them, with a hybrid logical clock.
 //!
 //! **The winner rule.** For one key, the record with the greater stamp wins
 //! ([`VersionStamp`] orders by clock reading, then by author); two records with the same
@@ -27,7 +29,7 @@
 //! its stamp, after which an older copy that is still around may be accepted again.
 
 use std::cmp::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use libp2p::PeerId;
 use libp2p::identity::{Keypair, PublicKey, ed25519};
@@ -180,7 +182,8 @@ impl Envelope {
 }
 
 /// A record whose envelope decoded and whose signature verified under the author it
-/// names. Only [`SignedRecord::open`] and [`RecordSigner`] make one.
+/// names. Only [`SignedRecord::open`] (or [`UnverifiedRecord::verify`]) and
+/// [`RecordSigner`] make one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignedRecord {
     key: RecordKey,
@@ -219,9 +222,28 @@ impl SignedRecord {
     /// fails under the claimed author but verifies under the sender's key (or the
     /// record's `publisher`'s) is reported as [`SignedRecordError::StolenAuthorship`].
     ///
+    /// The same as [`SignedRecord::decode_unverified`] followed by
+    /// [`UnverifiedRecord::verify`].
+    ///
     /// # Errors
     /// As [`SignedRecord::open`].
     pub fn open_from(record: &Record, sender: Option<&PeerId>) -> Result<Self, SignedRecordError> {
+        Self::decode_unverified(record)?.verify(sender)
+    }
+
+    /// The cheap half of [`SignedRecord::open`]: decodes `record`'s envelope and checks
+    /// its shape (a 64-byte signature, no value in a tombstone) and that the value is the
+    /// one its digest names, but does **not** verify the signature, which is the costly
+    /// part (tens of microseconds). Use it to check a record's model before handing
+    /// the record to the thread that verifies it ([`UnverifiedRecord::verify`]); nothing
+    /// an [`UnverifiedRecord`] says is known to come from its author until then.
+    ///
+    /// # Errors
+    /// [`SignedRecordError::Unsigned`] if the value is not an envelope (or is a
+    /// tombstone carrying a value), [`SignedRecordError::BadSignature`] if the signature
+    /// is not 64 bytes long, [`SignedRecordError::TamperedValue`] if the value is not the
+    /// one its digest names.
+    pub fn decode_unverified(record: &Record) -> Result<UnverifiedRecord, SignedRecordError> {
         let envelope = Envelope::decode(&record.value)?;
         if envelope.signature.len() != SIGNATURE_LEN {
             return Err(SignedRecordError::BadSignature {
@@ -236,31 +258,14 @@ impl SignedRecord {
                 reason: "a tombstone that carries a value".to_owned(),
             });
         }
-        let message = envelope.signing_bytes(&record.key);
-        let verified =
-            author_key(&envelope.stamp.writer).map(|key| key.verify(&message, &envelope.signature));
-        if !matches!(verified, Ok(true)) {
-            let candidates = sender.into_iter().chain(record.publisher.as_ref());
-            for peer in candidates {
-                if peer_key(peer).is_some_and(|k| k.verify(&message, &envelope.signature)) {
-                    return Err(SignedRecordError::StolenAuthorship {
-                        claimed: envelope.stamp.writer,
-                        signer: *peer,
-                    });
-                }
-            }
-            verified?;
-            return Err(SignedRecordError::BadSignature {
-                reason: "the signature is not the author's over this key, digest and stamp"
-                    .to_owned(),
-            });
-        }
         // The signature covers the digest; the digest must be that of the value.
         if *blake3::hash(&envelope.value).as_bytes() != envelope.digest {
             return Err(SignedRecordError::TamperedValue);
         }
-        Ok(SignedRecord {
+        Ok(UnverifiedRecord {
             key: record.key.clone(),
+            publisher: record.publisher,
+            expires: record.expires,
             envelope,
         })
     }
@@ -352,6 +357,88 @@ impl SignedRecord {
     /// The wall-clock millisecond at which this record, if a tombstone, expires.
     pub(super) fn tombstone_expiry_millis(&self, ttl: Duration) -> u64 {
         self.envelope.tombstone_expiry_millis(ttl)
+    }
+}
+
+/// A record whose envelope decoded, whose shape is valid and whose value matches its
+/// digest, but whose signature has not been verified yet: made by
+/// [`SignedRecord::decode_unverified`], turned into a [`SignedRecord`] by
+/// [`UnverifiedRecord::verify`]. Its stamp, author and value are claims until then.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnverifiedRecord {
+    key: RecordKey,
+    publisher: Option<PeerId>,
+    expires: Option<Instant>,
+    envelope: Envelope,
+}
+
+impl UnverifiedRecord {
+    /// The record key.
+    pub fn key(&self) -> &RecordKey {
+        &self.key
+    }
+
+    /// The version stamp the record claims.
+    pub fn stamp(&self) -> VersionStamp {
+        self.envelope.stamp
+    }
+
+    /// Whether the record claims to be a removal.
+    pub fn is_tombstone(&self) -> bool {
+        self.envelope.tombstone
+    }
+
+    /// The encoded model, or `None` for a tombstone.
+    pub fn value(&self) -> Option<&[u8]> {
+        (!self.envelope.tombstone).then_some(self.envelope.value.as_slice())
+    }
+
+    /// The model as an unsigned record (record key and encoded model), for the typed
+    /// checks of [`validate_record`](super::validate_record); `None` for a tombstone.
+    pub fn payload(&self) -> Option<Record> {
+        self.value()
+            .map(|value| Record::new(self.key.clone(), value.to_vec()))
+    }
+
+    /// The expiry of the record as received (its `expires` field).
+    pub fn expires(&self) -> Option<Instant> {
+        self.expires
+    }
+
+    /// Verifies the signature under the author the record names (for a record received
+    /// from `sender`, if known: see [`SignedRecord::open_from`]).
+    ///
+    /// # Errors
+    /// [`SignedRecordError::StolenAuthorship`] when the signature is that of `sender` or
+    /// of the record's `publisher`, another peer than the author it names;
+    /// [`SignedRecordError::BadSignature`] otherwise.
+    pub fn verify(self, sender: Option<&PeerId>) -> Result<SignedRecord, SignedRecordError> {
+        let UnverifiedRecord {
+            key,
+            publisher,
+            envelope,
+            ..
+        } = self;
+        let message = envelope.signing_bytes(&key);
+        let verified =
+            author_key(&envelope.stamp.writer).map(|k| k.verify(&message, &envelope.signature));
+        if !matches!(verified, Ok(true)) {
+            let candidates = sender.into_iter().chain(publisher.as_ref());
+            for peer in candidates {
+                if peer_key(peer).is_some_and(|k| k.verify(&message, &envelope.signature)) {
+                    return Err(SignedRecordError::StolenAuthorship {
+                        claimed: envelope.stamp.writer,
+                        signer: *peer,
+                    });
+                }
+            }
+            verified?;
+            return Err(SignedRecordError::BadSignature {
+                reason: "the signature is not the author's over this key, digest and stamp"
+                    .to_owned(),
+            });
+        }
+        Ok(SignedRecord { key, envelope })
     }
 }
 
@@ -574,6 +661,44 @@ mod tests {
         assert!(matches!(
             SignedRecord::open(&record),
             Err(SignedRecordError::BadSignature { .. })
+        ));
+        Ok(())
+    }
+
+    #[test]
+    fn decoding_without_verifying_checks_the_shape_and_digest_but_not_the_signature()
+    -> Result<(), SignedRecordError> {
+        let signer = signer()?;
+        let good = sealed(&signer, b"hello");
+        let unverified = SignedRecord::decode_unverified(&good)?;
+        assert_eq!(unverified.key(), &good.key);
+        assert_eq!(unverified.stamp().writer, signer.author());
+        assert_eq!(unverified.value(), Some(&b"hello"[..]));
+        assert!(!unverified.is_tombstone());
+        assert_eq!(unverified.verify(None)?, SignedRecord::open(&good)?);
+
+        // A damaged signature decodes, and only verifying refuses it.
+        let mut envelope = Envelope::decode(&good.value)?;
+        envelope.signature[0] ^= 1;
+        let bad = Record::new(key("k"), envelope.encode());
+        let unverified = SignedRecord::decode_unverified(&bad)?;
+        assert!(matches!(
+            unverified.verify(None),
+            Err(SignedRecordError::BadSignature { .. })
+        ));
+
+        // An altered value or a non-envelope never get that far.
+        let mut envelope = Envelope::decode(&good.value)?;
+        envelope.value.push(0);
+        let tampered = Record::new(key("k"), envelope.encode());
+        assert_eq!(
+            SignedRecord::decode_unverified(&tampered),
+            Err(SignedRecordError::TamperedValue)
+        );
+        let plain = Record::new(key("k"), b"hello".to_vec());
+        assert!(matches!(
+            SignedRecord::decode_unverified(&plain),
+            Err(SignedRecordError::Unsigned { .. })
         ));
         Ok(())
     }

@@ -11,7 +11,9 @@ use libp2p::kad::{ProviderRecord, Record, RecordKey};
 use thiserror::Error;
 
 use super::encoding::{StoredProvider, StoredRecord, WallTime, decode, encode};
-use super::signed::{Envelope, RecordSigner, SignedRecord, SignedRecordError, wall_millis};
+use super::signed::{
+    Envelope, RecordSigner, SignedRecord, SignedRecordError, UnverifiedRecord, wall_millis,
+};
 use super::{PROVIDED_TABLE, PROVIDERS_TABLE, RECORDS_TABLE};
 use crate::backend::{Backend, Direction, RawRange, ReadTxn, WriteTxn, collect_range};
 use crate::error::NetabaseError;
@@ -327,20 +329,66 @@ impl<B: Backend> KadStore<B> {
         records: &[Record],
         mut accept: impl FnMut(&Record, Option<&Record>) -> bool,
     ) -> Result<Vec<BatchPut>, KadStoreError> {
+        let verified = records
+            .iter()
+            .map(|record| SignedRecord::open(record).map(|signed| (signed, record.expires)))
+            .collect();
+        self.put_verified_batch(verified, |index, existing| {
+            accept(&records[index], existing)
+        })
+    }
+
+    /// [`KadStore::try_put_batch`] of records whose envelopes were already decoded
+    /// (by [`SignedRecord::decode_unverified`], so that their models could be checked
+    /// elsewhere), each with the peer it came from, if known: each signature is verified
+    /// here, once ([`UnverifiedRecord::verify`]; a signature of the sender's under
+    /// another author's name is [`SignedRecordError::StolenAuthorship`]), then every
+    /// record is checked and written as [`KadStore::try_put_batch`] does, with `accept`
+    /// always true. This is the group commit of a node's inbound records, run on the
+    /// thread that owns the database.
+    ///
+    /// Returns one [`BatchPut`] per record, in order, once the transaction is committed.
+    ///
+    /// # Errors
+    /// As [`KadStore::try_put_batch`].
+    pub fn try_put_unverified_batch(
+        &self,
+        records: Vec<(UnverifiedRecord, Option<PeerId>)>,
+    ) -> Result<Vec<BatchPut>, KadStoreError> {
+        let verified = records
+            .into_iter()
+            .map(|(record, sender)| {
+                let expires = record.expires();
+                record
+                    .verify(sender.as_ref())
+                    .map(|signed| (signed, expires))
+            })
+            .collect();
+        self.put_verified_batch(verified, |_, _| true)
+    }
+
+    /// The body of the batch puts: `verified` holds, per record, the verified record and
+    /// its expiry, or why its verification failed; `accept` is shown the position of a
+    /// record and the unexpired record it would replace.
+    fn put_verified_batch(
+        &self,
+        verified: Vec<Result<(SignedRecord, Option<Instant>), SignedRecordError>>,
+        mut accept: impl FnMut(usize, Option<&Record>) -> bool,
+    ) -> Result<Vec<BatchPut>, KadStoreError> {
         let now = WallTime::now();
-        let mut outcomes = vec![BatchPut::Stored; records.len()];
-        // Verify and encode first: a record refused on its own is refused before
+        let mut outcomes = vec![BatchPut::Stored; verified.len()];
+        // Check and encode first: a record refused on its own is refused before
         // anything is written.
-        let mut encoded = Vec::with_capacity(records.len());
-        for (i, record) in records.iter().enumerate() {
-            let signed = match SignedRecord::open(record) {
-                Ok(signed) => signed,
+        let mut encoded = Vec::with_capacity(verified.len());
+        for (i, verified) in verified.into_iter().enumerate() {
+            let (signed, expires) = match verified {
+                Ok(verified) => verified,
                 Err(refused) => {
                     outcomes[i] = BatchPut::Refused(refused);
                     continue;
                 }
             };
-            match self.encode_checked(&signed, record.expires) {
+            match self.encode_checked(&signed, expires) {
                 Ok(bytes) => encoded.push((i, signed, bytes)),
                 Err(KadStoreError::Limit(limit)) => outcomes[i] = BatchPut::Limit(limit),
                 Err(KadStoreError::Refused(refused)) => outcomes[i] = BatchPut::Refused(refused),
@@ -354,7 +402,7 @@ impl<B: Backend> KadStore<B> {
             let mut keys = std::collections::HashSet::with_capacity(encoded.len());
             encoded
                 .iter()
-                .all(|(i, _, _)| keys.insert(records[*i].key.as_ref()))
+                .all(|(_, signed, _)| keys.insert(signed.key().as_ref()))
         };
         let fits = stored.saturating_add(encoded.len() as u64) <= room;
         let ttl = self.config.tombstone_ttl;
@@ -364,42 +412,41 @@ impl<B: Backend> KadStore<B> {
             // or that `accept` declines, once the value they replaced is known.
             let entries: Vec<(&[u8], &[u8])> = encoded
                 .iter()
-                .map(|(i, _, bytes)| (records[*i].key.as_ref(), bytes.as_slice()))
+                .map(|(_, signed, bytes)| (signed.key().as_ref(), bytes.as_slice()))
                 .collect();
             let mut undo: Vec<(usize, Option<Vec<u8>>, BatchPut)> = Vec::new();
             txn.put_each(RECORDS_TABLE, &entries, &mut |position, old| {
                 let (index, signed, _) = &encoded[position];
-                let record = &records[*index];
                 let verdict = match old.and_then(|bytes| held_envelope(bytes, ttl)) {
                     Some(held) if loses_to(signed, &held) => {
                         Some(BatchPut::Refused(superseded(&held, signed)))
                     }
                     _ => {
-                        let existing =
-                            old.and_then(|bytes| unexpired_record(record.key.clone(), bytes, now));
-                        (!accept(record, existing.as_ref())).then_some(BatchPut::Declined)
+                        let existing = old
+                            .and_then(|bytes| unexpired_record(signed.key().clone(), bytes, now));
+                        (!accept(*index, existing.as_ref())).then_some(BatchPut::Declined)
                     }
                 };
                 if let Some(verdict) = verdict {
-                    undo.push((*index, old.map(<[u8]>::to_vec), verdict));
+                    undo.push((position, old.map(<[u8]>::to_vec), verdict));
                 }
                 Ok(())
             })?;
-            for (index, old, verdict) in undo {
-                let key = records[index].key.as_ref();
+            for (position, old, verdict) in undo {
+                let (index, signed, _) = &encoded[position];
+                let key = signed.key().as_ref();
                 match old {
                     Some(bytes) => txn.put(RECORDS_TABLE, key, &bytes)?,
                     None => {
                         txn.delete(RECORDS_TABLE, key)?;
                     }
                 }
-                outcomes[index] = verdict;
+                outcomes[*index] = verdict;
             }
         } else {
             // Near the record limit, or a key twice in the batch: one record at a time.
             for (index, signed, bytes) in &encoded {
-                let record = &records[*index];
-                let key = record.key.as_ref();
+                let key = signed.key().as_ref();
                 if let Some(held) = held_version(&txn, key, ttl)?
                     && loses_to(signed, &held)
                 {
@@ -408,8 +455,8 @@ impl<B: Backend> KadStore<B> {
                 }
                 let existing = txn
                     .get(RECORDS_TABLE, key)?
-                    .and_then(|old| unexpired_record(record.key.clone(), &old, now));
-                if !accept(record, existing.as_ref()) {
+                    .and_then(|old| unexpired_record(signed.key().clone(), &old, now));
+                if !accept(*index, existing.as_ref()) {
                     outcomes[*index] = BatchPut::Declined;
                     continue;
                 }
