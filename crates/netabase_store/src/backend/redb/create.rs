@@ -91,35 +91,31 @@ pub(super) fn never_initialised(file: &mut File) -> std::io::Result<bool> {
     if len <= HEADER_PAGE as u64 || len > MAX_UNINITIALISED_LEN {
         return Ok(false);
     }
-    let mut bytes = Vec::new();
-    file.read_to_end(&mut bytes)?;
-    Ok(bytes.len() > HEADER_PAGE
-        && bytes[..MAGIC_LEN].iter().all(|&b| b == 0)
-        && bytes[HEADER_PAGE..].iter().all(|&b| b == 0))
+    // A database starts with the magic number: one read settles every ordinary open.
+    let mut header = vec![0u8; HEADER_PAGE];
+    file.read_exact(&mut header)?;
+    if header[..MAGIC_LEN].iter().any(|&b| b != 0) {
+        return Ok(false);
+    }
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        match file.read(&mut chunk)? {
+            0 => return Ok(true),
+            n if chunk[..n].iter().any(|&b| b != 0) => return Ok(false),
+            _ => {}
+        }
+    }
 }
 
 /// Replaces the never-initialised file at `path` with a new empty database, under an
-/// exclusive lock on it so that two processes never both replace it.
+/// exclusive lock on it so that two processes never both replace it (on Unix; elsewhere
+/// such a file is reported, not replaced).
 fn replace_uninitialised(path: &Path) -> Result<()> {
     let mut held = File::options()
         .read(true)
-        .write(true)
         .open(path)
         .map_err(|e| NetabaseError::io(OPERATION, path, e))?;
-    match held.try_lock() {
-        Ok(()) => {}
-        Err(std::fs::TryLockError::WouldBlock) => {
-            return Err(NetabaseError::backend_at(
-                NAME,
-                OPERATION,
-                path,
-                "another process is replacing this never-initialised file; retry",
-            ));
-        }
-        Err(std::fs::TryLockError::Error(e)) => {
-            return Err(NetabaseError::io(OPERATION, path, e));
-        }
-    }
+    lock_exclusive(&held).map_err(|e| NetabaseError::io(OPERATION, path, e))?;
     // Under the lock: the path must still name this file, and it must still hold nothing.
     if !same_file(&held, path).map_err(|e| NetabaseError::io(OPERATION, path, e))? {
         return Ok(()); // replaced meanwhile: the caller looks again
@@ -130,13 +126,29 @@ fn replace_uninitialised(path: &Path) -> Result<()> {
     build_in_place(path, Some(&held))
 }
 
+/// Waits for an exclusive lock on `file`, released when it is closed (or the process
+/// dies): a second process replacing the same file waits, then finds it replaced.
+#[cfg(unix)]
+fn lock_exclusive(file: &File) -> std::io::Result<()> {
+    rustix::fs::flock(file, rustix::fs::FlockOperation::LockExclusive).map_err(Into::into)
+}
+
+#[cfg(not(unix))]
+fn lock_exclusive(_: &File) -> std::io::Result<()> {
+    Ok(())
+}
+
 /// Whether `path` still names the open `file` (where that can be told; elsewhere a
 /// never-initialised file is not replaced, see [`uninitialised_error`]).
 #[cfg(unix)]
 fn same_file(file: &File, path: &Path) -> std::io::Result<bool> {
     use std::os::unix::fs::MetadataExt;
-    let (a, b) = (file.metadata()?, std::fs::metadata(path)?);
-    Ok(a.dev() == b.dev() && a.ino() == b.ino())
+    let a = file.metadata()?;
+    match std::fs::metadata(path) {
+        Ok(b) => Ok(a.dev() == b.dev() && a.ino() == b.ino()),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    }
 }
 
 #[cfg(not(unix))]

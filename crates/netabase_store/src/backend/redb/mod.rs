@@ -146,18 +146,20 @@ impl RedbBackend {
         builder.set_check_integrity_on_open(config.verify_on_open());
         let path = config.path();
         let db = if config.read_only() {
-            Db::ReadOnly(open_guarded(path, || builder.open_read_only(path)).map_err(|e| {
-                // A file an interrupted create left behind: say so rather than redb's
-                // "magic number mismatch".
-                let uninitialised = std::fs::File::open(path)
-                    .and_then(|mut f| create::never_initialised(&mut f))
-                    .unwrap_or(false);
-                if uninitialised {
-                    create::uninitialised_error(path)
-                } else {
-                    e
-                }
-            })?)
+            Db::ReadOnly(
+                open_guarded(path, || builder.open_read_only(path)).map_err(|e| {
+                    // A file an interrupted create left behind: say so rather than redb's
+                    // "magic number mismatch".
+                    let uninitialised = std::fs::File::open(path)
+                        .and_then(|mut f| create::never_initialised(&mut f))
+                        .unwrap_or(false);
+                    if uninitialised {
+                        create::uninitialised_error(path)
+                    } else {
+                        e
+                    }
+                })?,
+            )
         } else {
             let may_create = config.create_if_missing() && !must_exist;
             Db::ReadWrite(create::open_or_create(path, &builder, may_create)?)
