@@ -30,7 +30,7 @@ const HEADER_PAGE: usize = 4096;
 /// file is well under a megabyte), so a damaged large database is never replaced.
 const MAX_UNINITIALISED_LEN: u64 = 16 * 1024 * 1024;
 
-const OPERATION: &str = "create the database file";
+const OPERATION: &str = "open the database file";
 
 /// Opens the database at `path` with `builder`, first creating it atomically when it
 /// does not exist, or replacing it when it is a file an interrupted create left behind
@@ -50,13 +50,10 @@ pub(super) fn open_or_create(
             Err(e) if e.kind() == ErrorKind::NotFound => {
                 return Err(NetabaseError::io("open the database at", path, e));
             }
-            Err(e) => return Err(NetabaseError::io("open the database at", path, e)),
+            Err(e) => return Err(io_error(path, e)),
             Ok(_) => {
-                let mut file = File::open(path)
-                    .map_err(|e| NetabaseError::io("open the database at", path, e))?;
-                if !never_initialised(&mut file)
-                    .map_err(|e| NetabaseError::io("read the database header of", path, e))?
-                {
+                let mut file = File::open(path).map_err(|e| io_error(path, e))?;
+                if !never_initialised(&mut file).map_err(|e| io_error(path, e))? {
                     return open_guarded(path, || builder.create(path));
                 }
                 if !may_create {
@@ -67,6 +64,12 @@ pub(super) fn open_or_create(
         }
     }
     open_guarded(path, || builder.create(path))
+}
+
+/// A file-system error while opening or creating the database at `path`, reported as
+/// redb's own open errors are (a backend error naming the file).
+fn io_error(path: &Path, e: std::io::Error) -> NetabaseError {
+    NetabaseError::backend_at(NAME, OPERATION, path, e)
 }
 
 /// The error for a file an interrupted create left behind, when it may not be replaced.
@@ -114,13 +117,13 @@ fn replace_uninitialised(path: &Path) -> Result<()> {
     let mut held = File::options()
         .read(true)
         .open(path)
-        .map_err(|e| NetabaseError::io(OPERATION, path, e))?;
-    lock_exclusive(&held).map_err(|e| NetabaseError::io(OPERATION, path, e))?;
+        .map_err(|e| io_error(path, e))?;
+    lock_exclusive(&held).map_err(|e| io_error(path, e))?;
     // Under the lock: the path must still name this file, and it must still hold nothing.
-    if !same_file(&held, path).map_err(|e| NetabaseError::io(OPERATION, path, e))? {
+    if !same_file(&held, path).map_err(|e| io_error(path, e))? {
         return Ok(()); // replaced meanwhile: the caller looks again
     }
-    if !never_initialised(&mut held).map_err(|e| NetabaseError::io(OPERATION, path, e))? {
+    if !never_initialised(&mut held).map_err(|e| io_error(path, e))? {
         return Ok(());
     }
     build_in_place(path, Some(&held))
@@ -171,25 +174,25 @@ fn build_in_place(path: &Path, replacing: Option<&File>) -> Result<()> {
         .prefix(&format!(".{name}."))
         .suffix(".new")
         .tempfile_in(dir)
-        .map_err(|e| NetabaseError::io(OPERATION, dir, e))?;
+        .map_err(|e| io_error(path, e))?;
     let db = open_guarded(temp.path(), || redb::Database::create(temp.path()))?;
     db.close()
         .map_err(|e| NetabaseError::backend_at(NAME, OPERATION, temp.path(), e))?;
     temp.as_file()
         .sync_all()
-        .map_err(|e| NetabaseError::io(OPERATION, temp.path(), e))?;
+        .map_err(|e| io_error(temp.path(), e))?;
     match replacing {
         Some(_) => temp
             .persist(path)
             .map(drop)
-            .map_err(|e| NetabaseError::io(OPERATION, path, e.error))?,
+            .map_err(|e| io_error(path, e.error))?,
         None => match temp.persist_noclobber(path) {
             Ok(_) => {}
             Err(e) if e.error.kind() == ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(NetabaseError::io(OPERATION, path, e.error)),
+            Err(e) => return Err(io_error(path, e.error)),
         },
     }
-    sync_dir(dir).map_err(|e| NetabaseError::io(OPERATION, dir, e))
+    sync_dir(dir).map_err(|e| io_error(path, e))
 }
 
 /// Makes the new directory entry durable (a power cut after the rename keeps it).
