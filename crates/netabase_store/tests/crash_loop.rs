@@ -644,3 +644,153 @@ fn durable_every_reaches_the_engines() -> TestResult {
     }
     Ok(())
 }
+
+/// What redb's own `Database::create` leaves when killed before it writes the magic
+/// number (the crash loop met it when a kill landed while the child created the file;
+/// redb then refused the file with "Not a redb database: magic number mismatch"): an
+/// empty file, a sized file of zeros, or a header page without the magic number.
+fn unfinished_creates() -> Vec<(&'static str, Vec<u8>)> {
+    let mut header_only = vec![0u8; 1 << 20];
+    header_only[9..64].fill(0x11); // header fields, no magic number
+    vec![
+        ("empty", Vec::new()),
+        ("zeros", vec![0; 1 << 20]),
+        ("header without magic", header_only),
+    ]
+}
+
+/// A killed create never leaves a store that will not open: a file an interrupted
+/// create left behind opens as a new empty database when the open may create one.
+#[test]
+fn redb_opens_a_file_whose_creation_was_killed() -> TestResult {
+    for (what, bytes) in unfinished_creates() {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("db.redb");
+        std::fs::write(&path, &bytes)?;
+        if !bytes.is_empty() {
+            // The failure itself: redb alone refuses the file.
+            assert!(redb::Database::create(&path).is_err(), "{what}");
+        }
+        {
+            let store = open::<RedbBackend>(&path, FSYNC)
+                .map_err(|e| format!("{what}: the store does not open: {e}"))?;
+            assert_eq!(crash_state_violations(&store)?, (0, Vec::new()), "{what}");
+            for n in 1..=5 {
+                commit_step(&store, n)?;
+            }
+        }
+        let store = open::<RedbBackend>(&path, FSYNC)?;
+        assert_eq!(crash_state_violations(&store)?, (5, Vec::new()), "{what}");
+        assert!(store.check_integrity()?, "{what}");
+        drop(store);
+        // Nothing but the database is left in the directory.
+        let names: Vec<_> = std::fs::read_dir(dir.path())?
+            .map(|e| e.map(|e| e.file_name()))
+            .collect::<Result<_, _>>()?;
+        assert_eq!(names, vec![std::ffi::OsString::from("db.redb")], "{what}");
+    }
+    Ok(())
+}
+
+/// An open that may not create (read-only, `create_if_missing(false)`) reports such a
+/// file for what it is and leaves it untouched.
+#[test]
+fn redb_reports_an_unfinished_create_it_may_not_replace() -> TestResult {
+    for (what, bytes) in unfinished_creates() {
+        if bytes.is_empty() {
+            continue; // redb opens an empty file read-only as an error of its own
+        }
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("db.redb");
+        std::fs::write(&path, &bytes)?;
+        for config in [
+            FileConfig::builder().path(&path).read_only(true).build(),
+            FileConfig::builder()
+                .path(&path)
+                .create_if_missing(false)
+                .build(),
+        ] {
+            let Err(e) = Store::<RedbBackend>::new(config.clone()) else {
+                return Err(format!("{what}: {config:?} opened").into());
+            };
+            assert!(
+                e.to_string().contains("creation was interrupted"),
+                "{what}: {e}"
+            );
+            assert_eq!(std::fs::read(&path)?, bytes, "{what}: the file was changed");
+        }
+    }
+    Ok(())
+}
+
+/// A database that holds data is never taken for an unfinished create, even with its
+/// magic number destroyed: the open fails and the file is left as it was.
+#[test]
+fn redb_never_replaces_a_damaged_database() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("db.redb");
+    {
+        let store = open::<RedbBackend>(&path, FSYNC)?;
+        for n in 1..=20 {
+            commit_step(&store, n)?;
+        }
+    }
+    let mut bytes = std::fs::read(&path)?;
+    bytes[..9].fill(0);
+    std::fs::write(&path, &bytes)?;
+    assert!(open::<RedbBackend>(&path, FSYNC).is_err());
+    assert_eq!(std::fs::read(&path)?, bytes, "the damaged file was changed");
+    Ok(())
+}
+
+/// A kill during netabase's own create leaves at most a temporary file next to the
+/// database path, which the next open ignores.
+#[test]
+fn redb_ignores_a_temporary_file_of_a_killed_create() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("db.redb");
+    let stray = dir.path().join(".db.redb.XXXXXX.new");
+    std::fs::write(&stray, vec![0u8; 1 << 16])?;
+    let store = open::<RedbBackend>(&path, FSYNC)?;
+    commit_step(&store, 1)?;
+    assert_eq!(crash_state_violations(&store)?, (1, Vec::new()));
+    Ok(())
+}
+
+/// Kills aimed at the creation of a new database (a fresh path every cycle, the kill
+/// 0–40 ms after spawn): the file left behind must open every time. The main loops
+/// create their file only in their first cycle, so they meet this moment rarely.
+#[test]
+fn redb_survives_kills_while_creating() -> TestResult {
+    let _turn = ONE_LOOP_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let seed = seed();
+    let mut rng = Rng(seed | 1);
+    let budget = budget().min(Duration::from_secs(5));
+    let started = Instant::now();
+    let (mut cycles, mut files_left) = (0u64, 0u64);
+    while started.elapsed() < budget {
+        cycles += 1;
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("db.redb");
+        let mut child = spawn_child(&format!("redb;1;500;{}", path.display()))?;
+        std::thread::sleep(Duration::from_millis(rng.below(41)));
+        child.kill()?;
+        child.wait()?;
+        if path.exists() {
+            files_left += 1;
+        }
+        let store = open::<RedbBackend>(&path, FSYNC).map_err(|e| {
+            format!(
+                "cycle {cycle}: the store does not reopen (seed {seed}): {e}",
+                cycle = cycles
+            )
+        })?;
+        let (_, violations) = crash_state_violations(&store)?;
+        assert!(violations.is_empty(), "cycle {cycles}: {violations:?}");
+    }
+    eprintln!("create kills: {cycles} cycles, {files_left} left a file; seed {seed}");
+    assert!(cycles > 0);
+    Ok(())
+}

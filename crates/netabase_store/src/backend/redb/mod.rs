@@ -9,8 +9,9 @@
 //!
 //! The module's files: this one opens the database and hands out transactions;
 //! `read.rs` and `write.rs` are the two transactions; `damage.rs` turns redb's panics on
-//! damaged data into errors.
+//! damaged data into errors; `create.rs` creates a new database file atomically.
 
+mod create;
 mod damage;
 mod read;
 mod write;
@@ -94,11 +95,17 @@ impl RedbBackend {
     /// defaults (1 GiB cache, durable commits). [`RedbBackend::with_config`] takes a
     /// [`FileConfig`].
     ///
+    /// A new database is built under a temporary name in the same directory and moved
+    /// into place complete, so a process killed while creating it leaves either no
+    /// database or an empty one that opens. A file left by an interrupted create that did
+    /// not do this (redb's own `Database::create`: a file with no header and nothing
+    /// committed) is replaced by a new empty database.
+    ///
     /// # Errors
     /// [`NetabaseError::Backend`] if the file cannot be created or is not a redb database.
     pub fn create(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let db = open_guarded(path, || redb::Database::create(path))?;
+        let db = create::open_or_create(path, &redb::Database::builder(), true)?;
         let mut backend = Self::from_database(db, Some(path.to_path_buf()));
         backend.cache_size = REDB_DEFAULT_CACHE;
         Ok(backend)
@@ -106,7 +113,9 @@ impl RedbBackend {
 
     /// Opens the database described by `config` (see [`FileConfig`] for what each
     /// option does on redb). With `must_exist`, a missing database is an error even if
-    /// `create_if_missing` is on.
+    /// `create_if_missing` is on. Creation is atomic as in [`RedbBackend::create`]; a
+    /// file left by an interrupted create is replaced only when the open may create the
+    /// database, and is otherwise an error that says what it is.
     ///
     /// # Errors
     /// [`NetabaseError::Config`] naming a refused option; [`NetabaseError::Io`] (kind
@@ -137,9 +146,23 @@ impl RedbBackend {
         builder.set_check_integrity_on_open(config.verify_on_open());
         let path = config.path();
         let db = if config.read_only() {
-            Db::ReadOnly(open_guarded(path, || builder.open_read_only(path))?)
+            Db::ReadOnly(
+                open_guarded(path, || builder.open_read_only(path)).map_err(|e| {
+                    // A file an interrupted create left behind: say so rather than redb's
+                    // "magic number mismatch".
+                    let uninitialised = std::fs::File::open(path)
+                        .and_then(|mut f| create::never_initialised(&mut f))
+                        .unwrap_or(false);
+                    if uninitialised {
+                        create::uninitialised_error(path)
+                    } else {
+                        e
+                    }
+                })?,
+            )
         } else {
-            Db::ReadWrite(open_guarded(path, || builder.create(path))?)
+            let may_create = config.create_if_missing() && !must_exist;
+            Db::ReadWrite(create::open_or_create(path, &builder, may_create)?)
         };
         let backend = RedbBackend {
             db: RwLock::new(db),
