@@ -25,7 +25,11 @@ use super::tree;
 #[non_exhaustive]
 pub enum StampedWrite {
     /// Written: the record (or its removal) is the version held now, with its stamp.
-    Applied,
+    Applied {
+        /// The unique keys it took from older records, which were removed (a local
+        /// write that must not displace anyone rolls its transaction back on these).
+        displaced: Vec<UniqueViolation>,
+    },
     /// Not written: the version held for the key has this stamp, equal or greater.
     Superseded {
         /// The stamp of the version held.
@@ -44,7 +48,7 @@ pub enum StampedWrite {
 impl StampedWrite {
     /// Whether the write was applied.
     pub fn is_applied(&self) -> bool {
-        matches!(self, StampedWrite::Applied)
+        matches!(self, StampedWrite::Applied { .. })
     }
 }
 
@@ -109,10 +113,11 @@ impl<B: Backend> Writer<'_, B> {
             return Ok(StampedWrite::Superseded { held });
         }
         sync.state.clock.observe(stamp.hlc);
+        let mut displaced = Vec::new();
         for _ in 0..MAX_DISPLACED {
             sync.stamp(M::INFO.table, key.clone(), stamp, false);
             match self.put_many::<D, M>(std::iter::once(model.clone())) {
-                Ok(()) => return Ok(StampedWrite::Applied),
+                Ok(()) => return Ok(StampedWrite::Applied { displaced }),
                 Err(NetabaseError::UniqueViolation(violation)) => {
                     sync.forget(M::INFO.table, &key);
                     let holder = violation.holder_key.clone();
@@ -126,6 +131,7 @@ impl<B: Backend> Writer<'_, B> {
                         // both versions removes it the same way).
                         _ => {
                             self.remove_encoded_stamped::<D, M>(&holder, stamp)?;
+                            displaced.push(*violation);
                         }
                     }
                 }
@@ -165,7 +171,9 @@ impl<B: Backend> Writer<'_, B> {
             sync.state.clock.observe(stamp.hlc);
         }
         self.remove_encoded_stamped::<D, M>(&key, stamp)?;
-        Ok(StampedWrite::Applied)
+        Ok(StampedWrite::Applied {
+            displaced: Vec::new(),
+        })
     }
 
     fn remove_encoded_stamped<D, M>(&self, key: &[u8], stamp: VersionStamp) -> Result<()>
