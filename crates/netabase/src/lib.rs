@@ -24,7 +24,9 @@ mod config;
 mod error;
 mod event;
 mod event_loop;
+pub mod live;
 mod node;
+pub mod replication;
 mod swarm;
 mod view;
 pub mod worker;
@@ -36,6 +38,10 @@ pub use config::{
 pub use error::{Error, Result};
 pub use event::{Discovery, NetabaseEvent, NodeStats, RecordOrigin, RefusalKind};
 pub use node::{Netabase, PutOutcome};
+pub use replication::{
+    Membership, Permissions, PolicyReader, Replicated, Replication, WritePolicy, WriteRequest,
+    WriteRule, membership_key,
+};
 pub use swarm::NODE_TABLE;
 pub use view::NodeView;
 
