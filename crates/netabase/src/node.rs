@@ -19,7 +19,7 @@ use crate::event::{Counters, NetabaseEvent, NodeStats};
 use crate::event_loop::{Command, EventLoop};
 use crate::swarm::build_swarm;
 use crate::view::{NodeView, RecordView};
-use crate::replication::{Membership, WriteRule, membership_key};
+use crate::replication::{Membership, Permissions, WriteRule, membership_key};
 use crate::worker::StorageWorker;
 use netabase_store::sync::{StampedWrite, VersionStamp, WriterId};
 use netabase_store::{NetabaseError, ReadWrite, TxnGuard};
@@ -590,6 +590,22 @@ impl<D: NetabaseDefinitionTrait, B: Backend> Netabase<D, B> {
             })
             .await?;
         self.publish(&signed).await
+    }
+
+    /// Replaces the write permissions this node enforces (those of
+    /// [`NetabaseConfig::replication`] at start): for permissions known only once the
+    /// nodes' author ids are. Every replica of the definition must enforce the same.
+    ///
+    /// # Errors
+    /// [`Error::Stopped`] if the node is stopped.
+    pub async fn set_permissions(&self, permissions: Permissions) -> Result<()> {
+        self.inner
+            .worker
+            .run(move |storage| {
+                storage.enforcer.borrow_mut().config.permissions = permissions;
+                Ok(())
+            })
+            .await
     }
 
     /// Adds an application rule for the records of model `M`, checked after the
