@@ -28,7 +28,7 @@ use netabase_store::schema::NetabaseDefinitionTrait;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::{Error, Result};
-use crate::replication::{Denied, Enforcer, Replication, apply_typed};
+use crate::replication::{Denied, Enforcer, MEMBERS_MODEL, Replication, apply_typed};
 use crate::swarm::load_or_create_identity;
 use crate::view::NodeView;
 
@@ -510,7 +510,8 @@ impl<D: NetabaseDefinitionTrait, B: Backend> Storage<D, B> {
         let Ok(parts) = parse_record_key(key) else {
             return Ok(InboundOutcome::Stored);
         };
-        if !enforcer.config.models.includes(&parts.model) {
+        // Memberships live in the record store only.
+        if parts.model == MEMBERS_MODEL || !enforcer.config.models.includes(&parts.model) {
             return Ok(InboundOutcome::Stored);
         }
         let value = match signed.payload() {
