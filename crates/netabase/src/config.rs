@@ -345,7 +345,10 @@ impl NetabaseConfig {
     }
     /// Sets the write policy of the model `model`, overriding the definition's.
     pub fn with_model_policy(mut self, model: impl Into<String>, policy: WritePolicy) -> Self {
-        self.replication.permissions.models.insert(model.into(), policy);
+        self.replication
+            .permissions
+            .models
+            .insert(model.into(), policy);
         self
     }
     /// Declares `admin` (an author id: an ed25519 public key) allowed to sign group

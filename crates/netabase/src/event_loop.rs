@@ -35,8 +35,8 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use crate::config::NetabaseConfig;
 use crate::error::{Error, Result};
 use crate::event::{Counters, Discovery, NetabaseEvent, RecordOrigin, RefusalKind};
-use crate::replication::{check_membership_value, membership_group};
 use crate::node::PutOutcome;
+use crate::replication::{check_membership_value, membership_group};
 use crate::swarm::{Behaviour, BehaviourEvent};
 use crate::view::RecordView;
 use crate::worker::{InboundOutcome, StorageWorker};
@@ -1110,7 +1110,13 @@ impl<D: NetabaseDefinitionTrait, B: Backend> EventLoop<D, B> {
                 self.refuse(key, Some(source), origin, kind, e.to_string());
             }
             InboundOutcome::StoreFull(e) => {
-                self.refuse(key, Some(source), origin, RefusalKind::StoreFull, e.to_string());
+                self.refuse(
+                    key,
+                    Some(source),
+                    origin,
+                    RefusalKind::StoreFull,
+                    e.to_string(),
+                );
             }
             InboundOutcome::NotPermitted(reason) => {
                 self.refuse(key, Some(source), origin, RefusalKind::NotPermitted, reason);

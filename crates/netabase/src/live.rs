@@ -55,8 +55,9 @@ pub(crate) fn behaviour(
         .max_transmit_size(config.max_packet_size())
         .build()
         .map_err(|e| e.to_string())?;
-    let mut gossip = gossipsub::Behaviour::new(MessageAuthenticity::Signed(key.clone()), gossip_config)
-        .map_err(str::to_owned)?;
+    let mut gossip =
+        gossipsub::Behaviour::new(MessageAuthenticity::Signed(key.clone()), gossip_config)
+            .map_err(str::to_owned)?;
     gossip
         .subscribe(&topic(definition))
         .map_err(|e| e.to_string())?;

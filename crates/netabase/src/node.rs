@@ -17,14 +17,14 @@ use crate::config::{NetabaseConfig, StorageConfig};
 use crate::error::{Error, Result};
 use crate::event::{Counters, NetabaseEvent, NodeStats};
 use crate::event_loop::{Command, EventLoop};
+use crate::replication::{Membership, Permissions, WriteRule, membership_key};
 use crate::swarm::build_swarm;
 use crate::view::{NodeView, RecordView};
-use crate::replication::{Membership, Permissions, WriteRule, membership_key};
 use crate::worker::StorageWorker;
-use netabase_store::sync::{StampedWrite, VersionStamp, WriterId};
-use netabase_store::{NetabaseError, ReadWrite, TxnGuard};
 use netabase_store::backend::Backend;
 use netabase_store::backend::redb::RedbBackend;
+use netabase_store::sync::{StampedWrite, VersionStamp, WriterId};
+use netabase_store::{NetabaseError, ReadWrite, TxnGuard};
 
 /// What a successful [`Netabase::put_record`] achieved.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -402,7 +402,8 @@ impl<D: NetabaseDefinitionTrait, B: Backend> Netabase<D, B> {
                     .records
                     .put_signed_in(&txn, &signer, record_key, None)?;
                 if storage.replicates(M::INFO.name) {
-                    txn.open_tree::<M>().remove_stamped(key, tombstone.stamp())?;
+                    txn.open_tree::<M>()
+                        .remove_stamped(key, tombstone.stamp())?;
                 } else {
                     txn.open_tree::<M>().remove(key)?;
                 }
@@ -666,9 +667,9 @@ fn put_replicated<D: NetabaseDefinitionTrait, B: Backend, M: NetabaseModelTrait<
     stamp: VersionStamp,
 ) -> Result<()> {
     match txn.open_tree::<M>().put_stamped(model, stamp)? {
-        StampedWrite::Applied { mut displaced } if !displaced.is_empty() => Err(
-            NetabaseError::UniqueViolation(Box::new(displaced.swap_remove(0))).into(),
-        ),
+        StampedWrite::Applied { mut displaced } if !displaced.is_empty() => {
+            Err(NetabaseError::UniqueViolation(Box::new(displaced.swap_remove(0))).into())
+        }
         StampedWrite::UniqueKeyHeld { violation, .. } => {
             Err(NetabaseError::UniqueViolation(violation).into())
         }

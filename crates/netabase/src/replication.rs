@@ -125,8 +125,7 @@ impl Permissions {
 
     /// Whether every write is allowed without looking at it (no policy but `Open`).
     pub(crate) fn is_open(&self) -> bool {
-        self.default == WritePolicy::Open
-            && self.models.values().all(|p| *p == WritePolicy::Open)
+        self.default == WritePolicy::Open && self.models.values().all(|p| *p == WritePolicy::Open)
     }
 }
 
@@ -241,17 +240,19 @@ pub trait WriteRule<D>: Send + Sync + 'static {
     ///
     /// # Errors
     /// Why the write is refused.
-    fn check(&self, write: &WriteRequest<'_, D>, store: &dyn PolicyReader<D>) -> Result<(), String>;
+    fn check(&self, write: &WriteRequest<'_, D>, store: &dyn PolicyReader<D>)
+    -> Result<(), String>;
 }
 
 impl<D, F> WriteRule<D> for F
 where
-    F: Fn(&WriteRequest<'_, D>, &dyn PolicyReader<D>) -> Result<(), String>
-        + Send
-        + Sync
-        + 'static,
+    F: Fn(&WriteRequest<'_, D>, &dyn PolicyReader<D>) -> Result<(), String> + Send + Sync + 'static,
 {
-    fn check(&self, write: &WriteRequest<'_, D>, store: &dyn PolicyReader<D>) -> Result<(), String> {
+    fn check(
+        &self,
+        write: &WriteRequest<'_, D>,
+        store: &dyn PolicyReader<D>,
+    ) -> Result<(), String> {
         self(write, store)
     }
 }
@@ -472,8 +473,9 @@ impl<D: NetabaseDefinitionTrait, B: Backend> ModelVisitor<D> for ApplyTyped<'_, 
                 )),
             },
             None => {
-                let key = M::PrimaryKey::from_key_bytes(self.primary_key)
-                    .map_err(|e| netabase_store::NetabaseError::decode(M::INFO.table, self.primary_key, e))?;
+                let key = M::PrimaryKey::from_key_bytes(self.primary_key).map_err(|e| {
+                    netabase_store::NetabaseError::decode(M::INFO.table, self.primary_key, e)
+                })?;
                 tree.remove_stamped(key, self.stamp)
             }
         }

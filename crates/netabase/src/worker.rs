@@ -23,8 +23,8 @@ use netabase_store::kad::{
     BatchPut, DefinitionRecordExt, KadStore, KadStoreConfig, KadStoreError, SignedRecord,
     SignedRecordError, UnverifiedRecord, author_of, parse_record_key,
 };
-use netabase_store::{ReadWrite, TxnGuard};
 use netabase_store::schema::NetabaseDefinitionTrait;
+use netabase_store::{ReadWrite, TxnGuard};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::{Error, Result};

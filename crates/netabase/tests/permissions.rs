@@ -50,21 +50,25 @@ fn post(id: u64) -> Post {
 
 /// Waits until `events` reports the refusal of `key` for missing permission.
 async fn refused(events: &mut broadcast::Receiver<NetabaseEvent>, key: &RecordKey) -> TestResult {
-    wait_for(events, "a refusal for missing permission", |event| match event {
-        NetabaseEvent::RecordRefused {
-            key: refused,
-            kind: RefusalKind::NotPermitted,
-            origin,
-            ..
-        } if refused == key => {
-            assert!(matches!(
+    wait_for(
+        events,
+        "a refusal for missing permission",
+        |event| match event {
+            NetabaseEvent::RecordRefused {
+                key: refused,
+                kind: RefusalKind::NotPermitted,
                 origin,
-                RecordOrigin::LiveUpdate | RecordOrigin::InboundPut
-            ));
-            Some(())
-        }
-        _ => None,
-    })
+                ..
+            } if refused == key => {
+                assert!(matches!(
+                    origin,
+                    RecordOrigin::LiveUpdate | RecordOrigin::InboundPut
+                ));
+                Some(())
+            }
+            _ => None,
+        },
+    )
     .await
 }
 
@@ -86,7 +90,9 @@ async fn writes_follow_the_permissions_on_every_node() -> TestResult {
     for node in honest_nodes {
         node.set_permissions(honest(admin.author())).await?;
     }
-    rogue_node.set_permissions(rogue(rogue_node.author())).await?;
+    rogue_node
+        .set_permissions(rogue(rogue_node.author()))
+        .await?;
     let mut events: Vec<_> = nodes.iter().map(|n| n.subscribe_to_broadcasts()).collect();
     mesh(&nodes).await?;
     for receiver in &mut events {
@@ -179,7 +185,10 @@ async fn writes_follow_the_permissions_on_every_node() -> TestResult {
 
     // The admin lets the newcomer in; then its post is taken everywhere.
     admin
-        .set_members(WRITERS, [admin.author(), member.author(), newcomer.author()])
+        .set_members(
+            WRITERS,
+            [admin.author(), member.author(), newcomer.author()],
+        )
         .await?;
     stored(&mut events[2], &members_key).await?;
     newcomer.put_record(post(4)).await?;

@@ -8,8 +8,8 @@ use std::collections::HashSet;
 
 use common::*;
 use netabase::{NetabaseEvent, NodeView};
-use netabase_store::backend::redb::RedbBackend;
 use netabase_store::Subscription;
+use netabase_store::backend::redb::RedbBackend;
 use netabase_store::watch::{DefinitionChange, Event, Filter};
 
 /// `n` started nodes replicating every model of the definition, connected to each
@@ -45,13 +45,15 @@ fn watch(view: &NodeView<BlogDefinition, RedbBackend>) -> Changes {
 /// Waits (blocking, off the runtime) for the next commit `subscription` matches, up to
 /// [`WAIT`].
 async fn next_change(subscription: Changes) -> TestResult<Vec<DefinitionChange<BlogDefinition>>> {
-    Ok(tokio::task::spawn_blocking(move || subscription.recv_timeout(WAIT))
-        .await??
-        .map(|event| match event {
-            Event::Commit(commit) => commit.changes,
-            Event::Lagged(_) => Vec::new(),
-        })
-        .ok_or("timed out waiting for a watch event")?)
+    Ok(
+        tokio::task::spawn_blocking(move || subscription.recv_timeout(WAIT))
+            .await??
+            .map(|event| match event {
+                Event::Commit(commit) => commit.changes,
+                Event::Lagged(_) => Vec::new(),
+            })
+            .ok_or("timed out waiting for a watch event")?,
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

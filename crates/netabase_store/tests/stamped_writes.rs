@@ -84,8 +84,15 @@ fn apply(store: &Store, versions: &[Version]) -> Result<Vec<bool>, NetabaseError
     Ok(applied)
 }
 
-/// Everything a replica holds of `Account`: records, the unique index, sync entries.
-fn contents(store: &Store) -> (Vec<Account>, Vec<Option<Account>>, Vec<Option<(VersionStamp, bool)>>) {
+/// What a replica holds of `Account`: records, the unique index, sync entries.
+type Contents = (
+    Vec<Account>,
+    Vec<Option<Account>>,
+    Vec<Option<(VersionStamp, bool)>>,
+);
+
+/// Everything a replica holds of `Account`.
+fn contents(store: &Store) -> Contents {
     let tree = store.open_tree::<Account>();
     let records: Vec<Account> = tree
         .iter()
@@ -154,7 +161,10 @@ fn an_older_or_equal_version_is_superseded() -> Result<(), NetabaseError> {
     let older = tree.remove_stamped(1, stamp(9, 9))?;
     assert!(matches!(older, StampedWrite::Superseded { .. }));
     txn.commit()?;
-    assert_eq!(store.open_tree::<Account>().get(1)?, Some(account(1, "a@x")));
+    assert_eq!(
+        store.open_tree::<Account>().get(1)?,
+        Some(account(1, "a@x"))
+    );
     Ok(())
 }
 

@@ -114,7 +114,11 @@ pub trait WriteAccess: sealed::Sealed {
         M: NetabaseModelTrait<D>;
 
     #[doc(hidden)]
-    fn remove_stamped<D, M>(&self, key: &M::PrimaryKey, stamp: VersionStamp) -> Result<StampedWrite>
+    fn remove_stamped<D, M>(
+        &self,
+        key: &M::PrimaryKey,
+        stamp: VersionStamp,
+    ) -> Result<StampedWrite>
     where
         D: NetabaseDefinitionTrait,
         M: NetabaseModelTrait<D>;
