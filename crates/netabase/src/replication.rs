@@ -217,6 +217,8 @@ pub trait PolicyReader<D> {
     /// The live record held under `key`, decoded (`None` if absent, removed or not a
     /// model of `D`).
     fn record(&self, key: &RecordKey) -> Option<D>;
+    /// The author of the version held under `key` (record or tombstone), if any.
+    fn author(&self, key: &RecordKey) -> Option<WriterId>;
     /// The members of `group` by its newest membership record (empty without one).
     fn members(&self, group: &str) -> BTreeSet<WriterId>;
 }
@@ -226,6 +228,14 @@ impl<D: NetabaseDefinitionTrait> dyn PolicyReader<D> + '_ {
     pub fn get<M: NetabaseModelTrait<D>>(&self, key: impl Into<M::PrimaryKey>) -> Option<M> {
         let key = netabase_store::kad::record_key::<D, M>(&key.into());
         M::try_from_definition(self.record(&key)?).ok()
+    }
+
+    /// The author of the version of model `M` held under primary key `key`, if any.
+    pub fn author_of<M: NetabaseModelTrait<D>>(
+        &self,
+        key: impl Into<M::PrimaryKey>,
+    ) -> Option<WriterId> {
+        self.author(&netabase_store::kad::record_key::<D, M>(&key.into()))
     }
 }
 
@@ -308,6 +318,11 @@ impl<D: NetabaseDefinitionTrait, B: Backend> PolicyReader<D> for TxnReader<'_, '
             return None;
         }
         D::from_record(&Record::new(key.clone(), held.value)).ok()
+    }
+
+    fn author(&self, key: &RecordKey) -> Option<WriterId> {
+        let held = self.records.held_in(self.txn, key).ok()??;
+        Some(held.stamp.writer)
     }
 
     fn members(&self, group: &str) -> BTreeSet<WriterId> {

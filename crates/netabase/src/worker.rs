@@ -488,18 +488,26 @@ impl<D: NetabaseDefinitionTrait, B: Backend> Storage<D, B> {
     ) -> Result<InboundOutcome> {
         let key = signed.key();
         // The version rule comes first: an old version is superseded, whoever wrote it.
-        if let Some(held) = self.records.held_in(txn, key)?
-            && (held.stamp, held.digest) > (signed.stamp(), signed.envelope().digest)
+        let offered = (signed.stamp(), signed.envelope().digest);
+        let held = self.records.held_in(txn, key)?.map(|h| (h.stamp, h.digest));
+        if let Some(held) = held
+            && held > offered
         {
             return Ok(InboundOutcome::Refused(SignedRecordError::Superseded {
-                held: held.stamp,
-                offered: signed.stamp(),
+                held: held.0,
+                offered: offered.0,
             }));
         }
-        match enforcer.check(&self.records, txn, key, signed.value(), signed.author()) {
-            Ok(()) => {}
-            Err(Denied::NotPermitted(reason)) => return Ok(InboundOutcome::NotPermitted(reason)),
-            Err(Denied::Store(e)) => return Err(e.into()),
+        // The version held offered again (the DHT re-replicates records) was allowed
+        // when it came: a membership change since does not make it news to refuse.
+        if held != Some(offered) {
+            match enforcer.check(&self.records, txn, key, signed.value(), signed.author()) {
+                Ok(()) => {}
+                Err(Denied::NotPermitted(reason)) => {
+                    return Ok(InboundOutcome::NotPermitted(reason));
+                }
+                Err(Denied::Store(e)) => return Err(e.into()),
+            }
         }
         match self.records.put_verified_in(txn, signed, expires) {
             Ok(()) => {}

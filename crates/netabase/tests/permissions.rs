@@ -11,7 +11,8 @@ use std::collections::HashSet;
 use common::*;
 use libp2p::kad::RecordKey;
 use netabase::{
-    Error, NetabaseEvent, Permissions, RecordOrigin, RefusalKind, WritePolicy, membership_key,
+    Error, NetabaseEvent, Permissions, PolicyReader, RecordOrigin, RefusalKind, WritePolicy,
+    WriteRequest, membership_key,
 };
 use netabase_store::kad::record_key;
 use netabase_store::sync::WriterId;
@@ -199,6 +200,79 @@ async fn writes_follow_the_permissions_on_every_node() -> TestResult {
             async move { Ok(view.get::<Post>(4)?.is_some()) }
         })
         .await?;
+    }
+    for node in &nodes {
+        node.close().await;
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_application_rule_decides_with_the_store() -> TestResult {
+    // A post may be written only by the author of the user it names.
+    let rule = |write: &WriteRequest<'_, BlogDefinition>,
+                store: &dyn PolicyReader<BlogDefinition>|
+     -> Result<(), String> {
+        let Some(BlogDefinition::Post(post)) = write.value else {
+            return Ok(());
+        };
+        match store.author_of::<User>(post.author) {
+            Some(owner) if owner == write.author => Ok(()),
+            Some(_) => Err(format!("user {} belongs to someone else", post.author)),
+            None => Err(format!("user {} is not known", post.author)),
+        }
+    };
+    let nodes = start_many(3, || config().replicate_all()).await?;
+    // The third node runs without the rule: its writes reach the network.
+    for node in &nodes[..2] {
+        node.set_write_rule::<Post>(rule).await?;
+    }
+    let mut events: Vec<_> = nodes.iter().map(|n| n.subscribe_to_broadcasts()).collect();
+    mesh(&nodes).await?;
+    for receiver in &mut events {
+        let mut joined = HashSet::new();
+        wait_for(receiver, "every replica joined", |event| match event {
+            NetabaseEvent::ReplicaJoined { peer } => {
+                joined.insert(*peer);
+                (joined.len() == 2).then_some(())
+            }
+            _ => None,
+        })
+        .await?;
+    }
+    let (owner, other, outsider) = (&nodes[0], &nodes[1], &nodes[2]);
+    owner.put_record(user(1)).await?;
+    for node in &nodes {
+        let view = node.view();
+        wait_until("the user arrived", || {
+            let view = view.clone();
+            async move { Ok(view.get::<User>(1)?.is_some()) }
+        })
+        .await?;
+    }
+    // Refused locally for someone else's user.
+    let local = other.put_record(post(1)).await;
+    assert!(
+        matches!(local, Err(Error::NotPermitted { .. })),
+        "{local:?}"
+    );
+    // Refused by the nodes with the rule when it comes from the network.
+    outsider.put_record(post(2)).await?;
+    let key = record_key::<BlogDefinition, Post>(&PostPrimaryKey(2));
+    for receiver in &mut events[..2] {
+        refused(receiver, &key).await?;
+    }
+    // The owner's post is taken.
+    owner.put_record(post(3)).await?;
+    for node in &nodes[..2] {
+        let view = node.view();
+        wait_until("the owner's post arrived", || {
+            let view = view.clone();
+            async move { Ok(view.get::<Post>(3)?.is_some()) }
+        })
+        .await?;
+        assert_eq!(view.get::<Post>(2)?, None);
+        assert!(node.stats().refused_not_permitted >= 1);
     }
     for node in &nodes {
         node.close().await;
