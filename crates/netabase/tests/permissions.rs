@@ -154,6 +154,12 @@ async fn writes_follow_the_permissions_on_every_node() -> TestResult {
     }
     let mut hijacked = user(5);
     hijacked.name = "hijacked".into();
+    // An honest node refuses it locally.
+    let local = newcomer.put_record(hijacked.clone()).await;
+    assert!(
+        matches!(local, Err(Error::NotPermitted { .. })),
+        "{local:?}"
+    );
     rogue_node.put_record(hijacked).await?;
     let key = record_key::<BlogDefinition, User>(&UserPrimaryKey(5));
     for receiver in &mut events[..3] {
