@@ -69,6 +69,26 @@ fn records(n: usize) -> Result<Vec<Record>, AnyError> {
         .collect())
 }
 
+/// `n` signed records of the model `Item` (a 240-byte body): records a replicating
+/// node applies to its typed store.
+fn model_records(n: usize) -> Result<Vec<Record>, AnyError> {
+    use netabase_store::kad::DefinitionRecordExt;
+    let signer = RecordSigner::new(&libp2p::identity::Keypair::generate_ed25519())?;
+    (0..n)
+        .map(|i| {
+            let item = Item {
+                id: i as u64,
+                body: "x".repeat(240),
+            };
+            let unsigned = BenchDefinition::Item(item).to_record()?;
+            let stamp = signer.next_stamp(None);
+            Ok(signer
+                .seal(unsigned.key, Some(unsigned.value), stamp)
+                .to_record())
+        })
+        .collect()
+}
+
 /// (puts per second, gets per second)
 fn throughput<S: RecordStore>(store: &mut S, records: &[Record]) -> Result<(f64, f64), AnyError> {
     let start = Instant::now();
@@ -238,26 +258,31 @@ async fn worker_benchmarks(n: usize) -> Result<(), AnyError> {
             .await?,
         ));
     }
-    // A replicating node: every record is also written to the typed store (indexes,
-    // sync metadata, stamped) through the one apply path, record by record.
+    // Model records, on a node that does not replicate them and on one that does:
+    // every record is then also written to the typed store (stamped, with its sync
+    // metadata) through the one apply path, record by record.
+    let models = model_records(n)?;
     let replicating = || {
         let mut replication = Replication::default();
         replication.models = Replicated::All;
         replication
     };
-    for (store, backend) in [
-        ("memory, replicating", None),
-        ("redb (durable), replicating", Some(RedbBackend::temp()?)),
+    for (store, replication) in [
+        ("memory, model records", plain()),
+        ("memory, model records, replicating", replicating()),
     ] {
-        let result = match backend {
-            None => {
-                inbound_through_worker(MemoryBackend::new(), &records, PUBLISHERS, 8, replicating())
-                    .await?
-            }
-            Some(redb) => {
-                inbound_through_worker(redb, &records, PUBLISHERS, 8, replicating()).await?
-            }
-        };
+        let result =
+            inbound_through_worker(MemoryBackend::new(), &models, PUBLISHERS, 8, replication)
+                .await?;
+        rows.push((store, "8 puts", result));
+    }
+    for (store, replication) in [
+        ("redb (durable), model records", plain()),
+        ("redb (durable), model records, replicating", replicating()),
+    ] {
+        let result =
+            inbound_through_worker(RedbBackend::temp()?, &models, PUBLISHERS, 8, replication)
+                .await?;
         rows.push((store, "8 puts", result));
     }
     println!();

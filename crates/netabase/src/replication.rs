@@ -384,13 +384,17 @@ impl<D: NetabaseDefinitionTrait> Enforcer<D> {
             }
             return check_membership_value(&group, value).map_err(Denied::NotPermitted);
         }
-        let parts = parse_record_key(key)
-            .map_err(|e| Denied::NotPermitted(format!("not a record key: {e}")))?;
-        let model = parts.model.as_str();
+        let parts = parse_record_key(key).ok();
+        let model = parts.as_ref().map_or("", |p| p.model.as_str());
         let policy = permissions.policy_of(model);
         let rule = self.rules.get(model);
         if *policy == WritePolicy::Open && rule.is_none() {
             return Ok(());
+        }
+        if parts.is_none() {
+            return Err(Denied::NotPermitted(
+                "not a record key of a model, which the write policy requires".into(),
+            ));
         }
         let held_author = records.held_in(txn, key)?.map(|h| h.stamp.writer);
         match policy {
