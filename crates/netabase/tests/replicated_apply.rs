@@ -139,3 +139,115 @@ async fn a_tombstone_removes_the_replicated_record() -> TestResult {
     worker.close().await;
     Ok(())
 }
+
+/// A worker replicating everything under these permissions.
+fn guarded(permissions: netabase::Permissions) -> TestResult<Worker> {
+    let mut replication = Replication::default();
+    replication.models = Replicated::All;
+    replication.permissions = permissions;
+    Ok(Worker::spawn_replicating(
+        MemoryBackend::new(),
+        KadStoreConfig::default(),
+        replication,
+    )?)
+}
+
+/// `membership` signed by `author`, stamped `counter` ticks into `now`.
+fn membership(
+    author: &RecordSigner,
+    membership: &netabase::Membership,
+    now: u64,
+    counter: u32,
+) -> TestResult<Record> {
+    let key = netabase::membership_key::<BlogDefinition>(&membership.group);
+    let value = postcard::to_allocvec(membership)?;
+    let stamp = VersionStamp {
+        hlc: Hlc {
+            millis: now,
+            counter,
+        },
+        writer: author.author(),
+    };
+    Ok(author.seal(key, Some(value), stamp).to_record())
+}
+
+/// The apply path every inbound route shares (DHT puts, live updates, reconciliation)
+/// enforces the permissions itself, whoever hands it the records.
+#[tokio::test]
+async fn the_apply_path_enforces_the_permissions() -> TestResult {
+    let (admin, member, stranger) = (signer()?, signer()?, signer()?);
+    let mut permissions = netabase::Permissions::default();
+    permissions.models.insert(
+        "Post".into(),
+        netabase::WritePolicy::Group("writers".into()),
+    );
+    permissions
+        .models
+        .insert("User".into(), netabase::WritePolicy::AuthorOnly);
+    permissions.admins.insert(admin.author());
+    let worker = guarded(permissions)?;
+    let now = wall_millis();
+    let post = |id| {
+        BlogDefinition::Post(Post {
+            id,
+            title: format!("post {id}"),
+            author: 1,
+        })
+    };
+
+    // Before any membership nobody writes posts.
+    let early = worker
+        .store_inbound(sealed(&member, post(1), now, 0)?)
+        .await?;
+    assert!(
+        matches!(early, InboundOutcome::NotPermitted(_)),
+        "{early:?}"
+    );
+    // A membership signed by a stranger is refused; the admin's is stored.
+    let writers = netabase::Membership::new("writers", [member.author()]);
+    let forged = worker
+        .store_inbound(membership(&stranger, &writers, now, 1)?)
+        .await?;
+    assert!(
+        matches!(forged, InboundOutcome::NotPermitted(_)),
+        "{forged:?}"
+    );
+    let signed = worker
+        .store_inbound(membership(&admin, &writers, now, 2)?)
+        .await?;
+    assert!(matches!(signed, InboundOutcome::Stored), "{signed:?}");
+    // Now the member writes, the stranger still does not.
+    let by_member = worker
+        .store_inbound(sealed(&member, post(2), now, 3)?)
+        .await?;
+    assert!(matches!(by_member, InboundOutcome::Stored), "{by_member:?}");
+    let by_stranger = worker
+        .store_inbound(sealed(&stranger, post(3), now, 4)?)
+        .await?;
+    assert!(
+        matches!(by_stranger, InboundOutcome::NotPermitted(_)),
+        "{by_stranger:?}"
+    );
+    // Under `AuthorOnly` the first author keeps the key.
+    let first = worker
+        .store_inbound(sealed(&member, BlogDefinition::User(user(1)), now, 5)?)
+        .await?;
+    assert!(matches!(first, InboundOutcome::Stored), "{first:?}");
+    let mut taken = user(1);
+    taken.name = "taken".into();
+    let takeover = worker
+        .store_inbound(sealed(&stranger, BlogDefinition::User(taken), now, 6)?)
+        .await?;
+    assert!(
+        matches!(takeover, InboundOutcome::NotPermitted(_)),
+        "{takeover:?}"
+    );
+
+    let view = worker.view();
+    assert_eq!(view.get::<Post>(1)?, None);
+    assert!(view.get::<Post>(2)?.is_some());
+    assert_eq!(view.get::<Post>(3)?, None);
+    assert_eq!(view.get::<User>(1)?, Some(user(1)));
+    worker.close().await;
+    Ok(())
+}
