@@ -15,6 +15,11 @@
 //!   it must decode as the model its key names, carry that model's key, fit the size
 //!   limit, and win over the version held. Refusals are counted ([`Netabase::stats`])
 //!   and broadcast ([`NetabaseEvent::RecordRefused`]).
+//! - A node may replicate models ([`replication`]): every valid record of them it
+//!   receives (DHT puts, live updates from the other replicas over gossipsub) is
+//!   applied to its typed store with the record's own stamp, and write permissions
+//!   (per definition and model, group memberships signed by an admin, application
+//!   rules) are enforced on every inbound path and on its own writes.
 //! - The node identity is stored in the database, so a restarted node keeps its
 //!   `PeerId` and keeps serving and republishing its records.
 //! - Kademlia runs under the private protocol name `/netabase/kad/1.0.0`.

@@ -275,8 +275,9 @@ impl<D: NetabaseDefinitionTrait, B: Backend> Netabase<D, B> {
     }
 
     /// A read-only view of this node's typed store, for local queries (secondary keys,
-    /// ranges) over the models it put. Records received from the DHT are not in it (see
-    /// [`Netabase::query_local_records`]). The view has read transactions only: the
+    /// ranges) over the models it put, and over every record of the models it
+    /// replicates ([`NetabaseConfig::replicate`]). Other records received from the DHT
+    /// are not in it (see [`Netabase::query_local_records`]). The view has read transactions only: the
     /// node's storage worker is the one writer, so holding a view (or a read
     /// transaction) across node calls never blocks the node.
     pub fn view(&self) -> NodeView<D, B> {
