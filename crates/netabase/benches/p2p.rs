@@ -6,7 +6,8 @@
 //!    acknowledged after its durable commit) from 64 concurrent publishers, on redb and
 //!    in memory, against the same `MemoryStore` rate: puts/s and acknowledgement
 //!    latency (p50 / p99); and `MemoryStore` verifying each signature before its put,
-//!    to show what the verification alone costs.
+//!    to show what the verification alone costs; and the same on a worker that
+//!    replicates the model (each record also written to the typed store).
 //! 3. put → get latency (p50 / p99) on a 10-node loopback network: a model is put on
 //!    one node and read back from another.
 //!
@@ -18,6 +19,7 @@ use std::time::{Duration, Instant};
 use libp2p::PeerId;
 use libp2p::kad::store::{MemoryStore, MemoryStoreConfig, RecordStore};
 use libp2p::kad::{Record, RecordKey};
+use netabase::replication::{Replicated, Replication};
 use netabase::worker::{InboundOutcome, StorageWorker};
 use netabase::{Netabase, NetabaseConfig};
 use netabase_store::backend::Backend;
@@ -65,6 +67,26 @@ fn records(n: usize) -> Result<Vec<Record>, AnyError> {
             signer.seal(key, Some(vec![7u8; 256]), stamp).to_record()
         })
         .collect())
+}
+
+/// `n` signed records of the model `Item` (a 240-byte body): records a replicating
+/// node applies to its typed store.
+fn model_records(n: usize) -> Result<Vec<Record>, AnyError> {
+    use netabase_store::kad::DefinitionRecordExt;
+    let signer = RecordSigner::new(&libp2p::identity::Keypair::generate_ed25519())?;
+    (0..n)
+        .map(|i| {
+            let item = Item {
+                id: i as u64,
+                body: "x".repeat(240),
+            };
+            let unsigned = BenchDefinition::Item(item).to_record()?;
+            let stamp = signer.next_stamp(None);
+            Ok(signer
+                .seal(unsigned.key, Some(unsigned.value), stamp)
+                .to_record())
+        })
+        .collect()
 }
 
 /// (puts per second, gets per second)
@@ -129,13 +151,15 @@ async fn inbound_through_worker<B: Backend>(
     records: &[Record],
     publishers: usize,
     in_flight: usize,
+    replication: Replication,
 ) -> Result<(f64, Duration, Duration), AnyError> {
     let senders = publishers * in_flight;
     let limits = KadStoreConfig {
         max_records: records.len() + 1,
         ..KadStoreConfig::default()
     };
-    let worker = StorageWorker::<BenchDefinition, B>::spawn(backend, limits)?;
+    let worker =
+        StorageWorker::<BenchDefinition, B>::spawn_replicating(backend, limits, replication)?;
     let mut shares: Vec<Vec<Record>> = vec![Vec::new(); senders];
     for (i, record) in records.iter().enumerate() {
         shares[i % senders].push(record.clone());
@@ -207,17 +231,59 @@ async fn worker_benchmarks(n: usize) -> Result<(), AnyError> {
     }
     let verified = verified_memory_store_rate(&records)?;
     let mut rows = Vec::new();
+    let plain = Replication::default;
     for (name, in_flight) in [("1 put", 1), ("8 puts", 8)] {
         rows.push((
             "memory",
             name,
-            inbound_through_worker(MemoryBackend::new(), &records, PUBLISHERS, in_flight).await?,
+            inbound_through_worker(
+                MemoryBackend::new(),
+                &records,
+                PUBLISHERS,
+                in_flight,
+                plain(),
+            )
+            .await?,
         ));
         rows.push((
             "redb (durable)",
             name,
-            inbound_through_worker(RedbBackend::temp()?, &records, PUBLISHERS, in_flight).await?,
+            inbound_through_worker(
+                RedbBackend::temp()?,
+                &records,
+                PUBLISHERS,
+                in_flight,
+                plain(),
+            )
+            .await?,
         ));
+    }
+    // Model records, on a node that does not replicate them and on one that does:
+    // every record is then also written to the typed store (stamped, with its sync
+    // metadata) through the one apply path, record by record.
+    let models = model_records(n)?;
+    let replicating = || {
+        let mut replication = Replication::default();
+        replication.models = Replicated::All;
+        replication
+    };
+    for (store, replication) in [
+        ("memory, model records", plain()),
+        ("memory, model records, replicating", replicating()),
+    ] {
+        let result =
+            inbound_through_worker(MemoryBackend::new(), &models, PUBLISHERS, 8, replication)
+                .await?;
+        rows.push((store, "8 puts", result));
+    }
+    for (store, replication) in [
+        ("redb (durable), model records", plain()),
+        ("redb (durable), model records, replicating", replicating()),
+    ] {
+        let result =
+            inbound_through_worker(RedbBackend::temp()?, &models, PUBLISHERS, 8, replication)
+                .await?;
+        rows.push((store, "8 puts", result));
     }
     println!();
     println!(

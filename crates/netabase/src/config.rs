@@ -7,6 +7,9 @@ use std::time::Duration;
 use libp2p::kad::{Mode, Quorum};
 use libp2p::{Multiaddr, PeerId, StreamProtocol};
 use netabase_store::kad::KadStoreConfig;
+use netabase_store::sync::WriterId;
+
+use crate::replication::{Replicated, Replication, WritePolicy};
 
 /// The Kademlia protocol name of netabase: a private DHT, apart from the public IPFS one.
 pub const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/netabase/kad/1.0.0");
@@ -154,6 +157,9 @@ pub struct NetabaseConfig {
     /// Capacity of the event broadcast channel; a slower subscriber misses events and
     /// is told how many (`RecvError::Lagged`).
     pub event_buffer: usize,
+    /// The models this node replicates and the write permissions it enforces (see
+    /// [`crate::replication`]). Nothing replicated and everything open by default.
+    pub replication: Replication,
 }
 
 impl Default for NetabaseConfig {
@@ -181,6 +187,7 @@ impl Default for NetabaseConfig {
             storage: StorageConfig::Memory,
             command_buffer: 64,
             event_buffer: 1024,
+            replication: Replication::default(),
         }
     }
 }
@@ -309,6 +316,45 @@ impl NetabaseConfig {
     /// Keeps the node's data in the redb file at `path`.
     pub fn with_storage_path(mut self, path: impl Into<PathBuf>) -> Self {
         self.storage = StorageConfig::Redb(path.into());
+        self
+    }
+    // ----- replication and permissions ----------------------------------------------
+
+    /// Replicates the models with these names: every valid signed record of them this
+    /// node receives is applied to its typed store, and it exchanges live updates with
+    /// the other replicas of the definition. The store is opened with sync on for
+    /// them (recorded in the database, see `OpenOptions::sync_model`).
+    pub fn replicate<S: Into<String>>(mut self, models: impl IntoIterator<Item = S>) -> Self {
+        let mut names = match std::mem::take(&mut self.replication.models) {
+            Replicated::Models(names) => names,
+            _ => Default::default(),
+        };
+        names.extend(models.into_iter().map(Into::into));
+        self.replication.models = Replicated::Models(names);
+        self
+    }
+    /// Replicates every model of the definition ([`NetabaseConfig::replicate`]).
+    pub fn replicate_all(mut self) -> Self {
+        self.replication.models = Replicated::All;
+        self
+    }
+    /// Sets the write policy of the definition's models without an override.
+    pub fn with_write_policy(mut self, policy: WritePolicy) -> Self {
+        self.replication.permissions.default = policy;
+        self
+    }
+    /// Sets the write policy of the model `model`, overriding the definition's.
+    pub fn with_model_policy(mut self, model: impl Into<String>, policy: WritePolicy) -> Self {
+        self.replication
+            .permissions
+            .models
+            .insert(model.into(), policy);
+        self
+    }
+    /// Declares `admin` (an author id: an ed25519 public key) allowed to sign group
+    /// memberships.
+    pub fn with_admin(mut self, admin: WriterId) -> Self {
+        self.replication.permissions.admins.insert(admin);
         self
     }
 }

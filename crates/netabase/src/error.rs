@@ -78,6 +78,17 @@ pub enum Error {
     /// peers).
     #[error("the record at this key holds another model than the one asked for")]
     ModelMismatch,
+
+    // ----- replication and permissions ----------------------------------------------
+    /// The write permissions refuse this node's write (see
+    /// [`Permissions`](crate::Permissions)); nothing was written.
+    #[error("writing {key:?} is not permitted: {reason}")]
+    NotPermitted {
+        /// The record key.
+        key: RecordKey,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// `Result` with the node's [`Error`].

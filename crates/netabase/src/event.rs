@@ -44,6 +44,10 @@ pub enum RefusalKind {
     Superseded,
     /// The record's stamp lies further in the future than the allowed clock skew.
     FutureStamp,
+    /// The write permissions refuse its author this write (a non-member, an update of
+    /// someone else's record under `AuthorOnly`, a membership change not signed by an
+    /// admin, an application rule).
+    NotPermitted,
 }
 
 impl RefusalKind {
@@ -78,6 +82,8 @@ impl RefusalKind {
 pub enum RecordOrigin {
     /// A peer asked this node to store it (`PUT_VALUE`).
     InboundPut,
+    /// A replica pushed it as a live update (gossip).
+    LiveUpdate,
     /// A peer announced itself as a provider (`ADD_PROVIDER`).
     InboundProvider,
     /// A peer returned it for a `get_record` of this node.
@@ -173,6 +179,13 @@ pub enum NetabaseEvent {
         /// The new mode.
         mode: Mode,
     },
+    /// A peer replicating this node's definition joined its live updates (it
+    /// subscribed to the definition's topic): from now on it receives this node's
+    /// writes as they commit.
+    ReplicaJoined {
+        /// The peer.
+        peer: PeerId,
+    },
 }
 
 /// A snapshot of a node's counters ([`Netabase::stats`](crate::Netabase::stats)).
@@ -208,6 +221,10 @@ pub struct NodeStats {
     pub refused_future_stamp: u64,
     /// Connections refused by a connection limit.
     pub connections_refused: u64,
+    /// Records refused by the write permissions.
+    pub refused_not_permitted: u64,
+    /// Live updates received from replicas and stored.
+    pub live_updates_accepted: u64,
 }
 
 impl NodeStats {
@@ -224,6 +241,7 @@ impl NodeStats {
             + self.refused_stolen_author
             + self.refused_superseded
             + self.refused_future_stamp
+            + self.refused_not_permitted
     }
 }
 
@@ -232,13 +250,17 @@ impl NodeStats {
 pub(crate) struct Counters {
     records_accepted: AtomicU64,
     providers_accepted: AtomicU64,
-    refused: [AtomicU64; 11],
+    refused: [AtomicU64; 12],
+    live_updates_accepted: AtomicU64,
     connections_refused: AtomicU64,
 }
 
 impl Counters {
     pub(crate) fn record_accepted(&self) {
         self.records_accepted.fetch_add(1, Ordering::Relaxed);
+    }
+    pub(crate) fn live_update_accepted(&self) {
+        self.live_updates_accepted.fetch_add(1, Ordering::Relaxed);
     }
     pub(crate) fn provider_accepted(&self) {
         self.providers_accepted.fetch_add(1, Ordering::Relaxed);
@@ -259,6 +281,7 @@ impl Counters {
             RefusalKind::StolenAuthor => 8,
             RefusalKind::Superseded => 9,
             RefusalKind::FutureStamp => 10,
+            RefusalKind::NotPermitted => 11,
         };
         self.refused[index].fetch_add(1, Ordering::Relaxed);
     }
@@ -279,6 +302,8 @@ impl Counters {
             refused_superseded: r(9),
             refused_future_stamp: r(10),
             connections_refused: self.connections_refused.load(Ordering::Relaxed),
+            refused_not_permitted: r(11),
+            live_updates_accepted: self.live_updates_accepted.load(Ordering::Relaxed),
         }
     }
 }

@@ -25,6 +25,8 @@ pub(crate) struct Behaviour<D: NetabaseDefinitionTrait, B: Backend> {
     pub(crate) kad: DurableKad<RecordView<D, B>>,
     pub(crate) identify: Toggle<identify::Behaviour>,
     pub(crate) mdns: Toggle<mdns::tokio::Behaviour>,
+    /// Live updates between replicas (only on a node that replicates models).
+    pub(crate) gossip: Toggle<libp2p::gossipsub::Behaviour>,
 }
 
 /// The node's keypair: read from the database, or generated and stored on first start,
@@ -80,7 +82,13 @@ fn behaviour<D: NetabaseDefinitionTrait, B: Backend>(
     } else {
         None
     };
+    let gossip = if config.replication.models.is_none() {
+        None
+    } else {
+        Some(crate::live::behaviour(key, config, D::NAME)?)
+    };
     Ok(Behaviour {
+        gossip: gossip.into(),
         limits: connection_limits::Behaviour::new(config.connection_limits.to_libp2p()),
         kad: DurableKad::new(kad),
         identify: identify.into(),

@@ -11,6 +11,7 @@
 //! writes them all in one transaction and commits once; each sender is told the outcome
 //! of its record only after that commit has returned, that is once it is durable.
 
+use std::cell::RefCell;
 use std::sync::Arc;
 
 use libp2p::PeerId;
@@ -19,12 +20,15 @@ use libp2p::kad::Record;
 use netabase_store::NetabaseStore;
 use netabase_store::backend::Backend;
 use netabase_store::kad::{
-    BatchPut, KadStore, KadStoreConfig, SignedRecord, SignedRecordError, UnverifiedRecord,
+    BatchPut, DefinitionRecordExt, KadStore, KadStoreConfig, KadStoreError, SignedRecord,
+    SignedRecordError, UnverifiedRecord, author_of, parse_record_key,
 };
 use netabase_store::schema::NetabaseDefinitionTrait;
+use netabase_store::{ReadWrite, TxnGuard};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::{Error, Result};
+use crate::replication::{Denied, Enforcer, MEMBERS_MODEL, Replication, apply_typed};
 use crate::swarm::load_or_create_identity;
 use crate::view::NodeView;
 
@@ -40,6 +44,9 @@ pub(crate) struct Storage<D, B> {
     pub(crate) store: NetabaseStore<D, B>,
     /// The record store (`__netabase/kad/*`).
     pub(crate) records: KadStore<Arc<B>>,
+    /// The replicated models and write permissions, with the application's rules
+    /// (added by jobs, hence the cell: only the worker thread touches it).
+    pub(crate) enforcer: RefCell<Enforcer<D>>,
 }
 
 /// A job run on the worker thread, in its own transaction(s).
@@ -75,6 +82,8 @@ pub enum InboundOutcome {
     StoreFull(libp2p::kad::store::Error),
     /// Not stored: the database failed (the whole batch is then lost).
     Failed(String),
+    /// Not stored: the write permissions refuse its author this write.
+    NotPermitted(String),
 }
 
 /// The storage worker of a node: a dedicated thread that owns the node's database and
@@ -155,6 +164,22 @@ impl<D: NetabaseDefinitionTrait, B: Backend> StorageWorker<D, B> {
     /// [`Error::Store`] if the database cannot be opened, [`Error::Identity`] if the
     /// stored identity is invalid, [`Error::Stopped`] if the thread cannot start.
     pub fn spawn(backend: B, limits: KadStoreConfig) -> Result<Self> {
+        Self::spawn_replicating(backend, limits, Replication::default())
+    }
+
+    /// [`StorageWorker::spawn`] for a node that replicates models and enforces write
+    /// permissions (see [`crate::replication`]): the typed store is opened with sync on
+    /// for the replicated models, and every inbound record goes through
+    /// the worker's one apply path, which checks the permissions and applies records
+    /// of replicated models to the typed store with their stamps.
+    ///
+    /// # Errors
+    /// As [`StorageWorker::spawn`].
+    pub fn spawn_replicating(
+        backend: B,
+        limits: KadStoreConfig,
+        replication: Replication,
+    ) -> Result<Self> {
         let backend = Arc::new(backend);
         let (sender, receiver) = mpsc::channel(WORKER_QUEUE);
         let (opened, open) = std::sync::mpsc::sync_channel(1);
@@ -162,7 +187,7 @@ impl<D: NetabaseDefinitionTrait, B: Backend> StorageWorker<D, B> {
         std::thread::Builder::new()
             .name("netabase-storage".into())
             .spawn(move || {
-                let storage = match open_storage::<D, B>(backend, limits) {
+                let storage = match open_storage::<D, B>(backend, limits, replication) {
                     Ok((storage, keypair)) => {
                         let view = NodeView::new(storage.store.clone());
                         if opened.send(Ok((view, keypair))).is_err() {
@@ -258,6 +283,24 @@ impl<D: NetabaseDefinitionTrait, B: Backend> StorageWorker<D, B> {
             .is_ok()
     }
 
+    /// [`StorageWorker::try_store_inbound`] of a record whose sender is not its
+    /// publisher (a live update forwarded by a replica): `sender` `None` skips the
+    /// sender check of the signature.
+    pub(crate) fn try_store_inbound_from(
+        &self,
+        record: UnverifiedRecord,
+        sender: Option<PeerId>,
+        done: Done,
+    ) -> bool {
+        self.sender
+            .try_send(Message::Inbound {
+                record: Box::new(record),
+                sender,
+                done,
+            })
+            .is_ok()
+    }
+
     /// Runs `job` on the worker and returns its result.
     pub(crate) async fn run<T: Send + 'static>(
         &self,
@@ -294,14 +337,25 @@ impl<D: NetabaseDefinitionTrait, B: Backend> StorageWorker<D, B> {
 fn open_storage<D: NetabaseDefinitionTrait, B: Backend>(
     backend: Arc<B>,
     limits: KadStoreConfig,
+    replication: Replication,
 ) -> Result<(Storage<D, B>, Keypair)> {
     let keypair = load_or_create_identity(&*backend)?;
     let peer_id = keypair.public().to_peer_id();
     // The typed store and the record store share one database: the record store keeps
-    // netabase's own tables (`__netabase/kad/*`) beside the models.
-    let store = NetabaseStore::<D, B>::from_shared_backend(Arc::clone(&backend))?;
+    // netabase's own tables (`__netabase/kad/*`) beside the models. Replicated models
+    // are synced, stamped with the node's author id.
+    let options = replication.models.open_options(author_of(&peer_id));
+    let store = NetabaseStore::<D, B>::from_shared_backend_with(Arc::clone(&backend), options)?;
     let records = KadStore::new(backend, peer_id, limits);
-    Ok((Storage { store, records }, keypair))
+    let enforcer = RefCell::new(Enforcer::new(replication));
+    Ok((
+        Storage {
+            store,
+            records,
+            enforcer,
+        },
+        keypair,
+    ))
 }
 
 /// The worker loop: one message at a time, inbound records in batches.
@@ -360,30 +414,178 @@ fn serve<D: NetabaseDefinitionTrait, B: Backend>(
 
 /// Verifies a batch of inbound records (each signature once, here), writes the valid
 /// ones in one transaction and tells each sender its outcome after the commit.
-fn commit_inbound<D, B: Backend>(
+fn commit_inbound<D: NetabaseDefinitionTrait, B: Backend>(
     storage: &Storage<D, B>,
     records: Vec<(UnverifiedRecord, Option<PeerId>)>,
     dones: Vec<Done>,
 ) {
-    // The signatures and the version rule decide (inside the batch).
-    let committed = storage.records.try_put_unverified_batch(records);
-    match committed {
-        Ok(outcomes) => {
-            for (done, outcome) in dones.into_iter().zip(outcomes) {
-                done(match outcome {
-                    BatchPut::Stored => InboundOutcome::Stored,
-                    BatchPut::Refused(e) => InboundOutcome::Refused(e),
-                    BatchPut::Declined => InboundOutcome::Failed("declined".into()),
-                    BatchPut::Limit(limit) => InboundOutcome::StoreFull(limit),
-                    _ => InboundOutcome::Failed("unknown batch outcome".into()),
-                });
-            }
-        }
-        Err(e) => {
+    let outcomes = storage.apply_signed_batch(records);
+    for (done, outcome) in dones.into_iter().zip(outcomes) {
+        done(outcome);
+    }
+}
+
+impl<D: NetabaseDefinitionTrait, B: Backend> Storage<D, B> {
+    /// **The one apply path of signed records received from other nodes** — DHT puts,
+    /// live updates, and reconciliation: verifies each record's signature (once, here;
+    /// with the peer it came from, if known), then in one write transaction, record by
+    /// record in order: the version rule (a record older than the version held is
+    /// [`SignedRecordError::Superseded`]), the write permissions
+    /// ([`InboundOutcome::NotPermitted`]), the record store write, and, for a model this
+    /// node replicates, the typed store write with the record's own stamp (indexes,
+    /// unique keys decided by the stamps, `watch` events at the commit). Returns one
+    /// outcome per record, in order, once the commit has returned (every outcome is
+    /// [`InboundOutcome::Failed`] if it failed).
+    ///
+    /// A node that neither replicates nor restricts writes takes the record store's
+    /// group commit alone ([`KadStore::try_put_unverified_batch`]).
+    pub(crate) fn apply_signed_batch(
+        &self,
+        records: Vec<(UnverifiedRecord, Option<PeerId>)>,
+    ) -> Vec<InboundOutcome> {
+        let enforcer = self.enforcer.borrow();
+        let count = records.len();
+        let outcomes = if enforcer.is_active() {
+            self.apply_checked(&enforcer, records)
+        } else {
+            self.records
+                .try_put_unverified_batch(records)
+                .map(|outcomes| outcomes.into_iter().map(batch_outcome).collect())
+                .map_err(Error::from)
+        };
+        outcomes.unwrap_or_else(|e| {
             let message = e.to_string();
-            for done in dones {
-                done(InboundOutcome::Failed(message.clone()));
+            vec![InboundOutcome::Failed(message); count]
+        })
+    }
+
+    fn apply_checked(
+        &self,
+        enforcer: &Enforcer<D>,
+        records: Vec<(UnverifiedRecord, Option<PeerId>)>,
+    ) -> Result<Vec<InboundOutcome>> {
+        let txn = self.store.write()?;
+        let mut outcomes = Vec::with_capacity(records.len());
+        for (record, sender) in records {
+            let expires = record.expires();
+            let outcome = match record.verify(sender.as_ref()) {
+                Ok(signed) => self.apply_one(enforcer, &txn, &signed, expires)?,
+                Err(refused) => InboundOutcome::Refused(refused),
+            };
+            outcomes.push(outcome);
+        }
+        txn.commit()?;
+        Ok(outcomes)
+    }
+
+    /// Applies one verified record inside `txn` (see [`Storage::apply_signed_batch`]).
+    fn apply_one(
+        &self,
+        enforcer: &Enforcer<D>,
+        txn: &TxnGuard<'_, D, B, ReadWrite>,
+        signed: &SignedRecord,
+        expires: Option<std::time::Instant>,
+    ) -> Result<InboundOutcome> {
+        let key = signed.key();
+        // The version rule comes first: an old version is superseded, whoever wrote it.
+        let offered = (signed.stamp(), signed.envelope().digest);
+        let held = self.records.held_in(txn, key)?.map(|h| (h.stamp, h.digest));
+        if let Some(held) = held
+            && held > offered
+        {
+            return Ok(InboundOutcome::Refused(SignedRecordError::Superseded {
+                held: held.0,
+                offered: offered.0,
+            }));
+        }
+        // The version held offered again (the DHT re-replicates records) was allowed
+        // when it came: a membership change since does not make it news to refuse.
+        if held != Some(offered) {
+            match enforcer.check(&self.records, txn, key, signed.value(), signed.author()) {
+                Ok(()) => {}
+                Err(Denied::NotPermitted(reason)) => {
+                    return Ok(InboundOutcome::NotPermitted(reason));
+                }
+                Err(Denied::Store(e)) => return Err(e.into()),
             }
         }
+        match self.records.put_verified_in(txn, signed, expires) {
+            Ok(()) => {}
+            Err(KadStoreError::Refused(e)) => return Ok(InboundOutcome::Refused(e)),
+            Err(KadStoreError::Limit(limit)) => return Ok(InboundOutcome::StoreFull(limit)),
+            Err(e) => return Err(e.into()),
+        }
+        let Ok(parts) = parse_record_key(key) else {
+            return Ok(InboundOutcome::Stored);
+        };
+        // Memberships live in the record store only.
+        if parts.model == MEMBERS_MODEL || !enforcer.config.models.includes(&parts.model) {
+            return Ok(InboundOutcome::Stored);
+        }
+        let value = match signed.payload() {
+            Some(payload) => Some(D::from_record(&payload)?),
+            None => None,
+        };
+        match apply_typed(txn, &parts.model, &parts.primary_key, value, signed.stamp()) {
+            Ok(_) => {}
+            // A refusal of the typed layer (a link to a record not held here) leaves the
+            // signed record stored for the network; the typed store skips it.
+            Err(e) if !is_engine_failure(&e) => {
+                tracing::debug!(model = %parts.model, error = %e, "record not applied to the typed store");
+            }
+            Err(e) => return Err(e.into()),
+        }
+        Ok(InboundOutcome::Stored)
+    }
+
+    /// Checks that this node (`author`) may write `value` (`None`: remove) under `key`
+    /// in `txn`: the write permissions apply to local writes too.
+    ///
+    /// # Errors
+    /// [`Error::NotPermitted`] if they refuse it; [`Error::RecordStore`] if the store
+    /// fails while deciding.
+    pub(crate) fn check_local(
+        &self,
+        txn: &TxnGuard<'_, D, B, ReadWrite>,
+        key: &libp2p::kad::RecordKey,
+        value: Option<&[u8]>,
+        author: netabase_store::sync::WriterId,
+    ) -> Result<()> {
+        let enforcer = self.enforcer.borrow();
+        if !enforcer.is_active() {
+            return Ok(());
+        }
+        match enforcer.check(&self.records, txn, key, value, author) {
+            Ok(()) => Ok(()),
+            Err(Denied::NotPermitted(reason)) => Err(Error::NotPermitted {
+                key: key.clone(),
+                reason,
+            }),
+            Err(Denied::Store(e)) => Err(e.into()),
+        }
+    }
+
+    /// Whether the model `name` is replicated by this node.
+    pub(crate) fn replicates(&self, name: &str) -> bool {
+        self.enforcer.borrow().config.models.includes(name)
+    }
+}
+
+/// Whether a typed-layer error is an engine failure (which fails the batch) rather than
+/// a refusal of one record.
+fn is_engine_failure(e: &netabase_store::NetabaseError) -> bool {
+    matches!(
+        e,
+        netabase_store::NetabaseError::Backend(_) | netabase_store::NetabaseError::Poisoned(_)
+    )
+}
+
+fn batch_outcome(outcome: BatchPut) -> InboundOutcome {
+    match outcome {
+        BatchPut::Stored => InboundOutcome::Stored,
+        BatchPut::Refused(e) => InboundOutcome::Refused(e),
+        BatchPut::Declined => InboundOutcome::Failed("declined".into()),
+        BatchPut::Limit(limit) => InboundOutcome::StoreFull(limit),
+        _ => InboundOutcome::Failed("unknown batch outcome".into()),
     }
 }

@@ -579,6 +579,48 @@ impl<B: Backend> KadStore<B> {
         Ok(())
     }
 
+    /// [`KadStore::put_in`] of a record already verified (by [`SignedRecord::open`] or
+    /// [`UnverifiedRecord::verify`]), expiring at `expires`: the write of an inbound
+    /// record inside the transaction that also applies it to the typed store.
+    ///
+    /// # Errors
+    /// As [`KadStore::put_in`].
+    pub fn put_verified_in<D, TB>(
+        &self,
+        txn: &TxnGuard<'_, D, TB, ReadWrite>,
+        signed: &SignedRecord,
+        expires: Option<Instant>,
+    ) -> Result<(), KadStoreError>
+    where
+        D: NetabaseDefinitionTrait,
+        TB: Backend,
+    {
+        let bytes = self.encode_checked(signed, expires)?;
+        txn.writer()
+            .with_raw(|raw| self.put_if_winner(raw, signed, &bytes))??;
+        Ok(())
+    }
+
+    /// The envelope of the live version held for `key` (unexpired; a tombstone within
+    /// [`KadStoreConfig::tombstone_ttl`]) as the typed write transaction `txn` sees it,
+    /// its own writes included. It was verified when it was stored.
+    ///
+    /// # Errors
+    /// [`KadStoreError::Storage`] on backend failure.
+    pub fn held_in<D, TB>(
+        &self,
+        txn: &TxnGuard<'_, D, TB, ReadWrite>,
+        key: &RecordKey,
+    ) -> Result<Option<Envelope>, KadStoreError>
+    where
+        D: NetabaseDefinitionTrait,
+        TB: Backend,
+    {
+        Ok(txn
+            .writer()
+            .with_raw(|raw| held_version(raw, key.as_ref(), self.config.tombstone_ttl))?)
+    }
+
     /// [`KadStore::try_remove`] inside the typed write transaction `txn` (see
     /// [`KadStore::put_in`]): a local deletion, which peers do not hear of. To remove
     /// a record from the network, store a tombstone ([`KadStore::put_signed_in`] with
