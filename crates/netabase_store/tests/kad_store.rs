@@ -76,10 +76,9 @@ impl Expected {
                 Expected::Stolen(thief),
                 BatchPut::Refused(SignedRecordError::StolenAuthorship { signer, claimed }),
             ) => signer == thief && *claimed == signer_id(),
-            (
-                Expected::BadSignature,
-                BatchPut::Refused(SignedRecordError::BadSignature { .. }),
-            ) => true,
+            (Expected::BadSignature, BatchPut::Refused(SignedRecordError::BadSignature { .. })) => {
+                true
+            }
             _ => false,
         };
         fine.then_some(())
@@ -98,8 +97,13 @@ fn signer_id() -> netabase_store::sync::WriterId {
 /// signing, or carrying a flipped signature bit.
 fn mixed_batch(
     n: usize,
-) -> Result<(Vec<(netabase_store::kad::UnverifiedRecord, Option<PeerId>)>, Vec<Expected>), Box<dyn std::error::Error>>
-{
+) -> Result<
+    (
+        Vec<(netabase_store::kad::UnverifiedRecord, Option<PeerId>)>,
+        Vec<Expected>,
+    ),
+    Box<dyn std::error::Error>,
+> {
     let other = RecordSigner::new(&Keypair::generate_ed25519())?;
     let thief = Keypair::generate_ed25519();
     let thief_id = thief.public().to_peer_id();
@@ -115,7 +119,10 @@ fn mixed_batch(
                 let mut envelope = Envelope::decode(&record(&name, b"v").value)?;
                 envelope.signature = thief.sign(&envelope.signing_bytes(&key(&name)))?;
                 sender = Some(thief_id);
-                (Record::new(key(&name), envelope.encode()), Expected::Stolen(thief_id))
+                (
+                    Record::new(key(&name), envelope.encode()),
+                    Expected::Stolen(thief_id),
+                )
             }
             1 => {
                 let mut envelope = Envelope::decode(&record(&name, b"v").value)?;
@@ -128,7 +135,10 @@ fn mixed_batch(
             2 => {
                 let mut envelope = Envelope::decode(&record(&name, b"v").value)?;
                 envelope.stamp.hlc.counter += 1;
-                (Record::new(key(&name), envelope.encode()), Expected::BadSignature)
+                (
+                    Record::new(key(&name), envelope.encode()),
+                    Expected::BadSignature,
+                )
             }
             3 => {
                 let mut moved = record(&format!("{name}-elsewhere"), b"v");
@@ -138,7 +148,10 @@ fn mixed_batch(
             4 => {
                 let mut envelope = Envelope::decode(&record(&name, b"v").value)?;
                 envelope.signature[40] ^= 0x10;
-                (Record::new(key(&name), envelope.encode()), Expected::BadSignature)
+                (
+                    Record::new(key(&name), envelope.encode()),
+                    Expected::BadSignature,
+                )
             }
             _ if i % 2 == 0 => (record(&name, b"valid"), Expected::Stored),
             _ => {

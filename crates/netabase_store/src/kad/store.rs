@@ -12,7 +12,8 @@ use thiserror::Error;
 
 use super::encoding::{StoredProvider, StoredRecord, WallTime, decode, encode};
 use super::signed::{
-    Envelope, RecordSigner, SignedRecord, SignedRecordError, UnverifiedRecord, wall_millis,
+    Envelope, RecordSigner, SignedRecord, SignedRecordError, UnverifiedRecord, verify_batch,
+    wall_millis,
 };
 use super::{PROVIDED_TABLE, PROVIDERS_TABLE, RECORDS_TABLE};
 use crate::backend::{Backend, Direction, RawRange, ReadTxn, WriteTxn, collect_range};
@@ -340,12 +341,13 @@ impl<B: Backend> KadStore<B> {
 
     /// [`KadStore::try_put_batch`] of records whose envelopes were already decoded
     /// (by [`SignedRecord::decode_unverified`], so that their models could be checked
-    /// elsewhere), each with the peer it came from, if known: each signature is verified
-    /// here, once ([`UnverifiedRecord::verify`]; a signature of the sender's under
-    /// another author's name is [`SignedRecordError::StolenAuthorship`]), then every
-    /// record is checked and written as [`KadStore::try_put_batch`] does, with `accept`
-    /// always true. This is the group commit of a node's inbound records, run on the
-    /// thread that owns the database.
+    /// elsewhere), each with the peer it came from, if known: the signatures are verified
+    /// here, once, in batches ([`verify_batch`]: each record is accepted or refused
+    /// exactly as [`UnverifiedRecord::verify`] would, and a signature of the sender's
+    /// under another author's name is [`SignedRecordError::StolenAuthorship`]), then
+    /// every record is checked and written as [`KadStore::try_put_batch`] does, with
+    /// `accept` always true. This is the group commit of a node's inbound records, run
+    /// on the thread that owns the database.
     ///
     /// Returns one [`BatchPut`] per record, in order, once the transaction is committed.
     ///
@@ -355,15 +357,31 @@ impl<B: Backend> KadStore<B> {
         &self,
         records: Vec<(UnverifiedRecord, Option<PeerId>)>,
     ) -> Result<Vec<BatchPut>, KadStoreError> {
-        let verified = records
+        let expiries: Vec<Option<Instant>> =
+            records.iter().map(|(record, _)| record.expires()).collect();
+        let verified = verify_batch(records)
             .into_iter()
-            .map(|(record, sender)| {
-                let expires = record.expires();
-                record
-                    .verify(sender.as_ref())
-                    .map(|signed| (signed, expires))
-            })
+            .zip(expiries)
+            .map(|(verified, expires)| verified.map(|signed| (signed, expires)))
             .collect();
+        self.try_put_verified_batch(verified)
+    }
+
+    /// [`KadStore::try_put_unverified_batch`] of records whose signatures were verified
+    /// elsewhere (by [`verify_batch`] on another thread, say, while this one commits
+    /// the previous batch): `verified` holds, per record, the verified record and its
+    /// expiry, or why its verification failed (that record is then reported as
+    /// [`BatchPut::Refused`] with that reason). Only a [`SignedRecord`] can be passed,
+    /// so nothing unverified is stored.
+    ///
+    /// Returns one [`BatchPut`] per record, in order, once the transaction is committed.
+    ///
+    /// # Errors
+    /// As [`KadStore::try_put_batch`].
+    pub fn try_put_verified_batch(
+        &self,
+        verified: Vec<Result<(SignedRecord, Option<Instant>), SignedRecordError>>,
+    ) -> Result<Vec<BatchPut>, KadStoreError> {
         self.put_verified_batch(verified, |_, _| true)
     }
 
