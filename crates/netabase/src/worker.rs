@@ -10,8 +10,15 @@
 //! drains whatever other inbound records are already waiting (up to [`MAX_BATCH`]),
 //! writes them all in one transaction and commits once; each sender is told the outcome
 //! of its record only after that commit has returned, that is once it is durable.
+//!
+//! Their signatures are verified in a pipeline stage of its own, on a second thread, in
+//! batches ([`verify_batch`]): while the storage thread writes and commits one batch,
+//! the verifier checks the next. Every message goes through the verifier, in order, so
+//! a job or a shutdown sent after a record still runs after that record's commit.
 
 use std::sync::Arc;
+use std::sync::mpsc as sync_mpsc;
+use std::time::Instant;
 
 use libp2p::PeerId;
 use libp2p::identity::Keypair;
@@ -20,6 +27,7 @@ use netabase_store::NetabaseStore;
 use netabase_store::backend::Backend;
 use netabase_store::kad::{
     BatchPut, KadStore, KadStoreConfig, SignedRecord, SignedRecordError, UnverifiedRecord,
+    verify_batch,
 };
 use netabase_store::schema::NetabaseDefinitionTrait;
 use tokio::sync::{mpsc, oneshot};
@@ -33,6 +41,10 @@ pub const MAX_BATCH: usize = 1024;
 
 /// The capacity of a worker's channel, in messages.
 pub const WORKER_QUEUE: usize = 4096;
+
+/// How many verified batches may wait for the storage thread while it commits: the
+/// verifier runs at most this far ahead of the commits.
+const VERIFIED_AHEAD: usize = 2;
 
 /// What the worker holds: the typed store and the record store, over one database.
 pub(crate) struct Storage<D, B> {
@@ -60,6 +72,20 @@ enum Message<D, B> {
     /// Stop after the messages already taken, drop the database, then answer.
     Shutdown(oneshot::Sender<()>),
 }
+
+/// What the verifier hands the storage thread, in the order the messages came.
+enum Verified<D, B> {
+    /// Inbound records whose signatures were verified (or refused), to commit.
+    Batch {
+        records: Vec<VerifiedRecord>,
+        dones: Vec<Done>,
+    },
+    Run(Job<D, B>),
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// A verified record and its expiry, or why its signature was refused.
+type VerifiedRecord = std::result::Result<(SignedRecord, Option<Instant>), SignedRecordError>;
 
 /// What became of a record given to [`StorageWorker::store_inbound`]; returned only
 /// after the transaction that holds it is durable.
@@ -158,7 +184,12 @@ impl<D: NetabaseDefinitionTrait, B: Backend> StorageWorker<D, B> {
         let backend = Arc::new(backend);
         let (sender, receiver) = mpsc::channel(WORKER_QUEUE);
         let (opened, open) = std::sync::mpsc::sync_channel(1);
+        let (verified, to_commit) = sync_mpsc::sync_channel(VERIFIED_AHEAD);
         let shared = Arc::clone(&backend);
+        std::thread::Builder::new()
+            .name("netabase-verify".into())
+            .spawn(move || verify_stage(receiver, verified))
+            .map_err(|_| Error::Stopped)?;
         std::thread::Builder::new()
             .name("netabase-storage".into())
             .spawn(move || {
@@ -175,7 +206,7 @@ impl<D: NetabaseDefinitionTrait, B: Backend> StorageWorker<D, B> {
                         return;
                     }
                 };
-                serve(storage, receiver);
+                serve(storage, to_commit);
             })
             .map_err(|_| Error::Stopped)?;
         // The database is opened once, at creation, before the node runs: waiting for
@@ -304,21 +335,23 @@ fn open_storage<D: NetabaseDefinitionTrait, B: Backend>(
     Ok((Storage { store, records }, keypair))
 }
 
-/// The worker loop: one message at a time, inbound records in batches.
-fn serve<D: NetabaseDefinitionTrait, B: Backend>(
-    storage: Storage<D, B>,
+/// The verifier stage: takes the messages off the channel, one at a time, inbound
+/// records in batches (the first one and those already waiting, up to [`MAX_BATCH`]),
+/// verifies each batch's signatures and passes everything on to the storage thread in
+/// the order it came. Stops after passing a shutdown on, or when every handle is gone.
+fn verify_stage<D, B>(
     mut receiver: mpsc::Receiver<Message<D, B>>,
+    verified: sync_mpsc::SyncSender<Verified<D, B>>,
 ) {
     let mut next = None;
-    let mut shutdown = None;
     loop {
         let Some(message) = next.take().or_else(|| receiver.blocking_recv()) else {
             break;
         };
-        match message {
-            Message::Run(job) => job(&storage),
+        let forward = match message {
+            Message::Run(job) => Verified::Run(job),
             Message::Shutdown(reply) => {
-                shutdown = Some(reply);
+                let _ = verified.send(Verified::Shutdown(reply));
                 break;
             }
             Message::Inbound {
@@ -338,7 +371,70 @@ fn serve<D: NetabaseDefinitionTrait, B: Backend>(
                             records.push((*record, sender));
                             dones.push(done);
                         }
-                        // Anything else runs after this batch, in the order it came.
+                        // Anything else goes on after this batch, in the order it came.
+                        Ok(other) => {
+                            next = Some(other);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                Verified::Batch {
+                    records: verify(records),
+                    dones,
+                }
+            }
+        };
+        if verified.send(forward).is_err() {
+            // The storage thread has stopped: nothing more can be stored.
+            break;
+        }
+    }
+}
+
+/// Verifies the signatures of a batch of inbound records (each once, here; see
+/// [`verify_batch`]), keeping each record's expiry.
+fn verify(records: Vec<(UnverifiedRecord, Option<PeerId>)>) -> Vec<VerifiedRecord> {
+    let expiries: Vec<Option<Instant>> =
+        records.iter().map(|(record, _)| record.expires()).collect();
+    verify_batch(records)
+        .into_iter()
+        .zip(expiries)
+        .map(|(verified, expires)| verified.map(|signed| (signed, expires)))
+        .collect()
+}
+
+/// The storage thread's loop: one message at a time, in order; verified batches that
+/// are waiting together are committed together.
+fn serve<D: NetabaseDefinitionTrait, B: Backend>(
+    storage: Storage<D, B>,
+    receiver: sync_mpsc::Receiver<Verified<D, B>>,
+) {
+    let mut next = None;
+    let mut shutdown = None;
+    loop {
+        let Some(message) = next.take().or_else(|| receiver.recv().ok()) else {
+            break;
+        };
+        match message {
+            Verified::Run(job) => job(&storage),
+            Verified::Shutdown(reply) => {
+                shutdown = Some(reply);
+                break;
+            }
+            Verified::Batch {
+                mut records,
+                mut dones,
+            } => {
+                while records.len() < MAX_BATCH {
+                    match receiver.try_recv() {
+                        Ok(Verified::Batch {
+                            records: more,
+                            dones: more_dones,
+                        }) => {
+                            records.extend(more);
+                            dones.extend(more_dones);
+                        }
                         Ok(other) => {
                             next = Some(other);
                             break;
@@ -358,15 +454,15 @@ fn serve<D: NetabaseDefinitionTrait, B: Backend>(
     }
 }
 
-/// Verifies a batch of inbound records (each signature once, here), writes the valid
-/// ones in one transaction and tells each sender its outcome after the commit.
+/// Writes the verified records of a batch in one transaction and tells each sender its
+/// outcome after the commit.
 fn commit_inbound<D, B: Backend>(
     storage: &Storage<D, B>,
-    records: Vec<(UnverifiedRecord, Option<PeerId>)>,
+    records: Vec<VerifiedRecord>,
     dones: Vec<Done>,
 ) {
-    // The signatures and the version rule decide (inside the batch).
-    let committed = storage.records.try_put_unverified_batch(records);
+    // The version rule decides (inside the batch); refused signatures stay refused.
+    let committed = storage.records.try_put_verified_batch(records);
     match committed {
         Ok(outcomes) => {
             for (done, outcome) in dones.into_iter().zip(outcomes) {
