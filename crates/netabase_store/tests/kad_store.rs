@@ -90,20 +90,15 @@ fn signer_id() -> netabase_store::sync::WriterId {
     signer().author()
 }
 
+/// A decoded record and the peer it came from.
+type Received = (netabase_store::kad::UnverifiedRecord, Option<PeerId>);
+
 /// `n` records, each with the peer it came from, as a node receives a burst: mostly
 /// valid ones from two authors, and bad ones at the edges of and inside the
 /// verification chunks: signed by a thief under [`signer`]'s name (named by the sender
 /// or by the record's publisher field), re-stamped or moved to another key after
 /// signing, or carrying a flipped signature bit.
-fn mixed_batch(
-    n: usize,
-) -> Result<
-    (
-        Vec<(netabase_store::kad::UnverifiedRecord, Option<PeerId>)>,
-        Vec<Expected>,
-    ),
-    Box<dyn std::error::Error>,
-> {
+fn mixed_batch(n: usize) -> Result<(Vec<Received>, Vec<Expected>), Box<dyn std::error::Error>> {
     let other = RecordSigner::new(&Keypair::generate_ed25519())?;
     let thief = Keypair::generate_ed25519();
     let thief_id = thief.public().to_peer_id();

@@ -77,7 +77,7 @@ pub fn verify_batch(
     for (index, (record, sender)) in records.into_iter().enumerate() {
         let key = *keys
             .entry(record.envelope.stamp.writer.0)
-            .or_insert_with_key(|bytes| batch_key(bytes));
+            .or_insert_with_key(batch_key);
         match key.zip(batch_signature(&record)) {
             Some((key, signature)) => batchable.push((
                 index,
