@@ -12,8 +12,9 @@
 //! of its record only after that commit has returned, that is once it is durable.
 //!
 //! Their signatures are verified in a pipeline stage of its own, on a second thread, in
-//! batches ([`verify_batch`]): while the storage thread writes and commits one batch,
-//! the verifier checks the next. Every message goes through the verifier, in order, so
+//! batches ([`verify_batch`]), a large batch split over the machine's cores (at most
+//! [`MAX_VERIFY_THREADS`]): while the storage thread writes and commits one batch, the
+//! verifier checks the next. Every message goes through the verifier, in order, so
 //! a job or a shutdown sent after a record still runs after that record's commit.
 
 use std::sync::Arc;
@@ -41,6 +42,13 @@ pub const MAX_BATCH: usize = 1024;
 
 /// The capacity of a worker's channel, in messages.
 pub const WORKER_QUEUE: usize = 4096;
+
+/// The most threads that verify the signatures of one batch of inbound records.
+pub const MAX_VERIFY_THREADS: usize = 4;
+
+/// Records per thread below which a batch is not split further: starting a thread
+/// would cost more than verifying them on one that is already running.
+const MIN_VERIFY_PER_THREAD: usize = 16;
 
 /// How many verified batches may wait for the storage thread while it commits: the
 /// verifier runs at most this far ahead of the commits.
@@ -393,15 +401,63 @@ fn verify_stage<D, B>(
 }
 
 /// Verifies the signatures of a batch of inbound records (each once, here; see
-/// [`verify_batch`]), keeping each record's expiry.
-fn verify(records: Vec<(UnverifiedRecord, Option<PeerId>)>) -> Vec<VerifiedRecord> {
+/// [`verify_batch`]), keeping each record's expiry. A large batch is split over up to
+/// [`MAX_VERIFY_THREADS`] threads (no more than the machine's cores), each verifying its
+/// part as a batch of its own.
+fn verify(mut records: Vec<(UnverifiedRecord, Option<PeerId>)>) -> Vec<VerifiedRecord> {
     let expiries: Vec<Option<Instant>> =
         records.iter().map(|(record, _)| record.expires()).collect();
-    verify_batch(records)
+    let threads = verify_threads()
+        .min(records.len() / MIN_VERIFY_PER_THREAD)
+        .max(1);
+    let per_thread = records.len().div_ceil(threads);
+    let mut parts = Vec::with_capacity(threads);
+    while records.len() > per_thread {
+        let rest = records.split_off(per_thread);
+        parts.push(std::mem::replace(&mut records, rest));
+    }
+    let verified = std::thread::scope(|scope| {
+        let helpers: Vec<_> = parts
+            .into_iter()
+            .map(|part| {
+                let len = part.len();
+                (len, scope.spawn(move || verify_batch(part)))
+            })
+            .collect();
+        // The last part on this thread, while the helpers verify the others.
+        let last = verify_batch(records);
+        let mut verified = Vec::with_capacity(expiries.len());
+        for (len, helper) in helpers {
+            match helper.join() {
+                Ok(part) => verified.extend(part),
+                // Verification does not panic; if it ever did, its records are refused
+                // rather than stored unverified.
+                Err(_) => verified.extend((0..len).map(|_| {
+                    Err(SignedRecordError::BadSignature {
+                        reason: "the verifying thread failed".to_owned(),
+                    })
+                })),
+            }
+        }
+        verified.extend(last);
+        verified
+    });
+    verified
         .into_iter()
         .zip(expiries)
         .map(|(verified, expires)| verified.map(|signed| (signed, expires)))
         .collect()
+}
+
+/// How many threads verify a large batch: the machine's cores, at most
+/// [`MAX_VERIFY_THREADS`].
+fn verify_threads() -> usize {
+    static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *THREADS.get_or_init(|| {
+        std::thread::available_parallelism()
+            .map_or(1, std::num::NonZeroUsize::get)
+            .clamp(1, MAX_VERIFY_THREADS)
+    })
 }
 
 /// The storage thread's loop: one message at a time, in order; verified batches that
