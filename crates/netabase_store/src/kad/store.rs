@@ -313,7 +313,8 @@ impl<B: Backend> KadStore<B> {
 
     /// Stores `records` in one write transaction (one durable commit for all of them):
     /// the group commit of a node's inbound records. Each record is verified
-    /// ([`SignedRecord::open`]) and checked as [`KadStore::try_put`] checks it, and must
+    /// ([`SignedRecord::open`], the signatures in batches: [`verify_batch`]) and checked
+    /// as [`KadStore::try_put`] checks it, and must
     /// win over the version held for its key; it is then shown to `accept` with the
     /// unexpired record it would replace, if any. A record that is refused, that
     /// `accept` declines, or that hits a limit is skipped and the others are still
@@ -330,9 +331,32 @@ impl<B: Backend> KadStore<B> {
         records: &[Record],
         mut accept: impl FnMut(&Record, Option<&Record>) -> bool,
     ) -> Result<Vec<BatchPut>, KadStoreError> {
-        let verified = records
-            .iter()
-            .map(|record| SignedRecord::open(record).map(|signed| (signed, record.expires)))
+        // Decode each envelope (cheap), then verify the signatures in batches: the same
+        // outcome per record as `SignedRecord::open`.
+        let mut verified: Vec<_> = records.iter().map(|_| None).collect();
+        let mut decoded = Vec::with_capacity(records.len());
+        for (i, record) in records.iter().enumerate() {
+            match SignedRecord::decode_unverified(record) {
+                Ok(unverified) => decoded.push((i, unverified)),
+                Err(refused) => verified[i] = Some(Err(refused)),
+            }
+        }
+        let (positions, decoded): (Vec<usize>, Vec<_>) = decoded
+            .into_iter()
+            .map(|(i, unverified)| (i, (unverified, None)))
+            .unzip();
+        for (i, result) in positions.into_iter().zip(verify_batch(decoded)) {
+            verified[i] = Some(result.map(|signed| (signed, records[i].expires)));
+        }
+        let verified = verified
+            .into_iter()
+            .map(|result| {
+                result.unwrap_or_else(|| {
+                    Err(SignedRecordError::Unsigned {
+                        reason: "not decoded".to_owned(),
+                    })
+                })
+            })
             .collect();
         self.put_verified_batch(verified, |index, existing| {
             accept(&records[index], existing)
