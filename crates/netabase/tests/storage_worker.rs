@@ -246,3 +246,43 @@ async fn a_mixed_burst_of_inbound_records_stores_exactly_the_valid_ones() -> Tes
     assert_eq!(records.records().count(), stored);
     Ok(())
 }
+
+/// Records queued before `close` are verified and committed before the worker stops:
+/// the verifier passes every message on in the order it came, the shutdown included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_queued_before_close_are_committed_before_the_worker_stops() -> TestResult {
+    use libp2p::PeerId;
+    use libp2p::identity::Keypair;
+    use libp2p::kad::store::RecordStore;
+    use netabase::worker::{InboundOutcome, StorageWorker};
+    use netabase_store::backend::memory::MemoryBackend;
+    use netabase_store::kad::{KadStore, KadStoreConfig};
+
+    let backend = MemoryBackend::new();
+    let worker =
+        StorageWorker::<BlogDefinition, _>::spawn(backend.clone(), KadStoreConfig::default())?;
+    let author = RecordSigner::new(&Keypair::generate_ed25519())?;
+    let mut records = Vec::new();
+    for id in 0..200 {
+        let record = BlogDefinition::User(user(id)).to_record()?;
+        let stamp = author.next_stamp(None);
+        records.push(
+            author
+                .seal(record.key, Some(record.value), stamp)
+                .to_record(),
+        );
+    }
+    // `join!` polls the puts first: each is queued (the channel has room) before the
+    // shutdown is.
+    let (outcomes, ()) = futures::join!(
+        futures::future::join_all(records.iter().map(|r| worker.store_inbound(r.clone()))),
+        worker.close()
+    );
+    for outcome in outcomes {
+        let outcome = outcome?;
+        assert!(matches!(outcome, InboundOutcome::Stored), "{outcome:?}");
+    }
+    let store = KadStore::new(backend, PeerId::random(), KadStoreConfig::default());
+    assert_eq!(store.records().count(), records.len());
+    Ok(())
+}
