@@ -276,6 +276,46 @@ mod tests {
         Ok(())
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(12))]
+
+        /// Random damage (a flipped bit of a signature, of a stamp or of an author key)
+        /// to random records of a burst: the batch decides each record as verifying it
+        /// alone does.
+        #[test]
+        fn random_damage_is_judged_as_one_by_one(
+            damage in proptest::collection::vec((0usize..80, 0usize..3, 0usize..64, 0u8..8), 0..6)
+        ) {
+            let signers = [
+                RecordSigner::new(&Keypair::generate_ed25519())
+                    .map_err(|e| proptest::test_runner::TestCaseError::fail(e.to_string()))?,
+                RecordSigner::new(&Keypair::generate_ed25519())
+                    .map_err(|e| proptest::test_runner::TestCaseError::fail(e.to_string()))?,
+            ];
+            let mut records: Vec<Record> = (0..80)
+                .map(|i| sealed(&signers[i % 2], &format!("k{i}")))
+                .collect();
+            for &(at, what, byte, bit) in &damage {
+                let changed = altered(&records[at], |e| match what {
+                    0 => e.signature[byte] ^= 1 << bit,
+                    1 => e.stamp.hlc.counter ^= 1 << bit,
+                    _ => e.stamp.writer.0[byte % 32] ^= 1 << bit,
+                })
+                .map_err(|e| proptest::test_runner::TestCaseError::fail(e.to_string()))?;
+                records[at] = changed;
+            }
+            let unverified: Vec<_> = records
+                .iter()
+                .filter_map(|r| SignedRecord::decode_unverified(r).ok().map(|u| (u, None)))
+                .collect();
+            let alone: Vec<_> = unverified
+                .iter()
+                .map(|(r, sender): &(UnverifiedRecord, Option<PeerId>)| r.clone().verify(sender.as_ref()))
+                .collect();
+            proptest::prop_assert_eq!(verify_batch(unverified), alone);
+        }
+    }
+
     #[test]
     fn canonical_r_encodings_are_batchable_and_the_others_are_not() {
         let mut signature = [0u8; 64];
