@@ -10,9 +10,17 @@
 //! drains whatever other inbound records are already waiting (up to [`MAX_BATCH`]),
 //! writes them all in one transaction and commits once; each sender is told the outcome
 //! of its record only after that commit has returned, that is once it is durable.
+//!
+//! Their signatures are verified in a pipeline stage of its own, on a second thread, in
+//! batches ([`verify_batch`]), a large batch split over the machine's cores (at most
+//! [`MAX_VERIFY_THREADS`]): while the storage thread writes and commits one batch, the
+//! verifier checks the next. Every message goes through the verifier, in order, so
+//! a job or a shutdown sent after a record still runs after that record's commit.
 
 use std::cell::RefCell;
 use std::sync::Arc;
+use std::sync::mpsc as sync_mpsc;
+use std::time::Instant;
 
 use libp2p::PeerId;
 use libp2p::identity::Keypair;
@@ -21,7 +29,7 @@ use netabase_store::NetabaseStore;
 use netabase_store::backend::Backend;
 use netabase_store::kad::{
     BatchPut, DefinitionRecordExt, KadStore, KadStoreConfig, KadStoreError, SignedRecord,
-    SignedRecordError, UnverifiedRecord, author_of, parse_record_key,
+    SignedRecordError, UnverifiedRecord, author_of, parse_record_key, verify_batch,
 };
 use netabase_store::schema::NetabaseDefinitionTrait;
 use netabase_store::{ReadWrite, TxnGuard};
@@ -37,6 +45,17 @@ pub const MAX_BATCH: usize = 1024;
 
 /// The capacity of a worker's channel, in messages.
 pub const WORKER_QUEUE: usize = 4096;
+
+/// The most threads that verify the signatures of one batch of inbound records.
+pub const MAX_VERIFY_THREADS: usize = 4;
+
+/// Records per thread below which a batch is not split further: starting a thread
+/// would cost more than verifying them on one that is already running.
+const MIN_VERIFY_PER_THREAD: usize = 16;
+
+/// How many verified batches may wait for the storage thread while it commits: the
+/// verifier runs at most this far ahead of the commits.
+const VERIFIED_AHEAD: usize = 2;
 
 /// What the worker holds: the typed store and the record store, over one database.
 pub(crate) struct Storage<D, B> {
@@ -67,6 +86,20 @@ enum Message<D, B> {
     /// Stop after the messages already taken, drop the database, then answer.
     Shutdown(oneshot::Sender<()>),
 }
+
+/// What the verifier hands the storage thread, in the order the messages came.
+enum Verified<D, B> {
+    /// Inbound records whose signatures were verified (or refused), to commit.
+    Batch {
+        records: Vec<VerifiedRecord>,
+        dones: Vec<Done>,
+    },
+    Run(Job<D, B>),
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// A verified record and its expiry, or why its signature was refused.
+type VerifiedRecord = std::result::Result<(SignedRecord, Option<Instant>), SignedRecordError>;
 
 /// What became of a record given to [`StorageWorker::store_inbound`]; returned only
 /// after the transaction that holds it is durable.
@@ -183,7 +216,12 @@ impl<D: NetabaseDefinitionTrait, B: Backend> StorageWorker<D, B> {
         let backend = Arc::new(backend);
         let (sender, receiver) = mpsc::channel(WORKER_QUEUE);
         let (opened, open) = std::sync::mpsc::sync_channel(1);
+        let (verified, to_commit) = sync_mpsc::sync_channel(VERIFIED_AHEAD);
         let shared = Arc::clone(&backend);
+        std::thread::Builder::new()
+            .name("netabase-verify".into())
+            .spawn(move || verify_stage(receiver, verified))
+            .map_err(|_| Error::Stopped)?;
         std::thread::Builder::new()
             .name("netabase-storage".into())
             .spawn(move || {
@@ -200,7 +238,7 @@ impl<D: NetabaseDefinitionTrait, B: Backend> StorageWorker<D, B> {
                         return;
                     }
                 };
-                serve(storage, receiver);
+                serve(storage, to_commit);
             })
             .map_err(|_| Error::Stopped)?;
         // The database is opened once, at creation, before the node runs: waiting for
@@ -358,21 +396,23 @@ fn open_storage<D: NetabaseDefinitionTrait, B: Backend>(
     ))
 }
 
-/// The worker loop: one message at a time, inbound records in batches.
-fn serve<D: NetabaseDefinitionTrait, B: Backend>(
-    storage: Storage<D, B>,
+/// The verifier stage: takes the messages off the channel, one at a time, inbound
+/// records in batches (the first one and those already waiting, up to [`MAX_BATCH`]),
+/// verifies each batch's signatures and passes everything on to the storage thread in
+/// the order it came. Stops after passing a shutdown on, or when every handle is gone.
+fn verify_stage<D, B>(
     mut receiver: mpsc::Receiver<Message<D, B>>,
+    verified: sync_mpsc::SyncSender<Verified<D, B>>,
 ) {
     let mut next = None;
-    let mut shutdown = None;
     loop {
         let Some(message) = next.take().or_else(|| receiver.blocking_recv()) else {
             break;
         };
-        match message {
-            Message::Run(job) => job(&storage),
+        let forward = match message {
+            Message::Run(job) => Verified::Run(job),
             Message::Shutdown(reply) => {
-                shutdown = Some(reply);
+                let _ = verified.send(Verified::Shutdown(reply));
                 break;
             }
             Message::Inbound {
@@ -392,7 +432,118 @@ fn serve<D: NetabaseDefinitionTrait, B: Backend>(
                             records.push((*record, sender));
                             dones.push(done);
                         }
-                        // Anything else runs after this batch, in the order it came.
+                        // Anything else goes on after this batch, in the order it came.
+                        Ok(other) => {
+                            next = Some(other);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                Verified::Batch {
+                    records: verify(records),
+                    dones,
+                }
+            }
+        };
+        if verified.send(forward).is_err() {
+            // The storage thread has stopped: nothing more can be stored.
+            break;
+        }
+    }
+}
+
+/// Verifies the signatures of a batch of inbound records (each once, here; see
+/// [`verify_batch`]), keeping each record's expiry. A large batch is split over up to
+/// [`MAX_VERIFY_THREADS`] threads (no more than the machine's cores), each verifying its
+/// part as a batch of its own.
+fn verify(mut records: Vec<(UnverifiedRecord, Option<PeerId>)>) -> Vec<VerifiedRecord> {
+    let expiries: Vec<Option<Instant>> =
+        records.iter().map(|(record, _)| record.expires()).collect();
+    let threads = verify_threads()
+        .min(records.len() / MIN_VERIFY_PER_THREAD)
+        .max(1);
+    let per_thread = records.len().div_ceil(threads);
+    let mut parts = Vec::with_capacity(threads);
+    while records.len() > per_thread {
+        let rest = records.split_off(per_thread);
+        parts.push(std::mem::replace(&mut records, rest));
+    }
+    let verified = std::thread::scope(|scope| {
+        let helpers: Vec<_> = parts
+            .into_iter()
+            .map(|part| {
+                let len = part.len();
+                (len, scope.spawn(move || verify_batch(part)))
+            })
+            .collect();
+        // The last part on this thread, while the helpers verify the others.
+        let last = verify_batch(records);
+        let mut verified = Vec::with_capacity(expiries.len());
+        for (len, helper) in helpers {
+            match helper.join() {
+                Ok(part) => verified.extend(part),
+                // Verification does not panic; if it ever did, its records are refused
+                // rather than stored unverified.
+                Err(_) => verified.extend((0..len).map(|_| {
+                    Err(SignedRecordError::BadSignature {
+                        reason: "the verifying thread failed".to_owned(),
+                    })
+                })),
+            }
+        }
+        verified.extend(last);
+        verified
+    });
+    verified
+        .into_iter()
+        .zip(expiries)
+        .map(|(verified, expires)| verified.map(|signed| (signed, expires)))
+        .collect()
+}
+
+/// How many threads verify a large batch: the machine's cores, at most
+/// [`MAX_VERIFY_THREADS`].
+fn verify_threads() -> usize {
+    static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *THREADS.get_or_init(|| {
+        std::thread::available_parallelism()
+            .map_or(1, std::num::NonZeroUsize::get)
+            .clamp(1, MAX_VERIFY_THREADS)
+    })
+}
+
+/// The storage thread's loop: one message at a time, in order; verified batches that
+/// are waiting together are committed together.
+fn serve<D: NetabaseDefinitionTrait, B: Backend>(
+    storage: Storage<D, B>,
+    receiver: sync_mpsc::Receiver<Verified<D, B>>,
+) {
+    let mut next = None;
+    let mut shutdown = None;
+    loop {
+        let Some(message) = next.take().or_else(|| receiver.recv().ok()) else {
+            break;
+        };
+        match message {
+            Verified::Run(job) => job(&storage),
+            Verified::Shutdown(reply) => {
+                shutdown = Some(reply);
+                break;
+            }
+            Verified::Batch {
+                mut records,
+                mut dones,
+            } => {
+                while records.len() < MAX_BATCH {
+                    match receiver.try_recv() {
+                        Ok(Verified::Batch {
+                            records: more,
+                            dones: more_dones,
+                        }) => {
+                            records.extend(more);
+                            dones.extend(more_dones);
+                        }
                         Ok(other) => {
                             next = Some(other);
                             break;
@@ -412,14 +563,14 @@ fn serve<D: NetabaseDefinitionTrait, B: Backend>(
     }
 }
 
-/// Verifies a batch of inbound records (each signature once, here), writes the valid
-/// ones in one transaction and tells each sender its outcome after the commit.
+/// Writes the verified records of a batch in one transaction and tells each sender its
+/// outcome after the commit.
 fn commit_inbound<D: NetabaseDefinitionTrait, B: Backend>(
     storage: &Storage<D, B>,
-    records: Vec<(UnverifiedRecord, Option<PeerId>)>,
+    records: Vec<VerifiedRecord>,
     dones: Vec<Done>,
 ) {
-    let outcomes = storage.apply_signed_batch(records);
+    let outcomes = storage.apply_verified_batch(records);
     for (done, outcome) in dones.into_iter().zip(outcomes) {
         done(outcome);
     }
@@ -427,29 +578,36 @@ fn commit_inbound<D: NetabaseDefinitionTrait, B: Backend>(
 
 impl<D: NetabaseDefinitionTrait, B: Backend> Storage<D, B> {
     /// **The one apply path of signed records received from other nodes** — DHT puts,
-    /// live updates, and reconciliation: verifies each record's signature (once, here;
-    /// with the peer it came from, if known), then in one write transaction, record by
-    /// record in order: the version rule (a record older than the version held is
-    /// [`SignedRecordError::Superseded`]), the write permissions
-    /// ([`InboundOutcome::NotPermitted`]), the record store write, and, for a model this
-    /// node replicates, the typed store write with the record's own stamp (indexes,
-    /// unique keys decided by the stamps, `watch` events at the commit). Returns one
-    /// outcome per record, in order, once the commit has returned (every outcome is
-    /// [`InboundOutcome::Failed`] if it failed).
-    ///
-    /// A node that neither replicates nor restricts writes takes the record store's
-    /// group commit alone ([`KadStore::try_put_unverified_batch`]).
+    /// live updates, and reconciliation: verifies each record's signature (once, here,
+    /// in batches; with the peer it came from, if known), then applies them
+    /// ([`Storage::apply_verified_batch`]). Inbound DHT records and live updates are
+    /// verified on the worker's verifier stage instead, ahead of the commit.
     pub(crate) fn apply_signed_batch(
         &self,
         records: Vec<(UnverifiedRecord, Option<PeerId>)>,
     ) -> Vec<InboundOutcome> {
+        self.apply_verified_batch(verify(records))
+    }
+
+    /// Applies records whose signatures were verified (or the reason each was not) in
+    /// one write transaction, record by record in order: the version rule (a record
+    /// older than the version held is [`SignedRecordError::Superseded`]), the write
+    /// permissions ([`InboundOutcome::NotPermitted`]), the record store write, and, for a
+    /// model this node replicates, the typed store write with the record's own stamp
+    /// (indexes, unique keys decided by the stamps, `watch` events at the commit).
+    /// Returns one outcome per record, in order, once the commit has returned (every
+    /// outcome is [`InboundOutcome::Failed`] if it failed).
+    ///
+    /// A node that neither replicates nor restricts writes takes the record store's
+    /// group commit alone ([`KadStore::try_put_verified_batch`]).
+    pub(crate) fn apply_verified_batch(&self, records: Vec<VerifiedRecord>) -> Vec<InboundOutcome> {
         let enforcer = self.enforcer.borrow();
         let count = records.len();
         let outcomes = if enforcer.is_active() {
             self.apply_checked(&enforcer, records)
         } else {
             self.records
-                .try_put_unverified_batch(records)
+                .try_put_verified_batch(records)
                 .map(|outcomes| outcomes.into_iter().map(batch_outcome).collect())
                 .map_err(Error::from)
         };
@@ -462,14 +620,13 @@ impl<D: NetabaseDefinitionTrait, B: Backend> Storage<D, B> {
     fn apply_checked(
         &self,
         enforcer: &Enforcer<D>,
-        records: Vec<(UnverifiedRecord, Option<PeerId>)>,
+        records: Vec<VerifiedRecord>,
     ) -> Result<Vec<InboundOutcome>> {
         let txn = self.store.write()?;
         let mut outcomes = Vec::with_capacity(records.len());
-        for (record, sender) in records {
-            let expires = record.expires();
-            let outcome = match record.verify(sender.as_ref()) {
-                Ok(signed) => self.apply_one(enforcer, &txn, &signed, expires)?,
+        for record in records {
+            let outcome = match record {
+                Ok((signed, expires)) => self.apply_one(enforcer, &txn, &signed, expires)?,
                 Err(refused) => InboundOutcome::Refused(refused),
             };
             outcomes.push(outcome);
