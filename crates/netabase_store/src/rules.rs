@@ -198,6 +198,41 @@ pub trait Link<D: NetabaseDefinitionTrait> {
     const INDEX: usize;
 }
 
+/// A model as a link of another definition names it: `#[link(accounts::User)]` in a
+/// model of definition A, where `User` is a model of definition B stored in the same
+/// database. Generated for every model by the definition macro.
+///
+/// A link across definitions is checked like one within a definition: the field must
+/// hold [`CrossTarget::Key`] (a compile error otherwise), a put with a dangling link is
+/// refused, and removing the target through B's store is refused while a record of A
+/// still links to it (`on_delete = restrict`, the only policy across definitions: B's
+/// store cannot write the records of A, whose Rust types it does not know).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a model, so a `#[link(..)]` cannot name it",
+    label = "a link names a model: a struct deriving `NetabaseModel` in a definition module"
+)]
+pub trait CrossTarget: Sized {
+    /// The definition that holds the model.
+    type Definition: NetabaseDefinitionTrait;
+    /// The type of the model's primary key field (`u64` for `#[primary_key] id: u64`).
+    type Key: KeyCodec + std::fmt::Debug;
+    /// The model's name, e.g. `"User"`.
+    const NAME: &'static str;
+    /// The model's primary table, `"<Definition>/<Model>"`.
+    const TABLE: &'static str;
+}
+
+/// A `#[link(..)]` field naming a model of another definition, as a type
+/// (`PostAuthorIdLink`); names the link for [`crate::Tree::follow_across`].
+pub trait CrossLink<D: NetabaseDefinitionTrait> {
+    /// The model holding the link.
+    type From: NetabaseModelTrait<D>;
+    /// The linked model, of another definition.
+    type To: CrossTarget + NetabaseModelTrait<<Self::To as CrossTarget>::Definition>;
+    /// The link's position in the holder's `LINKS`.
+    const INDEX: usize;
+}
+
 /// A model declared `#[netabase(Def, parent = Parent)]`: its link to `Parent` cascades,
 /// and [`crate::Tree::parent`] reads the parent.
 pub trait Child<D: NetabaseDefinitionTrait>: NetabaseModelTrait<D> {

@@ -300,6 +300,7 @@ pub(crate) fn plan_open<D: NetabaseDefinitionTrait>(
             },
         });
     }
+    meta.extend(links_into_records::<D>(stored));
     if format.is_none() {
         meta.push(WriteOp::Put {
             table: META_TABLE,
@@ -308,6 +309,63 @@ pub(crate) fn plan_open<D: NetabaseDefinitionTrait>(
         });
     }
     Ok(Some(OpenPlan { actions, meta }))
+}
+
+/// Whether `link` (of a model of `D`) points at a model of another definition.
+fn is_across<D: NetabaseDefinitionTrait>(link: &crate::rules::LinkInfo) -> bool {
+    !D::MODELS.iter().any(|m| m.table == link.target_table)
+}
+
+/// The records of `D`'s links into other definitions (`links_into/<target
+/// definition>/<D>`), which the stores of those definitions read in the transaction of
+/// a removal; and the removal of the records of definitions `D` no longer links into
+/// (named by the links of the `stored` descriptor).
+fn links_into_records<D: NetabaseDefinitionTrait>(stored: Option<&[u8]>) -> Vec<WriteOp<'static>> {
+    use std::collections::{BTreeMap, BTreeSet};
+    let definition_of = |table: &str| table.split('/').next().unwrap_or_default().to_owned();
+    let mut now: BTreeMap<String, Vec<(&'static str, &'static crate::rules::LinkInfo)>> =
+        BTreeMap::new();
+    for model in D::MODELS {
+        for link in super::links::links_of::<D>(model.name) {
+            if is_across::<D>(link) {
+                now.entry(definition_of(link.target_table))
+                    .or_default()
+                    .push((model.name, link));
+            }
+        }
+    }
+    let before: BTreeSet<String> = stored
+        .map(|bytes| {
+            String::from_utf8_lossy(bytes)
+                .lines()
+                .filter_map(|line| match line.split_whitespace().collect::<Vec<_>>()[..] {
+                    ["link", _, target, "table", _] if target.contains('/') => {
+                        Some(definition_of(target))
+                    }
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let key = |target: &str| {
+        format!("{}{}", super::links::links_into_prefix(target), D::NAME).into_bytes()
+    };
+    let mut ops: Vec<WriteOp<'static>> = before
+        .iter()
+        .filter(|target| !now.contains_key(*target))
+        .map(|target| WriteOp::Delete {
+            table: META_TABLE,
+            key: key(target),
+        })
+        .collect();
+    for (target, links) in now {
+        ops.push(WriteOp::Put {
+            table: META_TABLE,
+            key: key(&target),
+            value: super::links::cross_lines(links).into_bytes(),
+        });
+    }
+    ops
 }
 
 fn schema_error<D: NetabaseDefinitionTrait>(
@@ -531,9 +589,15 @@ fn descriptor<D: NetabaseDefinitionTrait>() -> String {
             ));
         }
         for link in super::links::links_of::<D>(model.name) {
+            // A link into another definition names its target by table.
+            let target = if is_across::<D>(link) {
+                link.target_table
+            } else {
+                link.target
+            };
             out.push_str(&format!(
-                "  link {} {} table {}\n",
-                link.field, link.target, link.table
+                "  link {} {target} table {}\n",
+                link.field, link.table
             ));
         }
     }

@@ -35,7 +35,7 @@ where
         let target = key.into().to_key_bytes();
         let mut keys = Vec::new();
         for link in R::LINKS.iter().filter(|l| l.target_table == M::INFO.table) {
-            keys.extend(referrer_keys(self.txn().raw(), link, &target)?);
+            keys.extend(referrer_keys(self.txn().raw(), link.table, &target)?);
         }
         keys.sort();
         keys.dedup();

@@ -139,7 +139,13 @@ pub(crate) fn shape_text<D: NetabaseDefinitionTrait>() -> Option<String> {
                     OnDelete::Cascade => "cascade",
                     OnDelete::SetNull => "set_null",
                 };
-                let _ = writeln!(out, "    link {} {policy} {}", link.target, link.table);
+                // A link into another definition names its target by table.
+                let target = if D::MODELS.iter().any(|m| m.table == link.target_table) {
+                    link.target
+                } else {
+                    link.target_table
+                };
+                let _ = writeln!(out, "    link {target} {policy} {}", link.table);
             }
         }
     }
@@ -362,10 +368,15 @@ pub(crate) fn parse_shape(text: &str) -> Option<Vec<DynModel>> {
                     rules.push((line.field.name.clone(), rule));
                 }
                 for (target, on_delete, link_table) in line.links {
+                    // `Definition/Model` for a link into another definition.
+                    let (target_table, target) = match target.split_once('/') {
+                        Some((_, name)) => (target.clone(), name.to_owned()),
+                        None => (format!("{definition}/{target}"), target),
+                    };
                     links.push(DynLink {
                         field: leak(&line.field.name),
                         table: leak(&link_table),
-                        target_table: leak(&format!("{definition}/{target}")),
+                        target_table: leak(&target_table),
                         target: leak(&target),
                         on_delete,
                         holds: Err(ShapeMismatch("the linked model is not described".into())),
@@ -391,7 +402,7 @@ pub(crate) fn parse_shape(text: &str) -> Option<Vec<DynModel>> {
         .iter()
         .map(|m| {
             (
-                m.name.clone(),
+                m.table.clone(),
                 m.primary().and_then(|f| f.shape.clone().ok()),
             )
         })
@@ -402,7 +413,7 @@ pub(crate) fn parse_shape(text: &str) -> Option<Vec<DynModel>> {
             let field = fields.iter().find(|f| f.name == link.field);
             let key = primaries
                 .iter()
-                .find(|(n, _)| n == link.target)
+                .find(|(table, _)| table == link.target_table)
                 .and_then(|(_, k)| k.clone());
             link.holds = match (field.map(|f| &f.shape), key) {
                 (Some(Ok(shape)), Some(key)) => link_arity(shape, &key).map(|a| (a, key)),
