@@ -6,7 +6,10 @@
 
 #![allow(dead_code)]
 
+pub mod cross;
 pub mod schema;
+
+pub use cross::*;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -956,6 +959,10 @@ macro_rules! model_rules_suite {
             migration_in_a_transaction_is_all_or_nothing,
             put_many_across_chunks_applies_nothing_on_failure,
             put_many_links_to_records_of_later_chunks,
+            cross_dangling_links_are_refused,
+            cross_restrict_holds_from_the_target_store,
+            cross_restrict_holds_without_the_linking_store,
+            cross_referrers_and_follow,
         );
     };
     (@tests $make:expr; $($name:ident),+ $(,)?) => {
