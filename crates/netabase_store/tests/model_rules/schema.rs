@@ -288,7 +288,7 @@ pub mod library {
         #[link(super::rules::User)]
         pub author: u64,
         /// Into the other definition, optional.
-        #[link(crate::model_rules::schema::rules::Organization)]
+        #[link(self::super::rules::Organization)]
         pub publisher: Option<u64>,
         /// Into the other definition, many.
         #[link(super::rules::User)]
