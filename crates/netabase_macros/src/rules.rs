@@ -553,6 +553,21 @@ pub(crate) fn check_links(models: &mut [crate::valid::Model], cx: &mut Ctxt) {
                         link.on_delete = OnDelete::Cascade;
                     }
                 }
+                [] if model
+                    .rules
+                    .links
+                    .iter()
+                    .any(|l| l.cross.is_some() && l.target == parent) =>
+                {
+                    cx.error_spanned_by(
+                        &parent,
+                        format!(
+                            "`parent = {parent}` names a model of another definition; a parent \
+                             is a model of the same module (removing it cascades, which a link \
+                             across definitions cannot)"
+                        ),
+                    )
+                }
                 [] => cx.error_spanned_by(
                     &parent,
                     format!(
