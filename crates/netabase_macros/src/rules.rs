@@ -540,6 +540,11 @@ pub(crate) fn check_links(models: &mut [crate::valid::Model], cx: &mut Ctxt) {
             }
         }
         if let Some(parent) = model.rules.parent.clone() {
+            let cross_parent = model
+                .rules
+                .links
+                .iter()
+                .any(|l| l.cross.is_some() && l.target == parent);
             let to_parent: Vec<&mut Link> = model
                 .rules
                 .links
@@ -553,12 +558,7 @@ pub(crate) fn check_links(models: &mut [crate::valid::Model], cx: &mut Ctxt) {
                         link.on_delete = OnDelete::Cascade;
                     }
                 }
-                [] if model
-                    .rules
-                    .links
-                    .iter()
-                    .any(|l| l.cross.is_some() && l.target == parent) =>
-                {
+                [] if cross_parent => {
                     cx.error_spanned_by(
                         &parent,
                         format!(
