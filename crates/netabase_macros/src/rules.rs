@@ -558,16 +558,14 @@ pub(crate) fn check_links(models: &mut [crate::valid::Model], cx: &mut Ctxt) {
                         link.on_delete = OnDelete::Cascade;
                     }
                 }
-                [] if cross_parent => {
-                    cx.error_spanned_by(
-                        &parent,
-                        format!(
-                            "`parent = {parent}` names a model of another definition; a parent \
+                [] if cross_parent => cx.error_spanned_by(
+                    &parent,
+                    format!(
+                        "`parent = {parent}` names a model of another definition; a parent \
                              is a model of the same module (removing it cascades, which a link \
                              across definitions cannot)"
-                        ),
-                    )
-                }
+                    ),
+                ),
                 [] => cx.error_spanned_by(
                     &parent,
                     format!(
@@ -882,7 +880,11 @@ pub(crate) fn model_items(definition: &Ident, model: &crate::valid::Model) -> To
         });
     }
     if let Some(parent) = &model.rules.parent
-        && let Some(link) = model.rules.links.iter().find(|l| l.cross.is_none() && l.target == *parent)
+        && let Some(link) = model
+            .rules
+            .links
+            .iter()
+            .find(|l| l.cross.is_none() && l.target == *parent)
     {
         let link_type = link_type_ident(ident, link);
         out.extend(quote! {

@@ -343,7 +343,11 @@ fn incoming<D: NetabaseDefinitionTrait>(
                 }
             }
             if R::INFO.name == self.target {
-                for link in self.across.iter().filter(|l| l.target_table == R::INFO.table) {
+                for link in self
+                    .across
+                    .iter()
+                    .filter(|l| l.target_table == R::INFO.table)
+                {
                     self.found.push(Incoming::Across {
                         link: link.clone(),
                         target: R::INFO.name,
@@ -591,11 +595,11 @@ impl RemovalWalk {
     /// [`NetabaseError::StillReferenced`] when a `restrict` link points at a removed
     /// record from a record that stays.
     pub(crate) fn finish(self) -> Result<Removal> {
-        if let Some(r) = self
-            .restricted
-            .iter()
-            .find(|r| r.referrer.as_ref().is_none_or(|id| !self.removed.contains(id)))
-        {
+        if let Some(r) = self.restricted.iter().find(|r| {
+            r.referrer
+                .as_ref()
+                .is_none_or(|id| !self.removed.contains(id))
+        }) {
             return Err(NetabaseError::StillReferenced(Box::new(
                 StillReferencedError {
                     target: r.target,

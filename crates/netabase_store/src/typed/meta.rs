@@ -338,12 +338,14 @@ fn links_into_records<D: NetabaseDefinitionTrait>(stored: Option<&[u8]>) -> Vec<
         .map(|bytes| {
             String::from_utf8_lossy(bytes)
                 .lines()
-                .filter_map(|line| match line.split_whitespace().collect::<Vec<_>>()[..] {
-                    ["link", _, target, "table", _] if target.contains('/') => {
-                        Some(definition_of(target))
-                    }
-                    _ => None,
-                })
+                .filter_map(
+                    |line| match line.split_whitespace().collect::<Vec<_>>()[..] {
+                        ["link", _, target, "table", _] if target.contains('/') => {
+                            Some(definition_of(target))
+                        }
+                        _ => None,
+                    },
+                )
                 .collect()
         })
         .unwrap_or_default();

@@ -113,10 +113,9 @@ where
         record.link_keys(L::INDEX, &mut keys);
         let mut out = Vec::with_capacity(keys.len());
         for pk in keys {
-            if let Some(target) = get_raw::<<L::To as CrossTarget>::Definition, L::To, T::Raw>(
-                self.txn().raw(),
-                &pk,
-            )? {
+            if let Some(target) =
+                get_raw::<<L::To as CrossTarget>::Definition, L::To, T::Raw>(self.txn().raw(), &pk)?
+            {
                 out.push(target);
             }
         }

@@ -345,7 +345,11 @@ pub async fn cross_links_hold_both_ways<B: AsyncBackend + Clone>(store: Rules<B>
         users.clear().await,
         Err(NetabaseError::StillReferenced(_))
     ));
-    assert_eq!(users.len().await?, 2, "nothing of a refused removal is applied");
+    assert_eq!(
+        users.len().await?,
+        2,
+        "nothing of a refused removal is applied"
+    );
     books.remove(BookPrimaryKey(10)).await?;
     users.remove(UserPrimaryKey(1)).await?;
     assert_eq!(users.len().await?, 1);

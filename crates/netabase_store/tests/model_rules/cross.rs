@@ -194,7 +194,9 @@ pub fn cross_restrict_holds_from_the_target_store<B: Backend>(backend: Arc<B>) -
     assert_eq!(rules.open_tree::<Organization>().len()?, 1);
 
     // Within its own definition the same-named model is not the target.
-    library.open_tree::<library::User>().put(library::User { id: 1 })?;
+    library
+        .open_tree::<library::User>()
+        .put(library::User { id: 1 })?;
     books.put(Book {
         borrower: Some(1),
         ..book(10, 1)
@@ -210,7 +212,11 @@ pub fn cross_restrict_holds_from_the_target_store<B: Backend>(backend: Arc<B>) -
     assert!(users.remove(2)?.is_some());
     books.remove(10)?;
     assert!(rules.open_tree::<Organization>().remove(3)?.is_some());
-    assert_eq!(users.get(1)?, None, "the cascade within `rules` went through");
+    assert_eq!(
+        users.get(1)?,
+        None,
+        "the cascade within `rules` went through"
+    );
     assert_book_links_exact(&library)?;
     super::assert_all_exact(&rules)
 }
