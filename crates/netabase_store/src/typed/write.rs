@@ -293,7 +293,8 @@ impl<'s, B: Backend> Writer<'s, B> {
         D: NetabaseDefinitionTrait,
         M: NetabaseModelTrait<D>,
     {
-        let across = links::links_into::<D, _>(&self.txn)?;
+        // A failed read poisons the transaction like any engine failure of a write.
+        let across = self.run(|| links::links_into::<D, _>(&self.txn))?;
         if links::removal_is_linked::<D>(M::INFO.table, &across) {
             return self.remove_linked::<D, M>(pks, across);
         }
@@ -370,7 +371,8 @@ impl<'s, B: Backend> Writer<'s, B> {
         D: NetabaseDefinitionTrait,
         M: NetabaseModelTrait<D>,
     {
-        let across = links::links_into::<D, _>(&self.txn)?;
+        // A failed read poisons the transaction like any engine failure of a write.
+        let across = self.run(|| links::links_into::<D, _>(&self.txn))?;
         if links::removal_is_linked::<D>(M::INFO.table, &across) {
             // Every link policy is planned before the first removal, so that a refusal
             // leaves nothing behind.
