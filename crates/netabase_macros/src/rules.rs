@@ -765,6 +765,12 @@ pub(crate) fn model_trait_items(definition: &Ident, model: &crate::valid::Model)
             let key = link_key_type(link);
             quote!(#i => <#ty as ::netabase_store::rules::LinkValue<#key>>::link_keys(&self.#field_ident, __out),)
         });
+        let key_at_arms = rules.links.iter().enumerate().map(|(i, link)| {
+            let field_ident = &link.ident;
+            let ty = &link.ty;
+            let key = link_key_type(link);
+            quote!(#i => <#ty as ::netabase_store::rules::LinkValue<#key>>::link_key(&self.#field_ident, __at, __out),)
+        });
         let unlink_arms = rules.links.iter().enumerate().map(|(i, link)| {
             let field_ident = &link.ident;
             let ty = &link.ty;
@@ -778,6 +784,18 @@ pub(crate) fn model_trait_items(definition: &Ident, model: &crate::valid::Model)
                 match __link {
                     #(#key_arms)*
                     _ => {}
+                }
+            }
+
+            fn link_key(
+                &self,
+                __link: usize,
+                __at: usize,
+                __out: &mut ::std::vec::Vec<u8>,
+            ) -> bool {
+                match __link {
+                    #(#key_at_arms)*
+                    _ => false,
                 }
             }
 

@@ -149,11 +149,28 @@ pub trait LinkValue<K> {
     /// Clears the links to the record with encoded key `target`; whether the field
     /// changed (a plain `K` cannot be cleared).
     fn unlink(&mut self, target: &[u8]) -> bool;
+
+    /// Appends the encoded key of the `at`-th record the field links to (in the order
+    /// of [`LinkValue::link_keys`]) to `out`; `false`, with nothing appended, past the
+    /// last. The write pipeline's checks and link-index writes encode each key into a
+    /// buffer of their own this way, without an allocation per key.
+    fn link_key(&self, at: usize, out: &mut Vec<u8>) -> bool {
+        let mut keys = Vec::new();
+        self.link_keys(&mut keys);
+        keys.get(at).map(|key| out.extend_from_slice(key)).is_some()
+    }
 }
 
 impl<K: KeyCodec> LinkValue<K> for K {
     fn link_keys(&self, out: &mut Vec<Vec<u8>>) {
         out.push(self.to_key_bytes());
+    }
+    fn link_key(&self, at: usize, out: &mut Vec<u8>) -> bool {
+        if at != 0 {
+            return false;
+        }
+        self.encode_key(out);
+        true
     }
     fn unlink(&mut self, _target: &[u8]) -> bool {
         false
@@ -164,6 +181,15 @@ impl<K: KeyCodec> LinkValue<K> for Option<K> {
     fn link_keys(&self, out: &mut Vec<Vec<u8>>) {
         if let Some(key) = self {
             out.push(key.to_key_bytes());
+        }
+    }
+    fn link_key(&self, at: usize, out: &mut Vec<u8>) -> bool {
+        match self {
+            Some(key) if at == 0 => {
+                key.encode_key(out);
+                true
+            }
+            _ => false,
         }
     }
     fn unlink(&mut self, target: &[u8]) -> bool {
@@ -179,6 +205,15 @@ impl<K: KeyCodec> LinkValue<K> for Option<K> {
 impl<K: KeyCodec> LinkValue<K> for Vec<K> {
     fn link_keys(&self, out: &mut Vec<Vec<u8>>) {
         out.extend(self.iter().map(KeyCodec::to_key_bytes));
+    }
+    fn link_key(&self, at: usize, out: &mut Vec<u8>) -> bool {
+        match self.get(at) {
+            Some(key) => {
+                key.encode_key(out);
+                true
+            }
+            None => false,
+        }
     }
     fn unlink(&mut self, target: &[u8]) -> bool {
         let before = self.len();

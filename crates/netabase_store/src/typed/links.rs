@@ -66,6 +66,9 @@ where
     if M::VALIDATES {
         models.iter().try_for_each(NetabaseModelTrait::validate)?;
     }
+    if let [model] = models {
+        return check_one::<D, M, T>(txn, model, defer);
+    }
     let targets = LinkTargets::of::<D, M>(models);
     for (index, key) in &targets.pending {
         let link = &M::LINKS[*index];
@@ -77,6 +80,48 @@ where
                 continue;
             }
             return Err(dangling::<D, M>(*index, key));
+        }
+    }
+    Ok(())
+}
+
+/// [`check_puts_deferring`] of a call of one record (every one-shot put): each target
+/// looked up as the record names it, encoded into one buffer, without collecting,
+/// sorting or allocating per target.
+fn check_one<D, M, T>(
+    txn: &T,
+    model: &M,
+    mut defer: Option<&mut Vec<(usize, Vec<u8>)>>,
+) -> Result<()>
+where
+    D: NetabaseDefinitionTrait,
+    M: NetabaseModelTrait<D>,
+    T: ReadTxn + ?Sized,
+{
+    let mut key = Vec::new();
+    let mut own: Option<Vec<u8>> = None;
+    for (index, link) in M::LINKS.iter().enumerate() {
+        let mut at = 0;
+        loop {
+            key.clear();
+            if !model.link_key(index, at, &mut key) {
+                break;
+            }
+            at += 1;
+            let to_own_model = link.target_table == M::INFO.table;
+            // A record may link to itself: it is written by this very call.
+            if to_own_model
+                && *own.get_or_insert_with(|| model.primary_key().to_key_bytes()) == key
+            {
+                continue;
+            }
+            if !exists(txn, link.target_table, &key)? {
+                if to_own_model && let Some(defer) = defer.as_deref_mut() {
+                    defer.push((index, key.clone()));
+                    continue;
+                }
+                return Err(dangling::<D, M>(index, &key));
+            }
         }
     }
     Ok(())
@@ -114,18 +159,23 @@ impl LinkTargets {
         // one call often link to few targets, and sorted lookups walk the target table
         // in order. A call of many records keeps only the distinct targets (a set
         // lookup per link, not a sort of every link); a call of a few sorts them.
+        // Each key is encoded into one buffer, and copied out only when kept.
         let mut targets: Vec<(usize, Vec<u8>)> = Vec::new();
-        let mut keys = Vec::new();
+        let mut key = Vec::new();
         if models.len() > FEW {
             let mut seen: Vec<HashSet<Vec<u8>>> = Vec::new();
             seen.resize_with(M::LINKS.len(), HashSet::new);
             for model in models {
                 for (index, seen) in seen.iter_mut().enumerate() {
-                    keys.clear();
-                    model.link_keys(index, &mut keys);
-                    for key in keys.drain(..) {
-                        if !seen.contains(&key) {
-                            seen.insert(key);
+                    let mut at = 0;
+                    loop {
+                        key.clear();
+                        if !model.link_key(index, at, &mut key) {
+                            break;
+                        }
+                        at += 1;
+                        if !seen.contains(key.as_slice()) {
+                            seen.insert(key.clone());
                         }
                     }
                 }
@@ -136,9 +186,15 @@ impl LinkTargets {
         } else {
             for model in models {
                 for index in 0..M::LINKS.len() {
-                    keys.clear();
-                    model.link_keys(index, &mut keys);
-                    targets.extend(keys.drain(..).map(|key| (index, key)));
+                    let mut at = 0;
+                    loop {
+                        key.clear();
+                        if !model.link_key(index, at, &mut key) {
+                            break;
+                        }
+                        at += 1;
+                        targets.push((index, key.clone()));
+                    }
                 }
             }
         }
