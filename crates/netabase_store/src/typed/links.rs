@@ -163,8 +163,9 @@ impl LinkTargets {
         let mut targets: Vec<(usize, Vec<u8>)> = Vec::new();
         let mut key = Vec::new();
         if models.len() > FEW {
-            let mut seen: Vec<HashSet<Vec<u8>>> = Vec::new();
-            seen.resize_with(M::LINKS.len(), HashSet::new);
+            // foldhash, not SipHash: hashing each record's target was most of the check.
+            let mut seen: Vec<HashSet<Vec<u8>, foldhash::fast::RandomState>> = Vec::new();
+            seen.resize_with(M::LINKS.len(), HashSet::default);
             for model in models {
                 for (index, seen) in seen.iter_mut().enumerate() {
                     let mut at = 0;
