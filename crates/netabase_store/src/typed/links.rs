@@ -110,8 +110,7 @@ where
             at += 1;
             let to_own_model = link.target_table == M::INFO.table;
             // A record may link to itself: it is written by this very call.
-            if to_own_model
-                && *own.get_or_insert_with(|| model.primary_key().to_key_bytes()) == key
+            if to_own_model && *own.get_or_insert_with(|| model.primary_key().to_key_bytes()) == key
             {
                 continue;
             }

@@ -941,7 +941,6 @@ pub fn migration_in_a_transaction_is_all_or_nothing<B: Backend>(backend: Arc<B>)
     Ok(())
 }
 
-
 /// The one-record path of the link check: a record may link to itself; a link to a
 /// missing record of its own model is refused; a `Vec` link naming one target twice
 /// keeps one index entry, and a changed `Vec` moves its entries.
