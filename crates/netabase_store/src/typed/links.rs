@@ -10,6 +10,13 @@
 //! all of it through the same executor, in the same transaction. A refusal therefore
 //! leaves nothing behind and the transaction stays usable.
 //!
+//! A link may point at a model of another definition held in the same database. Its
+//! put is checked like any other (the target table is read in the same transaction);
+//! the target's store learns of it from the meta table ([`links_into`], recorded by the
+//! linking store at open) and honours it as `restrict` in every removal walk
+//! ([`Incoming::Across`]): it cannot remove or rewrite records whose types it does not
+//! know, so the macros refuse `cascade` and `set_null` across definitions.
+//!
 //! Link index layout (one table per link field, `<Definition>/<Model>/<field>`): key
 //! `enc(target key) ++ enc(primary key)`, empty value. The target key's encoding is
 //! self-delimiting, so the entries of one target are the keys with its encoding as

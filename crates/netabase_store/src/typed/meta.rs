@@ -10,7 +10,14 @@
 //! ```
 //!
 //! A model with `#[link(..)]` fields adds a line per link:
-//! `  link author_id User table BlogDefinition/Post/author_id`.
+//! `  link author_id User table BlogDefinition/Post/author_id`; a link to a model of
+//! another definition names the target by its table
+//! (`  link customer AccountsDefinition/Customer table BillingDefinition/Invoice/customer`).
+//!
+//! The links of a definition into another are also recorded where the other's store
+//! reads them: `links_into/<target definition>/<this definition>`, one line per link
+//! (`<Model> <field> <link index table> <target table>`), written with the descriptor and
+//! removed once no link of this definition points there.
 //!
 //! At open: a secondary key the code added has its index built from the stored records,
 //! one the code removed has its index dropped, one whose uniqueness changed is rebuilt,
