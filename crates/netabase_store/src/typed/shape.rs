@@ -397,8 +397,16 @@ pub(crate) fn parse_shape(text: &str) -> Option<Vec<DynModel>> {
             )
         })
         .collect();
-    // Each link's key shape is the target's primary key: known once every model is.
-    let primaries: Vec<(String, Option<TypeShape>)> = out
+    resolve_links(&mut out);
+    Some(out)
+}
+
+/// Resolves how each link of `models` holds its target's key: the target's primary key
+/// shape, known once every model is. Run per definition, and again by
+/// [`super::dynamic::DynamicStore`] over the models of every definition of a database,
+/// so that a link into another definition resolves too.
+pub(crate) fn resolve_links(models: &mut [DynModel]) {
+    let primaries: Vec<(String, Option<TypeShape>)> = models
         .iter()
         .map(|m| {
             (
@@ -407,7 +415,7 @@ pub(crate) fn parse_shape(text: &str) -> Option<Vec<DynModel>> {
             )
         })
         .collect();
-    for model in &mut out {
+    for model in models.iter_mut() {
         let fields = model.fields.clone();
         for link in &mut model.links {
             let field = fields.iter().find(|f| f.name == link.field);
@@ -425,7 +433,6 @@ pub(crate) fn parse_shape(text: &str) -> Option<Vec<DynModel>> {
             };
         }
     }
-    Some(out)
 }
 
 /// How a field of shape `field` holds keys of shape `key`.
