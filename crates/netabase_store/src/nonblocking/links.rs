@@ -22,8 +22,8 @@ use crate::typed::chunk::{Decisions, RemoveChunk};
 use std::sync::Arc;
 
 use crate::typed::links::{
-    CrossIncoming, LinkTargets, Removal, RemovalWalk, dangling, links_into_prefix, links_of,
-    parse_cross,
+    CrossIncoming, LinkTargets, Removal, RemovalWalk, dangling, links_into_marker,
+    links_into_prefix, links_of, parse_cross,
 };
 use crate::typed::meta::META_TABLE;
 use crate::typed::plan::{WritePlan, plan_links, plan_put};
@@ -55,6 +55,10 @@ impl<W: AsyncWriteTxn> AsyncWriter<W> {
         &self,
     ) -> Result<Vec<Arc<CrossIncoming>>> {
         let mut out = Vec::new();
+        let marker = links_into_marker(D::NAME);
+        if self.reader().get(META_TABLE, &marker).await?.is_none() {
+            return Ok(out);
+        }
         let prefix = links_into_prefix(D::NAME);
         for (_, value) in self
             .reader()

@@ -443,6 +443,20 @@ pub(crate) fn links_into_prefix(definition: &str) -> String {
     format!("links_into/{definition}/")
 }
 
+/// The meta-table key `links_into/<definition>` (no trailing slash), present once any
+/// definition has recorded links into `definition`: a removal reads this one key, and
+/// scans the entries under [`links_into_prefix`] only when it is there. It is never
+/// removed (a definition that stops linking leaves it; the scan then finds nothing),
+/// so its absence is proof that nothing links in.
+pub(crate) fn links_into_marker(definition: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(LINKS_INTO.len() + definition.len());
+    key.extend_from_slice(LINKS_INTO.as_bytes());
+    key.extend_from_slice(definition.as_bytes());
+    key
+}
+
+const LINKS_INTO: &str = "links_into/";
+
 /// A link of a model of another definition into one of this definition, as the meta
 /// table records it (one line `<Model> <field> <link table> <target table>`): the
 /// store of the target's definition honours it (`restrict`) without the linking
@@ -500,6 +514,9 @@ pub(crate) fn links_into<D: NetabaseDefinitionTrait, T: ReadTxn + ?Sized>(
     txn: &T,
 ) -> Result<Vec<Arc<CrossIncoming>>> {
     let mut out = Vec::new();
+    if !exists(txn, super::meta::META_TABLE, &links_into_marker(D::NAME))? {
+        return Ok(out);
+    }
     txn.for_each_in(
         super::meta::META_TABLE,
         RawRange::prefix(links_into_prefix(D::NAME).as_bytes()),

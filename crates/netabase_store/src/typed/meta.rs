@@ -17,7 +17,8 @@
 //! The links of a definition into another are also recorded where the other's store
 //! reads them: `links_into/<target definition>/<this definition>`, one line per link
 //! (`<Model> <field> <link index table> <target table>`), written with the descriptor and
-//! removed once no link of this definition points there.
+//! removed once no link of this definition points there; and the empty marker
+//! `links_into/<target definition>`, which tells a removal whether to look at all.
 //!
 //! At open: a secondary key the code added has its index built from the stored records,
 //! one the code removed has its index dropped, one whose uniqueness changed is rebuilt,
@@ -372,6 +373,11 @@ fn links_into_records<D: NetabaseDefinitionTrait>(stored: Option<&[u8]>) -> Vec<
             table: META_TABLE,
             key: key(&target),
             value: super::links::cross_lines(links).into_bytes(),
+        });
+        ops.push(WriteOp::Put {
+            table: META_TABLE,
+            key: super::links::links_into_marker(&target),
+            value: Vec::new(),
         });
     }
     ops
