@@ -92,7 +92,9 @@ pub(crate) enum OnDelete {
 #[derive(Clone)]
 pub(crate) struct LinkAttr {
     pub(crate) attr: Attribute,
-    pub(crate) target: Ident,
+    /// The linked model: a model of the module (`User`) or, by its path, a model of
+    /// another definition (`accounts::User`).
+    pub(crate) target: Path,
     /// The policy and the tokens that named it.
     pub(crate) on_delete: Option<(OnDelete, Ident)>,
 }
@@ -136,7 +138,8 @@ pub(crate) fn parse_field_attr(
 }
 
 const LINK_USAGE: &str = "write `#[link(User)]` or `#[link(User, on_delete = restrict | cascade | \
-                          set_null)]`";
+                          set_null)]`, or `#[link(other_module::User)]` for a model of another \
+                          definition";
 
 fn parse_link(attr: &Attribute) -> syn::Result<LinkAttr> {
     let list = attr.meta.require_list().map_err(|_| {
@@ -146,7 +149,7 @@ fn parse_link(attr: &Attribute) -> syn::Result<LinkAttr> {
         )
     })?;
     list.parse_args_with(|input: ParseStream<'_>| {
-        let target: Ident = input.parse().map_err(|e| {
+        let target: Path = input.parse().map_err(|e| {
             syn::Error::new(e.span(), format!("expected a model name; {LINK_USAGE}"))
         })?;
         let mut on_delete = None;
@@ -344,7 +347,11 @@ pub(crate) struct Link {
     pub(crate) name: String,
     pub(crate) variant: Ident,
     pub(crate) ty: Type,
+    /// The linked model's name (the last segment of its path).
     pub(crate) target: Ident,
+    /// The path of a linked model of another definition (`#[link(accounts::User)]`);
+    /// `None` for a model of the module.
+    pub(crate) cross: Option<Path>,
     pub(crate) on_delete: OnDelete,
     /// The target's primary key type (filled once every model is known).
     pub(crate) target_key: Option<Type>,
@@ -429,13 +436,38 @@ pub(crate) fn check_field(
         Some((policy, _)) => *policy,
         None => OnDelete::Restrict,
     };
+    // A path of more than one segment names a model of another definition.
+    let cross = (link.target.leading_colon.is_some() || link.target.segments.len() > 1)
+        .then(|| link.target.clone());
+    if cross.is_some()
+        && let Some((policy, token)) = &link.on_delete
+        && *policy != OnDelete::Restrict
+    {
+        cx.error_spanned_by(
+            token,
+            format!(
+                "a link to a model of another definition can only `restrict`: the other \
+                 definition's store cannot remove or change the records of `{model}`, whose \
+                 types it does not know; remove `on_delete = {token}` or link within one \
+                 definition"
+            ),
+        );
+    }
+    let Some(target) = link.target.segments.last().map(|s| s.ident.clone()) else {
+        return;
+    };
     out.links.push(Link {
         ident: field.ident.clone(),
         name: name.to_owned(),
         variant,
         ty: field.ty.clone(),
-        target: link.target.clone(),
-        on_delete,
+        target,
+        on_delete: if cross.is_some() {
+            OnDelete::Restrict
+        } else {
+            on_delete
+        },
+        cross,
         target_key: None,
     });
 }
@@ -486,24 +518,38 @@ pub(crate) fn check_links(models: &mut [crate::valid::Model], cx: &mut Ctxt) {
     for model in models.iter_mut() {
         let name = model.ident.clone();
         for link in &mut model.rules.links {
+            if let Some(path) = &link.cross {
+                // Checked by the compiler: the path must name a model (`CrossTarget`),
+                // whose key type the field must hold.
+                link.target_key = Some(syn::parse_quote_spanned! {path.span()=>
+                    <#path as ::netabase_store::rules::CrossTarget>::Key
+                });
+                continue;
+            }
             match keys.iter().find(|(ident, _)| *ident == link.target) {
                 Some((_, ty)) => link.target_key = Some(ty.clone()),
                 None => cx.error_spanned_by(
                     &link.target,
                     format!(
                         "`{}` is not a model of this definition; a link names a struct of the \
-                         same module that derives `NetabaseModel`",
-                        link.target
+                         same module that derives `NetabaseModel`, or a model of another \
+                         definition by its path (`#[link(other_module::{})]`)",
+                        link.target, link.target
                     ),
                 ),
             }
         }
         if let Some(parent) = model.rules.parent.clone() {
+            let cross_parent = model
+                .rules
+                .links
+                .iter()
+                .any(|l| l.cross.is_some() && l.target == parent);
             let to_parent: Vec<&mut Link> = model
                 .rules
                 .links
                 .iter_mut()
-                .filter(|l| l.target == parent)
+                .filter(|l| l.cross.is_none() && l.target == parent)
                 .collect();
             match to_parent.as_slice() {
                 [_] => {
@@ -512,6 +558,14 @@ pub(crate) fn check_links(models: &mut [crate::valid::Model], cx: &mut Ctxt) {
                         link.on_delete = OnDelete::Cascade;
                     }
                 }
+                [] if cross_parent => cx.error_spanned_by(
+                    &parent,
+                    format!(
+                        "`parent = {parent}` names a model of another definition; a parent \
+                             is a model of the same module (removing it cascades, which a link \
+                             across definitions cannot)"
+                    ),
+                ),
                 [] => cx.error_spanned_by(
                     &parent,
                     format!(
@@ -674,8 +728,17 @@ pub(crate) fn model_trait_items(definition: &Ident, model: &crate::valid::Model)
         let infos = rules.links.iter().map(|link| {
             let field = &link.name;
             let link_table = format!("{table}/{field}");
-            let target = link.target.to_string();
-            let target_table = format!("{definition}/{target}");
+            let (target, target_table) = match &link.cross {
+                Some(path) => (
+                    quote!(<#path as ::netabase_store::rules::CrossTarget>::NAME),
+                    quote!(<#path as ::netabase_store::rules::CrossTarget>::TABLE),
+                ),
+                None => {
+                    let target = link.target.to_string();
+                    let table = format!("{definition}/{target}");
+                    (quote!(#target), quote!(#table))
+                }
+            };
             let on_delete = match link.on_delete {
                 OnDelete::Restrict => quote!(Restrict),
                 OnDelete::Cascade => quote!(Cascade),
@@ -702,6 +765,12 @@ pub(crate) fn model_trait_items(definition: &Ident, model: &crate::valid::Model)
             let key = link_key_type(link);
             quote!(#i => <#ty as ::netabase_store::rules::LinkValue<#key>>::link_keys(&self.#field_ident, __out),)
         });
+        let key_at_arms = rules.links.iter().enumerate().map(|(i, link)| {
+            let field_ident = &link.ident;
+            let ty = &link.ty;
+            let key = link_key_type(link);
+            quote!(#i => <#ty as ::netabase_store::rules::LinkValue<#key>>::link_key(&self.#field_ident, __at, __out),)
+        });
         let unlink_arms = rules.links.iter().enumerate().map(|(i, link)| {
             let field_ident = &link.ident;
             let ty = &link.ty;
@@ -715,6 +784,18 @@ pub(crate) fn model_trait_items(definition: &Ident, model: &crate::valid::Model)
                 match __link {
                     #(#key_arms)*
                     _ => {}
+                }
+            }
+
+            fn link_key(
+                &self,
+                __link: usize,
+                __at: usize,
+                __out: &mut ::std::vec::Vec<u8>,
+            ) -> bool {
+                match __link {
+                    #(#key_at_arms)*
+                    _ => false,
                 }
             }
 
@@ -752,24 +833,57 @@ pub(crate) fn model_items(definition: &Ident, model: &crate::valid::Model) -> To
     for (index, link) in model.rules.links.iter().enumerate() {
         let link_type = link_type_ident(ident, link);
         let target = &link.target;
-        let doc = format!(
-            "The link `{ident}.{}` to [`{target}`], for `follow`.",
-            link.name
-        );
+        let (doc, link_impl) = match &link.cross {
+            None => (
+                format!(
+                    "The link `{ident}.{}` to [`{target}`], for `follow`.",
+                    link.name
+                ),
+                quote! {
+                    #[automatically_derived]
+                    impl ::netabase_store::rules::Link<#definition> for #link_type {
+                        type From = #ident;
+                        type To = #target;
+                        const INDEX: usize = #index;
+                    }
+                },
+            ),
+            Some(path) => (
+                format!(
+                    "The link `{ident}.{}` to `{}` of another definition, for `follow_across`.",
+                    link.name,
+                    path.to_token_stream().to_string().replace(' ', "")
+                ),
+                quote! {
+                    #[automatically_derived]
+                    impl ::netabase_store::rules::CrossLink<#definition> for #link_type {
+                        type From = #ident;
+                        type To = #path;
+                        const INDEX: usize = #index;
+                    }
+                },
+            ),
+        };
         out.extend(quote! {
             #[doc = #doc]
             #[derive(::core::clone::Clone, ::core::marker::Copy, ::core::fmt::Debug)]
             #vis struct #link_type;
 
-            #[automatically_derived]
-            impl ::netabase_store::rules::Link<#definition> for #link_type {
-                type From = #ident;
-                type To = #target;
-                const INDEX: usize = #index;
-            }
-
+            #link_impl
         });
     }
+    let name = ident.to_string();
+    let key = &model.primary.ty;
+    out.extend(quote! {
+        #[automatically_derived]
+        impl ::netabase_store::rules::CrossTarget for #ident {
+            type Definition = #definition;
+            type Key = #key;
+            const NAME: &'static str = #name;
+            const TABLE: &'static str =
+                <#ident as ::netabase_store::schema::NetabaseModelTrait<#definition>>::INFO.table;
+        }
+    });
     if let Some(from) = &model.rules.from {
         let version = model.version;
         let message = format!(
@@ -784,7 +898,11 @@ pub(crate) fn model_items(definition: &Ident, model: &crate::valid::Model) -> To
         });
     }
     if let Some(parent) = &model.rules.parent
-        && let Some(link) = model.rules.links.iter().find(|l| l.target == *parent)
+        && let Some(link) = model
+            .rules
+            .links
+            .iter()
+            .find(|l| l.cross.is_none() && l.target == *parent)
     {
         let link_type = link_type_ident(ident, link);
         out.extend(quote! {

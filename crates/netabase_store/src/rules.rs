@@ -149,11 +149,28 @@ pub trait LinkValue<K> {
     /// Clears the links to the record with encoded key `target`; whether the field
     /// changed (a plain `K` cannot be cleared).
     fn unlink(&mut self, target: &[u8]) -> bool;
+
+    /// Appends the encoded key of the `at`-th record the field links to (in the order
+    /// of [`LinkValue::link_keys`]) to `out`; `false`, with nothing appended, past the
+    /// last. The write pipeline's checks and link-index writes encode each key into a
+    /// buffer of their own this way, without an allocation per key.
+    fn link_key(&self, at: usize, out: &mut Vec<u8>) -> bool {
+        let mut keys = Vec::new();
+        self.link_keys(&mut keys);
+        keys.get(at).map(|key| out.extend_from_slice(key)).is_some()
+    }
 }
 
 impl<K: KeyCodec> LinkValue<K> for K {
     fn link_keys(&self, out: &mut Vec<Vec<u8>>) {
         out.push(self.to_key_bytes());
+    }
+    fn link_key(&self, at: usize, out: &mut Vec<u8>) -> bool {
+        if at != 0 {
+            return false;
+        }
+        self.encode_key(out);
+        true
     }
     fn unlink(&mut self, _target: &[u8]) -> bool {
         false
@@ -164,6 +181,15 @@ impl<K: KeyCodec> LinkValue<K> for Option<K> {
     fn link_keys(&self, out: &mut Vec<Vec<u8>>) {
         if let Some(key) = self {
             out.push(key.to_key_bytes());
+        }
+    }
+    fn link_key(&self, at: usize, out: &mut Vec<u8>) -> bool {
+        match self {
+            Some(key) if at == 0 => {
+                key.encode_key(out);
+                true
+            }
+            _ => false,
         }
     }
     fn unlink(&mut self, target: &[u8]) -> bool {
@@ -180,6 +206,15 @@ impl<K: KeyCodec> LinkValue<K> for Vec<K> {
     fn link_keys(&self, out: &mut Vec<Vec<u8>>) {
         out.extend(self.iter().map(KeyCodec::to_key_bytes));
     }
+    fn link_key(&self, at: usize, out: &mut Vec<u8>) -> bool {
+        match self.get(at) {
+            Some(key) => {
+                key.encode_key(out);
+                true
+            }
+            None => false,
+        }
+    }
     fn unlink(&mut self, target: &[u8]) -> bool {
         let before = self.len();
         self.retain(|k| k.to_key_bytes() != target);
@@ -194,6 +229,41 @@ pub trait Link<D: NetabaseDefinitionTrait> {
     type From: NetabaseModelTrait<D>;
     /// The linked model.
     type To: NetabaseModelTrait<D>;
+    /// The link's position in the holder's `LINKS`.
+    const INDEX: usize;
+}
+
+/// A model as a link of another definition names it: `#[link(accounts::User)]` in a
+/// model of definition A, where `User` is a model of definition B stored in the same
+/// database. Generated for every model by the definition macro.
+///
+/// A link across definitions is checked like one within a definition: the field must
+/// hold [`CrossTarget::Key`] (a compile error otherwise), a put with a dangling link is
+/// refused, and removing the target through B's store is refused while a record of A
+/// still links to it (`on_delete = restrict`, the only policy across definitions: B's
+/// store cannot write the records of A, whose Rust types it does not know).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a model, so a `#[link(..)]` cannot name it",
+    label = "a link names a model: a struct deriving `NetabaseModel` in a definition module"
+)]
+pub trait CrossTarget: Sized {
+    /// The definition that holds the model.
+    type Definition: NetabaseDefinitionTrait;
+    /// The type of the model's primary key field (`u64` for `#[primary_key] id: u64`).
+    type Key: KeyCodec + std::fmt::Debug;
+    /// The model's name, e.g. `"User"`.
+    const NAME: &'static str;
+    /// The model's primary table, `"<Definition>/<Model>"`.
+    const TABLE: &'static str;
+}
+
+/// A `#[link(..)]` field naming a model of another definition, as a type
+/// (`PostAuthorIdLink`); names the link for [`crate::Tree::follow_across`].
+pub trait CrossLink<D: NetabaseDefinitionTrait> {
+    /// The model holding the link.
+    type From: NetabaseModelTrait<D>;
+    /// The linked model, of another definition.
+    type To: CrossTarget + NetabaseModelTrait<<Self::To as CrossTarget>::Definition>;
     /// The link's position in the holder's `LINKS`.
     const INDEX: usize;
 }

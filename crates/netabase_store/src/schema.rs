@@ -274,6 +274,16 @@ pub trait NetabaseModelTrait<D: NetabaseDefinitionTrait>:
         let _ = (link, out);
     }
 
+    /// Appends the encoded key of the `at`-th record that link `link` of this record
+    /// points at (in the order of [`NetabaseModelTrait::link_keys`]) to `out`; `false`,
+    /// with nothing appended, past the last. Generated without an allocation per key;
+    /// by default it goes through `link_keys`.
+    fn link_key(&self, link: usize, at: usize, out: &mut Vec<u8>) -> bool {
+        let mut keys = Vec::new();
+        self.link_keys(link, &mut keys);
+        keys.get(at).map(|key| out.extend_from_slice(key)).is_some()
+    }
+
     /// Clears link `link` where it points at the encoded key `target` (`set_null`);
     /// whether the record changed.
     fn unlink(&mut self, link: usize, target: &[u8]) -> bool {

@@ -19,6 +19,11 @@ mod memory {
     }
 
     async_links_suite!(tokio::test, store);
+
+    #[tokio::test]
+    async fn cross_links_hold_both_ways() -> async_links::TestResult {
+        async_links::cross_links_hold_both_ways(store().await?).await
+    }
 }
 
 #[cfg(feature = "redb")]
@@ -35,4 +40,9 @@ mod redb {
         tokio::test(flavor = "multi_thread", worker_threads = 2),
         store
     );
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn cross_links_hold_both_ways() -> async_links::TestResult {
+        async_links::cross_links_hold_both_ways(store().await?).await
+    }
 }

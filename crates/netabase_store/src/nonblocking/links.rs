@@ -19,7 +19,13 @@ use crate::rules::ModelVisitor;
 use crate::schema::{NetabaseDefinitionTrait, NetabaseModelTrait};
 use crate::typed::changes::Change;
 use crate::typed::chunk::{Decisions, RemoveChunk};
-use crate::typed::links::{LinkTargets, Removal, RemovalWalk, dangling, links_of};
+use std::sync::Arc;
+
+use crate::typed::links::{
+    CrossIncoming, LinkTargets, Removal, RemovalWalk, dangling, links_into_marker,
+    links_into_prefix, links_of, parse_cross,
+};
+use crate::typed::meta::META_TABLE;
 use crate::typed::plan::{WritePlan, plan_links, plan_put};
 use crate::typed::write::CHUNK;
 
@@ -43,21 +49,51 @@ impl<W: AsyncWriteTxn> AsyncWriter<W> {
         Ok(())
     }
 
+    /// Every link of another definition into `D` that the meta table records
+    /// ([`crate::typed::links::links_into`]), read in this transaction.
+    pub(crate) async fn links_into<D: NetabaseDefinitionTrait>(
+        &self,
+    ) -> Result<Vec<Arc<CrossIncoming>>> {
+        let mut out = Vec::new();
+        let marker = links_into_marker(D::NAME);
+        if self.reader().get(META_TABLE, &marker).await?.is_none() {
+            return Ok(out);
+        }
+        let prefix = links_into_prefix(D::NAME);
+        for (_, value) in self
+            .reader()
+            .range(
+                META_TABLE,
+                RawRange::prefix(prefix.as_bytes()),
+                Direction::Forward,
+                None,
+            )
+            .await?
+        {
+            parse_cross(&value, &mut out);
+        }
+        Ok(out)
+    }
+
     /// Everything the removal of the records of `M` at `pks` implies through links.
     ///
     /// # Errors
     /// [`NetabaseError::StillReferenced`] when a `restrict` link refuses it.
-    pub(crate) async fn plan_removal<D, M>(&self, pks: &[Vec<u8>]) -> Result<Removal>
+    pub(crate) async fn plan_removal<D, M>(
+        &self,
+        pks: &[Vec<u8>],
+        across: Vec<Arc<CrossIncoming>>,
+    ) -> Result<Removal>
     where
         D: NetabaseDefinitionTrait,
         M: NetabaseModelTrait<D>,
     {
-        let mut walk = RemovalWalk::new::<D, M>(pks);
+        let mut walk = RemovalWalk::new::<D, M>(pks, across);
         while let Some((key, links)) = walk.next::<D>() {
             for link in &links {
                 let referrers = self
                     .reader()
-                    .range_keys(link.link.table, RawRange::prefix(&key), None)
+                    .range_keys(link.table(), RawRange::prefix(&key), None)
                     .await?
                     .into_iter()
                     .map(|entry| entry[key.len()..].to_vec())

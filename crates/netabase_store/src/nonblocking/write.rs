@@ -18,7 +18,7 @@ use crate::schema::{NetabaseDefinitionTrait, NetabaseModelTrait};
 use crate::sync::state::SyncState;
 use crate::typed::changes::{Change, ChangeSet};
 use crate::typed::chunk::{Abandon, Decisions, PutChunk, RemoveChunk};
-use crate::typed::links;
+use crate::typed::links::{self, CrossIncoming};
 use crate::typed::watch::Hub;
 use crate::typed::write::{CHUNK, chunk_size, group_by_table};
 
@@ -212,9 +212,13 @@ impl<W: AsyncWriteTxn> AsyncWriter<W> {
         M: NetabaseModelTrait<D>,
     {
         self.check()?;
-        if links::is_linked_to::<D>(M::INFO.name) {
+        let across = match self.links_into::<D>().await {
+            Ok(across) => across,
+            Err(e) => return self.settle(Err(e)),
+        };
+        if links::removal_is_linked::<D>(M::INFO.table, &across) {
             let pks: Vec<Vec<u8>> = keys.into_iter().map(|k| k.to_key_bytes()).collect();
-            let result = self.remove_linked::<D, M>(&pks).await;
+            let result = self.remove_linked::<D, M>(&pks, across).await;
             return self.settle(result);
         }
         let result = self.remove_all::<D, M>(keys).await;
@@ -223,12 +227,16 @@ impl<W: AsyncWriteTxn> AsyncWriter<W> {
 
     /// Removes the records at `pks` of a model that others link to: every link policy
     /// is planned before the first removal, so that a refusal leaves nothing behind.
-    async fn remove_linked<D, M>(&self, pks: &[Vec<u8>]) -> Result<Vec<Option<M>>>
+    async fn remove_linked<D, M>(
+        &self,
+        pks: &[Vec<u8>],
+        across: Vec<Arc<CrossIncoming>>,
+    ) -> Result<Vec<Option<M>>>
     where
         D: NetabaseDefinitionTrait,
         M: NetabaseModelTrait<D>,
     {
-        let removal = self.plan_removal::<D, M>(pks).await?;
+        let removal = self.plan_removal::<D, M>(pks, across).await?;
         let beyond = !removal.is_empty();
         let result = async {
             if beyond {
@@ -288,7 +296,8 @@ impl<W: AsyncWriteTxn> AsyncWriter<W> {
     {
         self.check()?;
         let result = async {
-            if links::is_linked_to::<D>(M::INFO.name) {
+            let across = self.links_into::<D>().await?;
+            if links::removal_is_linked::<D>(M::INFO.table, &across) {
                 let pks: Vec<Vec<u8>> = self
                     .txn
                     .range(M::INFO.table, RawRange::all(), Direction::Forward, None)
@@ -296,7 +305,7 @@ impl<W: AsyncWriteTxn> AsyncWriter<W> {
                     .into_iter()
                     .map(|(pk, _)| pk)
                     .collect();
-                let removal = self.plan_removal::<D, M>(&pks).await?;
+                let removal = self.plan_removal::<D, M>(&pks, across).await?;
                 let beyond = !removal.is_empty();
                 let executed = self.execute_removal::<D>(removal).await;
                 self.poison_partial(beyond, executed)?;

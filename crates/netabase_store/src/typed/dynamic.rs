@@ -562,6 +562,8 @@ impl<B: Backend> DynamicStore<B> {
                 },
             )));
         }
+        // Links into another definition resolve once every definition is read.
+        super::shape::resolve_links(&mut models);
         Ok(DynamicStore {
             backend,
             format,

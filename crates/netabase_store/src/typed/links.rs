@@ -10,6 +10,13 @@
 //! all of it through the same executor, in the same transaction. A refusal therefore
 //! leaves nothing behind and the transaction stays usable.
 //!
+//! A link may point at a model of another definition held in the same database. Its
+//! put is checked like any other (the target table is read in the same transaction);
+//! the target's store learns of it from the meta table ([`links_into`], recorded by the
+//! linking store at open) and honours it as `restrict` in every removal walk
+//! ([`Incoming::Across`]): it cannot remove or rewrite records whose types it does not
+//! know, so the macros refuse `cascade` and `set_null` across definitions.
+//!
 //! Link index layout (one table per link field, `<Definition>/<Model>/<field>`): key
 //! `enc(target key) ++ enc(primary key)`, empty value. The target key's encoding is
 //! self-delimiting, so the entries of one target are the keys with its encoding as
@@ -17,6 +24,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 use std::ops::ControlFlow;
+use std::sync::Arc;
 
 use crate::backend::{Backend, Direction, RawRange, ReadTxn};
 use crate::codec::key::KeyCodec;
@@ -65,6 +73,9 @@ where
     if M::VALIDATES {
         models.iter().try_for_each(NetabaseModelTrait::validate)?;
     }
+    if let [model] = models {
+        return check_one::<D, M, T>(txn, model, defer);
+    }
     let targets = LinkTargets::of::<D, M>(models);
     for (index, key) in &targets.pending {
         let link = &M::LINKS[*index];
@@ -76,6 +87,47 @@ where
                 continue;
             }
             return Err(dangling::<D, M>(*index, key));
+        }
+    }
+    Ok(())
+}
+
+/// [`check_puts_deferring`] of a call of one record (every one-shot put): each target
+/// looked up as the record names it, encoded into one buffer, without collecting,
+/// sorting or allocating per target.
+fn check_one<D, M, T>(
+    txn: &T,
+    model: &M,
+    mut defer: Option<&mut Vec<(usize, Vec<u8>)>>,
+) -> Result<()>
+where
+    D: NetabaseDefinitionTrait,
+    M: NetabaseModelTrait<D>,
+    T: ReadTxn + ?Sized,
+{
+    let mut key = Vec::new();
+    let mut own: Option<Vec<u8>> = None;
+    for (index, link) in M::LINKS.iter().enumerate() {
+        let mut at = 0;
+        loop {
+            key.clear();
+            if !model.link_key(index, at, &mut key) {
+                break;
+            }
+            at += 1;
+            let to_own_model = link.target_table == M::INFO.table;
+            // A record may link to itself: it is written by this very call.
+            if to_own_model && *own.get_or_insert_with(|| model.primary_key().to_key_bytes()) == key
+            {
+                continue;
+            }
+            if !exists(txn, link.target_table, &key)? {
+                if to_own_model && let Some(defer) = defer.as_deref_mut() {
+                    defer.push((index, key.clone()));
+                    continue;
+                }
+                return Err(dangling::<D, M>(index, &key));
+            }
         }
     }
     Ok(())
@@ -113,18 +165,24 @@ impl LinkTargets {
         // one call often link to few targets, and sorted lookups walk the target table
         // in order. A call of many records keeps only the distinct targets (a set
         // lookup per link, not a sort of every link); a call of a few sorts them.
+        // Each key is encoded into one buffer, and copied out only when kept.
         let mut targets: Vec<(usize, Vec<u8>)> = Vec::new();
-        let mut keys = Vec::new();
+        let mut key = Vec::new();
         if models.len() > FEW {
-            let mut seen: Vec<HashSet<Vec<u8>>> = Vec::new();
-            seen.resize_with(M::LINKS.len(), HashSet::new);
+            // foldhash, not SipHash: hashing each record's target was most of the check.
+            let mut seen: Vec<HashSet<Vec<u8>, foldhash::fast::RandomState>> = Vec::new();
+            seen.resize_with(M::LINKS.len(), HashSet::default);
             for model in models {
                 for (index, seen) in seen.iter_mut().enumerate() {
-                    keys.clear();
-                    model.link_keys(index, &mut keys);
-                    for key in keys.drain(..) {
-                        if !seen.contains(&key) {
-                            seen.insert(key);
+                    let mut at = 0;
+                    loop {
+                        key.clear();
+                        if !model.link_key(index, at, &mut key) {
+                            break;
+                        }
+                        at += 1;
+                        if !seen.contains(key.as_slice()) {
+                            seen.insert(key.clone());
                         }
                     }
                 }
@@ -135,9 +193,15 @@ impl LinkTargets {
         } else {
             for model in models {
                 for index in 0..M::LINKS.len() {
-                    keys.clear();
-                    model.link_keys(index, &mut keys);
-                    targets.extend(keys.drain(..).map(|key| (index, key)));
+                    let mut at = 0;
+                    loop {
+                        key.clear();
+                        if !model.link_key(index, at, &mut key) {
+                            break;
+                        }
+                        at += 1;
+                        targets.push((index, key.clone()));
+                    }
                 }
             }
         }
@@ -216,16 +280,16 @@ fn exists<T: ReadTxn + ?Sized>(txn: &T, table: &str, key: &[u8]) -> Result<bool>
     Ok(found)
 }
 
-/// The encoded primary keys of the records whose link `link` points at `target`, in
-/// key order.
+/// The encoded primary keys of the records whose link with index table `table` points
+/// at `target`, in key order.
 pub(crate) fn referrer_keys<T: ReadTxn + ?Sized>(
     txn: &T,
-    link: &LinkInfo,
+    table: &str,
     target: &[u8],
 ) -> Result<Vec<Vec<u8>>> {
     let mut out = Vec::new();
     txn.for_each_in(
-        link.table,
+        table,
         RawRange::prefix(target),
         Direction::Forward,
         &mut |key, _| {
@@ -236,7 +300,7 @@ pub(crate) fn referrer_keys<T: ReadTxn + ?Sized>(
     Ok(out)
 }
 
-/// Whether any model of `D` links to the model named `target`.
+/// Whether any model of `D` links to the model whose primary table is `target`.
 pub(crate) fn is_linked_to<D: NetabaseDefinitionTrait>(target: &'static str) -> bool {
     struct Find {
         target: &'static str,
@@ -244,7 +308,7 @@ pub(crate) fn is_linked_to<D: NetabaseDefinitionTrait>(target: &'static str) -> 
     }
     impl<D: NetabaseDefinitionTrait> ModelVisitor<D> for Find {
         fn visit<R: NetabaseModelTrait<D>>(&mut self) -> Result<()> {
-            self.found |= R::LINKS.iter().any(|l| l.target == self.target);
+            self.found |= R::LINKS.iter().any(|l| l.target_table == self.target);
             Ok(())
         }
     }
@@ -267,7 +331,10 @@ pub(crate) type NulledLinks = BTreeMap<RecordId, Vec<(usize, Vec<u8>)>>;
 /// A `restrict` link found by the walk: the referrer, its field, and the target, with
 /// their keys as error reports show them.
 struct Restricted {
-    referrer: RecordId,
+    /// The referrer; `None` for a record of another definition, which a removal here
+    /// never removes.
+    referrer: Option<RecordId>,
+    model: &'static str,
     field: &'static str,
     target: &'static str,
     shown_referrer: String,
@@ -283,27 +350,54 @@ pub(crate) struct Removal {
     nulls: NulledLinks,
 }
 
-/// A link of model `referrer` that points at the model being removed.
-#[derive(Clone, Copy)]
-pub(crate) struct Incoming {
-    referrer: &'static str,
-    index: usize,
-    pub(crate) link: &'static LinkInfo,
-    show_referrer: fn(&[u8]) -> String,
+/// A link that points at the model being removed.
+#[derive(Clone)]
+pub(crate) enum Incoming {
+    /// A link of model `referrer` of the same definition.
+    Within {
+        referrer: &'static str,
+        index: usize,
+        link: &'static LinkInfo,
+        show_referrer: fn(&[u8]) -> String,
+    },
+    /// A link of a model of another definition (always `restrict`), as that
+    /// definition recorded it in the meta table; `show_target` shows the removed
+    /// model's keys.
+    Across {
+        link: Arc<CrossIncoming>,
+        target: &'static str,
+        show_target: fn(&[u8]) -> String,
+    },
 }
 
-/// Every link of the models of `D` that points at the model named `target`, in the
-/// order of the definition's models and of their links.
-fn incoming<D: NetabaseDefinitionTrait>(target: &'static str) -> Vec<Incoming> {
-    struct Find {
+impl Incoming {
+    /// The link index table to read the referrers from.
+    pub(crate) fn table(&self) -> &str {
+        match self {
+            Incoming::Within { link, .. } => link.table,
+            Incoming::Across { link, .. } => &link.table,
+        }
+    }
+}
+
+/// Every link that points at the model named `target` of `D`: those of the models of
+/// `D` in the order of the definition's models and of their links, then those of
+/// other definitions (`across`, every link into `D` the meta table records).
+fn incoming<D: NetabaseDefinitionTrait>(
+    target: &'static str,
+    across: &[Arc<CrossIncoming>],
+) -> Vec<Incoming> {
+    struct Find<'a> {
         target: &'static str,
+        table: &'static str,
+        across: &'a [Arc<CrossIncoming>],
         found: Vec<Incoming>,
     }
-    impl<D: NetabaseDefinitionTrait> ModelVisitor<D> for Find {
+    impl<D: NetabaseDefinitionTrait> ModelVisitor<D> for Find<'_> {
         fn visit<R: NetabaseModelTrait<D>>(&mut self) -> Result<()> {
             for (index, link) in R::LINKS.iter().enumerate() {
-                if link.target == self.target {
-                    self.found.push(Incoming {
+                if link.target_table == self.table {
+                    self.found.push(Incoming::Within {
                         referrer: R::INFO.name,
                         index,
                         link,
@@ -311,16 +405,154 @@ fn incoming<D: NetabaseDefinitionTrait>(target: &'static str) -> Vec<Incoming> {
                     });
                 }
             }
+            if R::INFO.name == self.target {
+                for link in self
+                    .across
+                    .iter()
+                    .filter(|l| l.target_table == R::INFO.table)
+                {
+                    self.found.push(Incoming::Across {
+                        link: link.clone(),
+                        target: R::INFO.name,
+                        show_target: crate::rules::show_key::<R::PrimaryKey>,
+                    });
+                }
+            }
             Ok(())
         }
     }
+    let table = D::MODELS
+        .iter()
+        .find(|m| m.name == target)
+        .map_or("", |m| m.table);
     let mut find = Find {
         target,
+        table,
+        across,
         found: Vec::new(),
     };
     // The visitor itself never fails.
     let _ = D::visit_models(&mut find);
     find.found
+}
+
+/// The meta-table key prefix of the links into definition `definition` that other
+/// definitions record: `links_into/<definition>/`, one entry per linking definition
+/// (`links_into/<definition>/<linking definition>`).
+pub(crate) fn links_into_prefix(definition: &str) -> String {
+    format!("links_into/{definition}/")
+}
+
+/// The meta-table key `links_into/<definition>` (no trailing slash), present once any
+/// definition has recorded links into `definition`: a removal reads this one key, and
+/// scans the entries under [`links_into_prefix`] only when it is there. It is never
+/// removed (a definition that stops linking leaves it; the scan then finds nothing),
+/// so its absence is proof that nothing links in.
+pub(crate) fn links_into_marker(definition: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(LINKS_INTO.len() + definition.len());
+    key.extend_from_slice(LINKS_INTO.as_bytes());
+    key.extend_from_slice(definition.as_bytes());
+    key
+}
+
+const LINKS_INTO: &str = "links_into/";
+
+/// A link of a model of another definition into one of this definition, as the meta
+/// table records it (one line `<Model> <field> <link table> <target table>`): the
+/// store of the target's definition honours it (`restrict`) without the linking
+/// model's Rust type.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct CrossIncoming {
+    /// The linking model's name.
+    pub(crate) model: &'static str,
+    /// The link field.
+    pub(crate) field: &'static str,
+    /// The link index table, `<Definition>/<Model>/<field>`.
+    pub(crate) table: String,
+    /// The linked model's primary table.
+    pub(crate) target_table: String,
+}
+
+/// The meta-table text recording `links` (links of a model of one definition into
+/// another): one line per link.
+pub(crate) fn cross_lines<'a>(
+    links: impl IntoIterator<Item = (&'static str, &'a LinkInfo)>,
+) -> String {
+    let mut out = String::new();
+    for (model, link) in links {
+        out.push_str(&format!(
+            "{model} {} {} {}\n",
+            link.field, link.table, link.target_table
+        ));
+    }
+    out
+}
+
+/// Reads the links recorded by one `links_into/..` entry (lines that do not parse are
+/// skipped: they name nothing this build can honour).
+pub(crate) fn parse_cross(value: &[u8], out: &mut Vec<Arc<CrossIncoming>>) {
+    for line in String::from_utf8_lossy(value).lines() {
+        if let [model, field, table, target_table] =
+            line.split_whitespace().collect::<Vec<_>>().as_slice()
+        {
+            out.push(Arc::new(CrossIncoming {
+                model: intern(model),
+                field: intern(field),
+                table: (*table).to_owned(),
+                target_table: (*target_table).to_owned(),
+            }));
+        }
+    }
+}
+
+/// Every link into the models of `D` that another definition recorded in the meta
+/// table, read in `txn` (the transaction of the removal that must honour them).
+///
+/// # Errors
+/// [`NetabaseError::Backend`] on engine failure.
+pub(crate) fn links_into<D: NetabaseDefinitionTrait, T: ReadTxn + ?Sized>(
+    txn: &T,
+) -> Result<Vec<Arc<CrossIncoming>>> {
+    let mut out = Vec::new();
+    if !exists(txn, super::meta::META_TABLE, &links_into_marker(D::NAME))? {
+        return Ok(out);
+    }
+    txn.for_each_in(
+        super::meta::META_TABLE,
+        RawRange::prefix(links_into_prefix(D::NAME).as_bytes()),
+        Direction::Forward,
+        &mut |_, value| {
+            parse_cross(value, &mut out);
+            Ok(ControlFlow::Continue(()))
+        },
+    )?;
+    Ok(out)
+}
+
+/// Whether a removal of the model with primary table `table` must be planned: a link
+/// of `D` or of another definition (`across`) points at it.
+pub(crate) fn removal_is_linked<D: NetabaseDefinitionTrait>(
+    table: &'static str,
+    across: &[Arc<CrossIncoming>],
+) -> bool {
+    is_linked_to::<D>(table) || across.iter().any(|l| l.target_table == table)
+}
+
+/// A name read from the meta table, as the `&'static str` that error reports hold.
+/// Each distinct name is allocated once per process (the names of the models and
+/// fields of a database: a handful).
+fn intern(name: &str) -> &'static str {
+    static NAMES: std::sync::Mutex<BTreeSet<&'static str>> = std::sync::Mutex::new(BTreeSet::new());
+    let mut names = match NAMES.lock() {
+        Ok(names) => names,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    if let Some(known) = names.get(name) {
+        return known;
+    }
+    let leaked: &'static str = Box::leak(name.to_owned().into_boxed_str());
+    names.insert(leaked);
+    leaked
 }
 
 /// The walk of [`Removal::plan`] without its reads, so that the synchronous and the
@@ -336,11 +568,14 @@ pub(crate) struct RemovalWalk {
     restricted: Vec<Restricted>,
     /// The incoming links of each model met, computed once.
     links: BTreeMap<&'static str, Vec<Incoming>>,
+    /// The links of other definitions into this one.
+    across: Vec<Arc<CrossIncoming>>,
 }
 
 impl RemovalWalk {
-    /// The walk of the removal of the records of `M` at `pks`.
-    pub(crate) fn new<D, M>(pks: &[Vec<u8>]) -> Self
+    /// The walk of the removal of the records of `M` at `pks`; `across` holds the links
+    /// of other definitions into `D` ([`links_into`]).
+    pub(crate) fn new<D, M>(pks: &[Vec<u8>], across: Vec<Arc<CrossIncoming>>) -> Self
     where
         D: NetabaseDefinitionTrait,
         M: NetabaseModelTrait<D>,
@@ -352,6 +587,7 @@ impl RemovalWalk {
             removal: Removal::default(),
             restricted: Vec::new(),
             links: BTreeMap::new(),
+            across,
         }
     }
 
@@ -359,10 +595,11 @@ impl RemovalWalk {
     /// them through ([`referrer_keys`]); `None` when the walk is done.
     pub(crate) fn next<D: NetabaseDefinitionTrait>(&mut self) -> Option<(Vec<u8>, Vec<Incoming>)> {
         let (model, key) = self.queue.pop_front()?;
+        let across = &self.across;
         let links = self
             .links
             .entry(model)
-            .or_insert_with(|| incoming::<D>(model))
+            .or_insert_with(|| incoming::<D>(model, across))
             .clone();
         Some((key, links))
     }
@@ -374,9 +611,36 @@ impl RemovalWalk {
         target_key: &[u8],
         referrers: Vec<Vec<u8>>,
     ) {
+        let (referrer_model, index, link, show_referrer) = match link {
+            Incoming::Within {
+                referrer,
+                index,
+                link,
+                show_referrer,
+            } => (*referrer, *index, *link, *show_referrer),
+            Incoming::Across {
+                link,
+                target,
+                show_target,
+            } => {
+                // Restrict only: the records of another definition are not this
+                // store's to remove or change.
+                for referrer in referrers {
+                    self.restricted.push(Restricted {
+                        referrer: None,
+                        model: link.model,
+                        field: link.field,
+                        target,
+                        shown_referrer: crate::error::hex(&referrer),
+                        shown_target: show_target(target_key),
+                    });
+                }
+                return;
+            }
+        };
         for referrer in referrers {
-            let id = (link.referrer, referrer);
-            match link.link.on_delete {
+            let id = (referrer_model, referrer);
+            match link.on_delete {
                 OnDelete::Cascade => {
                     if self.removed.insert(id.clone()) {
                         self.removal
@@ -392,13 +656,14 @@ impl RemovalWalk {
                     .nulls
                     .entry(id)
                     .or_default()
-                    .push((link.index, target_key.to_vec())),
+                    .push((index, target_key.to_vec())),
                 OnDelete::Restrict => self.restricted.push(Restricted {
-                    shown_referrer: (link.show_referrer)(&id.1),
-                    shown_target: (link.link.show_target_key)(target_key),
-                    referrer: id,
-                    field: link.link.field,
-                    target: link.link.target,
+                    shown_referrer: show_referrer(&id.1),
+                    shown_target: (link.show_target_key)(target_key),
+                    model: id.0,
+                    referrer: Some(id),
+                    field: link.field,
+                    target: link.target,
                 }),
             }
         }
@@ -410,16 +675,16 @@ impl RemovalWalk {
     /// [`NetabaseError::StillReferenced`] when a `restrict` link points at a removed
     /// record from a record that stays.
     pub(crate) fn finish(self) -> Result<Removal> {
-        if let Some(r) = self
-            .restricted
-            .iter()
-            .find(|r| !self.removed.contains(&r.referrer))
-        {
+        if let Some(r) = self.restricted.iter().find(|r| {
+            r.referrer
+                .as_ref()
+                .is_none_or(|id| !self.removed.contains(id))
+        }) {
             return Err(NetabaseError::StillReferenced(Box::new(
                 StillReferencedError {
                     target: r.target,
                     target_key: r.shown_target.clone(),
-                    model: r.referrer.0,
+                    model: r.model,
                     field: r.field,
                     referrer_key: r.shown_referrer.clone(),
                 },
@@ -439,16 +704,20 @@ impl Removal {
     /// # Errors
     /// [`NetabaseError::StillReferenced`] when a `restrict` link points at a removed
     /// record from a record that stays; [`NetabaseError::Backend`] on engine failure.
-    pub(crate) fn plan<D, M, T>(txn: &T, pks: &[Vec<u8>]) -> Result<Removal>
+    pub(crate) fn plan<D, M, T>(
+        txn: &T,
+        pks: &[Vec<u8>],
+        across: Vec<Arc<CrossIncoming>>,
+    ) -> Result<Removal>
     where
         D: NetabaseDefinitionTrait,
         M: NetabaseModelTrait<D>,
         T: ReadTxn + ?Sized,
     {
-        let mut walk = RemovalWalk::new::<D, M>(pks);
+        let mut walk = RemovalWalk::new::<D, M>(pks, across);
         while let Some((key, links)) = walk.next::<D>() {
             for link in &links {
-                let referrers = referrer_keys(txn, link.link, &key)?;
+                let referrers = referrer_keys(txn, link.table(), &key)?;
                 walk.referrers(link, &key, referrers);
             }
         }

@@ -10,7 +10,15 @@
 //! ```
 //!
 //! A model with `#[link(..)]` fields adds a line per link:
-//! `  link author_id User table BlogDefinition/Post/author_id`.
+//! `  link author_id User table BlogDefinition/Post/author_id`; a link to a model of
+//! another definition names the target by its table
+//! (`  link customer AccountsDefinition/Customer table BillingDefinition/Invoice/customer`).
+//!
+//! The links of a definition into another are also recorded where the other's store
+//! reads them: `links_into/<target definition>/<this definition>`, one line per link
+//! (`<Model> <field> <link index table> <target table>`), written with the descriptor and
+//! removed once no link of this definition points there; and the empty marker
+//! `links_into/<target definition>`, which tells a removal whether to look at all.
 //!
 //! At open: a secondary key the code added has its index built from the stored records,
 //! one the code removed has its index dropped, one whose uniqueness changed is rebuilt,
@@ -300,6 +308,7 @@ pub(crate) fn plan_open<D: NetabaseDefinitionTrait>(
             },
         });
     }
+    meta.extend(links_into_records::<D>(stored));
     if format.is_none() {
         meta.push(WriteOp::Put {
             table: META_TABLE,
@@ -308,6 +317,70 @@ pub(crate) fn plan_open<D: NetabaseDefinitionTrait>(
         });
     }
     Ok(Some(OpenPlan { actions, meta }))
+}
+
+/// Whether `link` (of a model of `D`) points at a model of another definition.
+fn is_across<D: NetabaseDefinitionTrait>(link: &crate::rules::LinkInfo) -> bool {
+    !D::MODELS.iter().any(|m| m.table == link.target_table)
+}
+
+/// The records of `D`'s links into other definitions (`links_into/<target
+/// definition>/<D>`), which the stores of those definitions read in the transaction of
+/// a removal; and the removal of the records of definitions `D` no longer links into
+/// (named by the links of the `stored` descriptor).
+fn links_into_records<D: NetabaseDefinitionTrait>(stored: Option<&[u8]>) -> Vec<WriteOp<'static>> {
+    use std::collections::{BTreeMap, BTreeSet};
+    let definition_of = |table: &str| table.split('/').next().unwrap_or_default().to_owned();
+    let mut now: BTreeMap<String, Vec<(&'static str, &'static crate::rules::LinkInfo)>> =
+        BTreeMap::new();
+    for model in D::MODELS {
+        for link in super::links::links_of::<D>(model.name) {
+            if is_across::<D>(link) {
+                now.entry(definition_of(link.target_table))
+                    .or_default()
+                    .push((model.name, link));
+            }
+        }
+    }
+    let before: BTreeSet<String> = stored
+        .map(|bytes| {
+            String::from_utf8_lossy(bytes)
+                .lines()
+                .filter_map(
+                    |line| match line.split_whitespace().collect::<Vec<_>>()[..] {
+                        ["link", _, target, "table", _] if target.contains('/') => {
+                            Some(definition_of(target))
+                        }
+                        _ => None,
+                    },
+                )
+                .collect()
+        })
+        .unwrap_or_default();
+    let key = |target: &str| {
+        format!("{}{}", super::links::links_into_prefix(target), D::NAME).into_bytes()
+    };
+    let mut ops: Vec<WriteOp<'static>> = before
+        .iter()
+        .filter(|target| !now.contains_key(*target))
+        .map(|target| WriteOp::Delete {
+            table: META_TABLE,
+            key: key(target),
+        })
+        .collect();
+    for (target, links) in now {
+        ops.push(WriteOp::Put {
+            table: META_TABLE,
+            key: key(&target),
+            value: super::links::cross_lines(links).into_bytes(),
+        });
+        ops.push(WriteOp::Put {
+            table: META_TABLE,
+            key: super::links::links_into_marker(&target),
+            value: Vec::new(),
+        });
+    }
+    ops
 }
 
 fn schema_error<D: NetabaseDefinitionTrait>(
@@ -531,9 +604,15 @@ fn descriptor<D: NetabaseDefinitionTrait>() -> String {
             ));
         }
         for link in super::links::links_of::<D>(model.name) {
+            // A link into another definition names its target by table.
+            let target = if is_across::<D>(link) {
+                link.target_table
+            } else {
+                link.target
+            };
             out.push_str(&format!(
-                "  link {} {} table {}\n",
-                link.field, link.target, link.table
+                "  link {} {target} table {}\n",
+                link.field, link.table
             ));
         }
     }

@@ -5,7 +5,7 @@
 use crate::backend::Backend;
 use crate::codec::key::KeyCodec;
 use crate::error::Result;
-use crate::rules::{Child, Link};
+use crate::rules::{Child, CrossLink, CrossTarget, Link};
 use crate::schema::{NetabaseDefinitionTrait, NetabaseModelTrait};
 
 use super::links::referrer_keys;
@@ -35,7 +35,7 @@ where
         let target = key.into().to_key_bytes();
         let mut keys = Vec::new();
         for link in R::LINKS.iter().filter(|l| l.target_table == M::INFO.table) {
-            keys.extend(referrer_keys(self.txn().raw(), link, &target)?);
+            keys.extend(referrer_keys(self.txn().raw(), link.table, &target)?);
         }
         keys.sort();
         keys.dedup();
@@ -75,6 +75,51 @@ where
         M: Child<D>,
     {
         Ok(self.follow::<M::ParentLink>(record)?.into_iter().next())
+    }
+
+    /// [`TreeView::referrers`] for a model `R` of another definition held in the same
+    /// database (`#[link(this_module::Model)]` in `R`): every record of `R` that links
+    /// to the record of this model with primary key `key`, in primary-key order.
+    ///
+    /// # Errors
+    /// As [`TreeView::get`].
+    pub fn referrers_across<R>(&self, key: impl Into<M::PrimaryKey>) -> Result<Vec<R>>
+    where
+        R: CrossTarget + NetabaseModelTrait<<R as CrossTarget>::Definition>,
+    {
+        let target = key.into().to_key_bytes();
+        let mut keys = Vec::new();
+        for link in R::LINKS.iter().filter(|l| l.target_table == M::INFO.table) {
+            keys.extend(referrer_keys(self.txn().raw(), link.table, &target)?);
+        }
+        keys.sort();
+        keys.dedup();
+        let mut out = Vec::with_capacity(keys.len());
+        for pk in keys {
+            if let Some(record) = get_raw::<R::Definition, R, T::Raw>(self.txn().raw(), &pk)? {
+                out.push(record);
+            }
+        }
+        Ok(out)
+    }
+
+    /// [`TreeView::follow`] for a link into another definition held in the same
+    /// database (`L` a generated link type of a `#[link(other_module::Model)]` field).
+    ///
+    /// # Errors
+    /// As [`TreeView::get`].
+    pub fn follow_across<L: CrossLink<D, From = M>>(&self, record: &M) -> Result<Vec<L::To>> {
+        let mut keys = Vec::new();
+        record.link_keys(L::INDEX, &mut keys);
+        let mut out = Vec::with_capacity(keys.len());
+        for pk in keys {
+            if let Some(target) =
+                get_raw::<<L::To as CrossTarget>::Definition, L::To, T::Raw>(self.txn().raw(), &pk)?
+            {
+                out.push(target);
+            }
+        }
+        Ok(out)
     }
 
     /// How many records were written by another version of the model than the code's
@@ -134,6 +179,25 @@ where
     /// As [`Tree::get`].
     pub fn follow<L: Link<D, From = M>>(&self, record: &M) -> Result<Vec<L::To>> {
         self.read(|view| view.follow::<L>(record))
+    }
+
+    /// [`TreeView::referrers_across`] in a read transaction of its own.
+    ///
+    /// # Errors
+    /// As [`Tree::get`].
+    pub fn referrers_across<R>(&self, key: impl Into<M::PrimaryKey>) -> Result<Vec<R>>
+    where
+        R: CrossTarget + NetabaseModelTrait<<R as CrossTarget>::Definition>,
+    {
+        self.read(|view| view.referrers_across::<R>(key))
+    }
+
+    /// [`TreeView::follow_across`] in a read transaction of its own.
+    ///
+    /// # Errors
+    /// As [`Tree::get`].
+    pub fn follow_across<L: CrossLink<D, From = M>>(&self, record: &M) -> Result<Vec<L::To>> {
+        self.read(|view| view.follow_across::<L>(record))
     }
 
     /// [`TreeView::parent`] in a read transaction of its own.

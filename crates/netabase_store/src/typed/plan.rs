@@ -117,6 +117,27 @@ where
     let mut old_keys = Vec::new();
     let mut new_keys = Vec::new();
     for (index, link) in M::LINKS.iter().enumerate() {
+        if old.is_none()
+            && let Some(new) = new
+        {
+            // The common case (a new record): its target key is encoded straight into
+            // the index key, one allocation per entry. A record naming several targets
+            // through one link (a `Vec`) takes the general path, which keeps one
+            // entry per distinct target.
+            let mut key = Vec::with_capacity(2 * pk.len());
+            if !new.link_key(index, 0, &mut key) {
+                continue;
+            }
+            if !new.link_key(index, 1, &mut Vec::new()) {
+                key.extend_from_slice(pk);
+                plan.ops.push(WriteOp::Put {
+                    table: link.table,
+                    key,
+                    value: Vec::new(),
+                });
+                continue;
+            }
+        }
         old_keys.clear();
         new_keys.clear();
         if let Some(old) = old {
@@ -124,19 +145,6 @@ where
         }
         if let Some(new) = new {
             new.link_keys(index, &mut new_keys);
-        }
-        if old_keys.is_empty() && new_keys.len() == 1 {
-            // The common case (a new record with one link): the target key becomes the
-            // index key, without a copy.
-            if let Some(mut key) = new_keys.pop() {
-                key.extend_from_slice(pk);
-                plan.ops.push(WriteOp::Put {
-                    table: link.table,
-                    key,
-                    value: Vec::new(),
-                });
-            }
-            continue;
         }
         plan_link_keys(link.table, pk, &old_keys, &new_keys, plan);
     }

@@ -139,7 +139,13 @@ pub(crate) fn shape_text<D: NetabaseDefinitionTrait>() -> Option<String> {
                     OnDelete::Cascade => "cascade",
                     OnDelete::SetNull => "set_null",
                 };
-                let _ = writeln!(out, "    link {} {policy} {}", link.target, link.table);
+                // A link into another definition names its target by table.
+                let target = if D::MODELS.iter().any(|m| m.table == link.target_table) {
+                    link.target
+                } else {
+                    link.target_table
+                };
+                let _ = writeln!(out, "    link {target} {policy} {}", link.table);
             }
         }
     }
@@ -362,10 +368,15 @@ pub(crate) fn parse_shape(text: &str) -> Option<Vec<DynModel>> {
                     rules.push((line.field.name.clone(), rule));
                 }
                 for (target, on_delete, link_table) in line.links {
+                    // `Definition/Model` for a link into another definition.
+                    let (target_table, target) = match target.split_once('/') {
+                        Some((_, name)) => (target.clone(), name.to_owned()),
+                        None => (format!("{definition}/{target}"), target),
+                    };
                     links.push(DynLink {
                         field: leak(&line.field.name),
                         table: leak(&link_table),
-                        target_table: leak(&format!("{definition}/{target}")),
+                        target_table: leak(&target_table),
                         target: leak(&target),
                         on_delete,
                         holds: Err(ShapeMismatch("the linked model is not described".into())),
@@ -386,23 +397,31 @@ pub(crate) fn parse_shape(text: &str) -> Option<Vec<DynModel>> {
             )
         })
         .collect();
-    // Each link's key shape is the target's primary key: known once every model is.
-    let primaries: Vec<(String, Option<TypeShape>)> = out
+    resolve_links(&mut out);
+    Some(out)
+}
+
+/// Resolves how each link of `models` holds its target's key: the target's primary key
+/// shape, known once every model is. Run per definition, and again by
+/// [`super::dynamic::DynamicStore`] over the models of every definition of a database,
+/// so that a link into another definition resolves too.
+pub(crate) fn resolve_links(models: &mut [DynModel]) {
+    let primaries: Vec<(String, Option<TypeShape>)> = models
         .iter()
         .map(|m| {
             (
-                m.name.clone(),
+                m.table.clone(),
                 m.primary().and_then(|f| f.shape.clone().ok()),
             )
         })
         .collect();
-    for model in &mut out {
+    for model in models.iter_mut() {
         let fields = model.fields.clone();
         for link in &mut model.links {
             let field = fields.iter().find(|f| f.name == link.field);
             let key = primaries
                 .iter()
-                .find(|(n, _)| n == link.target)
+                .find(|(table, _)| table == link.target_table)
                 .and_then(|(_, k)| k.clone());
             link.holds = match (field.map(|f| &f.shape), key) {
                 (Some(Ok(shape)), Some(key)) => link_arity(shape, &key).map(|a| (a, key)),
@@ -414,7 +433,6 @@ pub(crate) fn parse_shape(text: &str) -> Option<Vec<DynModel>> {
             };
         }
     }
-    Some(out)
 }
 
 /// How a field of shape `field` holds keys of shape `key`.

@@ -293,8 +293,10 @@ impl<'s, B: Backend> Writer<'s, B> {
         D: NetabaseDefinitionTrait,
         M: NetabaseModelTrait<D>,
     {
-        if links::is_linked_to::<D>(M::INFO.name) {
-            return self.remove_linked::<D, M>(pks);
+        // A failed read poisons the transaction like any engine failure of a write.
+        let across = self.run(|| links::links_into::<D, _>(&self.txn))?;
+        if links::removal_is_linked::<D>(M::INFO.table, &across) {
+            return self.remove_linked::<D, M>(pks, across);
         }
         self.run(|| {
             let mut out = Vec::with_capacity(pks.len());
@@ -307,13 +309,17 @@ impl<'s, B: Backend> Writer<'s, B> {
 
     /// Removes the records at `pks` of a model that others link to: every link policy is
     /// planned before the first removal, so that a refusal leaves nothing behind.
-    fn remove_linked<D, M>(&self, pks: &[Vec<u8>]) -> Result<Vec<Option<M>>>
+    fn remove_linked<D, M>(
+        &self,
+        pks: &[Vec<u8>],
+        across: Vec<Arc<links::CrossIncoming>>,
+    ) -> Result<Vec<Option<M>>>
     where
         D: NetabaseDefinitionTrait,
         M: NetabaseModelTrait<D>,
     {
         self.run(|| {
-            let removal = Removal::plan::<D, M, _>(&self.txn, pks)?;
+            let removal = Removal::plan::<D, M, _>(&self.txn, pks, across)?;
             let beyond = !removal.is_empty();
             let result = (|| {
                 if beyond {
@@ -365,11 +371,13 @@ impl<'s, B: Backend> Writer<'s, B> {
         D: NetabaseDefinitionTrait,
         M: NetabaseModelTrait<D>,
     {
-        if links::is_linked_to::<D>(M::INFO.name) {
+        // A failed read poisons the transaction like any engine failure of a write.
+        let across = self.run(|| links::links_into::<D, _>(&self.txn))?;
+        if links::removal_is_linked::<D>(M::INFO.table, &across) {
             // Every link policy is planned before the first removal, so that a refusal
             // leaves nothing behind.
             let pks: Vec<Vec<u8>> = keys.into_iter().map(|k| k.to_key_bytes()).collect();
-            return self.remove_linked::<D, M>(&pks);
+            return self.remove_linked::<D, M>(&pks, across);
         }
         self.run(|| {
             let mut keys = keys.into_iter();
@@ -393,7 +401,8 @@ impl<'s, B: Backend> Writer<'s, B> {
         M: NetabaseModelTrait<D>,
     {
         self.run(|| {
-            if links::is_linked_to::<D>(M::INFO.name) {
+            let across = links::links_into::<D, _>(&self.txn)?;
+            if links::removal_is_linked::<D>(M::INFO.table, &across) {
                 let mut pks = Vec::new();
                 self.txn.for_each_in(
                     M::INFO.table,
@@ -404,7 +413,7 @@ impl<'s, B: Backend> Writer<'s, B> {
                         Ok(std::ops::ControlFlow::Continue(()))
                     },
                 )?;
-                let removal = Removal::plan::<D, M, _>(&self.txn, &pks)?;
+                let removal = Removal::plan::<D, M, _>(&self.txn, &pks, across)?;
                 let beyond = !removal.is_empty();
                 self.poison_partial(beyond, removal.execute::<D, B>(self))?;
             }

@@ -305,6 +305,57 @@ pub async fn cascade_cycles_end<B: AsyncBackend>(store: Rules<B>) -> TestResult 
     assert_all_exact(&store).await
 }
 
+/// Links across definitions through the asynchronous API: a second store of another
+/// definition on the same backend (a clone of the handle); its dangling links are
+/// refused, and `restrict` holds from the target's store on every removal path.
+pub async fn cross_links_hold_both_ways<B: AsyncBackend + Clone>(store: Rules<B>) -> TestResult {
+    use schema::library::{Book, BookPrimaryKey, LibraryDefinition};
+    let library: AsyncStore<LibraryDefinition, B> =
+        AsyncStore::open(store.raw_backend().clone()).await?;
+    let books = library.open_tree::<Book>();
+    let book = |id, author| Book {
+        id,
+        author,
+        publisher: None,
+        reviewers: Vec::new(),
+        borrower: None,
+    };
+    match books.put(book(10, 1)).await {
+        Err(NetabaseError::DanglingLink(e)) => {
+            assert_eq!((e.model, e.field, e.target), ("Book", "author", "User"));
+        }
+        other => return Err(format!("expected DanglingLink, got {other:?}").into()),
+    }
+    let users = store.open_tree::<User>();
+    users.put_many([user(1, "ada"), user(2, "bob")]).await?;
+    books.put(book(10, 1)).await?;
+    match users.remove(UserPrimaryKey(1)).await {
+        Err(NetabaseError::StillReferenced(e)) => {
+            assert_eq!((e.target, e.model, e.field), ("User", "Book", "author"));
+        }
+        other => return Err(format!("expected StillReferenced, got {other:?}").into()),
+    }
+    assert!(matches!(
+        users
+            .remove_many([UserPrimaryKey(2), UserPrimaryKey(1)])
+            .await,
+        Err(NetabaseError::StillReferenced(_))
+    ));
+    assert!(matches!(
+        users.clear().await,
+        Err(NetabaseError::StillReferenced(_))
+    ));
+    assert_eq!(
+        users.len().await?,
+        2,
+        "nothing of a refused removal is applied"
+    );
+    books.remove(BookPrimaryKey(10)).await?;
+    users.remove(UserPrimaryKey(1)).await?;
+    assert_eq!(users.len().await?, 1);
+    Ok(())
+}
+
 /// Expands to one test per check, each with the test attribute `$attr` (`tokio::test`,
 /// `wasm_bindgen_test`) and a fresh store from the async fn `$make`.
 #[macro_export]

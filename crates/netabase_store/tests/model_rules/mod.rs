@@ -6,7 +6,12 @@
 
 #![allow(dead_code)]
 
+pub mod cross;
 pub mod schema;
+
+// The suite macro names every check as `model_rules::<check>`.
+#[allow(unused_imports)]
+pub use cross::*;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -936,6 +941,44 @@ pub fn migration_in_a_transaction_is_all_or_nothing<B: Backend>(backend: Arc<B>)
     Ok(())
 }
 
+/// The one-record path of the link check: a record may link to itself; a link to a
+/// missing record of its own model is refused; a `Vec` link naming one target twice
+/// keeps one index entry, and a changed `Vec` moves its entries.
+pub fn one_record_links_to_itself_and_repeats<B: Backend>(backend: Arc<B>) -> TestResult {
+    let store = open(&backend)?;
+    let nodes = store.open_tree::<Node>();
+    nodes.put(Node {
+        id: 1,
+        next: Some(1),
+    })?;
+    assert!(matches!(
+        nodes.put(Node {
+            id: 2,
+            next: Some(3)
+        }),
+        Err(NetabaseError::DanglingLink(_))
+    ));
+    assert_eq!(nodes.len()?, 1);
+    store.open_tree::<User>().put(user(1, "ada"))?;
+    store
+        .open_tree::<Tag>()
+        .put_many([Tag { id: 5 }, Tag { id: 6 }])?;
+    let posts = store.open_tree::<Post>();
+    posts.put(Post {
+        tags: vec![5, 5, 6],
+        ..post(10, 1)
+    })?;
+    assert_all_exact(&store)?;
+    posts.put(Post {
+        tags: vec![6, 6],
+        ..post(10, 1)
+    })?;
+    assert_all_exact(&store)?;
+    // Removing the node that links to itself: the cascade ends.
+    assert!(nodes.remove(1)?.is_some());
+    assert_all_exact(&store)
+}
+
 /// Expands to one `#[test]` per check, each on a fresh backend from `$make`.
 #[macro_export]
 macro_rules! model_rules_suite {
@@ -956,6 +999,11 @@ macro_rules! model_rules_suite {
             migration_in_a_transaction_is_all_or_nothing,
             put_many_across_chunks_applies_nothing_on_failure,
             put_many_links_to_records_of_later_chunks,
+            cross_dangling_links_are_refused,
+            cross_restrict_holds_from_the_target_store,
+            cross_restrict_holds_without_the_linking_store,
+            cross_referrers_and_follow,
+            one_record_links_to_itself_and_repeats,
         );
     };
     (@tests $make:expr; $($name:ident),+ $(,)?) => {

@@ -263,3 +263,64 @@ pub mod v2_strict {
         }
     }
 }
+
+/// A second definition in the same database, linking into `RulesDefinition`: its own
+/// `User` (a name `rules` also has) and books whose links cross into `rules`.
+#[netabase_definition_module(LibraryDefinition, LibraryKeys)]
+pub mod library {
+    use netabase_store::prelude::*;
+    use serde::{Deserialize, Serialize};
+
+    /// A library member, unrelated to `rules::User` but of the same name.
+    #[derive(NetabaseModel, Serialize, Deserialize, Clone, Debug, PartialEq)]
+    #[netabase(LibraryDefinition)]
+    pub struct User {
+        #[primary_key]
+        pub id: u64,
+    }
+
+    #[derive(NetabaseModel, Serialize, Deserialize, Clone, Debug, PartialEq)]
+    #[netabase(LibraryDefinition)]
+    pub struct Book {
+        #[primary_key]
+        pub id: u64,
+        /// Into the other definition.
+        #[link(super::rules::User)]
+        pub author: u64,
+        /// Into the other definition, optional.
+        #[link(self::super::rules::Organization)]
+        pub publisher: Option<u64>,
+        /// Into the other definition, many.
+        #[link(super::rules::User)]
+        pub reviewers: Vec<u64>,
+        /// Within this definition, to the model of the same name.
+        #[link(User, on_delete = set_null)]
+        pub borrower: Option<u64>,
+    }
+}
+
+/// `LibraryDefinition` after its links into `rules` were removed.
+#[netabase_definition_module(LibraryDefinition, LibraryKeys)]
+pub mod library_unlinked {
+    use netabase_store::prelude::*;
+    use serde::{Deserialize, Serialize};
+
+    #[derive(NetabaseModel, Serialize, Deserialize, Clone, Debug, PartialEq)]
+    #[netabase(LibraryDefinition)]
+    pub struct User {
+        #[primary_key]
+        pub id: u64,
+    }
+
+    #[derive(NetabaseModel, Serialize, Deserialize, Clone, Debug, PartialEq)]
+    #[netabase(LibraryDefinition)]
+    pub struct Book {
+        #[primary_key]
+        pub id: u64,
+        pub author: u64,
+        pub publisher: Option<u64>,
+        pub reviewers: Vec<u64>,
+        #[link(User, on_delete = set_null)]
+        pub borrower: Option<u64>,
+    }
+}
