@@ -128,6 +128,9 @@ pub struct SyncRecord {
     pub stamp: VersionStamp,
     /// The stored value, or `None` when the record was removed.
     pub value: Option<Vec<u8>>,
+    /// What vouches for this version, from the sender's [`Attestation::attach`] (for a
+    /// node: its author's 64-byte signature); `None` when the sender attaches nothing.
+    pub proof: Option<Vec<u8>>,
 }
 
 /// One side of a conflict, as a [`MergeRule`] sees it.
@@ -190,6 +193,89 @@ impl MergeRule for LatestWins {
     }
 }
 
+/// Vouches for the records a [`Reconciler`] sends, and checks those it receives
+/// before anything of them is written ([`Reconciler::with_attestation`]).
+///
+/// Between nodes a record must carry its author's signature: the sending side attaches
+/// it ([`Attestation::attach`]), the receiving side verifies it and applies its
+/// permission policy ([`Attestation::check`]). A record whose check fails is not
+/// written, is counted in [`ReconcileStats::records_refused`] (and listed in
+/// [`ReconcileStats::refusals`]), and does not stop the exchange.
+///
+/// # Examples
+/// ```
+/// # use netabase_store::prelude::*;
+/// # use netabase_store::sync::{Attestation, Reconciler, Version};
+/// # use netabase_store::{NetabaseStore, OpenOptions, backend::memory::MemoryBackend};
+/// # #[netabase_definition_module(AppDefinition, AppKeys)]
+/// # pub mod app {
+/// #     use netabase_store::prelude::*;
+/// #     use serde::{Deserialize, Serialize};
+/// #     #[derive(NetabaseModel, Serialize, Deserialize, Clone, Debug, PartialEq)]
+/// #     #[netabase(AppDefinition)]
+/// #     pub struct Note { #[primary_key] pub id: u64, pub text: String }
+/// # }
+/// # use app::*;
+/// /// Accepts only records that carry the shared word.
+/// struct Password;
+/// impl Attestation for Password {
+///     fn attach(&self, _: &Version<'_>) -> Option<Vec<u8>> {
+///         Some(b"open sesame".to_vec())
+///     }
+///     fn check(&self, _: &Version<'_>, proof: Option<&[u8]>) -> Result<(), String> {
+///         (proof == Some(b"open sesame")).then_some(()).ok_or_else(|| "wrong word".into())
+///     }
+/// }
+/// let open = || NetabaseStore::<AppDefinition, _>::from_backend_with(
+///     MemoryBackend::new(), OpenOptions::default().sync_all());
+/// let (a, b) = (open()?, open()?);
+/// a.open_tree::<Note>().put(Note { id: 1, text: "from a".into() })?;
+///
+/// // `a` attaches nothing: `b` refuses its record.
+/// let mut left = Reconciler::new(&a)?;
+/// let mut right = Reconciler::new(&b)?.with_attestation(Password);
+/// let mut message = Some(left.initiate()?);
+/// let mut to_right = true;
+/// while let Some(bytes) = message {
+///     message = if to_right { right.respond(&bytes)? } else { left.respond(&bytes)? };
+///     to_right = !to_right;
+/// }
+/// assert_eq!(right.stats().records_refused, 1);
+/// assert_eq!(b.open_tree::<Note>().len()?, 0);
+/// # Ok::<(), netabase_store::NetabaseError>(())
+/// ```
+pub trait Attestation: Send + Sync {
+    /// The proof to send with `version`, or `None` when this side cannot vouch for
+    /// it (the receiver then decides; a checking receiver refuses it).
+    fn attach(&self, version: &Version<'_>) -> Option<Vec<u8>>;
+
+    /// Whether a received `version` with `proof` may be applied: `Err` with the reason
+    /// refuses it. Runs before the merge rule and before any write.
+    ///
+    /// # Errors
+    /// The reason the record is refused.
+    fn check(&self, version: &Version<'_>, proof: Option<&[u8]>)
+    -> std::result::Result<(), String>;
+}
+
+/// A received record that an [`Attestation`] refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SyncRefusal {
+    /// The model's name.
+    pub model: &'static str,
+    /// The encoded primary key.
+    pub key: Vec<u8>,
+    /// The stamp the record claimed.
+    pub stamp: VersionStamp,
+    /// Why it was refused.
+    pub reason: String,
+}
+
+/// At most this many refusals are listed in [`ReconcileStats::refusals`] (all are
+/// counted): a peer sending garbage must not grow the list without bound.
+pub const MAX_LISTED_REFUSALS: usize = 64;
+
 /// A range that may well be equal on the other side is sent as a list only when the
 /// list is no larger than a fingerprint: one record version.
 const INLINE_ITEMS: usize = 1;
@@ -251,6 +337,10 @@ pub struct ReconcileStats {
     pub records_applied: u64,
     /// Records chosen by the merge rule that could not be written (unique keys).
     pub conflicts: Vec<SyncConflict>,
+    /// Records received that the [`Attestation`] refused (not written).
+    pub records_refused: u64,
+    /// The first [`MAX_LISTED_REFUSALS`] of them, with the reasons.
+    pub refusals: Vec<SyncRefusal>,
 }
 
 /// One side of a reconciliation: produces and consumes messages as bytes.
@@ -288,6 +378,7 @@ pub struct Reconciler<'s, D, B> {
     store: &'s NetabaseStore<D, B>,
     state: Arc<SyncState>,
     rule: Arc<dyn MergeRule>,
+    attestation: Option<Arc<dyn Attestation>>,
     options: ReconcileOptions,
     stats: ReconcileStats,
 }
@@ -331,6 +422,7 @@ impl<'s, D: NetabaseDefinitionTrait, B: Backend> Reconciler<'s, D, B> {
             store,
             state,
             rule: Arc::new(LatestWins),
+            attestation: None,
             options: ReconcileOptions::default(),
             stats: ReconcileStats::default(),
         })
@@ -340,6 +432,22 @@ impl<'s, D: NetabaseDefinitionTrait, B: Backend> Reconciler<'s, D, B> {
     #[must_use]
     pub fn with_rule(mut self, rule: impl MergeRule + 'static) -> Self {
         self.rule = Arc::new(rule);
+        self
+    }
+
+    /// Vouches for the records sent and checks the records received with
+    /// `attestation` (see [`Attestation`]); without one, records travel without proof
+    /// and every received record goes to the merge rule.
+    #[must_use]
+    pub fn with_attestation(self, attestation: impl Attestation + 'static) -> Self {
+        self.with_shared_attestation(Arc::new(attestation))
+    }
+
+    /// [`Reconciler::with_attestation`] with an attestation shared with other
+    /// reconcilers (one per session step, say).
+    #[must_use]
+    pub fn with_shared_attestation(mut self, attestation: Arc<dyn Attestation>) -> Self {
+        self.attestation = Some(attestation);
         self
     }
 
@@ -430,7 +538,8 @@ impl<'s, D: NetabaseDefinitionTrait, B: Backend> Reconciler<'s, D, B> {
                 }
                 for key in &part.want {
                     if let Some(entry) = tree::entry(&txn, &model.tables, key)? {
-                        out.records.push(record(&txn, model, key.clone(), &entry)?);
+                        out.records
+                            .push(self.record(&txn, model, key.clone(), &entry)?);
                     }
                 }
                 if !part.records.is_empty() {
@@ -441,11 +550,73 @@ impl<'s, D: NetabaseDefinitionTrait, B: Backend> Reconciler<'s, D, B> {
                 }
             }
         }
+        let received = self.checked(received);
         self.apply(received)?;
         if reply.models.is_empty() {
             return Ok(None);
         }
         self.send(&reply).map(Some)
+    }
+
+    /// The full record of `key` whose entry is `entry`, with its proof attached.
+    fn record<T: ReadTxn + ?Sized>(
+        &self,
+        txn: &T,
+        model: &SyncedModel,
+        key: Vec<u8>,
+        entry: &Entry,
+    ) -> Result<SyncRecord> {
+        let mut rec = record(txn, model, key, entry)?;
+        if let Some(attestation) = &self.attestation {
+            rec.proof = attestation.attach(&Version {
+                model: model.info.name,
+                key: &rec.key,
+                stamp: rec.stamp,
+                value: rec.value.as_deref(),
+            });
+        }
+        Ok(rec)
+    }
+
+    /// Drops the received records that the attestation refuses, counting them.
+    fn checked(&mut self, received: Vec<(u16, Vec<SyncRecord>)>) -> Vec<(u16, Vec<SyncRecord>)> {
+        let Some(attestation) = self.attestation.clone() else {
+            return received;
+        };
+        let mut kept = Vec::with_capacity(received.len());
+        for (index, records) in received {
+            let Some(model) = self.state.by_index(index) else {
+                continue;
+            };
+            let mut ok = Vec::with_capacity(records.len());
+            for rec in records {
+                let version = Version {
+                    model: model.info.name,
+                    key: &rec.key,
+                    stamp: rec.stamp,
+                    value: rec.value.as_deref(),
+                };
+                match attestation.check(&version, rec.proof.as_deref()) {
+                    Ok(()) => ok.push(rec),
+                    Err(reason) => {
+                        self.stats.records_received += 1;
+                        self.stats.records_refused += 1;
+                        if self.stats.refusals.len() < MAX_LISTED_REFUSALS {
+                            self.stats.refusals.push(SyncRefusal {
+                                model: model.info.name,
+                                key: rec.key,
+                                stamp: rec.stamp,
+                                reason,
+                            });
+                        }
+                    }
+                }
+            }
+            if !ok.is_empty() {
+                kept.push((index, ok));
+            }
+        }
+        kept
     }
 
     fn send(&mut self, message: &Message) -> Result<Vec<u8>> {
@@ -549,11 +720,14 @@ impl<'s, D: NetabaseDefinitionTrait, B: Backend> Reconciler<'s, D, B> {
                 let both = !self.rule.by_stamp_only();
                 for (key, entry) in &mine {
                     match theirs.get(key) {
-                        None => out.records.push(record(txn, model, key.clone(), entry)?),
+                        None => out
+                            .records
+                            .push(self.record(txn, model, key.clone(), entry)?),
                         Some(stamp) if *stamp == entry.stamp => {}
                         Some(stamp) => {
                             if both || entry.stamp > *stamp {
-                                out.records.push(record(txn, model, key.clone(), entry)?);
+                                out.records
+                                    .push(self.record(txn, model, key.clone(), entry)?);
                             }
                             if both || *stamp > entry.stamp {
                                 out.want.push(key.clone());
@@ -659,6 +833,7 @@ fn record<T: ReadTxn + ?Sized>(
         key,
         stamp: entry.stamp,
         value,
+        proof: None,
     })
 }
 
