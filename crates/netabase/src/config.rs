@@ -154,6 +154,17 @@ pub struct NetabaseConfig {
     /// Capacity of the event broadcast channel; a slower subscriber misses events and
     /// is told how many (`RecvError::Lagged`).
     pub event_buffer: usize,
+    /// The models (by name) this node reconciles with its peers over
+    /// [`SYNC_PROTOCOL`](crate::sync_protocol::SYNC_PROTOCOL): its typed store is
+    /// opened with sync on for them, stamped with the node's identity key as writer
+    /// id. Empty (the default): the node neither offers nor starts reconciliations.
+    pub sync_models: Vec<String>,
+    /// How often a node reconciles with each connected peer, besides when it connects
+    /// (`None`: only on connection).
+    pub sync_interval: Option<Duration>,
+    /// The largest reconciliation message sent or accepted, in bytes; a peer sending a
+    /// larger one is refused before its body is read.
+    pub max_sync_message_bytes: usize,
 }
 
 impl Default for NetabaseConfig {
@@ -181,6 +192,9 @@ impl Default for NetabaseConfig {
             storage: StorageConfig::Memory,
             command_buffer: 64,
             event_buffer: 1024,
+            sync_models: Vec::new(),
+            sync_interval: Some(Duration::from_secs(60)),
+            max_sync_message_bytes: 64 * 1024 * 1024,
         }
     }
 }
@@ -309,6 +323,24 @@ impl NetabaseConfig {
     /// Keeps the node's data in the redb file at `path`.
     pub fn with_storage_path(mut self, path: impl Into<PathBuf>) -> Self {
         self.storage = StorageConfig::Redb(path.into());
+        self
+    }
+    /// Reconciles the model named `model` with peers
+    /// ([`NetabaseConfig::sync_models`]).
+    pub fn with_sync_model(mut self, model: impl Into<String>) -> Self {
+        self.sync_models.push(model.into());
+        self
+    }
+    /// Sets how often the node reconciles with each connected peer
+    /// ([`NetabaseConfig::sync_interval`]).
+    pub fn with_sync_interval(mut self, interval: Option<Duration>) -> Self {
+        self.sync_interval = interval;
+        self
+    }
+    /// Sets the largest reconciliation message
+    /// ([`NetabaseConfig::max_sync_message_bytes`]).
+    pub fn with_max_sync_message_bytes(mut self, max: usize) -> Self {
+        self.max_sync_message_bytes = max;
         self
     }
 }

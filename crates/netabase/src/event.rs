@@ -173,6 +173,32 @@ pub enum NetabaseEvent {
         /// The new mode.
         mode: Mode,
     },
+    /// A reconciliation this node started with `peer` is complete: both sides now
+    /// hold the same versions of the synced models (but for refused records).
+    Synced {
+        /// The peer.
+        peer: PeerId,
+        /// Bytes of reconciliation messages this node sent.
+        bytes_sent: u64,
+        /// Bytes of reconciliation messages the peer sent.
+        bytes_received: u64,
+        /// Request-response round trips.
+        round_trips: u64,
+        /// Records received and written here (those the merge rule chose).
+        records_applied: u64,
+        /// Records received whose signature (or policy) check failed: not written.
+        records_refused: u64,
+        /// How long the session took.
+        elapsed: std::time::Duration,
+    },
+    /// A reconciliation with `peer` failed (a refused or oversized message, a
+    /// timeout, a storage failure); what was applied before stays applied.
+    SyncFailed {
+        /// The peer.
+        peer: PeerId,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// A snapshot of a node's counters ([`Netabase::stats`](crate::Netabase::stats)).
@@ -208,6 +234,20 @@ pub struct NodeStats {
     pub refused_future_stamp: u64,
     /// Connections refused by a connection limit.
     pub connections_refused: u64,
+    /// Reconciliations this node started that completed.
+    pub sync_sessions: u64,
+    /// Reconciliations (started here or by a peer) that failed.
+    pub sync_failures: u64,
+    /// Bytes of reconciliation messages sent (sessions of both sides).
+    pub sync_bytes_sent: u64,
+    /// Bytes of reconciliation messages received (sessions of both sides).
+    pub sync_bytes_received: u64,
+    /// Records received by reconciliation and written.
+    pub sync_records_applied: u64,
+    /// Records received by reconciliation whose signature check failed.
+    pub sync_records_refused: u64,
+    /// Reconciliation messages refused unread: over the size limit or malformed.
+    pub sync_messages_refused: u64,
 }
 
 impl NodeStats {
@@ -234,6 +274,7 @@ pub(crate) struct Counters {
     providers_accepted: AtomicU64,
     refused: [AtomicU64; 11],
     connections_refused: AtomicU64,
+    sync: [AtomicU64; 7],
 }
 
 impl Counters {
@@ -262,8 +303,31 @@ impl Counters {
         };
         self.refused[index].fetch_add(1, Ordering::Relaxed);
     }
+    fn add_sync(&self, index: usize, n: u64) {
+        self.sync[index].fetch_add(n, Ordering::Relaxed);
+    }
+    pub(crate) fn sync_session(&self) {
+        self.add_sync(0, 1);
+    }
+    pub(crate) fn sync_failed(&self) {
+        self.add_sync(1, 1);
+    }
+    pub(crate) fn sync_sent(&self, bytes: usize) {
+        self.add_sync(2, bytes as u64);
+    }
+    pub(crate) fn sync_received(&self, bytes: usize) {
+        self.add_sync(3, bytes as u64);
+    }
+    pub(crate) fn sync_records(&self, applied: u64, refused: u64) {
+        self.add_sync(4, applied);
+        self.add_sync(5, refused);
+    }
+    pub(crate) fn sync_message_refused(&self) {
+        self.add_sync(6, 1);
+    }
     pub(crate) fn snapshot(&self) -> NodeStats {
         let r = |i: usize| self.refused[i].load(Ordering::Relaxed);
+        let s = |i: usize| self.sync[i].load(Ordering::Relaxed);
         NodeStats {
             records_accepted: self.records_accepted.load(Ordering::Relaxed),
             providers_accepted: self.providers_accepted.load(Ordering::Relaxed),
@@ -279,6 +343,13 @@ impl Counters {
             refused_superseded: r(9),
             refused_future_stamp: r(10),
             connections_refused: self.connections_refused.load(Ordering::Relaxed),
+            sync_sessions: s(0),
+            sync_failures: s(1),
+            sync_bytes_sent: s(2),
+            sync_bytes_received: s(3),
+            sync_records_applied: s(4),
+            sync_records_refused: s(5),
+            sync_messages_refused: s(6),
         }
     }
 }

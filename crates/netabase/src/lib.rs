@@ -26,6 +26,7 @@ mod event;
 mod event_loop;
 mod node;
 mod swarm;
+pub mod sync_protocol;
 mod view;
 pub mod worker;
 

@@ -164,7 +164,11 @@ impl<D: NetabaseDefinitionTrait, B: Backend> Netabase<D, B> {
     /// As [`Netabase::create`].
     pub fn create_with_backend(backend: B, config: NetabaseConfig) -> Result<Self> {
         // The worker opens the database (format, schema, identity) on its own thread.
-        let worker = StorageWorker::<D, B>::spawn(backend, config.store_limits.clone())?;
+        let worker = StorageWorker::<D, B>::spawn_synced(
+            backend,
+            config.store_limits.clone(),
+            config.sync_models.clone(),
+        )?;
         let keypair = worker.keypair().clone();
         let peer_id = keypair.public().to_peer_id();
         let signer = RecordSigner::new(&keypair).map_err(|e| Error::Identity(e.to_string()))?;

@@ -4,13 +4,16 @@ use libp2p::identity::Keypair;
 use libp2p::kad::{self, StoreInserts};
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::swarm::behaviour::toggle::Toggle;
-use libp2p::{Swarm, SwarmBuilder, connection_limits, identify, mdns, noise, tcp, yamux};
+use libp2p::{
+    Swarm, SwarmBuilder, connection_limits, identify, mdns, noise, request_response, tcp, yamux,
+};
 use netabase_store::backend::{Backend, ReadTxn, WriteTxn};
 use netabase_store::schema::NetabaseDefinitionTrait;
 
 use crate::acks::DurableKad;
 use crate::config::{IDENTIFY_PROTOCOL, NetabaseConfig};
 use crate::error::{Error, Result};
+use crate::sync_protocol::SyncCodec;
 use crate::view::RecordView;
 
 /// The table that holds the node's own data (its identity).
@@ -25,6 +28,8 @@ pub(crate) struct Behaviour<D: NetabaseDefinitionTrait, B: Backend> {
     pub(crate) kad: DurableKad<RecordView<D, B>>,
     pub(crate) identify: Toggle<identify::Behaviour>,
     pub(crate) mdns: Toggle<mdns::tokio::Behaviour>,
+    /// Reconciliation with peers, on nodes with synced models.
+    pub(crate) sync: Toggle<request_response::Behaviour<SyncCodec>>,
 }
 
 /// The node's keypair: read from the database, or generated and stored on first start,
@@ -85,6 +90,11 @@ fn behaviour<D: NetabaseDefinitionTrait, B: Backend>(
         kad: DurableKad::new(kad),
         identify: identify.into(),
         mdns: mdns.into(),
+        sync: (!config.sync_models.is_empty())
+            .then(|| {
+                crate::sync_protocol::behaviour(config.max_sync_message_bytes, config.query_timeout)
+            })
+            .into(),
     })
 }
 

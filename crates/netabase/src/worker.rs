@@ -16,10 +16,11 @@ use std::sync::Arc;
 use libp2p::PeerId;
 use libp2p::identity::Keypair;
 use libp2p::kad::Record;
-use netabase_store::NetabaseStore;
+use netabase_store::{NetabaseStore, OpenOptions};
 use netabase_store::backend::Backend;
 use netabase_store::kad::{
     BatchPut, KadStore, KadStoreConfig, SignedRecord, SignedRecordError, UnverifiedRecord,
+    author_of,
 };
 use netabase_store::schema::NetabaseDefinitionTrait;
 use tokio::sync::{mpsc, oneshot};
@@ -155,6 +156,16 @@ impl<D: NetabaseDefinitionTrait, B: Backend> StorageWorker<D, B> {
     /// [`Error::Store`] if the database cannot be opened, [`Error::Identity`] if the
     /// stored identity is invalid, [`Error::Stopped`] if the thread cannot start.
     pub fn spawn(backend: B, limits: KadStoreConfig) -> Result<Self> {
+        Self::spawn_synced(backend, limits, Vec::new())
+    }
+
+    /// [`StorageWorker::spawn`] with sync on for the models named in `sync_models`
+    /// (see [`NetabaseConfig::sync_models`](crate::NetabaseConfig::sync_models)): the
+    /// typed store stamps its writes with the node's identity key as writer id.
+    ///
+    /// # Errors
+    /// As [`StorageWorker::spawn`].
+    pub fn spawn_synced(backend: B, limits: KadStoreConfig, sync_models: Vec<String>) -> Result<Self> {
         let backend = Arc::new(backend);
         let (sender, receiver) = mpsc::channel(WORKER_QUEUE);
         let (opened, open) = std::sync::mpsc::sync_channel(1);
@@ -162,7 +173,7 @@ impl<D: NetabaseDefinitionTrait, B: Backend> StorageWorker<D, B> {
         std::thread::Builder::new()
             .name("netabase-storage".into())
             .spawn(move || {
-                let storage = match open_storage::<D, B>(backend, limits) {
+                let storage = match open_storage::<D, B>(backend, limits, &sync_models) {
                     Ok((storage, keypair)) => {
                         let view = NodeView::new(storage.store.clone());
                         if opened.send(Ok((view, keypair))).is_err() {
@@ -294,12 +305,25 @@ impl<D: NetabaseDefinitionTrait, B: Backend> StorageWorker<D, B> {
 fn open_storage<D: NetabaseDefinitionTrait, B: Backend>(
     backend: Arc<B>,
     limits: KadStoreConfig,
+    sync_models: &[String],
 ) -> Result<(Storage<D, B>, Keypair)> {
     let keypair = load_or_create_identity(&*backend)?;
     let peer_id = keypair.public().to_peer_id();
     // The typed store and the record store share one database: the record store keeps
     // netabase's own tables (`__netabase/kad/*`) beside the models.
-    let store = NetabaseStore::<D, B>::from_shared_backend(Arc::clone(&backend))?;
+    let mut options = OpenOptions::default();
+    if !sync_models.is_empty() {
+        // Stamps name the node's identity key: the versions it writes are the ones it
+        // can sign when it reconciles them with peers.
+        let writer = author_of(&peer_id).ok_or_else(|| {
+            Error::Identity("synced models need an ed25519 node identity".into())
+        })?;
+        options = options.writer_id(writer);
+        for model in sync_models {
+            options = options.sync_model(model.clone());
+        }
+    }
+    let store = NetabaseStore::<D, B>::from_shared_backend_with(Arc::clone(&backend), options)?;
     let records = KadStore::new(backend, peer_id, limits);
     Ok((Storage { store, records }, keypair))
 }

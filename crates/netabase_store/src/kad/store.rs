@@ -526,6 +526,28 @@ impl<B: Backend> KadStore<B> {
         Ok(held_version(&txn, key.as_ref(), self.config.tombstone_ttl)?.map(|h| h.stamp))
     }
 
+    /// The envelope of the live version held for `key`, if any (expired versions and
+    /// unreadable bytes do not count): where the signature of a version that sync
+    /// sends is found.
+    ///
+    /// # Errors
+    /// [`KadStoreError::Storage`] on backend failure.
+    pub fn held_envelope(&self, key: &RecordKey) -> Result<Option<Envelope>, KadStoreError> {
+        let txn = self.backend.begin_read()?;
+        Ok(held_version(&txn, key.as_ref(), self.config.tombstone_ttl)?)
+    }
+
+    /// [`KadStore::try_put_batch`] of records already verified (rebuilt by
+    /// [`SignedRecord::from_version`] from what sync received, say), with no expiry,
+    /// in one write transaction.
+    ///
+    /// # Errors
+    /// As [`KadStore::try_put_batch`].
+    pub fn put_signed_batch(&self, records: Vec<SignedRecord>) -> Result<Vec<BatchPut>, KadStoreError> {
+        let verified = records.into_iter().map(|signed| Ok((signed, None))).collect();
+        self.put_verified_batch(verified, |_, _| true)
+    }
+
     /// Seals `value` (an encoded model; `None`: a tombstone) under `key` with a stamp of
     /// `signer` greater than any version held for the key, and stores it inside the
     /// typed write transaction `txn` (applied by its commit, with the models written in

@@ -113,6 +113,15 @@ impl<D: NetabaseDefinitionTrait, B: Backend> NetabaseStore<D, B> {
         Self::open(backend, true, OpenOptions::default())
     }
 
+    /// [`NetabaseStore::from_shared_backend`] with `options` (a node whose models are
+    /// synced with its peers, say).
+    ///
+    /// # Errors
+    /// As [`NetabaseStore::from_backend_with`].
+    pub fn from_shared_backend_with(backend: Arc<B>, options: OpenOptions) -> Result<Self> {
+        Self::open(backend, true, options)
+    }
+
     /// A store over a backend that is only ever read: checks the format and the schema
     /// but writes nothing (for read-only databases).
     ///
