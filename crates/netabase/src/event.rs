@@ -274,7 +274,9 @@ pub(crate) struct Counters {
     providers_accepted: AtomicU64,
     refused: [AtomicU64; 11],
     connections_refused: AtomicU64,
-    sync: [AtomicU64; 7],
+    sync: [AtomicU64; 6],
+    /// Shared with the sync codec, which refuses oversized messages before any event.
+    sync_refused_messages: std::sync::Arc<AtomicU64>,
 }
 
 impl Counters {
@@ -322,8 +324,8 @@ impl Counters {
         self.add_sync(4, applied);
         self.add_sync(5, refused);
     }
-    pub(crate) fn sync_message_refused(&self) {
-        self.add_sync(6, 1);
+    pub(crate) fn sync_refused_messages(&self) -> std::sync::Arc<AtomicU64> {
+        std::sync::Arc::clone(&self.sync_refused_messages)
     }
     pub(crate) fn snapshot(&self) -> NodeStats {
         let r = |i: usize| self.refused[i].load(Ordering::Relaxed);
@@ -349,7 +351,7 @@ impl Counters {
             sync_bytes_received: s(3),
             sync_records_applied: s(4),
             sync_records_refused: s(5),
-            sync_messages_refused: s(6),
+            sync_messages_refused: self.sync_refused_messages.load(Ordering::Relaxed),
         }
     }
 }

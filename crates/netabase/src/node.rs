@@ -178,8 +178,13 @@ impl<D: NetabaseDefinitionTrait, B: Backend> Netabase<D, B> {
         // Kademlia reads the records through snapshots; its writes go to the worker.
         let reads = KadStore::new(worker.backend(), peer_id, config.store_limits.clone());
         let record_view = RecordView::new(reads, worker.clone(), events.clone());
-        let swarm = build_swarm(keypair, &config, record_view)?;
         let counters = Arc::new(Counters::default());
+        let swarm = build_swarm(
+            keypair,
+            &config,
+            record_view,
+            counters.sync_refused_messages(),
+        )?;
         let max_value_bytes = config.store_limits.max_value_bytes;
         let event_loop = EventLoop::new(
             swarm,

@@ -1,5 +1,8 @@
 //! The libp2p side: the composed behaviour, the node identity and the swarm.
 
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
 use libp2p::identity::Keypair;
 use libp2p::kad::{self, StoreInserts};
 use libp2p::swarm::NetworkBehaviour;
@@ -67,6 +70,7 @@ fn behaviour<D: NetabaseDefinitionTrait, B: Backend>(
     key: &Keypair,
     config: &NetabaseConfig,
     store: RecordView<D, B>,
+    sync_refused: Arc<AtomicU64>,
 ) -> std::result::Result<Behaviour<D, B>, Box<dyn std::error::Error + Send + Sync>> {
     let peer_id = key.public().to_peer_id();
     let mut kad = kad::Behaviour::with_config(peer_id, store, kad_config(config));
@@ -92,7 +96,11 @@ fn behaviour<D: NetabaseDefinitionTrait, B: Backend>(
         mdns: mdns.into(),
         sync: (!config.sync_models.is_empty())
             .then(|| {
-                crate::sync_protocol::behaviour(config.max_sync_message_bytes, config.query_timeout)
+                crate::sync_protocol::behaviour(
+                    config.max_sync_message_bytes,
+                    config.query_timeout,
+                    sync_refused,
+                )
             })
             .into(),
     })
@@ -111,6 +119,7 @@ pub(crate) fn build_swarm<D: NetabaseDefinitionTrait, B: Backend>(
     keypair: Keypair,
     config: &NetabaseConfig,
     store: RecordView<D, B>,
+    sync_refused: Arc<AtomicU64>,
 ) -> Result<Swarm<Behaviour<D, B>>> {
     let idle = config.idle_connection_timeout;
     let transports = SwarmBuilder::with_existing_identity(keypair)
@@ -129,7 +138,7 @@ pub(crate) fn build_swarm<D: NetabaseDefinitionTrait, B: Backend>(
     macro_rules! finish {
         ($builder:expr) => {
             $builder
-                .with_behaviour(|key| behaviour(key, config, store))
+                .with_behaviour(|key| behaviour(key, config, store, sync_refused))
                 .map_err(|e| Error::Transport {
                     what: "behaviour",
                     reason: e.to_string(),

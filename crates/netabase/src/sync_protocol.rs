@@ -33,12 +33,13 @@
 use std::collections::HashMap;
 use std::io;
 use std::marker::PhantomData;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use libp2p::request_response::{
-    self, InboundFailure, OutboundFailure, OutboundRequestId, ProtocolSupport, ResponseChannel,
+    self, OutboundFailure, OutboundRequestId, ProtocolSupport, ResponseChannel,
 };
 use libp2p::{PeerId, StreamProtocol};
 use netabase_store::backend::Backend;
@@ -72,15 +73,31 @@ const REPLY_REFUSED: u8 = 2;
 /// The framing of the sync protocol: a 4-byte big-endian length, then the body. A
 /// frame longer than the limit is refused on read before its body is read, and on
 /// write before anything is sent.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct SyncCodec {
     max_bytes: usize,
+    /// Counts the frames refused on read (libp2p reports no failure of its own for a
+    /// request that cannot be read).
+    refused: Arc<AtomicU64>,
 }
 
 impl SyncCodec {
     /// A codec refusing frames longer than `max_bytes`.
     pub fn new(max_bytes: usize) -> Self {
-        SyncCodec { max_bytes }
+        SyncCodec {
+            max_bytes,
+            refused: Arc::default(),
+        }
+    }
+
+    /// A codec that counts in `refused` the frames it refuses to read.
+    pub(crate) fn counting(max_bytes: usize, refused: Arc<AtomicU64>) -> Self {
+        SyncCodec { max_bytes, refused }
+    }
+
+    /// How many frames this codec (and its clones) refused to read.
+    pub fn refused(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
     }
 
     /// The largest frame body accepted.
@@ -108,6 +125,8 @@ impl SyncCodec {
         io.read_exact(&mut len).await?;
         let len = u32::from_be_bytes(len) as usize;
         if len > self.max_bytes {
+            self.refused.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(len, max = self.max_bytes, "oversized sync message refused");
             return Err(self.too_large(len));
         }
         let mut body = vec![0u8; len];
@@ -120,7 +139,11 @@ impl SyncCodec {
     /// # Errors
     /// [`io::ErrorKind::InvalidData`] when `body` is over the limit (nothing is
     /// written); the writer's errors.
-    pub async fn write_frame<T: AsyncWrite + Unpin>(&self, io: &mut T, body: &[u8]) -> io::Result<()> {
+    pub async fn write_frame<T: AsyncWrite + Unpin>(
+        &self,
+        io: &mut T,
+        body: &[u8],
+    ) -> io::Result<()> {
         let len = u32::try_from(body.len())
             .ok()
             .filter(|_| body.len() <= self.max_bytes)
@@ -149,13 +172,18 @@ impl request_response::Codec for SyncCodec {
     {
         let mut body = self.read_frame(io).await?;
         if body.is_empty() {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, "empty sync reply"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "empty sync reply",
+            ));
         }
         let tag = body.remove(0);
         match tag {
             REPLY_MESSAGE => Ok(SyncReply::Message(body)),
             REPLY_DONE => Ok(SyncReply::Done),
-            REPLY_REFUSED => Ok(SyncReply::Refused(String::from_utf8_lossy(&body).into_owned())),
+            REPLY_REFUSED => Ok(SyncReply::Refused(
+                String::from_utf8_lossy(&body).into_owned(),
+            )),
             other => Err(io::Error::new(
                 io::ErrorKind::InvalidData,
                 format!("unknown sync reply kind {other}"),
@@ -204,9 +232,10 @@ impl request_response::Codec for SyncCodec {
 pub(crate) fn behaviour(
     max_bytes: usize,
     timeout: Duration,
+    refused: Arc<AtomicU64>,
 ) -> request_response::Behaviour<SyncCodec> {
     request_response::Behaviour::with_codec(
-        SyncCodec::new(max_bytes),
+        SyncCodec::counting(max_bytes, refused),
         [(SYNC_PROTOCOL, ProtocolSupport::Full)],
         request_response::Config::default().with_request_timeout(timeout),
     )
@@ -262,15 +291,16 @@ impl<D: NetabaseDefinitionTrait, B: Backend> Attestation for NodeAttestation<D, 
         let key = record_key_for::<D>(v.model, v.key)
             .ok_or_else(|| format!("`{}` is not a model of `{}`", v.model, D::NAME))?;
         let proof = proof.ok_or("the record carries no signature")?;
-        if v.value.is_some_and(|value| value.len() > self.max_value_bytes) {
+        if v.value
+            .is_some_and(|value| value.len() > self.max_value_bytes)
+        {
             return Err(format!(
                 "a value larger than the limit of {} bytes",
                 self.max_value_bytes
             ));
         }
-        let signed =
-            SignedRecord::from_version(key, v.stamp, v.value.map(<[u8]>::to_vec), proof)
-                .map_err(|e| e.to_string())?;
+        let signed = SignedRecord::from_version(key, v.stamp, v.value.map(<[u8]>::to_vec), proof)
+            .map_err(|e| e.to_string())?;
         signed
             .check_skew(self.max_clock_skew, wall_millis())
             .map_err(|e| e.to_string())?;
@@ -476,13 +506,13 @@ impl<D: NetabaseDefinitionTrait, B: Backend> SyncDriver<D, B> {
                     Ok(out) => {
                         self.count_step(&out.stats);
                         match out.reply {
-                            Some(bytes) if bytes.len() >= self.max_bytes => SyncReply::Refused(
-                                format!(
+                            Some(bytes) if bytes.len() >= self.max_bytes => {
+                                SyncReply::Refused(format!(
                                     "the answer is {} bytes, over the limit of {}",
                                     bytes.len(),
                                     self.max_bytes
-                                ),
-                            ),
+                                ))
+                            }
                             Some(bytes) => SyncReply::Message(bytes),
                             None => SyncReply::Done,
                         }
@@ -583,11 +613,6 @@ impl<D: NetabaseDefinitionTrait, B: Backend> SyncDriver<D, B> {
                 }
             }
             request_response::Event::InboundFailure { peer, error, .. } => {
-                if let InboundFailure::Io(e) = &error
-                    && e.kind() == io::ErrorKind::InvalidData
-                {
-                    self.counters.sync_message_refused();
-                }
                 self.counters.sync_failed();
                 self.emit(NetabaseEvent::SyncFailed {
                     peer,
@@ -655,6 +680,7 @@ mod tests {
         let err = codec.read_request(&SYNC_PROTOCOL, &mut input).await;
         assert!(matches!(err, Err(e) if e.kind() == io::ErrorKind::InvalidData));
         assert_eq!(input.position(), 4);
+        assert_eq!(codec.refused(), 1);
         let mut huge = Cursor::new(frame(u32::MAX, b""));
         assert!(codec.read_request(&SYNC_PROTOCOL, &mut huge).await.is_err());
         // Nothing over the limit is written either.
@@ -666,7 +692,12 @@ mod tests {
         assert!(out.into_inner().is_empty());
         // A truncated body and an unknown reply kind are errors, not panics.
         let mut short = Cursor::new(frame(5, b"12"));
-        assert!(codec.read_request(&SYNC_PROTOCOL, &mut short).await.is_err());
+        assert!(
+            codec
+                .read_request(&SYNC_PROTOCOL, &mut short)
+                .await
+                .is_err()
+        );
         let mut odd = Cursor::new(frame(1, &[9]));
         assert!(codec.read_response(&SYNC_PROTOCOL, &mut odd).await.is_err());
         Ok(())

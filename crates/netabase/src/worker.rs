@@ -16,13 +16,13 @@ use std::sync::Arc;
 use libp2p::PeerId;
 use libp2p::identity::Keypair;
 use libp2p::kad::Record;
-use netabase_store::{NetabaseStore, OpenOptions};
 use netabase_store::backend::Backend;
 use netabase_store::kad::{
     BatchPut, KadStore, KadStoreConfig, SignedRecord, SignedRecordError, UnverifiedRecord,
     author_of,
 };
 use netabase_store::schema::NetabaseDefinitionTrait;
+use netabase_store::{NetabaseStore, OpenOptions};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::{Error, Result};
@@ -165,7 +165,11 @@ impl<D: NetabaseDefinitionTrait, B: Backend> StorageWorker<D, B> {
     ///
     /// # Errors
     /// As [`StorageWorker::spawn`].
-    pub fn spawn_synced(backend: B, limits: KadStoreConfig, sync_models: Vec<String>) -> Result<Self> {
+    pub fn spawn_synced(
+        backend: B,
+        limits: KadStoreConfig,
+        sync_models: Vec<String>,
+    ) -> Result<Self> {
         let backend = Arc::new(backend);
         let (sender, receiver) = mpsc::channel(WORKER_QUEUE);
         let (opened, open) = std::sync::mpsc::sync_channel(1);
@@ -315,9 +319,8 @@ fn open_storage<D: NetabaseDefinitionTrait, B: Backend>(
     if !sync_models.is_empty() {
         // Stamps name the node's identity key: the versions it writes are the ones it
         // can sign when it reconciles them with peers.
-        let writer = author_of(&peer_id).ok_or_else(|| {
-            Error::Identity("synced models need an ed25519 node identity".into())
-        })?;
+        let writer = author_of(&peer_id)
+            .ok_or_else(|| Error::Identity("synced models need an ed25519 node identity".into()))?;
         options = options.writer_id(writer);
         for model in sync_models {
             options = options.sync_model(model.clone());

@@ -543,8 +543,14 @@ impl<B: Backend> KadStore<B> {
     ///
     /// # Errors
     /// As [`KadStore::try_put_batch`].
-    pub fn put_signed_batch(&self, records: Vec<SignedRecord>) -> Result<Vec<BatchPut>, KadStoreError> {
-        let verified = records.into_iter().map(|signed| Ok((signed, None))).collect();
+    pub fn put_signed_batch(
+        &self,
+        records: Vec<SignedRecord>,
+    ) -> Result<Vec<BatchPut>, KadStoreError> {
+        let verified = records
+            .into_iter()
+            .map(|signed| Ok((signed, None)))
+            .collect();
         self.put_verified_batch(verified, |_, _| true)
     }
 
