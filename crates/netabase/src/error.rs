@@ -78,6 +78,10 @@ pub enum Error {
     /// peers).
     #[error("the record at this key holds another model than the one asked for")]
     ModelMismatch,
+    /// A reconciliation was asked of a node that syncs no model
+    /// ([`NetabaseConfig::sync_models`](crate::NetabaseConfig::sync_models) is empty).
+    #[error("this node syncs no model: set `NetabaseConfig::sync_models`")]
+    NotSynced,
 }
 
 /// `Result` with the node's [`Error`].

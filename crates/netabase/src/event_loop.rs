@@ -97,6 +97,10 @@ pub(crate) enum Command<D> {
     ConnectedPeers {
         reply: Reply<Vec<PeerId>>,
     },
+    SyncWith {
+        peer: PeerId,
+        reply: Reply<()>,
+    },
     Shutdown {
         reply: oneshot::Sender<()>,
     },
@@ -499,6 +503,14 @@ impl<D: NetabaseDefinitionTrait, B: Backend> EventLoop<D, B> {
             Command::ListenAddrs { reply } => answer(reply, Ok(self.listen_addrs.clone())),
             Command::ConnectedPeers { reply } => {
                 answer(reply, Ok(self.swarm.connected_peers().copied().collect()));
+            }
+            Command::SyncWith { peer, reply } => {
+                if self.config.sync_models.is_empty() {
+                    answer(reply, Err(Error::NotSynced));
+                } else {
+                    self.sync.start(peer);
+                    answer(reply, Ok(()));
+                }
             }
             // Handled by the loop itself.
             Command::Shutdown { reply } => answer(reply, ()),

@@ -531,6 +531,20 @@ impl<D: NetabaseDefinitionTrait, B: Backend> Netabase<D, B> {
         self.request(|reply| Command::ListenAddrs { reply }).await
     }
 
+    /// Starts a reconciliation of the synced models with `peer` (dialling it if
+    /// needed), unless one is already running; returns once it is started. Its end
+    /// is broadcast as [`NetabaseEvent::Synced`](crate::NetabaseEvent::Synced) or
+    /// [`NetabaseEvent::SyncFailed`](crate::NetabaseEvent::SyncFailed). Nodes also
+    /// reconcile on connection and every
+    /// [`NetabaseConfig::sync_interval`](crate::NetabaseConfig::sync_interval).
+    ///
+    /// # Errors
+    /// [`Error::NotSynced`] on a node without synced models; [`Error::Stopped`].
+    pub async fn sync_with(&self, peer: PeerId) -> Result<()> {
+        self.request(|reply| Command::SyncWith { peer, reply })
+            .await
+    }
+
     /// The peers with at least one open connection.
     ///
     /// # Errors

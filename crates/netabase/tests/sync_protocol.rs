@@ -125,7 +125,10 @@ fn snapshot(node: &Node, users: u64, posts: u64) -> TestResult<Snapshot> {
 }
 
 /// The indexes as queries see them: posts per author, users per email.
-fn indexes(node: &Node, users: u64) -> TestResult<(Vec<Vec<u64>>, Vec<Option<u64>>)> {
+/// Post ids per author, and the user found by each email.
+type Indexes = (Vec<Vec<u64>>, Vec<Option<u64>>);
+
+fn indexes(node: &Node, users: u64) -> TestResult<Indexes> {
     let view = node.view();
     let txn = view.read()?;
     let posts = txn.open_tree::<Post>();
@@ -482,5 +485,47 @@ async fn an_oversized_message_is_refused_unread() -> TestResult {
     assert_eq!(node.stats().sync_messages_refused, 1);
     assert_eq!(node.view().get::<User>(1)?, Some(user(1)));
     node.close().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connected_nodes_reconcile_every_interval_and_on_demand() -> TestResult {
+    let periodic = || {
+        sync_config()
+            .with_sync_interval(Some(Duration::from_millis(300)))
+            .with_idle_connection_timeout(Duration::from_secs(30))
+    };
+    let a = start(periodic()).await?;
+    let b = start(periodic()).await?;
+    let mut a_events = a.subscribe_to_broadcasts();
+    a.add_address(b.peer_id(), first_addr(&b).await?).await?;
+    synced_with(&mut a_events, b.peer_id()).await?;
+
+    // A write on b reaches a's typed store with the next periodic session.
+    put(&b, user(7)).await?;
+    wait_for(&mut a_events, "a session that brings user 7", |e| {
+        matches!(e, NetabaseEvent::Synced { records_applied, .. } if *records_applied > 0)
+            .then_some(())
+    })
+    .await?;
+    assert_eq!(a.view().get::<User>(7)?, Some(user(7)));
+
+    // And on demand.
+    put(&b, user(8)).await?;
+    a.sync_with(b.peer_id()).await?;
+    wait_until("user 8 reached a", || async {
+        Ok(a.view().get::<User>(8)?.is_some())
+    })
+    .await?;
+
+    // A node without synced models refuses to start one.
+    let plain = start(config()).await?;
+    assert!(matches!(
+        plain.sync_with(a.peer_id()).await,
+        Err(Error::NotSynced)
+    ));
+    for node in [a, b, plain] {
+        node.close().await;
+    }
     Ok(())
 }
