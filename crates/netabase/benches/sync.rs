@@ -20,8 +20,9 @@ use std::time::{Duration, Instant};
 
 use netabase::{Netabase, NetabaseConfig, NetabaseEvent};
 use netabase_store::backend::redb::RedbBackend;
-use netabase_store::kad::{KadStoreConfig, author_of};
+use netabase_store::kad::{KadStoreConfig, RecordSigner, SignedRecord, author_of, record_key_for};
 use netabase_store::prelude::*;
+use netabase_store::sync::{Attestation, Reconciler, Version};
 use netabase_store::{NetabaseStore, OpenOptions, sync};
 use tokio::sync::broadcast;
 
@@ -75,6 +76,70 @@ fn config(path: &std::path::Path) -> NetabaseConfig {
             max_records: 10_000_000,
             ..KadStoreConfig::default()
         })
+}
+
+/// The node's signatures without the node: sign own versions, verify received ones.
+struct Signatures(RecordSigner);
+
+impl Attestation for Signatures {
+    fn attach(&self, v: &Version<'_>) -> Option<Vec<u8>> {
+        let key = record_key_for::<SyncBenchDefinition>(v.model, v.key)?;
+        self.0.sign_version(&key, v.stamp, v.value)
+    }
+
+    fn check(&self, v: &Version<'_>, proof: Option<&[u8]>) -> Result<(), String> {
+        let key = record_key_for::<SyncBenchDefinition>(v.model, v.key).ok_or("model")?;
+        let proof = proof.ok_or("no signature")?;
+        SignedRecord::from_version(key, v.stamp, v.value.map(<[u8]>::to_vec), proof)
+            .map(drop)
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// The in-process reconciler with signatures on both sides, into an empty store: the
+/// catch-up without the network and without keeping DHT records.
+fn signed_in_process(n: u64) -> Result<Session, AnyError> {
+    let keypair = libp2p::identity::Keypair::generate_ed25519();
+    let writer = author_of(&keypair.public().to_peer_id()).ok_or("not ed25519")?;
+    let store = NetabaseStore::<SyncBenchDefinition, _>::from_backend_with(
+        RedbBackend::temp()?,
+        OpenOptions::default().sync_model("Item").writer_id(writer),
+    )?;
+    store
+        .open_tree::<Item>()
+        .put_many((0..n).map(|id| item(id, 0)))?;
+    let fresh = NetabaseStore::<SyncBenchDefinition, _>::from_backend_with(
+        RedbBackend::temp()?,
+        OpenOptions::default().sync_model("Item"),
+    )?;
+    let verifier = libp2p::identity::Keypair::generate_ed25519();
+    let started = Instant::now();
+    let mut left =
+        Reconciler::new(&store)?.with_attestation(Signatures(RecordSigner::new(&keypair)?));
+    let mut right =
+        Reconciler::new(&fresh)?.with_attestation(Signatures(RecordSigner::new(&verifier)?));
+    let mut message = Some(left.initiate()?);
+    let mut to_right = true;
+    let mut messages = 0u64;
+    while let Some(bytes) = message {
+        messages += 1;
+        message = if to_right {
+            right.respond(&bytes)?
+        } else {
+            left.respond(&bytes)?
+        };
+        to_right = !to_right;
+    }
+    if right.stats().records_refused > 0 {
+        return Err("signatures refused".into());
+    }
+    Ok(Session {
+        wall: started.elapsed(),
+        bytes_sent: left.stats().bytes_sent,
+        bytes_received: right.stats().bytes_sent,
+        round_trips: messages.div_ceil(2),
+        applied: right.stats().records_applied,
+    })
 }
 
 struct Session {
@@ -174,6 +239,16 @@ async fn main() -> Result<(), AnyError> {
             full,
         );
     }
+
+    let signed = signed_in_process(n)?;
+    let full_unsigned = {
+        let store = NetabaseStore::<SyncBenchDefinition, _>::from_backend_with(
+            RedbBackend::create(&path_a)?,
+            options(),
+        )?;
+        sync::full_transfer_bytes(&store)?
+    };
+    line("in-process reconcile, signed", &signed, full_unsigned);
 
     let a = Netabase::<SyncBenchDefinition>::new(config(&path_a)).await?;
     let b = Netabase::<SyncBenchDefinition>::new(config(&path_b)).await?;
