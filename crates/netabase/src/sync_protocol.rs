@@ -45,7 +45,7 @@ use libp2p::{PeerId, StreamProtocol};
 use netabase_store::backend::Backend;
 use netabase_store::kad::{KadStore, RecordSigner, SignedRecord, record_key_for, wall_millis};
 use netabase_store::schema::NetabaseDefinitionTrait;
-use netabase_store::sync::{Attestation, ReconcileStats, Reconciler, Version};
+use netabase_store::sync::{Attestation, ReconcileOptions, ReconcileStats, Reconciler, Version};
 use tokio::sync::{broadcast, mpsc};
 
 use crate::event::{Counters, NetabaseEvent};
@@ -327,10 +327,15 @@ fn step<D: NetabaseDefinitionTrait, B: Backend>(
     storage: &Storage<D, B>,
     attestation: &Arc<NodeAttestation<D, B>>,
     incoming: Option<&[u8]>,
+    max_message_bytes: usize,
 ) -> Result<StepOut, String> {
     let shared: Arc<dyn Attestation> = attestation.clone();
+    // Records fill at most half a message; the rest of a large catch-up travels in
+    // the next round trips, so no message outgrows the limit.
+    let options = ReconcileOptions::default().max_record_bytes(max_message_bytes / 2);
     let mut reconciler = Reconciler::new(&storage.store)
         .map_err(|e| e.to_string())?
+        .with_options(options)
         .with_shared_attestation(shared);
     let reply = match incoming {
         None => reconciler.initiate().map(Some),
@@ -428,11 +433,12 @@ impl<D: NetabaseDefinitionTrait, B: Backend> SyncDriver<D, B> {
     fn queue(&self, to: StepFor, incoming: Option<Vec<u8>>) -> Result<(), StepFor> {
         let attestation = Arc::clone(&self.attestation);
         let sender = self.steps_sender.clone();
+        let max_bytes = self.max_bytes;
         // The step owns its destination, so a full queue gives it back.
         let slot = Arc::new(Mutex::new(Some(to)));
         let inside = Arc::clone(&slot);
         let queued = self.worker.try_run(move |storage| {
-            let result = step(storage, &attestation, incoming.as_deref());
+            let result = step(storage, &attestation, incoming.as_deref(), max_bytes);
             if let Some(to) = inside.lock().unwrap_or_else(PoisonError::into_inner).take() {
                 let _ = sender.send(StepDone { to, result });
             }

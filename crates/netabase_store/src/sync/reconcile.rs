@@ -276,6 +276,30 @@ pub struct SyncRefusal {
 /// counted): a peer sending garbage must not grow the list without bound.
 pub const MAX_LISTED_REFUSALS: usize = 64;
 
+/// The bytes of records one message may still carry ([`ReconcileOptions::max_record_bytes`]).
+struct Budget {
+    left: usize,
+    /// Whether a record was added: the first always is, whatever its size.
+    used: bool,
+}
+
+impl Budget {
+    fn exhausted(&self) -> bool {
+        self.used && self.left == 0
+    }
+
+    fn spend(&mut self, rec: &SyncRecord) {
+        // The encoded size, near enough: bytes, stamp, length prefixes.
+        let size = rec.key.len()
+            + rec.value.as_ref().map_or(0, Vec::len)
+            + rec.proof.as_ref().map_or(0, Vec::len)
+            + VersionStamp::LEN
+            + 8;
+        self.left = self.left.saturating_sub(size);
+        self.used = true;
+    }
+}
+
 /// A range that may well be equal on the other side is sent as a list only when the
 /// list is no larger than a fingerprint: one record version.
 const INLINE_ITEMS: usize = 1;
@@ -290,6 +314,12 @@ pub struct ReconcileOptions {
     /// with the list of its records instead of being split further. (Sub-ranges that
     /// may be equal travel as fingerprints unless they hold a single record.)
     pub item_limit: usize,
+    /// About how many bytes of records one message carries at most (at least one
+    /// record travels per message, whatever its size). When the records to send in a
+    /// range do not fit, the rest of the range is offered again as a fingerprint and
+    /// travels in the next round trips, so a transport with a message size limit can
+    /// carry a catch-up of any size.
+    pub max_record_bytes: usize,
 }
 
 impl Default for ReconcileOptions {
@@ -297,6 +327,7 @@ impl Default for ReconcileOptions {
         ReconcileOptions {
             branching: 16,
             item_limit: 16,
+            max_record_bytes: 16 * 1024 * 1024,
         }
     }
 }
@@ -313,6 +344,13 @@ impl ReconcileOptions {
     #[must_use]
     pub fn item_limit(mut self, item_limit: usize) -> Self {
         self.item_limit = item_limit;
+        self
+    }
+
+    /// Sets [`ReconcileOptions::max_record_bytes`].
+    #[must_use]
+    pub fn max_record_bytes(mut self, max_record_bytes: usize) -> Self {
+        self.max_record_bytes = max_record_bytes;
         self
     }
 }
@@ -456,7 +494,7 @@ impl<'s, D: NetabaseDefinitionTrait, B: Backend> Reconciler<'s, D, B> {
     pub fn with_options(mut self, options: ReconcileOptions) -> Self {
         self.options = ReconcileOptions {
             branching: options.branching.max(2),
-            item_limit: options.item_limit,
+            ..options
         };
         self
     }
@@ -515,6 +553,10 @@ impl<'s, D: NetabaseDefinitionTrait, B: Backend> Reconciler<'s, D, B> {
             models: Vec::new(),
         };
         let mut received = Vec::new();
+        let mut budget = Budget {
+            left: self.options.max_record_bytes,
+            used: false,
+        };
         {
             let txn = self.store.raw_backend().begin_read()?;
             for part in incoming.models {
@@ -533,14 +575,34 @@ impl<'s, D: NetabaseDefinitionTrait, B: Backend> Reconciler<'s, D, B> {
                     model: part.model,
                     ..ModelMessage::default()
                 };
-                for range in part.ranges {
-                    self.answer(&txn, model, range, &mut out)?;
-                }
+                // Wanted records that do not fit in this message: the range from the
+                // first to the last of them is offered again as a fingerprint.
+                let mut deferred: Option<(&[u8], &[u8])> = None;
                 for key in &part.want {
-                    if let Some(entry) = tree::entry(&txn, &model.tables, key)? {
-                        out.records
-                            .push(self.record(&txn, model, key.clone(), &entry)?);
+                    if budget.exhausted() {
+                        let (first, last) = deferred.get_or_insert((key, key));
+                        *first = (*first).min(key.as_slice());
+                        *last = (*last).max(key.as_slice());
+                        continue;
                     }
+                    if let Some(entry) = tree::entry(&txn, &model.tables, key)? {
+                        let rec = self.record(&txn, model, key.clone(), &entry)?;
+                        budget.spend(&rec);
+                        out.records.push(rec);
+                    }
+                }
+                if let Some((first, last)) = deferred {
+                    let mut upper = last.to_vec();
+                    upper.push(0);
+                    let fp = tree::fingerprint(&txn, &model.tables, first, Some(&upper))?;
+                    out.ranges.push(RangeMessage {
+                        lower: first.to_vec(),
+                        upper: Some(upper),
+                        payload: RangePayload::Fingerprint(fp),
+                    });
+                }
+                for range in part.ranges {
+                    self.answer(&txn, model, range, &mut out, &mut budget)?;
                 }
                 if !part.records.is_empty() {
                     received.push((part.model, part.records));
@@ -667,6 +729,7 @@ impl<'s, D: NetabaseDefinitionTrait, B: Backend> Reconciler<'s, D, B> {
         model: &SyncedModel,
         range: RangeMessage,
         out: &mut ModelMessage,
+        budget: &mut Budget,
     ) -> Result<()> {
         let tables = &model.tables;
         let (lower, upper) = (range.lower, range.upper);
@@ -718,29 +781,45 @@ impl<'s, D: NetabaseDefinitionTrait, B: Backend> Reconciler<'s, D, B> {
                 let theirs: BTreeMap<Vec<u8>, VersionStamp> =
                     theirs.into_iter().map(|i| (i.key, i.stamp)).collect();
                 let both = !self.rule.by_stamp_only();
+                // Where the records stop fitting in this message: the range from there
+                // on is offered again as a fingerprint, and settled in later rounds.
+                let mut cut: Option<&[u8]> = None;
                 for (key, entry) in &mine {
-                    match theirs.get(key) {
-                        None => out
-                            .records
-                            .push(self.record(txn, model, key.clone(), entry)?),
-                        Some(stamp) if *stamp == entry.stamp => {}
-                        Some(stamp) => {
-                            if both || entry.stamp > *stamp {
-                                out.records
-                                    .push(self.record(txn, model, key.clone(), entry)?);
-                            }
-                            if both || *stamp > entry.stamp {
-                                out.want.push(key.clone());
-                            }
+                    let (send, want) = match theirs.get(key) {
+                        None => (true, false),
+                        Some(stamp) if *stamp == entry.stamp => (false, false),
+                        Some(stamp) => (both || entry.stamp > *stamp, both || *stamp > entry.stamp),
+                    };
+                    if send {
+                        if budget.exhausted() {
+                            cut = Some(key);
+                            break;
                         }
+                        let rec = self.record(txn, model, key.clone(), entry)?;
+                        budget.spend(&rec);
+                        out.records.push(rec);
+                    }
+                    if want {
+                        out.want.push(key.clone());
                     }
                 }
                 let mine: BTreeMap<&[u8], ()> =
                     mine.iter().map(|(k, _)| (k.as_slice(), ())).collect();
                 for key in theirs.keys() {
+                    if cut.is_some_and(|cut| key.as_slice() >= cut) {
+                        break;
+                    }
                     if !mine.contains_key(key.as_slice()) {
                         out.want.push(key.clone());
                     }
+                }
+                if let Some(cut) = cut {
+                    let rest = tree::fingerprint(txn, tables, cut, upper.as_deref())?;
+                    out.ranges.push(RangeMessage {
+                        lower: cut.to_vec(),
+                        upper,
+                        payload: RangePayload::Fingerprint(rest),
+                    });
                 }
             }
         }
