@@ -356,3 +356,26 @@ fn a_record_budget_splits_a_large_catch_up_into_bounded_messages() -> TestResult
     sync::check(&b)?;
     Ok(())
 }
+
+#[test]
+fn the_checks_of_a_large_message_keep_each_verdict_with_its_record() -> TestResult {
+    // One message of 3,000 records: checked on several threads where there are cores.
+    let (a, b) = (open(OpenOptions::default())?, open(OpenOptions::default())?);
+    a.open_tree::<Note>().put_many((0..3000).map(|id| {
+        let text = if id % 97 == 5 { "forged" } else { "fine" };
+        note(id, text)
+    }))?;
+    let mac = || Mac { secret: b"shared" };
+    let (_, sb) = exchange(
+        Reconciler::new(&a)?.with_attestation(mac()),
+        Reconciler::new(&b)?.with_attestation(mac()),
+    )?;
+    let forged: Vec<u32> = (0..3000).filter(|id| id % 97 == 5).collect();
+    assert_eq!(sb.records_refused, forged.len() as u64);
+    assert_eq!(sb.records_applied, 3000 - forged.len() as u64);
+    let tb = b.open_tree::<Note>();
+    for id in 0..3000 {
+        assert_eq!(tb.get(id)?.is_none(), forged.contains(&id), "record {id}");
+    }
+    Ok(())
+}

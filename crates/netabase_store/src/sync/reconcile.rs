@@ -650,15 +650,10 @@ impl<'s, D: NetabaseDefinitionTrait, B: Backend> Reconciler<'s, D, B> {
             let Some(model) = self.state.by_index(index) else {
                 continue;
             };
+            let verdicts = verdicts(&*attestation, model.info.name, &records);
             let mut ok = Vec::with_capacity(records.len());
-            for rec in records {
-                let version = Version {
-                    model: model.info.name,
-                    key: &rec.key,
-                    stamp: rec.stamp,
-                    value: rec.value.as_deref(),
-                };
-                match attestation.check(&version, rec.proof.as_deref()) {
+            for (rec, verdict) in records.into_iter().zip(verdicts) {
+                match verdict {
                     Ok(()) => ok.push(rec),
                     Err(reason) => {
                         self.stats.records_received += 1;
@@ -892,6 +887,58 @@ impl<'s, D: NetabaseDefinitionTrait, B: Backend> Reconciler<'s, D, B> {
         self.stats.conflicts.extend(conflicts);
         Ok(())
     }
+}
+
+/// Below this many records a message's checks run on the calling thread.
+#[cfg(not(target_arch = "wasm32"))]
+const PARALLEL_CHECKS: usize = 256;
+
+/// The attestation's verdict on each of `records` (of `model`), in order. Checks are
+/// independent (a signature check costs tens of microseconds), so a large message is
+/// checked on as many threads as the machine has cores.
+fn verdicts(
+    attestation: &dyn Attestation,
+    model: &'static str,
+    records: &[SyncRecord],
+) -> Vec<std::result::Result<(), String>> {
+    let check = |rec: &SyncRecord| {
+        let version = Version {
+            model,
+            key: &rec.key,
+            stamp: rec.stamp,
+            value: rec.value.as_deref(),
+        };
+        attestation.check(&version, rec.proof.as_deref())
+    };
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        if threads > 1 && records.len() >= PARALLEL_CHECKS {
+            let part = records.len().div_ceil(threads);
+            return std::thread::scope(|scope| {
+                let parts: Vec<_> = records
+                    .chunks(part)
+                    .map(|chunk| {
+                        (
+                            chunk.len(),
+                            scope.spawn(move || chunk.iter().map(check).collect::<Vec<_>>()),
+                        )
+                    })
+                    .collect();
+                parts
+                    .into_iter()
+                    .flat_map(|(len, handle)| {
+                        // A check that panicked refuses its part rather than unwinding
+                        // through the reconciler.
+                        handle.join().unwrap_or_else(|_| {
+                            vec![Err("the record check panicked".to_owned()); len]
+                        })
+                    })
+                    .collect()
+            });
+        }
+    }
+    records.iter().map(check).collect()
 }
 
 /// The full record of `key` whose entry is `entry`.
