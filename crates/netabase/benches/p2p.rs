@@ -6,24 +6,33 @@
 //!    acknowledged after its durable commit) from 64 concurrent publishers, on redb and
 //!    in memory, against the same `MemoryStore` rate: puts/s and acknowledgement
 //!    latency (p50 / p99); and `MemoryStore` verifying each signature before its put,
-//!    to show what the verification alone costs.
+//!    to show what the verification alone costs; and the same on a worker that
+//!    replicates the model (each record also written to the typed store).
 //! 3. put → get latency (p50 / p99) on a 10-node loopback network: a model is put on
 //!    one node and read back from another.
+//! 4. Signature verification alone: records verified one by one against the same
+//!    records verified in batches (`verify_batch`), in the same run.
 //!
 //! Environment: `NETABASE_BENCH_RECORDS` (default 2000), `NETABASE_BENCH_INBOUND`
-//! (default 50000), `NETABASE_BENCH_ROUNDS` (default 200).
+//! (default 50000), `NETABASE_BENCH_ROUNDS` (default 200), `NETABASE_BENCH_VERIFY`
+//! (default 10000). `NETABASE_BENCH_VERIFY_ONLY=single` or `=batch` runs nothing but the
+//! verification of `NETABASE_BENCH_VERIFY` records one way (for instruction counts:
+//! `valgrind --tool=callgrind '--toggle-collect=*p2p::verify_*'`).
 
 use std::time::{Duration, Instant};
 
 use libp2p::PeerId;
 use libp2p::kad::store::{MemoryStore, MemoryStoreConfig, RecordStore};
 use libp2p::kad::{Record, RecordKey};
+use netabase::replication::{Replicated, Replication};
 use netabase::worker::{InboundOutcome, StorageWorker};
 use netabase::{Netabase, NetabaseConfig};
 use netabase_store::backend::Backend;
 use netabase_store::backend::memory::MemoryBackend;
 use netabase_store::backend::redb::RedbBackend;
-use netabase_store::kad::{KadStore, KadStoreConfig, RecordSigner, SignedRecord};
+use netabase_store::kad::{
+    KadStore, KadStoreConfig, RecordSigner, SignedRecord, UnverifiedRecord, verify_batch,
+};
 use netabase_store::prelude::*;
 
 /// The benchmark schema.
@@ -65,6 +74,26 @@ fn records(n: usize) -> Result<Vec<Record>, AnyError> {
             signer.seal(key, Some(vec![7u8; 256]), stamp).to_record()
         })
         .collect())
+}
+
+/// `n` signed records of the model `Item` (a 240-byte body): records a replicating
+/// node applies to its typed store.
+fn model_records(n: usize) -> Result<Vec<Record>, AnyError> {
+    use netabase_store::kad::DefinitionRecordExt;
+    let signer = RecordSigner::new(&libp2p::identity::Keypair::generate_ed25519())?;
+    (0..n)
+        .map(|i| {
+            let item = Item {
+                id: i as u64,
+                body: "x".repeat(240),
+            };
+            let unsigned = BenchDefinition::Item(item).to_record()?;
+            let stamp = signer.next_stamp(None);
+            Ok(signer
+                .seal(unsigned.key, Some(unsigned.value), stamp)
+                .to_record())
+        })
+        .collect()
 }
 
 /// (puts per second, gets per second)
@@ -129,13 +158,15 @@ async fn inbound_through_worker<B: Backend>(
     records: &[Record],
     publishers: usize,
     in_flight: usize,
+    replication: Replication,
 ) -> Result<(f64, Duration, Duration), AnyError> {
     let senders = publishers * in_flight;
     let limits = KadStoreConfig {
         max_records: records.len() + 1,
         ..KadStoreConfig::default()
     };
-    let worker = StorageWorker::<BenchDefinition, B>::spawn(backend, limits)?;
+    let worker =
+        StorageWorker::<BenchDefinition, B>::spawn_replicating(backend, limits, replication)?;
     let mut shares: Vec<Vec<Record>> = vec![Vec::new(); senders];
     for (i, record) in records.iter().enumerate() {
         shares[i % senders].push(record.clone());
@@ -188,6 +219,87 @@ fn verified_memory_store_rate(records: &[Record]) -> Result<f64, AnyError> {
     Ok(records.len() as f64 / start.elapsed().as_secs_f64())
 }
 
+/// Puts per second of libp2p's `MemoryStore` when the signatures are verified first in
+/// batches of up to 1024 records, as the worker takes them (one thread).
+fn batch_verified_memory_store_rate(records: &[Record]) -> Result<f64, AnyError> {
+    let mut store = MemoryStore::with_config(
+        PeerId::random(),
+        MemoryStoreConfig {
+            max_records: records.len() + 1,
+            ..MemoryStoreConfig::default()
+        },
+    );
+    let start = Instant::now();
+    for chunk in records.chunks(1024) {
+        let unverified = decoded(chunk)?;
+        for verified in verify_batch(unverified) {
+            verified?;
+        }
+        for record in chunk {
+            store.put(record.clone())?;
+        }
+    }
+    Ok(records.len() as f64 / start.elapsed().as_secs_f64())
+}
+
+/// `records` decoded (envelope and digest, no signature check), as the worker gets them.
+fn decoded(records: &[Record]) -> Result<Vec<(UnverifiedRecord, Option<PeerId>)>, AnyError> {
+    records
+        .iter()
+        .map(|record| Ok((SignedRecord::decode_unverified(record)?, None)))
+        .collect()
+}
+
+/// Verifies every record's signature on its own; returns how many verified.
+#[inline(never)]
+fn verify_one_by_one(records: Vec<(UnverifiedRecord, Option<PeerId>)>) -> usize {
+    records
+        .into_iter()
+        .filter_map(|(record, sender)| record.verify(sender.as_ref()).ok())
+        .count()
+}
+
+/// Verifies the records' signatures in batches; returns how many verified.
+#[inline(never)]
+fn verify_batched(records: Vec<(UnverifiedRecord, Option<PeerId>)>) -> usize {
+    verify_batch(records).iter().filter(|r| r.is_ok()).count()
+}
+
+/// Verifications per second, one by one and batched, on the same records.
+fn verification_benchmark(n: usize) -> Result<(), AnyError> {
+    let records = records(n)?;
+    let mut rates = Vec::new();
+    for (name, verify) in [
+        (
+            "one by one (`UnverifiedRecord::verify`)",
+            verify_one_by_one as fn(_) -> usize,
+        ),
+        ("batched (`verify_batch`)", verify_batched),
+    ] {
+        let unverified = decoded(&records)?;
+        let start = Instant::now();
+        let valid = verify(unverified);
+        let rate = n as f64 / start.elapsed().as_secs_f64();
+        if valid != n {
+            return Err(format!("{valid} of {n} records verified").into());
+        }
+        rates.push((name, rate));
+    }
+    println!();
+    println!("Signature verification, {n} signed records of 256 bytes, one thread:");
+    println!("| verification | records/s | µs per record | vs one by one |");
+    println!("|---|---:|---:|---:|");
+    let single = rates.first().map(|(_, rate)| *rate).unwrap_or(1.0);
+    for (name, rate) in rates {
+        println!(
+            "| {name} | {rate:.0} | {:.1} | {:.2} |",
+            1e6 / rate,
+            rate / single
+        );
+    }
+    Ok(())
+}
+
 async fn worker_benchmarks(n: usize) -> Result<(), AnyError> {
     const PUBLISHERS: usize = 64;
     let records = records(n)?;
@@ -206,18 +318,61 @@ async fn worker_benchmarks(n: usize) -> Result<(), AnyError> {
         baseline = baseline.max(throughput(&mut memory_store, &records)?.0);
     }
     let verified = verified_memory_store_rate(&records)?;
+    let batch_verified = batch_verified_memory_store_rate(&records)?;
     let mut rows = Vec::new();
+    let plain = Replication::default;
     for (name, in_flight) in [("1 put", 1), ("8 puts", 8)] {
         rows.push((
             "memory",
             name,
-            inbound_through_worker(MemoryBackend::new(), &records, PUBLISHERS, in_flight).await?,
+            inbound_through_worker(
+                MemoryBackend::new(),
+                &records,
+                PUBLISHERS,
+                in_flight,
+                plain(),
+            )
+            .await?,
         ));
         rows.push((
             "redb (durable)",
             name,
-            inbound_through_worker(RedbBackend::temp()?, &records, PUBLISHERS, in_flight).await?,
+            inbound_through_worker(
+                RedbBackend::temp()?,
+                &records,
+                PUBLISHERS,
+                in_flight,
+                plain(),
+            )
+            .await?,
         ));
+    }
+    // Model records, on a node that does not replicate them and on one that does:
+    // every record is then also written to the typed store (stamped, with its sync
+    // metadata) through the one apply path, record by record.
+    let models = model_records(n)?;
+    let replicating = || {
+        let mut replication = Replication::default();
+        replication.models = Replicated::All;
+        replication
+    };
+    for (store, replication) in [
+        ("memory, model records", plain()),
+        ("memory, model records, replicating", replicating()),
+    ] {
+        let result =
+            inbound_through_worker(MemoryBackend::new(), &models, PUBLISHERS, 8, replication)
+                .await?;
+        rows.push((store, "8 puts", result));
+    }
+    for (store, replication) in [
+        ("redb (durable), model records", plain()),
+        ("redb (durable), model records, replicating", replicating()),
+    ] {
+        let result =
+            inbound_through_worker(RedbBackend::temp()?, &models, PUBLISHERS, 8, replication)
+                .await?;
+        rows.push((store, "8 puts", result));
     }
     println!();
     println!(
@@ -233,6 +388,10 @@ async fn worker_benchmarks(n: usize) -> Result<(), AnyError> {
     println!(
         "| libp2p MemoryStore + the same signature verification (one thread) | | {verified:.0} | {:.3} | | |",
         verified / baseline
+    );
+    println!(
+        "| libp2p MemoryStore + the same verification, batched (one thread) | | {batch_verified:.0} | {:.3} | | |",
+        batch_verified / baseline
     );
     for (store, in_flight, (puts, p50, p99)) in rows {
         println!(
@@ -319,15 +478,29 @@ fn main() -> Result<(), AnyError> {
     // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing: keep that
     // run tiny so it only checks that the benchmark works.
     let full = std::env::args().any(|a| a == "--bench");
-    let (n, inbound, rounds) = if full {
+    let (n, inbound, rounds, verifications) = if full {
         (
             env_usize("NETABASE_BENCH_RECORDS", 2000),
             env_usize("NETABASE_BENCH_INBOUND", 50_000),
             env_usize("NETABASE_BENCH_ROUNDS", 200),
+            env_usize("NETABASE_BENCH_VERIFY", 10_000),
         )
     } else {
-        (50, 200, 5)
+        (50, 200, 5, 100)
     };
+    if let Ok(only) = std::env::var("NETABASE_BENCH_VERIFY_ONLY") {
+        let unverified = decoded(&records(verifications)?)?;
+        let valid = match only.as_str() {
+            "single" => verify_one_by_one(unverified),
+            "batch" => verify_batched(unverified),
+            other => {
+                return Err(format!("NETABASE_BENCH_VERIFY_ONLY={other}: single or batch").into());
+            }
+        };
+        println!("{valid} of {verifications} records verified ({only})");
+        return Ok(());
+    }
+    verification_benchmark(verifications)?;
     store_benchmarks(n)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

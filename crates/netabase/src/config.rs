@@ -7,6 +7,9 @@ use std::time::Duration;
 use libp2p::kad::{Mode, Quorum};
 use libp2p::{Multiaddr, PeerId, StreamProtocol};
 use netabase_store::kad::KadStoreConfig;
+use netabase_store::sync::WriterId;
+
+use crate::replication::{Replicated, Replication, WritePolicy};
 
 /// The Kademlia protocol name of netabase: a private DHT, apart from the public IPFS one.
 pub const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/netabase/kad/1.0.0");
@@ -154,11 +157,9 @@ pub struct NetabaseConfig {
     /// Capacity of the event broadcast channel; a slower subscriber misses events and
     /// is told how many (`RecvError::Lagged`).
     pub event_buffer: usize,
-    /// The models (by name) this node reconciles with its peers over
-    /// [`SYNC_PROTOCOL`](crate::sync_protocol::SYNC_PROTOCOL): its typed store is
-    /// opened with sync on for them, stamped with the node's identity key as writer
-    /// id. Empty (the default): the node neither offers nor starts reconciliations.
-    pub sync_models: Vec<String>,
+    /// The models this node replicates and the write permissions it enforces (see
+    /// [`crate::replication`]). Nothing replicated and everything open by default.
+    pub replication: Replication,
     /// How often a node reconciles with each connected peer, besides when it connects
     /// (`None`: only on connection).
     pub sync_interval: Option<Duration>,
@@ -192,7 +193,7 @@ impl Default for NetabaseConfig {
             storage: StorageConfig::Memory,
             command_buffer: 64,
             event_buffer: 1024,
-            sync_models: Vec::new(),
+            replication: Replication::default(),
             sync_interval: Some(Duration::from_secs(60)),
             max_sync_message_bytes: 64 * 1024 * 1024,
         }
@@ -325,10 +326,43 @@ impl NetabaseConfig {
         self.storage = StorageConfig::Redb(path.into());
         self
     }
-    /// Reconciles the model named `model` with peers
-    /// ([`NetabaseConfig::sync_models`]).
-    pub fn with_sync_model(mut self, model: impl Into<String>) -> Self {
-        self.sync_models.push(model.into());
+    // ----- replication and permissions ----------------------------------------------
+
+    /// Replicates the models with these names: every valid signed record of them this
+    /// node receives is applied to its typed store, and it exchanges live updates with
+    /// the other replicas of the definition. The store is opened with sync on for
+    /// them (recorded in the database, see `OpenOptions::sync_model`).
+    pub fn replicate<S: Into<String>>(mut self, models: impl IntoIterator<Item = S>) -> Self {
+        let mut names = match std::mem::take(&mut self.replication.models) {
+            Replicated::Models(names) => names,
+            _ => Default::default(),
+        };
+        names.extend(models.into_iter().map(Into::into));
+        self.replication.models = Replicated::Models(names);
+        self
+    }
+    /// Replicates every model of the definition ([`NetabaseConfig::replicate`]).
+    pub fn replicate_all(mut self) -> Self {
+        self.replication.models = Replicated::All;
+        self
+    }
+    /// Sets the write policy of the definition's models without an override.
+    pub fn with_write_policy(mut self, policy: WritePolicy) -> Self {
+        self.replication.permissions.default = policy;
+        self
+    }
+    /// Sets the write policy of the model `model`, overriding the definition's.
+    pub fn with_model_policy(mut self, model: impl Into<String>, policy: WritePolicy) -> Self {
+        self.replication
+            .permissions
+            .models
+            .insert(model.into(), policy);
+        self
+    }
+    /// Declares `admin` (an author id: an ed25519 public key) allowed to sign group
+    /// memberships.
+    pub fn with_admin(mut self, admin: WriterId) -> Self {
+        self.replication.permissions.admins.insert(admin);
         self
     }
     /// Sets how often the node reconciles with each connected peer

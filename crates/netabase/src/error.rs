@@ -78,10 +78,21 @@ pub enum Error {
     /// peers).
     #[error("the record at this key holds another model than the one asked for")]
     ModelMismatch,
-    /// A reconciliation was asked of a node that syncs no model
-    /// ([`NetabaseConfig::sync_models`](crate::NetabaseConfig::sync_models) is empty).
-    #[error("this node syncs no model: set `NetabaseConfig::sync_models`")]
+    /// A reconciliation was asked of a node that replicates no model
+    /// ([`NetabaseConfig::replicate`](crate::NetabaseConfig::replicate)).
+    #[error("this node replicates no model: see `NetabaseConfig::replicate`")]
     NotSynced,
+
+    // ----- replication and permissions ----------------------------------------------
+    /// The write permissions refuse this node's write (see
+    /// [`Permissions`](crate::Permissions)); nothing was written.
+    #[error("writing {key:?} is not permitted: {reason}")]
+    NotPermitted {
+        /// The record key.
+        key: RecordKey,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// `Result` with the node's [`Error`].

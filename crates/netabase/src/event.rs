@@ -44,6 +44,10 @@ pub enum RefusalKind {
     Superseded,
     /// The record's stamp lies further in the future than the allowed clock skew.
     FutureStamp,
+    /// The write permissions refuse its author this write (a non-member, an update of
+    /// someone else's record under `AuthorOnly`, a membership change not signed by an
+    /// admin, an application rule).
+    NotPermitted,
 }
 
 impl RefusalKind {
@@ -78,6 +82,8 @@ impl RefusalKind {
 pub enum RecordOrigin {
     /// A peer asked this node to store it (`PUT_VALUE`).
     InboundPut,
+    /// A replica pushed it as a live update (gossip).
+    LiveUpdate,
     /// A peer announced itself as a provider (`ADD_PROVIDER`).
     InboundProvider,
     /// A peer returned it for a `get_record` of this node.
@@ -199,6 +205,13 @@ pub enum NetabaseEvent {
         /// Why.
         reason: String,
     },
+    /// A peer replicating this node's definition joined its live updates (it
+    /// subscribed to the definition's topic): from now on it receives this node's
+    /// writes as they commit.
+    ReplicaJoined {
+        /// The peer.
+        peer: PeerId,
+    },
 }
 
 /// A snapshot of a node's counters ([`Netabase::stats`](crate::Netabase::stats)).
@@ -248,6 +261,10 @@ pub struct NodeStats {
     pub sync_records_refused: u64,
     /// Reconciliation messages refused unread: over the size limit or malformed.
     pub sync_messages_refused: u64,
+    /// Records refused by the write permissions.
+    pub refused_not_permitted: u64,
+    /// Live updates received from replicas and stored.
+    pub live_updates_accepted: u64,
 }
 
 impl NodeStats {
@@ -264,6 +281,7 @@ impl NodeStats {
             + self.refused_stolen_author
             + self.refused_superseded
             + self.refused_future_stamp
+            + self.refused_not_permitted
     }
 }
 
@@ -272,7 +290,8 @@ impl NodeStats {
 pub(crate) struct Counters {
     records_accepted: AtomicU64,
     providers_accepted: AtomicU64,
-    refused: [AtomicU64; 11],
+    refused: [AtomicU64; 12],
+    live_updates_accepted: AtomicU64,
     connections_refused: AtomicU64,
     sync: [AtomicU64; 6],
     /// Shared with the sync codec, which refuses oversized messages before any event.
@@ -282,6 +301,9 @@ pub(crate) struct Counters {
 impl Counters {
     pub(crate) fn record_accepted(&self) {
         self.records_accepted.fetch_add(1, Ordering::Relaxed);
+    }
+    pub(crate) fn live_update_accepted(&self) {
+        self.live_updates_accepted.fetch_add(1, Ordering::Relaxed);
     }
     pub(crate) fn provider_accepted(&self) {
         self.providers_accepted.fetch_add(1, Ordering::Relaxed);
@@ -302,6 +324,7 @@ impl Counters {
             RefusalKind::StolenAuthor => 8,
             RefusalKind::Superseded => 9,
             RefusalKind::FutureStamp => 10,
+            RefusalKind::NotPermitted => 11,
         };
         self.refused[index].fetch_add(1, Ordering::Relaxed);
     }
@@ -352,6 +375,8 @@ impl Counters {
             sync_records_applied: s(4),
             sync_records_refused: s(5),
             sync_messages_refused: self.sync_refused_messages.load(Ordering::Relaxed),
+            refused_not_permitted: r(11),
+            live_updates_accepted: self.live_updates_accepted.load(Ordering::Relaxed),
         }
     }
 }

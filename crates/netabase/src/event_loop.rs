@@ -36,6 +36,7 @@ use crate::config::NetabaseConfig;
 use crate::error::{Error, Result};
 use crate::event::{Counters, Discovery, NetabaseEvent, RecordOrigin, RefusalKind};
 use crate::node::PutOutcome;
+use crate::replication::{check_membership_value, membership_group};
 use crate::swarm::{Behaviour, BehaviourEvent};
 use crate::sync_protocol::{NodeAttestation, SyncDriver};
 use crate::view::RecordView;
@@ -135,6 +136,13 @@ enum Settled {
         provider: PeerId,
         outcome: InboundOutcome,
     },
+    /// A live update from a replica (`source`: the peer that forwarded it).
+    LiveUpdate {
+        source: PeerId,
+        key: RecordKey,
+        stamp: VersionStamp,
+        outcome: InboundOutcome,
+    },
 }
 
 pub(crate) struct EventLoop<D: NetabaseDefinitionTrait, B: Backend> {
@@ -192,7 +200,7 @@ impl<D: NetabaseDefinitionTrait, B: Backend> EventLoop<D, B> {
     ) -> Self {
         let (settled_sender, settled) = mpsc::unbounded_channel();
         let sync = SyncDriver::new(
-            !config.sync_models.is_empty(),
+            !config.replication.models.is_none(),
             worker.clone(),
             NodeAttestation::new(
                 KadStore::new(
@@ -270,7 +278,7 @@ impl<D: NetabaseDefinitionTrait, B: Backend> EventLoop<D, B> {
         let mut sync_tick = self
             .config
             .sync_interval
-            .filter(|_| !self.config.sync_models.is_empty())
+            .filter(|_| !self.config.replication.models.is_none())
             .map(|p| tokio::time::interval_at(tokio::time::Instant::now() + p, p));
         loop {
             tokio::select! {
@@ -418,6 +426,12 @@ impl<D: NetabaseDefinitionTrait, B: Backend> EventLoop<D, B> {
     ) -> std::result::Result<UnverifiedRecord, (RefusalKind, String)> {
         let refused = |e: SignedRecordError| (RefusalKind::of_signed(&e), e.to_string());
         let unverified = SignedRecord::decode_unverified(record).map_err(refused)?;
+        // A membership record carries no model: its value must be a membership.
+        if let Some(group) = membership_group::<D>(&record.key) {
+            check_membership_value(&group, unverified.value())
+                .map_err(|r| (RefusalKind::Undecodable, r))?;
+            return Ok(unverified);
+        }
         match unverified.payload() {
             Some(payload) => {
                 let max = self.config.store_limits.max_value_bytes;
@@ -505,7 +519,7 @@ impl<D: NetabaseDefinitionTrait, B: Backend> EventLoop<D, B> {
                 answer(reply, Ok(self.swarm.connected_peers().copied().collect()));
             }
             Command::SyncWith { peer, reply } => {
-                if self.config.sync_models.is_empty() {
+                if self.config.replication.models.is_none() {
                     answer(reply, Err(Error::NotSynced));
                 } else {
                     self.sync.start(peer);
@@ -521,6 +535,7 @@ impl<D: NetabaseDefinitionTrait, B: Backend> EventLoop<D, B> {
     /// stored locally and sends it to all of them, so the outcome can say exactly how
     /// many stored it.
     fn publish_record(&mut self, record: Record, reply: Reply<PutOutcome>) {
+        self.push_live_update(&record);
         let factor = self.config.replication_factor;
         let id = self.kad().get_n_closest_peers(record.key.to_vec(), factor);
         self.pending_closest.insert(
@@ -652,6 +667,7 @@ impl<D: NetabaseDefinitionTrait, B: Backend> EventLoop<D, B> {
                     self.sync.on_event(event, rr);
                 }
             }
+            SwarmEvent::Behaviour(BehaviourEvent::Gossip(event)) => self.on_gossip_event(event),
             _ => {}
         }
     }
@@ -817,12 +833,22 @@ impl<D: NetabaseDefinitionTrait, B: Backend> EventLoop<D, B> {
                         let kind = RefusalKind::StoreFull;
                         self.refuse(key.clone(), Some(source), origin, kind, e.to_string());
                     }
+                    InboundOutcome::NotPermitted(reason) => {
+                        let kind = RefusalKind::NotPermitted;
+                        self.refuse(key.clone(), Some(source), origin, kind, reason);
+                    }
                     InboundOutcome::Failed(message) => {
                         self.emit(NetabaseEvent::StoreError { message });
                     }
                 }
                 self.settle(source, connection, key, answer);
             }
+            Settled::LiveUpdate {
+                source,
+                key,
+                stamp,
+                outcome,
+            } => self.live_update_settled(source, key, stamp, outcome),
             Settled::Provider {
                 key,
                 provider,
@@ -837,7 +863,7 @@ impl<D: NetabaseDefinitionTrait, B: Backend> EventLoop<D, B> {
                     let kind = RefusalKind::StoreFull;
                     self.refuse(key, Some(provider), origin, kind, e.to_string());
                 }
-                InboundOutcome::Refused(_) => {}
+                InboundOutcome::Refused(_) | InboundOutcome::NotPermitted(_) => {}
                 InboundOutcome::Failed(message) => {
                     self.emit(NetabaseEvent::StoreError { message });
                 }
@@ -1042,5 +1068,126 @@ fn with_peer(address: Multiaddr, peer: PeerId) -> Multiaddr {
         address
     } else {
         address.with(Protocol::P2p(peer))
+    }
+}
+
+// ----- live updates -------------------------------------------------------------------
+
+impl<D: NetabaseDefinitionTrait, B: Backend> EventLoop<D, B> {
+    /// Pushes a record this node committed to the replicas of its definition, if this
+    /// node replicates (its record's model, or a membership). A replica that is not
+    /// reachable now catches up later (DHT replication, reconciliation).
+    fn push_live_update(&mut self, record: &Record) {
+        let Some(gossip) = self.swarm.behaviour_mut().gossip.as_mut() else {
+            return;
+        };
+        let replicated = membership_group::<D>(&record.key).is_some()
+            || parse_record_key(&record.key)
+                .is_ok_and(|p| self.config.replication.models.includes(&p.model));
+        if !replicated {
+            return;
+        }
+        let Some(message) = crate::live::encode(record) else {
+            return;
+        };
+        if let Err(e) = gossip.publish(crate::live::topic(D::NAME), message) {
+            // No replica subscribed yet is the usual case of a lone node.
+            tracing::debug!(key = ?record.key, error = %e, "live update not sent");
+        }
+    }
+
+    fn on_gossip_event(&mut self, event: libp2p::gossipsub::Event) {
+        match event {
+            libp2p::gossipsub::Event::Message {
+                propagation_source,
+                message,
+                ..
+            } => self.on_live_update(propagation_source, &message.data),
+            libp2p::gossipsub::Event::Subscribed { peer_id, topic, .. }
+                if topic == crate::live::topic(D::NAME).hash() =>
+            {
+                self.emit(NetabaseEvent::ReplicaJoined { peer: peer_id });
+            }
+            _ => {}
+        }
+    }
+
+    /// A live update: checked like an inbound DHT put, then handed to the worker's
+    /// apply path.
+    fn on_live_update(&mut self, source: PeerId, data: &[u8]) {
+        let origin = RecordOrigin::LiveUpdate;
+        let record = match crate::live::decode(data) {
+            Ok(record) => record,
+            Err(reason) => {
+                let key = RecordKey::new(&Vec::<u8>::new());
+                self.refuse(key, Some(source), origin, RefusalKind::Undecodable, reason);
+                return;
+            }
+        };
+        let key = record.key.clone();
+        let unverified = match self.check_inbound(&record) {
+            Ok(unverified) => unverified,
+            Err((kind, reason)) => {
+                self.refuse(key, Some(source), origin, kind, reason);
+                return;
+            }
+        };
+        let stamp = unverified.stamp();
+        let settled = self.settled_sender.clone();
+        let done_key = key.clone();
+        // The forwarding peer is not the author: the signature alone says who wrote it.
+        let queued = self.worker.try_store_inbound_from(
+            unverified,
+            None,
+            Box::new(move |outcome| {
+                let _ = settled.send(Settled::LiveUpdate {
+                    source,
+                    key: done_key,
+                    stamp,
+                    outcome,
+                });
+            }),
+        );
+        if !queued {
+            let reason = "the storage worker's queue is full".to_owned();
+            self.refuse(key, Some(source), origin, RefusalKind::StoreFull, reason);
+        }
+    }
+
+    fn live_update_settled(
+        &mut self,
+        source: PeerId,
+        key: RecordKey,
+        stamp: VersionStamp,
+        outcome: InboundOutcome,
+    ) {
+        let origin = RecordOrigin::LiveUpdate;
+        match outcome {
+            InboundOutcome::Stored => {
+                self.signer.observe(stamp);
+                self.counters.live_update_accepted();
+                self.emit(NetabaseEvent::RecordStored { key, source });
+            }
+            // The same version again (it also came by the DHT) is not news.
+            InboundOutcome::Refused(SignedRecordError::Superseded { held, offered })
+                if held == offered => {}
+            InboundOutcome::Refused(e) => {
+                let kind = RefusalKind::of_signed(&e);
+                self.refuse(key, Some(source), origin, kind, e.to_string());
+            }
+            InboundOutcome::StoreFull(e) => {
+                self.refuse(
+                    key,
+                    Some(source),
+                    origin,
+                    RefusalKind::StoreFull,
+                    e.to_string(),
+                );
+            }
+            InboundOutcome::NotPermitted(reason) => {
+                self.refuse(key, Some(source), origin, RefusalKind::NotPermitted, reason);
+            }
+            InboundOutcome::Failed(message) => self.emit(NetabaseEvent::StoreError { message }),
+        }
     }
 }

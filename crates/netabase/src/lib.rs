@@ -15,6 +15,11 @@
 //!   it must decode as the model its key names, carry that model's key, fit the size
 //!   limit, and win over the version held. Refusals are counted ([`Netabase::stats`])
 //!   and broadcast ([`NetabaseEvent::RecordRefused`]).
+//! - A node may replicate models ([`replication`]): every valid record of them it
+//!   receives (DHT puts, live updates from the other replicas over gossipsub) is
+//!   applied to its typed store with the record's own stamp, and write permissions
+//!   (per definition and model, group memberships signed by an admin, application
+//!   rules) are enforced on every inbound path and on its own writes.
 //! - The node identity is stored in the database, so a restarted node keeps its
 //!   `PeerId` and keeps serving and republishing its records.
 //! - Kademlia runs under the private protocol name `/netabase/kad/1.0.0`.
@@ -24,7 +29,9 @@ mod config;
 mod error;
 mod event;
 mod event_loop;
+pub mod live;
 mod node;
+pub mod replication;
 mod swarm;
 pub mod sync_protocol;
 mod view;
@@ -37,6 +44,10 @@ pub use config::{
 pub use error::{Error, Result};
 pub use event::{Discovery, NetabaseEvent, NodeStats, RecordOrigin, RefusalKind};
 pub use node::{Netabase, PutOutcome};
+pub use replication::{
+    Membership, Permissions, PolicyReader, Replicated, Replication, WritePolicy, WriteRequest,
+    WriteRule, membership_key,
+};
 pub use swarm::NODE_TABLE;
 pub use view::NodeView;
 

@@ -17,11 +17,14 @@ use crate::config::{NetabaseConfig, StorageConfig};
 use crate::error::{Error, Result};
 use crate::event::{Counters, NetabaseEvent, NodeStats};
 use crate::event_loop::{Command, EventLoop};
+use crate::replication::{Membership, Permissions, WriteRule, membership_key};
 use crate::swarm::build_swarm;
 use crate::view::{NodeView, RecordView};
 use crate::worker::StorageWorker;
 use netabase_store::backend::Backend;
 use netabase_store::backend::redb::RedbBackend;
+use netabase_store::sync::{StampedWrite, VersionStamp, WriterId};
+use netabase_store::{NetabaseError, ReadWrite, TxnGuard};
 
 /// What a successful [`Netabase::put_record`] achieved.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -164,10 +167,10 @@ impl<D: NetabaseDefinitionTrait, B: Backend> Netabase<D, B> {
     /// As [`Netabase::create`].
     pub fn create_with_backend(backend: B, config: NetabaseConfig) -> Result<Self> {
         // The worker opens the database (format, schema, identity) on its own thread.
-        let worker = StorageWorker::<D, B>::spawn_synced(
+        let worker = StorageWorker::<D, B>::spawn_replicating(
             backend,
             config.store_limits.clone(),
-            config.sync_models.clone(),
+            config.replication.clone(),
         )?;
         let keypair = worker.keypair().clone();
         let peer_id = keypair.public().to_peer_id();
@@ -277,8 +280,9 @@ impl<D: NetabaseDefinitionTrait, B: Backend> Netabase<D, B> {
     }
 
     /// A read-only view of this node's typed store, for local queries (secondary keys,
-    /// ranges) over the models it put. Records received from the DHT are not in it (see
-    /// [`Netabase::query_local_records`]). The view has read transactions only: the
+    /// ranges) over the models it put, and over every record of the models it
+    /// replicates ([`NetabaseConfig::replicate`]). Other records received from the DHT
+    /// are not in it (see [`Netabase::query_local_records`]). The view has read transactions only: the
     /// node's storage worker is the one writer, so holding a view (or a read
     /// transaction) across node calls never blocks the node.
     pub fn view(&self) -> NodeView<D, B> {
@@ -326,13 +330,19 @@ impl<D: NetabaseDefinitionTrait, B: Backend> Netabase<D, B> {
             .worker
             .run(move |storage| {
                 let txn = storage.store.write()?;
-                txn.open_tree::<M>().put(model)?;
+                storage.check_local(&txn, &unsigned.key, Some(&unsigned.value), signer.author())?;
                 let signed = storage.records.put_signed_in(
                     &txn,
                     &signer,
                     unsigned.key,
                     Some(unsigned.value),
                 )?;
+                if storage.replicates(M::INFO.name) {
+                    // One version: the typed store records the signed record's stamp.
+                    put_replicated(&txn, model, signed.stamp())?;
+                } else {
+                    txn.open_tree::<M>().put(model)?;
+                }
                 txn.commit()?;
                 Ok(signed)
             })
@@ -393,10 +403,16 @@ impl<D: NetabaseDefinitionTrait, B: Backend> Netabase<D, B> {
                     None => false,
                 };
                 let txn = storage.store.write()?;
-                txn.open_tree::<M>().remove(key)?;
+                storage.check_local(&txn, &record_key, None, signer.author())?;
                 let tombstone = storage
                     .records
                     .put_signed_in(&txn, &signer, record_key, None)?;
+                if storage.replicates(M::INFO.name) {
+                    txn.open_tree::<M>()
+                        .remove_stamped(key, tombstone.stamp())?;
+                } else {
+                    txn.open_tree::<M>().remove(key)?;
+                }
                 txn.commit()?;
                 Ok((tombstone, held))
             })
@@ -554,6 +570,89 @@ impl<D: NetabaseDefinitionTrait, B: Backend> Netabase<D, B> {
             .await
     }
 
+    /// This node's author id: the ed25519 public key its records are signed with, the
+    /// id that [`WritePolicy::Members`](crate::WritePolicy::Members), memberships and
+    /// admin declarations name.
+    pub fn author(&self) -> WriterId {
+        self.inner.signer.author()
+    }
+
+    /// Publishes the membership of `group` ([`WritePolicy::Group`](crate::WritePolicy::Group)):
+    /// a [`Membership`] record signed by this node, which must be an admin
+    /// ([`NetabaseConfig::with_admin`]), stamped above the membership held, stored and
+    /// sent like any record (DHT and live updates). The newest membership wins on every
+    /// node.
+    ///
+    /// # Errors
+    /// [`Error::NotPermitted`] if this node is not an admin; otherwise as
+    /// [`Netabase::put_record`].
+    pub async fn set_members(
+        &self,
+        group: &str,
+        members: impl IntoIterator<Item = WriterId>,
+    ) -> Result<PutOutcome> {
+        let membership = Membership::new(group, members);
+        let value = membership
+            .encode()
+            .map_err(|e| NetabaseError::encode("membership", e))?;
+        let key = membership_key::<D>(group);
+        let signer = Arc::clone(&self.inner.signer);
+        let signed = self
+            .inner
+            .worker
+            .run(move |storage| {
+                let txn = storage.store.write()?;
+                storage.check_local(&txn, &key, Some(&value), signer.author())?;
+                let signed = storage
+                    .records
+                    .put_signed_in(&txn, &signer, key, Some(value))?;
+                txn.commit()?;
+                Ok(signed)
+            })
+            .await?;
+        self.publish(&signed).await
+    }
+
+    /// Replaces the write permissions this node enforces (those of
+    /// [`NetabaseConfig::replication`] at start): for permissions known only once the
+    /// nodes' author ids are. Every replica of the definition must enforce the same.
+    ///
+    /// # Errors
+    /// [`Error::Stopped`] if the node is stopped.
+    pub async fn set_permissions(&self, permissions: Permissions) -> Result<()> {
+        self.inner
+            .worker
+            .run(move |storage| {
+                storage.enforcer.borrow_mut().config.permissions = permissions;
+                Ok(())
+            })
+            .await
+    }
+
+    /// Adds an application rule for the records of model `M`, checked after the
+    /// model's [`WritePolicy`](crate::WritePolicy) on every inbound path and on this
+    /// node's writes (replacing an earlier rule of `M`). Every replica of the
+    /// definition must run the same rule.
+    ///
+    /// # Errors
+    /// [`Error::Stopped`] if the node is stopped.
+    pub async fn set_write_rule<M: NetabaseModelTrait<D>>(
+        &self,
+        rule: impl WriteRule<D>,
+    ) -> Result<()> {
+        let rule: Arc<dyn WriteRule<D>> = Arc::new(rule);
+        self.inner
+            .worker
+            .run(move |storage| {
+                storage
+                    .enforcer
+                    .borrow_mut()
+                    .add_rule(M::INFO.name.to_owned(), rule);
+                Ok(())
+            })
+            .await
+    }
+
     /// Up to `limit` valid, unexpired records held in this node's record store (its own
     /// and those it stores for the network), decoded, in record-key order.
     ///
@@ -575,5 +674,25 @@ impl<D: NetabaseDefinitionTrait, B: Backend> Netabase<D, B> {
                     .collect())
             })
             .await
+    }
+}
+
+/// This node's put of a replicated model, with the stamp of the record it signed. It
+/// is the newest version the node has seen, so it wins its key; a unique key held by
+/// another record is refused, as any local put refuses it (the transaction is dropped,
+/// so a holder the version rule displaced stays).
+fn put_replicated<D: NetabaseDefinitionTrait, B: Backend, M: NetabaseModelTrait<D>>(
+    txn: &TxnGuard<'_, D, B, ReadWrite>,
+    model: M,
+    stamp: VersionStamp,
+) -> Result<()> {
+    match txn.open_tree::<M>().put_stamped(model, stamp)? {
+        StampedWrite::Applied { mut displaced } if !displaced.is_empty() => {
+            Err(NetabaseError::UniqueViolation(Box::new(displaced.swap_remove(0))).into())
+        }
+        StampedWrite::UniqueKeyHeld { violation, .. } => {
+            Err(NetabaseError::UniqueViolation(violation).into())
+        }
+        _ => Ok(()),
     }
 }

@@ -33,6 +33,8 @@ pub(crate) struct Behaviour<D: NetabaseDefinitionTrait, B: Backend> {
     pub(crate) mdns: Toggle<mdns::tokio::Behaviour>,
     /// Reconciliation with peers, on nodes with synced models.
     pub(crate) sync: Toggle<request_response::Behaviour<SyncCodec>>,
+    /// Live updates between replicas (only on a node that replicates models).
+    pub(crate) gossip: Toggle<libp2p::gossipsub::Behaviour>,
 }
 
 /// The node's keypair: read from the database, or generated and stored on first start,
@@ -89,12 +91,18 @@ fn behaviour<D: NetabaseDefinitionTrait, B: Backend>(
     } else {
         None
     };
+    let gossip = if config.replication.models.is_none() {
+        None
+    } else {
+        Some(crate::live::behaviour(key, config, D::NAME)?)
+    };
     Ok(Behaviour {
+        gossip: gossip.into(),
         limits: connection_limits::Behaviour::new(config.connection_limits.to_libp2p()),
         kad: DurableKad::new(kad),
         identify: identify.into(),
         mdns: mdns.into(),
-        sync: (!config.sync_models.is_empty())
+        sync: (!config.replication.models.is_none())
             .then(|| {
                 crate::sync_protocol::behaviour(
                     config.max_sync_message_bytes,

@@ -14,8 +14,8 @@
 //!   is refused before its body is read (and never sent).
 //! - **When**: a node starts a session with a peer when it dials it, and with every
 //!   connected peer each [`NetabaseConfig::sync_interval`](crate::NetabaseConfig::sync_interval).
-//!   Only nodes with [`NetabaseConfig::sync_models`](crate::NetabaseConfig::sync_models)
-//!   speak the protocol.
+//!   Only nodes that replicate models
+//!   ([`NetabaseConfig::replicate`](crate::NetabaseConfig::replicate)) speak the protocol.
 //! - **Where**: every reconciler step runs on the storage worker, never on the event
 //!   loop: the event loop only moves bytes.
 //! - **Signatures**: every record sent carries its author's ed25519 signature over the

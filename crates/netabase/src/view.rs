@@ -140,7 +140,7 @@ impl<D: NetabaseDefinitionTrait, B: Backend> NodeView<D, B> {
     }
 
     /// The sync metadata (version stamp, tombstone) of the record of `M` at `key`, on
-    /// a node that syncs `M` ([`NetabaseConfig::sync_models`](crate::NetabaseConfig::sync_models)).
+    /// a node that replicates `M` ([`NetabaseConfig::replicate`](crate::NetabaseConfig::replicate)).
     ///
     /// # Errors
     /// [`netabase_store::NetabaseError::Sync`] if `M` is not synced; backend errors.
@@ -176,6 +176,21 @@ impl<D: NetabaseDefinitionTrait, B: Backend> NodeView<D, B> {
     /// [`NetabaseStore::watch`]).
     pub fn watch(&self) -> StoreWatch<'_, D, B> {
         self.store.watch()
+    }
+
+    /// The version of the record of model `M` at `key` that the typed store holds: its
+    /// stamp (for a replicated model, the stamp of the signed record it came from) and
+    /// whether it is a tombstone; `None` if the key was never written here.
+    ///
+    /// # Errors
+    /// [`netabase_store::NetabaseError::Sync`] if `M` is not replicated by this node
+    /// (nor otherwise synced); a backend error.
+    pub fn version<M: NetabaseModelTrait<D>>(
+        &self,
+        key: impl Into<M::PrimaryKey>,
+    ) -> netabase_store::Result<Option<netabase_store::sync::RecordVersion>> {
+        use netabase_store::sync::SyncedTree;
+        self.store.open_tree::<M>().version(key)
     }
 
     /// The backend's name (`"redb"`, `"sled"`, `"memory"`).

@@ -10,22 +10,32 @@
 //! drains whatever other inbound records are already waiting (up to [`MAX_BATCH`]),
 //! writes them all in one transaction and commits once; each sender is told the outcome
 //! of its record only after that commit has returned, that is once it is durable.
+//!
+//! Their signatures are verified in a pipeline stage of its own, on a second thread, in
+//! batches ([`verify_batch`]), a large batch split over the machine's cores (at most
+//! [`MAX_VERIFY_THREADS`]): while the storage thread writes and commits one batch, the
+//! verifier checks the next. Every message goes through the verifier, in order, so
+//! a job or a shutdown sent after a record still runs after that record's commit.
 
+use std::cell::RefCell;
 use std::sync::Arc;
+use std::sync::mpsc as sync_mpsc;
+use std::time::Instant;
 
 use libp2p::PeerId;
 use libp2p::identity::Keypair;
 use libp2p::kad::Record;
 use netabase_store::backend::Backend;
 use netabase_store::kad::{
-    BatchPut, KadStore, KadStoreConfig, SignedRecord, SignedRecordError, UnverifiedRecord,
-    author_of,
+    BatchPut, DefinitionRecordExt, KadStore, KadStoreConfig, KadStoreError, SignedRecord,
+    SignedRecordError, UnverifiedRecord, author_of, parse_record_key, verify_batch,
 };
 use netabase_store::schema::NetabaseDefinitionTrait;
-use netabase_store::{NetabaseStore, OpenOptions};
+use netabase_store::{NetabaseStore, ReadWrite, TxnGuard};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::{Error, Result};
+use crate::replication::{Denied, Enforcer, MEMBERS_MODEL, Replication, apply_typed};
 use crate::swarm::load_or_create_identity;
 use crate::view::NodeView;
 
@@ -35,12 +45,26 @@ pub const MAX_BATCH: usize = 1024;
 /// The capacity of a worker's channel, in messages.
 pub const WORKER_QUEUE: usize = 4096;
 
+/// The most threads that verify the signatures of one batch of inbound records.
+pub const MAX_VERIFY_THREADS: usize = 4;
+
+/// Records per thread below which a batch is not split further: starting a thread
+/// would cost more than verifying them on one that is already running.
+const MIN_VERIFY_PER_THREAD: usize = 16;
+
+/// How many verified batches may wait for the storage thread while it commits: the
+/// verifier runs at most this far ahead of the commits.
+const VERIFIED_AHEAD: usize = 2;
+
 /// What the worker holds: the typed store and the record store, over one database.
 pub(crate) struct Storage<D, B> {
     /// The typed store (models), for node puts and removes.
     pub(crate) store: NetabaseStore<D, B>,
     /// The record store (`__netabase/kad/*`).
     pub(crate) records: KadStore<Arc<B>>,
+    /// The replicated models and write permissions, with the application's rules
+    /// (added by jobs, hence the cell: only the worker thread touches it).
+    pub(crate) enforcer: RefCell<Enforcer<D>>,
 }
 
 /// A job run on the worker thread, in its own transaction(s).
@@ -62,6 +86,20 @@ enum Message<D, B> {
     Shutdown(oneshot::Sender<()>),
 }
 
+/// What the verifier hands the storage thread, in the order the messages came.
+enum Verified<D, B> {
+    /// Inbound records whose signatures were verified (or refused), to commit.
+    Batch {
+        records: Vec<VerifiedRecord>,
+        dones: Vec<Done>,
+    },
+    Run(Job<D, B>),
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// A verified record and its expiry, or why its signature was refused.
+type VerifiedRecord = std::result::Result<(SignedRecord, Option<Instant>), SignedRecordError>;
+
 /// What became of a record given to [`StorageWorker::store_inbound`]; returned only
 /// after the transaction that holds it is durable.
 #[derive(Debug, Clone)]
@@ -76,6 +114,8 @@ pub enum InboundOutcome {
     StoreFull(libp2p::kad::store::Error),
     /// Not stored: the database failed (the whole batch is then lost).
     Failed(String),
+    /// Not stored: the write permissions refuse its author this write.
+    NotPermitted(String),
 }
 
 /// The storage worker of a node: a dedicated thread that owns the node's database and
@@ -156,28 +196,35 @@ impl<D: NetabaseDefinitionTrait, B: Backend> StorageWorker<D, B> {
     /// [`Error::Store`] if the database cannot be opened, [`Error::Identity`] if the
     /// stored identity is invalid, [`Error::Stopped`] if the thread cannot start.
     pub fn spawn(backend: B, limits: KadStoreConfig) -> Result<Self> {
-        Self::spawn_synced(backend, limits, Vec::new())
+        Self::spawn_replicating(backend, limits, Replication::default())
     }
 
-    /// [`StorageWorker::spawn`] with sync on for the models named in `sync_models`
-    /// (see [`NetabaseConfig::sync_models`](crate::NetabaseConfig::sync_models)): the
-    /// typed store stamps its writes with the node's identity key as writer id.
+    /// [`StorageWorker::spawn`] for a node that replicates models and enforces write
+    /// permissions (see [`crate::replication`]): the typed store is opened with sync on
+    /// for the replicated models, and every inbound record goes through
+    /// the worker's one apply path, which checks the permissions and applies records
+    /// of replicated models to the typed store with their stamps.
     ///
     /// # Errors
     /// As [`StorageWorker::spawn`].
-    pub fn spawn_synced(
+    pub fn spawn_replicating(
         backend: B,
         limits: KadStoreConfig,
-        sync_models: Vec<String>,
+        replication: Replication,
     ) -> Result<Self> {
         let backend = Arc::new(backend);
         let (sender, receiver) = mpsc::channel(WORKER_QUEUE);
         let (opened, open) = std::sync::mpsc::sync_channel(1);
+        let (verified, to_commit) = sync_mpsc::sync_channel(VERIFIED_AHEAD);
         let shared = Arc::clone(&backend);
+        std::thread::Builder::new()
+            .name("netabase-verify".into())
+            .spawn(move || verify_stage(receiver, verified))
+            .map_err(|_| Error::Stopped)?;
         std::thread::Builder::new()
             .name("netabase-storage".into())
             .spawn(move || {
-                let storage = match open_storage::<D, B>(backend, limits, &sync_models) {
+                let storage = match open_storage::<D, B>(backend, limits, replication) {
                     Ok((storage, keypair)) => {
                         let view = NodeView::new(storage.store.clone());
                         if opened.send(Ok((view, keypair))).is_err() {
@@ -190,7 +237,7 @@ impl<D: NetabaseDefinitionTrait, B: Backend> StorageWorker<D, B> {
                         return;
                     }
                 };
-                serve(storage, receiver);
+                serve(storage, to_commit);
             })
             .map_err(|_| Error::Stopped)?;
         // The database is opened once, at creation, before the node runs: waiting for
@@ -273,6 +320,24 @@ impl<D: NetabaseDefinitionTrait, B: Backend> StorageWorker<D, B> {
             .is_ok()
     }
 
+    /// [`StorageWorker::try_store_inbound`] of a record whose sender is not its
+    /// publisher (a live update forwarded by a replica): `sender` `None` skips the
+    /// sender check of the signature.
+    pub(crate) fn try_store_inbound_from(
+        &self,
+        record: UnverifiedRecord,
+        sender: Option<PeerId>,
+        done: Done,
+    ) -> bool {
+        self.sender
+            .try_send(Message::Inbound {
+                record: Box::new(record),
+                sender,
+                done,
+            })
+            .is_ok()
+    }
+
     /// Runs `job` on the worker and returns its result.
     pub(crate) async fn run<T: Send + 'static>(
         &self,
@@ -309,43 +374,44 @@ impl<D: NetabaseDefinitionTrait, B: Backend> StorageWorker<D, B> {
 fn open_storage<D: NetabaseDefinitionTrait, B: Backend>(
     backend: Arc<B>,
     limits: KadStoreConfig,
-    sync_models: &[String],
+    replication: Replication,
 ) -> Result<(Storage<D, B>, Keypair)> {
     let keypair = load_or_create_identity(&*backend)?;
     let peer_id = keypair.public().to_peer_id();
     // The typed store and the record store share one database: the record store keeps
-    // netabase's own tables (`__netabase/kad/*`) beside the models.
-    let mut options = OpenOptions::default();
-    if !sync_models.is_empty() {
-        // Stamps name the node's identity key: the versions it writes are the ones it
-        // can sign when it reconciles them with peers.
-        let writer = author_of(&peer_id)
-            .ok_or_else(|| Error::Identity("synced models need an ed25519 node identity".into()))?;
-        options = options.writer_id(writer);
-        for model in sync_models {
-            options = options.sync_model(model.clone());
-        }
-    }
+    // netabase's own tables (`__netabase/kad/*`) beside the models. Replicated models
+    // are synced, stamped with the node's author id.
+    let options = replication.models.open_options(author_of(&peer_id));
     let store = NetabaseStore::<D, B>::from_shared_backend_with(Arc::clone(&backend), options)?;
     let records = KadStore::new(backend, peer_id, limits);
-    Ok((Storage { store, records }, keypair))
+    let enforcer = RefCell::new(Enforcer::new(replication));
+    Ok((
+        Storage {
+            store,
+            records,
+            enforcer,
+        },
+        keypair,
+    ))
 }
 
-/// The worker loop: one message at a time, inbound records in batches.
-fn serve<D: NetabaseDefinitionTrait, B: Backend>(
-    storage: Storage<D, B>,
+/// The verifier stage: takes the messages off the channel, one at a time, inbound
+/// records in batches (the first one and those already waiting, up to [`MAX_BATCH`]),
+/// verifies each batch's signatures and passes everything on to the storage thread in
+/// the order it came. Stops after passing a shutdown on, or when every handle is gone.
+fn verify_stage<D, B>(
     mut receiver: mpsc::Receiver<Message<D, B>>,
+    verified: sync_mpsc::SyncSender<Verified<D, B>>,
 ) {
     let mut next = None;
-    let mut shutdown = None;
     loop {
         let Some(message) = next.take().or_else(|| receiver.blocking_recv()) else {
             break;
         };
-        match message {
-            Message::Run(job) => job(&storage),
+        let forward = match message {
+            Message::Run(job) => Verified::Run(job),
             Message::Shutdown(reply) => {
-                shutdown = Some(reply);
+                let _ = verified.send(Verified::Shutdown(reply));
                 break;
             }
             Message::Inbound {
@@ -365,7 +431,118 @@ fn serve<D: NetabaseDefinitionTrait, B: Backend>(
                             records.push((*record, sender));
                             dones.push(done);
                         }
-                        // Anything else runs after this batch, in the order it came.
+                        // Anything else goes on after this batch, in the order it came.
+                        Ok(other) => {
+                            next = Some(other);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                Verified::Batch {
+                    records: verify(records),
+                    dones,
+                }
+            }
+        };
+        if verified.send(forward).is_err() {
+            // The storage thread has stopped: nothing more can be stored.
+            break;
+        }
+    }
+}
+
+/// Verifies the signatures of a batch of inbound records (each once, here; see
+/// [`verify_batch`]), keeping each record's expiry. A large batch is split over up to
+/// [`MAX_VERIFY_THREADS`] threads (no more than the machine's cores), each verifying its
+/// part as a batch of its own.
+fn verify(mut records: Vec<(UnverifiedRecord, Option<PeerId>)>) -> Vec<VerifiedRecord> {
+    let expiries: Vec<Option<Instant>> =
+        records.iter().map(|(record, _)| record.expires()).collect();
+    let threads = verify_threads()
+        .min(records.len() / MIN_VERIFY_PER_THREAD)
+        .max(1);
+    let per_thread = records.len().div_ceil(threads);
+    let mut parts = Vec::with_capacity(threads);
+    while records.len() > per_thread {
+        let rest = records.split_off(per_thread);
+        parts.push(std::mem::replace(&mut records, rest));
+    }
+    let verified = std::thread::scope(|scope| {
+        let helpers: Vec<_> = parts
+            .into_iter()
+            .map(|part| {
+                let len = part.len();
+                (len, scope.spawn(move || verify_batch(part)))
+            })
+            .collect();
+        // The last part on this thread, while the helpers verify the others.
+        let last = verify_batch(records);
+        let mut verified = Vec::with_capacity(expiries.len());
+        for (len, helper) in helpers {
+            match helper.join() {
+                Ok(part) => verified.extend(part),
+                // Verification does not panic; if it ever did, its records are refused
+                // rather than stored unverified.
+                Err(_) => verified.extend((0..len).map(|_| {
+                    Err(SignedRecordError::BadSignature {
+                        reason: "the verifying thread failed".to_owned(),
+                    })
+                })),
+            }
+        }
+        verified.extend(last);
+        verified
+    });
+    verified
+        .into_iter()
+        .zip(expiries)
+        .map(|(verified, expires)| verified.map(|signed| (signed, expires)))
+        .collect()
+}
+
+/// How many threads verify a large batch: the machine's cores, at most
+/// [`MAX_VERIFY_THREADS`].
+fn verify_threads() -> usize {
+    static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *THREADS.get_or_init(|| {
+        std::thread::available_parallelism()
+            .map_or(1, std::num::NonZeroUsize::get)
+            .clamp(1, MAX_VERIFY_THREADS)
+    })
+}
+
+/// The storage thread's loop: one message at a time, in order; verified batches that
+/// are waiting together are committed together.
+fn serve<D: NetabaseDefinitionTrait, B: Backend>(
+    storage: Storage<D, B>,
+    receiver: sync_mpsc::Receiver<Verified<D, B>>,
+) {
+    let mut next = None;
+    let mut shutdown = None;
+    loop {
+        let Some(message) = next.take().or_else(|| receiver.recv().ok()) else {
+            break;
+        };
+        match message {
+            Verified::Run(job) => job(&storage),
+            Verified::Shutdown(reply) => {
+                shutdown = Some(reply);
+                break;
+            }
+            Verified::Batch {
+                mut records,
+                mut dones,
+            } => {
+                while records.len() < MAX_BATCH {
+                    match receiver.try_recv() {
+                        Ok(Verified::Batch {
+                            records: more,
+                            dones: more_dones,
+                        }) => {
+                            records.extend(more);
+                            dones.extend(more_dones);
+                        }
                         Ok(other) => {
                             next = Some(other);
                             break;
@@ -385,32 +562,186 @@ fn serve<D: NetabaseDefinitionTrait, B: Backend>(
     }
 }
 
-/// Verifies a batch of inbound records (each signature once, here), writes the valid
-/// ones in one transaction and tells each sender its outcome after the commit.
-fn commit_inbound<D, B: Backend>(
+/// Writes the verified records of a batch in one transaction and tells each sender its
+/// outcome after the commit.
+fn commit_inbound<D: NetabaseDefinitionTrait, B: Backend>(
     storage: &Storage<D, B>,
-    records: Vec<(UnverifiedRecord, Option<PeerId>)>,
+    records: Vec<VerifiedRecord>,
     dones: Vec<Done>,
 ) {
-    // The signatures and the version rule decide (inside the batch).
-    let committed = storage.records.try_put_unverified_batch(records);
-    match committed {
-        Ok(outcomes) => {
-            for (done, outcome) in dones.into_iter().zip(outcomes) {
-                done(match outcome {
-                    BatchPut::Stored => InboundOutcome::Stored,
-                    BatchPut::Refused(e) => InboundOutcome::Refused(e),
-                    BatchPut::Declined => InboundOutcome::Failed("declined".into()),
-                    BatchPut::Limit(limit) => InboundOutcome::StoreFull(limit),
-                    _ => InboundOutcome::Failed("unknown batch outcome".into()),
-                });
-            }
-        }
-        Err(e) => {
+    let outcomes = storage.apply_verified_batch(records);
+    for (done, outcome) in dones.into_iter().zip(outcomes) {
+        done(outcome);
+    }
+}
+
+impl<D: NetabaseDefinitionTrait, B: Backend> Storage<D, B> {
+    /// **The one apply path of signed records received from other nodes** — DHT puts,
+    /// live updates, and reconciliation: verifies each record's signature (once, here,
+    /// in batches; with the peer it came from, if known), then applies them
+    /// ([`Storage::apply_verified_batch`]). Inbound DHT records and live updates are
+    /// verified on the worker's verifier stage instead, ahead of the commit.
+    pub(crate) fn apply_signed_batch(
+        &self,
+        records: Vec<(UnverifiedRecord, Option<PeerId>)>,
+    ) -> Vec<InboundOutcome> {
+        self.apply_verified_batch(verify(records))
+    }
+
+    /// Applies records whose signatures were verified (or the reason each was not) in
+    /// one write transaction, record by record in order: the version rule (a record
+    /// older than the version held is [`SignedRecordError::Superseded`]), the write
+    /// permissions ([`InboundOutcome::NotPermitted`]), the record store write, and, for a
+    /// model this node replicates, the typed store write with the record's own stamp
+    /// (indexes, unique keys decided by the stamps, `watch` events at the commit).
+    /// Returns one outcome per record, in order, once the commit has returned (every
+    /// outcome is [`InboundOutcome::Failed`] if it failed).
+    ///
+    /// A node that neither replicates nor restricts writes takes the record store's
+    /// group commit alone ([`KadStore::try_put_verified_batch`]).
+    pub(crate) fn apply_verified_batch(&self, records: Vec<VerifiedRecord>) -> Vec<InboundOutcome> {
+        let enforcer = self.enforcer.borrow();
+        let count = records.len();
+        let outcomes = if enforcer.is_active() {
+            self.apply_checked(&enforcer, records)
+        } else {
+            self.records
+                .try_put_verified_batch(records)
+                .map(|outcomes| outcomes.into_iter().map(batch_outcome).collect())
+                .map_err(Error::from)
+        };
+        outcomes.unwrap_or_else(|e| {
             let message = e.to_string();
-            for done in dones {
-                done(InboundOutcome::Failed(message.clone()));
+            vec![InboundOutcome::Failed(message); count]
+        })
+    }
+
+    fn apply_checked(
+        &self,
+        enforcer: &Enforcer<D>,
+        records: Vec<VerifiedRecord>,
+    ) -> Result<Vec<InboundOutcome>> {
+        let txn = self.store.write()?;
+        let mut outcomes = Vec::with_capacity(records.len());
+        for record in records {
+            let outcome = match record {
+                Ok((signed, expires)) => self.apply_one(enforcer, &txn, &signed, expires)?,
+                Err(refused) => InboundOutcome::Refused(refused),
+            };
+            outcomes.push(outcome);
+        }
+        txn.commit()?;
+        Ok(outcomes)
+    }
+
+    /// Applies one verified record inside `txn` (see [`Storage::apply_signed_batch`]).
+    fn apply_one(
+        &self,
+        enforcer: &Enforcer<D>,
+        txn: &TxnGuard<'_, D, B, ReadWrite>,
+        signed: &SignedRecord,
+        expires: Option<std::time::Instant>,
+    ) -> Result<InboundOutcome> {
+        let key = signed.key();
+        // The version rule comes first: an old version is superseded, whoever wrote it.
+        let offered = (signed.stamp(), signed.envelope().digest);
+        let held = self.records.held_in(txn, key)?.map(|h| (h.stamp, h.digest));
+        if let Some(held) = held
+            && held > offered
+        {
+            return Ok(InboundOutcome::Refused(SignedRecordError::Superseded {
+                held: held.0,
+                offered: offered.0,
+            }));
+        }
+        // The version held offered again (the DHT re-replicates records) was allowed
+        // when it came: a membership change since does not make it news to refuse.
+        if held != Some(offered) {
+            match enforcer.check(&self.records, txn, key, signed.value(), signed.author()) {
+                Ok(()) => {}
+                Err(Denied::NotPermitted(reason)) => {
+                    return Ok(InboundOutcome::NotPermitted(reason));
+                }
+                Err(Denied::Store(e)) => return Err(e.into()),
             }
         }
+        match self.records.put_verified_in(txn, signed, expires) {
+            Ok(()) => {}
+            Err(KadStoreError::Refused(e)) => return Ok(InboundOutcome::Refused(e)),
+            Err(KadStoreError::Limit(limit)) => return Ok(InboundOutcome::StoreFull(limit)),
+            Err(e) => return Err(e.into()),
+        }
+        let Ok(parts) = parse_record_key(key) else {
+            return Ok(InboundOutcome::Stored);
+        };
+        // Memberships live in the record store only.
+        if parts.model == MEMBERS_MODEL || !enforcer.config.models.includes(&parts.model) {
+            return Ok(InboundOutcome::Stored);
+        }
+        let value = match signed.payload() {
+            Some(payload) => Some(D::from_record(&payload)?),
+            None => None,
+        };
+        match apply_typed(txn, &parts.model, &parts.primary_key, value, signed.stamp()) {
+            Ok(_) => {}
+            // A refusal of the typed layer (a link to a record not held here) leaves the
+            // signed record stored for the network; the typed store skips it.
+            Err(e) if !is_engine_failure(&e) => {
+                tracing::debug!(model = %parts.model, error = %e, "record not applied to the typed store");
+            }
+            Err(e) => return Err(e.into()),
+        }
+        Ok(InboundOutcome::Stored)
+    }
+
+    /// Checks that this node (`author`) may write `value` (`None`: remove) under `key`
+    /// in `txn`: the write permissions apply to local writes too.
+    ///
+    /// # Errors
+    /// [`Error::NotPermitted`] if they refuse it; [`Error::RecordStore`] if the store
+    /// fails while deciding.
+    pub(crate) fn check_local(
+        &self,
+        txn: &TxnGuard<'_, D, B, ReadWrite>,
+        key: &libp2p::kad::RecordKey,
+        value: Option<&[u8]>,
+        author: netabase_store::sync::WriterId,
+    ) -> Result<()> {
+        let enforcer = self.enforcer.borrow();
+        if !enforcer.is_active() {
+            return Ok(());
+        }
+        match enforcer.check(&self.records, txn, key, value, author) {
+            Ok(()) => Ok(()),
+            Err(Denied::NotPermitted(reason)) => Err(Error::NotPermitted {
+                key: key.clone(),
+                reason,
+            }),
+            Err(Denied::Store(e)) => Err(e.into()),
+        }
+    }
+
+    /// Whether the model `name` is replicated by this node.
+    pub(crate) fn replicates(&self, name: &str) -> bool {
+        self.enforcer.borrow().config.models.includes(name)
+    }
+}
+
+/// Whether a typed-layer error is an engine failure (which fails the batch) rather than
+/// a refusal of one record.
+fn is_engine_failure(e: &netabase_store::NetabaseError) -> bool {
+    matches!(
+        e,
+        netabase_store::NetabaseError::Backend(_) | netabase_store::NetabaseError::Poisoned(_)
+    )
+}
+
+fn batch_outcome(outcome: BatchPut) -> InboundOutcome {
+    match outcome {
+        BatchPut::Stored => InboundOutcome::Stored,
+        BatchPut::Refused(e) => InboundOutcome::Refused(e),
+        BatchPut::Declined => InboundOutcome::Failed("declined".into()),
+        BatchPut::Limit(limit) => InboundOutcome::StoreFull(limit),
+        _ => InboundOutcome::Failed("unknown batch outcome".into()),
     }
 }

@@ -161,3 +161,128 @@ async fn a_held_read_view_stalls_nothing_on_sled() -> TestResult {
     let node = Netabase::<BlogDefinition, _>::with_backend(SledBackend::temp()?, config()).await?;
     held_view_stalls_nothing(node).await
 }
+
+/// A burst of inbound records is verified in batches on the worker: a mix of valid,
+/// tampered, badly signed and mis-attributed records, more than one verification chunk
+/// of them, sent all at once, stores exactly the valid ones and refuses each bad one
+/// with its own reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mixed_burst_of_inbound_records_stores_exactly_the_valid_ones() -> TestResult {
+    use common::raw_peer::{badly_signed, signed, stolen, tampered};
+    use libp2p::PeerId;
+    use libp2p::identity::Keypair;
+    use libp2p::kad::store::RecordStore;
+    use netabase::worker::{InboundOutcome, StorageWorker};
+    use netabase_store::backend::memory::MemoryBackend;
+    use netabase_store::kad::{KadStore, KadStoreConfig, SignedRecordError, VERIFY_CHUNK};
+
+    #[derive(Debug, Clone, Copy, PartialEq)]
+    enum Kind {
+        Valid,
+        Tampered,
+        BadlySigned,
+        Stolen,
+    }
+
+    let backend = MemoryBackend::new();
+    let worker =
+        StorageWorker::<BlogDefinition, _>::spawn(backend.clone(), KadStoreConfig::default())?;
+    let victim = Keypair::generate_ed25519();
+    let author = RecordSigner::new(&victim)?;
+    let thief = Keypair::generate_ed25519();
+    let thief_id = thief.public().to_peer_id();
+    let mut burst = Vec::new();
+    for id in 0..(4 * VERIFY_CHUNK as u64 + 9) {
+        let kind = match id % 13 {
+            3 => Kind::Tampered,
+            7 => Kind::BadlySigned,
+            9 | 12 => Kind::Stolen,
+            _ => Kind::Valid,
+        };
+        let good = signed(&author, BlogDefinition::User(user(id)).to_record()?);
+        let record = match kind {
+            Kind::Valid => good,
+            Kind::Tampered => tampered(&good)?,
+            Kind::BadlySigned => badly_signed(&good)?,
+            Kind::Stolen => stolen(&good, &victim.public().to_peer_id(), &thief)?,
+        };
+        burst.push((kind, record));
+    }
+    // All at once: the records wait together in the worker's queue and are verified
+    // and committed in batches.
+    let outcomes = futures::future::join_all(
+        burst
+            .iter()
+            .map(|(_, record)| worker.store_inbound(record.clone())),
+    )
+    .await;
+    worker.close().await;
+
+    let records = KadStore::new(backend, PeerId::random(), KadStoreConfig::default());
+    let mut stored = 0;
+    for ((kind, record), outcome) in burst.iter().zip(outcomes) {
+        let outcome = outcome?;
+        let fine = match (kind, &outcome) {
+            (Kind::Valid, InboundOutcome::Stored) => true,
+            (Kind::Tampered, InboundOutcome::Refused(SignedRecordError::TamperedValue)) => true,
+            (
+                Kind::BadlySigned,
+                InboundOutcome::Refused(SignedRecordError::BadSignature { .. }),
+            ) => true,
+            (
+                Kind::Stolen,
+                InboundOutcome::Refused(SignedRecordError::StolenAuthorship { signer, .. }),
+            ) => *signer == thief_id,
+            _ => false,
+        };
+        assert!(fine, "a {kind:?} record: {outcome:?}");
+        let held = records.try_get(&record.key)?;
+        assert_eq!(held.is_some(), *kind == Kind::Valid, "a {kind:?} record");
+        if *kind == Kind::Valid {
+            assert_eq!(held.map(|r| r.value), Some(record.value.clone()));
+            stored += 1;
+        }
+    }
+    assert_eq!(records.records().count(), stored);
+    Ok(())
+}
+
+/// Records queued before `close` are verified and committed before the worker stops:
+/// the verifier passes every message on in the order it came, the shutdown included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_queued_before_close_are_committed_before_the_worker_stops() -> TestResult {
+    use libp2p::PeerId;
+    use libp2p::identity::Keypair;
+    use libp2p::kad::store::RecordStore;
+    use netabase::worker::{InboundOutcome, StorageWorker};
+    use netabase_store::backend::memory::MemoryBackend;
+    use netabase_store::kad::{KadStore, KadStoreConfig};
+
+    let backend = MemoryBackend::new();
+    let worker =
+        StorageWorker::<BlogDefinition, _>::spawn(backend.clone(), KadStoreConfig::default())?;
+    let author = RecordSigner::new(&Keypair::generate_ed25519())?;
+    let mut records = Vec::new();
+    for id in 0..200 {
+        let record = BlogDefinition::User(user(id)).to_record()?;
+        let stamp = author.next_stamp(None);
+        records.push(
+            author
+                .seal(record.key, Some(record.value), stamp)
+                .to_record(),
+        );
+    }
+    // `join!` polls the puts first: each is queued (the channel has room) before the
+    // shutdown is.
+    let (outcomes, ()) = futures::join!(
+        futures::future::join_all(records.iter().map(|r| worker.store_inbound(r.clone()))),
+        worker.close()
+    );
+    for outcome in outcomes {
+        let outcome = outcome?;
+        assert!(matches!(outcome, InboundOutcome::Stored), "{outcome:?}");
+    }
+    let store = KadStore::new(backend, PeerId::random(), KadStoreConfig::default());
+    assert_eq!(store.records().count(), records.len());
+    Ok(())
+}

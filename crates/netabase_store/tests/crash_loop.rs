@@ -757,6 +757,50 @@ fn redb_ignores_a_temporary_file_of_a_killed_create() -> TestResult {
     Ok(())
 }
 
+/// The temporary files of killed creates do not pile up: a writable open removes those
+/// that have not been touched for a while, and keeps a recent one (a create of another
+/// process may still be using it).
+#[test]
+fn redb_removes_stale_temporary_files_of_killed_creates() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("db.redb");
+    let old = dir.path().join(".db.redb.AAAAAA.new");
+    let recent = dir.path().join(".db.redb.BBBBBB.new");
+    let other = dir.path().join(".other.redb.CCCCCC.new");
+    for stray in [&old, &recent, &other] {
+        std::fs::write(stray, vec![0u8; 4096])?;
+    }
+    let two_hours_ago = std::time::SystemTime::now() - Duration::from_secs(2 * 3600);
+    for stray in [&old, &other] {
+        std::fs::File::options()
+            .write(true)
+            .open(stray)?
+            .set_modified(two_hours_ago)?;
+    }
+    let store = open::<RedbBackend>(&path, FSYNC)?;
+    commit_step(&store, 1)?;
+    assert!(
+        !old.exists(),
+        "a stale temporary file of this database was kept"
+    );
+    assert!(recent.exists(), "a recent temporary file was removed");
+    assert!(
+        other.exists(),
+        "another database's temporary file was removed"
+    );
+    drop(store);
+    // Reopening an existing database cleans up too.
+    std::fs::write(&old, vec![0u8; 4096])?;
+    std::fs::File::options()
+        .write(true)
+        .open(&old)?
+        .set_modified(two_hours_ago)?;
+    let store = open::<RedbBackend>(&path, FSYNC)?;
+    assert!(!old.exists(), "a reopen kept a stale temporary file");
+    assert_eq!(crash_state_violations(&store)?, (1, Vec::new()));
+    Ok(())
+}
+
 /// Kills aimed at the creation of a new database (a fresh path every cycle, the kill
 /// 0–40 ms after spawn): the file left behind must open every time. The main loops
 /// create their file only in their first cycle, so they meet this moment rarely.

@@ -13,7 +13,7 @@ use netabase_store::backend::memory::MemoryBackend;
 use netabase_store::backend::{Backend, Capabilities, WriteTxn};
 use netabase_store::kad::{
     BatchPut, Envelope, KadStore, KadStoreConfig, KadStoreError, RECORDS_TABLE, RecordSigner,
-    SignedRecord, SignedRecordError,
+    SignedRecord, SignedRecordError, VERIFY_CHUNK,
 };
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -56,6 +56,109 @@ fn small_config() -> KadStoreConfig {
         max_provided_keys: 2,
         ..KadStoreConfig::default()
     }
+}
+
+/// What a record of [`mixed_batch`] must become.
+#[derive(Debug)]
+enum Expected {
+    Stored,
+    /// Refused as signed by this peer under another author's name.
+    Stolen(PeerId),
+    /// Refused: the signature does not verify.
+    BadSignature,
+}
+
+impl Expected {
+    fn check(&self, outcome: &BatchPut, i: usize) -> Result<(), String> {
+        let fine = match (self, outcome) {
+            (Expected::Stored, BatchPut::Stored) => true,
+            (
+                Expected::Stolen(thief),
+                BatchPut::Refused(SignedRecordError::StolenAuthorship { signer, claimed }),
+            ) => signer == thief && *claimed == signer_id(),
+            (Expected::BadSignature, BatchPut::Refused(SignedRecordError::BadSignature { .. })) => {
+                true
+            }
+            _ => false,
+        };
+        fine.then_some(())
+            .ok_or_else(|| format!("record {i}: expected {self:?}, got {outcome:?}"))
+    }
+}
+
+fn signer_id() -> netabase_store::sync::WriterId {
+    signer().author()
+}
+
+/// A decoded record and the peer it came from.
+type Received = (netabase_store::kad::UnverifiedRecord, Option<PeerId>);
+
+/// `n` records, each with the peer it came from, as a node receives a burst: mostly
+/// valid ones from two authors, and bad ones at the edges of and inside the
+/// verification chunks: signed by a thief under [`signer`]'s name (named by the sender
+/// or by the record's publisher field), re-stamped or moved to another key after
+/// signing, or carrying a flipped signature bit.
+fn mixed_batch(n: usize) -> Result<(Vec<Received>, Vec<Expected>), Box<dyn std::error::Error>> {
+    let other = RecordSigner::new(&Keypair::generate_ed25519())?;
+    let thief = Keypair::generate_ed25519();
+    let thief_id = thief.public().to_peer_id();
+    let mut batch = Vec::with_capacity(n);
+    let mut expected = Vec::with_capacity(n);
+    for i in 0..n {
+        let name = format!("mixed-{i}");
+        let edge = i % VERIFY_CHUNK == 0 || i % VERIFY_CHUNK == VERIFY_CHUNK - 1 || i == n - 1;
+        let kind = if edge || i % 11 == 5 { i % 5 } else { 5 };
+        let mut sender = Some(PeerId::random());
+        let (record, expect) = match kind {
+            0 => {
+                let mut envelope = Envelope::decode(&record(&name, b"v").value)?;
+                envelope.signature = thief.sign(&envelope.signing_bytes(&key(&name)))?;
+                sender = Some(thief_id);
+                (
+                    Record::new(key(&name), envelope.encode()),
+                    Expected::Stolen(thief_id),
+                )
+            }
+            1 => {
+                let mut envelope = Envelope::decode(&record(&name, b"v").value)?;
+                envelope.signature = thief.sign(&envelope.signing_bytes(&key(&name)))?;
+                let mut stolen = Record::new(key(&name), envelope.encode());
+                stolen.publisher = Some(thief_id);
+                sender = None;
+                (stolen, Expected::Stolen(thief_id))
+            }
+            2 => {
+                let mut envelope = Envelope::decode(&record(&name, b"v").value)?;
+                envelope.stamp.hlc.counter += 1;
+                (
+                    Record::new(key(&name), envelope.encode()),
+                    Expected::BadSignature,
+                )
+            }
+            3 => {
+                let mut moved = record(&format!("{name}-elsewhere"), b"v");
+                moved.key = key(&name);
+                (moved, Expected::BadSignature)
+            }
+            4 => {
+                let mut envelope = Envelope::decode(&record(&name, b"v").value)?;
+                envelope.signature[40] ^= 0x10;
+                (
+                    Record::new(key(&name), envelope.encode()),
+                    Expected::BadSignature,
+                )
+            }
+            _ if i % 2 == 0 => (record(&name, b"valid"), Expected::Stored),
+            _ => {
+                let stamp = other.next_stamp(None);
+                let sealed = other.seal(key(&name), Some(b"valid".to_vec()), stamp);
+                (sealed.to_record(), Expected::Stored)
+            }
+        };
+        batch.push((SignedRecord::decode_unverified(&record)?, sender));
+        expected.push(expect);
+    }
+    Ok((batch, expected))
 }
 
 /// The rules, written once against a function that opens a store over a fresh backend.
@@ -176,6 +279,25 @@ macro_rules! record_store_rules {
                 assert_eq!(value("held"), Some(b"2".to_vec()));
                 assert_eq!(value("stolen"), None);
                 assert_eq!(value("bad"), None);
+                Ok(())
+            }
+
+            #[test]
+            fn a_mixed_batch_over_many_chunks_stores_exactly_the_valid_records() -> TestResult {
+                let store = open(PeerId::random(), KadStoreConfig::default())?;
+                let (batch, expected) = mixed_batch(3 * VERIFY_CHUNK + 7)?;
+                let keys: Vec<RecordKey> = batch.iter().map(|(r, _)| r.key().clone()).collect();
+                let outcomes = store.try_put_unverified_batch(batch)?;
+                assert_eq!(outcomes.len(), expected.len());
+                for (i, (outcome, expected)) in outcomes.iter().zip(&expected).enumerate() {
+                    expected.check(outcome, i)?;
+                    let held = store.try_get(&keys[i])?;
+                    assert_eq!(
+                        held.is_some(),
+                        matches!(expected, Expected::Stored),
+                        "record {i}: held {held:?}, expected {expected:?}"
+                    );
+                }
                 Ok(())
             }
 

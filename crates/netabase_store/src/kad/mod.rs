@@ -30,8 +30,8 @@ mod store;
 mod typed;
 
 pub use signed::{
-    Envelope, RecordSigner, SignedRecord, SignedRecordError, UnverifiedRecord, author_of,
-    wall_millis,
+    Envelope, RecordSigner, SignedRecord, SignedRecordError, UnverifiedRecord, VERIFY_CHUNK,
+    author_of, verify_batch, wall_millis,
 };
 pub use store::{BatchPut, KadStore, KadStoreConfig, KadStoreError, SweepStats};
 pub use typed::{

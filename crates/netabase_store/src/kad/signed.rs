@@ -16,7 +16,8 @@
 //! and checks the digest and the signature, so a `SignedRecord` is always one its author
 //! really wrote. It runs in two halves where the costly one should run elsewhere:
 //! [`SignedRecord::decode_unverified`] (decode, shape and digest: cheap) and
-//! [`UnverifiedRecord::verify`] (the ed25519 signature). [`RecordSigner`] writes them, with a hybrid logical clock.
+//! [`UnverifiedRecord::verify`] (the ed25519 signature), or [`verify_batch`] for many
+//! records at once. [`RecordSigner`] writes them, with a hybrid logical clock.
 //!
 //! **The winner rule.** For one key, the record with the greater stamp wins
 //! ([`VersionStamp`] orders by clock reading, then by author); two records with the same
@@ -39,6 +40,9 @@ use thiserror::Error;
 
 use crate::sync::stamp::{Clock, now_millis};
 use crate::sync::{Hlc, VersionStamp, WriterId};
+
+mod batch;
+pub use batch::{VERIFY_CHUNK, verify_batch};
 
 /// The first byte of a signed record value; bumped when the envelope layout changes.
 pub const ENVELOPE_FORMAT: u8 = 1;

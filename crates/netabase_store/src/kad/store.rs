@@ -12,7 +12,8 @@ use thiserror::Error;
 
 use super::encoding::{StoredProvider, StoredRecord, WallTime, decode, encode};
 use super::signed::{
-    Envelope, RecordSigner, SignedRecord, SignedRecordError, UnverifiedRecord, wall_millis,
+    Envelope, RecordSigner, SignedRecord, SignedRecordError, UnverifiedRecord, verify_batch,
+    wall_millis,
 };
 use super::{PROVIDED_TABLE, PROVIDERS_TABLE, RECORDS_TABLE};
 use crate::backend::{Backend, Direction, RawRange, ReadTxn, WriteTxn, collect_range};
@@ -312,7 +313,8 @@ impl<B: Backend> KadStore<B> {
 
     /// Stores `records` in one write transaction (one durable commit for all of them):
     /// the group commit of a node's inbound records. Each record is verified
-    /// ([`SignedRecord::open`]) and checked as [`KadStore::try_put`] checks it, and must
+    /// ([`SignedRecord::open`], the signatures in batches: [`verify_batch`]) and checked
+    /// as [`KadStore::try_put`] checks it, and must
     /// win over the version held for its key; it is then shown to `accept` with the
     /// unexpired record it would replace, if any. A record that is refused, that
     /// `accept` declines, or that hits a limit is skipped and the others are still
@@ -329,9 +331,32 @@ impl<B: Backend> KadStore<B> {
         records: &[Record],
         mut accept: impl FnMut(&Record, Option<&Record>) -> bool,
     ) -> Result<Vec<BatchPut>, KadStoreError> {
-        let verified = records
-            .iter()
-            .map(|record| SignedRecord::open(record).map(|signed| (signed, record.expires)))
+        // Decode each envelope (cheap), then verify the signatures in batches: the same
+        // outcome per record as `SignedRecord::open`.
+        let mut verified: Vec<_> = records.iter().map(|_| None).collect();
+        let mut decoded = Vec::with_capacity(records.len());
+        for (i, record) in records.iter().enumerate() {
+            match SignedRecord::decode_unverified(record) {
+                Ok(unverified) => decoded.push((i, unverified)),
+                Err(refused) => verified[i] = Some(Err(refused)),
+            }
+        }
+        let (positions, decoded): (Vec<usize>, Vec<_>) = decoded
+            .into_iter()
+            .map(|(i, unverified)| (i, (unverified, None)))
+            .unzip();
+        for (i, result) in positions.into_iter().zip(verify_batch(decoded)) {
+            verified[i] = Some(result.map(|signed| (signed, records[i].expires)));
+        }
+        let verified = verified
+            .into_iter()
+            .map(|result| {
+                result.unwrap_or_else(|| {
+                    Err(SignedRecordError::Unsigned {
+                        reason: "not decoded".to_owned(),
+                    })
+                })
+            })
             .collect();
         self.put_verified_batch(verified, |index, existing| {
             accept(&records[index], existing)
@@ -340,12 +365,13 @@ impl<B: Backend> KadStore<B> {
 
     /// [`KadStore::try_put_batch`] of records whose envelopes were already decoded
     /// (by [`SignedRecord::decode_unverified`], so that their models could be checked
-    /// elsewhere), each with the peer it came from, if known: each signature is verified
-    /// here, once ([`UnverifiedRecord::verify`]; a signature of the sender's under
-    /// another author's name is [`SignedRecordError::StolenAuthorship`]), then every
-    /// record is checked and written as [`KadStore::try_put_batch`] does, with `accept`
-    /// always true. This is the group commit of a node's inbound records, run on the
-    /// thread that owns the database.
+    /// elsewhere), each with the peer it came from, if known: the signatures are verified
+    /// here, once, in batches ([`verify_batch`]: each record is accepted or refused
+    /// exactly as [`UnverifiedRecord::verify`] would, and a signature of the sender's
+    /// under another author's name is [`SignedRecordError::StolenAuthorship`]), then
+    /// every record is checked and written as [`KadStore::try_put_batch`] does, with
+    /// `accept` always true. This is the group commit of a node's inbound records, run
+    /// on the thread that owns the database.
     ///
     /// Returns one [`BatchPut`] per record, in order, once the transaction is committed.
     ///
@@ -355,15 +381,31 @@ impl<B: Backend> KadStore<B> {
         &self,
         records: Vec<(UnverifiedRecord, Option<PeerId>)>,
     ) -> Result<Vec<BatchPut>, KadStoreError> {
-        let verified = records
+        let expiries: Vec<Option<Instant>> =
+            records.iter().map(|(record, _)| record.expires()).collect();
+        let verified = verify_batch(records)
             .into_iter()
-            .map(|(record, sender)| {
-                let expires = record.expires();
-                record
-                    .verify(sender.as_ref())
-                    .map(|signed| (signed, expires))
-            })
+            .zip(expiries)
+            .map(|(verified, expires)| verified.map(|signed| (signed, expires)))
             .collect();
+        self.try_put_verified_batch(verified)
+    }
+
+    /// [`KadStore::try_put_unverified_batch`] of records whose signatures were verified
+    /// elsewhere (by [`verify_batch`] on another thread, say, while this one commits
+    /// the previous batch): `verified` holds, per record, the verified record and its
+    /// expiry, or why its verification failed (that record is then reported as
+    /// [`BatchPut::Refused`] with that reason). Only a [`SignedRecord`] can be passed,
+    /// so nothing unverified is stored.
+    ///
+    /// Returns one [`BatchPut`] per record, in order, once the transaction is committed.
+    ///
+    /// # Errors
+    /// As [`KadStore::try_put_batch`].
+    pub fn try_put_verified_batch(
+        &self,
+        verified: Vec<Result<(SignedRecord, Option<Instant>), SignedRecordError>>,
+    ) -> Result<Vec<BatchPut>, KadStoreError> {
         self.put_verified_batch(verified, |_, _| true)
     }
 
@@ -605,6 +647,48 @@ impl<B: Backend> KadStore<B> {
         txn.writer()
             .with_raw(|raw| self.put_if_winner(raw, &signed, &bytes))??;
         Ok(())
+    }
+
+    /// [`KadStore::put_in`] of a record already verified (by [`SignedRecord::open`] or
+    /// [`UnverifiedRecord::verify`]), expiring at `expires`: the write of an inbound
+    /// record inside the transaction that also applies it to the typed store.
+    ///
+    /// # Errors
+    /// As [`KadStore::put_in`].
+    pub fn put_verified_in<D, TB>(
+        &self,
+        txn: &TxnGuard<'_, D, TB, ReadWrite>,
+        signed: &SignedRecord,
+        expires: Option<Instant>,
+    ) -> Result<(), KadStoreError>
+    where
+        D: NetabaseDefinitionTrait,
+        TB: Backend,
+    {
+        let bytes = self.encode_checked(signed, expires)?;
+        txn.writer()
+            .with_raw(|raw| self.put_if_winner(raw, signed, &bytes))??;
+        Ok(())
+    }
+
+    /// The envelope of the live version held for `key` (unexpired; a tombstone within
+    /// [`KadStoreConfig::tombstone_ttl`]) as the typed write transaction `txn` sees it,
+    /// its own writes included. It was verified when it was stored.
+    ///
+    /// # Errors
+    /// [`KadStoreError::Storage`] on backend failure.
+    pub fn held_in<D, TB>(
+        &self,
+        txn: &TxnGuard<'_, D, TB, ReadWrite>,
+        key: &RecordKey,
+    ) -> Result<Option<Envelope>, KadStoreError>
+    where
+        D: NetabaseDefinitionTrait,
+        TB: Backend,
+    {
+        Ok(txn
+            .writer()
+            .with_raw(|raw| held_version(raw, key.as_ref(), self.config.tombstone_ttl))?)
     }
 
     /// [`KadStore::try_remove`] inside the typed write transaction `txn` (see

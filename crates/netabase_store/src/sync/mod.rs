@@ -55,6 +55,7 @@
 
 mod reconcile;
 pub(crate) mod stamp;
+mod stamped;
 pub(crate) mod state;
 pub(crate) mod tree;
 
@@ -75,6 +76,7 @@ pub use reconcile::{
     Reconciler, SyncRecord, SyncRefusal, Version, reconcile, reconcile_with,
 };
 pub use stamp::{Hlc, VersionStamp, WriterId};
+pub use stamped::StampedWrite;
 pub use tree::Fingerprint;
 
 /// The sync metadata of one record ([`SyncedTree::version`]).

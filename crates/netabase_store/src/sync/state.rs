@@ -240,6 +240,15 @@ impl SyncWrite {
         self.stamps.borrow_mut().insert((table, key), (stamp, tomb));
     }
 
+    /// The stamp given to the next write of `key` of `table` in this transaction, if
+    /// any: the version a stamped write made earlier in the transaction.
+    pub(crate) fn pending(&self, table: &'static str, key: &[u8]) -> Option<VersionStamp> {
+        self.stamps
+            .borrow()
+            .get(&(table, key.to_vec()))
+            .map(|(stamp, _)| *stamp)
+    }
+
     /// Forgets [`SyncWrite::stamp`] for a write that was refused.
     pub(crate) fn forget(&self, table: &'static str, key: &[u8]) {
         self.stamps.borrow_mut().remove(&(table, key.to_vec()));
@@ -261,10 +270,12 @@ impl SyncWrite {
         let mut fresh: Option<VersionStamp> = None;
         let mut stamp_for =
             |stamps: &mut ReceivedStamps, table: &'static str, key: &[u8]| -> VersionStamp {
+                // Looked up, not taken: a key changed twice in the transaction keeps
+                // the stamp given last, for its last change (the one that counts).
                 let received = if stamps.is_empty() {
                     None
                 } else {
-                    stamps.remove(&(table, key.to_vec()))
+                    stamps.get(&(table, key.to_vec())).copied()
                 };
                 match received {
                     Some((stamp, _)) => stamp,

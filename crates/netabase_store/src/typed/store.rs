@@ -113,8 +113,8 @@ impl<D: NetabaseDefinitionTrait, B: Backend> NetabaseStore<D, B> {
         Self::open(backend, true, OpenOptions::default())
     }
 
-    /// [`NetabaseStore::from_shared_backend`] with `options` (a node whose models are
-    /// synced with its peers, say).
+    /// [`NetabaseStore::from_shared_backend`] with options (a P2P node that replicates
+    /// models opens its store with sync on for them).
     ///
     /// # Errors
     /// As [`NetabaseStore::from_backend_with`].

@@ -13,6 +13,8 @@ use crate::schema::{
     NetabaseDefinitionTrait, NetabaseModelTrait, SecondaryKeyField, UniqueKeyField,
 };
 
+use crate::sync::{StampedWrite, VersionStamp};
+
 use super::changes::ChangeSet;
 use super::read::{self, ModelIter, SecondaryIter};
 use super::write::Writer;
@@ -104,6 +106,22 @@ pub trait WriteAccess: sealed::Sealed {
     where
         D: NetabaseDefinitionTrait,
         M: NetabaseModelTrait<D>;
+
+    #[doc(hidden)]
+    fn put_stamped<D, M>(&self, model: M, stamp: VersionStamp) -> Result<StampedWrite>
+    where
+        D: NetabaseDefinitionTrait,
+        M: NetabaseModelTrait<D>;
+
+    #[doc(hidden)]
+    fn remove_stamped<D, M>(
+        &self,
+        key: &M::PrimaryKey,
+        stamp: VersionStamp,
+    ) -> Result<StampedWrite>
+    where
+        D: NetabaseDefinitionTrait,
+        M: NetabaseModelTrait<D>;
 }
 
 impl<B: Backend> WriteAccess for Writer<'_, B> {
@@ -132,6 +150,22 @@ impl<B: Backend> WriteAccess for Writer<'_, B> {
         M: NetabaseModelTrait<D>,
     {
         Writer::clear::<D, M>(self)
+    }
+
+    fn put_stamped<D, M>(&self, model: M, stamp: VersionStamp) -> Result<StampedWrite>
+    where
+        D: NetabaseDefinitionTrait,
+        M: NetabaseModelTrait<D>,
+    {
+        Writer::put_stamped::<D, M>(self, model, stamp)
+    }
+
+    fn remove_stamped<D, M>(&self, key: &M::PrimaryKey, stamp: VersionStamp) -> Result<StampedWrite>
+    where
+        D: NetabaseDefinitionTrait,
+        M: NetabaseModelTrait<D>,
+    {
+        Writer::remove_stamped::<D, M>(self, key, stamp)
     }
 }
 
@@ -425,5 +459,76 @@ where
         T: WriteAccess,
     {
         self.txn.clear::<D, M>()
+    }
+    /// Writes `model` as the version stamped `stamp`, made elsewhere (by another
+    /// replica, or signed by a node), through the write pipeline: indexes, unique keys,
+    /// validators and links as [`TreeView::put`], subscribers see the change, and the
+    /// model's sync metadata records `stamp` (not a new stamp of this store). The model
+    /// must be synced ([`crate::OpenOptions::sync_model`]).
+    ///
+    /// The greatest stamp wins, whatever order versions arrive in: if the version held
+    /// for the key (a record or a tombstone) has an equal or greater stamp, nothing is
+    /// written ([`StampedWrite::Superseded`]). A unique key held by another record goes
+    /// to the greater stamp too: an older holder is removed (its tombstone gets
+    /// `stamp`), a newer one keeps the key and this version is not written
+    /// ([`StampedWrite::UniqueKeyHeld`]). Replicas that receive the same versions thus
+    /// hold the same records.
+    ///
+    /// # Examples
+    /// ```
+    /// # use netabase_store::prelude::*;
+    /// # use netabase_store::{NetabaseStore, OpenOptions, backend::memory::MemoryBackend};
+    /// # #[netabase_definition_module(AppDefinition, AppKeys)]
+    /// # pub mod app {
+    /// #     use netabase_store::prelude::*;
+    /// #     use serde::{Deserialize, Serialize};
+    /// #     #[derive(NetabaseModel, Serialize, Deserialize, Clone, Debug, PartialEq)]
+    /// #     #[netabase(AppDefinition)]
+    /// #     pub struct Note { #[primary_key] pub id: u64, pub text: String }
+    /// # }
+    /// # use app::*;
+    /// use netabase_store::sync::{Hlc, StampedWrite, VersionStamp, WriterId};
+    ///
+    /// let store = NetabaseStore::<AppDefinition, _>::from_backend_with(
+    ///     MemoryBackend::new(), OpenOptions::default().sync_model("Note"))?;
+    /// let stamp = |millis| VersionStamp { hlc: Hlc { millis, counter: 0 }, writer: WriterId([7; 32]) };
+    /// let txn = store.write()?;
+    /// let notes = txn.open_tree::<Note>();
+    /// assert!(notes.put_stamped(Note { id: 1, text: "new".into() }, stamp(20))?.is_applied());
+    /// // An older version of the same key loses.
+    /// let older = notes.put_stamped(Note { id: 1, text: "old".into() }, stamp(10))?;
+    /// assert!(matches!(older, StampedWrite::Superseded { .. }));
+    /// txn.commit()?;
+    /// assert_eq!(store.open_tree::<Note>().get(1)?.map(|n| n.text), Some("new".into()));
+    /// # Ok::<(), netabase_store::NetabaseError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`crate::NetabaseError::Sync`] if the model is not synced; otherwise as
+    /// [`TreeView::put`], except that unique-key conflicts are decided as above.
+    pub fn put_stamped(&self, model: M, stamp: VersionStamp) -> Result<StampedWrite>
+    where
+        T: WriteAccess,
+    {
+        self.txn.put_stamped::<D, M>(model, stamp)
+    }
+
+    /// Removes the record at `key` as the removal stamped `stamp`, made elsewhere: the
+    /// model's sync metadata keeps a tombstone with `stamp` (even when nothing was
+    /// stored), subscribers see the removal. Nothing is done if the version held has an
+    /// equal or greater stamp ([`StampedWrite::Superseded`]).
+    ///
+    /// # Errors
+    /// [`crate::NetabaseError::Sync`] if the model is not synced; otherwise as
+    /// [`TreeView::remove`].
+    pub fn remove_stamped(
+        &self,
+        key: impl Into<M::PrimaryKey>,
+        stamp: VersionStamp,
+    ) -> Result<StampedWrite>
+    where
+        T: WriteAccess,
+    {
+        self.txn.remove_stamped::<D, M>(&key.into(), stamp)
     }
 }

@@ -7,7 +7,9 @@
 //! number mismatch". So a new database is built under a temporary name in the same
 //! directory, synced, and moved into place in one step; a kill at any point leaves
 //! either no file at the path or a complete empty database (and at worst a stray
-//! temporary file, `.<name>.<random>.new`, that nothing reads).
+//! temporary file, `.<name>.<random>.new`, that nothing reads). A later writable open
+//! removes such strays once they are [`STALE_AFTER`] old and no process holds them
+//! ([`remove_stale_temporaries`]).
 //!
 //! A file that redb's own create left behind when killed (written by an earlier release,
 //! or by another program using redb directly) holds nothing: it is recognised
@@ -32,6 +34,10 @@ const MAX_UNINITIALISED_LEN: u64 = 16 * 1024 * 1024;
 
 const OPERATION: &str = "open the database file";
 
+/// A temporary file of a create is taken for a killed creator's leftover once it has not
+/// been modified for this long (a create takes milliseconds).
+pub(super) const STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Opens the database at `path` with `builder`, first creating it atomically when it
 /// does not exist, or replacing it when it is a file an interrupted create left behind
 /// (only if `may_create`; otherwise that is an error saying so).
@@ -54,7 +60,11 @@ pub(super) fn open_or_create(
             Ok(_) => {
                 let mut file = File::open(path).map_err(|e| io_error(path, e))?;
                 if !never_initialised(&mut file).map_err(|e| io_error(path, e))? {
-                    return open_guarded(path, || builder.create(path));
+                    let db = open_guarded(path, || builder.create(path))?;
+                    if may_create {
+                        remove_stale_temporaries(path);
+                    }
+                    return Ok(db);
                 }
                 if !may_create {
                     return Err(uninitialised_error(path));
@@ -193,6 +203,56 @@ fn build_in_place(path: &Path, replacing: Option<&File>) -> Result<()> {
         },
     }
     sync_dir(dir).map_err(|e| io_error(path, e))
+}
+
+/// Removes the temporary files that killed creates of `path` left beside it
+/// (`.<name>.<random>.new`), once they are [`STALE_AFTER`] old and (on Unix) no process
+/// holds a lock on them. Best effort: a file that cannot be examined or removed stays,
+/// and nothing reads it.
+pub(super) fn remove_stale_temporaries(path: &Path) {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return;
+    };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let prefix = format!(".{}.", name.to_string_lossy());
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let file_name = file_name.to_string_lossy();
+        if !(file_name.starts_with(&prefix) && file_name.ends_with(".new")) {
+            continue;
+        }
+        let stale = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|modified| modified.elapsed().ok())
+            .is_some_and(|age| age >= STALE_AFTER);
+        if stale && unlocked(&entry.path()) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// Whether no process holds a lock on the file at `path` (redb locks a database file
+/// while it is open, a creator included).
+#[cfg(unix)]
+fn unlocked(path: &Path) -> bool {
+    let Ok(file) = File::open(path) else {
+        return false;
+    };
+    rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_ok()
+}
+
+#[cfg(not(unix))]
+fn unlocked(_: &Path) -> bool {
+    true
 }
 
 /// Makes the new directory entry durable (a power cut after the rename keeps it).
