@@ -88,6 +88,8 @@ pub enum RecordOrigin {
     InboundProvider,
     /// A peer returned it for a `get_record` of this node.
     GetResult,
+    /// A peer sent it in a reconciliation (catch-up).
+    Sync,
 }
 
 /// What a node broadcasts to its subscribers

@@ -209,6 +209,7 @@ impl<D: NetabaseDefinitionTrait, B: Backend> EventLoop<D, B> {
                     config.store_limits.clone(),
                 ),
                 Arc::clone(&signer),
+                Arc::clone(&counters),
             ),
             events.clone(),
             Arc::clone(&counters),

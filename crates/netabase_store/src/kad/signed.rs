@@ -298,21 +298,7 @@ impl SignedRecord {
                 ),
             });
         }
-        let tombstone = value.is_none();
-        let value = value.unwrap_or_default();
-        UnverifiedRecord {
-            key,
-            publisher: None,
-            expires: None,
-            envelope: Envelope {
-                stamp,
-                tombstone,
-                digest: *blake3::hash(&value).as_bytes(),
-                signature: signature.to_vec(),
-                value,
-            },
-        }
-        .verify(None)
+        UnverifiedRecord::from_version(key, stamp, value, signature)?.verify(None)
     }
 
     /// The record key.
@@ -418,6 +404,42 @@ pub struct UnverifiedRecord {
 }
 
 impl UnverifiedRecord {
+    /// [`SignedRecord::from_version`] without the signature check: the record of one
+    /// version rebuilt from its parts as sync carries them, to be verified later (in a
+    /// batch, say).
+    ///
+    /// # Errors
+    /// [`SignedRecordError::BadSignature`] when the signature is not 64 bytes.
+    pub fn from_version(
+        key: RecordKey,
+        stamp: VersionStamp,
+        value: Option<Vec<u8>>,
+        signature: &[u8],
+    ) -> Result<Self, SignedRecordError> {
+        if signature.len() != SIGNATURE_LEN {
+            return Err(SignedRecordError::BadSignature {
+                reason: format!(
+                    "a signature of {} bytes (ed25519 signatures are {SIGNATURE_LEN})",
+                    signature.len()
+                ),
+            });
+        }
+        let tombstone = value.is_none();
+        let value = value.unwrap_or_default();
+        Ok(UnverifiedRecord {
+            key,
+            publisher: None,
+            expires: None,
+            envelope: Envelope {
+                stamp,
+                tombstone,
+                digest: *blake3::hash(&value).as_bytes(),
+                signature: signature.to_vec(),
+                value,
+            },
+        })
+    }
+
     /// The record key.
     pub fn key(&self) -> &RecordKey {
         &self.key

@@ -735,6 +735,28 @@ impl<B: Backend> KadStore<B> {
             .map_err(KadStoreError::from)
     }
 
+    /// Every unexpired record whose key starts with `prefix`, in key order (the
+    /// records of one model, or a node's memberships, without a scan of the others).
+    ///
+    /// # Errors
+    /// [`KadStoreError::Storage`] if the backend fails or a stored record does not decode.
+    pub fn try_records_with_prefix(&self, prefix: &[u8]) -> Result<Vec<Record>, KadStoreError> {
+        let now = WallTime::now();
+        let entries = collect_range(
+            &self.backend.begin_read()?,
+            RECORDS_TABLE,
+            RawRange::prefix(prefix),
+            Direction::Forward,
+        )?;
+        let mut out = Vec::new();
+        for (key, bytes) in entries {
+            if let Some(record) = self.live_record(RecordKey::from(key), &bytes, now)? {
+                out.push(record);
+            }
+        }
+        Ok(out)
+    }
+
     /// Every record, each decoded on its own: `Ok(None)` for an expired one.
     fn scan_records(&self) -> Result<Vec<Result<Option<Record>, NetabaseError>>, NetabaseError> {
         let now = WallTime::now();

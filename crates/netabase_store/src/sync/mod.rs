@@ -73,7 +73,8 @@ use crate::typed::tree::Tree;
 pub use reconcile::{
     Attestation, Choice, ItemVersion, LatestWins, MAX_LISTED_REFUSALS, MergeRule, Message,
     ModelMessage, RangeMessage, RangePayload, ReconcileOptions, ReconcileReport, ReconcileStats,
-    Reconciler, SyncRecord, SyncRefusal, Version, reconcile, reconcile_with,
+    Reconciler, RecordSink, SinkReport, SyncRecord, SyncRefusal, Version, reconcile,
+    reconcile_with,
 };
 pub use stamp::{Hlc, VersionStamp, WriterId};
 pub use stamped::StampedWrite;

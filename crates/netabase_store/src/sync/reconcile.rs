@@ -258,6 +258,37 @@ pub trait Attestation: Send + Sync {
     -> std::result::Result<(), String>;
 }
 
+/// Takes over the writing of received records from a [`Reconciler`]
+/// ([`Reconciler::with_sink`]): the records of each message that passed the
+/// [`Attestation`] are handed to it, in order, instead of being merged into the store
+/// by the reconciler itself.
+///
+/// A P2P node uses it to put every received record through the path that applies
+/// signed records from any route (signature, version rule, permissions, record store
+/// and typed store in one transaction), so a record has the same outcome whether it
+/// came by reconciliation or otherwise. The sink must apply the same merge rule as the
+/// reconciler's (for the default [`LatestWins`]: the greater stamp wins), or the two
+/// sides will not converge.
+pub trait RecordSink {
+    /// Applies `received`: for each synced model (by name), the records of it that
+    /// the message carried.
+    ///
+    /// # Errors
+    /// A failure that ends the reconciliation (the storage failed); a record the sink
+    /// refuses is reported in [`SinkReport::refusals`] instead.
+    fn apply(&self, received: Vec<(&'static str, Vec<SyncRecord>)>) -> Result<SinkReport>;
+}
+
+/// What a [`RecordSink`] did with the records of one message.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SinkReport {
+    /// Records written (counted in [`ReconcileStats::records_applied`]).
+    pub applied: u64,
+    /// Records refused (counted in [`ReconcileStats::records_refused`]); records
+    /// neither applied nor refused lost to the version held.
+    pub refusals: Vec<SyncRefusal>,
+}
+
 /// A received record that an [`Attestation`] refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -270,6 +301,18 @@ pub struct SyncRefusal {
     pub stamp: VersionStamp,
     /// Why it was refused.
     pub reason: String,
+}
+
+impl SyncRefusal {
+    /// The refusal of the record of `model` at `key` with `stamp`, for `reason`.
+    pub fn new(model: &'static str, key: Vec<u8>, stamp: VersionStamp, reason: String) -> Self {
+        SyncRefusal {
+            model,
+            key,
+            stamp,
+            reason,
+        }
+    }
 }
 
 /// At most this many refusals are listed in [`ReconcileStats::refusals`] (all are
@@ -417,6 +460,7 @@ pub struct Reconciler<'s, D, B> {
     state: Arc<SyncState>,
     rule: Arc<dyn MergeRule>,
     attestation: Option<Arc<dyn Attestation>>,
+    sink: Option<&'s dyn RecordSink>,
     options: ReconcileOptions,
     stats: ReconcileStats,
 }
@@ -461,6 +505,7 @@ impl<'s, D: NetabaseDefinitionTrait, B: Backend> Reconciler<'s, D, B> {
             state,
             rule: Arc::new(LatestWins),
             attestation: None,
+            sink: None,
             options: ReconcileOptions::default(),
             stats: ReconcileStats::default(),
         })
@@ -486,6 +531,14 @@ impl<'s, D: NetabaseDefinitionTrait, B: Backend> Reconciler<'s, D, B> {
     #[must_use]
     pub fn with_shared_attestation(mut self, attestation: Arc<dyn Attestation>) -> Self {
         self.attestation = Some(attestation);
+        self
+    }
+
+    /// Hands the received records that pass the attestation to `sink` instead of
+    /// merging them into the store itself (see [`RecordSink`]).
+    #[must_use]
+    pub fn with_sink(mut self, sink: &'s dyn RecordSink) -> Self {
+        self.sink = Some(sink);
         self
     }
 
@@ -821,9 +874,29 @@ impl<'s, D: NetabaseDefinitionTrait, B: Backend> Reconciler<'s, D, B> {
         Ok(())
     }
 
-    /// Merges the received records into the store in one write transaction.
+    /// Merges the received records into the store in one write transaction (or hands
+    /// them to the sink).
     fn apply(&mut self, received: Vec<(u16, Vec<SyncRecord>)>) -> Result<()> {
         if received.is_empty() {
+            return Ok(());
+        }
+        if let Some(sink) = self.sink {
+            let mut named = Vec::with_capacity(received.len());
+            for (index, records) in received {
+                // The sink observes the stamps it accepts: a refused record must
+                // not advance this store's clock.
+                if let Some(model) = self.state.by_index(index) {
+                    self.stats.records_received += records.len() as u64;
+                    named.push((model.info.name, records));
+                }
+            }
+            let report = sink.apply(named)?;
+            self.stats.records_applied += report.applied;
+            self.stats.records_refused += report.refusals.len() as u64;
+            let room = MAX_LISTED_REFUSALS.saturating_sub(self.stats.refusals.len());
+            self.stats
+                .refusals
+                .extend(report.refusals.into_iter().take(room));
             return Ok(());
         }
         let state = Arc::clone(&self.state);
