@@ -85,6 +85,10 @@ pub(crate) enum Command<D> {
         peer: PeerId,
         reply: Reply<bool>,
     },
+    Disconnect {
+        peer: PeerId,
+        reply: Reply<bool>,
+    },
     Mode {
         reply: Reply<kad::Mode>,
     },
@@ -506,6 +510,12 @@ impl<D: NetabaseDefinitionTrait, B: Backend> EventLoop<D, B> {
             Command::RemovePeer { peer, reply } => {
                 let removed = self.kad().remove_peer(&peer).is_some();
                 answer(reply, Ok(removed));
+            }
+            Command::Disconnect { peer, reply } => {
+                // Out of the routing table too, so no query dials it back.
+                self.kad().remove_peer(&peer);
+                let connected = self.swarm.disconnect_peer_id(peer).is_ok();
+                answer(reply, Ok(connected));
             }
             Command::Mode { reply } => {
                 let mode = self.swarm.behaviour().kad.inner().mode();

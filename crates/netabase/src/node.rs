@@ -523,6 +523,18 @@ impl<D: NetabaseDefinitionTrait, B: Backend> Netabase<D, B> {
             .await
     }
 
+    /// Closes every connection with `peer` and removes it from the routing table, so
+    /// that nothing dials it back until its address is added again (say, to take a
+    /// node apart from another and later reconnect them, which reconciles them).
+    /// Returns whether it was connected.
+    ///
+    /// # Errors
+    /// [`Error::Stopped`].
+    pub async fn disconnect(&self, peer: PeerId) -> Result<bool> {
+        self.request(|reply| Command::Disconnect { peer, reply })
+            .await
+    }
+
     /// The current Kademlia mode.
     ///
     /// # Errors

@@ -13,7 +13,7 @@ use libp2p::identity::Keypair;
 use libp2p::request_response::{self, OutboundRequestId};
 use libp2p::swarm::SwarmEvent;
 use libp2p::{Multiaddr, PeerId, Swarm, noise, tcp, yamux};
-use netabase::sync_protocol::{SYNC_PROTOCOL, SyncCodec, SyncReply};
+use netabase::sync_protocol::{SYNC_PROTOCOL, SyncCodec, SyncReply, SyncRequest};
 use netabase::{Error, NetabaseConfig, NetabaseEvent};
 use netabase_store::backend::memory::MemoryBackend;
 use netabase_store::kad::{KadStoreConfig, RecordSigner, author_of, record_key_for};
@@ -22,11 +22,8 @@ use netabase_store::{NetabaseStore, OpenOptions};
 
 fn sync_config() -> NetabaseConfig {
     config()
-        .with_sync_model("User")
-        .with_sync_model("Post")
+        .replicate(["User", "Post"])
         .with_sync_interval(None)
-        // Connections close soon after a session, so nodes can be taken apart.
-        .with_idle_connection_timeout(Duration::from_secs(2))
         .with_store_limits(KadStoreConfig {
             max_records: 100_000,
             ..KadStoreConfig::default()
@@ -157,14 +154,26 @@ fn indexes(node: &Node, users: u64) -> TestResult<Indexes> {
     Ok((by_author, by_email))
 }
 
+/// Takes `a` and `b` apart: no connection, and neither in the other's routing table.
+async fn part(a: &Node, b: &Node) -> TestResult {
+    a.disconnect(b.peer_id()).await?;
+    b.disconnect(a.peer_id()).await?;
+    wait_until("the nodes are apart", || async {
+        Ok(!a.connected_peers().await?.contains(&b.peer_id())
+            && !b.connected_peers().await?.contains(&a.peer_id()))
+    })
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn nodes_apart_converge_to_identical_tables_and_winners() -> TestResult {
+async fn groups_apart_converge_to_identical_tables_and_winners() -> TestResult {
     const BASE_USERS: u64 = 1000;
     const BASE_POSTS: u64 = 300;
     // Messages of at most 64 KiB: the catch-up travels in many round trips.
     let small = || sync_config().with_max_sync_message_bytes(64 * 1024);
     let a = start(small()).await?;
     let b = start(small()).await?;
+    let c = start(small()).await?;
     for id in 0..BASE_USERS {
         put(&a, user(id)).await?;
     }
@@ -172,7 +181,7 @@ async fn nodes_apart_converge_to_identical_tables_and_winners() -> TestResult {
         put(&a, post(id, "base")).await?;
     }
 
-    // A fresh node catches up when it connects.
+    // Fresh nodes catch up when they connect.
     let mut b_events = b.subscribe_to_broadcasts();
     b.add_address(a.peer_id(), first_addr(&a).await?).await?;
     let fresh = synced_with(&mut b_events, a.peer_id()).await?;
@@ -181,27 +190,27 @@ async fn nodes_apart_converge_to_identical_tables_and_winners() -> TestResult {
     assert!(fresh.round_trips >= 4, "{} round trips", fresh.round_trips);
     // More than one message may carry: the limit held because the records were split.
     assert!(fresh.bytes > 2 * 64 * 1024, "{} bytes", fresh.bytes);
+    let mut c_events = c.subscribe_to_broadcasts();
+    c.add_address(a.peer_id(), first_addr(&a).await?).await?;
+    synced_with(&mut c_events, a.peer_id()).await?;
     assert_eq!(snapshot(&a, 1100, 400)?, snapshot(&b, 1100, 400)?);
+    assert_eq!(snapshot(&a, 1100, 400)?, snapshot(&c, 1100, 400)?);
 
-    // Apart: the idle connection closes, and neither node keeps the other as a DHT
-    // peer, so nothing reaches the other side until they reconnect.
-    wait_until("the nodes are apart", || async {
-        Ok(a.connected_peers().await?.is_empty() && b.connected_peers().await?.is_empty())
-    })
-    .await?;
-    a.remove_peer(b.peer_id()).await?;
-    b.remove_peer(a.peer_id()).await?;
+    // Two groups: {a, c} and {b}. Nothing reaches the other group until they
+    // reconnect.
+    part(&a, &b).await?;
+    part(&c, &b).await?;
 
-    // 200 writes on each side, some to the same keys (users 50..100, 255..260 and
-    // posts 300..340 on both).
+    // 200 writes in each group, some to the same keys (users 50..100, 255..260 and
+    // posts 300..340 in both).
     for id in 0..100 {
         put(&a, named(id, "updated on a")).await?;
     }
     for id in 1000..1050 {
-        put(&a, user(id)).await?;
+        put(&c, user(id)).await?;
     }
     for id in 250..260 {
-        remove(&a, id).await?;
+        remove(&c, id).await?;
     }
     for id in 300..340 {
         put(&a, post(id, "a")).await?;
@@ -218,6 +227,14 @@ async fn nodes_apart_converge_to_identical_tables_and_winners() -> TestResult {
     for id in 300..340 {
         put(&b, post(id, "b")).await?;
     }
+    // Inside the group, live updates (or a catch-up) bring a and c level.
+    a.sync_with(c.peer_id()).await?;
+    wait_until("a and c hold the same versions", || async {
+        let (va, vc) = (a.view(), c.view());
+        Ok(va.sync_fingerprint::<User>()? == vc.sync_fingerprint::<User>()?
+            && va.sync_fingerprint::<Post>()? == vc.sync_fingerprint::<Post>()?)
+    })
+    .await?;
 
     // The winner of each key is the version with the greater stamp, wherever it is.
     let (sa, sb) = (snapshot(&a, 1100, 400)?, snapshot(&b, 1100, 400)?);
@@ -225,7 +242,7 @@ async fn nodes_apart_converge_to_identical_tables_and_winners() -> TestResult {
         users: BTreeMap::new(),
         posts: BTreeMap::new(),
     };
-    let (va, vb) = (a.view(), b.view());
+    let (va, vb, vc) = (a.view(), b.view(), c.view());
     let mut contested = 0;
     for id in 0..1100u64 {
         let (x, y) = (va.sync_version::<User>(id)?, vb.sync_version::<User>(id)?);
@@ -256,43 +273,50 @@ async fn nodes_apart_converge_to_identical_tables_and_winners() -> TestResult {
     );
     let full = va.sync_full_transfer_bytes()? + vb.sync_full_transfer_bytes()?;
 
-    // Reconnect: the dialer reconciles.
+    // Reconnect: the dialers reconcile (a with b, then c with b).
     let mut a_events = a.subscribe_to_broadcasts();
     a.add_address(b.peer_id(), first_addr(&b).await?).await?;
     let healed = synced_with(&mut a_events, b.peer_id()).await?;
+    let mut c_events = c.subscribe_to_broadcasts();
+    c.add_address(b.peer_id(), first_addr(&b).await?).await?;
+    let healed_c = synced_with(&mut c_events, b.peer_id()).await?;
 
-    let (sa, sb) = (snapshot(&a, 1100, 400)?, snapshot(&b, 1100, 400)?);
+    let (sa, sb, sc) = (
+        snapshot(&a, 1100, 400)?,
+        snapshot(&b, 1100, 400)?,
+        snapshot(&c, 1100, 400)?,
+    );
     assert_eq!(sa, expected, "a does not hold the winners");
     assert_eq!(sb, expected, "b does not hold the winners");
+    assert_eq!(sc, expected, "c does not hold the winners");
     assert_eq!(indexes(&a, 1100)?, indexes(&b, 1100)?);
-    assert_eq!(
-        va.sync_fingerprint::<User>()?,
-        vb.sync_fingerprint::<User>()?
-    );
-    assert_eq!(
-        va.sync_fingerprint::<Post>()?,
-        vb.sync_fingerprint::<Post>()?
-    );
-    // Both sides' changes travelled (a took b's winners, b took a's).
+    assert_eq!(indexes(&a, 1100)?, indexes(&c, 1100)?);
+    for v in [&vb, &vc] {
+        assert_eq!(va.sync_fingerprint::<User>()?, v.sync_fingerprint::<User>()?);
+        assert_eq!(va.sync_fingerprint::<Post>()?, v.sync_fingerprint::<Post>()?);
+    }
+    // Both groups' changes travelled (a took b's winners, b took a's).
     assert!(healed.applied > 0);
-    assert_eq!(healed.refused, 0);
+    assert_eq!(healed.refused + healed_c.refused, 0);
     assert!(b.stats().sync_records_applied >= BASE_USERS + BASE_POSTS + 100);
     // Far below sending both stores whole.
     println!(
-        "healed: {} bytes in {} round trips; sending both stores: {full} bytes",
-        healed.bytes, healed.round_trips
+        "healed: {} bytes in {} round trips (a-b), {} bytes (c-b); \
+         sending both stores: {full} bytes",
+        healed.bytes, healed.round_trips, healed_c.bytes
     );
     assert!(
         healed.bytes * 3 < full,
         "{} bytes exchanged, {full} to send everything",
         healed.bytes
     );
+    assert!(healed_c.bytes * 3 < full);
     // The node counters include the session's bytes.
     let s = a.stats();
     assert!(s.sync_bytes_sent + s.sync_bytes_received >= healed.bytes);
-    assert_eq!(s.sync_sessions, 1);
     a.close().await;
     b.close().await;
+    c.close().await;
     Ok(())
 }
 
@@ -429,16 +453,20 @@ async fn tampered_records_in_a_session_are_refused_and_counted() -> TestResult {
     let mut reconciler = Reconciler::new(&store)?.with_attestation(attestation);
     let mut next = Some(reconciler.initiate()?);
     while let Some(bytes) = next.take() {
-        let id = client.behaviour_mut().send_request(&peer, bytes);
+        let id = client
+            .behaviour_mut()
+            .send_request(&peer, SyncRequest::Message(bytes));
         match response(&mut client, id).await? {
             SyncReply::Message(bytes) => next = reconciler.respond(&bytes)?,
             SyncReply::Done => {}
-            SyncReply::Refused(reason) => return Err(reason.into()),
+            other => return Err(format!("answered {other:?}").into()),
         }
     }
 
     let stats = node.stats();
     assert_eq!(stats.sync_records_refused, 2, "{stats:?}");
+    // Refused by the apply path every route shares, and counted as its refusals are.
+    assert_eq!(stats.refused_bad_signature, 2, "{stats:?}");
     assert_eq!(stats.sync_records_applied, 8);
     let view = node.view();
     assert_eq!(
@@ -470,14 +498,16 @@ async fn an_oversized_message_is_refused_unread() -> TestResult {
 
     let id = client
         .behaviour_mut()
-        .send_request(&peer, vec![0u8; 64 * 1024 + 1]);
+        .send_request(&peer, SyncRequest::Message(vec![0u8; 64 * 1024]));
     // The node stops reading at the length and drops the stream: no answer.
     assert!(response(&mut client, id).await.is_err(), "answered");
     assert_eq!(node.stats().sync_messages_refused, 1);
     assert_eq!(node.stats().sync_records_applied, 0);
 
     // A message within the limit that is not a message is refused too, with a reply.
-    let id = client.behaviour_mut().send_request(&peer, vec![0xff; 100]);
+    let id = client
+        .behaviour_mut()
+        .send_request(&peer, SyncRequest::Message(vec![0xff; 100]));
     match response(&mut client, id).await? {
         SyncReply::Refused(reason) => assert!(reason.contains("not a message"), "{reason}"),
         other => return Err(format!("answered {other:?}").into()),
@@ -506,17 +536,18 @@ async fn connected_nodes_reconcile_every_interval_and_on_demand() -> TestResult 
     a.add_address(b.peer_id(), first_addr(&b).await?).await?;
     synced_with(&mut a_events, b.peer_id()).await?;
 
-    // A write on b reaches a's typed store with the next periodic session.
-    put(&b, user(7)).await?;
-    wait_for(&mut a_events, "a session that brings user 7", |e| {
-        matches!(e, NetabaseEvent::Synced { records_applied, .. } if *records_applied > 0)
-            .then_some(())
-    })
-    .await?;
-    assert_eq!(a.view().get::<User>(7)?, Some(user(7)));
+    // Sessions follow every interval while the nodes stay connected.
+    for _ in 0..2 {
+        synced_with(&mut a_events, b.peer_id()).await?;
+    }
 
-    // And on demand.
+    // On demand: a write made on b while apart reaches a by the session a starts
+    // (dialling b again), not by a live update.
+    part(&a, &b).await?;
     put(&b, user(8)).await?;
+    assert_eq!(a.view().get::<User>(8)?, None);
+    b.add_address(a.peer_id(), first_addr(&a).await?).await?;
+    a.add_address(b.peer_id(), first_addr(&b).await?).await?;
     a.sync_with(b.peer_id()).await?;
     wait_until("user 8 reached a", || async {
         Ok(a.view().get::<User>(8)?.is_some())
