@@ -3,10 +3,10 @@
 //!
 //! 1. a fresh node brought up to date with a peer holding `N` records (every record
 //!    signed by the peer on the way out and verified on the way in, applied through
-//!    the write pipeline and kept as a signed DHT record): wall time from dialling to
+//!    the node's one apply path: record store and typed store in one transaction): wall time from dialling to
 //!    the `Synced` event, bytes both ways, round trips;
-//! 2. the two nodes after `D` differing records (half written on each side):
-//!    the same measures, through `Netabase::sync_with`.
+//! 2. the two nodes after `D` differing records (half written on each side while
+//!    disconnected): the same measures, from reconnecting.
 //!
 //! Baselines of the same run: the bytes of sending the peer's whole store in one
 //! message (`sync::full_transfer_bytes`, without signatures), and the in-process
@@ -68,7 +68,7 @@ fn item(id: u64, version: u32) -> Item {
 fn config(path: &std::path::Path) -> NetabaseConfig {
     NetabaseConfig::loopback()
         .with_storage_path(path)
-        .with_sync_model("Item")
+        .replicate(["Item"])
         .with_sync_interval(None)
         .with_query_timeout(Duration::from_secs(300))
         .with_idle_connection_timeout(Duration::from_secs(300))
@@ -272,7 +272,13 @@ async fn main() -> Result<(), AnyError> {
         return Err(format!("{} records applied, not {n}", fresh.applied).into());
     }
 
-    // `diff` differing records, half on each side.
+    // `diff` differing records, half on each side, written apart (connected replicas
+    // would exchange them as live updates).
+    a.disconnect(b.peer_id()).await?;
+    b.disconnect(a.peer_id()).await?;
+    while a.connected_peers().await?.contains(&b.peer_id()) {
+        tokio::task::yield_now().await;
+    }
     for id in 0..diff / 2 {
         let _ = a.put_record(item(id, 1)).await;
     }
@@ -280,8 +286,15 @@ async fn main() -> Result<(), AnyError> {
         let _ = b.put_record(item(n / 2 + id, 2)).await;
     }
     let full = a.view().sync_full_transfer_bytes()?;
+    let address = a
+        .listen_addrs()
+        .await?
+        .into_iter()
+        .next()
+        .ok_or("no address")?;
+    // Reconnecting starts the session (the dialer reconciles).
     let started = Instant::now();
-    b.sync_with(a.peer_id()).await?;
+    b.add_address(a.peer_id(), address).await?;
     let after = synced(&mut events, started).await?;
     line(
         &format!("after {diff} differing records (signed)"),
