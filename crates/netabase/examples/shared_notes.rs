@@ -142,7 +142,12 @@ fn show(who: &str, node: &Node) -> Result<Vec<Note>, AnyError> {
 }
 
 /// Connects `node` to `peer` and waits for the catch-up session it starts.
-async fn reconnect(node: &Node, who: &str, peer: PeerId, address: Multiaddr) -> Result<(), AnyError> {
+async fn reconnect(
+    node: &Node,
+    who: &str,
+    peer: PeerId,
+    address: Multiaddr,
+) -> Result<(), AnyError> {
     let mut events = node.subscribe_to_broadcasts();
     node.add_address(peer, address).await?;
     let (sent, received, applied) = wait_for(&mut events, "a catch-up session", |e| match e {
@@ -153,9 +158,7 @@ async fn reconnect(node: &Node, who: &str, peer: PeerId, address: Multiaddr) -> 
             records_applied,
             ..
         } if *p == peer => Some(Ok((*bytes_sent, *bytes_received, *records_applied))),
-        NetabaseEvent::SyncFailed { peer: p, reason } if *p == peer => {
-            Some(Err(reason.clone()))
-        }
+        NetabaseEvent::SyncFailed { peer: p, reason } if *p == peer => Some(Err(reason.clone())),
         _ => None,
     })
     .await??;
@@ -189,7 +192,9 @@ async fn main() -> Result<(), AnyError> {
     carol
         .add_address(alice.peer_id(), address_of(&alice).await?)
         .await?;
-    carol.add_address(bob.peer_id(), address_of(&bob).await?).await?;
+    carol
+        .add_address(bob.peer_id(), address_of(&bob).await?)
+        .await?;
     for events in &mut joined {
         let mut peers = std::collections::HashSet::new();
         wait_for(events, "the other replicas", |e| match e {
@@ -240,7 +245,10 @@ async fn main() -> Result<(), AnyError> {
 
     // 3. Carol's node is reopened on her database, alone, and she writes.
     let carol = Node::new(config(&paths[2])).await?;
-    println!("carol is back on her own database ({}), still apart", carol.peer_id());
+    println!(
+        "carol is back on her own database ({}), still apart",
+        carol.peer_id()
+    );
     write(&carol, "carol", note(3, "carol", "book the venue")).await?;
     write(&carol, "carol", note(2, "carol", "call bob tonight")).await?;
     show("alice", &alice)?;

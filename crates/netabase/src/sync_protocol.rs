@@ -38,10 +38,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use libp2p::kad::{Record, RecordKey};
 use libp2p::request_response::{
     self, OutboundFailure, OutboundRequestId, ProtocolSupport, ResponseChannel,
 };
-use libp2p::kad::{Record, RecordKey};
 use libp2p::{PeerId, StreamProtocol};
 use netabase_store::NetabaseError;
 use netabase_store::backend::Backend;
@@ -52,7 +52,7 @@ use netabase_store::kad::{
 };
 use netabase_store::schema::NetabaseDefinitionTrait;
 use netabase_store::sync::{
-    Attestation, RecordSink, ReconcileOptions, Reconciler, SinkReport, SyncRecord, SyncRefusal,
+    Attestation, ReconcileOptions, Reconciler, RecordSink, SinkReport, SyncRecord, SyncRefusal,
     Version,
 };
 use tokio::sync::{broadcast, mpsc};
@@ -637,12 +637,18 @@ fn step<D: NetabaseDefinitionTrait, B: Backend>(
     };
     let incoming = match input {
         StepIn::Start => {
-            out.reply = Some(Outgoing::Members(held_memberships(storage, ctx.max_bytes / 2)?));
+            out.reply = Some(Outgoing::Members(held_memberships(
+                storage,
+                ctx.max_bytes / 2,
+            )?));
             return Ok(out);
         }
         StepIn::PeerMembersThenAnswer(bytes) => {
             (out.applied, out.refused) = apply_memberships(storage, ctx, peer, &bytes)?;
-            out.reply = Some(Outgoing::Members(held_memberships(storage, ctx.max_bytes / 2)?));
+            out.reply = Some(Outgoing::Members(held_memberships(
+                storage,
+                ctx.max_bytes / 2,
+            )?));
             return Ok(out);
         }
         StepIn::PeerMembersThenInitiate(bytes) => {
@@ -652,11 +658,7 @@ fn step<D: NetabaseDefinitionTrait, B: Backend>(
         StepIn::Message(bytes) => Some(bytes),
     };
     let shared: Arc<dyn Attestation> = attestation.clone();
-    let sink = NodeSink {
-        storage,
-        peer,
-        ctx,
-    };
+    let sink = NodeSink { storage, peer, ctx };
     // Records fill at most half a message; the rest of a large catch-up travels in
     // the next round trips, so no message outgrows the limit.
     let options = ReconcileOptions::default().max_record_bytes(ctx.max_bytes / 2);

@@ -8,7 +8,9 @@ mod common;
 
 use common::*;
 use libp2p::kad::RecordKey;
-use netabase::{NetabaseEvent, Permissions, RecordOrigin, RefusalKind, WritePolicy, membership_key};
+use netabase::{
+    NetabaseEvent, Permissions, RecordOrigin, RefusalKind, WritePolicy, membership_key,
+};
 use netabase_store::kad::record_key;
 use netabase_store::sync::WriterId;
 use tokio::sync::broadcast;
@@ -54,10 +56,7 @@ async fn part(a: &Node, b: &Node) -> TestResult {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_apart_during_a_membership_change_learns_it_on_reconnect() -> TestResult {
     // admin, member (removed later), newcomer (added later), apart (offline meanwhile).
-    let nodes = start_many(4, || {
-        config().replicate_all().with_sync_interval(None)
-    })
-    .await?;
+    let nodes = start_many(4, || config().replicate_all().with_sync_interval(None)).await?;
     let (admin, member, newcomer, apart) = (&nodes[0], &nodes[1], &nodes[2], &nodes[3]);
     for node in &nodes {
         node.set_permissions(honest(admin.author())).await?;

@@ -231,8 +231,10 @@ async fn groups_apart_converge_to_identical_tables_and_winners() -> TestResult {
     a.sync_with(c.peer_id()).await?;
     wait_until("a and c hold the same versions", || async {
         let (va, vc) = (a.view(), c.view());
-        Ok(va.sync_fingerprint::<User>()? == vc.sync_fingerprint::<User>()?
-            && va.sync_fingerprint::<Post>()? == vc.sync_fingerprint::<Post>()?)
+        Ok(
+            va.sync_fingerprint::<User>()? == vc.sync_fingerprint::<User>()?
+                && va.sync_fingerprint::<Post>()? == vc.sync_fingerprint::<Post>()?,
+        )
     })
     .await?;
 
@@ -292,8 +294,14 @@ async fn groups_apart_converge_to_identical_tables_and_winners() -> TestResult {
     assert_eq!(indexes(&a, 1100)?, indexes(&b, 1100)?);
     assert_eq!(indexes(&a, 1100)?, indexes(&c, 1100)?);
     for v in [&vb, &vc] {
-        assert_eq!(va.sync_fingerprint::<User>()?, v.sync_fingerprint::<User>()?);
-        assert_eq!(va.sync_fingerprint::<Post>()?, v.sync_fingerprint::<Post>()?);
+        assert_eq!(
+            va.sync_fingerprint::<User>()?,
+            v.sync_fingerprint::<User>()?
+        );
+        assert_eq!(
+            va.sync_fingerprint::<Post>()?,
+            v.sync_fingerprint::<Post>()?
+        );
     }
     // Both groups' changes travelled (a took b's winners, b took a's).
     assert!(healed.applied > 0);
