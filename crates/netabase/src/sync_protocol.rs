@@ -6,25 +6,32 @@
 //! ranges that differ and send only the records that differ, so the bytes grow with
 //! the number of differences, not with the size of the store.
 //!
-//! - **Protocol** [`SYNC_PROTOCOL`] (`/netabase/sync/1.0.0`): each request is one
-//!   reconciliation [`Message`](netabase_store::sync::Message) (postcard bytes), each
-//!   response the peer's answer ([`SyncReply`]). Frames are a 4-byte big-endian length
-//!   and the body; a frame longer than
+//! - **Protocol** [`SYNC_PROTOCOL`] (`/netabase/sync/1.0.0`): a session opens with
+//!   the memberships each side holds ([`SyncRequest::Members`], answered by
+//!   [`SyncReply::Members`]); then each request is one reconciliation
+//!   [`Message`](netabase_store::sync::Message) (postcard bytes,
+//!   [`SyncRequest::Message`]), each response the peer's answer ([`SyncReply`]).
+//!   Frames are a 4-byte big-endian length and the body; a frame longer than
 //!   [`NetabaseConfig::max_sync_message_bytes`](crate::NetabaseConfig::max_sync_message_bytes)
 //!   is refused before its body is read (and never sent).
 //! - **When**: a node starts a session with a peer when it dials it, and with every
 //!   connected peer each [`NetabaseConfig::sync_interval`](crate::NetabaseConfig::sync_interval).
 //!   Only nodes that replicate models
 //!   ([`NetabaseConfig::replicate`](crate::NetabaseConfig::replicate)) speak the protocol.
-//! - **Where**: every reconciler step runs on the storage worker, never on the event
-//!   loop: the event loop only moves bytes.
+//! - **Where**: every step runs on the storage worker, never on the event loop: the
+//!   event loop only moves bytes.
 //! - **Signatures**: every record sent carries its author's ed25519 signature over the
 //!   record key, the value and the stamp (the bytes a signed DHT record signs, rebuilt
-//!   from the record: the proof is the 64-byte signature alone). It is taken from the
-//!   node's signed DHT record of that version, or made by the node for a version it
-//!   wrote itself. The receiver verifies it before anything is written; a record that
-//!   fails is refused, counted, and the session goes on. Records that pass are also
-//!   kept as signed DHT records, so the node can pass them on with their signatures.
+//!   from the record: the proof is the 64-byte signature alone), taken from the signed
+//!   record held for that version (a replicated model's typed version and its signed
+//!   record share their stamp). Only a version of the node's own without a signed
+//!   record is signed at send time.
+//! - **One apply path**: the receiver's reconciler makes the cheap checks, then hands
+//!   the records to `NodeSink`, the node's one apply path of signed records
+//!   (signature, version rule, permissions, record store and typed store in one
+//!   transaction), as a DHT put or a live update; memberships go the same way. A
+//!   refused record is counted and broadcast like a refusal of the other routes, and
+//!   the session goes on.
 //! - **Reports**: the initiator of a session broadcasts
 //!   [`NetabaseEvent::Synced`](crate::NetabaseEvent::Synced) (bytes each way, round
 //!   trips, records applied and refused); both sides count in

@@ -14,7 +14,7 @@ use libp2p::kad::{ProviderRecord, Record, RecordKey};
 use netabase_store::backend::{Backend, Capabilities};
 use netabase_store::kad::KadStore;
 use netabase_store::schema::{NetabaseDefinitionTrait, NetabaseModelTrait};
-use netabase_store::sync::{Fingerprint, RecordVersion, SyncedTree};
+use netabase_store::sync::{Fingerprint, SyncedTree};
 use netabase_store::watch::StoreWatch;
 use netabase_store::{NetabaseStore, ReadOnly, TxnGuard};
 use tokio::sync::broadcast;
@@ -139,23 +139,11 @@ impl<D: NetabaseDefinitionTrait, B: Backend> NodeView<D, B> {
         self.store.read()?.open_tree::<M>().get(key)
     }
 
-    /// The sync metadata (version stamp, tombstone) of the record of `M` at `key`, on
-    /// a node that replicates `M` ([`NetabaseConfig::replicate`](crate::NetabaseConfig::replicate)).
-    ///
-    /// # Errors
-    /// [`netabase_store::NetabaseError::Sync`] if `M` is not synced; backend errors.
-    pub fn sync_version<M: NetabaseModelTrait<D>>(
-        &self,
-        key: impl Into<M::PrimaryKey>,
-    ) -> netabase_store::Result<Option<RecordVersion>> {
-        self.store.open_tree::<M>().version(key)
-    }
-
     /// The fingerprint of every version of `M` held (tombstones included): two nodes
     /// with equal fingerprints hold the same records with the same stamps.
     ///
     /// # Errors
-    /// As [`NodeView::sync_version`].
+    /// As [`NodeView::version`].
     pub fn sync_fingerprint<M: NetabaseModelTrait<D>>(
         &self,
     ) -> netabase_store::Result<Fingerprint> {
@@ -189,7 +177,6 @@ impl<D: NetabaseDefinitionTrait, B: Backend> NodeView<D, B> {
         &self,
         key: impl Into<M::PrimaryKey>,
     ) -> netabase_store::Result<Option<netabase_store::sync::RecordVersion>> {
-        use netabase_store::sync::SyncedTree;
         self.store.open_tree::<M>().version(key)
     }
 

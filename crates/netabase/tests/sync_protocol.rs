@@ -247,7 +247,7 @@ async fn groups_apart_converge_to_identical_tables_and_winners() -> TestResult {
     let (va, vb, vc) = (a.view(), b.view(), c.view());
     let mut contested = 0;
     for id in 0..1100u64 {
-        let (x, y) = (va.sync_version::<User>(id)?, vb.sync_version::<User>(id)?);
+        let (x, y) = (va.version::<User>(id)?, vb.version::<User>(id)?);
         let from_a = match (x, y) {
             (Some(x), Some(y)) => {
                 if x.stamp != y.stamp && x.stamp.writer != y.stamp.writer {
@@ -261,7 +261,7 @@ async fn groups_apart_converge_to_identical_tables_and_winners() -> TestResult {
         expected.users.insert(id, winner.users[&id].clone());
     }
     for id in 0..400u64 {
-        let (x, y) = (va.sync_version::<Post>(id)?, vb.sync_version::<Post>(id)?);
+        let (x, y) = (va.version::<Post>(id)?, vb.version::<Post>(id)?);
         let from_a = match (x, y) {
             (Some(x), Some(y)) => x.stamp > y.stamp,
             (x, _) => x.is_some(),
