@@ -7,7 +7,7 @@ use std::cell::RefCell;
 use netabase_store::backend::memory::MemoryBackend;
 use netabase_store::prelude::*;
 use netabase_store::sync::{
-    RecordSink, Reconciler, SinkReport, SyncRecord, SyncRefusal, SyncedTree,
+    Reconciler, RecordSink, SinkReport, SyncRecord, SyncRefusal, SyncedTree,
 };
 use netabase_store::{NetabaseStore, OpenOptions};
 
