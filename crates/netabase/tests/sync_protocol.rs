@@ -573,3 +573,40 @@ async fn connected_nodes_reconcile_every_interval_and_on_demand() -> TestResult 
     }
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_unique_key_taken_on_both_sides_goes_to_the_greater_stamp_on_both() -> TestResult {
+    let a = start(sync_config()).await?;
+    let b = start(sync_config()).await?;
+    // Apart, two users with the same (unique) email.
+    let same = |id| User {
+        email: "shared@example.org".into(),
+        ..user(id)
+    };
+    put(&a, same(1)).await?;
+    put(&b, same(2)).await?;
+    let (sa, sb) = (
+        a.view().version::<User>(1)?.ok_or("a's user")?.stamp,
+        b.view().version::<User>(2)?.ok_or("b's user")?.stamp,
+    );
+    let (winner, loser) = if sa > sb { (1, 2) } else { (2, 1) };
+
+    let mut events = a.subscribe_to_broadcasts();
+    a.add_address(b.peer_id(), first_addr(&b).await?).await?;
+    synced_with(&mut events, b.peer_id()).await?;
+    for node in [&a, &b] {
+        let view = node.view();
+        assert_eq!(view.get::<User>(winner)?, Some(same(winner)));
+        assert_eq!(view.get::<User>(loser)?, None);
+        let found =
+            view.read()?
+                .open_tree::<User>()
+                .get_by_secondary_key(UserSecondaryKeys::Email(UserEmailSecondaryKey(
+                    "shared@example.org".into(),
+                )))?;
+        assert_eq!(found, vec![same(winner)]);
+    }
+    a.close().await;
+    b.close().await;
+    Ok(())
+}
