@@ -575,21 +575,25 @@ fn apply_memberships<D: NetabaseDefinitionTrait, B: Backend>(
     let mut batch = Vec::with_capacity(list.len());
     let mut refused = 0;
     for item in list {
-        let checked = crate::live::decode(&item).and_then(|record| {
-            let group = membership_group::<D>(&record.key)
-                .ok_or_else(|| "not a membership of this definition".to_owned())?;
-            let unverified = SignedRecord::decode_unverified(&record).map_err(|e| e.to_string())?;
-            check_membership_value(&group, unverified.value())?;
-            Ok(unverified)
-        });
+        let checked = crate::live::decode(&item)
+            .map_err(|reason| (None, reason))
+            .and_then(|record| {
+                let named = |reason: String| (Some(record.key.clone()), reason);
+                let group = membership_group::<D>(&record.key)
+                    .ok_or_else(|| named("not a membership of this definition".to_owned()))?;
+                let unverified =
+                    SignedRecord::decode_unverified(&record).map_err(|e| named(e.to_string()))?;
+                check_membership_value(&group, unverified.value()).map_err(named)?;
+                Ok(unverified)
+            });
         match checked {
             Ok(record) => batch.push((record, ())),
-            Err(reason) => {
+            Err((key, reason)) => {
                 refused += 1;
                 ctx.refuse(
                     peer,
                     Refused {
-                        key: RecordKey::new(&Vec::<u8>::new()),
+                        key: key.unwrap_or_else(|| RecordKey::new(&Vec::<u8>::new())),
                         kind: RefusalKind::MalformedKey,
                         reason,
                     },
