@@ -7,6 +7,12 @@
 //! ```
 //!
 //! `ADDR` is the `/ip4/.../tcp/.../p2p/...` address printed by `serve`.
+//!
+//! In the two-terminal mode both nodes replicate the notes
+//! (`NetabaseConfig::replicate_all`): `serve` writes notes 1..3 and waits; `join`
+//! connects to it, catches up on those notes by reconciliation (they land in its own
+//! typed store, not only in the DHT), prints them from its local view, and writes
+//! note 4, which the server receives as a live update and prints from its view.
 
 use std::time::Duration;
 
@@ -127,8 +133,25 @@ async fn demo() -> Result<(), AnyError> {
     Ok(())
 }
 
+/// The configuration of the two-terminal mode: the nodes replicate every note.
+fn replicating() -> NetabaseConfig {
+    NetabaseConfig::loopback().replicate_all()
+}
+
+/// The notes `node` holds in its own typed store.
+fn local_notes(node: &Node) -> Result<Vec<Note>, AnyError> {
+    let view = node.view();
+    let txn = view.read()?;
+    let tree = txn.open_tree::<Note>();
+    let mut notes = Vec::new();
+    for id in 1..=4 {
+        notes.extend(tree.get(NotePrimaryKey(id))?);
+    }
+    Ok(notes)
+}
+
 async fn serve() -> Result<(), AnyError> {
-    let node = Node::new(NetabaseConfig::loopback()).await?;
+    let node = Node::new(replicating()).await?;
     narrate("server", &node);
     for (id, text) in [(1, "hello"), (2, "from"), (3, "the server")] {
         // Alone on the network the put reaches no peer; the node keeps and serves it.
@@ -140,7 +163,20 @@ async fn serve() -> Result<(), AnyError> {
         address_of(&node).await?
     );
     println!("press Ctrl-C to stop");
-    tokio::signal::ctrl_c().await?;
+    let mut events = node.subscribe_to_broadcasts();
+    loop {
+        tokio::select! {
+            stop = tokio::signal::ctrl_c() => {
+                stop?;
+                break;
+            }
+            event = events.recv() => {
+                if let Ok(NetabaseEvent::RecordStored { .. }) = event {
+                    println!("the server's own store now holds: {:?}", local_notes(&node)?);
+                }
+            }
+        }
+    }
     node.close().await;
     Ok(())
 }
@@ -150,14 +186,38 @@ async fn join(address: &str) -> Result<(), AnyError> {
     let Some(Protocol::P2p(peer)) = address.iter().last() else {
         return Err("the address must end with /p2p/<peer id>".into());
     };
-    let node = Node::new(NetabaseConfig::loopback()).await?;
+    let node = Node::new(replicating()).await?;
     narrate("joiner", &node);
+    let mut events = node.subscribe_to_broadcasts();
     node.add_address(peer, address).await?;
-    node.bootstrap().await?;
-    for id in 1..=3 {
-        let found: Option<Note> = node.get_record(NotePrimaryKey(id)).await?;
-        println!("note {id}: {found:?}");
+    // Connecting starts a catch-up session with the server: wait for it (bounded).
+    let synced = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            match events.recv().await {
+                Ok(NetabaseEvent::Synced {
+                    records_applied,
+                    bytes_sent,
+                    bytes_received,
+                    ..
+                }) => {
+                    return Ok((records_applied, bytes_sent + bytes_received));
+                }
+                Ok(NetabaseEvent::SyncFailed { reason, .. }) => return Err(reason),
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+    })
+    .await
+    .map_err(|_| "timed out waiting for the catch-up")??;
+    println!(
+        "caught up with the server: {} record(s) applied, {} bytes exchanged",
+        synced.0, synced.1
+    );
+    for note in local_notes(&node)? {
+        println!("held locally: note {}: {:?}", note.id, note.text);
     }
+    node.bootstrap().await?;
     let outcome = node.put_record(note(4, "joiner", "hi server")).await?;
     println!("published note 4, stored on {} peer(s)", outcome.stored_on);
     // Let the server log the record before this node goes away.

@@ -160,6 +160,12 @@ pub struct NetabaseConfig {
     /// The models this node replicates and the write permissions it enforces (see
     /// [`crate::replication`]). Nothing replicated and everything open by default.
     pub replication: Replication,
+    /// How often a node reconciles with each connected peer, besides when it connects
+    /// (`None`: only on connection).
+    pub sync_interval: Option<Duration>,
+    /// The largest reconciliation message sent or accepted, in bytes; a peer sending a
+    /// larger one is refused before its body is read.
+    pub max_sync_message_bytes: usize,
 }
 
 impl Default for NetabaseConfig {
@@ -188,6 +194,8 @@ impl Default for NetabaseConfig {
             command_buffer: 64,
             event_buffer: 1024,
             replication: Replication::default(),
+            sync_interval: Some(Duration::from_secs(60)),
+            max_sync_message_bytes: 64 * 1024 * 1024,
         }
     }
 }
@@ -355,6 +363,18 @@ impl NetabaseConfig {
     /// memberships.
     pub fn with_admin(mut self, admin: WriterId) -> Self {
         self.replication.permissions.admins.insert(admin);
+        self
+    }
+    /// Sets how often the node reconciles with each connected peer
+    /// ([`NetabaseConfig::sync_interval`]).
+    pub fn with_sync_interval(mut self, interval: Option<Duration>) -> Self {
+        self.sync_interval = interval;
+        self
+    }
+    /// Sets the largest reconciliation message
+    /// ([`NetabaseConfig::max_sync_message_bytes`]).
+    pub fn with_max_sync_message_bytes(mut self, max: usize) -> Self {
+        self.max_sync_message_bytes = max;
         self
     }
 }

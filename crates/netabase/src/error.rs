@@ -78,6 +78,10 @@ pub enum Error {
     /// peers).
     #[error("the record at this key holds another model than the one asked for")]
     ModelMismatch,
+    /// A reconciliation was asked of a node that replicates no model
+    /// ([`NetabaseConfig::replicate`](crate::NetabaseConfig::replicate)).
+    #[error("this node replicates no model: see `NetabaseConfig::replicate`")]
+    NotSynced,
 
     // ----- replication and permissions ----------------------------------------------
     /// The write permissions refuse this node's write (see

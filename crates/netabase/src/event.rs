@@ -88,6 +88,8 @@ pub enum RecordOrigin {
     InboundProvider,
     /// A peer returned it for a `get_record` of this node.
     GetResult,
+    /// A peer sent it in a reconciliation (catch-up).
+    Sync,
 }
 
 /// What a node broadcasts to its subscribers
@@ -179,6 +181,32 @@ pub enum NetabaseEvent {
         /// The new mode.
         mode: Mode,
     },
+    /// A reconciliation this node started with `peer` is complete: both sides now
+    /// hold the same versions of the synced models (but for refused records).
+    Synced {
+        /// The peer.
+        peer: PeerId,
+        /// Bytes of reconciliation messages this node sent.
+        bytes_sent: u64,
+        /// Bytes of reconciliation messages the peer sent.
+        bytes_received: u64,
+        /// Request-response round trips.
+        round_trips: u64,
+        /// Records received and written here (those the merge rule chose).
+        records_applied: u64,
+        /// Records received whose signature (or policy) check failed: not written.
+        records_refused: u64,
+        /// How long the session took.
+        elapsed: std::time::Duration,
+    },
+    /// A reconciliation with `peer` failed (a refused or oversized message, a
+    /// timeout, a storage failure); what was applied before stays applied.
+    SyncFailed {
+        /// The peer.
+        peer: PeerId,
+        /// Why.
+        reason: String,
+    },
     /// A peer replicating this node's definition joined its live updates (it
     /// subscribed to the definition's topic): from now on it receives this node's
     /// writes as they commit.
@@ -221,6 +249,20 @@ pub struct NodeStats {
     pub refused_future_stamp: u64,
     /// Connections refused by a connection limit.
     pub connections_refused: u64,
+    /// Reconciliations this node started that completed.
+    pub sync_sessions: u64,
+    /// Reconciliations (started here or by a peer) that failed.
+    pub sync_failures: u64,
+    /// Bytes of reconciliation messages sent (sessions of both sides).
+    pub sync_bytes_sent: u64,
+    /// Bytes of reconciliation messages received (sessions of both sides).
+    pub sync_bytes_received: u64,
+    /// Records received by reconciliation and written.
+    pub sync_records_applied: u64,
+    /// Records received by reconciliation whose signature check failed.
+    pub sync_records_refused: u64,
+    /// Reconciliation messages refused unread: over the size limit or malformed.
+    pub sync_messages_refused: u64,
     /// Records refused by the write permissions.
     pub refused_not_permitted: u64,
     /// Live updates received from replicas and stored.
@@ -253,6 +295,9 @@ pub(crate) struct Counters {
     refused: [AtomicU64; 12],
     live_updates_accepted: AtomicU64,
     connections_refused: AtomicU64,
+    sync: [AtomicU64; 6],
+    /// Shared with the sync codec, which refuses oversized messages before any event.
+    sync_refused_messages: std::sync::Arc<AtomicU64>,
 }
 
 impl Counters {
@@ -285,8 +330,31 @@ impl Counters {
         };
         self.refused[index].fetch_add(1, Ordering::Relaxed);
     }
+    fn add_sync(&self, index: usize, n: u64) {
+        self.sync[index].fetch_add(n, Ordering::Relaxed);
+    }
+    pub(crate) fn sync_session(&self) {
+        self.add_sync(0, 1);
+    }
+    pub(crate) fn sync_failed(&self) {
+        self.add_sync(1, 1);
+    }
+    pub(crate) fn sync_sent(&self, bytes: usize) {
+        self.add_sync(2, bytes as u64);
+    }
+    pub(crate) fn sync_received(&self, bytes: usize) {
+        self.add_sync(3, bytes as u64);
+    }
+    pub(crate) fn sync_records(&self, applied: u64, refused: u64) {
+        self.add_sync(4, applied);
+        self.add_sync(5, refused);
+    }
+    pub(crate) fn sync_refused_messages(&self) -> std::sync::Arc<AtomicU64> {
+        std::sync::Arc::clone(&self.sync_refused_messages)
+    }
     pub(crate) fn snapshot(&self) -> NodeStats {
         let r = |i: usize| self.refused[i].load(Ordering::Relaxed);
+        let s = |i: usize| self.sync[i].load(Ordering::Relaxed);
         NodeStats {
             records_accepted: self.records_accepted.load(Ordering::Relaxed),
             providers_accepted: self.providers_accepted.load(Ordering::Relaxed),
@@ -302,6 +370,13 @@ impl Counters {
             refused_superseded: r(9),
             refused_future_stamp: r(10),
             connections_refused: self.connections_refused.load(Ordering::Relaxed),
+            sync_sessions: s(0),
+            sync_failures: s(1),
+            sync_bytes_sent: s(2),
+            sync_bytes_received: s(3),
+            sync_records_applied: s(4),
+            sync_records_refused: s(5),
+            sync_messages_refused: self.sync_refused_messages.load(Ordering::Relaxed),
             refused_not_permitted: r(11),
             live_updates_accepted: self.live_updates_accepted.load(Ordering::Relaxed),
         }

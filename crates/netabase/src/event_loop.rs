@@ -25,7 +25,7 @@ use libp2p::swarm::{ConnectionId, DialError, ListenError, SwarmEvent};
 use libp2p::{Multiaddr, PeerId, Swarm, identify, mdns};
 use netabase_store::backend::Backend;
 use netabase_store::kad::{
-    KadStoreError, RecordSigner, SignedRecord, SignedRecordError, UnverifiedRecord,
+    KadStore, KadStoreError, RecordSigner, SignedRecord, SignedRecordError, UnverifiedRecord,
     parse_record_key, validate_record, wall_millis,
 };
 use netabase_store::schema::{DiscriminantTrait, NetabaseDefinitionTrait};
@@ -38,6 +38,7 @@ use crate::event::{Counters, Discovery, NetabaseEvent, RecordOrigin, RefusalKind
 use crate::node::PutOutcome;
 use crate::replication::{check_membership_value, membership_group};
 use crate::swarm::{Behaviour, BehaviourEvent};
+use crate::sync_protocol::{NodeAttestation, SyncDriver};
 use crate::view::RecordView;
 use crate::worker::{InboundOutcome, StorageWorker};
 
@@ -84,6 +85,10 @@ pub(crate) enum Command<D> {
         peer: PeerId,
         reply: Reply<bool>,
     },
+    Disconnect {
+        peer: PeerId,
+        reply: Reply<bool>,
+    },
     Mode {
         reply: Reply<kad::Mode>,
     },
@@ -96,6 +101,10 @@ pub(crate) enum Command<D> {
     },
     ConnectedPeers {
         reply: Reply<Vec<PeerId>>,
+    },
+    SyncWith {
+        peer: PeerId,
+        reply: Reply<()>,
     },
     Shutdown {
         reply: oneshot::Sender<()>,
@@ -163,7 +172,19 @@ pub(crate) struct EventLoop<D: NetabaseDefinitionTrait, B: Backend> {
     pending_providers: HashMap<QueryId, (HashSet<PeerId>, Reply<HashSet<PeerId>>)>,
     pending_bootstrap: HashMap<QueryId, Reply<()>>,
     shutdown: Option<oneshot::Sender<()>>,
+    /// Reconciliation sessions with peers (`crate::sync_protocol`).
+    sync: SyncDriver<D, B>,
     _definition: PhantomData<fn() -> D>,
+}
+
+/// The next tick of `interval`, or never.
+async fn tick(interval: Option<&mut tokio::time::Interval>) {
+    match interval {
+        Some(interval) => {
+            interval.tick().await;
+        }
+        None => std::future::pending().await,
+    }
 }
 
 /// Sends a reply; a handle that stopped waiting is not an error.
@@ -182,6 +203,22 @@ impl<D: NetabaseDefinitionTrait, B: Backend> EventLoop<D, B> {
         config: NetabaseConfig,
     ) -> Self {
         let (settled_sender, settled) = mpsc::unbounded_channel();
+        let sync = SyncDriver::new(
+            !config.replication.models.is_none(),
+            worker.clone(),
+            NodeAttestation::new(
+                KadStore::new(
+                    worker.backend(),
+                    worker.peer_id(),
+                    config.store_limits.clone(),
+                ),
+                Arc::clone(&signer),
+                Arc::clone(&counters),
+            ),
+            events.clone(),
+            Arc::clone(&counters),
+            config.max_sync_message_bytes,
+        );
         EventLoop {
             swarm,
             worker,
@@ -202,6 +239,7 @@ impl<D: NetabaseDefinitionTrait, B: Backend> EventLoop<D, B> {
             pending_providers: HashMap::new(),
             pending_bootstrap: HashMap::new(),
             shutdown: None,
+            sync,
             _definition: PhantomData,
         }
     }
@@ -242,6 +280,11 @@ impl<D: NetabaseDefinitionTrait, B: Backend> EventLoop<D, B> {
         let period = self.config.sweep_interval;
         let mut sweep = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut sync_tick = self
+            .config
+            .sync_interval
+            .filter(|_| !self.config.replication.models.is_none())
+            .map(|p| tokio::time::interval_at(tokio::time::Instant::now() + p, p));
         loop {
             tokio::select! {
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
@@ -255,6 +298,17 @@ impl<D: NetabaseDefinitionTrait, B: Backend> EventLoop<D, B> {
                 },
                 Some(settled) = self.settled.recv() => self.on_settled(settled),
                 _ = sweep.tick() => self.sweep(),
+                Some(step) = self.sync.steps.recv() => {
+                    if let Some(rr) = self.swarm.behaviour_mut().sync.as_mut() {
+                        self.sync.on_step(step, rr);
+                    }
+                }
+                _ = tick(sync_tick.as_mut()) => {
+                    let peers: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
+                    for peer in peers {
+                        self.sync.start(peer);
+                    }
+                }
             }
             self.report_store_errors();
         }
@@ -457,6 +511,12 @@ impl<D: NetabaseDefinitionTrait, B: Backend> EventLoop<D, B> {
                 let removed = self.kad().remove_peer(&peer).is_some();
                 answer(reply, Ok(removed));
             }
+            Command::Disconnect { peer, reply } => {
+                // Out of the routing table too, so no query dials it back.
+                self.kad().remove_peer(&peer);
+                let connected = self.swarm.disconnect_peer_id(peer).is_ok();
+                answer(reply, Ok(connected));
+            }
             Command::Mode { reply } => {
                 let mode = self.swarm.behaviour().kad.inner().mode();
                 answer(reply, Ok(mode));
@@ -468,6 +528,14 @@ impl<D: NetabaseDefinitionTrait, B: Backend> EventLoop<D, B> {
             Command::ListenAddrs { reply } => answer(reply, Ok(self.listen_addrs.clone())),
             Command::ConnectedPeers { reply } => {
                 answer(reply, Ok(self.swarm.connected_peers().copied().collect()));
+            }
+            Command::SyncWith { peer, reply } => {
+                if self.config.replication.models.is_none() {
+                    answer(reply, Err(Error::NotSynced));
+                } else {
+                    self.sync.start(peer);
+                    answer(reply, Ok(()));
+                }
             }
             // Handled by the loop itself.
             Command::Shutdown { reply } => answer(reply, ()),
@@ -582,6 +650,10 @@ impl<D: NetabaseDefinitionTrait, B: Backend> EventLoop<D, B> {
                     peer: peer_id,
                     address: endpoint.get_remote_address().clone(),
                 });
+                // The dialer starts the catch-up, so one session runs per connection.
+                if endpoint.is_dialer() {
+                    self.sync.start(peer_id);
+                }
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,
@@ -601,6 +673,11 @@ impl<D: NetabaseDefinitionTrait, B: Backend> EventLoop<D, B> {
             SwarmEvent::Behaviour(BehaviourEvent::Kad(event)) => self.on_kad_event(event),
             SwarmEvent::Behaviour(BehaviourEvent::Identify(event)) => self.on_identify_event(event),
             SwarmEvent::Behaviour(BehaviourEvent::Mdns(event)) => self.on_mdns_event(event),
+            SwarmEvent::Behaviour(BehaviourEvent::Sync(event)) => {
+                if let Some(rr) = self.swarm.behaviour_mut().sync.as_mut() {
+                    self.sync.on_event(event, rr);
+                }
+            }
             SwarmEvent::Behaviour(BehaviourEvent::Gossip(event)) => self.on_gossip_event(event),
             _ => {}
         }

@@ -33,6 +33,7 @@ pub mod live;
 mod node;
 pub mod replication;
 mod swarm;
+pub mod sync_protocol;
 mod view;
 pub mod worker;
 

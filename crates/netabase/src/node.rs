@@ -181,8 +181,13 @@ impl<D: NetabaseDefinitionTrait, B: Backend> Netabase<D, B> {
         // Kademlia reads the records through snapshots; its writes go to the worker.
         let reads = KadStore::new(worker.backend(), peer_id, config.store_limits.clone());
         let record_view = RecordView::new(reads, worker.clone(), events.clone());
-        let swarm = build_swarm(keypair, &config, record_view)?;
         let counters = Arc::new(Counters::default());
+        let swarm = build_swarm(
+            keypair,
+            &config,
+            record_view,
+            counters.sync_refused_messages(),
+        )?;
         let max_value_bytes = config.store_limits.max_value_bytes;
         let event_loop = EventLoop::new(
             swarm,
@@ -518,6 +523,18 @@ impl<D: NetabaseDefinitionTrait, B: Backend> Netabase<D, B> {
             .await
     }
 
+    /// Closes every connection with `peer` and removes it from the routing table, so
+    /// that nothing dials it back until its address is added again (say, to take a
+    /// node apart from another and later reconnect them, which reconciles them).
+    /// Returns whether it was connected.
+    ///
+    /// # Errors
+    /// [`Error::Stopped`].
+    pub async fn disconnect(&self, peer: PeerId) -> Result<bool> {
+        self.request(|reply| Command::Disconnect { peer, reply })
+            .await
+    }
+
     /// The current Kademlia mode.
     ///
     /// # Errors
@@ -540,6 +557,20 @@ impl<D: NetabaseDefinitionTrait, B: Backend> Netabase<D, B> {
     /// [`Error::Stopped`].
     pub async fn listen_addrs(&self) -> Result<Vec<Multiaddr>> {
         self.request(|reply| Command::ListenAddrs { reply }).await
+    }
+
+    /// Starts a reconciliation of the synced models with `peer` (dialling it if
+    /// needed), unless one is already running; returns once it is started. Its end
+    /// is broadcast as [`NetabaseEvent::Synced`](crate::NetabaseEvent::Synced) or
+    /// [`NetabaseEvent::SyncFailed`](crate::NetabaseEvent::SyncFailed). Nodes also
+    /// reconcile on connection and every
+    /// [`NetabaseConfig::sync_interval`](crate::NetabaseConfig::sync_interval).
+    ///
+    /// # Errors
+    /// [`Error::NotSynced`] on a node without synced models; [`Error::Stopped`].
+    pub async fn sync_with(&self, peer: PeerId) -> Result<()> {
+        self.request(|reply| Command::SyncWith { peer, reply })
+            .await
     }
 
     /// The peers with at least one open connection.

@@ -1,16 +1,22 @@
 //! The libp2p side: the composed behaviour, the node identity and the swarm.
 
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
 use libp2p::identity::Keypair;
 use libp2p::kad::{self, StoreInserts};
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::swarm::behaviour::toggle::Toggle;
-use libp2p::{Swarm, SwarmBuilder, connection_limits, identify, mdns, noise, tcp, yamux};
+use libp2p::{
+    Swarm, SwarmBuilder, connection_limits, identify, mdns, noise, request_response, tcp, yamux,
+};
 use netabase_store::backend::{Backend, ReadTxn, WriteTxn};
 use netabase_store::schema::NetabaseDefinitionTrait;
 
 use crate::acks::DurableKad;
 use crate::config::{IDENTIFY_PROTOCOL, NetabaseConfig};
 use crate::error::{Error, Result};
+use crate::sync_protocol::SyncCodec;
 use crate::view::RecordView;
 
 /// The table that holds the node's own data (its identity).
@@ -25,6 +31,8 @@ pub(crate) struct Behaviour<D: NetabaseDefinitionTrait, B: Backend> {
     pub(crate) kad: DurableKad<RecordView<D, B>>,
     pub(crate) identify: Toggle<identify::Behaviour>,
     pub(crate) mdns: Toggle<mdns::tokio::Behaviour>,
+    /// Reconciliation with peers, on nodes with synced models.
+    pub(crate) sync: Toggle<request_response::Behaviour<SyncCodec>>,
     /// Live updates between replicas (only on a node that replicates models).
     pub(crate) gossip: Toggle<libp2p::gossipsub::Behaviour>,
 }
@@ -64,6 +72,7 @@ fn behaviour<D: NetabaseDefinitionTrait, B: Backend>(
     key: &Keypair,
     config: &NetabaseConfig,
     store: RecordView<D, B>,
+    sync_refused: Arc<AtomicU64>,
 ) -> std::result::Result<Behaviour<D, B>, Box<dyn std::error::Error + Send + Sync>> {
     let peer_id = key.public().to_peer_id();
     let mut kad = kad::Behaviour::with_config(peer_id, store, kad_config(config));
@@ -93,6 +102,15 @@ fn behaviour<D: NetabaseDefinitionTrait, B: Backend>(
         kad: DurableKad::new(kad),
         identify: identify.into(),
         mdns: mdns.into(),
+        sync: (!config.replication.models.is_none())
+            .then(|| {
+                crate::sync_protocol::behaviour(
+                    config.max_sync_message_bytes,
+                    config.query_timeout,
+                    sync_refused,
+                )
+            })
+            .into(),
     })
 }
 
@@ -109,6 +127,7 @@ pub(crate) fn build_swarm<D: NetabaseDefinitionTrait, B: Backend>(
     keypair: Keypair,
     config: &NetabaseConfig,
     store: RecordView<D, B>,
+    sync_refused: Arc<AtomicU64>,
 ) -> Result<Swarm<Behaviour<D, B>>> {
     let idle = config.idle_connection_timeout;
     let transports = SwarmBuilder::with_existing_identity(keypair)
@@ -127,7 +146,7 @@ pub(crate) fn build_swarm<D: NetabaseDefinitionTrait, B: Backend>(
     macro_rules! finish {
         ($builder:expr) => {
             $builder
-                .with_behaviour(|key| behaviour(key, config, store))
+                .with_behaviour(|key| behaviour(key, config, store, sync_refused))
                 .map_err(|e| Error::Transport {
                     what: "behaviour",
                     reason: e.to_string(),

@@ -14,6 +14,7 @@ use libp2p::kad::{ProviderRecord, Record, RecordKey};
 use netabase_store::backend::{Backend, Capabilities};
 use netabase_store::kad::KadStore;
 use netabase_store::schema::{NetabaseDefinitionTrait, NetabaseModelTrait};
+use netabase_store::sync::{Fingerprint, SyncedTree};
 use netabase_store::watch::StoreWatch;
 use netabase_store::{NetabaseStore, ReadOnly, TxnGuard};
 use tokio::sync::broadcast;
@@ -138,6 +139,27 @@ impl<D: NetabaseDefinitionTrait, B: Backend> NodeView<D, B> {
         self.store.read()?.open_tree::<M>().get(key)
     }
 
+    /// The fingerprint of every version of `M` held (tombstones included): two nodes
+    /// with equal fingerprints hold the same records with the same stamps.
+    ///
+    /// # Errors
+    /// As [`NodeView::version`].
+    pub fn sync_fingerprint<M: NetabaseModelTrait<D>>(
+        &self,
+    ) -> netabase_store::Result<Fingerprint> {
+        self.store.open_tree::<M>().fingerprint::<M::PrimaryKey>(..)
+    }
+
+    /// What sending every synced record of this node in one message would cost, in
+    /// bytes: the baseline that reconciliation is measured against
+    /// ([`netabase_store::sync::full_transfer_bytes`]).
+    ///
+    /// # Errors
+    /// [`netabase_store::NetabaseError::Sync`] if no model is synced; backend errors.
+    pub fn sync_full_transfer_bytes(&self) -> netabase_store::Result<u64> {
+        netabase_store::sync::full_transfer_bytes(&self.store)
+    }
+
     /// Subscribes to the changes the node commits to its typed store (see
     /// [`NetabaseStore::watch`]).
     pub fn watch(&self) -> StoreWatch<'_, D, B> {
@@ -155,7 +177,6 @@ impl<D: NetabaseDefinitionTrait, B: Backend> NodeView<D, B> {
         &self,
         key: impl Into<M::PrimaryKey>,
     ) -> netabase_store::Result<Option<netabase_store::sync::RecordVersion>> {
-        use netabase_store::sync::SyncedTree;
         self.store.open_tree::<M>().version(key)
     }
 

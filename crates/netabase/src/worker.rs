@@ -25,14 +25,13 @@ use std::time::Instant;
 use libp2p::PeerId;
 use libp2p::identity::Keypair;
 use libp2p::kad::Record;
-use netabase_store::NetabaseStore;
 use netabase_store::backend::Backend;
 use netabase_store::kad::{
     BatchPut, DefinitionRecordExt, KadStore, KadStoreConfig, KadStoreError, SignedRecord,
     SignedRecordError, UnverifiedRecord, author_of, parse_record_key, verify_batch,
 };
 use netabase_store::schema::NetabaseDefinitionTrait;
-use netabase_store::{ReadWrite, TxnGuard};
+use netabase_store::{NetabaseStore, ReadWrite, TxnGuard};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::{Error, Result};

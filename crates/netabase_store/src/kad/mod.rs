@@ -35,8 +35,8 @@ pub use signed::{
 };
 pub use store::{BatchPut, KadStore, KadStoreConfig, KadStoreError, SweepStats};
 pub use typed::{
-    DefinitionRecordExt, RecordError, RecordKeyParts, parse_record_key, record_key, record_key_of,
-    validate_record,
+    DefinitionRecordExt, RecordError, RecordKeyParts, parse_record_key, record_key, record_key_for,
+    record_key_of, validate_record,
 };
 
 /// The table of DHT value records.

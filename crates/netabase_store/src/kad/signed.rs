@@ -274,6 +274,33 @@ impl SignedRecord {
         })
     }
 
+    /// The signed record of one version of a record, rebuilt from its parts as sync
+    /// carries them (the record key, the stamp, the stored value or `None` for a
+    /// tombstone, and the author's signature), and verified: a signature made by
+    /// [`RecordSigner::seal`] or [`RecordSigner::sign_version`] over the same key,
+    /// value and stamp opens here. The signed bytes are rebuilt from the value's
+    /// digest, so the proof of a record version is its 64-byte signature alone.
+    ///
+    /// # Errors
+    /// [`SignedRecordError::BadSignature`] when the signature is not 64 bytes or is not
+    /// the author's over this key, value and stamp.
+    pub fn from_version(
+        key: RecordKey,
+        stamp: VersionStamp,
+        value: Option<Vec<u8>>,
+        signature: &[u8],
+    ) -> Result<Self, SignedRecordError> {
+        if signature.len() != SIGNATURE_LEN {
+            return Err(SignedRecordError::BadSignature {
+                reason: format!(
+                    "a signature of {} bytes (ed25519 signatures are {SIGNATURE_LEN})",
+                    signature.len()
+                ),
+            });
+        }
+        UnverifiedRecord::from_version(key, stamp, value, signature)?.verify(None)
+    }
+
     /// The record key.
     pub fn key(&self) -> &RecordKey {
         &self.key
@@ -377,6 +404,42 @@ pub struct UnverifiedRecord {
 }
 
 impl UnverifiedRecord {
+    /// [`SignedRecord::from_version`] without the signature check: the record of one
+    /// version rebuilt from its parts as sync carries them, to be verified later (in a
+    /// batch, say).
+    ///
+    /// # Errors
+    /// [`SignedRecordError::BadSignature`] when the signature is not 64 bytes.
+    pub fn from_version(
+        key: RecordKey,
+        stamp: VersionStamp,
+        value: Option<Vec<u8>>,
+        signature: &[u8],
+    ) -> Result<Self, SignedRecordError> {
+        if signature.len() != SIGNATURE_LEN {
+            return Err(SignedRecordError::BadSignature {
+                reason: format!(
+                    "a signature of {} bytes (ed25519 signatures are {SIGNATURE_LEN})",
+                    signature.len()
+                ),
+            });
+        }
+        let tombstone = value.is_none();
+        let value = value.unwrap_or_default();
+        Ok(UnverifiedRecord {
+            key,
+            publisher: None,
+            expires: None,
+            envelope: Envelope {
+                stamp,
+                tombstone,
+                digest: *blake3::hash(&value).as_bytes(),
+                signature: signature.to_vec(),
+                value,
+            },
+        })
+    }
+
     /// The record key.
     pub fn key(&self) -> &RecordKey {
         &self.key
@@ -512,6 +575,29 @@ impl RecordSigner {
             hlc: self.clock.now(),
             writer: self.author,
         }
+    }
+
+    /// The signature of this author over one version of a record (the bytes that
+    /// [`RecordSigner::seal`] signs), for a stamp of this author only: `None` when
+    /// `stamp` names another writer, whose versions this signer cannot vouch for.
+    /// [`SignedRecord::from_version`] verifies it.
+    pub fn sign_version(
+        &self,
+        key: &RecordKey,
+        stamp: VersionStamp,
+        value: Option<&[u8]>,
+    ) -> Option<Vec<u8>> {
+        if stamp.writer != self.author {
+            return None;
+        }
+        let envelope = Envelope {
+            stamp,
+            tombstone: value.is_none(),
+            digest: *blake3::hash(value.unwrap_or_default()).as_bytes(),
+            signature: Vec::new(),
+            value: Vec::new(),
+        };
+        Some(self.keypair.sign(&envelope.signing_bytes(key)))
     }
 
     /// Signs `value` (an encoded model; `None`: a tombstone) under `key` with `stamp`.
@@ -780,6 +866,48 @@ mod tests {
             far.check_skew(skew, now),
             Err(SignedRecordError::FutureStamp { .. })
         ));
+        Ok(())
+    }
+
+    #[test]
+    fn a_version_signature_rebuilds_the_sealed_record() -> Result<(), SignedRecordError> {
+        let (a, b) = (signer()?, signer()?);
+        let stamp = a.next_stamp(None);
+        let sealed = a.seal(key("k"), Some(b"v".to_vec()), stamp);
+        // The signature of a version is the one `seal` makes: the proof is 64 bytes.
+        let signature = a.sign_version(&key("k"), stamp, Some(b"v"));
+        assert_eq!(
+            signature.as_deref(),
+            Some(sealed.envelope().signature.as_slice())
+        );
+        let Some(signature) = signature else {
+            return Err(SignedRecordError::NotEd25519);
+        };
+        let rebuilt = SignedRecord::from_version(key("k"), stamp, Some(b"v".to_vec()), &signature)?;
+        assert_eq!(rebuilt, sealed);
+        // Another value, key or stamp does not verify; nor does a short signature.
+        for (k, v, s) in [
+            (key("k"), Some(b"w".to_vec()), stamp),
+            (key("j"), Some(b"v".to_vec()), stamp),
+            (key("k"), None, stamp),
+            (key("k"), Some(b"v".to_vec()), a.next_stamp(None)),
+        ] {
+            assert!(matches!(
+                SignedRecord::from_version(k, s, v, &signature),
+                Err(SignedRecordError::BadSignature { .. })
+            ));
+        }
+        assert!(
+            SignedRecord::from_version(key("k"), stamp, Some(b"v".to_vec()), &signature[1..])
+                .is_err()
+        );
+        // A signer vouches for its own stamps only.
+        assert_eq!(b.sign_version(&key("k"), stamp, Some(b"v")), None);
+        let tomb = a.next_stamp(None);
+        let Some(signature) = a.sign_version(&key("k"), tomb, None) else {
+            return Err(SignedRecordError::NotEd25519);
+        };
+        assert!(SignedRecord::from_version(key("k"), tomb, None, &signature)?.is_tombstone());
         Ok(())
     }
 

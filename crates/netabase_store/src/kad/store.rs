@@ -568,6 +568,34 @@ impl<B: Backend> KadStore<B> {
         Ok(held_version(&txn, key.as_ref(), self.config.tombstone_ttl)?.map(|h| h.stamp))
     }
 
+    /// The envelope of the live version held for `key`, if any (expired versions and
+    /// unreadable bytes do not count): where the signature of a version that sync
+    /// sends is found.
+    ///
+    /// # Errors
+    /// [`KadStoreError::Storage`] on backend failure.
+    pub fn held_envelope(&self, key: &RecordKey) -> Result<Option<Envelope>, KadStoreError> {
+        let txn = self.backend.begin_read()?;
+        Ok(held_version(&txn, key.as_ref(), self.config.tombstone_ttl)?)
+    }
+
+    /// [`KadStore::try_put_batch`] of records already verified (rebuilt by
+    /// [`SignedRecord::from_version`] from what sync received, say), with no expiry,
+    /// in one write transaction.
+    ///
+    /// # Errors
+    /// As [`KadStore::try_put_batch`].
+    pub fn put_signed_batch(
+        &self,
+        records: Vec<SignedRecord>,
+    ) -> Result<Vec<BatchPut>, KadStoreError> {
+        let verified = records
+            .into_iter()
+            .map(|signed| Ok((signed, None)))
+            .collect();
+        self.put_verified_batch(verified, |_, _| true)
+    }
+
     /// Seals `value` (an encoded model; `None`: a tombstone) under `key` with a stamp of
     /// `signer` greater than any version held for the key, and stores it inside the
     /// typed write transaction `txn` (applied by its commit, with the models written in
@@ -705,6 +733,28 @@ impl<B: Backend> KadStore<B> {
             .filter_map(Result::transpose)
             .collect::<Result<Vec<_>, _>>()
             .map_err(KadStoreError::from)
+    }
+
+    /// Every unexpired record whose key starts with `prefix`, in key order (the
+    /// records of one model, or a node's memberships, without a scan of the others).
+    ///
+    /// # Errors
+    /// [`KadStoreError::Storage`] if the backend fails or a stored record does not decode.
+    pub fn try_records_with_prefix(&self, prefix: &[u8]) -> Result<Vec<Record>, KadStoreError> {
+        let now = WallTime::now();
+        let entries = collect_range(
+            &self.backend.begin_read()?,
+            RECORDS_TABLE,
+            RawRange::prefix(prefix),
+            Direction::Forward,
+        )?;
+        let mut out = Vec::new();
+        for (key, bytes) in entries {
+            if let Some(record) = self.live_record(RecordKey::from(key), &bytes, now)? {
+                out.push(record);
+            }
+        }
+        Ok(out)
     }
 
     /// Every record, each decoded on its own: `Ok(None)` for an expired one.

@@ -158,6 +158,17 @@ where
     encode_parts(D::NAME, M::discriminant().name(), &primary)
 }
 
+/// The record key of the record of the model named `model` whose encoded primary key
+/// is `primary_key`: [`record_key`] for code that knows models by name (sync, which
+/// carries encoded keys), or `None` when `D` has no such model.
+pub fn record_key_for<D: NetabaseDefinitionTrait>(
+    model: &str,
+    primary_key: &[u8],
+) -> Option<RecordKey> {
+    let discriminant = D::Discriminant::from_name(model)?;
+    Some(encode_parts(D::NAME, discriminant.name(), primary_key))
+}
+
 /// The record key of a key enum value (`BlogKeys::User(UserKey::Primary(..))`), or
 /// `None` when it holds a secondary key (records are addressed by primary key only).
 pub fn record_key_of<D: NetabaseDefinitionTrait>(keys: &D::Keys) -> Option<RecordKey> {

@@ -71,8 +71,9 @@ use crate::typed::store::NetabaseStore;
 use crate::typed::tree::Tree;
 
 pub use reconcile::{
-    Choice, ItemVersion, LatestWins, MergeRule, Message, ModelMessage, RangeMessage, RangePayload,
-    ReconcileOptions, ReconcileReport, ReconcileStats, Reconciler, SyncRecord, Version, reconcile,
+    Attestation, Choice, ItemVersion, LatestWins, MAX_LISTED_REFUSALS, MergeRule, Message,
+    ModelMessage, RangeMessage, RangePayload, ReconcileOptions, ReconcileReport, ReconcileStats,
+    Reconciler, RecordSink, SinkReport, SyncRecord, SyncRefusal, Version, reconcile,
     reconcile_with,
 };
 pub use stamp::{Hlc, VersionStamp, WriterId};
@@ -260,6 +261,7 @@ pub fn full_transfer_bytes<D: NetabaseDefinitionTrait, B: Backend>(
                 key,
                 stamp: entry.stamp,
                 value,
+                proof: None,
             });
         }
         models.push(ModelMessage {

@@ -128,6 +128,9 @@ pub struct SyncRecord {
     pub stamp: VersionStamp,
     /// The stored value, or `None` when the record was removed.
     pub value: Option<Vec<u8>>,
+    /// What vouches for this version, from the sender's [`Attestation::attach`] (for a
+    /// node: its author's 64-byte signature); `None` when the sender attaches nothing.
+    pub proof: Option<Vec<u8>>,
 }
 
 /// One side of a conflict, as a [`MergeRule`] sees it.
@@ -190,6 +193,156 @@ impl MergeRule for LatestWins {
     }
 }
 
+/// Vouches for the records a [`Reconciler`] sends, and checks those it receives
+/// before anything of them is written ([`Reconciler::with_attestation`]).
+///
+/// Between nodes a record must carry its author's signature: the sending side attaches
+/// it ([`Attestation::attach`]), the receiving side verifies it and applies its
+/// permission policy ([`Attestation::check`]). A record whose check fails is not
+/// written, is counted in [`ReconcileStats::records_refused`] (and listed in
+/// [`ReconcileStats::refusals`]), and does not stop the exchange.
+///
+/// # Examples
+/// ```
+/// # use netabase_store::prelude::*;
+/// # use netabase_store::sync::{Attestation, Reconciler, Version};
+/// # use netabase_store::{NetabaseStore, OpenOptions, backend::memory::MemoryBackend};
+/// # #[netabase_definition_module(AppDefinition, AppKeys)]
+/// # pub mod app {
+/// #     use netabase_store::prelude::*;
+/// #     use serde::{Deserialize, Serialize};
+/// #     #[derive(NetabaseModel, Serialize, Deserialize, Clone, Debug, PartialEq)]
+/// #     #[netabase(AppDefinition)]
+/// #     pub struct Note { #[primary_key] pub id: u64, pub text: String }
+/// # }
+/// # use app::*;
+/// /// Accepts only records that carry the shared word.
+/// struct Password;
+/// impl Attestation for Password {
+///     fn attach(&self, _: &Version<'_>) -> Option<Vec<u8>> {
+///         Some(b"open sesame".to_vec())
+///     }
+///     fn check(&self, _: &Version<'_>, proof: Option<&[u8]>) -> Result<(), String> {
+///         (proof == Some(b"open sesame")).then_some(()).ok_or_else(|| "wrong word".into())
+///     }
+/// }
+/// let open = || NetabaseStore::<AppDefinition, _>::from_backend_with(
+///     MemoryBackend::new(), OpenOptions::default().sync_all());
+/// let (a, b) = (open()?, open()?);
+/// a.open_tree::<Note>().put(Note { id: 1, text: "from a".into() })?;
+///
+/// // `a` attaches nothing: `b` refuses its record.
+/// let mut left = Reconciler::new(&a)?;
+/// let mut right = Reconciler::new(&b)?.with_attestation(Password);
+/// let mut message = Some(left.initiate()?);
+/// let mut to_right = true;
+/// while let Some(bytes) = message {
+///     message = if to_right { right.respond(&bytes)? } else { left.respond(&bytes)? };
+///     to_right = !to_right;
+/// }
+/// assert_eq!(right.stats().records_refused, 1);
+/// assert_eq!(b.open_tree::<Note>().len()?, 0);
+/// # Ok::<(), netabase_store::NetabaseError>(())
+/// ```
+pub trait Attestation: Send + Sync {
+    /// The proof to send with `version`, or `None` when this side cannot vouch for
+    /// it (the receiver then decides; a checking receiver refuses it).
+    fn attach(&self, version: &Version<'_>) -> Option<Vec<u8>>;
+
+    /// Whether a received `version` with `proof` may be applied: `Err` with the reason
+    /// refuses it. Runs before the merge rule and before any write.
+    ///
+    /// # Errors
+    /// The reason the record is refused.
+    fn check(&self, version: &Version<'_>, proof: Option<&[u8]>)
+    -> std::result::Result<(), String>;
+}
+
+/// Takes over the writing of received records from a [`Reconciler`]
+/// ([`Reconciler::with_sink`]): the records of each message that passed the
+/// [`Attestation`] are handed to it, in order, instead of being merged into the store
+/// by the reconciler itself.
+///
+/// A P2P node uses it to put every received record through the path that applies
+/// signed records from any route (signature, version rule, permissions, record store
+/// and typed store in one transaction), so a record has the same outcome whether it
+/// came by reconciliation or otherwise. The sink must apply the same merge rule as the
+/// reconciler's (for the default [`LatestWins`]: the greater stamp wins), or the two
+/// sides will not converge.
+pub trait RecordSink {
+    /// Applies `received`: for each synced model (by name), the records of it that
+    /// the message carried.
+    ///
+    /// # Errors
+    /// A failure that ends the reconciliation (the storage failed); a record the sink
+    /// refuses is reported in [`SinkReport::refusals`] instead.
+    fn apply(&self, received: Vec<(&'static str, Vec<SyncRecord>)>) -> Result<SinkReport>;
+}
+
+/// What a [`RecordSink`] did with the records of one message.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SinkReport {
+    /// Records written (counted in [`ReconcileStats::records_applied`]).
+    pub applied: u64,
+    /// Records refused (counted in [`ReconcileStats::records_refused`]); records
+    /// neither applied nor refused lost to the version held.
+    pub refusals: Vec<SyncRefusal>,
+}
+
+/// A received record that an [`Attestation`] refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SyncRefusal {
+    /// The model's name.
+    pub model: &'static str,
+    /// The encoded primary key.
+    pub key: Vec<u8>,
+    /// The stamp the record claimed.
+    pub stamp: VersionStamp,
+    /// Why it was refused.
+    pub reason: String,
+}
+
+impl SyncRefusal {
+    /// The refusal of the record of `model` at `key` with `stamp`, for `reason`.
+    pub fn new(model: &'static str, key: Vec<u8>, stamp: VersionStamp, reason: String) -> Self {
+        SyncRefusal {
+            model,
+            key,
+            stamp,
+            reason,
+        }
+    }
+}
+
+/// At most this many refusals are listed in [`ReconcileStats::refusals`] (all are
+/// counted): a peer sending garbage must not grow the list without bound.
+pub const MAX_LISTED_REFUSALS: usize = 64;
+
+/// The bytes of records one message may still carry ([`ReconcileOptions::max_record_bytes`]).
+struct Budget {
+    left: usize,
+    /// Whether a record was added: the first always is, whatever its size.
+    used: bool,
+}
+
+impl Budget {
+    fn exhausted(&self) -> bool {
+        self.used && self.left == 0
+    }
+
+    fn spend(&mut self, rec: &SyncRecord) {
+        // The encoded size, near enough: bytes, stamp, length prefixes.
+        let size = rec.key.len()
+            + rec.value.as_ref().map_or(0, Vec::len)
+            + rec.proof.as_ref().map_or(0, Vec::len)
+            + VersionStamp::LEN
+            + 8;
+        self.left = self.left.saturating_sub(size);
+        self.used = true;
+    }
+}
+
 /// A range that may well be equal on the other side is sent as a list only when the
 /// list is no larger than a fingerprint: one record version.
 const INLINE_ITEMS: usize = 1;
@@ -204,6 +357,12 @@ pub struct ReconcileOptions {
     /// with the list of its records instead of being split further. (Sub-ranges that
     /// may be equal travel as fingerprints unless they hold a single record.)
     pub item_limit: usize,
+    /// About how many bytes of records one message carries at most (at least one
+    /// record travels per message, whatever its size). When the records to send in a
+    /// range do not fit, the rest of the range is offered again as a fingerprint and
+    /// travels in the next round trips, so a transport with a message size limit can
+    /// carry a catch-up of any size.
+    pub max_record_bytes: usize,
 }
 
 impl Default for ReconcileOptions {
@@ -211,6 +370,7 @@ impl Default for ReconcileOptions {
         ReconcileOptions {
             branching: 16,
             item_limit: 16,
+            max_record_bytes: 16 * 1024 * 1024,
         }
     }
 }
@@ -227,6 +387,13 @@ impl ReconcileOptions {
     #[must_use]
     pub fn item_limit(mut self, item_limit: usize) -> Self {
         self.item_limit = item_limit;
+        self
+    }
+
+    /// Sets [`ReconcileOptions::max_record_bytes`].
+    #[must_use]
+    pub fn max_record_bytes(mut self, max_record_bytes: usize) -> Self {
+        self.max_record_bytes = max_record_bytes;
         self
     }
 }
@@ -251,6 +418,10 @@ pub struct ReconcileStats {
     pub records_applied: u64,
     /// Records chosen by the merge rule that could not be written (unique keys).
     pub conflicts: Vec<SyncConflict>,
+    /// Records received that the [`Attestation`] refused (not written).
+    pub records_refused: u64,
+    /// The first [`MAX_LISTED_REFUSALS`] of them, with the reasons.
+    pub refusals: Vec<SyncRefusal>,
 }
 
 /// One side of a reconciliation: produces and consumes messages as bytes.
@@ -288,6 +459,8 @@ pub struct Reconciler<'s, D, B> {
     store: &'s NetabaseStore<D, B>,
     state: Arc<SyncState>,
     rule: Arc<dyn MergeRule>,
+    attestation: Option<Arc<dyn Attestation>>,
+    sink: Option<&'s dyn RecordSink>,
     options: ReconcileOptions,
     stats: ReconcileStats,
 }
@@ -331,6 +504,8 @@ impl<'s, D: NetabaseDefinitionTrait, B: Backend> Reconciler<'s, D, B> {
             store,
             state,
             rule: Arc::new(LatestWins),
+            attestation: None,
+            sink: None,
             options: ReconcileOptions::default(),
             stats: ReconcileStats::default(),
         })
@@ -343,12 +518,36 @@ impl<'s, D: NetabaseDefinitionTrait, B: Backend> Reconciler<'s, D, B> {
         self
     }
 
+    /// Vouches for the records sent and checks the records received with
+    /// `attestation` (see [`Attestation`]); without one, records travel without proof
+    /// and every received record goes to the merge rule.
+    #[must_use]
+    pub fn with_attestation(self, attestation: impl Attestation + 'static) -> Self {
+        self.with_shared_attestation(Arc::new(attestation))
+    }
+
+    /// [`Reconciler::with_attestation`] with an attestation shared with other
+    /// reconcilers (one per session step, say).
+    #[must_use]
+    pub fn with_shared_attestation(mut self, attestation: Arc<dyn Attestation>) -> Self {
+        self.attestation = Some(attestation);
+        self
+    }
+
+    /// Hands the received records that pass the attestation to `sink` instead of
+    /// merging them into the store itself (see [`RecordSink`]).
+    #[must_use]
+    pub fn with_sink(mut self, sink: &'s dyn RecordSink) -> Self {
+        self.sink = Some(sink);
+        self
+    }
+
     /// Uses `options`.
     #[must_use]
     pub fn with_options(mut self, options: ReconcileOptions) -> Self {
         self.options = ReconcileOptions {
             branching: options.branching.max(2),
-            item_limit: options.item_limit,
+            ..options
         };
         self
     }
@@ -407,6 +606,10 @@ impl<'s, D: NetabaseDefinitionTrait, B: Backend> Reconciler<'s, D, B> {
             models: Vec::new(),
         };
         let mut received = Vec::new();
+        let mut budget = Budget {
+            left: self.options.max_record_bytes,
+            used: false,
+        };
         {
             let txn = self.store.raw_backend().begin_read()?;
             for part in incoming.models {
@@ -425,13 +628,34 @@ impl<'s, D: NetabaseDefinitionTrait, B: Backend> Reconciler<'s, D, B> {
                     model: part.model,
                     ..ModelMessage::default()
                 };
-                for range in part.ranges {
-                    self.answer(&txn, model, range, &mut out)?;
-                }
+                // Wanted records that do not fit in this message: the range from the
+                // first to the last of them is offered again as a fingerprint.
+                let mut deferred: Option<(&[u8], &[u8])> = None;
                 for key in &part.want {
-                    if let Some(entry) = tree::entry(&txn, &model.tables, key)? {
-                        out.records.push(record(&txn, model, key.clone(), &entry)?);
+                    if budget.exhausted() {
+                        let (first, last) = deferred.get_or_insert((key, key));
+                        *first = (*first).min(key.as_slice());
+                        *last = (*last).max(key.as_slice());
+                        continue;
                     }
+                    if let Some(entry) = tree::entry(&txn, &model.tables, key)? {
+                        let rec = self.record(&txn, model, key.clone(), &entry)?;
+                        budget.spend(&rec);
+                        out.records.push(rec);
+                    }
+                }
+                if let Some((first, last)) = deferred {
+                    let mut upper = last.to_vec();
+                    upper.push(0);
+                    let fp = tree::fingerprint(&txn, &model.tables, first, Some(&upper))?;
+                    out.ranges.push(RangeMessage {
+                        lower: first.to_vec(),
+                        upper: Some(upper),
+                        payload: RangePayload::Fingerprint(fp),
+                    });
+                }
+                for range in part.ranges {
+                    self.answer(&txn, model, range, &mut out, &mut budget)?;
                 }
                 if !part.records.is_empty() {
                     received.push((part.model, part.records));
@@ -441,11 +665,68 @@ impl<'s, D: NetabaseDefinitionTrait, B: Backend> Reconciler<'s, D, B> {
                 }
             }
         }
+        let received = self.checked(received);
         self.apply(received)?;
         if reply.models.is_empty() {
             return Ok(None);
         }
         self.send(&reply).map(Some)
+    }
+
+    /// The full record of `key` whose entry is `entry`, with its proof attached.
+    fn record<T: ReadTxn + ?Sized>(
+        &self,
+        txn: &T,
+        model: &SyncedModel,
+        key: Vec<u8>,
+        entry: &Entry,
+    ) -> Result<SyncRecord> {
+        let mut rec = record(txn, model, key, entry)?;
+        if let Some(attestation) = &self.attestation {
+            rec.proof = attestation.attach(&Version {
+                model: model.info.name,
+                key: &rec.key,
+                stamp: rec.stamp,
+                value: rec.value.as_deref(),
+            });
+        }
+        Ok(rec)
+    }
+
+    /// Drops the received records that the attestation refuses, counting them.
+    fn checked(&mut self, received: Vec<(u16, Vec<SyncRecord>)>) -> Vec<(u16, Vec<SyncRecord>)> {
+        let Some(attestation) = self.attestation.clone() else {
+            return received;
+        };
+        let mut kept = Vec::with_capacity(received.len());
+        for (index, records) in received {
+            let Some(model) = self.state.by_index(index) else {
+                continue;
+            };
+            let verdicts = verdicts(&*attestation, model.info.name, &records);
+            let mut ok = Vec::with_capacity(records.len());
+            for (rec, verdict) in records.into_iter().zip(verdicts) {
+                match verdict {
+                    Ok(()) => ok.push(rec),
+                    Err(reason) => {
+                        self.stats.records_received += 1;
+                        self.stats.records_refused += 1;
+                        if self.stats.refusals.len() < MAX_LISTED_REFUSALS {
+                            self.stats.refusals.push(SyncRefusal {
+                                model: model.info.name,
+                                key: rec.key,
+                                stamp: rec.stamp,
+                                reason,
+                            });
+                        }
+                    }
+                }
+            }
+            if !ok.is_empty() {
+                kept.push((index, ok));
+            }
+        }
+        kept
     }
 
     fn send(&mut self, message: &Message) -> Result<Vec<u8>> {
@@ -496,6 +777,7 @@ impl<'s, D: NetabaseDefinitionTrait, B: Backend> Reconciler<'s, D, B> {
         model: &SyncedModel,
         range: RangeMessage,
         out: &mut ModelMessage,
+        budget: &mut Budget,
     ) -> Result<()> {
         let tables = &model.tables;
         let (lower, upper) = (range.lower, range.upper);
@@ -547,35 +829,74 @@ impl<'s, D: NetabaseDefinitionTrait, B: Backend> Reconciler<'s, D, B> {
                 let theirs: BTreeMap<Vec<u8>, VersionStamp> =
                     theirs.into_iter().map(|i| (i.key, i.stamp)).collect();
                 let both = !self.rule.by_stamp_only();
+                // Where the records stop fitting in this message: the range from there
+                // on is offered again as a fingerprint, and settled in later rounds.
+                let mut cut: Option<&[u8]> = None;
                 for (key, entry) in &mine {
-                    match theirs.get(key) {
-                        None => out.records.push(record(txn, model, key.clone(), entry)?),
-                        Some(stamp) if *stamp == entry.stamp => {}
-                        Some(stamp) => {
-                            if both || entry.stamp > *stamp {
-                                out.records.push(record(txn, model, key.clone(), entry)?);
-                            }
-                            if both || *stamp > entry.stamp {
-                                out.want.push(key.clone());
-                            }
+                    let (send, want) = match theirs.get(key) {
+                        None => (true, false),
+                        Some(stamp) if *stamp == entry.stamp => (false, false),
+                        Some(stamp) => (both || entry.stamp > *stamp, both || *stamp > entry.stamp),
+                    };
+                    if send {
+                        if budget.exhausted() {
+                            cut = Some(key);
+                            break;
                         }
+                        let rec = self.record(txn, model, key.clone(), entry)?;
+                        budget.spend(&rec);
+                        out.records.push(rec);
+                    }
+                    if want {
+                        out.want.push(key.clone());
                     }
                 }
                 let mine: BTreeMap<&[u8], ()> =
                     mine.iter().map(|(k, _)| (k.as_slice(), ())).collect();
                 for key in theirs.keys() {
+                    if cut.is_some_and(|cut| key.as_slice() >= cut) {
+                        break;
+                    }
                     if !mine.contains_key(key.as_slice()) {
                         out.want.push(key.clone());
                     }
+                }
+                if let Some(cut) = cut {
+                    let rest = tree::fingerprint(txn, tables, cut, upper.as_deref())?;
+                    out.ranges.push(RangeMessage {
+                        lower: cut.to_vec(),
+                        upper,
+                        payload: RangePayload::Fingerprint(rest),
+                    });
                 }
             }
         }
         Ok(())
     }
 
-    /// Merges the received records into the store in one write transaction.
+    /// Merges the received records into the store in one write transaction (or hands
+    /// them to the sink).
     fn apply(&mut self, received: Vec<(u16, Vec<SyncRecord>)>) -> Result<()> {
         if received.is_empty() {
+            return Ok(());
+        }
+        if let Some(sink) = self.sink {
+            let mut named = Vec::with_capacity(received.len());
+            for (index, records) in received {
+                // The sink observes the stamps it accepts: a refused record must
+                // not advance this store's clock.
+                if let Some(model) = self.state.by_index(index) {
+                    self.stats.records_received += records.len() as u64;
+                    named.push((model.info.name, records));
+                }
+            }
+            let report = sink.apply(named)?;
+            self.stats.records_applied += report.applied;
+            self.stats.records_refused += report.refusals.len() as u64;
+            let room = MAX_LISTED_REFUSALS.saturating_sub(self.stats.refusals.len());
+            self.stats
+                .refusals
+                .extend(report.refusals.into_iter().take(room));
             return Ok(());
         }
         let state = Arc::clone(&self.state);
@@ -641,6 +962,58 @@ impl<'s, D: NetabaseDefinitionTrait, B: Backend> Reconciler<'s, D, B> {
     }
 }
 
+/// Below this many records a message's checks run on the calling thread.
+#[cfg(not(target_arch = "wasm32"))]
+const PARALLEL_CHECKS: usize = 256;
+
+/// The attestation's verdict on each of `records` (of `model`), in order. Checks are
+/// independent (a signature check costs tens of microseconds), so a large message is
+/// checked on as many threads as the machine has cores.
+fn verdicts(
+    attestation: &dyn Attestation,
+    model: &'static str,
+    records: &[SyncRecord],
+) -> Vec<std::result::Result<(), String>> {
+    let check = |rec: &SyncRecord| {
+        let version = Version {
+            model,
+            key: &rec.key,
+            stamp: rec.stamp,
+            value: rec.value.as_deref(),
+        };
+        attestation.check(&version, rec.proof.as_deref())
+    };
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        if threads > 1 && records.len() >= PARALLEL_CHECKS {
+            let part = records.len().div_ceil(threads);
+            return std::thread::scope(|scope| {
+                let parts: Vec<_> = records
+                    .chunks(part)
+                    .map(|chunk| {
+                        (
+                            chunk.len(),
+                            scope.spawn(move || chunk.iter().map(check).collect::<Vec<_>>()),
+                        )
+                    })
+                    .collect();
+                parts
+                    .into_iter()
+                    .flat_map(|(len, handle)| {
+                        // A check that panicked refuses its part rather than unwinding
+                        // through the reconciler.
+                        handle.join().unwrap_or_else(|_| {
+                            vec![Err("the record check panicked".to_owned()); len]
+                        })
+                    })
+                    .collect()
+            });
+        }
+    }
+    records.iter().map(check).collect()
+}
+
 /// The full record of `key` whose entry is `entry`.
 fn record<T: ReadTxn + ?Sized>(
     txn: &T,
@@ -659,6 +1032,7 @@ fn record<T: ReadTxn + ?Sized>(
         key,
         stamp: entry.stamp,
         value,
+        proof: None,
     })
 }
 
