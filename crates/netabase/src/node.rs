@@ -331,13 +331,24 @@ impl<D: NetabaseDefinitionTrait, B: Backend> Netabase<D, B> {
             .run(move |storage| {
                 let txn = storage.store.write()?;
                 storage.check_local(&txn, &unsigned.key, Some(&unsigned.value), signer.author())?;
-                let signed = storage.records.put_signed_in(
-                    &txn,
-                    &signer,
-                    unsigned.key,
-                    Some(unsigned.value),
-                )?;
-                if storage.replicates(M::INFO.name) {
+                let replicated = storage.replicates(M::INFO.name);
+                // A replica's signed copy is kept like its typed record: no record limit.
+                let signed = if replicated {
+                    storage.records.put_signed_replica_in(
+                        &txn,
+                        &signer,
+                        unsigned.key,
+                        Some(unsigned.value),
+                    )?
+                } else {
+                    storage.records.put_signed_in(
+                        &txn,
+                        &signer,
+                        unsigned.key,
+                        Some(unsigned.value),
+                    )?
+                };
+                if replicated {
                     // One version: the typed store records the signed record's stamp.
                     put_replicated(&txn, model, signed.stamp())?;
                 } else {
@@ -404,10 +415,17 @@ impl<D: NetabaseDefinitionTrait, B: Backend> Netabase<D, B> {
                 };
                 let txn = storage.store.write()?;
                 storage.check_local(&txn, &record_key, None, signer.author())?;
-                let tombstone = storage
-                    .records
-                    .put_signed_in(&txn, &signer, record_key, None)?;
-                if storage.replicates(M::INFO.name) {
+                let replicated = storage.replicates(M::INFO.name);
+                let tombstone = if replicated {
+                    storage
+                        .records
+                        .put_signed_replica_in(&txn, &signer, record_key, None)?
+                } else {
+                    storage
+                        .records
+                        .put_signed_in(&txn, &signer, record_key, None)?
+                };
+                if replicated {
                     txn.open_tree::<M>()
                         .remove_stamped(key, tombstone.stamp())?;
                 } else {
@@ -615,9 +633,11 @@ impl<D: NetabaseDefinitionTrait, B: Backend> Netabase<D, B> {
             .run(move |storage| {
                 let txn = storage.store.write()?;
                 storage.check_local(&txn, &key, Some(&value), signer.author())?;
-                let signed = storage
-                    .records
-                    .put_signed_in(&txn, &signer, key, Some(value))?;
+                // The permissions depend on it: kept whatever the record limit.
+                let signed =
+                    storage
+                        .records
+                        .put_signed_replica_in(&txn, &signer, key, Some(value))?;
                 txn.commit()?;
                 Ok(signed)
             })

@@ -665,19 +665,32 @@ impl<D: NetabaseDefinitionTrait, B: Backend> Storage<D, B> {
                 Err(Denied::Store(e)) => return Err(e.into()),
             }
         }
-        match self.records.put_verified_in(txn, signed, expires) {
+        let parts = parse_record_key(key).ok();
+        let membership = parts
+            .as_ref()
+            .is_some_and(|parts| parts.model == MEMBERS_MODEL);
+        let replicated = !membership
+            && parts
+                .as_ref()
+                .is_some_and(|parts| enforcer.config.models.includes(&parts.model));
+        // A replica's signed copy is kept as long as the typed store holds it (to pass it
+        // on), and so is a membership (the permissions depend on it): no expiry, no
+        // record limit. Other records are held for the DHT under its limits.
+        let put = if replicated || membership {
+            self.records.put_replica_in(txn, signed)
+        } else {
+            self.records.put_verified_in(txn, signed, expires)
+        };
+        match put {
             Ok(()) => {}
             Err(KadStoreError::Refused(e)) => return Ok(InboundOutcome::Refused(e)),
             Err(KadStoreError::Limit(limit)) => return Ok(InboundOutcome::StoreFull(limit)),
             Err(e) => return Err(e.into()),
         }
-        let Ok(parts) = parse_record_key(key) else {
+        // Memberships live in the record store only.
+        let Some(parts) = parts.filter(|_| replicated) else {
             return Ok(InboundOutcome::Stored);
         };
-        // Memberships live in the record store only.
-        if parts.model == MEMBERS_MODEL || !enforcer.config.models.includes(&parts.model) {
-            return Ok(InboundOutcome::Stored);
-        }
         let value = match signed.payload() {
             Some(payload) => Some(D::from_record(&payload)?),
             None => None,

@@ -251,3 +251,43 @@ async fn the_apply_path_enforces_the_permissions() -> TestResult {
     worker.close().await;
     Ok(())
 }
+
+/// A replica keeps the signed copy of every record of a model it replicates, however
+/// small the record store's limit (it holds the typed records anyway, and passes the
+/// copies on); records of models it does not replicate stay under the limit.
+#[tokio::test]
+async fn the_record_limit_does_not_cap_a_replica() -> TestResult {
+    let mut replication = Replication::default();
+    replication.models = Replicated::Models(["User".to_owned()].into_iter().collect());
+    let limits = KadStoreConfig {
+        max_records: 2,
+        ..KadStoreConfig::default()
+    };
+    let worker = Worker::spawn_replicating(MemoryBackend::new(), limits, replication)?;
+    let author = signer()?;
+    let now = wall_millis();
+    let users: Vec<Record> = (1..=5)
+        .map(|id| sealed(&author, BlogDefinition::User(user(id)), now, 0))
+        .collect::<TestResult<_>>()?;
+    for (id, outcome) in (1..=5).zip(deliver(&worker, &users).await?) {
+        assert!(
+            matches!(outcome, InboundOutcome::Stored),
+            "user {id}: {outcome:?}"
+        );
+    }
+    assert_eq!(worker.view().read()?.open_tree::<User>().len()?, 5);
+    // A post (not replicated) finds the record store over its limit.
+    let post = Post {
+        id: 1,
+        title: "held for the DHT".into(),
+        author: 1,
+    };
+    let post = sealed(&author, BlogDefinition::Post(post), now, 0)?;
+    let outcome = worker.store_inbound(post).await?;
+    assert!(
+        matches!(outcome, InboundOutcome::StoreFull(_)),
+        "{outcome:?}"
+    );
+    worker.close().await;
+    Ok(())
+}

@@ -549,13 +549,28 @@ impl<B: Backend> KadStore<B> {
         signed: &SignedRecord,
         bytes: &[u8],
     ) -> Result<Result<(), KadStoreError>, NetabaseError> {
+        self.put_if_winner_within(txn, signed, bytes, self.config.max_records)
+    }
+
+    /// [`KadStore::put_if_winner`] with `max_records` as the record limit.
+    fn put_if_winner_within(
+        &self,
+        txn: &impl WriteTxn,
+        signed: &SignedRecord,
+        bytes: &[u8],
+        max_records: usize,
+    ) -> Result<Result<(), KadStoreError>, NetabaseError> {
         let key = signed.key().as_ref();
         if let Some(held) = held_version(txn, key, self.config.tombstone_ttl)?
             && loses_to(signed, &held)
         {
             return Ok(Err(superseded(&held, signed).into()));
         }
-        Ok(put_encoded(txn, key, bytes, &self.config)?.map_err(KadStoreError::from))
+        let config = KadStoreConfig {
+            max_records,
+            ..self.config.clone()
+        };
+        Ok(put_encoded(txn, key, bytes, &config)?.map_err(KadStoreError::from))
     }
 
     /// The stamp of the live version held for `key`, if any (expired versions and
@@ -614,6 +629,41 @@ impl<B: Backend> KadStore<B> {
         D: NetabaseDefinitionTrait,
         TB: Backend,
     {
+        self.put_signed_within(txn, signer, key, value, self.config.max_records)
+    }
+
+    /// [`KadStore::put_signed_in`] of a **replica** (see [`KadStore::put_replica_in`]):
+    /// a record of a model the node replicates, never refused for
+    /// [`KadStoreConfig::max_records`].
+    ///
+    /// # Errors
+    /// As [`KadStore::put_signed_in`], without [`store::Error::MaxRecords`].
+    pub fn put_signed_replica_in<D, TB>(
+        &self,
+        txn: &TxnGuard<'_, D, TB, ReadWrite>,
+        signer: &RecordSigner,
+        key: RecordKey,
+        value: Option<Vec<u8>>,
+    ) -> Result<SignedRecord, KadStoreError>
+    where
+        D: NetabaseDefinitionTrait,
+        TB: Backend,
+    {
+        self.put_signed_within(txn, signer, key, value, usize::MAX)
+    }
+
+    fn put_signed_within<D, TB>(
+        &self,
+        txn: &TxnGuard<'_, D, TB, ReadWrite>,
+        signer: &RecordSigner,
+        key: RecordKey,
+        value: Option<Vec<u8>>,
+        max_records: usize,
+    ) -> Result<SignedRecord, KadStoreError>
+    where
+        D: NetabaseDefinitionTrait,
+        TB: Backend,
+    {
         txn.writer().with_raw(|raw| {
             let held = held_version(raw, key.as_ref(), self.config.tombstone_ttl)?.map(|h| h.stamp);
             let signed = signer.seal(key, value, signer.next_stamp(held));
@@ -621,7 +671,9 @@ impl<B: Backend> KadStore<B> {
                 Ok(bytes) => bytes,
                 Err(refused) => return Ok(Err(refused)),
             };
-            Ok(self.put_if_winner(raw, &signed, &bytes)?.map(|()| signed))
+            Ok(self
+                .put_if_winner_within(raw, &signed, &bytes, max_records)?
+                .map(|()| signed))
         })?
     }
 
@@ -668,6 +720,30 @@ impl<B: Backend> KadStore<B> {
         let bytes = self.encode_checked(signed, expires)?;
         txn.writer()
             .with_raw(|raw| self.put_if_winner(raw, signed, &bytes))??;
+        Ok(())
+    }
+
+    /// [`KadStore::put_verified_in`] for a node that keeps `signed` as a **replica**: a
+    /// record of a model it replicates (or a membership), whose signed copy it must keep
+    /// as long as its typed store holds the version, to pass it on. The copy does not
+    /// expire (a tombstone still does, after [`KadStoreConfig::tombstone_ttl`]) and is
+    /// not refused for [`KadStoreConfig::max_records`]: the typed store holds the same
+    /// records anyway. Replica copies do count toward that limit for other records.
+    ///
+    /// # Errors
+    /// As [`KadStore::put_verified_in`], without [`store::Error::MaxRecords`].
+    pub fn put_replica_in<D, TB>(
+        &self,
+        txn: &TxnGuard<'_, D, TB, ReadWrite>,
+        signed: &SignedRecord,
+    ) -> Result<(), KadStoreError>
+    where
+        D: NetabaseDefinitionTrait,
+        TB: Backend,
+    {
+        let bytes = self.encode_checked(signed, None)?;
+        txn.writer()
+            .with_raw(|raw| self.put_if_winner_within(raw, signed, &bytes, usize::MAX))??;
         Ok(())
     }
 
