@@ -36,7 +36,7 @@ use crate::config::NetabaseConfig;
 use crate::error::{Error, Result};
 use crate::event::{Counters, Discovery, NetabaseEvent, RecordOrigin, RefusalKind};
 use crate::node::PutOutcome;
-use crate::replication::{check_membership_value, membership_group};
+use crate::replication::{check_membership_value, membership_group, replicas_key};
 use crate::swarm::{Behaviour, BehaviourEvent};
 use crate::sync_protocol::{NodeAttestation, SyncDriver};
 use crate::view::RecordView;
@@ -171,6 +171,8 @@ pub(crate) struct EventLoop<D: NetabaseDefinitionTrait, B: Backend> {
     pending_providing: HashMap<QueryId, Reply<()>>,
     pending_providers: HashMap<QueryId, (HashSet<PeerId>, Reply<HashSet<PeerId>>)>,
     pending_bootstrap: HashMap<QueryId, Reply<()>>,
+    /// Lookups of the other replicas of the definition ([`replicas_key`]).
+    discovery: HashSet<QueryId>,
     shutdown: Option<oneshot::Sender<()>>,
     /// Reconciliation sessions with peers (`crate::sync_protocol`).
     sync: SyncDriver<D, B>,
@@ -237,6 +239,7 @@ impl<D: NetabaseDefinitionTrait, B: Backend> EventLoop<D, B> {
             pending_get: HashMap::new(),
             pending_providing: HashMap::new(),
             pending_providers: HashMap::new(),
+            discovery: HashSet::new(),
             pending_bootstrap: HashMap::new(),
             shutdown: None,
             sync,
@@ -275,6 +278,7 @@ impl<D: NetabaseDefinitionTrait, B: Backend> EventLoop<D, B> {
             self.started();
         }
         self.join_bootstrap_peers();
+        self.discover_replicas();
 
         // Expired records are never served, so the first sweep can wait a full interval.
         let period = self.config.sweep_interval;
@@ -308,6 +312,7 @@ impl<D: NetabaseDefinitionTrait, B: Backend> EventLoop<D, B> {
                     for peer in peers {
                         self.sync.start(peer);
                     }
+                    self.discover_replicas();
                 }
             }
             self.report_store_errors();
@@ -888,7 +893,14 @@ impl<D: NetabaseDefinitionTrait, B: Backend> EventLoop<D, B> {
         let key = record.key.clone();
         let provider = record.provider;
         let origin = RecordOrigin::InboundProvider;
-        if let Err(reason) = check_key::<D>(&key) {
+        if let Err(reason) = check_key::<D>(&key).or_else(|reason| {
+            // The one key of a reserved model a peer may provide: "I replicate `D`".
+            if key == replicas_key::<D>() {
+                Ok(())
+            } else {
+                Err(reason)
+            }
+        }) {
             self.refuse(
                 key,
                 Some(provider),
@@ -948,6 +960,14 @@ impl<D: NetabaseDefinitionTrait, B: Backend> EventLoop<D, B> {
                 }
             }
             QueryResult::GetRecord(result) => self.on_get_record(id, result, step.last),
+            QueryResult::GetProviders(result) if self.discovery.contains(&id) => {
+                if let Ok(GetProvidersOk::FoundProviders { providers, .. }) = result {
+                    self.join_replicas(providers);
+                }
+                if step.last {
+                    self.discovery.remove(&id);
+                }
+            }
             QueryResult::GetProviders(result) => {
                 let Some((mut found, reply)) = self.pending_providers.remove(&id) else {
                     return;
@@ -1079,6 +1099,41 @@ fn with_peer(address: Multiaddr, peer: PeerId) -> Multiaddr {
         address
     } else {
         address.with(Protocol::P2p(peer))
+    }
+}
+
+// ----- replica discovery --------------------------------------------------------------
+
+impl<D: NetabaseDefinitionTrait, B: Backend> EventLoop<D, B> {
+    /// If this node replicates models: announces it as a provider of the definition's
+    /// [`replicas_key`] and looks the other providers up, to connect to them
+    /// ([`EventLoop::join_replicas`]). Runs at start and every `sync_interval`, so
+    /// replicas that share no connection find each other through any peer of the DHT.
+    fn discover_replicas(&mut self) {
+        if self.config.replication.models.is_none() {
+            return;
+        }
+        let key = replicas_key::<D>();
+        // The announcement is repeated every round, so the provider record need not be
+        // kept in this node's own store (the record store keeps only received ones).
+        if let Err(e) = self.kad().start_providing(key.clone()) {
+            tracing::debug!(error = %e, "cannot announce this node as a replica");
+        }
+        let id = self.kad().get_providers(key);
+        self.discovery.insert(id);
+    }
+
+    /// Connects to the replicas found that this node is not connected to yet; the
+    /// connection starts a catch-up session and joins the live-update topic.
+    fn join_replicas(&mut self, providers: HashSet<PeerId>) {
+        let local = *self.swarm.local_peer_id();
+        for peer in providers {
+            if peer != local && !self.swarm.is_connected(&peer) {
+                // Kademlia supplies the addresses (its routing table, or what the
+                // lookup learnt); a replica it cannot reach is tried again next round.
+                let _ = self.swarm.dial(peer);
+            }
+        }
     }
 }
 

@@ -17,7 +17,7 @@ use crate::config::{NetabaseConfig, StorageConfig};
 use crate::error::{Error, Result};
 use crate::event::{Counters, NetabaseEvent, NodeStats};
 use crate::event_loop::{Command, EventLoop};
-use crate::replication::{Membership, Permissions, WriteRule, membership_key};
+use crate::replication::{Membership, Permissions, WriteRule, membership_key, replicas_key};
 use crate::swarm::build_swarm;
 use crate::view::{NodeView, RecordView};
 use crate::worker::StorageWorker;
@@ -489,6 +489,21 @@ impl<D: NetabaseDefinitionTrait, B: Backend> Netabase<D, B> {
         key: M::PrimaryKey,
     ) -> Result<HashSet<PeerId>> {
         let key = record_key::<D, M>(&key);
+        self.request(|reply| Command::GetProviders { key, reply })
+            .await
+    }
+
+    /// The peers that announce themselves as replicas of this definition (nodes that
+    /// replicate some of its models, [`NetabaseConfig::replicate`]), found through the
+    /// DHT: a replicating node announces itself at start and every `sync_interval`, and
+    /// connects to the replicas it finds, so replicas that share no connection still
+    /// find each other. This node is not included.
+    ///
+    /// # Errors
+    /// [`Error::Timeout`] if the lookup timed out without finding any replica;
+    /// [`Error::Stopped`].
+    pub async fn replicas(&self) -> Result<HashSet<PeerId>> {
+        let key = replicas_key::<D>();
         self.request(|reply| Command::GetProviders { key, reply })
             .await
     }

@@ -171,6 +171,22 @@ pub fn membership_key<D: NetabaseDefinitionTrait>(group: &str) -> RecordKey {
     RecordKey::from(parts.to_key_bytes())
 }
 
+/// The reserved model name of the key under which the replicas of a definition announce
+/// themselves as providers (see [`replicas_key`]).
+pub const REPLICAS_MODEL: &str = "__replicas";
+
+/// The DHT key under which every node that replicates models of definition `D` announces
+/// itself as a provider, so that replicas find each other through any peer of the DHT,
+/// not only over the connections they already have.
+pub fn replicas_key<D: NetabaseDefinitionTrait>() -> RecordKey {
+    let parts = (
+        D::NAME.to_owned(),
+        REPLICAS_MODEL.to_owned(),
+        Vec::<u8>::new(),
+    );
+    RecordKey::from(parts.to_key_bytes())
+}
+
 /// The group whose membership record `key` is, if it is one of definition `D`.
 pub(crate) fn membership_group<D: NetabaseDefinitionTrait>(key: &RecordKey) -> Option<String> {
     let parts = parse_record_key(key).ok()?;

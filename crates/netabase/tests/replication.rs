@@ -173,3 +173,40 @@ async fn a_remove_propagates_as_a_tombstone() -> TestResult {
     }
     Ok(())
 }
+
+/// Replicas announce themselves in the DHT under their definition's replicas key, so
+/// nodes that only share a bootstrap peer (which does not replicate) find each other:
+/// every node's lookup returns exactly the replicas, and a put on one reaches the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_find_each_other_through_a_peer_that_does_not_replicate() -> TestResult {
+    let hub = start(config()).await?;
+    let hub_addr = first_addr(&hub).await?;
+    let replica = || {
+        config()
+            .replicate_all()
+            .with_sync_interval(Some(std::time::Duration::from_millis(200)))
+            .with_bootstrap_peer(hub.peer_id(), hub_addr.clone())
+    };
+    let a = start(replica()).await?;
+    let c = start(replica()).await?;
+    let expected: HashSet<_> = [a.peer_id(), c.peer_id()].into_iter().collect();
+    wait_until("the hub knows both replicas", || async {
+        Ok(hub.replicas().await.is_ok_and(|found| found == expected))
+    })
+    .await?;
+    wait_until("each replica finds the other", || async {
+        let from_a = a.replicas().await.unwrap_or_default();
+        let from_c = c.replicas().await.unwrap_or_default();
+        Ok(from_a.contains(&c.peer_id()) && from_c.contains(&a.peer_id()))
+    })
+    .await?;
+    // Neither list names the hub: it replicates nothing.
+    assert!(!a.replicas().await?.contains(&hub.peer_id()));
+    a.put_record(user(5)).await?;
+    wait_until("the put reaches the other replica", || async {
+        Ok(c.view().get::<User>(5)? == Some(user(5)))
+    })
+    .await?;
+    close_all(&[a, c, hub]).await;
+    Ok(())
+}
