@@ -100,6 +100,7 @@ fn redb_batched_equals_one_by_one() -> TestResult {
     check(NetabaseStore::temp()?, NetabaseStore::temp()?)
 }
 
+#[cfg(feature = "sled")]
 #[test]
 fn sled_batched_equals_one_by_one() -> TestResult {
     check(NetabaseStore::sled_temp()?, NetabaseStore::sled_temp()?)

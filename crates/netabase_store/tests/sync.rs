@@ -6,6 +6,7 @@ use std::ops::ControlFlow;
 
 use netabase_store::backend::memory::MemoryBackend;
 use netabase_store::backend::redb::RedbBackend;
+#[cfg(feature = "sled")]
 use netabase_store::backend::sled::SledBackend;
 use netabase_store::backend::{Backend, Direction, RawRange, ReadTxn};
 use netabase_store::prelude::*;
@@ -75,6 +76,7 @@ fn redb() -> Result<NetabaseStore<SyncDefinition, RedbBackend>, NetabaseError> {
     NetabaseStore::from_backend_with(RedbBackend::temp()?, synced())
 }
 
+#[cfg(feature = "sled")]
 fn sled() -> Result<NetabaseStore<SyncDefinition, SledBackend>, NetabaseError> {
     NetabaseStore::from_backend_with(SledBackend::temp()?, synced())
 }
@@ -263,6 +265,7 @@ proptest! {
         converge(&redb().map_err(fail)?, &redb().map_err(fail)?, &history).map_err(fail)?;
     }
 
+    #[cfg(feature = "sled")]
     #[test]
     fn random_histories_converge_on_sled(history in prop::collection::vec(op(), 0..60)) {
         converge(&sled().map_err(fail)?, &sled().map_err(fail)?, &history).map_err(fail)?;

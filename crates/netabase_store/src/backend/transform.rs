@@ -520,6 +520,7 @@ pub struct Rotation<'a> {
 /// #     pub struct Note { #[primary_key] pub id: u64, pub text: String }
 /// # }
 /// # use app::*;
+/// # #[cfg(feature = "encryption")] {
 /// use netabase_store::backend::memory::MemoryBackend;
 /// use netabase_store::backend::transform::{EncryptionKey, Transformed, Transforms};
 ///
@@ -528,6 +529,7 @@ pub struct Rotation<'a> {
 /// let store = NetabaseStore::<AppDefinition, _>::from_backend(backend)?;
 /// store.open_tree::<Note>().put(Note { id: 1, text: "secret".into() })?;
 /// assert_eq!(store.open_tree::<Note>().get(1)?.map(|n| n.text), Some("secret".into()));
+/// # }
 /// # Ok::<(), netabase_store::NetabaseError>(())
 /// ```
 pub struct Transformed<B> {
