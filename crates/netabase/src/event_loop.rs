@@ -893,14 +893,11 @@ impl<D: NetabaseDefinitionTrait, B: Backend> EventLoop<D, B> {
         let key = record.key.clone();
         let provider = record.provider;
         let origin = RecordOrigin::InboundProvider;
-        if let Err(reason) = check_key::<D>(&key).or_else(|reason| {
-            // The one key of a reserved model a peer may provide: "I replicate `D`".
-            if key == replicas_key::<D>() {
-                Ok(())
-            } else {
-                Err(reason)
-            }
-        }) {
+        // The replicas key is the one key of a reserved model a peer may provide: "I
+        // replicate `D`".
+        if key != replicas_key::<D>()
+            && let Err(reason) = check_key::<D>(&key)
+        {
             self.refuse(
                 key,
                 Some(provider),

@@ -502,7 +502,13 @@ impl<B: Backend> KadStore<B> {
                     outcomes[*index] = BatchPut::Declined;
                     continue;
                 }
-                if let Err(limit) = put_encoded(&txn, key, bytes, &self.config)? {
+                if let Err(limit) = put_encoded(
+                    &txn,
+                    key,
+                    bytes,
+                    self.config.max_records,
+                    self.config.tombstone_ttl,
+                )? {
                     outcomes[*index] = BatchPut::Limit(limit);
                 }
             }
@@ -566,11 +572,8 @@ impl<B: Backend> KadStore<B> {
         {
             return Ok(Err(superseded(&held, signed).into()));
         }
-        let config = KadStoreConfig {
-            max_records,
-            ..self.config.clone()
-        };
-        Ok(put_encoded(txn, key, bytes, &config)?.map_err(KadStoreError::from))
+        let ttl = self.config.tombstone_ttl;
+        Ok(put_encoded(txn, key, bytes, max_records, ttl)?.map_err(KadStoreError::from))
     }
 
     /// The stamp of the live version held for `key`, if any (expired versions and
@@ -1047,12 +1050,12 @@ fn put_encoded(
     txn: &impl WriteTxn,
     key: &[u8],
     bytes: &[u8],
-    config: &KadStoreConfig,
+    max_records: usize,
+    tombstone_ttl: Duration,
 ) -> Result<Result<(), store::Error>, NetabaseError> {
-    let max_records = config.max_records;
     let exists = txn.get(RECORDS_TABLE, key)?.is_some();
     if !exists && table_full(txn, RECORDS_TABLE, max_records)? {
-        sweep_records(txn, WallTime::now(), config.tombstone_ttl)?;
+        sweep_records(txn, WallTime::now(), tombstone_ttl)?;
         if table_full(txn, RECORDS_TABLE, max_records)? {
             return Ok(Err(store::Error::MaxRecords));
         }
