@@ -605,6 +605,26 @@ async fn a_unique_key_taken_on_both_sides_goes_to_the_greater_stamp_on_both() ->
                     "shared@example.org".into(),
                 )))?;
         assert_eq!(found, vec![same(winner)]);
+        // The loser's key holds the same tombstone on both: the one its loss leaves,
+        // whether it was displaced here or refused.
+        let lost = view.version::<User>(loser)?.ok_or("no tombstone")?;
+        assert!(lost.tombstone);
+        assert_eq!(lost.stamp, sa.min(sb).successor());
+    }
+    // Identical sync state: equal fingerprints, and a second session moves no record
+    // either way (none applied, none refused on either node).
+    assert_eq!(
+        a.view().sync_fingerprint::<User>()?,
+        b.view().sync_fingerprint::<User>()?
+    );
+    let (before_a, before_b) = (a.stats(), b.stats());
+    a.sync_with(b.peer_id()).await?;
+    let again = synced_with(&mut events, b.peer_id()).await?;
+    assert_eq!((again.applied, again.refused), (0, 0));
+    let (after_a, after_b) = (a.stats(), b.stats());
+    for (before, after) in [(&before_a, &after_a), (&before_b, &after_b)] {
+        assert_eq!(after.sync_records_applied, before.sync_records_applied);
+        assert_eq!(after.sync_records_refused, before.sync_records_refused);
     }
     a.close().await;
     b.close().await;
