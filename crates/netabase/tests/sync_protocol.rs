@@ -14,7 +14,7 @@ use libp2p::request_response::{self, OutboundRequestId};
 use libp2p::swarm::SwarmEvent;
 use libp2p::{Multiaddr, PeerId, Swarm, noise, tcp, yamux};
 use netabase::sync_protocol::{SYNC_PROTOCOL, SyncCodec, SyncReply, SyncRequest};
-use netabase::{Error, NetabaseConfig, NetabaseEvent};
+use netabase::{Error, NetabaseConfig, NetabaseEvent, SyncRole};
 use netabase_store::backend::memory::MemoryBackend;
 use netabase_store::kad::{KadStoreConfig, RecordSigner, author_of, record_key_for};
 use netabase_store::sync::{Attestation, Reconciler, Version};
@@ -66,26 +66,41 @@ fn named(id: u64, name: &str) -> User {
 /// The session report of `node`'s next completed session with `peer`.
 struct Report {
     bytes: u64,
+    bytes_sent: u64,
+    bytes_received: u64,
     round_trips: u64,
     applied: u64,
     refused: u64,
 }
 
+/// The report of the next session with `peer` that this node started.
 async fn synced_with(
     events: &mut tokio::sync::broadcast::Receiver<NetabaseEvent>,
     peer: PeerId,
 ) -> TestResult<Report> {
+    session_with(events, peer, SyncRole::Initiator).await
+}
+
+/// The report of the next session with `peer` in which this node was `role`.
+async fn session_with(
+    events: &mut tokio::sync::broadcast::Receiver<NetabaseEvent>,
+    peer: PeerId,
+    role: SyncRole,
+) -> TestResult<Report> {
     wait_for(events, "a completed sync session", |e| match e {
         NetabaseEvent::Synced {
             peer: p,
+            role: r,
             bytes_sent,
             bytes_received,
             round_trips,
             records_applied,
             records_refused,
             ..
-        } if *p == peer => Some(Ok(Report {
+        } if *p == peer && *r == role => Some(Ok(Report {
             bytes: bytes_sent + bytes_received,
+            bytes_sent: *bytes_sent,
+            bytes_received: *bytes_received,
             round_trips: *round_trips,
             applied: *records_applied,
             refused: *records_refused,
@@ -626,6 +641,49 @@ async fn a_unique_key_taken_on_both_sides_goes_to_the_greater_stamp_on_both() ->
         assert_eq!(after.sync_records_applied, before.sync_records_applied);
         assert_eq!(after.sync_records_refused, before.sync_records_refused);
     }
+    a.close().await;
+    b.close().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_ends_of_a_session_report_it() -> TestResult {
+    let a = start(sync_config()).await?;
+    let b = start(sync_config()).await?;
+    // Apart: two users on a, three on b.
+    for id in [1, 2] {
+        put(&a, user(id)).await?;
+    }
+    for id in [10, 11, 12] {
+        put(&b, user(id)).await?;
+    }
+    let (mut a_events, mut b_events) = (a.subscribe_to_broadcasts(), b.subscribe_to_broadcasts());
+    // a dials b, so a starts the session and b answers it.
+    a.add_address(b.peer_id(), first_addr(&b).await?).await?;
+    let started = synced_with(&mut a_events, b.peer_id()).await?;
+    let answered = session_with(&mut b_events, a.peer_id(), SyncRole::Responder).await?;
+    // Each side reports its own figures, mirrored.
+    assert_eq!((started.applied, answered.applied), (3, 2));
+    assert_eq!((started.refused, answered.refused), (0, 0));
+    assert_eq!(started.bytes_sent, answered.bytes_received);
+    assert_eq!(started.bytes_received, answered.bytes_sent);
+    assert_eq!(started.round_trips, answered.round_trips);
+    assert!(answered.bytes_sent > 0);
+
+    // A session with nothing to exchange ends with the responder's `Done`: reported
+    // on both sides too.
+    a.sync_with(b.peer_id()).await?;
+    let started = synced_with(&mut a_events, b.peer_id()).await?;
+    let answered = session_with(&mut b_events, a.peer_id(), SyncRole::Responder).await?;
+    assert_eq!((started.applied, answered.applied), (0, 0));
+    assert_eq!(started.bytes_sent, answered.bytes_received);
+    assert_eq!(started.bytes_received, answered.bytes_sent);
+
+    // Counted apart: sessions started, sessions answered.
+    let (sa, sb) = (a.stats(), b.stats());
+    assert_eq!((sa.sync_sessions, sa.sync_sessions_answered), (2, 0));
+    assert_eq!((sb.sync_sessions, sb.sync_sessions_answered), (0, 2));
+    assert_eq!(sa.sync_failures + sb.sync_failures, 0);
     a.close().await;
     b.close().await;
     Ok(())
