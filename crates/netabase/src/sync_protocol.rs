@@ -62,8 +62,8 @@ use netabase_store::kad::{
 };
 use netabase_store::schema::NetabaseDefinitionTrait;
 use netabase_store::sync::{
-    Attestation, ReconcileOptions, Reconciler, RecordSink, SinkReport, SyncRecord, SyncRefusal,
-    Version,
+    Attestation, ReconcileOptions, Reconciler, RecordSink, SinkReport, StandIn, SyncRecord,
+    SyncRefusal, Version,
 };
 use tokio::sync::{broadcast, mpsc};
 
@@ -410,6 +410,20 @@ impl<D: NetabaseDefinitionTrait, B: Backend> Attestation for NodeAttestation<D, 
         // (written before the model was replicated, or a tombstone left by a unique
         // key it won): it signs it now. Any other version it cannot vouch for.
         self.signer.sign_version(&key, v.stamp, v.value)
+    }
+
+    /// The tombstone a record's loss of a unique key left here (stamped with the
+    /// successor of the record's stamp) has no author to sign it: the signed record it
+    /// removed, still held in the record store, goes in its place. The receiver, which
+    /// gets the winner in the same exchange, removes it with the same tombstone.
+    fn stand_in(&self, v: &Version<'_>) -> Option<StandIn> {
+        if v.value.is_some() {
+            return None;
+        }
+        let key = record_key_for::<D>(v.model, v.key)?;
+        let held = self.reads.held_envelope(&key).ok()??;
+        (!held.tombstone && held.stamp.successor() == v.stamp)
+            .then(|| StandIn::new(held.stamp, Some(held.value), held.signature))
     }
 
     fn check(&self, v: &Version<'_>, proof: Option<&[u8]>) -> Result<(), String> {

@@ -688,3 +688,63 @@ async fn both_ends_of_a_session_report_it() -> TestResult {
     b.close().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_third_node_takes_the_tombstone_of_a_lost_unique_key_from_either_side() -> TestResult {
+    let a = start(sync_config()).await?;
+    let b = start(sync_config()).await?;
+    let same = |id| User {
+        email: "shared@example.org".into(),
+        ..user(id)
+    };
+    put(&a, same(1)).await?;
+    put(&b, same(2)).await?;
+    let (sa, sb) = (
+        a.view().version::<User>(1)?.ok_or("a's user")?.stamp,
+        b.view().version::<User>(2)?.ok_or("b's user")?.stamp,
+    );
+    let (winner, loser) = if sa > sb { (1, 2) } else { (2, 1) };
+    let mut events = a.subscribe_to_broadcasts();
+    a.add_address(b.peer_id(), first_addr(&b).await?).await?;
+    synced_with(&mut events, b.peer_id()).await?;
+    part(&a, &b).await?;
+
+    // The loser's tombstone has no author to sign it: each side sends the lost record
+    // in its place, and a fresh node that catches up from that side alone derives the
+    // same tombstone from it and the winner.
+    for source in [&a, &b] {
+        let fresh = start(sync_config()).await?;
+        let mut events = fresh.subscribe_to_broadcasts();
+        fresh
+            .add_address(source.peer_id(), first_addr(source).await?)
+            .await?;
+        synced_with(&mut events, source.peer_id()).await?;
+        let view = fresh.view();
+        assert_eq!(view.get::<User>(winner)?, Some(same(winner)));
+        assert_eq!(view.get::<User>(loser)?, None);
+        let lost = view.version::<User>(loser)?.ok_or("no tombstone")?;
+        assert!(lost.tombstone);
+        assert_eq!(lost.stamp, sa.min(sb).successor());
+        assert_eq!(
+            view.sync_fingerprint::<User>()?,
+            source.view().sync_fingerprint::<User>()?
+        );
+        // Nothing left to move either way.
+        let (before_fresh, before_source) = (fresh.stats(), source.stats());
+        fresh.sync_with(source.peer_id()).await?;
+        let again = synced_with(&mut events, source.peer_id()).await?;
+        assert_eq!((again.applied, again.refused), (0, 0));
+        let (after_fresh, after_source) = (fresh.stats(), source.stats());
+        for (before, after) in [
+            (&before_fresh, &after_fresh),
+            (&before_source, &after_source),
+        ] {
+            assert_eq!(after.sync_records_applied, before.sync_records_applied);
+            assert_eq!(after.sync_records_refused, before.sync_records_refused);
+        }
+        fresh.close().await;
+    }
+    a.close().await;
+    b.close().await;
+    Ok(())
+}
