@@ -887,9 +887,9 @@ impl<D: NetabaseDefinitionTrait, B: Backend> SyncDriver<D, B> {
                 session.records_refused += out.refused;
                 // Only the opening of a session the application asked for dials the
                 // peer: a peer taken apart (`Netabase::disconnect`) stays apart.
-                if !rr.is_connected(&peer)
-                    && !(session.may_dial && matches!(out.reply, Some(Outgoing::Members(_))))
-                {
+                let opening = matches!(out.reply, Some(Outgoing::Members(_)));
+                let dials = session.may_dial && opening;
+                if out.reply.is_some() && !dials && !rr.is_connected(&peer) {
                     // A periodic session whose peer left before it opened: nothing
                     // to report.
                     if !session.may_dial && session.bytes_sent == 0 {
