@@ -25,7 +25,9 @@
 //!   from the record: the proof is the 64-byte signature alone), taken from the signed
 //!   record held for that version (a replicated model's typed version and its signed
 //!   record share their stamp). Only a version of the node's own without a signed
-//!   record is signed at send time.
+//!   record is signed at send time. The tombstone a lost unique key leaves has no
+//!   author: the signed record it removed goes in its place
+//!   ([`Attestation::stand_in`]), and the receiver derives the same tombstone.
 //! - **One apply path**: the receiver's reconciler makes the cheap checks, then hands
 //!   the records to `NodeSink`, the node's one apply path of signed records
 //!   (signature, version rule, permissions, record store and typed store in one
@@ -902,8 +904,8 @@ impl<D: NetabaseDefinitionTrait, B: Backend> SyncDriver<D, B> {
                     None => {
                         // The peer's last answer needs none: tell it the session is
                         // over, so that it reports its side (its answer is not
-                        // awaited, and an older peer that does not know the request
-                        // only logs it).
+                        // awaited; an older peer that cannot read the request reports
+                        // a failed inbound request, after the session is complete).
                         if rr.is_connected(&peer) {
                             self.ctx.counters.sync_sent(SyncRequest::Done.len());
                             rr.send_request(&peer, SyncRequest::Done);
