@@ -203,6 +203,39 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_successor_is_the_next_stamp_in_byte_order() {
+        let stamp = |millis, counter, writer: [u8; 32]| VersionStamp {
+            hlc: Hlc { millis, counter },
+            writer: WriterId(writer),
+        };
+        let mut last_ff = [0u8; 32];
+        last_ff[31] = 0xff;
+        let mut carried = [0u8; 32];
+        carried[30] = 1;
+        let cases = [
+            (stamp(5, 0, [1; 32]), {
+                let mut w = [1; 32];
+                w[31] = 2;
+                stamp(5, 0, w)
+            }),
+            (stamp(5, 0, last_ff), stamp(5, 0, carried)),
+            (stamp(5, 3, [0xff; 32]), stamp(5, 4, [0; 32])),
+            (stamp(5, u32::MAX, [0xff; 32]), stamp(6, 0, [0; 32])),
+        ];
+        for (before, after) in cases {
+            assert_eq!(before.successor(), after);
+            assert!(after > before);
+            // Nothing lies between: the 44 bytes are those of the next integer.
+            let (b, a) = (before.to_bytes(), after.to_bytes());
+            let next = u128::from_be_bytes(b[28..].try_into().unwrap_or_default()).wrapping_add(1);
+            if next != 0 {
+                assert_eq!(&a[28..], &next.to_be_bytes());
+                assert_eq!(a[..28], b[..28]);
+            }
+        }
+    }
+
+    #[test]
     fn byte_order_is_stamp_order() {
         let a = VersionStamp {
             hlc: Hlc {
