@@ -18,7 +18,7 @@
 
 use std::time::{Duration, Instant};
 
-use netabase::{Netabase, NetabaseConfig, NetabaseEvent};
+use netabase::{Netabase, NetabaseConfig, NetabaseEvent, SyncRole};
 use netabase_store::backend::redb::RedbBackend;
 use netabase_store::kad::{KadStoreConfig, RecordSigner, SignedRecord, author_of, record_key_for};
 use netabase_store::prelude::*;
@@ -157,6 +157,7 @@ async fn synced(
     loop {
         match tokio::time::timeout(Duration::from_secs(600), events.recv()).await?? {
             NetabaseEvent::Synced {
+                role: SyncRole::Initiator,
                 bytes_sent,
                 bytes_received,
                 round_trips,

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use netabase::libp2p::Multiaddr;
 use netabase::libp2p::multiaddr::Protocol;
-use netabase::{Netabase, NetabaseConfig, NetabaseEvent};
+use netabase::{Netabase, NetabaseConfig, NetabaseEvent, SyncRole};
 use netabase_store::prelude::*;
 
 /// The schema of the example: notes.
@@ -195,6 +195,7 @@ async fn join(address: &str) -> Result<(), AnyError> {
         loop {
             match events.recv().await {
                 Ok(NetabaseEvent::Synced {
+                    role: SyncRole::Initiator,
                     records_applied,
                     bytes_sent,
                     bytes_received,

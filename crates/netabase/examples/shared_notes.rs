@@ -23,7 +23,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use netabase::libp2p::{Multiaddr, PeerId};
-use netabase::{Error, Netabase, NetabaseConfig, NetabaseEvent};
+use netabase::{Error, Netabase, NetabaseConfig, NetabaseEvent, SyncRole};
 use netabase_store::prelude::*;
 use netabase_store::watch::{Event, Filter};
 use tokio::sync::broadcast;
@@ -153,6 +153,7 @@ async fn reconnect(
     let (sent, received, applied) = wait_for(&mut events, "a catch-up session", |e| match e {
         NetabaseEvent::Synced {
             peer: p,
+            role: SyncRole::Initiator,
             bytes_sent,
             bytes_received,
             records_applied,

@@ -93,6 +93,14 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// The permissions stored in the database by
+    /// [`Netabase::set_permissions`](crate::Netabase::set_permissions) (table
+    /// `__netabase/node`, key `permissions`) do not decode: the node does not start
+    /// rather than enforce other permissions than the ones set.
+    #[error(
+        "the permissions stored in the node's database (`__netabase/node`, `permissions`) are invalid: {0}"
+    )]
+    StoredPermissions(String),
 }
 
 /// `Result` with the node's [`Error`].

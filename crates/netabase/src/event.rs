@@ -181,16 +181,22 @@ pub enum NetabaseEvent {
         /// The new mode.
         mode: Mode,
     },
-    /// A reconciliation this node started with `peer` is complete: both sides now
-    /// hold the same versions of the synced models (but for refused records).
+    /// A reconciliation with `peer` is complete: both sides now hold the same
+    /// versions of the synced models (but for refused records). Both ends report it,
+    /// each with its own figures: the node that started it (`role`
+    /// [`SyncRole::Initiator`]) when the last answer is in, the peer that answered it
+    /// ([`SyncRole::Responder`]) when it answers that it has nothing left to say, or
+    /// when the initiator tells it that the session is over.
     Synced {
         /// The peer.
         peer: PeerId,
+        /// Which side of the session this node was.
+        role: SyncRole,
         /// Bytes of reconciliation messages this node sent.
         bytes_sent: u64,
         /// Bytes of reconciliation messages the peer sent.
         bytes_received: u64,
-        /// Request-response round trips.
+        /// Request-response round trips (on the responder: requests answered).
         round_trips: u64,
         /// Records received and written here (those the merge rule chose).
         records_applied: u64,
@@ -214,6 +220,16 @@ pub enum NetabaseEvent {
         /// The peer.
         peer: PeerId,
     },
+}
+
+/// Which side of a catch-up session a node was ([`NetabaseEvent::Synced`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum SyncRole {
+    /// This node started the session (it sends requests).
+    Initiator,
+    /// The peer started it; this node answered its requests.
+    Responder,
 }
 
 /// A snapshot of a node's counters ([`Netabase::stats`](crate::Netabase::stats)).
@@ -251,6 +267,8 @@ pub struct NodeStats {
     pub connections_refused: u64,
     /// Reconciliations this node started that completed.
     pub sync_sessions: u64,
+    /// Reconciliations a peer started that completed (this node answered them).
+    pub sync_sessions_answered: u64,
     /// Reconciliations (started here or by a peer) that failed.
     pub sync_failures: u64,
     /// Bytes of reconciliation messages sent (sessions of both sides).
@@ -295,7 +313,7 @@ pub(crate) struct Counters {
     refused: [AtomicU64; 12],
     live_updates_accepted: AtomicU64,
     connections_refused: AtomicU64,
-    sync: [AtomicU64; 6],
+    sync: [AtomicU64; 7],
     /// Shared with the sync codec, which refuses oversized messages before any event.
     sync_refused_messages: std::sync::Arc<AtomicU64>,
 }
@@ -336,6 +354,9 @@ impl Counters {
     pub(crate) fn sync_session(&self) {
         self.add_sync(0, 1);
     }
+    pub(crate) fn sync_answered(&self) {
+        self.add_sync(6, 1);
+    }
     pub(crate) fn sync_failed(&self) {
         self.add_sync(1, 1);
     }
@@ -371,6 +392,7 @@ impl Counters {
             refused_future_stamp: r(10),
             connections_refused: self.connections_refused.load(Ordering::Relaxed),
             sync_sessions: s(0),
+            sync_sessions_answered: s(6),
             sync_failures: s(1),
             sync_bytes_sent: s(2),
             sync_bytes_received: s(3),

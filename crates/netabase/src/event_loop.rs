@@ -310,7 +310,7 @@ impl<D: NetabaseDefinitionTrait, B: Backend> EventLoop<D, B> {
                 _ = tick(sync_tick.as_mut()) => {
                     let peers: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
                     for peer in peers {
-                        self.sync.start(peer);
+                        self.sync.start(peer, false);
                     }
                     self.discover_replicas();
                 }
@@ -538,7 +538,7 @@ impl<D: NetabaseDefinitionTrait, B: Backend> EventLoop<D, B> {
                 if self.config.replication.models.is_none() {
                     answer(reply, Err(Error::NotSynced));
                 } else {
-                    self.sync.start(peer);
+                    self.sync.start(peer, true);
                     answer(reply, Ok(()));
                 }
             }
@@ -657,7 +657,7 @@ impl<D: NetabaseDefinitionTrait, B: Backend> EventLoop<D, B> {
                 });
                 // The dialer starts the catch-up, so one session runs per connection.
                 if endpoint.is_dialer() {
-                    self.sync.start(peer_id);
+                    self.sync.start(peer_id, false);
                 }
             }
             SwarmEvent::ConnectionClosed {

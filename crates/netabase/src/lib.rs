@@ -42,7 +42,7 @@ pub use config::{
     StorageConfig,
 };
 pub use error::{Error, Result};
-pub use event::{Discovery, NetabaseEvent, NodeStats, RecordOrigin, RefusalKind};
+pub use event::{Discovery, NetabaseEvent, NodeStats, RecordOrigin, RefusalKind, SyncRole};
 pub use node::{Netabase, PutOutcome};
 pub use replication::{
     Membership, Permissions, PolicyReader, Replicated, Replication, WritePolicy, WriteRequest,

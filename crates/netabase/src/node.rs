@@ -17,7 +17,9 @@ use crate::config::{NetabaseConfig, StorageConfig};
 use crate::error::{Error, Result};
 use crate::event::{Counters, NetabaseEvent, NodeStats};
 use crate::event_loop::{Command, EventLoop};
-use crate::replication::{Membership, Permissions, WriteRule, membership_key, replicas_key};
+use crate::replication::{
+    Membership, Permissions, WriteRule, membership_key, replicas_key, store_permissions,
+};
 use crate::swarm::build_swarm;
 use crate::view::{NodeView, RecordView};
 use crate::worker::StorageWorker;
@@ -664,15 +666,43 @@ impl<D: NetabaseDefinitionTrait, B: Backend> Netabase<D, B> {
     /// [`NetabaseConfig::replication`] at start): for permissions known only once the
     /// nodes' author ids are. Every replica of the definition must enforce the same.
     ///
+    /// They are kept in the node's database, and a node restarted on it enforces them
+    /// again from its start (it would otherwise accept, until the application set them
+    /// again, records every other replica refuses) — as long as it is configured with
+    /// the permissions it had when they were set: a node started with other configured
+    /// permissions enforces those (the configuration changed since, deliberately) and
+    /// drops the stored ones. Setting the configured permissions again removes them.
+    /// Write rules ([`Netabase::set_write_rule`]) are code, not data: set them at every
+    /// start.
+    ///
     /// # Errors
+    /// [`Error::Store`] if they cannot be stored (nothing changes then);
     /// [`Error::Stopped`] if the node is stopped.
     pub async fn set_permissions(&self, permissions: Permissions) -> Result<()> {
         self.inner
             .worker
             .run(move |storage| {
-                storage.enforcer.borrow_mut().config.permissions = permissions;
+                let mut enforcer = storage.enforcer.borrow_mut();
+                store_permissions(
+                    storage.store.raw_backend(),
+                    &enforcer.configured,
+                    &permissions,
+                )?;
+                enforcer.config.permissions = permissions;
                 Ok(())
             })
+            .await
+    }
+
+    /// The write permissions this node enforces: those of its configuration, or those
+    /// set by [`Netabase::set_permissions`] (kept across restarts).
+    ///
+    /// # Errors
+    /// [`Error::Stopped`] if the node is stopped.
+    pub async fn permissions(&self) -> Result<Permissions> {
+        self.inner
+            .worker
+            .run(|storage| Ok(storage.enforcer.borrow().config.permissions.clone()))
             .await
     }
 

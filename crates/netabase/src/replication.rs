@@ -22,7 +22,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use libp2p::kad::{Record, RecordKey};
-use netabase_store::backend::Backend;
+use netabase_store::backend::{Backend, ReadTxn, WriteTxn};
 use netabase_store::codec::key::KeyCodec;
 use netabase_store::kad::{DefinitionRecordExt, KadStore, KadStoreError, parse_record_key};
 use netabase_store::schema::{
@@ -85,7 +85,7 @@ impl Replicated {
 }
 
 /// Who may write (put, update or remove) the records of a model.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum WritePolicy {
     /// Anyone with a valid signature.
@@ -106,7 +106,7 @@ pub enum WritePolicy {
 ///
 /// Every replica of a definition must be configured with the same permissions: each
 /// enforces them on what it receives, independently.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct Permissions {
     /// The policy of models without an override ([`WritePolicy::Open`] by default).
@@ -304,6 +304,9 @@ impl Replication {
 /// What the storage worker enforces: the configuration and the application's rules.
 pub(crate) struct Enforcer<D> {
     pub(crate) config: Replication,
+    /// The permissions of the node's configuration, which
+    /// [`Netabase::set_permissions`](crate::Netabase::set_permissions) overrides.
+    pub(crate) configured: Permissions,
     rules: HashMap<String, Arc<dyn WriteRule<D>>>,
 }
 
@@ -363,9 +366,10 @@ fn members_in<D: NetabaseDefinitionTrait, B: Backend>(
 }
 
 impl<D: NetabaseDefinitionTrait> Enforcer<D> {
-    pub(crate) fn new(config: Replication) -> Self {
+    pub(crate) fn new(config: Replication, configured: Permissions) -> Self {
         Enforcer {
             config,
+            configured,
             rules: HashMap::new(),
         }
     }
@@ -515,4 +519,87 @@ impl<D: NetabaseDefinitionTrait, B: Backend> ModelVisitor<D> for ApplyTyped<'_, 
             }
         }
     }
+}
+
+// ----- permissions set at run time, kept across restarts ------------------------------
+
+/// Where [`Netabase::set_permissions`](crate::Netabase::set_permissions) keeps its
+/// permissions, in the node's own table ([`NODE_TABLE`](crate::NODE_TABLE)).
+const PERMISSIONS_KEY: &[u8] = b"permissions";
+
+/// The format of the stored permissions (the first byte of the value).
+const PERMISSIONS_FORMAT: u8 = 1;
+
+/// Permissions set at run time, with the configured ones they replaced: they hold
+/// across restarts for as long as the node is configured as it was when they were set.
+#[derive(Serialize, Deserialize)]
+struct StoredPermissions {
+    configured: Permissions,
+    set: Permissions,
+}
+
+/// The permissions a node starts with: those set at run time and stored, if the node
+/// is still configured with the permissions they replaced (`configured`); else the
+/// configured ones, and a stored override of an older configuration is dropped (the
+/// operator changed the configuration since: it wins).
+///
+/// # Errors
+/// [`Error::StoredPermissions`](crate::Error::StoredPermissions) if the stored
+/// permissions do not decode; [`Error::Store`](crate::Error::Store) on engine failure.
+pub(crate) fn stored_permissions<B: Backend>(
+    backend: &B,
+    configured: &Permissions,
+) -> crate::Result<Option<Permissions>> {
+    let Some(bytes) = backend
+        .begin_read()?
+        .get(crate::NODE_TABLE, PERMISSIONS_KEY)?
+    else {
+        return Ok(None);
+    };
+    let stored = match bytes.split_first() {
+        Some((&PERMISSIONS_FORMAT, body)) => postcard::from_bytes::<StoredPermissions>(body)
+            .map_err(|e| crate::Error::StoredPermissions(e.to_string()))?,
+        Some((format, _)) => {
+            return Err(crate::Error::StoredPermissions(format!(
+                "unknown format {format}"
+            )));
+        }
+        None => return Err(crate::Error::StoredPermissions("empty value".into())),
+    };
+    if stored.configured == *configured {
+        return Ok(Some(stored.set));
+    }
+    let txn = backend.begin_write()?;
+    txn.delete(crate::NODE_TABLE, PERMISSIONS_KEY)?;
+    txn.commit()?;
+    Ok(None)
+}
+
+/// Keeps `set` as the node's permissions across restarts (while it stays configured
+/// with `configured`); setting the configured permissions again removes the override.
+///
+/// # Errors
+/// [`Error::Store`](crate::Error::Store) on engine failure.
+pub(crate) fn store_permissions<B: Backend>(
+    backend: &B,
+    configured: &Permissions,
+    set: &Permissions,
+) -> crate::Result<()> {
+    let txn = backend.begin_write()?;
+    if set == configured {
+        txn.delete(crate::NODE_TABLE, PERMISSIONS_KEY)?;
+    } else {
+        let stored = StoredPermissions {
+            configured: configured.clone(),
+            set: set.clone(),
+        };
+        let mut bytes = vec![PERMISSIONS_FORMAT];
+        bytes.extend(
+            postcard::to_allocvec(&stored)
+                .map_err(|e| netabase_store::NetabaseError::encode("permissions", e))?,
+        );
+        txn.put(crate::NODE_TABLE, PERMISSIONS_KEY, &bytes)?;
+    }
+    txn.commit()?;
+    Ok(())
 }

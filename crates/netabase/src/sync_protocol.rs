@@ -25,17 +25,22 @@
 //!   from the record: the proof is the 64-byte signature alone), taken from the signed
 //!   record held for that version (a replicated model's typed version and its signed
 //!   record share their stamp). Only a version of the node's own without a signed
-//!   record is signed at send time.
+//!   record is signed at send time. The tombstone a lost unique key leaves has no
+//!   author: the signed record it removed goes in its place
+//!   ([`Attestation::stand_in`]), and the receiver derives the same tombstone.
 //! - **One apply path**: the receiver's reconciler makes the cheap checks, then hands
 //!   the records to `NodeSink`, the node's one apply path of signed records
 //!   (signature, version rule, permissions, record store and typed store in one
 //!   transaction), as a DHT put or a live update; memberships go the same way. A
 //!   refused record is counted and broadcast like a refusal of the other routes, and
 //!   the session goes on.
-//! - **Reports**: the initiator of a session broadcasts
+//! - **Reports**: both ends of a session broadcast
 //!   [`NetabaseEvent::Synced`](crate::NetabaseEvent::Synced) (bytes each way, round
-//!   trips, records applied and refused); both sides count in
-//!   [`NodeStats`](crate::NodeStats).
+//!   trips, records applied and refused, and [`SyncRole`](crate::SyncRole)): the
+//!   initiator when the last answer is in, the responder when it answers that it has
+//!   nothing left to say ([`SyncReply::Done`]) or when the initiator closes the
+//!   session ([`SyncRequest::Done`], sent when the responder's last answer needs no
+//!   reply). Both sides count in [`NodeStats`](crate::NodeStats).
 
 use std::collections::HashMap;
 use std::io;
@@ -59,12 +64,12 @@ use netabase_store::kad::{
 };
 use netabase_store::schema::NetabaseDefinitionTrait;
 use netabase_store::sync::{
-    Attestation, ReconcileOptions, Reconciler, RecordSink, SinkReport, SyncRecord, SyncRefusal,
-    Version,
+    Attestation, ReconcileOptions, Reconciler, RecordSink, SinkReport, StandIn, SyncRecord,
+    SyncRefusal, Version,
 };
 use tokio::sync::{broadcast, mpsc};
 
-use crate::event::{Counters, NetabaseEvent, RecordOrigin, RefusalKind};
+use crate::event::{Counters, NetabaseEvent, RecordOrigin, RefusalKind, SyncRole};
 use crate::replication::{MEMBERS_MODEL, check_membership_value, membership_group};
 use crate::worker::{InboundOutcome, Storage, StorageWorker};
 
@@ -93,6 +98,10 @@ pub enum SyncRequest {
     Members(Vec<u8>),
     /// A reconciliation message.
     Message(Vec<u8>),
+    /// The session is over: the sender has nothing left to say after the peer's last
+    /// answer. It lets the peer report its side of the session; the peer answers
+    /// [`SyncReply::Done`].
+    Done,
 }
 
 impl SyncRequest {
@@ -100,6 +109,7 @@ impl SyncRequest {
     pub fn len(&self) -> usize {
         match self {
             SyncRequest::Members(bytes) | SyncRequest::Message(bytes) => bytes.len() + 1,
+            SyncRequest::Done => 1,
         }
     }
 
@@ -116,6 +126,7 @@ const REPLY_MEMBERS: u8 = 3;
 
 const REQUEST_MESSAGE: u8 = 0;
 const REQUEST_MEMBERS: u8 = 1;
+const REQUEST_DONE: u8 = 2;
 
 /// The framing of the sync protocol: a 4-byte big-endian length, then the body. A
 /// frame longer than the limit is refused on read before its body is read, and on
@@ -220,6 +231,7 @@ impl request_response::Codec for SyncCodec {
         match body.remove(0) {
             REQUEST_MESSAGE => Ok(SyncRequest::Message(body)),
             REQUEST_MEMBERS => Ok(SyncRequest::Members(body)),
+            REQUEST_DONE => Ok(SyncRequest::Done),
             other => Err(io::Error::new(
                 io::ErrorKind::InvalidData,
                 format!("unknown sync request kind {other}"),
@@ -265,6 +277,7 @@ impl request_response::Codec for SyncCodec {
         let (kind, mut body) = match request {
             SyncRequest::Message(bytes) => (REQUEST_MESSAGE, bytes),
             SyncRequest::Members(bytes) => (REQUEST_MEMBERS, bytes),
+            SyncRequest::Done => (REQUEST_DONE, Vec::new()),
         };
         body.insert(0, kind);
         self.write_frame(io, &body).await
@@ -399,6 +412,20 @@ impl<D: NetabaseDefinitionTrait, B: Backend> Attestation for NodeAttestation<D, 
         // (written before the model was replicated, or a tombstone left by a unique
         // key it won): it signs it now. Any other version it cannot vouch for.
         self.signer.sign_version(&key, v.stamp, v.value)
+    }
+
+    /// The tombstone a record's loss of a unique key left here (stamped with the
+    /// successor of the record's stamp) has no author to sign it: the signed record it
+    /// removed, still held in the record store, goes in its place. The receiver, which
+    /// gets the winner in the same exchange, removes it with the same tombstone.
+    fn stand_in(&self, v: &Version<'_>) -> Option<StandIn> {
+        if v.value.is_some() {
+            return None;
+        }
+        let key = record_key_for::<D>(v.model, v.key)?;
+        let held = self.reads.held_envelope(&key).ok()??;
+        (!held.tombstone && held.stamp.successor() == v.stamp)
+            .then(|| StandIn::new(held.stamp, Some(held.value), held.signature))
     }
 
     fn check(&self, v: &Version<'_>, proof: Option<&[u8]>) -> Result<(), String> {
@@ -715,15 +742,36 @@ pub(crate) struct StepDone {
     result: Result<StepOut, String>,
 }
 
-/// A session this node started.
+/// A session with a peer: one this node started, or one it answers.
 #[derive(Debug)]
 struct Session {
     started: Instant,
     bytes_sent: u64,
     bytes_received: u64,
+    /// Round trips (on the answering side: requests answered).
     round_trips: u64,
+    /// Reconciliation messages received (on the answering side).
+    messages: u64,
+    /// Whether its opening may dial the peer (a session asked for by the application)
+    /// or needs a connection open already (a periodic one).
+    may_dial: bool,
     records_applied: u64,
     records_refused: u64,
+}
+
+impl Session {
+    fn new() -> Self {
+        Session {
+            started: Instant::now(),
+            bytes_sent: 0,
+            bytes_received: 0,
+            round_trips: 0,
+            messages: 0,
+            may_dial: false,
+            records_applied: 0,
+            records_refused: 0,
+        }
+    }
 }
 
 /// The node side of the protocol, driven by the event loop: sessions, requests in
@@ -734,6 +782,9 @@ pub(crate) struct SyncDriver<D: NetabaseDefinitionTrait, B: Backend> {
     attestation: Arc<NodeAttestation<D, B>>,
     ctx: Arc<StepContext>,
     sessions: HashMap<PeerId, Session>,
+    /// The sessions peers started with this node, by peer: one per peer at a time (a
+    /// new session of a peer replaces one it left unfinished).
+    answering: HashMap<PeerId, Session>,
     requests: HashMap<OutboundRequestId, PeerId>,
     /// Worker steps done; as many as steps queued, so bounded by the worker's queue.
     pub(crate) steps: mpsc::UnboundedReceiver<StepDone>,
@@ -762,6 +813,7 @@ impl<D: NetabaseDefinitionTrait, B: Backend> SyncDriver<D, B> {
             attestation: Arc::new(attestation),
             ctx: Arc::new(ctx),
             sessions: HashMap::new(),
+            answering: HashMap::new(),
             requests: HashMap::new(),
             steps,
             steps_sender,
@@ -794,20 +846,19 @@ impl<D: NetabaseDefinitionTrait, B: Backend> SyncDriver<D, B> {
         to.map_or(Ok(()), Err)
     }
 
-    /// Starts a session with `peer`, unless one is running or sync is off.
-    pub(crate) fn start(&mut self, peer: PeerId) {
+    /// Starts a session with `peer`, unless one is running or sync is off. Only a
+    /// session that `may_dial` connects to a peer that is not connected when its
+    /// opening is sent (one the application asked for); the others (periodic, or on a
+    /// connection) end quietly if the peer left meanwhile.
+    pub(crate) fn start(&mut self, peer: PeerId, may_dial: bool) {
         if !self.enabled || self.sessions.contains_key(&peer) {
             return;
         }
         self.sessions.insert(
             peer,
             Session {
-                started: Instant::now(),
-                bytes_sent: 0,
-                bytes_received: 0,
-                round_trips: 0,
-                records_applied: 0,
-                records_refused: 0,
+                may_dial,
+                ..Session::new()
             },
         );
         if self.queue(StepFor::Session(peer), StepIn::Start).is_err() {
@@ -836,8 +887,31 @@ impl<D: NetabaseDefinitionTrait, B: Backend> SyncDriver<D, B> {
                 };
                 session.records_applied += out.applied;
                 session.records_refused += out.refused;
+                // Only the opening of a session the application asked for dials the
+                // peer: a peer taken apart (`Netabase::disconnect`) stays apart.
+                let opening = matches!(out.reply, Some(Outgoing::Members(_)));
+                let dials = session.may_dial && opening;
+                if out.reply.is_some() && !dials && !rr.is_connected(&peer) {
+                    // A periodic session whose peer left before it opened: nothing
+                    // to report.
+                    if !session.may_dial && session.bytes_sent == 0 {
+                        self.sessions.remove(&peer);
+                        return;
+                    }
+                    return self.fail(peer, "the connection closed during the session".into());
+                }
                 let request = match out.reply {
-                    None => return self.finish(peer),
+                    None => {
+                        // The peer's last answer needs none: tell it the session is
+                        // over, so that it reports its side (its answer is not
+                        // awaited; an older peer that cannot read the request reports
+                        // a failed inbound request, after the session is complete).
+                        if rr.is_connected(&peer) {
+                            self.ctx.counters.sync_sent(SyncRequest::Done.len());
+                            rr.send_request(&peer, SyncRequest::Done);
+                        }
+                        return self.finish(peer);
+                    }
                     Some(Outgoing::Members(bytes)) => SyncRequest::Members(bytes),
                     Some(Outgoing::Message(bytes)) => SyncRequest::Message(bytes),
                 };
@@ -854,6 +928,10 @@ impl<D: NetabaseDefinitionTrait, B: Backend> SyncDriver<D, B> {
                 self.requests.insert(id, peer);
             }
             StepFor::Request { peer, channel } => {
+                if let (Ok(out), Some(session)) = (&out, self.answering.get_mut(&peer)) {
+                    session.records_applied += out.applied;
+                    session.records_refused += out.refused;
+                }
                 let reply = match out {
                     Ok(out) => match out.reply {
                         Some(Outgoing::Message(bytes) | Outgoing::Members(bytes))
@@ -870,11 +948,18 @@ impl<D: NetabaseDefinitionTrait, B: Backend> SyncDriver<D, B> {
                     },
                     Err(reason) => SyncReply::Refused(reason),
                 };
+                if let Some(session) = self.answering.get_mut(&peer) {
+                    session.round_trips += 1;
+                }
                 match &reply {
                     SyncReply::Message(bytes) | SyncReply::Members(bytes) => {
                         self.ctx.counters.sync_sent(bytes.len());
+                        if let Some(session) = self.answering.get_mut(&peer) {
+                            session.bytes_sent += bytes.len() as u64;
+                        }
                     }
                     SyncReply::Refused(reason) => {
+                        self.answering.remove(&peer);
                         self.ctx.counters.sync_failed();
                         self.emit(NetabaseEvent::SyncFailed {
                             peer,
@@ -883,7 +968,11 @@ impl<D: NetabaseDefinitionTrait, B: Backend> SyncDriver<D, B> {
                     }
                     SyncReply::Done => {}
                 }
+                let done = matches!(reply, SyncReply::Done);
                 let _ = rr.send_response(channel, reply);
+                if done {
+                    self.answered(peer);
+                }
             }
         }
     }
@@ -909,12 +998,34 @@ impl<D: NetabaseDefinitionTrait, B: Backend> SyncDriver<D, B> {
                         );
                         return;
                     }
+                    let len = request.len() as u64;
                     let input = match request {
-                        SyncRequest::Members(bytes) => StepIn::PeerMembersThenAnswer(bytes),
-                        SyncRequest::Message(bytes) => StepIn::Message(bytes),
+                        SyncRequest::Members(bytes) => {
+                            // A session starts with the memberships.
+                            self.answering.insert(peer, Session::new());
+                            StepIn::PeerMembersThenAnswer(bytes)
+                        }
+                        SyncRequest::Message(bytes) => {
+                            let session = self.answering.entry(peer).or_insert_with(Session::new);
+                            session.messages += 1;
+                            StepIn::Message(bytes)
+                        }
+                        SyncRequest::Done => {
+                            // A close that overtook the next session's opening finds
+                            // no reconciliation message answered yet: not this one's.
+                            if self.answering.get(&peer).is_some_and(|s| s.messages > 0) {
+                                self.answered(peer);
+                            }
+                            let _ = rr.send_response(channel, SyncReply::Done);
+                            return;
+                        }
                     };
+                    if let Some(session) = self.answering.get_mut(&peer) {
+                        session.bytes_received += len;
+                    }
                     let to = StepFor::Request { peer, channel };
                     if let Err(StepFor::Request { channel, .. }) = self.queue(to, input) {
+                        self.answering.remove(&peer);
                         let _ = rr.send_response(
                             channel,
                             SyncReply::Refused("the storage worker is busy".into()),
@@ -960,7 +1071,11 @@ impl<D: NetabaseDefinitionTrait, B: Backend> SyncDriver<D, B> {
                 error,
                 ..
             } => {
-                self.requests.remove(&request_id);
+                // Not a request of a running session (the close of a finished one):
+                // nothing to report.
+                if self.requests.remove(&request_id).is_none() {
+                    return;
+                }
                 match error {
                     // The peer does not sync: nothing to report.
                     OutboundFailure::UnsupportedProtocols => {
@@ -970,6 +1085,7 @@ impl<D: NetabaseDefinitionTrait, B: Backend> SyncDriver<D, B> {
                 }
             }
             request_response::Event::InboundFailure { peer, error, .. } => {
+                self.answering.remove(&peer);
                 self.ctx.counters.sync_failed();
                 self.emit(NetabaseEvent::SyncFailed {
                     peer,
@@ -989,6 +1105,27 @@ impl<D: NetabaseDefinitionTrait, B: Backend> SyncDriver<D, B> {
         tracing::debug!(%peer, ?session, "sync session complete");
         self.emit(NetabaseEvent::Synced {
             peer,
+            role: SyncRole::Initiator,
+            bytes_sent: session.bytes_sent,
+            bytes_received: session.bytes_received,
+            round_trips: session.round_trips,
+            records_applied: session.records_applied,
+            records_refused: session.records_refused,
+            elapsed: session.started.elapsed(),
+        });
+    }
+
+    /// The session `peer` started with this node ended: this node answered that it
+    /// had nothing left to say, or the peer said so.
+    fn answered(&mut self, peer: PeerId) {
+        let Some(session) = self.answering.remove(&peer) else {
+            return;
+        };
+        self.ctx.counters.sync_answered();
+        tracing::debug!(%peer, ?session, "sync session answered");
+        self.emit(NetabaseEvent::Synced {
+            peer,
+            role: SyncRole::Responder,
             bytes_sent: session.bytes_sent,
             bytes_received: session.bytes_received,
             round_trips: session.round_trips,

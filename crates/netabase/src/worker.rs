@@ -35,7 +35,9 @@ use netabase_store::{NetabaseStore, ReadWrite, TxnGuard};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::{Error, Result};
-use crate::replication::{Denied, Enforcer, MEMBERS_MODEL, Replication, apply_typed};
+use crate::replication::{
+    Denied, Enforcer, MEMBERS_MODEL, Replication, apply_typed, stored_permissions,
+};
 use crate::swarm::load_or_create_identity;
 use crate::view::NodeView;
 
@@ -383,8 +385,15 @@ fn open_storage<D: NetabaseDefinitionTrait, B: Backend>(
     // are synced, stamped with the node's author id.
     let options = replication.models.open_options(author_of(&peer_id));
     let store = NetabaseStore::<D, B>::from_shared_backend_with(Arc::clone(&backend), options)?;
+    // Permissions set at run time hold across restarts, while the configuration the
+    // node started with when they were set stays.
+    let mut replication = replication;
+    let configured = replication.permissions.clone();
+    if let Some(set) = stored_permissions(&*backend, &configured)? {
+        replication.permissions = set;
+    }
     let records = KadStore::new(backend, peer_id, limits);
-    let enforcer = RefCell::new(Enforcer::new(replication));
+    let enforcer = RefCell::new(Enforcer::new(replication, configured));
     Ok((
         Storage {
             store,

@@ -11,8 +11,8 @@ use std::collections::HashSet;
 use common::*;
 use libp2p::kad::RecordKey;
 use netabase::{
-    Error, NetabaseEvent, Permissions, PolicyReader, RecordOrigin, RefusalKind, WritePolicy,
-    WriteRequest, membership_key,
+    Error, NetabaseEvent, Permissions, PolicyReader, RecordOrigin, RefusalKind, StorageConfig,
+    WritePolicy, WriteRequest, membership_key,
 };
 use netabase_store::kad::record_key;
 use netabase_store::sync::WriterId;
@@ -283,5 +283,73 @@ async fn an_application_rule_decides_with_the_store() -> TestResult {
     for node in &nodes {
         node.close().await;
     }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn permissions_set_at_run_time_survive_a_restart() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("node.redb");
+    let durable = |admin: Option<WriterId>| {
+        let config = config()
+            .replicate(["User", "Post"])
+            .with_storage(StorageConfig::Redb(path.clone()));
+        match admin {
+            Some(admin) => config.with_admin(admin),
+            None => config,
+        }
+    };
+    let configured = Permissions::default();
+    // Only someone else may write users: this node's own puts are refused.
+    let mut set = Permissions::default();
+    set.models.insert(
+        "User".into(),
+        WritePolicy::Members([WriterId([9; 32])].into_iter().collect()),
+    );
+    let refused = |result: Result<netabase::PutOutcome, Error>| {
+        matches!(result, Err(Error::NotPermitted { .. }))
+    };
+
+    let node = start(durable(None)).await?;
+    node.set_permissions(set.clone()).await?;
+    assert!(refused(node.put_record(user(1)).await));
+    node.close().await;
+    drop(node);
+
+    // Restarted with the same configuration: enforced from the start.
+    let node = start(durable(None)).await?;
+    assert_eq!(node.permissions().await?, set);
+    assert!(refused(node.put_record(user(2)).await));
+    assert_eq!(node.view().get::<User>(2)?, None);
+    node.close().await;
+    drop(node);
+
+    // Restarted with another configuration: the configuration wins, and the permissions
+    // set for the old one are dropped.
+    let admin = WriterId([7; 32]);
+    let node = start(durable(Some(admin))).await?;
+    let mut reconfigured = Permissions::default();
+    reconfigured.admins.insert(admin);
+    assert_eq!(node.permissions().await?, reconfigured);
+    // Stored here (no peer to reach: a failed quorum is expected).
+    let put = node.put_record(user(3)).await;
+    assert!(
+        matches!(put, Ok(_) | Err(Error::QuorumFailed { .. })),
+        "{put:?}"
+    );
+    assert_eq!(node.view().get::<User>(3)?, Some(user(3)));
+    node.close().await;
+    drop(node);
+    let node = start(durable(None)).await?;
+    assert_eq!(node.permissions().await?, configured);
+
+    // Setting the configured permissions again removes an override.
+    node.set_permissions(set).await?;
+    node.set_permissions(configured.clone()).await?;
+    node.close().await;
+    drop(node);
+    let node = start(durable(None)).await?;
+    assert_eq!(node.permissions().await?, configured);
+    node.close().await;
     Ok(())
 }

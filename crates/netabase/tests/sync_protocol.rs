@@ -14,7 +14,7 @@ use libp2p::request_response::{self, OutboundRequestId};
 use libp2p::swarm::SwarmEvent;
 use libp2p::{Multiaddr, PeerId, Swarm, noise, tcp, yamux};
 use netabase::sync_protocol::{SYNC_PROTOCOL, SyncCodec, SyncReply, SyncRequest};
-use netabase::{Error, NetabaseConfig, NetabaseEvent};
+use netabase::{Error, NetabaseConfig, NetabaseEvent, SyncRole};
 use netabase_store::backend::memory::MemoryBackend;
 use netabase_store::kad::{KadStoreConfig, RecordSigner, author_of, record_key_for};
 use netabase_store::sync::{Attestation, Reconciler, Version};
@@ -66,26 +66,41 @@ fn named(id: u64, name: &str) -> User {
 /// The session report of `node`'s next completed session with `peer`.
 struct Report {
     bytes: u64,
+    bytes_sent: u64,
+    bytes_received: u64,
     round_trips: u64,
     applied: u64,
     refused: u64,
 }
 
+/// The report of the next session with `peer` that this node started.
 async fn synced_with(
     events: &mut tokio::sync::broadcast::Receiver<NetabaseEvent>,
     peer: PeerId,
 ) -> TestResult<Report> {
+    session_with(events, peer, SyncRole::Initiator).await
+}
+
+/// The report of the next session with `peer` in which this node was `role`.
+async fn session_with(
+    events: &mut tokio::sync::broadcast::Receiver<NetabaseEvent>,
+    peer: PeerId,
+    role: SyncRole,
+) -> TestResult<Report> {
     wait_for(events, "a completed sync session", |e| match e {
         NetabaseEvent::Synced {
             peer: p,
+            role: r,
             bytes_sent,
             bytes_received,
             round_trips,
             records_applied,
             records_refused,
             ..
-        } if *p == peer => Some(Ok(Report {
+        } if *p == peer && *r == role => Some(Ok(Report {
             bytes: bytes_sent + bytes_received,
+            bytes_sent: *bytes_sent,
+            bytes_received: *bytes_received,
             round_trips: *round_trips,
             applied: *records_applied,
             refused: *records_refused,
@@ -605,6 +620,129 @@ async fn a_unique_key_taken_on_both_sides_goes_to_the_greater_stamp_on_both() ->
                     "shared@example.org".into(),
                 )))?;
         assert_eq!(found, vec![same(winner)]);
+        // The loser's key holds the same tombstone on both: the one its loss leaves,
+        // whether it was displaced here or refused.
+        let lost = view.version::<User>(loser)?.ok_or("no tombstone")?;
+        assert!(lost.tombstone);
+        assert_eq!(lost.stamp, sa.min(sb).successor());
+    }
+    // Identical sync state: equal fingerprints, and a second session moves no record
+    // either way (none applied, none refused on either node).
+    assert_eq!(
+        a.view().sync_fingerprint::<User>()?,
+        b.view().sync_fingerprint::<User>()?
+    );
+    let (before_a, before_b) = (a.stats(), b.stats());
+    a.sync_with(b.peer_id()).await?;
+    let again = synced_with(&mut events, b.peer_id()).await?;
+    assert_eq!((again.applied, again.refused), (0, 0));
+    let (after_a, after_b) = (a.stats(), b.stats());
+    for (before, after) in [(&before_a, &after_a), (&before_b, &after_b)] {
+        assert_eq!(after.sync_records_applied, before.sync_records_applied);
+        assert_eq!(after.sync_records_refused, before.sync_records_refused);
+    }
+    a.close().await;
+    b.close().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_ends_of_a_session_report_it() -> TestResult {
+    let a = start(sync_config()).await?;
+    let b = start(sync_config()).await?;
+    // Apart: two users on a, three on b.
+    for id in [1, 2] {
+        put(&a, user(id)).await?;
+    }
+    for id in [10, 11, 12] {
+        put(&b, user(id)).await?;
+    }
+    let (mut a_events, mut b_events) = (a.subscribe_to_broadcasts(), b.subscribe_to_broadcasts());
+    // a dials b, so a starts the session and b answers it.
+    a.add_address(b.peer_id(), first_addr(&b).await?).await?;
+    let started = synced_with(&mut a_events, b.peer_id()).await?;
+    let answered = session_with(&mut b_events, a.peer_id(), SyncRole::Responder).await?;
+    // Each side reports its own figures, mirrored.
+    assert_eq!((started.applied, answered.applied), (3, 2));
+    assert_eq!((started.refused, answered.refused), (0, 0));
+    assert_eq!(started.bytes_sent, answered.bytes_received);
+    assert_eq!(started.bytes_received, answered.bytes_sent);
+    assert_eq!(started.round_trips, answered.round_trips);
+    assert!(answered.bytes_sent > 0);
+
+    // A session with nothing to exchange ends with the responder's `Done`: reported
+    // on both sides too.
+    a.sync_with(b.peer_id()).await?;
+    let started = synced_with(&mut a_events, b.peer_id()).await?;
+    let answered = session_with(&mut b_events, a.peer_id(), SyncRole::Responder).await?;
+    assert_eq!((started.applied, answered.applied), (0, 0));
+    assert_eq!(started.bytes_sent, answered.bytes_received);
+    assert_eq!(started.bytes_received, answered.bytes_sent);
+
+    // Counted apart: sessions started, sessions answered.
+    let (sa, sb) = (a.stats(), b.stats());
+    assert_eq!((sa.sync_sessions, sa.sync_sessions_answered), (2, 0));
+    assert_eq!((sb.sync_sessions, sb.sync_sessions_answered), (0, 2));
+    assert_eq!(sa.sync_failures + sb.sync_failures, 0);
+    a.close().await;
+    b.close().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_third_node_takes_the_tombstone_of_a_lost_unique_key_from_either_side() -> TestResult {
+    let a = start(sync_config()).await?;
+    let b = start(sync_config()).await?;
+    let same = |id| User {
+        email: "shared@example.org".into(),
+        ..user(id)
+    };
+    put(&a, same(1)).await?;
+    put(&b, same(2)).await?;
+    let (sa, sb) = (
+        a.view().version::<User>(1)?.ok_or("a's user")?.stamp,
+        b.view().version::<User>(2)?.ok_or("b's user")?.stamp,
+    );
+    let (winner, loser) = if sa > sb { (1, 2) } else { (2, 1) };
+    let mut events = a.subscribe_to_broadcasts();
+    a.add_address(b.peer_id(), first_addr(&b).await?).await?;
+    synced_with(&mut events, b.peer_id()).await?;
+    part(&a, &b).await?;
+
+    // The loser's tombstone has no author to sign it: each side sends the lost record
+    // in its place, and a fresh node that catches up from that side alone derives the
+    // same tombstone from it and the winner.
+    for source in [&a, &b] {
+        let fresh = start(sync_config()).await?;
+        let mut events = fresh.subscribe_to_broadcasts();
+        fresh
+            .add_address(source.peer_id(), first_addr(source).await?)
+            .await?;
+        synced_with(&mut events, source.peer_id()).await?;
+        let view = fresh.view();
+        assert_eq!(view.get::<User>(winner)?, Some(same(winner)));
+        assert_eq!(view.get::<User>(loser)?, None);
+        let lost = view.version::<User>(loser)?.ok_or("no tombstone")?;
+        assert!(lost.tombstone);
+        assert_eq!(lost.stamp, sa.min(sb).successor());
+        assert_eq!(
+            view.sync_fingerprint::<User>()?,
+            source.view().sync_fingerprint::<User>()?
+        );
+        // Nothing left to move either way.
+        let (before_fresh, before_source) = (fresh.stats(), source.stats());
+        fresh.sync_with(source.peer_id()).await?;
+        let again = synced_with(&mut events, source.peer_id()).await?;
+        assert_eq!((again.applied, again.refused), (0, 0));
+        let (after_fresh, after_source) = (fresh.stats(), source.stats());
+        for (before, after) in [
+            (&before_fresh, &after_fresh),
+            (&before_source, &after_source),
+        ] {
+            assert_eq!(after.sync_records_applied, before.sync_records_applied);
+            assert_eq!(after.sync_records_refused, before.sync_records_refused);
+        }
+        fresh.close().await;
     }
     a.close().await;
     b.close().await;

@@ -186,7 +186,15 @@ fn a_unique_key_goes_to_the_greater_stamp() -> Result<(), NetabaseError> {
     }
     txn.commit()?;
     assert_eq!(store.open_tree::<Account>().get(2)?, None);
-    // The holder is older: it is removed, with the winner's stamp as its tombstone.
+    // Its key gets the tombstone it would have got had it arrived first and been
+    // displaced: the successor of its own stamp.
+    let lost = store.open_tree::<Account>().version(2)?;
+    assert_eq!(
+        lost.map(|v| (v.stamp, v.tombstone)),
+        Some((stamp(5, 2).successor(), true))
+    );
+    // The holder is older: it is removed, with the successor of its stamp as its
+    // tombstone's (beating it, and nothing newer).
     apply(&store, &[Version::Put(account(3, "a@x"), stamp(30, 3))])?;
     let tree = store.open_tree::<Account>();
     assert_eq!(tree.get(1)?, None);
@@ -195,7 +203,7 @@ fn a_unique_key_goes_to_the_greater_stamp() -> Result<(), NetabaseError> {
         Some(account(3, "a@x"))
     );
     let tomb = tree.version(1)?.map(|v| (v.stamp, v.tombstone));
-    assert_eq!(tomb, Some((stamp(30, 3), true)));
+    assert_eq!(tomb, Some((stamp(10, 1).successor(), true)));
     sync::check(&store)?;
     Ok(())
 }

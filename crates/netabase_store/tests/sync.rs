@@ -11,7 +11,7 @@ use netabase_store::backend::sled::SledBackend;
 use netabase_store::backend::{Backend, Direction, RawRange, ReadTxn};
 use netabase_store::prelude::*;
 use netabase_store::sync::{
-    self, Choice, MergeRule, ReconcileOptions, SyncedTree, Version, WriterId,
+    self, Choice, Hlc, MergeRule, ReconcileOptions, SyncedTree, Version, VersionStamp, WriterId,
 };
 use netabase_store::{META_TABLE, NetabaseStore, OpenOptions, SyncProblem};
 use proptest::prelude::*;
@@ -525,4 +525,252 @@ fn a_store_without_sync_has_no_reconciler() -> TestResult {
     ));
     store.open_tree::<Local>().put(Local { id: 1 })?;
     Ok(())
+}
+
+fn stamp(millis: u64, writer: u8) -> VersionStamp {
+    VersionStamp {
+        hlc: Hlc { millis, counter: 0 },
+        writer: WriterId([writer; 32]),
+    }
+}
+
+fn account(id: u32, email: &str) -> Account {
+    Account {
+        id,
+        email: email.into(),
+    }
+}
+
+/// Writes each version with its stamp, in one transaction (a replica receiving a
+/// batch) or one transaction per version.
+fn deliver<B: Backend>(
+    store: &NetabaseStore<SyncDefinition, B>,
+    versions: &[(Account, VersionStamp)],
+    one_transaction: bool,
+) -> Result<(), NetabaseError> {
+    let chunk = if one_transaction {
+        versions.len().max(1)
+    } else {
+        1
+    };
+    for versions in versions.chunks(chunk) {
+        let txn = store.write()?;
+        let tree = txn.open_tree::<Account>();
+        for (model, stamp) in versions {
+            tree.put_stamped(model.clone(), *stamp)?;
+        }
+        txn.commit()?;
+    }
+    Ok(())
+}
+
+/// Two replicas in sync: identical tables, consistent trees, equal fingerprints, and a
+/// reconciliation that moves nothing.
+fn assert_in_sync<A: Backend, B: Backend>(
+    a: &NetabaseStore<SyncDefinition, A>,
+    b: &NetabaseStore<SyncDefinition, B>,
+) -> TestResult {
+    assert_eq!(tables(a)?, tables(b)?, "the stores' tables differ");
+    sync::check(a)?;
+    sync::check(b)?;
+    assert_eq!(
+        a.open_tree::<Account>().fingerprint::<u32>(..)?,
+        b.open_tree::<Account>().fingerprint::<u32>(..)?
+    );
+    let again = sync::reconcile(a, b)?;
+    assert_eq!(
+        (again.messages, again.a.records_sent, again.b.records_sent),
+        (1, 0, 0),
+        "{again}"
+    );
+    Ok(())
+}
+
+/// A unique key taken under two keys by two replicas: whichever order the versions
+/// arrive in, every replica ends with the same records and the same sync entries (the
+/// loser's key holds a tombstone stamped with the successor of the loser's stamp,
+/// whether the loser was displaced or refused), plain reconciliation keeps converging,
+/// a pruned tombstone comes back the same way, and a later write to the loser's key
+/// wins.
+fn a_lost_unique_key_leaves_identical_sync_state<B: Backend>(
+    open: impl Fn() -> Result<NetabaseStore<SyncDefinition, B>, NetabaseError>,
+) -> TestResult {
+    let loser = (account(1, "x@example.org"), stamp(10, 1));
+    let winner = (account(2, "x@example.org"), stamp(20, 2));
+    let loser_first = open()?;
+    deliver(&loser_first, &[loser.clone(), winner.clone()], false)?;
+    let winner_first = open()?;
+    deliver(&winner_first, &[winner.clone(), loser.clone()], false)?;
+    let together = open()?;
+    deliver(&together, &[winner.clone(), loser.clone()], true)?;
+    let together_reversed = open()?;
+    deliver(&together_reversed, &[loser.clone(), winner.clone()], true)?;
+    let orders = [&loser_first, &winner_first, &together, &together_reversed];
+    for (order, store) in orders.into_iter().enumerate() {
+        let tree = store.open_tree::<Account>();
+        assert_eq!(tree.get(1)?, None);
+        assert_eq!(tree.get(2)?, Some(winner.0.clone()));
+        let tomb = tree.version(1)?.map(|v| (v.stamp, v.tombstone));
+        assert_eq!(
+            tomb,
+            Some((loser.1.successor(), true)),
+            "delivery order {order}"
+        );
+        assert_eq!(
+            tree.get_by_unique_key(AccountEmailSecondaryKey("x@example.org".into()))?,
+            Some(winner.0.clone())
+        );
+    }
+    assert_in_sync(&loser_first, &winner_first)?;
+    assert_in_sync(&loser_first, &together)?;
+    assert_in_sync(&winner_first, &together_reversed)?;
+
+    // A third replica that saw only the winner gets the tombstone by reconciliation;
+    // the loser delivered late changes nothing there.
+    let third = open()?;
+    deliver(&third, std::slice::from_ref(&winner), false)?;
+    sync::reconcile(&loser_first, &third)?;
+    assert_in_sync(&loser_first, &third)?;
+    deliver(&third, std::slice::from_ref(&loser), false)?;
+    assert_in_sync(&winner_first, &third)?;
+    // One that saw only the loser loses it to the tombstone.
+    let fourth = open()?;
+    deliver(&fourth, std::slice::from_ref(&loser), false)?;
+    sync::reconcile(&winner_first, &fourth)?;
+    assert_eq!(fourth.open_tree::<Account>().get(1)?, None);
+    assert_in_sync(&winner_first, &fourth)?;
+
+    // Pruned on both, the tombstone comes back the same on both if the loser is
+    // offered again.
+    for store in [&loser_first, &winner_first] {
+        assert_eq!(sync::prune_tombstones(store, std::time::Duration::ZERO)?, 1);
+    }
+    assert_in_sync(&loser_first, &winner_first)?;
+    deliver(&loser_first, std::slice::from_ref(&loser), false)?;
+    deliver(&winner_first, std::slice::from_ref(&loser), false)?;
+    assert_in_sync(&loser_first, &winner_first)?;
+    assert!(
+        loser_first
+            .open_tree::<Account>()
+            .version(1)?
+            .is_some_and(|v| v.tombstone && v.stamp == loser.1.successor())
+    );
+
+    // A later write to the loser's key (another email) wins over the tombstone.
+    let later = (account(1, "y@example.org"), stamp(30, 1));
+    deliver(&loser_first, std::slice::from_ref(&later), false)?;
+    deliver(&winner_first, std::slice::from_ref(&later), false)?;
+    assert_eq!(
+        winner_first.open_tree::<Account>().get(1)?,
+        Some(later.0.clone())
+    );
+    assert_in_sync(&loser_first, &winner_first)?;
+    // And an older one does not.
+    deliver(
+        &winner_first,
+        &[(account(1, "z@example.org"), stamp(25, 3))],
+        false,
+    )?;
+    assert_eq!(winner_first.open_tree::<Account>().get(1)?, Some(later.0));
+    Ok(())
+}
+
+/// Every order of `items`.
+fn permutations<T: Clone>(items: &[T]) -> Vec<Vec<T>> {
+    if items.len() <= 1 {
+        return vec![items.to_vec()];
+    }
+    let mut out = Vec::new();
+    for i in 0..items.len() {
+        let mut rest = items.to_vec();
+        let first = rest.remove(i);
+        for mut tail in permutations(&rest) {
+            tail.insert(0, first.clone());
+            out.push(tail);
+        }
+    }
+    out
+}
+
+/// Three versions taking one unique key under three keys, and a removal of the oldest
+/// one's key made before the others: in every one of the 24 delivery orders, each
+/// version in its own transaction, the replicas end with identical tables. The newest
+/// holds the key; the middle one's key holds the tombstone of its loss; the removal
+/// (newer than the version it removes) wins over the tombstone of that version's loss.
+fn a_unique_key_taken_three_times_converges_in_every_order<B: Backend>(
+    open: impl Fn() -> Result<NetabaseStore<SyncDefinition, B>, NetabaseError>,
+) -> TestResult {
+    #[derive(Clone)]
+    enum Delivery {
+        Put(Account, VersionStamp),
+        Remove(u32, VersionStamp),
+    }
+    let versions = [
+        Delivery::Put(account(1, "x@example.org"), stamp(10, 1)),
+        Delivery::Remove(1, stamp(15, 1)),
+        Delivery::Put(account(2, "x@example.org"), stamp(20, 2)),
+        Delivery::Put(account(3, "x@example.org"), stamp(30, 3)),
+    ];
+    let mut first = None;
+    for order in permutations(&versions) {
+        let store = open()?;
+        for delivery in order {
+            let txn = store.write()?;
+            let tree = txn.open_tree::<Account>();
+            match delivery {
+                Delivery::Put(model, stamp) => tree.put_stamped(model, stamp)?,
+                Delivery::Remove(id, stamp) => tree.remove_stamped(id, stamp)?,
+            };
+            txn.commit()?;
+        }
+        let tree = store.open_tree::<Account>();
+        let state = |id: u32| -> Result<_, NetabaseError> {
+            Ok(tree.version(id)?.map(|v| (v.stamp, v.tombstone)))
+        };
+        assert_eq!(state(1)?, Some((stamp(15, 1), true)));
+        assert_eq!(state(2)?, Some((stamp(20, 2).successor(), true)));
+        assert_eq!(state(3)?, Some((stamp(30, 3), false)));
+        assert_eq!(
+            tree.get_by_unique_key(AccountEmailSecondaryKey("x@example.org".into()))?,
+            Some(account(3, "x@example.org"))
+        );
+        sync::check(&store)?;
+        match &first {
+            None => first = Some(tables(&store)?),
+            Some(expected) => assert_eq!(&tables(&store)?, expected),
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn a_lost_unique_key_leaves_identical_sync_state_in_memory() -> TestResult {
+    a_lost_unique_key_leaves_identical_sync_state(memory)
+}
+
+#[test]
+fn a_unique_key_taken_three_times_converges_in_every_order_in_memory() -> TestResult {
+    a_unique_key_taken_three_times_converges_in_every_order(memory)
+}
+
+#[test]
+fn a_unique_key_taken_three_times_converges_in_every_order_on_redb() -> TestResult {
+    a_unique_key_taken_three_times_converges_in_every_order(redb)
+}
+
+#[cfg(feature = "sled")]
+#[test]
+fn a_unique_key_taken_three_times_converges_in_every_order_on_sled() -> TestResult {
+    a_unique_key_taken_three_times_converges_in_every_order(sled)
+}
+
+#[test]
+fn a_lost_unique_key_leaves_identical_sync_state_on_redb() -> TestResult {
+    a_lost_unique_key_leaves_identical_sync_state(redb)
+}
+
+#[cfg(feature = "sled")]
+#[test]
+fn a_lost_unique_key_leaves_identical_sync_state_on_sled() -> TestResult {
+    a_lost_unique_key_leaves_identical_sync_state(sled)
 }

@@ -70,6 +70,7 @@ use crate::typed::read::primary_bounds;
 use crate::typed::store::NetabaseStore;
 use crate::typed::tree::Tree;
 
+pub use reconcile::StandIn;
 pub use reconcile::{
     Attestation, Choice, ItemVersion, LatestWins, MAX_LISTED_REFUSALS, MergeRule, Message,
     ModelMessage, RangeMessage, RangePayload, ReconcileOptions, ReconcileReport, ReconcileStats,

@@ -256,6 +256,47 @@ pub trait Attestation: Send + Sync {
     /// The reason the record is refused.
     fn check(&self, version: &Version<'_>, proof: Option<&[u8]>)
     -> std::result::Result<(), String>;
+
+    /// An older version of the same key to send in place of `version`, which this
+    /// side cannot vouch for ([`Attestation::attach`] gave `None`), when the receiver
+    /// derives `version` from it. The case it exists for: the tombstone a record's
+    /// loss of a unique key leaves (stamped with the successor of the record's stamp,
+    /// [`StampedWrite::UniqueKeyHeld`](super::StampedWrite::UniqueKeyHeld)) has no
+    /// author to sign it, but the lost record has one; a receiver that also holds the
+    /// winner (sent in the same exchange) removes it with the very same tombstone,
+    /// provided it writes received records as stamped writes
+    /// ([`TreeView::put_stamped`](crate::TreeView::put_stamped): a [`RecordSink`] such
+    /// as a node's; the reconciler's own writes would report a unique-key conflict).
+    /// `None` (the default) sends `version` as it is.
+    fn stand_in(&self, version: &Version<'_>) -> Option<StandIn> {
+        let _ = version;
+        None
+    }
+}
+
+/// A version sent in place of another ([`Attestation::stand_in`]): an older version of
+/// the same key, with its proof.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StandIn {
+    /// Its stamp.
+    pub stamp: VersionStamp,
+    /// Its stored value (header included), or `None` for a tombstone.
+    pub value: Option<Vec<u8>>,
+    /// Its proof.
+    pub proof: Vec<u8>,
+}
+
+impl StandIn {
+    /// A version stamped `stamp` holding `value` (`None`: a tombstone), vouched for by
+    /// `proof`.
+    pub fn new(stamp: VersionStamp, value: Option<Vec<u8>>, proof: Vec<u8>) -> Self {
+        StandIn {
+            stamp,
+            value,
+            proof,
+        }
+    }
 }
 
 /// Takes over the writing of received records from a [`Reconciler`]
@@ -683,12 +724,23 @@ impl<'s, D: NetabaseDefinitionTrait, B: Backend> Reconciler<'s, D, B> {
     ) -> Result<SyncRecord> {
         let mut rec = record(txn, model, key, entry)?;
         if let Some(attestation) = &self.attestation {
-            rec.proof = attestation.attach(&Version {
+            let version = Version {
                 model: model.info.name,
                 key: &rec.key,
                 stamp: rec.stamp,
                 value: rec.value.as_deref(),
-            });
+            };
+            let proof = attestation.attach(&version);
+            let stand_in = match proof {
+                Some(_) => None,
+                None => attestation.stand_in(&version),
+            };
+            rec.proof = proof;
+            if let Some(stand_in) = stand_in {
+                rec.stamp = stand_in.stamp;
+                rec.value = stand_in.value;
+                rec.proof = Some(stand_in.proof);
+            }
         }
         Ok(rec)
     }

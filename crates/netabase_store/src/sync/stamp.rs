@@ -88,6 +88,45 @@ impl VersionStamp {
         out
     }
 
+    /// The smallest stamp greater than this one: the same clock reading with the next
+    /// writer id (carrying into the counter, then the milliseconds, past the greatest
+    /// id). No writer makes it in practice (its id would be the next of another
+    /// writer's random or public-key id), so it sits between this version and every
+    /// other newer one: the stamp of a tombstone that must beat exactly this version
+    /// and nothing newer (a record that lost a unique key to a newer one, see
+    /// [`StampedWrite::UniqueKeyHeld`](super::StampedWrite::UniqueKeyHeld)).
+    ///
+    /// ```
+    /// use netabase_store::sync::{Hlc, VersionStamp, WriterId};
+    ///
+    /// let stamp = VersionStamp { hlc: Hlc { millis: 5, counter: 0 }, writer: WriterId([1; 32]) };
+    /// let next = stamp.successor();
+    /// assert!(next > stamp);
+    /// assert_eq!((next.hlc, next.writer.0[31]), (stamp.hlc, 2));
+    /// ```
+    pub fn successor(&self) -> VersionStamp {
+        let mut next = *self;
+        for byte in next.writer.0.iter_mut().rev() {
+            let (sum, carry) = byte.overflowing_add(1);
+            *byte = sum;
+            if !carry {
+                return next;
+            }
+        }
+        // Past the greatest writer id: the next clock reading, from the smallest id.
+        next.hlc = match next.hlc.counter.checked_add(1) {
+            Some(counter) => Hlc {
+                millis: next.hlc.millis,
+                counter,
+            },
+            None => Hlc {
+                millis: next.hlc.millis.saturating_add(1),
+                counter: 0,
+            },
+        };
+        next
+    }
+
     /// Reads [`VersionStamp::to_bytes`]; `None` when `bytes` is shorter.
     pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
         let millis = u64::from_be_bytes(bytes.get(..8)?.try_into().ok()?);
@@ -162,6 +201,39 @@ impl Clock {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_successor_is_the_next_stamp_in_byte_order() {
+        let stamp = |millis, counter, writer: [u8; 32]| VersionStamp {
+            hlc: Hlc { millis, counter },
+            writer: WriterId(writer),
+        };
+        let mut last_ff = [0u8; 32];
+        last_ff[31] = 0xff;
+        let mut carried = [0u8; 32];
+        carried[30] = 1;
+        let cases = [
+            (stamp(5, 0, [1; 32]), {
+                let mut w = [1; 32];
+                w[31] = 2;
+                stamp(5, 0, w)
+            }),
+            (stamp(5, 0, last_ff), stamp(5, 0, carried)),
+            (stamp(5, 3, [0xff; 32]), stamp(5, 4, [0; 32])),
+            (stamp(5, u32::MAX, [0xff; 32]), stamp(6, 0, [0; 32])),
+        ];
+        for (before, after) in cases {
+            assert_eq!(before.successor(), after);
+            assert!(after > before);
+            // Nothing lies between: the 44 bytes are those of the next integer.
+            let (b, a) = (before.to_bytes(), after.to_bytes());
+            let next = u128::from_be_bytes(b[28..].try_into().unwrap_or_default()).wrapping_add(1);
+            if next != 0 {
+                assert_eq!(&a[28..], &next.to_be_bytes());
+                assert_eq!(a[..28], b[..28]);
+            }
+        }
+    }
 
     #[test]
     fn byte_order_is_stamp_order() {

@@ -5,9 +5,12 @@
 //! The greatest stamp wins, on the record's key and on its unique keys alike, whatever
 //! order the versions arrive in: a version older than (or equal to) the one held is
 //! ignored; a version whose unique key is held by another record wins the key if its
-//! stamp is greater (the holder is removed, with the winner's stamp as its tombstone)
-//! and loses it otherwise (it is not written). Every replica that receives the same
-//! versions therefore ends with the same records.
+//! stamp is greater (the holder is removed) and loses it otherwise (it is not written).
+//! Either way the loser's key keeps the same tombstone, stamped with the successor of
+//! the loser's stamp ([`VersionStamp::successor`]): it beats the loser offered again
+//! and nothing newer, and depends on the loser alone, not on which version beat it or
+//! in which order they came. Every replica that receives the same two versions
+//! therefore ends with the same records and the same sync entries.
 
 use crate::backend::Backend;
 use crate::codec::key::KeyCodec;
@@ -27,7 +30,8 @@ pub enum StampedWrite {
     /// Written: the record (or its removal) is the version held now, with its stamp.
     Applied {
         /// The unique keys it took from older records, which were removed (a local
-        /// write that must not displace anyone rolls its transaction back on these).
+        /// write that must not displace anyone rolls its transaction back on these);
+        /// each removed record's tombstone has the successor of its own stamp.
         displaced: Vec<UniqueViolation>,
     },
     /// Not written: the version held for the key has this stamp, equal or greater.
@@ -36,7 +40,11 @@ pub enum StampedWrite {
         held: VersionStamp,
     },
     /// Not written: a unique key of the record is held by another record whose version
-    /// has a greater stamp.
+    /// has a greater (or equal) stamp. The record's key gets a tombstone instead,
+    /// stamped with the successor of the record's stamp ([`VersionStamp::successor`];
+    /// an older record there is removed): the tombstone a replica that received this
+    /// version before the holder's wrote when the holder displaced it, so that both
+    /// replicas end with identical sync state whatever the order.
     UniqueKeyHeld {
         /// The unique key and the record that holds it.
         violation: Box<UniqueViolation>,
@@ -124,12 +132,25 @@ impl<B: Backend> Writer<'_, B> {
                     let held = held(self, synced, &holder)?;
                     match held {
                         Some(held) if held >= stamp => {
+                            // This version loses the key. A replica that received it
+                            // before the holder removed it when the holder came; this
+                            // one records the very same tombstone, so both end with
+                            // identical sync state.
+                            self.remove_encoded_stamped::<D, M>(&key, stamp.successor())?;
                             return Ok(StampedWrite::UniqueKeyHeld { violation, held });
                         }
-                        // The newer version takes the key: the holder goes, with the
-                        // winner's stamp as its tombstone's (every replica that sees
-                        // both versions removes it the same way).
-                        _ => {
+                        // The newer version takes the key: the holder goes. Its
+                        // tombstone beats the holder's version and nothing newer (the
+                        // successor of its stamp), whichever newer version took the
+                        // key, so every replica that sees both removes it the same way
+                        // and a later version of the holder's key still wins.
+                        Some(held) => {
+                            self.remove_encoded_stamped::<D, M>(&holder, held.successor())?;
+                            displaced.push(*violation);
+                        }
+                        // A holder without sync metadata (not reached: every record of
+                        // a synced model has an entry) goes with the winner's stamp.
+                        None => {
                             self.remove_encoded_stamped::<D, M>(&holder, stamp)?;
                             displaced.push(*violation);
                         }

@@ -469,10 +469,12 @@ where
     /// The greatest stamp wins, whatever order versions arrive in: if the version held
     /// for the key (a record or a tombstone) has an equal or greater stamp, nothing is
     /// written ([`StampedWrite::Superseded`]). A unique key held by another record goes
-    /// to the greater stamp too: an older holder is removed (its tombstone gets
-    /// `stamp`), a newer one keeps the key and this version is not written
-    /// ([`StampedWrite::UniqueKeyHeld`]). Replicas that receive the same versions thus
-    /// hold the same records.
+    /// to the greater stamp too: an older holder is removed, a newer one keeps the key
+    /// and this version is not written ([`StampedWrite::UniqueKeyHeld`]). Either way
+    /// the loser's key keeps a tombstone stamped with the successor of the loser's
+    /// stamp ([`crate::sync::VersionStamp::successor`]), which beats the loser offered
+    /// again and nothing newer. Replicas that receive the same two versions, in either
+    /// order, thus hold the same records and the same sync entries.
     ///
     /// # Examples
     /// ```
