@@ -194,3 +194,205 @@ fn refused(len: usize, reason: &str) -> Vec<Checked> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use libp2p::identity::Keypair;
+    use libp2p::kad::{Record, RecordKey};
+    use netabase_store::kad::{
+        Envelope, RecordSigner, SignedRecord, SignedRecordError, VERIFY_CHUNK, verify_batch,
+    };
+
+    use super::*;
+
+    type TestResult<T = ()> = Result<T, Box<dyn std::error::Error>>;
+
+    #[derive(Debug, Clone, Copy, PartialEq)]
+    enum Kind {
+        Valid,
+        BadlySigned,
+        Stolen,
+    }
+
+    fn key(index: usize) -> RecordKey {
+        RecordKey::new(&format!("record {index}"))
+    }
+
+    /// A batch of records signed by one author, each made bad as `kinds` says: a
+    /// damaged signature, or re-signed by another peer in the author's name.
+    fn batch(kinds: &[Kind]) -> TestResult<Vec<Unverified>> {
+        let author = RecordSigner::new(&Keypair::generate_ed25519())?;
+        let thief = Keypair::generate_ed25519();
+        let mut records = Vec::with_capacity(kinds.len());
+        for (index, kind) in kinds.iter().enumerate() {
+            let sealed = author
+                .seal(key(index), Some(vec![7; 64]), author.next_stamp(None))
+                .to_record();
+            let mut envelope = Envelope::decode(&sealed.value)?;
+            let record = match kind {
+                Kind::Valid => sealed,
+                Kind::BadlySigned => {
+                    if let Some(byte) = envelope.signature.first_mut() {
+                        *byte ^= 0x55;
+                    }
+                    Record::new(key(index), envelope.encode())
+                }
+                Kind::Stolen => {
+                    envelope.signature = thief.sign(&envelope.signing_bytes(&key(index)))?;
+                    let mut forged = Record::new(key(index), envelope.encode());
+                    forged.publisher = Some(thief.public().to_peer_id());
+                    forged
+                }
+            };
+            records.push((SignedRecord::decode_unverified(&record)?, None));
+        }
+        Ok(records)
+    }
+
+    /// The threads that verified a part for `a_split_batch_refuses_exactly_its_bad_records`.
+    static SPLIT_THREADS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+    fn verify_noting_thread(records: Vec<Unverified>) -> Vec<Checked> {
+        let name = std::thread::current()
+            .name()
+            .unwrap_or("unnamed")
+            .to_owned();
+        if let Ok(mut threads) = SPLIT_THREADS.lock() {
+            threads.push(name);
+        }
+        verify_batch(records)
+    }
+
+    /// A batch split over four threads, with bad records first, last, on both sides of
+    /// every boundary between parts and in the middle of parts, has exactly its bad
+    /// records refused, each for its own reason, and every good one verified.
+    #[test]
+    fn a_split_batch_refuses_exactly_its_bad_records() -> TestResult {
+        let pool = Verifiers::start(3, verify_noting_thread)?;
+        assert_eq!(pool.threads(), 4);
+        // 265 records: parts of 67, 67, 67 and 64.
+        let len = 4 * VERIFY_CHUNK + 9;
+        let mut kinds = vec![Kind::Valid; len];
+        for bad in [0, 30, 66, 67, 133, 134, 200, 201, 264] {
+            kinds[bad] = Kind::BadlySigned;
+        }
+        for stolen in [5, 100, 150, 230] {
+            kinds[stolen] = Kind::Stolen;
+        }
+        let checked = pool.verify(batch(&kinds)?);
+        assert_eq!(checked.len(), len);
+        for (index, (kind, checked)) in kinds.iter().zip(&checked).enumerate() {
+            match (kind, checked) {
+                (Kind::Valid, Ok(signed)) => assert_eq!(signed.key(), &key(index)),
+                (Kind::BadlySigned, Err(SignedRecordError::BadSignature { .. }))
+                | (Kind::Stolen, Err(SignedRecordError::StolenAuthorship { .. })) => {}
+                (kind, outcome) => panic!("record {index}, {kind:?}: {outcome:?}"),
+            }
+        }
+        // It was split: the three helpers and this thread each verified a part.
+        let threads: HashSet<String> = SPLIT_THREADS
+            .lock()
+            .map_err(|_| "poisoned")?
+            .iter()
+            .cloned()
+            .collect();
+        assert_eq!(threads.len(), 4, "{threads:?}");
+        Ok(())
+    }
+
+    /// A small batch is not split: it is verified on the calling thread.
+    #[test]
+    fn a_small_batch_is_verified_in_one_part() -> TestResult {
+        let pool = Verifiers::start(3, verify_batch)?;
+        let kinds = [Kind::Valid, Kind::BadlySigned, Kind::Valid];
+        let checked = pool.verify(batch(&kinds)?);
+        assert!(matches!(
+            checked.as_slice(),
+            [Ok(_), Err(SignedRecordError::BadSignature { .. }), Ok(_)]
+        ));
+        assert!(pool.verify(Vec::new()).is_empty());
+        Ok(())
+    }
+
+    /// Verifies, but panics on a part that holds the record keyed "record 3".
+    fn panicking_on_some(records: Vec<Unverified>) -> Vec<Checked> {
+        if records.iter().any(|(record, _)| record.key() == &key(3)) {
+            panic!("a verifier bug");
+        }
+        verify_batch(records)
+    }
+
+    fn panicked(checked: &Checked) -> bool {
+        matches!(checked, Err(SignedRecordError::BadSignature { reason }) if reason.contains("a verifier bug"))
+    }
+
+    /// A verifier that panics, on a helper or on the calling thread, has the records
+    /// of its part refused with the panic's message (one answer per record, none
+    /// stored unverified), and the helper goes on verifying the next batches.
+    #[test]
+    fn a_panicking_verifier_refuses_its_part_and_the_pool_goes_on() -> TestResult {
+        let pool = Verifiers::start(1, panicking_on_some)?;
+        // 64 records: records 0–31 go to the helper, 32–63 stay on this thread.
+        let kinds = vec![Kind::Valid; 64];
+        let checked = pool.verify(batch(&kinds)?);
+        assert_eq!(checked.len(), 64);
+        assert!(checked[..32].iter().all(panicked), "{:?}", &checked[..32]);
+        assert!(checked[32..].iter().all(Result::is_ok));
+        // Record 3 moved to the end, into the calling thread's part: that part is
+        // refused, the helper's is verified.
+        let mut records = batch(&kinds)?;
+        let moved = records.remove(3);
+        records.push(moved);
+        let checked = pool.verify(records);
+        assert_eq!(checked.len(), 64);
+        assert!(checked[..32].iter().all(Result::is_ok));
+        assert!(checked[32..].iter().all(panicked), "{:?}", &checked[32..]);
+        Ok(())
+    }
+
+    /// The helpers that have run a part (thread-local state set) for
+    /// `dropping_the_pool_joins_every_helper`, and those whose thread has ended.
+    static STARTED: AtomicUsize = AtomicUsize::new(0);
+    static ENDED: AtomicUsize = AtomicUsize::new(0);
+
+    struct EndsWithThread;
+
+    impl Drop for EndsWithThread {
+        fn drop(&mut self) {
+            ENDED.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    thread_local! {
+        static ON_THIS_THREAD: EndsWithThread = const { EndsWithThread };
+    }
+
+    fn verify_marking_thread(records: Vec<Unverified>) -> Vec<Checked> {
+        if std::thread::current()
+            .name()
+            .is_some_and(|name| name.starts_with("netabase-verify-"))
+        {
+            ON_THIS_THREAD.with(|_| {
+                STARTED.fetch_add(1, Ordering::SeqCst);
+            });
+        }
+        verify_batch(records)
+    }
+
+    /// Dropping the pool joins every helper: each helper's thread has ended when the
+    /// drop returns.
+    #[test]
+    fn dropping_the_pool_joins_every_helper() -> TestResult {
+        let pool = Verifiers::start(2, verify_marking_thread)?;
+        let checked = pool.verify(batch(&[Kind::Valid; 48])?);
+        assert!(checked.iter().all(Result::is_ok));
+        assert_eq!(STARTED.load(Ordering::SeqCst), 2);
+        drop(pool);
+        assert_eq!(ENDED.load(Ordering::SeqCst), 2);
+        Ok(())
+    }
+}
