@@ -758,3 +758,121 @@ fn batch_outcome(outcome: BatchPut) -> InboundOutcome {
         _ => InboundOutcome::Failed("unknown batch outcome".into()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc as std_mpsc;
+    use std::time::Duration;
+
+    use libp2p::identity::Keypair;
+    use libp2p::kad::{Record, RecordKey};
+    use netabase_store::backend::memory::MemoryBackend;
+    use netabase_store::kad::{Envelope, RecordSigner, VERIFY_CHUNK};
+    use netabase_store::prelude::*;
+
+    use super::*;
+
+    #[netabase_definition_module(TestDefinition, TestKeys)]
+    pub mod schema {
+        use netabase_store::prelude::*;
+        use serde::{Deserialize, Serialize};
+
+        #[derive(NetabaseModel, Serialize, Deserialize, Clone, Debug, PartialEq)]
+        #[netabase(TestDefinition)]
+        pub struct Note {
+            #[primary_key]
+            pub id: u64,
+        }
+    }
+    use schema::TestDefinition;
+
+    type TestResult = std::result::Result<(), Box<dyn std::error::Error>>;
+
+    /// How long the test waits for any one answer before it fails.
+    const WAIT: Duration = Duration::from_secs(30);
+
+    /// One batch of inbound records, large enough to be split over the verifier
+    /// threads, with bad records at its ends, around the middle and in runs of one
+    /// verification chunk, has exactly its bad records refused, each for its own
+    /// reason, and every good one stored.
+    #[test]
+    fn one_split_batch_refuses_exactly_its_bad_records() -> TestResult {
+        let backend = MemoryBackend::new();
+        let worker =
+            StorageWorker::<TestDefinition, _>::spawn(backend.clone(), KadStoreConfig::default())?;
+        // Hold the storage thread, and fill the verified queue behind it, so that the
+        // verifier is held too: every record below is waiting when it takes the first,
+        // and it takes them all as one batch.
+        let (release, held) = std_mpsc::channel::<()>();
+        assert!(worker.try_run(move |_| {
+            let _ = held.recv();
+        }));
+        for _ in 0..=VERIFIED_AHEAD {
+            assert!(worker.try_run(|_| {}));
+        }
+        let author = RecordSigner::new(&Keypair::generate_ed25519())?;
+        let thief = Keypair::generate_ed25519();
+        let len = 4 * VERIFY_CHUNK + 9;
+        let badly_signed = [0, 1, 70, 131, 132, 133, 200, len - 1];
+        let stolen = [2, 134, 199, len - 2];
+        let (answer, answers) = std_mpsc::channel();
+        for index in 0..len {
+            let key = RecordKey::new(&format!("record {index}"));
+            let sealed = author
+                .seal(key.clone(), Some(vec![1; 32]), author.next_stamp(None))
+                .to_record();
+            let mut envelope = Envelope::decode(&sealed.value)?;
+            let record = if badly_signed.contains(&index) {
+                if let Some(byte) = envelope.signature.first_mut() {
+                    *byte ^= 0x55;
+                }
+                Record::new(key, envelope.encode())
+            } else if stolen.contains(&index) {
+                envelope.signature = thief.sign(&envelope.signing_bytes(&key))?;
+                let mut forged = Record::new(key, envelope.encode());
+                forged.publisher = Some(thief.public().to_peer_id());
+                forged
+            } else {
+                sealed
+            };
+            let answer = answer.clone();
+            let done: Done = Box::new(move |outcome| {
+                let _ = answer.send((index, outcome));
+            });
+            let queued = worker.try_store_inbound_from(
+                SignedRecord::decode_unverified(&record)?,
+                None,
+                done,
+            );
+            assert!(queued, "record {index} not queued");
+        }
+        release.send(())?;
+        let mut outcomes = vec![None; len];
+        for _ in 0..len {
+            let (index, outcome) = answers.recv_timeout(WAIT)?;
+            outcomes[index] = Some(outcome);
+        }
+        for (index, outcome) in outcomes.into_iter().enumerate() {
+            let fine = match &outcome {
+                Some(InboundOutcome::Stored) => {
+                    !badly_signed.contains(&index) && !stolen.contains(&index)
+                }
+                Some(InboundOutcome::Refused(SignedRecordError::BadSignature { .. })) => {
+                    badly_signed.contains(&index)
+                }
+                Some(InboundOutcome::Refused(SignedRecordError::StolenAuthorship { .. })) => {
+                    stolen.contains(&index)
+                }
+                _ => false,
+            };
+            assert!(fine, "record {index}: {outcome:?}");
+        }
+        let records = KadStore::new(backend, PeerId::random(), KadStoreConfig::default());
+        let stored = len - badly_signed.len() - stolen.len();
+        assert_eq!(
+            libp2p::kad::store::RecordStore::records(&records).count(),
+            stored
+        );
+        Ok(())
+    }
+}
