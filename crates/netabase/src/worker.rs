@@ -794,7 +794,9 @@ mod tests {
     /// One batch of inbound records, large enough to be split over the verifier
     /// threads, with bad records at its ends, around the middle and in runs of one
     /// verification chunk, has exactly its bad records refused, each for its own
-    /// reason, and every good one stored.
+    /// reason, and every good one stored. (With one core the worker has one verifying
+    /// thread and does not split it; the verifier pool's own tests split a batch over
+    /// four threads on any machine.)
     #[test]
     fn one_split_batch_refuses_exactly_its_bad_records() -> TestResult {
         let backend = MemoryBackend::new();

@@ -5,7 +5,8 @@
 //! stops: a batch is split into parts, each part is sent to a helper over that helper's
 //! own channel with a channel for the answer, the last part is verified on the calling
 //! thread meanwhile, and the answers are put back together in the order of the batch.
-//! Starting threads per batch cost more than verifying a small part.
+//! Sending a part costs a channel message, where starting a thread for it cost a thread
+//! start and join for every batch.
 //!
 //! Verification does not panic; if it ever did, the records of the part that panicked
 //! are refused (with the panic's message, and logged), never stored unverified, and the
@@ -29,8 +30,9 @@ pub(crate) type Checked = Result<SignedRecord, SignedRecordError>;
 /// record, in order).
 pub(crate) type VerifyFn = fn(Vec<Unverified>) -> Vec<Checked>;
 
-/// Records per thread below which a batch is not split further: handing a part to a
-/// helper and waiting for its answer would cost more than verifying it here.
+/// Records per thread below which a batch is not split further: a small batch stays on
+/// the thread that has it (a part of a few records would gain less from a second core
+/// than the hand-over and the wake-up of a helper cost).
 pub(crate) const MIN_VERIFY_PER_THREAD: usize = 16;
 
 /// A part of a batch, sent to a helper with the channel for its answer.
