@@ -15,11 +15,17 @@
 //! batches ([`verify_batch`]), a large batch split over the machine's cores (at most
 //! [`MAX_VERIFY_THREADS`]): while the storage thread writes and commits one batch, the
 //! verifier checks the next. Every message goes through the verifier, in order, so
-//! a job or a shutdown sent after a record still runs after that record's commit.
+//! a job or a shutdown sent after a record still runs after that record's commit. The
+//! threads that verify the parts of a split batch are started with the worker and fed
+//! over channels; [`StorageWorker::close`] returns once every thread of the worker has
+//! been joined.
+
+mod verifier;
 
 use std::cell::RefCell;
-use std::sync::Arc;
 use std::sync::mpsc as sync_mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::Instant;
 
 use libp2p::PeerId;
@@ -40,6 +46,7 @@ use crate::replication::{
 };
 use crate::swarm::load_or_create_identity;
 use crate::view::NodeView;
+use verifier::{Unverified, Verifiers};
 
 /// The most inbound records committed in one transaction.
 pub const MAX_BATCH: usize = 1024;
@@ -49,10 +56,6 @@ pub const WORKER_QUEUE: usize = 4096;
 
 /// The most threads that verify the signatures of one batch of inbound records.
 pub const MAX_VERIFY_THREADS: usize = 4;
-
-/// Records per thread below which a batch is not split further: starting a thread
-/// would cost more than verifying them on one that is already running.
-const MIN_VERIFY_PER_THREAD: usize = 16;
 
 /// How many verified batches may wait for the storage thread while it commits: the
 /// verifier runs at most this far ahead of the commits.
@@ -67,6 +70,8 @@ pub(crate) struct Storage<D, B> {
     /// The replicated models and write permissions, with the application's rules
     /// (added by jobs, hence the cell: only the worker thread touches it).
     pub(crate) enforcer: RefCell<Enforcer<D>>,
+    /// The worker's signature verifiers, shared with its verifier stage.
+    verifiers: Arc<Verifiers>,
 }
 
 /// A job run on the worker thread, in its own transaction(s).
@@ -168,6 +173,8 @@ pub struct StorageWorker<D: NetabaseDefinitionTrait, B: Backend> {
     view: NodeView<D, B>,
     keypair: Keypair,
     backend: Arc<B>,
+    /// The storage thread, joined by the first [`StorageWorker::close`].
+    thread: Arc<Mutex<Option<JoinHandle<()>>>>,
 }
 
 impl<D: NetabaseDefinitionTrait, B: Backend> Clone for StorageWorker<D, B> {
@@ -177,6 +184,7 @@ impl<D: NetabaseDefinitionTrait, B: Backend> Clone for StorageWorker<D, B> {
             view: self.view.clone(),
             keypair: self.keypair.clone(),
             backend: Arc::clone(&self.backend),
+            thread: Arc::clone(&self.thread),
         }
     }
 }
@@ -219,14 +227,20 @@ impl<D: NetabaseDefinitionTrait, B: Backend> StorageWorker<D, B> {
         let (opened, open) = std::sync::mpsc::sync_channel(1);
         let (verified, to_commit) = sync_mpsc::sync_channel(VERIFIED_AHEAD);
         let shared = Arc::clone(&backend);
-        std::thread::Builder::new()
-            .name("netabase-verify".into())
-            .spawn(move || verify_stage(receiver, verified))
+        // The verifier stage is one verifying thread; the helpers are the others.
+        let verifiers = Verifiers::start(verify_threads() - 1, verify_batch)
+            .map(Arc::new)
             .map_err(|_| Error::Stopped)?;
-        std::thread::Builder::new()
+        let stage_verifiers = Arc::clone(&verifiers);
+        let stage = std::thread::Builder::new()
+            .name("netabase-verify".into())
+            .spawn(move || verify_stage(receiver, verified, stage_verifiers))
+            .map_err(|_| Error::Stopped)?;
+        let thread = std::thread::Builder::new()
             .name("netabase-storage".into())
             .spawn(move || {
-                let storage = match open_storage::<D, B>(backend, limits, replication) {
+                let opened_storage = open_storage::<D, B>(backend, limits, replication, verifiers);
+                let storage = match opened_storage {
                     Ok((storage, keypair)) => {
                         let view = NodeView::new(storage.store.clone());
                         if opened.send(Ok((view, keypair))).is_err() {
@@ -239,7 +253,7 @@ impl<D: NetabaseDefinitionTrait, B: Backend> StorageWorker<D, B> {
                         return;
                     }
                 };
-                serve(storage, to_commit);
+                serve(storage, to_commit, stage);
             })
             .map_err(|_| Error::Stopped)?;
         // The database is opened once, at creation, before the node runs: waiting for
@@ -250,6 +264,7 @@ impl<D: NetabaseDefinitionTrait, B: Backend> StorageWorker<D, B> {
             view,
             keypair,
             backend: shared,
+            thread: Arc::new(Mutex::new(Some(thread))),
         })
     }
 
@@ -362,13 +377,22 @@ impl<D: NetabaseDefinitionTrait, B: Backend> StorageWorker<D, B> {
         self.sender.try_send(Message::Run(Box::new(job))).is_ok()
     }
 
-    /// Stops the worker: messages already queued are served first, then the database
-    /// is dropped (views obtained from [`StorageWorker::view`] keep it open until they
-    /// are dropped too). Closing twice is harmless.
+    /// Stops the worker: messages already queued are served first (each inbound record
+    /// among them is committed and answered), then the database is dropped (views
+    /// obtained from [`StorageWorker::view`] keep it open until they are dropped too)
+    /// and every thread of the worker is joined. Closing twice is harmless.
     pub async fn close(&self) {
         let (reply, done) = oneshot::channel();
         if self.sender.send(Message::Shutdown(reply)).await.is_ok() {
             let _ = done.await;
+        }
+        // The storage thread answers as its last act, after joining the verifiers, so
+        // this join does not wait on any work.
+        let thread = self.thread.lock().ok().and_then(|mut thread| thread.take());
+        if let Some(thread) = thread
+            && thread.join().is_err()
+        {
+            tracing::error!("the storage thread panicked");
         }
     }
 }
@@ -377,6 +401,7 @@ fn open_storage<D: NetabaseDefinitionTrait, B: Backend>(
     backend: Arc<B>,
     limits: KadStoreConfig,
     replication: Replication,
+    verifiers: Arc<Verifiers>,
 ) -> Result<(Storage<D, B>, Keypair)> {
     let keypair = load_or_create_identity(&*backend)?;
     let peer_id = keypair.public().to_peer_id();
@@ -399,6 +424,7 @@ fn open_storage<D: NetabaseDefinitionTrait, B: Backend>(
             store,
             records,
             enforcer,
+            verifiers,
         },
         keypair,
     ))
@@ -411,6 +437,7 @@ fn open_storage<D: NetabaseDefinitionTrait, B: Backend>(
 fn verify_stage<D, B>(
     mut receiver: mpsc::Receiver<Message<D, B>>,
     verified: sync_mpsc::SyncSender<Verified<D, B>>,
+    verifiers: Arc<Verifiers>,
 ) {
     let mut next = None;
     loop {
@@ -449,7 +476,7 @@ fn verify_stage<D, B>(
                     }
                 }
                 Verified::Batch {
-                    records: verify(records),
+                    records: verify(&verifiers, records),
                     dones,
                 }
             }
@@ -462,48 +489,14 @@ fn verify_stage<D, B>(
 }
 
 /// Verifies the signatures of a batch of inbound records (each once, here; see
-/// [`verify_batch`]), keeping each record's expiry. A large batch is split over up to
-/// [`MAX_VERIFY_THREADS`] threads (no more than the machine's cores), each verifying its
-/// part as a batch of its own.
-fn verify(mut records: Vec<(UnverifiedRecord, Option<PeerId>)>) -> Vec<VerifiedRecord> {
+/// [`verify_batch`]) on the worker's verifiers, keeping each record's expiry. A large
+/// batch is split over up to [`MAX_VERIFY_THREADS`] threads (no more than the machine's
+/// cores), each verifying its part as a batch of its own.
+fn verify(verifiers: &Verifiers, records: Vec<Unverified>) -> Vec<VerifiedRecord> {
     let expiries: Vec<Option<Instant>> =
         records.iter().map(|(record, _)| record.expires()).collect();
-    let threads = verify_threads()
-        .min(records.len() / MIN_VERIFY_PER_THREAD)
-        .max(1);
-    let per_thread = records.len().div_ceil(threads);
-    let mut parts = Vec::with_capacity(threads);
-    while records.len() > per_thread {
-        let rest = records.split_off(per_thread);
-        parts.push(std::mem::replace(&mut records, rest));
-    }
-    let verified = std::thread::scope(|scope| {
-        let helpers: Vec<_> = parts
-            .into_iter()
-            .map(|part| {
-                let len = part.len();
-                (len, scope.spawn(move || verify_batch(part)))
-            })
-            .collect();
-        // The last part on this thread, while the helpers verify the others.
-        let last = verify_batch(records);
-        let mut verified = Vec::with_capacity(expiries.len());
-        for (len, helper) in helpers {
-            match helper.join() {
-                Ok(part) => verified.extend(part),
-                // Verification does not panic; if it ever did, its records are refused
-                // rather than stored unverified.
-                Err(_) => verified.extend((0..len).map(|_| {
-                    Err(SignedRecordError::BadSignature {
-                        reason: "the verifying thread failed".to_owned(),
-                    })
-                })),
-            }
-        }
-        verified.extend(last);
-        verified
-    });
-    verified
+    verifiers
+        .verify(records)
         .into_iter()
         .zip(expiries)
         .map(|(verified, expires)| verified.map(|signed| (signed, expires)))
@@ -526,6 +519,7 @@ fn verify_threads() -> usize {
 fn serve<D: NetabaseDefinitionTrait, B: Backend>(
     storage: Storage<D, B>,
     receiver: sync_mpsc::Receiver<Verified<D, B>>,
+    stage: JoinHandle<()>,
 ) {
     let mut next = None;
     let mut shutdown = None;
@@ -566,6 +560,12 @@ fn serve<D: NetabaseDefinitionTrait, B: Backend>(
     // Drop the database before answering, so that it can be reopened at once.
     drop(receiver);
     drop(storage);
+    // The verifier stage has passed its last message on (the shutdown, or nothing once
+    // every handle is gone) and stops; whichever of the two threads drops the verifiers
+    // last joins their helpers.
+    if stage.join().is_err() {
+        tracing::error!("the signature verifier stage panicked");
+    }
     if let Some(reply) = shutdown {
         let _ = reply.send(());
     }
@@ -594,7 +594,7 @@ impl<D: NetabaseDefinitionTrait, B: Backend> Storage<D, B> {
         &self,
         records: Vec<(UnverifiedRecord, Option<PeerId>)>,
     ) -> Vec<InboundOutcome> {
-        self.apply_verified_batch(verify(records))
+        self.apply_verified_batch(verify(&self.verifiers, records))
     }
 
     /// Applies records whose signatures were verified (or the reason each was not) in
@@ -765,5 +765,125 @@ fn batch_outcome(outcome: BatchPut) -> InboundOutcome {
         BatchPut::Declined => InboundOutcome::Failed("declined".into()),
         BatchPut::Limit(limit) => InboundOutcome::StoreFull(limit),
         _ => InboundOutcome::Failed("unknown batch outcome".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc as std_mpsc;
+    use std::time::Duration;
+
+    use libp2p::identity::Keypair;
+    use libp2p::kad::{Record, RecordKey};
+    use netabase_store::backend::memory::MemoryBackend;
+    use netabase_store::kad::{Envelope, RecordSigner, VERIFY_CHUNK};
+    use netabase_store::prelude::*;
+
+    use super::*;
+
+    #[netabase_definition_module(TestDefinition, TestKeys)]
+    pub mod schema {
+        use netabase_store::prelude::*;
+        use serde::{Deserialize, Serialize};
+
+        #[derive(NetabaseModel, Serialize, Deserialize, Clone, Debug, PartialEq)]
+        #[netabase(TestDefinition)]
+        pub struct Note {
+            #[primary_key]
+            pub id: u64,
+        }
+    }
+    use schema::TestDefinition;
+
+    type TestResult = std::result::Result<(), Box<dyn std::error::Error>>;
+
+    /// How long the test waits for any one answer before it fails.
+    const WAIT: Duration = Duration::from_secs(30);
+
+    /// One batch of inbound records, large enough to be split over the verifier
+    /// threads, with bad records at its ends, around the middle and in runs of one
+    /// verification chunk, has exactly its bad records refused, each for its own
+    /// reason, and every good one stored. (With one core the worker has one verifying
+    /// thread and does not split it; the verifier pool's own tests split a batch over
+    /// four threads on any machine.)
+    #[test]
+    fn one_split_batch_refuses_exactly_its_bad_records() -> TestResult {
+        let backend = MemoryBackend::new();
+        let worker =
+            StorageWorker::<TestDefinition, _>::spawn(backend.clone(), KadStoreConfig::default())?;
+        // Hold the storage thread, and fill the verified queue behind it, so that the
+        // verifier is held too: every record below is waiting when it takes the first,
+        // and it takes them all as one batch.
+        let (release, held) = std_mpsc::channel::<()>();
+        assert!(worker.try_run(move |_| {
+            let _ = held.recv();
+        }));
+        for _ in 0..=VERIFIED_AHEAD {
+            assert!(worker.try_run(|_| {}));
+        }
+        let author = RecordSigner::new(&Keypair::generate_ed25519())?;
+        let thief = Keypair::generate_ed25519();
+        let len = 4 * VERIFY_CHUNK + 9;
+        let badly_signed = [0, 1, 70, 131, 132, 133, 200, len - 1];
+        let stolen = [2, 134, 199, len - 2];
+        let (answer, answers) = std_mpsc::channel();
+        for index in 0..len {
+            let key = RecordKey::new(&format!("record {index}"));
+            let sealed = author
+                .seal(key.clone(), Some(vec![1; 32]), author.next_stamp(None))
+                .to_record();
+            let mut envelope = Envelope::decode(&sealed.value)?;
+            let record = if badly_signed.contains(&index) {
+                if let Some(byte) = envelope.signature.first_mut() {
+                    *byte ^= 0x55;
+                }
+                Record::new(key, envelope.encode())
+            } else if stolen.contains(&index) {
+                envelope.signature = thief.sign(&envelope.signing_bytes(&key))?;
+                let mut forged = Record::new(key, envelope.encode());
+                forged.publisher = Some(thief.public().to_peer_id());
+                forged
+            } else {
+                sealed
+            };
+            let answer = answer.clone();
+            let done: Done = Box::new(move |outcome| {
+                let _ = answer.send((index, outcome));
+            });
+            let queued = worker.try_store_inbound_from(
+                SignedRecord::decode_unverified(&record)?,
+                None,
+                done,
+            );
+            assert!(queued, "record {index} not queued");
+        }
+        release.send(())?;
+        let mut outcomes = vec![None; len];
+        for _ in 0..len {
+            let (index, outcome) = answers.recv_timeout(WAIT)?;
+            outcomes[index] = Some(outcome);
+        }
+        for (index, outcome) in outcomes.into_iter().enumerate() {
+            let fine = match &outcome {
+                Some(InboundOutcome::Stored) => {
+                    !badly_signed.contains(&index) && !stolen.contains(&index)
+                }
+                Some(InboundOutcome::Refused(SignedRecordError::BadSignature { .. })) => {
+                    badly_signed.contains(&index)
+                }
+                Some(InboundOutcome::Refused(SignedRecordError::StolenAuthorship { .. })) => {
+                    stolen.contains(&index)
+                }
+                _ => false,
+            };
+            assert!(fine, "record {index}: {outcome:?}");
+        }
+        let records = KadStore::new(backend, PeerId::random(), KadStoreConfig::default());
+        let stored = len - badly_signed.len() - stolen.len();
+        assert_eq!(
+            libp2p::kad::store::RecordStore::records(&records).count(),
+            stored
+        );
+        Ok(())
     }
 }

@@ -286,3 +286,65 @@ async fn records_queued_before_close_are_committed_before_the_worker_stops() -> 
     assert_eq!(store.records().count(), records.len());
     Ok(())
 }
+
+/// Closing the worker while several batches are in flight (queued, being verified on
+/// the verifier threads, waiting for the commit) acknowledges every record before the
+/// worker stops: each good one stored, each badly signed one refused, none left
+/// unanswered; and the worker refuses new records once closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closing_with_batches_in_flight_acknowledges_every_record() -> TestResult {
+    use common::raw_peer::{badly_signed, signed};
+    use libp2p::PeerId;
+    use libp2p::identity::Keypair;
+    use libp2p::kad::store::RecordStore;
+    use netabase::Error;
+    use netabase::worker::{InboundOutcome, MAX_BATCH, StorageWorker};
+    use netabase_store::backend::memory::MemoryBackend;
+    use netabase_store::kad::{KadStore, KadStoreConfig, SignedRecordError};
+
+    let backend = MemoryBackend::new();
+    let limits = KadStoreConfig {
+        max_records: 4 * MAX_BATCH,
+        ..KadStoreConfig::default()
+    };
+    let worker = StorageWorker::<BlogDefinition, _>::spawn(backend.clone(), limits.clone())?;
+    let author = RecordSigner::new(&Keypair::generate_ed25519())?;
+    // More than two full batches, bad records spread over all of them.
+    let mut burst = Vec::new();
+    for id in 0..(2 * MAX_BATCH as u64 + 300) {
+        let good = signed(&author, BlogDefinition::User(user(id)).to_record()?);
+        let bad = id % 97 == 5;
+        let record = if bad { badly_signed(&good)? } else { good };
+        burst.push((bad, record));
+    }
+    // `join!` polls the puts first: every record is queued (the channel has room for
+    // them all) before the shutdown is.
+    let (outcomes, ()) = futures::join!(
+        futures::future::join_all(
+            burst
+                .iter()
+                .map(|(_, record)| worker.store_inbound(record.clone()))
+        ),
+        worker.close()
+    );
+    let mut stored = 0;
+    for ((bad, record), outcome) in burst.iter().zip(outcomes) {
+        let outcome = outcome?;
+        match (bad, &outcome) {
+            (false, InboundOutcome::Stored) => stored += 1,
+            (true, InboundOutcome::Refused(SignedRecordError::BadSignature { .. })) => {}
+            _ => panic!("record {:?} (bad: {bad}): {outcome:?}", record.key),
+        }
+    }
+    assert!(stored > 2 * MAX_BATCH, "{stored}");
+    let records = KadStore::new(backend, PeerId::random(), limits);
+    assert_eq!(records.records().count(), stored);
+    // Closed: a new record is not taken, and closing again is harmless.
+    let late = signed(&author, BlogDefinition::User(user(0)).to_record()?);
+    assert!(matches!(
+        worker.store_inbound(late).await,
+        Err(Error::Stopped)
+    ));
+    worker.close().await;
+    Ok(())
+}
