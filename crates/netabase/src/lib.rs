@@ -31,6 +31,7 @@ mod event;
 mod event_loop;
 pub mod live;
 mod node;
+mod parted;
 pub mod replication;
 mod swarm;
 pub mod sync_protocol;

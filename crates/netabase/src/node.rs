@@ -558,10 +558,13 @@ impl<D: NetabaseDefinitionTrait, B: Backend> Netabase<D, B> {
             .await
     }
 
-    /// Closes every connection with `peer` and removes it from the routing table, so
-    /// that nothing dials it back until its address is added again (say, to take a
-    /// node apart from another and later reconnect them, which reconciles them).
-    /// Returns whether it was connected.
+    /// Closes every connection with `peer`, removes it from the routing table and
+    /// stops dialling it, whatever asks (a query that learns of it from a third peer,
+    /// replica discovery, a periodic catch-up session), until the application names it
+    /// again with [`Netabase::add_address`] or [`Netabase::sync_with`]: say, to take a
+    /// node apart from another and later reconnect them, which reconciles them. The
+    /// peer itself may still connect to this node (disconnect on both sides to keep
+    /// two nodes apart). Returns whether it was connected.
     ///
     /// # Errors
     /// [`Error::Stopped`].
@@ -595,7 +598,8 @@ impl<D: NetabaseDefinitionTrait, B: Backend> Netabase<D, B> {
     }
 
     /// Starts a reconciliation of the synced models with `peer` (dialling it if
-    /// needed), unless one is already running; returns once it is started. Its end
+    /// needed, even after [`Netabase::disconnect`]), unless one is already running;
+    /// returns once it is started. Its end
     /// is broadcast as [`NetabaseEvent::Synced`](crate::NetabaseEvent::Synced) or
     /// [`NetabaseEvent::SyncFailed`](crate::NetabaseEvent::SyncFailed). Nodes also
     /// reconcile on connection and every

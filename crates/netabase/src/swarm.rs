@@ -28,6 +28,8 @@ const IDENTITY_KEY: &[u8] = b"identity";
 #[derive(NetworkBehaviour)]
 pub(crate) struct Behaviour<D: NetabaseDefinitionTrait, B: Backend> {
     pub(crate) limits: connection_limits::Behaviour,
+    /// The peers the application disconnected, which the node does not dial.
+    pub(crate) parted: crate::parted::Parted,
     pub(crate) kad: DurableKad<RecordView<D, B>>,
     pub(crate) identify: Toggle<identify::Behaviour>,
     pub(crate) mdns: Toggle<mdns::tokio::Behaviour>,
@@ -99,6 +101,7 @@ fn behaviour<D: NetabaseDefinitionTrait, B: Backend>(
     Ok(Behaviour {
         gossip: gossip.into(),
         limits: connection_limits::Behaviour::new(config.connection_limits.to_libp2p()),
+        parted: crate::parted::Parted::default(),
         kad: DurableKad::new(kad),
         identify: identify.into(),
         mdns: mdns.into(),

@@ -590,6 +590,44 @@ async fn connected_nodes_reconcile_every_interval_and_on_demand() -> TestResult 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disconnected_nodes_stay_apart_until_the_application_names_each_other_again() -> TestResult
+{
+    // Three replicas that reconcile every 200 ms (each round also looks the other
+    // replicas up in the DHT and dials those it is not connected to).
+    let periodic = || sync_config().with_sync_interval(Some(Duration::from_millis(200)));
+    let (a, b, c) = (
+        start(periodic()).await?,
+        start(periodic()).await?,
+        start(periodic()).await?,
+    );
+    let mut a_events = a.subscribe_to_broadcasts();
+    for other in [&b, &c] {
+        a.add_address(other.peer_id(), first_addr(other).await?)
+            .await?;
+        synced_with(&mut a_events, other.peer_id()).await?;
+    }
+    b.add_address(c.peer_id(), first_addr(&c).await?).await?;
+    part(&a, &b).await?;
+
+    // Several rounds later (counted by a's sessions with c, which tells a about b),
+    // a and b are still apart: neither discovery, nor a query, nor a periodic session
+    // dialled the other back.
+    for _ in 0..4 {
+        synced_with(&mut a_events, c.peer_id()).await?;
+        assert!(!a.connected_peers().await?.contains(&b.peer_id()));
+        assert!(!b.connected_peers().await?.contains(&a.peer_id()));
+    }
+
+    // Named again, they reconnect and reconcile.
+    a.add_address(b.peer_id(), first_addr(&b).await?).await?;
+    synced_with(&mut a_events, b.peer_id()).await?;
+    for node in [a, b, c] {
+        node.close().await;
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_unique_key_taken_on_both_sides_goes_to_the_greater_stamp_on_both() -> TestResult {
     let a = start(sync_config()).await?;
     let b = start(sync_config()).await?;

@@ -34,6 +34,7 @@ use crate::config::NetabaseConfig;
 use crate::error::{Error, Result};
 use crate::event::{Counters, Discovery, NetabaseEvent};
 use crate::node::PutOutcome;
+use crate::parted::PartedPeer;
 use crate::swarm::{Behaviour, BehaviourEvent};
 use crate::sync_protocol::{NodeAttestation, SyncDriver};
 use crate::view::RecordView;
@@ -413,6 +414,7 @@ impl<D: NetabaseDefinitionTrait, B: Backend> EventLoop<D, B> {
                 address,
                 reply,
             } => {
+                self.swarm.behaviour_mut().parted.rejoin(&peer);
                 self.kad().add_address(&peer, address.clone());
                 let dialled = if self.swarm.is_connected(&peer) {
                     Ok(())
@@ -439,7 +441,10 @@ impl<D: NetabaseDefinitionTrait, B: Backend> EventLoop<D, B> {
                 answer(reply, Ok(removed));
             }
             Command::Disconnect { peer, reply } => {
-                // Out of the routing table too, so no query dials it back.
+                // Out of the routing table, and never dialled until the application
+                // names it again: neither a query that learns of it from a third peer,
+                // nor replica discovery, nor a periodic session dials it back.
+                self.swarm.behaviour_mut().parted.part(peer);
                 self.kad().remove_peer(&peer);
                 let connected = self.swarm.disconnect_peer_id(peer).is_ok();
                 answer(reply, Ok(connected));
@@ -460,6 +465,7 @@ impl<D: NetabaseDefinitionTrait, B: Backend> EventLoop<D, B> {
                 if self.config.replication.models.is_none() {
                     answer(reply, Err(Error::NotSynced));
                 } else {
+                    self.swarm.behaviour_mut().parted.rejoin(&peer);
                     self.sync.start(peer, true);
                     answer(reply, Ok(()));
                 }
@@ -534,6 +540,13 @@ impl<D: NetabaseDefinitionTrait, B: Backend> EventLoop<D, B> {
                 peer_id,
                 ..
             } => self.connection_refused(peer_id, true, cause.to_string()),
+            SwarmEvent::OutgoingConnectionError {
+                error: DialError::Denied { cause },
+                peer_id,
+                ..
+            } if cause.downcast_ref::<PartedPeer>().is_some() => {
+                tracing::debug!(?peer_id, "not dialling a peer the application parted from");
+            }
             SwarmEvent::OutgoingConnectionError {
                 error: DialError::Denied { cause },
                 peer_id,
