@@ -353,6 +353,24 @@ pub fn check_len(len: usize, min: Option<usize>, max: Option<usize>) -> Option<S
     None
 }
 
+/// Whether `table` is a table of definition `definition` (`"<definition>/.."`): the
+/// compile-time check that a link by path names a model of another definition.
+#[doc(hidden)]
+pub const fn is_table_of(table: &str, definition: &str) -> bool {
+    let (table, definition) = (table.as_bytes(), definition.as_bytes());
+    if table.len() <= definition.len() || table[definition.len()] != b'/' {
+        return false;
+    }
+    let mut i = 0;
+    while i < definition.len() {
+        if table[i] != definition[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
 /// Checks a range rule; the reason when it fails.
 #[doc(hidden)]
 pub fn check_range<T: PartialOrd + std::fmt::Debug>(
