@@ -489,9 +489,7 @@ fn local_target(path: &Path) -> Option<&Ident> {
     let segments: Vec<&syn::PathSegment> = path.segments.iter().collect();
     match segments.as_slice() {
         [name] => Some(&name.ident),
-        [module, name] if module.ident == "self" && module.arguments.is_none() => {
-            Some(&name.ident)
-        }
+        [module, name] if module.ident == "self" && module.arguments.is_none() => Some(&name.ident),
         _ => None,
     }
 }
@@ -1028,10 +1026,14 @@ pub(crate) fn older_items(older: &Older) -> TokenStream {
 /// The `visit_models` method of the definition trait.
 pub(crate) fn visit_models(idents: &[&Ident]) -> TokenStream {
     quote! {
-        fn visit_models<__V: ::netabase_store::rules::ModelVisitor<Self>>(
-            __visitor: &mut __V,
-        ) -> ::netabase_store::Result<()> {
-            #(__visitor.visit::<#idents>()?;)*
+        fn visit_models<__V>(__visitor: &mut __V) -> ::netabase_store::Result<()>
+        where
+            for<'__v> &'__v mut __V: ::netabase_store::schema::ModelVisitor<
+                Self,
+                Output = ::netabase_store::Result<()>,
+            >,
+        {
+            #(::netabase_store::schema::ModelVisitor::<Self>::visit::<#idents>(&mut *__visitor)?;)*
             ::core::result::Result::Ok(())
         }
     }

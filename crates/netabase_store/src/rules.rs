@@ -277,16 +277,12 @@ pub trait Child<D: NetabaseDefinitionTrait>: NetabaseModelTrait<D> {
     type ParentLink: Link<D, From = Self, To = Self::Parent>;
 }
 
-/// Runs a generic step for every model of a definition
-/// ([`NetabaseDefinitionTrait::visit_models`]): how the store reaches every model from
-/// one place (a cascade, a store-wide migration) without naming them.
-pub trait ModelVisitor<D: NetabaseDefinitionTrait> {
-    /// The step for model `M`.
-    ///
-    /// # Errors
-    /// Whatever the step reports; the visit stops at the first error.
-    fn visit<M: NetabaseModelTrait<D>>(&mut self) -> Result<()>;
-}
+/// The one visitor of models, [`crate::schema::ModelVisitor`], under the name the
+/// model rules used for it: [`NetabaseDefinitionTrait::visit_models`] runs it for every
+/// model through `&mut` (`impl ModelVisitor<D> for &mut MyStep` with
+/// `type Output = Result<()>`).
+#[doc(no_inline)]
+pub use crate::schema::ModelVisitor;
 
 /// The length a `#[validate(len(..))]` or `#[validate(non_empty)]` rule checks: bytes of
 /// a string, elements of a collection.

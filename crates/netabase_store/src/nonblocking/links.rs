@@ -15,7 +15,7 @@
 use crate::backend::{Direction, RawRange, WriteOp};
 use crate::codec::value::{decode_model, encode_value};
 use crate::error::{NetabaseError, Result, UniqueViolation};
-use crate::rules::ModelVisitor;
+use crate::schema::ModelVisitor;
 use crate::schema::{NetabaseDefinitionTrait, NetabaseModelTrait};
 use crate::typed::changes::Change;
 use crate::typed::chunk::{Decisions, RemoveChunk};
@@ -210,8 +210,10 @@ fn table_of<D: NetabaseDefinitionTrait>(model: &str) -> Option<&'static str> {
         model: &'a str,
         table: Option<&'static str>,
     }
-    impl<D: NetabaseDefinitionTrait> ModelVisitor<D> for Find<'_> {
-        fn visit<R: NetabaseModelTrait<D>>(&mut self) -> Result<()> {
+    impl<D: NetabaseDefinitionTrait> ModelVisitor<D> for &mut Find<'_> {
+        type Output = Result<()>;
+
+        fn visit<R: NetabaseModelTrait<D>>(self) -> Result<()> {
             if R::INFO.name == self.model {
                 self.table = Some(R::INFO.table);
             }
@@ -236,8 +238,10 @@ fn unique_violation<D: NetabaseDefinitionTrait>(
         index: usize,
         field: &'static str,
     }
-    impl<D: NetabaseDefinitionTrait> ModelVisitor<D> for Field<'_> {
-        fn visit<R: NetabaseModelTrait<D>>(&mut self) -> Result<()> {
+    impl<D: NetabaseDefinitionTrait> ModelVisitor<D> for &mut Field<'_> {
+        type Output = Result<()>;
+
+        fn visit<R: NetabaseModelTrait<D>>(self) -> Result<()> {
             if R::INFO.name == self.model
                 && let Some(f) = R::INFO.secondary_keys.get(self.index)
             {
@@ -271,8 +275,10 @@ struct Unlink<'a> {
     out: Option<(Vec<u8>, WritePlan)>,
 }
 
-impl<D: NetabaseDefinitionTrait> ModelVisitor<D> for Unlink<'_> {
-    fn visit<R: NetabaseModelTrait<D>>(&mut self) -> Result<()> {
+impl<D: NetabaseDefinitionTrait> ModelVisitor<D> for &mut Unlink<'_> {
+    type Output = Result<()>;
+
+    fn visit<R: NetabaseModelTrait<D>>(self) -> Result<()> {
         if R::INFO.name != self.model {
             return Ok(());
         }
@@ -298,8 +304,10 @@ struct Cascade<'a> {
     out: Option<(Vec<WriteOp<'static>>, Vec<Change>)>,
 }
 
-impl<D: NetabaseDefinitionTrait> ModelVisitor<D> for Cascade<'_> {
-    fn visit<R: NetabaseModelTrait<D>>(&mut self) -> Result<()> {
+impl<D: NetabaseDefinitionTrait> ModelVisitor<D> for &mut Cascade<'_> {
+    type Output = Result<()>;
+
+    fn visit<R: NetabaseModelTrait<D>>(self) -> Result<()> {
         if R::INFO.name != self.model {
             return Ok(());
         }
@@ -322,8 +330,10 @@ struct BuildLinks<'a> {
     plan: WritePlan,
 }
 
-impl<D: NetabaseDefinitionTrait> ModelVisitor<D> for BuildLinks<'_> {
-    fn visit<R: NetabaseModelTrait<D>>(&mut self) -> Result<()> {
+impl<D: NetabaseDefinitionTrait> ModelVisitor<D> for &mut BuildLinks<'_> {
+    type Output = Result<()>;
+
+    fn visit<R: NetabaseModelTrait<D>>(self) -> Result<()> {
         if R::INFO.name != self.model {
             return Ok(());
         }

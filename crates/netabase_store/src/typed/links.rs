@@ -30,7 +30,8 @@ use crate::backend::{Backend, Direction, RawRange, ReadTxn};
 use crate::codec::key::KeyCodec;
 use crate::codec::value::decode_model;
 use crate::error::{DanglingLinkError, NetabaseError, Result, StillReferencedError};
-use crate::rules::{LinkInfo, ModelVisitor, OnDelete};
+use crate::rules::{LinkInfo, OnDelete};
+use crate::schema::ModelVisitor;
 use crate::schema::{NetabaseDefinitionTrait, NetabaseModelTrait};
 
 use super::write::Writer;
@@ -257,8 +258,10 @@ pub(crate) fn validate_value<D: NetabaseDefinitionTrait>(value: &D) -> Result<()
     struct Check<'v, D> {
         value: &'v D,
     }
-    impl<D: NetabaseDefinitionTrait> ModelVisitor<D> for Check<'_, D> {
-        fn visit<M: NetabaseModelTrait<D>>(&mut self) -> Result<()> {
+    impl<D: NetabaseDefinitionTrait> ModelVisitor<D> for &mut Check<'_, D> {
+        type Output = Result<()>;
+
+        fn visit<M: NetabaseModelTrait<D>>(self) -> Result<()> {
             if M::VALIDATES
                 && self.value.discriminant() == M::discriminant()
                 && let Ok(model) = M::try_from_definition(self.value.clone())
@@ -306,8 +309,10 @@ pub(crate) fn is_linked_to<D: NetabaseDefinitionTrait>(target: &'static str) -> 
         target: &'static str,
         found: bool,
     }
-    impl<D: NetabaseDefinitionTrait> ModelVisitor<D> for Find {
-        fn visit<R: NetabaseModelTrait<D>>(&mut self) -> Result<()> {
+    impl<D: NetabaseDefinitionTrait> ModelVisitor<D> for &mut Find {
+        type Output = Result<()>;
+
+        fn visit<R: NetabaseModelTrait<D>>(self) -> Result<()> {
             self.found |= R::LINKS.iter().any(|l| l.target_table == self.target);
             Ok(())
         }
@@ -393,8 +398,10 @@ fn incoming<D: NetabaseDefinitionTrait>(
         across: &'a [Arc<CrossIncoming>],
         found: Vec<Incoming>,
     }
-    impl<D: NetabaseDefinitionTrait> ModelVisitor<D> for Find<'_> {
-        fn visit<R: NetabaseModelTrait<D>>(&mut self) -> Result<()> {
+    impl<D: NetabaseDefinitionTrait> ModelVisitor<D> for &mut Find<'_> {
+        type Output = Result<()>;
+
+        fn visit<R: NetabaseModelTrait<D>>(self) -> Result<()> {
             for (index, link) in R::LINKS.iter().enumerate() {
                 if link.target_table == self.table {
                     self.found.push(Incoming::Within {
@@ -747,8 +754,10 @@ impl Removal {
             removal: Removal,
             removing: bool,
         }
-        impl<D: NetabaseDefinitionTrait, B: Backend> ModelVisitor<D> for Run<'_, '_, B> {
-            fn visit<R: NetabaseModelTrait<D>>(&mut self) -> Result<()> {
+        impl<D: NetabaseDefinitionTrait, B: Backend> ModelVisitor<D> for &mut Run<'_, '_, B> {
+            type Output = Result<()>;
+
+            fn visit<R: NetabaseModelTrait<D>>(self) -> Result<()> {
                 let name = R::INFO.name;
                 if self.removing {
                     if let Some(pks) = self.removal.cascaded.remove(name) {
@@ -797,8 +806,10 @@ pub(crate) fn links_of<D: NetabaseDefinitionTrait>(model: &str) -> &'static [Lin
         model: &'a str,
         links: &'static [LinkInfo],
     }
-    impl<D: NetabaseDefinitionTrait> ModelVisitor<D> for Find<'_> {
-        fn visit<R: NetabaseModelTrait<D>>(&mut self) -> Result<()> {
+    impl<D: NetabaseDefinitionTrait> ModelVisitor<D> for &mut Find<'_> {
+        type Output = Result<()>;
+
+        fn visit<R: NetabaseModelTrait<D>>(self) -> Result<()> {
             if R::INFO.name == self.model {
                 self.links = R::LINKS;
             }
@@ -825,8 +836,10 @@ pub(crate) fn build_link_indexes<D: NetabaseDefinitionTrait, B: Backend>(
         writer: &'w Writer<'s, B>,
         model: &'m str,
     }
-    impl<D: NetabaseDefinitionTrait, B: Backend> ModelVisitor<D> for Build<'_, '_, '_, B> {
-        fn visit<R: NetabaseModelTrait<D>>(&mut self) -> Result<()> {
+    impl<D: NetabaseDefinitionTrait, B: Backend> ModelVisitor<D> for &mut Build<'_, '_, '_, B> {
+        type Output = Result<()>;
+
+        fn visit<R: NetabaseModelTrait<D>>(self) -> Result<()> {
             if R::INFO.name != self.model {
                 return Ok(());
             }

@@ -13,7 +13,7 @@ use std::ops::ControlFlow;
 use crate::backend::{Backend, Direction, RawRange, ReadTxn};
 use crate::codec::value::{decode_model, split_header};
 use crate::error::Result;
-use crate::rules::ModelVisitor;
+use crate::schema::ModelVisitor;
 use crate::schema::{NetabaseDefinitionTrait, NetabaseModelTrait};
 
 use super::write::Writer;
@@ -135,8 +135,10 @@ where
         progress: &'p mut dyn FnMut(MigrateProgress),
         total: u64,
     }
-    impl<D: NetabaseDefinitionTrait, B: Backend> ModelVisitor<D> for All<'_, '_, '_, B> {
-        fn visit<M: NetabaseModelTrait<D>>(&mut self) -> Result<()> {
+    impl<D: NetabaseDefinitionTrait, B: Backend> ModelVisitor<D> for &mut All<'_, '_, '_, B> {
+        type Output = Result<()>;
+
+        fn visit<M: NetabaseModelTrait<D>>(self) -> Result<()> {
             self.total += migrate_model::<D, M, B>(self.writer, self.progress)?;
             Ok(())
         }
@@ -158,8 +160,10 @@ pub(crate) fn has_upgrade<D: NetabaseDefinitionTrait>(model: &str, version: u16)
         version: u16,
         found: bool,
     }
-    impl<D: NetabaseDefinitionTrait> ModelVisitor<D> for Find<'_> {
-        fn visit<M: NetabaseModelTrait<D>>(&mut self) -> Result<()> {
+    impl<D: NetabaseDefinitionTrait> ModelVisitor<D> for &mut Find<'_> {
+        type Output = Result<()>;
+
+        fn visit<M: NetabaseModelTrait<D>>(self) -> Result<()> {
             // The hook answers `None` exactly when no upgrade exists; the empty body
             // only makes a decoding attempt fail.
             if M::INFO.name == self.model {

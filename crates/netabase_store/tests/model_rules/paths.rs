@@ -57,7 +57,11 @@ macro_rules! scenario {
         // restrict: every doc is of kind 3.
         match labels.remove(3) {
             Err(NetabaseError::StillReferenced(e)) => {
-                assert_eq!((e.target, e.model, e.field), ("Label", "Doc", "kind"), "{e}")
+                assert_eq!(
+                    (e.target, e.model, e.field),
+                    ("Label", "Doc", "kind"),
+                    "{e}"
+                )
             }
             other => return Err(format!("expected StillReferenced, got {other:?}").into()),
         }
@@ -124,7 +128,10 @@ pub fn self_paths_store_what_single_names_store<B: Backend>(
             .collect()
     };
     let (a, b) = (dump(&with_paths)?, dump(&with_names)?);
-    assert!(a.iter().any(|(name, _)| name == "PathsDefinition/Doc/reply_to"));
+    assert!(
+        a.iter()
+            .any(|(name, _)| name == "PathsDefinition/Doc/reply_to")
+    );
     assert_eq!(a, b);
     Ok(())
 }
