@@ -23,6 +23,7 @@
 //! prefix.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
+use std::convert::Infallible;
 use std::ops::ControlFlow;
 use std::sync::Arc;
 
@@ -109,29 +110,50 @@ where
     let mut key = Vec::new();
     let mut own: Option<Vec<u8>> = None;
     for (index, link) in M::LINKS.iter().enumerate() {
-        let mut at = 0;
-        loop {
-            key.clear();
-            if !model.link_key(index, at, &mut key) {
-                break;
-            }
-            at += 1;
-            let to_own_model = link.target_table == M::INFO.table;
+        let to_own_model = link.target_table == M::INFO.table;
+        each_link_key::<D, M, _>(model, index, &mut key, |key| {
             // A record may link to itself: it is written by this very call.
             if to_own_model && *own.get_or_insert_with(|| model.primary_key().to_key_bytes()) == key
             {
-                continue;
+                return Ok(());
             }
-            if !exists(txn, link.target_table, &key)? {
+            if !exists(txn, link.target_table, key)? {
                 if to_own_model && let Some(defer) = defer.as_deref_mut() {
-                    defer.push((index, key.clone()));
-                    continue;
+                    defer.push((index, key.to_vec()));
+                    return Ok(());
                 }
-                return Err(dangling::<D, M>(index, &key));
+                return Err(dangling::<D, M>(index, key));
             }
-        }
+            Ok(())
+        })?;
     }
     Ok(())
+}
+
+/// Calls `f` with each target key that link `index` of `model` holds, in the field's
+/// order, each encoded into the one buffer `key` (nothing allocated per target).
+///
+/// # Errors
+/// The first error of `f`.
+fn each_link_key<D, M, E>(
+    model: &M,
+    index: usize,
+    key: &mut Vec<u8>,
+    mut f: impl FnMut(&[u8]) -> std::result::Result<(), E>,
+) -> std::result::Result<(), E>
+where
+    D: NetabaseDefinitionTrait,
+    M: NetabaseModelTrait<D>,
+{
+    let mut at = 0;
+    loop {
+        key.clear();
+        if !model.link_key(index, at, key) {
+            return Ok(());
+        }
+        at += 1;
+        f(key)?;
+    }
 }
 
 /// The link targets that the models of one call point at and that must exist in the
@@ -175,17 +197,12 @@ impl LinkTargets {
             seen.resize_with(M::LINKS.len(), HashSet::default);
             for model in models {
                 for (index, seen) in seen.iter_mut().enumerate() {
-                    let mut at = 0;
-                    loop {
-                        key.clear();
-                        if !model.link_key(index, at, &mut key) {
-                            break;
+                    let Ok(()) = each_link_key::<D, M, Infallible>(model, index, &mut key, |key| {
+                        if !seen.contains(key) {
+                            seen.insert(key.to_vec());
                         }
-                        at += 1;
-                        if !seen.contains(key.as_slice()) {
-                            seen.insert(key.clone());
-                        }
-                    }
+                        Ok(())
+                    });
                 }
             }
             for (index, set) in seen.into_iter().enumerate() {
@@ -194,15 +211,10 @@ impl LinkTargets {
         } else {
             for model in models {
                 for index in 0..M::LINKS.len() {
-                    let mut at = 0;
-                    loop {
-                        key.clear();
-                        if !model.link_key(index, at, &mut key) {
-                            break;
-                        }
-                        at += 1;
-                        targets.push((index, key.clone()));
-                    }
+                    let Ok(()) = each_link_key::<D, M, Infallible>(model, index, &mut key, |key| {
+                        targets.push((index, key.to_vec()));
+                        Ok(())
+                    });
                 }
             }
         }
