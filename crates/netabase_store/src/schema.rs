@@ -205,6 +205,16 @@ pub trait ModelVisitor<D: NetabaseDefinitionTrait> {
     fn visit<M: NetabaseModelTrait<D>>(self) -> Self::Output;
 }
 
+/// Runs `visitor` for the model named `model` of `D` alone (through
+/// [`NetabaseDefinitionTrait::visit_model`]); `None` when `D` has no model of that name.
+pub(crate) fn visit_named<D, V>(model: &str, visitor: V) -> Option<V::Output>
+where
+    D: NetabaseDefinitionTrait,
+    V: ModelVisitor<D>,
+{
+    D::Discriminant::from_name(model).map(|d| D::visit_model(d, visitor))
+}
+
 /// A model: a struct with one `#[primary_key]` and any number of `#[secondary_key]`s.
 pub trait NetabaseModelTrait<D: NetabaseDefinitionTrait>:
     Serialize + DeserializeOwned + Clone + Debug + Send + Sync + 'static

@@ -32,7 +32,7 @@ use crate::codec::key::KeyCodec;
 use crate::codec::value::decode_model;
 use crate::error::{DanglingLinkError, NetabaseError, Result, StillReferencedError};
 use crate::rules::{LinkInfo, OnDelete};
-use crate::schema::ModelVisitor;
+use crate::schema::{ModelVisitor, visit_named};
 use crate::schema::{NetabaseDefinitionTrait, NetabaseModelTrait};
 
 use super::write::Writer;
@@ -270,12 +270,11 @@ pub(crate) fn validate_value<D: NetabaseDefinitionTrait>(value: &D) -> Result<()
     struct Check<'v, D> {
         value: &'v D,
     }
-    impl<D: NetabaseDefinitionTrait> ModelVisitor<D> for &mut Check<'_, D> {
+    impl<D: NetabaseDefinitionTrait> ModelVisitor<D> for Check<'_, D> {
         type Output = Result<()>;
 
         fn visit<M: NetabaseModelTrait<D>>(self) -> Result<()> {
             if M::VALIDATES
-                && self.value.discriminant() == M::discriminant()
                 && let Ok(model) = M::try_from_definition(self.value.clone())
             {
                 model.validate()?;
@@ -283,7 +282,7 @@ pub(crate) fn validate_value<D: NetabaseDefinitionTrait>(value: &D) -> Result<()
             Ok(())
         }
     }
-    D::visit_models(&mut Check { value })
+    D::visit_model(value.discriminant(), Check { value })
 }
 
 fn exists<T: ReadTxn + ?Sized>(txn: &T, table: &str, key: &[u8]) -> Result<bool> {
@@ -814,24 +813,15 @@ impl Removal {
 
 /// The links of the model named `model` of `D`.
 pub(crate) fn links_of<D: NetabaseDefinitionTrait>(model: &str) -> &'static [LinkInfo] {
-    struct Find<'a> {
-        model: &'a str,
-        links: &'static [LinkInfo],
-    }
-    impl<D: NetabaseDefinitionTrait> ModelVisitor<D> for &mut Find<'_> {
-        type Output = Result<()>;
+    struct Links;
+    impl<D: NetabaseDefinitionTrait> ModelVisitor<D> for Links {
+        type Output = &'static [LinkInfo];
 
-        fn visit<R: NetabaseModelTrait<D>>(self) -> Result<()> {
-            if R::INFO.name == self.model {
-                self.links = R::LINKS;
-            }
-            Ok(())
+        fn visit<R: NetabaseModelTrait<D>>(self) -> &'static [LinkInfo] {
+            R::LINKS
         }
     }
-    let mut find = Find { model, links: &[] };
-    // The visitor itself never fails.
-    let _ = D::visit_models(&mut find);
-    find.links
+    visit_named::<D, _>(model, Links).unwrap_or(&[])
 }
 
 /// Rebuilds every link index of the model named `model` from its stored records (at
@@ -844,17 +834,13 @@ pub(crate) fn build_link_indexes<D: NetabaseDefinitionTrait, B: Backend>(
     writer: &Writer<'_, B>,
     model: &str,
 ) -> Result<()> {
-    struct Build<'w, 's, 'm, B: Backend> {
+    struct Build<'w, 's, B: Backend> {
         writer: &'w Writer<'s, B>,
-        model: &'m str,
     }
-    impl<D: NetabaseDefinitionTrait, B: Backend> ModelVisitor<D> for &mut Build<'_, '_, '_, B> {
+    impl<D: NetabaseDefinitionTrait, B: Backend> ModelVisitor<D> for Build<'_, '_, B> {
         type Output = Result<()>;
 
         fn visit<R: NetabaseModelTrait<D>>(self) -> Result<()> {
-            if R::INFO.name != self.model {
-                return Ok(());
-            }
             for link in R::LINKS {
                 self.writer.clear_internal(link.table)?;
             }
@@ -872,5 +858,5 @@ pub(crate) fn build_link_indexes<D: NetabaseDefinitionTrait, B: Backend>(
             self.writer.write_internal(&plan.ops)
         }
     }
-    D::visit_models(&mut Build { writer, model })
+    visit_named::<D, _>(model, Build { writer }).unwrap_or(Ok(()))
 }

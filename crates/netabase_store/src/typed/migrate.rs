@@ -13,7 +13,7 @@ use std::ops::ControlFlow;
 use crate::backend::{Backend, Direction, RawRange, ReadTxn};
 use crate::codec::value::{decode_model, split_header};
 use crate::error::Result;
-use crate::schema::ModelVisitor;
+use crate::schema::{ModelVisitor, visit_named};
 use crate::schema::{NetabaseDefinitionTrait, NetabaseModelTrait};
 
 use super::write::Writer;
@@ -155,29 +155,15 @@ where
 /// Whether the model named `model` of `D` reads values written by `version` (through
 /// its `from` chain).
 pub(crate) fn has_upgrade<D: NetabaseDefinitionTrait>(model: &str, version: u16) -> bool {
-    struct Find<'a> {
-        model: &'a str,
-        version: u16,
-        found: bool,
-    }
-    impl<D: NetabaseDefinitionTrait> ModelVisitor<D> for &mut Find<'_> {
-        type Output = Result<()>;
+    struct Upgrade(u16);
+    impl<D: NetabaseDefinitionTrait> ModelVisitor<D> for Upgrade {
+        type Output = bool;
 
-        fn visit<M: NetabaseModelTrait<D>>(self) -> Result<()> {
+        fn visit<M: NetabaseModelTrait<D>>(self) -> bool {
             // The hook answers `None` exactly when no upgrade exists; the empty body
             // only makes a decoding attempt fail.
-            if M::INFO.name == self.model {
-                self.found = M::decode_older(self.version, &[]).is_some();
-            }
-            Ok(())
+            M::decode_older(self.0, &[]).is_some()
         }
     }
-    let mut find = Find {
-        model,
-        version,
-        found: false,
-    };
-    // The visitor itself never fails.
-    let _ = D::visit_models(&mut find);
-    find.found
+    visit_named::<D, _>(model, Upgrade(version)).unwrap_or(false)
 }
