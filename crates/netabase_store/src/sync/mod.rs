@@ -104,7 +104,7 @@ fn synced<'a, D: NetabaseDefinitionTrait, B: Backend>(
 }
 
 /// The sync state of model `M` of `store`, when it is synced.
-fn synced_model<'a, D, M, B>(store: &'a NetabaseStore<D, B>) -> Result<&'a state::SyncedModel>
+fn synced_model<D, M, B>(store: &NetabaseStore<D, B>) -> Result<&state::SyncedModel>
 where
     D: NetabaseDefinitionTrait,
     M: NetabaseModelTrait<D>,

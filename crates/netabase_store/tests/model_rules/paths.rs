@@ -114,7 +114,9 @@ pub fn self_paths_store_what_single_names_store<B: Backend>(
     );
     scenario!(paths, with_paths);
     scenario!(paths_named, with_names);
-    let dump = |backend: &B| -> Result<Vec<(String, Vec<(Vec<u8>, Vec<u8>)>)>, NetabaseError> {
+    /// Every table by name, with its entries.
+    type Tables = Vec<(String, Vec<netabase_store::backend::Entry>)>;
+    let dump = |backend: &B| -> Result<Tables, NetabaseError> {
         use netabase_store::backend::{Direction, RawRange, ReadTxn, collect_range};
         let txn = backend.begin_read()?;
         let mut names = txn.table_names()?;
