@@ -79,7 +79,7 @@ use syn::parse_macro_input;
 ///   field holding `Target`'s primary key type `K` (`K`, `Option<K>` or `Vec<K>`), which
 ///   generates `<Model><Field>Link` for `follow`; `#[netabase(Def, parent = Target)]`
 ///   makes the one link to `Target` cascade and implements `Child`. `Target` is a model
-///   of the module, written `Target` or `self::Target`; any other path
+///   of the module, written `Target` or `self::Target` (so is a parent); any other path
 ///   (`#[link(super::accounts::User)]`) names a model of another definition, which a
 ///   link can only `restrict`.
 ///

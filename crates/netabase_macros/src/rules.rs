@@ -61,12 +61,22 @@ pub(crate) fn parse_model_option(
         }
     } else if key == "parent" {
         input.parse::<Token![=]>()?;
-        let ident: Ident = input.parse().map_err(|e| {
-            syn::Error::new(
-                e.span(),
-                "`parent` takes the name of a model of the module, e.g. `parent = Organization`",
-            )
-        })?;
+        let usage = "`parent` takes the name of a model of the module, e.g. `parent = Organization` \
+                     or `parent = self::Organization`";
+        let path: Path = input
+            .parse()
+            .map_err(|e| syn::Error::new(e.span(), usage))?;
+        // A parent is always a model of this module: `Organization` or
+        // `self::Organization`, as a link names it.
+        let Some(ident) = local_target(&path).cloned() else {
+            return Err(syn::Error::new_spanned(
+                &path,
+                format!(
+                    "{usage}: a parent owns its children (removing it removes them), which a \
+                     model of another definition cannot"
+                ),
+            ));
+        };
         if rules.parent.replace(ident).is_some() {
             return Err(twice());
         }

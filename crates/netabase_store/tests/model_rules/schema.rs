@@ -347,7 +347,7 @@ pub mod paths {
     }
 
     #[derive(NetabaseModel, Serialize, Deserialize, Clone, Debug, PartialEq)]
-    #[netabase(PathsDefinition, parent = Folder)]
+    #[netabase(PathsDefinition, parent = self::Folder)]
     pub struct Doc {
         #[primary_key]
         pub id: u64,

@@ -18,8 +18,9 @@ pub mod blog {
         pub id: u64,
     }
 
+    // A parent is a model of this module.
     #[derive(NetabaseModel, Serialize, Deserialize, Clone, Debug, PartialEq)]
-    #[netabase(BlogDefinition)]
+    #[netabase(BlogDefinition, parent = super::accounts::Account)]
     pub struct Post {
         #[primary_key]
         pub id: u64,
