@@ -901,31 +901,30 @@ pub(crate) fn model_items(definition: &Ident, model: &crate::valid::Model) -> To
                      `#[link({target})]` or `#[link(self::{target})]`; a longer path names a \
                      model of another definition"
                 );
+                let mut link_impl = quote! {
+                    #[automatically_derived]
+                    impl ::netabase_store::rules::CrossLink<#definition> for #link_type {
+                        type From = #ident;
+                        type To = #path;
+                        const INDEX: usize = #index;
+                    }
+                };
+                link_impl.extend(quote_spanned! {path.span()=>
+                    const _: () = ::core::assert!(
+                        !::netabase_store::rules::is_table_of(
+                            <#path as ::netabase_store::rules::CrossTarget>::TABLE,
+                            #definition_name,
+                        ),
+                        #same_definition
+                    );
+                });
                 (
                     format!(
                         "The link `{ident}.{}` to `{written}` of another definition, for \
                          `follow_across`.",
                         link.name,
                     ),
-                    quote! {
-                        #[automatically_derived]
-                        impl ::netabase_store::rules::CrossLink<#definition> for #link_type {
-                            type From = #ident;
-                            type To = #path;
-                            const INDEX: usize = #index;
-                        }
-                    }
-                    .into_iter()
-                    .chain(quote_spanned! {path.span()=>
-                        const _: () = ::core::assert!(
-                            !::netabase_store::rules::is_table_of(
-                                <#path as ::netabase_store::rules::CrossTarget>::TABLE,
-                                #definition_name,
-                            ),
-                            #same_definition
-                        );
-                    })
-                    .collect(),
+                    link_impl,
                 )
             }
         };
