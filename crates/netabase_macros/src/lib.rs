@@ -78,7 +78,10 @@ use syn::parse_macro_input;
 /// - `#[link(Target)]` / `#[link(Target, on_delete = restrict | cascade | set_null)]` on a
 ///   field holding `Target`'s primary key type `K` (`K`, `Option<K>` or `Vec<K>`), which
 ///   generates `<Model><Field>Link` for `follow`; `#[netabase(Def, parent = Target)]`
-///   makes the one link to `Target` cascade and implements `Child`.
+///   makes the one link to `Target` cascade and implements `Child`. `Target` is a model
+///   of the module, written `Target` or `self::Target` (so is a parent); any other path
+///   (`#[link(super::accounts::User)]`) names a model of another definition, which a
+///   link can only `restrict`.
 ///
 /// A field of the wrong type for its link, an unknown target or rule, and a `from`
 /// without a `version` are compile errors pointing at the offending tokens.

@@ -61,12 +61,22 @@ pub(crate) fn parse_model_option(
         }
     } else if key == "parent" {
         input.parse::<Token![=]>()?;
-        let ident: Ident = input.parse().map_err(|e| {
-            syn::Error::new(
-                e.span(),
-                "`parent` takes the name of a model of the module, e.g. `parent = Organization`",
-            )
-        })?;
+        let usage = "`parent` takes the name of a model of the module, e.g. `parent = Organization` \
+                     or `parent = self::Organization`";
+        let path: Path = input
+            .parse()
+            .map_err(|e| syn::Error::new(e.span(), usage))?;
+        // A parent is always a model of this module: `Organization` or
+        // `self::Organization`, as a link names it.
+        let Some(ident) = local_target(&path).cloned() else {
+            return Err(syn::Error::new_spanned(
+                &path,
+                format!(
+                    "{usage}: a parent owns its children (removing it removes them), which a \
+                     model of another definition cannot"
+                ),
+            ));
+        };
         if rules.parent.replace(ident).is_some() {
             return Err(twice());
         }
@@ -92,8 +102,8 @@ pub(crate) enum OnDelete {
 #[derive(Clone)]
 pub(crate) struct LinkAttr {
     pub(crate) attr: Attribute,
-    /// The linked model: a model of the module (`User`) or, by its path, a model of
-    /// another definition (`accounts::User`).
+    /// The linked model: a model of the module (`User` or `self::User`) or, by its
+    /// path, a model of another definition (`accounts::User`).
     pub(crate) target: Path,
     /// The policy and the tokens that named it.
     pub(crate) on_delete: Option<(OnDelete, Ident)>,
@@ -349,8 +359,10 @@ pub(crate) struct Link {
     pub(crate) ty: Type,
     /// The linked model's name (the last segment of its path).
     pub(crate) target: Ident,
+    /// The target as written (`User`, `self::User`, `accounts::User`), for errors.
+    pub(crate) path: Path,
     /// The path of a linked model of another definition (`#[link(accounts::User)]`);
-    /// `None` for a model of the module.
+    /// `None` for a model of the module (`User`, `self::User`).
     pub(crate) cross: Option<Path>,
     pub(crate) on_delete: OnDelete,
     /// The target's primary key type (filled once every model is known).
@@ -436,9 +448,10 @@ pub(crate) fn check_field(
         Some((policy, _)) => *policy,
         None => OnDelete::Restrict,
     };
-    // A path of more than one segment names a model of another definition.
-    let cross = (link.target.leading_colon.is_some() || link.target.segments.len() > 1)
-        .then(|| link.target.clone());
+    // `User` and `self::User` name a model of this module (the module the models sit
+    // in); any other path names a model of another definition.
+    let local = local_target(&link.target);
+    let cross = local.is_none().then(|| link.target.clone());
     if cross.is_some()
         && let Some((policy, token)) = &link.on_delete
         && *policy != OnDelete::Restrict
@@ -453,7 +466,10 @@ pub(crate) fn check_field(
             ),
         );
     }
-    let Some(target) = link.target.segments.last().map(|s| s.ident.clone()) else {
+    let Some(target) = local
+        .or_else(|| link.target.segments.last().map(|s| &s.ident))
+        .cloned()
+    else {
         return;
     };
     out.links.push(Link {
@@ -462,6 +478,7 @@ pub(crate) fn check_field(
         variant,
         ty: field.ty.clone(),
         target,
+        path: link.target.clone(),
         on_delete: if cross.is_some() {
             OnDelete::Restrict
         } else {
@@ -470,6 +487,21 @@ pub(crate) fn check_field(
         cross,
         target_key: None,
     });
+}
+
+/// The model a link names within its own definition: `User`, or `self::User` (the
+/// models sit in the definition module, so `self::` is that module); `None` for a path
+/// to a model of another definition (`super::accounts::User`, `crate::..`).
+fn local_target(path: &Path) -> Option<&Ident> {
+    if path.leading_colon.is_some() {
+        return None;
+    }
+    let segments: Vec<&syn::PathSegment> = path.segments.iter().collect();
+    match segments.as_slice() {
+        [name] => Some(&name.ident),
+        [module, name] if module.ident == "self" && module.arguments.is_none() => Some(&name.ident),
+        _ => None,
+    }
 }
 
 fn is_option_or_vec(ty: &Type) -> bool {
@@ -528,6 +560,16 @@ pub(crate) fn check_links(models: &mut [crate::valid::Model], cx: &mut Ctxt) {
             }
             match keys.iter().find(|(ident, _)| *ident == link.target) {
                 Some((_, ty)) => link.target_key = Some(ty.clone()),
+                None if link.path.segments.len() > 1 => cx.error_spanned_by(
+                    &link.path,
+                    format!(
+                        "`self::{target}` names no model of this definition: `self::` is the \
+                         definition module, and it has no struct `{target}` that derives \
+                         `NetabaseModel`; a model of another definition is named by its path \
+                         from here (`#[link(super::other_module::{target})]`)",
+                        target = link.target
+                    ),
+                ),
                 None => cx.error_spanned_by(
                     &link.target,
                     format!(
@@ -848,21 +890,43 @@ pub(crate) fn model_items(definition: &Ident, model: &crate::valid::Model) -> To
                     }
                 },
             ),
-            Some(path) => (
-                format!(
-                    "The link `{ident}.{}` to `{}` of another definition, for `follow_across`.",
-                    link.name,
-                    path.to_token_stream().to_string().replace(' ', "")
-                ),
-                quote! {
+            Some(path) => {
+                let written = path.to_token_stream().to_string().replace(' ', "");
+                // The macro cannot tell where a path leads; the compiler can: a path
+                // to a model of this very definition is a link within it, written
+                // `Target` or `self::Target`.
+                let definition_name = definition.to_string();
+                let same_definition = format!(
+                    "`{written}` is a model of this definition (`{definition}`): write \
+                     `#[link({target})]` or `#[link(self::{target})]`; a longer path names a \
+                     model of another definition"
+                );
+                let mut link_impl = quote! {
                     #[automatically_derived]
                     impl ::netabase_store::rules::CrossLink<#definition> for #link_type {
                         type From = #ident;
                         type To = #path;
                         const INDEX: usize = #index;
                     }
-                },
-            ),
+                };
+                link_impl.extend(quote_spanned! {path.span()=>
+                    const _: () = ::core::assert!(
+                        !::netabase_store::rules::is_table_of(
+                            <#path as ::netabase_store::rules::CrossTarget>::TABLE,
+                            #definition_name,
+                        ),
+                        #same_definition
+                    );
+                });
+                (
+                    format!(
+                        "The link `{ident}.{}` to `{written}` of another definition, for \
+                         `follow_across`.",
+                        link.name,
+                    ),
+                    link_impl,
+                )
+            }
         };
         out.extend(quote! {
             #[doc = #doc]
@@ -971,10 +1035,14 @@ pub(crate) fn older_items(older: &Older) -> TokenStream {
 /// The `visit_models` method of the definition trait.
 pub(crate) fn visit_models(idents: &[&Ident]) -> TokenStream {
     quote! {
-        fn visit_models<__V: ::netabase_store::rules::ModelVisitor<Self>>(
-            __visitor: &mut __V,
-        ) -> ::netabase_store::Result<()> {
-            #(__visitor.visit::<#idents>()?;)*
+        fn visit_models<__V>(__visitor: &mut __V) -> ::netabase_store::Result<()>
+        where
+            for<'__v> &'__v mut __V: ::netabase_store::schema::ModelVisitor<
+                Self,
+                Output = ::netabase_store::Result<()>,
+            >,
+        {
+            #(::netabase_store::schema::ModelVisitor::<Self>::visit::<#idents>(&mut *__visitor)?;)*
             ::core::result::Result::Ok(())
         }
     }

@@ -277,16 +277,12 @@ pub trait Child<D: NetabaseDefinitionTrait>: NetabaseModelTrait<D> {
     type ParentLink: Link<D, From = Self, To = Self::Parent>;
 }
 
-/// Runs a generic step for every model of a definition
-/// ([`NetabaseDefinitionTrait::visit_models`]): how the store reaches every model from
-/// one place (a cascade, a store-wide migration) without naming them.
-pub trait ModelVisitor<D: NetabaseDefinitionTrait> {
-    /// The step for model `M`.
-    ///
-    /// # Errors
-    /// Whatever the step reports; the visit stops at the first error.
-    fn visit<M: NetabaseModelTrait<D>>(&mut self) -> Result<()>;
-}
+/// The one visitor of models, [`crate::schema::ModelVisitor`], under the name the
+/// model rules used for it: [`NetabaseDefinitionTrait::visit_models`] runs it for every
+/// model through `&mut` (`impl ModelVisitor<D> for &mut MyStep` with
+/// `type Output = Result<()>`).
+#[doc(no_inline)]
+pub use crate::schema::ModelVisitor;
 
 /// The length a `#[validate(len(..))]` or `#[validate(non_empty)]` rule checks: bytes of
 /// a string, elements of a collection.
@@ -351,6 +347,24 @@ pub fn check_len(len: usize, min: Option<usize>, max: Option<usize>) -> Option<S
         return Some(format!("length {len} is above the maximum {max}"));
     }
     None
+}
+
+/// Whether `table` is a table of definition `definition` (`"<definition>/.."`): the
+/// compile-time check that a link by path names a model of another definition.
+#[doc(hidden)]
+pub const fn is_table_of(table: &str, definition: &str) -> bool {
+    let (table, definition) = (table.as_bytes(), definition.as_bytes());
+    if table.len() <= definition.len() || table[definition.len()] != b'/' {
+        return false;
+    }
+    let mut i = 0;
+    while i < definition.len() {
+        if table[i] != definition[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
 }
 
 /// Checks a range rule; the reason when it fails.

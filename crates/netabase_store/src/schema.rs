@@ -175,11 +175,15 @@ pub trait NetabaseDefinitionTrait: Sized + Clone + Debug + Send + Sync + 'static
 
     /// Runs `visitor` for every model of the definition, in declaration order: how the
     /// write pipeline reaches the models that link to a removed record, and how a
-    /// store-wide migration reaches every model.
+    /// store-wide migration reaches every model. The visitor is implemented for
+    /// `&mut` of a step (`impl ModelVisitor<D> for &mut MyStep`, with
+    /// `type Output = Result<()>`), so that each model's visit can update it.
     ///
     /// # Errors
     /// The first error of the visitor.
-    fn visit_models<V: crate::rules::ModelVisitor<Self>>(visitor: &mut V) -> crate::Result<()>;
+    fn visit_models<V>(visitor: &mut V) -> crate::Result<()>
+    where
+        for<'v> &'v mut V: ModelVisitor<Self, Output = crate::Result<()>>;
     /// Calls `visitor` with the model type that `discriminant` names: how code that
     /// only knows a model's position (a message from another replica) reaches the
     /// typed write path of that model.
@@ -189,13 +193,26 @@ pub trait NetabaseDefinitionTrait: Sized + Clone + Debug + Send + Sync + 'static
     ) -> V::Output;
 }
 
-/// Code generic over the model type, run by [`NetabaseDefinitionTrait::visit_model`]
-/// for the model a discriminant names.
+/// Code generic over the model type: run by [`NetabaseDefinitionTrait::visit_model`]
+/// for the model a discriminant names, and by [`NetabaseDefinitionTrait::visit_models`]
+/// (through `&mut` of the visitor) for every model of the definition, so the store
+/// reaches models from one place (a cascade, a store-wide migration) without naming
+/// them.
 pub trait ModelVisitor<D: NetabaseDefinitionTrait> {
     /// What the visit returns.
     type Output;
     /// Runs with the model type `M`.
     fn visit<M: NetabaseModelTrait<D>>(self) -> Self::Output;
+}
+
+/// Runs `visitor` for the model named `model` of `D` alone (through
+/// [`NetabaseDefinitionTrait::visit_model`]); `None` when `D` has no model of that name.
+pub(crate) fn visit_named<D, V>(model: &str, visitor: V) -> Option<V::Output>
+where
+    D: NetabaseDefinitionTrait,
+    V: ModelVisitor<D>,
+{
+    D::Discriminant::from_name(model).map(|d| D::visit_model(d, visitor))
 }
 
 /// A model: a struct with one `#[primary_key]` and any number of `#[secondary_key]`s.

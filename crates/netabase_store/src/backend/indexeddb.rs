@@ -645,37 +645,7 @@ fn register(tables: &IdbObjectStore, table: &str) -> std::result::Result<IdbRequ
     tables.put_with_key(&JsValue::TRUE, &Uint8Array::from(table.as_bytes()))
 }
 
-impl AsyncReadTxn for IdbWriteTxn {
-    async fn get(&self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        self.read.get(table, key).await
-    }
-    async fn get_many(&self, table: &str, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>> {
-        self.read.get_many(table, keys).await
-    }
-    async fn range(
-        &self,
-        table: &str,
-        range: RawRange,
-        direction: Direction,
-        limit: Option<usize>,
-    ) -> Result<Vec<Entry>> {
-        self.read.range(table, range, direction, limit).await
-    }
-    async fn range_keys(
-        &self,
-        table: &str,
-        range: RawRange,
-        limit: Option<usize>,
-    ) -> Result<Vec<Vec<u8>>> {
-        self.read.range_keys(table, range, limit).await
-    }
-    async fn len(&self, table: &str) -> Result<u64> {
-        self.read.len(table).await
-    }
-    async fn table_names(&self) -> Result<Vec<String>> {
-        self.read.table_names().await
-    }
-}
+crate::nonblocking::reads_through!(IdbWriteTxn, read);
 
 impl AsyncWriteTxn for IdbWriteTxn {
     async fn put_each(&self, table: &str, entries: Vec<Entry>) -> Result<Vec<Option<Vec<u8>>>> {

@@ -28,6 +28,8 @@ mod chunked;
 #[cfg(all(feature = "indexeddb", target_arch = "wasm32"))]
 pub mod indexeddb;
 pub mod memory;
+#[cfg(any(feature = "sled", feature = "redis"))]
+mod overlay;
 #[cfg(feature = "redb")]
 pub mod redb;
 #[cfg(feature = "redis")]

@@ -205,6 +205,67 @@ pub trait AsyncReadTxn {
     async fn table_names(&self) -> Result<Vec<String>>;
 }
 
+/// Implements [`AsyncReadTxn`] for the write transaction `$txn` by reading through
+/// the read transaction it holds in field `$read` (an engine whose reads of a write
+/// transaction are those of a read transaction, own writes included): every method is
+/// forwarded, the engine's overrides of the provided ones included.
+#[cfg(any(
+    feature = "threaded",
+    all(feature = "indexeddb", target_arch = "wasm32")
+))]
+macro_rules! reads_through {
+    ($txn:ty, $read:tt) => {
+        impl $crate::nonblocking::AsyncReadTxn for $txn {
+            async fn get(&self, table: &str, key: &[u8]) -> $crate::Result<Option<Vec<u8>>> {
+                $crate::nonblocking::AsyncReadTxn::get(&self.$read, table, key).await
+            }
+            async fn get_many(
+                &self,
+                table: &str,
+                keys: &[Vec<u8>],
+            ) -> $crate::Result<Vec<Option<Vec<u8>>>> {
+                $crate::nonblocking::AsyncReadTxn::get_many(&self.$read, table, keys).await
+            }
+            async fn range(
+                &self,
+                table: &str,
+                range: $crate::backend::RawRange,
+                direction: $crate::backend::Direction,
+                limit: Option<usize>,
+            ) -> $crate::Result<Vec<$crate::backend::Entry>> {
+                $crate::nonblocking::AsyncReadTxn::range(
+                    &self.$read,
+                    table,
+                    range,
+                    direction,
+                    limit,
+                )
+                .await
+            }
+            async fn range_keys(
+                &self,
+                table: &str,
+                range: $crate::backend::RawRange,
+                limit: Option<usize>,
+            ) -> $crate::Result<Vec<Vec<u8>>> {
+                $crate::nonblocking::AsyncReadTxn::range_keys(&self.$read, table, range, limit)
+                    .await
+            }
+            async fn len(&self, table: &str) -> $crate::Result<u64> {
+                $crate::nonblocking::AsyncReadTxn::len(&self.$read, table).await
+            }
+            async fn table_names(&self) -> $crate::Result<Vec<String>> {
+                $crate::nonblocking::AsyncReadTxn::table_names(&self.$read).await
+            }
+        }
+    };
+}
+#[cfg(any(
+    feature = "threaded",
+    all(feature = "indexeddb", target_arch = "wasm32")
+))]
+pub(crate) use reads_through;
+
 /// Writes inside an asynchronous transaction. Reads see the transaction's own writes.
 pub trait AsyncWriteTxn: AsyncReadTxn {
     /// Puts each `(key, value)` of `entries` into `table` in order and returns, for

@@ -15,7 +15,7 @@
 use crate::backend::{Direction, RawRange, WriteOp};
 use crate::codec::value::{decode_model, encode_value};
 use crate::error::{NetabaseError, Result, UniqueViolation};
-use crate::rules::ModelVisitor;
+use crate::schema::{ModelVisitor, visit_named};
 use crate::schema::{NetabaseDefinitionTrait, NetabaseModelTrait};
 use crate::typed::changes::Change;
 use crate::typed::chunk::{Decisions, RemoveChunk};
@@ -117,17 +117,15 @@ impl<W: AsyncWriteTxn> AsyncWriter<W> {
             let Some(bytes) = self.reader().get(table, &pk).await? else {
                 continue;
             };
-            let mut step = Unlink {
-                model,
+            let step = Unlink {
                 pk: &pk,
                 bytes: &bytes,
                 links: &links,
-                out: None,
             };
-            D::visit_models(&mut step)?;
-            let Some((value, plan)) = step.out else {
+            let Some(step) = visit_named::<D, _>(model, step) else {
                 continue;
             };
+            let (value, plan) = step?;
             let key = pk.clone();
             let new = value.clone();
             let txn = self.reader();
@@ -161,15 +159,13 @@ impl<W: AsyncWriteTxn> AsyncWriter<W> {
             };
             for chunk in pks.chunks(CHUNK) {
                 let olds = self.reader().delete_each(table, chunk.to_vec()).await?;
-                let mut step = Cascade {
-                    model,
+                let step = Cascade {
                     pks: chunk,
                     olds: &olds,
                     logging: self.logging(),
-                    out: None,
                 };
-                D::visit_models(&mut step)?;
-                if let Some((ops, changes)) = step.out {
+                if let Some(step) = visit_named::<D, _>(model, step) {
+                    let (ops, changes) = step?;
                     self.apply_by_table(ops).await?;
                     self.log(|| changes);
                 }
@@ -194,34 +190,25 @@ impl<W: AsyncWriteTxn> AsyncWriter<W> {
             .reader()
             .range(table, RawRange::all(), Direction::Forward, None)
             .await?;
-        let mut step = BuildLinks {
-            model,
-            records: &records,
-            plan: WritePlan::default(),
+        let plan = match visit_named::<D, _>(model, BuildLinks { records: &records }) {
+            Some(plan) => plan?,
+            None => WritePlan::default(),
         };
-        D::visit_models(&mut step)?;
-        self.write_internal(step.plan.ops).await
+        self.write_internal(plan.ops).await
     }
 }
 
 /// The primary table of the model named `model` of `D`.
 fn table_of<D: NetabaseDefinitionTrait>(model: &str) -> Option<&'static str> {
-    struct Find<'a> {
-        model: &'a str,
-        table: Option<&'static str>,
-    }
-    impl<D: NetabaseDefinitionTrait> ModelVisitor<D> for Find<'_> {
-        fn visit<R: NetabaseModelTrait<D>>(&mut self) -> Result<()> {
-            if R::INFO.name == self.model {
-                self.table = Some(R::INFO.table);
-            }
-            Ok(())
+    struct Table;
+    impl<D: NetabaseDefinitionTrait> ModelVisitor<D> for Table {
+        type Output = &'static str;
+
+        fn visit<R: NetabaseModelTrait<D>>(self) -> &'static str {
+            R::INFO.table
         }
     }
-    let mut find = Find { model, table: None };
-    // The visitor itself never fails.
-    let _ = D::visit_models(&mut find);
-    find.table
+    visit_named::<D, _>(model, Table)
 }
 
 /// A unique key that a clearing would take from another record.
@@ -231,30 +218,19 @@ fn unique_violation<D: NetabaseDefinitionTrait>(
     key: &[u8],
     holder: Vec<u8>,
 ) -> NetabaseError {
-    struct Field<'a> {
-        model: &'a str,
-        index: usize,
-        field: &'static str,
-    }
-    impl<D: NetabaseDefinitionTrait> ModelVisitor<D> for Field<'_> {
-        fn visit<R: NetabaseModelTrait<D>>(&mut self) -> Result<()> {
-            if R::INFO.name == self.model
-                && let Some(f) = R::INFO.secondary_keys.get(self.index)
-            {
-                self.field = f.field;
-            }
-            Ok(())
+    struct Field(usize);
+    impl<D: NetabaseDefinitionTrait> ModelVisitor<D> for Field {
+        type Output = Option<&'static str>;
+
+        fn visit<R: NetabaseModelTrait<D>>(self) -> Option<&'static str> {
+            R::INFO.secondary_keys.get(self.0).map(|f| f.field)
         }
     }
-    let mut field = Field {
-        model,
-        index,
-        field: "",
-    };
-    let _ = D::visit_models(&mut field);
     NetabaseError::UniqueViolation(Box::new(UniqueViolation {
         model,
-        field: field.field,
+        field: visit_named::<D, _>(model, Field(index))
+            .flatten()
+            .unwrap_or(""),
         value: crate::error::hex(key),
         holder: crate::error::hex(&holder),
         holder_key: holder,
@@ -264,18 +240,15 @@ fn unique_violation<D: NetabaseDefinitionTrait>(
 /// The typed step of a `set_null` clearing: the record without its links to removed
 /// targets, encoded, and the index writes that follow.
 struct Unlink<'a> {
-    model: &'static str,
     pk: &'a [u8],
     bytes: &'a [u8],
     links: &'a [(usize, Vec<u8>)],
-    out: Option<(Vec<u8>, WritePlan)>,
 }
 
 impl<D: NetabaseDefinitionTrait> ModelVisitor<D> for Unlink<'_> {
-    fn visit<R: NetabaseModelTrait<D>>(&mut self) -> Result<()> {
-        if R::INFO.name != self.model {
-            return Ok(());
-        }
+    type Output = Result<(Vec<u8>, WritePlan)>;
+
+    fn visit<R: NetabaseModelTrait<D>>(self) -> Self::Output {
         let old = decode_model::<D, R>(self.pk, self.bytes)?;
         let mut record = old.clone();
         for (link, target) in self.links {
@@ -284,25 +257,21 @@ impl<D: NetabaseDefinitionTrait> ModelVisitor<D> for Unlink<'_> {
         let value = encode_value(R::INFO.name, R::INFO.version, &record)?;
         let mut plan = WritePlan::default();
         plan_put::<D, R>(self.pk, Some(&old), &record, &mut plan);
-        self.out = Some((value, plan));
-        Ok(())
+        Ok((value, plan))
     }
 }
 
 /// The typed step of a cascade: the index writes (and changes) of records removed.
 struct Cascade<'a> {
-    model: &'static str,
     pks: &'a [Vec<u8>],
     olds: &'a [Option<Vec<u8>>],
     logging: bool,
-    out: Option<(Vec<WriteOp<'static>>, Vec<Change>)>,
 }
 
 impl<D: NetabaseDefinitionTrait> ModelVisitor<D> for Cascade<'_> {
-    fn visit<R: NetabaseModelTrait<D>>(&mut self) -> Result<()> {
-        if R::INFO.name != self.model {
-            return Ok(());
-        }
+    type Output = Result<(Vec<WriteOp<'static>>, Vec<Change>)>;
+
+    fn visit<R: NetabaseModelTrait<D>>(self) -> Self::Output {
         let chunk = RemoveChunk::new(self.pks, self.logging);
         let mut decisions = Decisions::default();
         for (i, old) in self.olds.iter().enumerate() {
@@ -310,27 +279,24 @@ impl<D: NetabaseDefinitionTrait> ModelVisitor<D> for Cascade<'_> {
         }
         let (ops, olds) = decisions.index_writes();
         let changes = chunk.changes::<D, R>(olds, self.pks.len());
-        self.out = Some((ops, changes));
-        Ok(())
+        Ok((ops, changes))
     }
 }
 
 /// The typed step of building link indexes: the entries of every stored record.
 struct BuildLinks<'a> {
-    model: &'static str,
     records: &'a [(Vec<u8>, Vec<u8>)],
-    plan: WritePlan,
 }
 
 impl<D: NetabaseDefinitionTrait> ModelVisitor<D> for BuildLinks<'_> {
-    fn visit<R: NetabaseModelTrait<D>>(&mut self) -> Result<()> {
-        if R::INFO.name != self.model {
-            return Ok(());
-        }
+    type Output = Result<WritePlan>;
+
+    fn visit<R: NetabaseModelTrait<D>>(self) -> Self::Output {
+        let mut plan = WritePlan::default();
         for (pk, value) in self.records {
             let record = decode_model::<D, R>(pk, value)?;
-            plan_links::<D, R>(pk, None, Some(&record), &mut self.plan);
+            plan_links::<D, R>(pk, None, Some(&record), &mut plan);
         }
-        Ok(())
+        Ok(plan)
     }
 }

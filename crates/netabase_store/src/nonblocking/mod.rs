@@ -48,6 +48,8 @@ mod store;
 mod threaded;
 mod write;
 
+#[cfg(all(feature = "indexeddb", target_arch = "wasm32"))]
+pub(crate) use backend::reads_through;
 pub use backend::{AsyncBackend, AsyncReadTxn, AsyncWriteTxn, AtCommit};
 pub use store::{
     AsyncBatch, AsyncStore, AsyncTree, AsyncTreeView, AsyncTxn, AsyncTxnMode, AsyncViewTxn,

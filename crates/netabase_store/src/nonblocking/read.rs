@@ -4,11 +4,14 @@
 use std::ops::RangeBounds;
 
 use crate::backend::{Direction, RawRange};
-use crate::codec::key::{KeyCodec, KeyDecodeError};
+use crate::codec::key::KeyCodec;
 use crate::codec::value::decode_model;
-use crate::error::{NetabaseError, Result};
+use crate::error::Result;
 use crate::schema::{NetabaseDefinitionTrait, NetabaseModelTrait, SecondaryKeyEnum};
-use crate::typed::read::{Check, decode_pk, indexed_outcome, primary_bounds, secondary_bounds};
+use crate::typed::read::{
+    Check, decode_entry, entry_pk, equality_query, indexed_outcome, primary_bounds,
+    secondary_bounds,
+};
 
 use super::backend::AsyncReadTxn;
 
@@ -69,18 +72,10 @@ where
     M: NetabaseModelTrait<D>,
     T: AsyncReadTxn + ?Sized,
 {
-    let index = key.index();
-    let Some(field) = M::INFO.secondary_keys.get(index) else {
+    let Some((field, encoded)) = equality_query::<D, M>(key) else {
         return Ok(Vec::new());
     };
-    let mut encoded = Vec::new();
-    key.encode(&mut encoded);
-    let check = Check {
-        snapshot,
-        index,
-        range: None,
-        value: &encoded,
-    };
+    let check = Check::equal(snapshot, key.index(), &encoded);
     // (index key, primary key) of every entry.
     let entries: Vec<(Vec<u8>, Vec<u8>)> = if field.unique {
         match txn.get(field.table, &encoded).await? {
@@ -143,10 +138,7 @@ where
     txn.range(M::INFO.table, bounds, direction, None)
         .await?
         .into_iter()
-        .map(|(pk, bytes)| {
-            let key = decode_pk::<D, M>(M::INFO.table, &pk)?;
-            Ok((key, decode_model::<D, M>(&pk, &bytes)?))
-        })
+        .map(|(pk, bytes)| decode_entry::<D, M>(&pk, &bytes))
         .collect()
 }
 
@@ -184,22 +176,9 @@ where
     };
     let mut entries = Vec::with_capacity(raw.len());
     for (key, value) in raw {
-        let pk = if field.unique {
-            value
-        } else {
-            // Non-unique entries are enc(secondary) ++ enc(primary).
-            let mut rest = key.as_slice();
-            K::decode_key(&mut rest)
-                .map_err(|e: KeyDecodeError| NetabaseError::decode(field.table, &key, e))?;
-            rest.to_vec()
-        };
+        let pk = entry_pk::<K>(field.table, field.unique, &key, &value)?.to_vec();
         entries.push((key, pk));
     }
-    let check = Check {
-        snapshot,
-        index,
-        range: Some(&bounds),
-        value: &[],
-    };
+    let check = Check::range(snapshot, index, &bounds);
     resolve::<D, M, T>(txn, field.table, entries, &check).await
 }

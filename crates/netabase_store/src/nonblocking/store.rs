@@ -6,12 +6,12 @@ use std::ops::{ControlFlow, RangeBounds};
 use std::sync::Arc;
 
 use crate::backend::{Capabilities, Direction, RawRange};
-use crate::codec::value::encode_value;
 use crate::error::Result;
 use crate::schema::{
     NetabaseDefinitionTrait, NetabaseModelTrait, SecondaryKeyField, UniqueKeyField,
 };
 use crate::sync::state::SyncState;
+use crate::typed::batch::Op;
 use crate::typed::changes::{ChangeSet, TypedChange};
 use crate::typed::meta::{self, Action, IndexBuilder, META_TABLE, OpenOptions};
 use crate::typed::txn::{ReadOnly, ReadWrite};
@@ -865,12 +865,6 @@ where
     }
 }
 
-/// One queued write of a batch.
-enum Op<M, K> {
-    Put(M, Vec<u8>),
-    Remove(K),
-}
-
 /// Puts and removes of model `M`, queued in memory and applied in one write
 /// transaction by [`AsyncBatch::commit`]: all of them, or none.
 #[must_use = "a batch applies nothing until `commit` is called"]
@@ -894,8 +888,7 @@ where
     /// # Errors
     /// [`crate::NetabaseError::Encode`] if the model cannot be serialized.
     pub fn put(&mut self, model: M) -> Result<()> {
-        let value = encode_value(M::INFO.name, M::INFO.version, &model)?;
-        self.ops.push(Op::Put(model, value));
+        self.ops.push(Op::put::<D>(model)?);
         Ok(())
     }
 

@@ -318,29 +318,7 @@ impl AsyncReadTxn for ThreadedTxn {
 #[derive(Debug)]
 pub struct ThreadedWriteTxn(ThreadedTxn);
 
-impl AsyncReadTxn for ThreadedWriteTxn {
-    async fn get(&self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        self.0.get(table, key).await
-    }
-    async fn get_many(&self, table: &str, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>> {
-        self.0.get_many(table, keys).await
-    }
-    async fn range(
-        &self,
-        table: &str,
-        range: RawRange,
-        direction: Direction,
-        limit: Option<usize>,
-    ) -> Result<Vec<Entry>> {
-        self.0.range(table, range, direction, limit).await
-    }
-    async fn len(&self, table: &str) -> Result<u64> {
-        self.0.len(table).await
-    }
-    async fn table_names(&self) -> Result<Vec<String>> {
-        self.0.table_names().await
-    }
-}
+super::backend::reads_through!(ThreadedWriteTxn, 0);
 
 impl AsyncWriteTxn for ThreadedWriteTxn {
     async fn put_each(&self, table: &str, entries: Vec<Entry>) -> Result<Vec<Option<Vec<u8>>>> {

@@ -17,7 +17,7 @@ use crate::error::{NetabaseError, PoisonedError, Result};
 use crate::schema::{NetabaseDefinitionTrait, NetabaseModelTrait};
 use crate::sync::state::SyncState;
 use crate::typed::changes::{Change, ChangeSet};
-use crate::typed::chunk::{Abandon, Decisions, PutChunk, RemoveChunk};
+use crate::typed::chunk::{Abandon, Decisions, PutChunk, RemoveChunk, cleared, cleared_tables};
 use crate::typed::links::{self, CrossIncoming};
 use crate::typed::watch::Hub;
 use crate::typed::write::{CHUNK, chunk_size, group_by_table};
@@ -30,6 +30,26 @@ enum Poison {
     Failed(String),
     /// The engine ended the transaction itself.
     Inactive(&'static str, &'static str),
+}
+
+impl Poison {
+    /// The poison left by the failure `e`.
+    fn of(e: &NetabaseError) -> Self {
+        match e {
+            NetabaseError::TransactionInactive(i) => Poison::Inactive(i.backend, i.operation),
+            other => Poison::Failed(other.to_string()),
+        }
+    }
+
+    /// The error of every write after the poisoning, and of the commit.
+    fn error(&self) -> NetabaseError {
+        match self {
+            Poison::Failed(cause) => NetabaseError::Poisoned(Box::new(PoisonedError {
+                cause: cause.clone(),
+            })),
+            Poison::Inactive(backend, operation) => NetabaseError::inactive(backend, operation),
+        }
+    }
 }
 
 /// A typed asynchronous write transaction: the engine's transaction, the log of what it
@@ -93,19 +113,10 @@ impl<W: AsyncWriteTxn> AsyncWriter<W> {
         &self.txn
     }
 
-    fn poison_error(poison: &Poison) -> NetabaseError {
-        match poison {
-            Poison::Failed(cause) => NetabaseError::Poisoned(Box::new(PoisonedError {
-                cause: cause.clone(),
-            })),
-            Poison::Inactive(backend, operation) => NetabaseError::inactive(backend, operation),
-        }
-    }
-
     /// Refuses a write on a poisoned transaction.
     fn check(&self) -> Result<()> {
         match lock(&self.poisoned).as_ref() {
-            Some(poison) => Err(Self::poison_error(poison)),
+            Some(poison) => Err(poison.error()),
             None => Ok(()),
         }
     }
@@ -115,11 +126,7 @@ impl<W: AsyncWriteTxn> AsyncWriter<W> {
         if let Err(e) = &result
             && !e.is_refusal()
         {
-            let poison = match e {
-                NetabaseError::TransactionInactive(i) => Poison::Inactive(i.backend, i.operation),
-                other => Poison::Failed(other.to_string()),
-            };
-            *lock(&self.poisoned) = Some(poison);
+            *lock(&self.poisoned) = Some(Poison::of(e));
         }
         result
     }
@@ -256,11 +263,7 @@ impl<W: AsyncWriteTxn> AsyncWriter<W> {
     /// record's own were made (a refusal then no longer leaves the transaction whole).
     fn poison_partial<R>(&self, wrote: bool, result: Result<R>) -> Result<R> {
         if wrote && let Err(e) = &result {
-            let poison = match e {
-                NetabaseError::TransactionInactive(i) => Poison::Inactive(i.backend, i.operation),
-                other => Poison::Failed(other.to_string()),
-            };
-            *lock(&self.poisoned) = Some(poison);
+            *lock(&self.poisoned) = Some(Poison::of(e));
         }
         result
     }
@@ -310,19 +313,10 @@ impl<W: AsyncWriteTxn> AsyncWriter<W> {
                 let executed = self.execute_removal::<D>(removal).await;
                 self.poison_partial(beyond, executed)?;
             }
-            self.txn.clear(M::INFO.table).await?;
-            for field in M::INFO.secondary_keys {
-                self.txn.clear(field.table).await?;
+            for table in cleared_tables::<D, M>() {
+                self.txn.clear(table).await?;
             }
-            for link in M::LINKS {
-                self.txn.clear(link.table).await?;
-            }
-            self.log(|| {
-                vec![Change::Cleared {
-                    model: M::INFO.name,
-                    table: M::INFO.table,
-                }]
-            });
+            self.log(cleared::<D, M>);
             Ok(())
         }
         .await;
@@ -355,7 +349,7 @@ impl<W: AsyncWriteTxn> AsyncWriter<W> {
             .into_inner()
             .unwrap_or_else(PoisonError::into_inner)
         {
-            return Err(Self::poison_error(&poison));
+            return Err(poison.error());
         }
         let changes = ChangeSet::from_log(
             self.log

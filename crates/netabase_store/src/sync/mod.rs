@@ -95,21 +95,35 @@ fn synced<'a, D: NetabaseDefinitionTrait, B: Backend>(
     store: &'a NetabaseStore<D, B>,
     model: Option<&'static str>,
 ) -> Result<&'a state::SyncState> {
-    let not_synced = || {
-        NetabaseError::sync(
-            D::NAME,
-            model,
-            SyncProblem::NotSynced,
-            "not synced: open the store with `OpenOptions::sync_model(..)` or `sync_all()`",
-        )
-    };
-    let state = store.sync_state().ok_or_else(not_synced)?;
+    let state = store.sync_state().ok_or_else(|| not_synced::<D>(model))?;
     if let Some(name) = model
         && !state.models.iter().any(|m| m.info.name == name)
     {
-        return Err(not_synced());
+        return Err(not_synced::<D>(model));
     }
     Ok(state)
+}
+
+/// The sync state of model `M` of `store`, when it is synced.
+fn synced_model<D, M, B>(store: &NetabaseStore<D, B>) -> Result<&state::SyncedModel>
+where
+    D: NetabaseDefinitionTrait,
+    M: NetabaseModelTrait<D>,
+    B: Backend,
+{
+    synced(store, Some(M::INFO.name))?
+        .model(M::INFO.table)
+        .ok_or_else(|| not_synced::<D>(Some(M::INFO.name)))
+}
+
+/// The refusal of a sync query on a store (or a model, when named) that is not synced.
+fn not_synced<D: NetabaseDefinitionTrait>(model: Option<&'static str>) -> NetabaseError {
+    NetabaseError::sync(
+        D::NAME,
+        model,
+        SyncProblem::NotSynced,
+        "not synced: open the store with `OpenOptions::sync_model(..)` or `sync_all()`",
+    )
 }
 
 /// Sync queries on the [`Tree`] of a synced model.
@@ -144,15 +158,7 @@ where
     type Key = M::PrimaryKey;
 
     fn version(&self, key: impl Into<M::PrimaryKey>) -> Result<Option<RecordVersion>> {
-        let state = synced(self.store(), Some(M::INFO.name))?;
-        let model = state.model(M::INFO.table).ok_or_else(|| {
-            NetabaseError::sync(
-                D::NAME,
-                Some(M::INFO.name),
-                SyncProblem::NotSynced,
-                "not synced",
-            )
-        })?;
+        let model = synced_model::<D, M, B>(self.store())?;
         let txn = self.store().raw_backend().begin_read()?;
         let key = key.into().to_key_bytes();
         Ok(
@@ -167,15 +173,7 @@ where
     where
         K: Into<M::PrimaryKey> + Clone,
     {
-        let state = synced(self.store(), Some(M::INFO.name))?;
-        let model = state.model(M::INFO.table).ok_or_else(|| {
-            NetabaseError::sync(
-                D::NAME,
-                Some(M::INFO.name),
-                SyncProblem::NotSynced,
-                "not synced",
-            )
-        })?;
+        let model = synced_model::<D, M, B>(self.store())?;
         let bounds = primary_bounds::<M::PrimaryKey, K>(&range);
         let lower = reconcile::lower_of(bounds.start);
         let upper = reconcile::upper_of(bounds.end);

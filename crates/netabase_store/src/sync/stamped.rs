@@ -19,7 +19,7 @@ use crate::schema::{NetabaseDefinitionTrait, NetabaseModelTrait};
 use crate::typed::write::Writer;
 
 use super::stamp::VersionStamp;
-use super::state::SyncedModel;
+use super::state::{SyncWrite, SyncedModel};
 use super::tree;
 
 /// What a stamped write did ([`TreeView::put_stamped`](crate::TreeView::put_stamped),
@@ -60,15 +60,15 @@ impl StampedWrite {
     }
 }
 
-/// The synced model `M` of the writer's store, or why it has none.
-fn synced_model<'w, D, M, B>(w: &'w Writer<'_, B>) -> Result<&'w SyncedModel>
+/// The writer's sync state and its synced model `M`, or why it has none.
+fn synced_model<'w, D, M, B>(w: &'w Writer<'_, B>) -> Result<(&'w SyncWrite, &'w SyncedModel)>
 where
     D: NetabaseDefinitionTrait,
     M: NetabaseModelTrait<D>,
     B: Backend,
 {
     w.sync()
-        .and_then(|sync| sync.state.model(M::INFO.table))
+        .and_then(|sync| Some((sync, sync.state.model(M::INFO.table)?)))
         .ok_or_else(|| {
             NetabaseError::sync(
                 D::NAME,
@@ -105,15 +105,7 @@ impl<B: Backend> Writer<'_, B> {
         D: NetabaseDefinitionTrait,
         M: NetabaseModelTrait<D>,
     {
-        let synced = synced_model::<D, M, B>(self)?;
-        let Some(sync) = self.sync() else {
-            return Err(NetabaseError::sync(
-                D::NAME,
-                Some(M::INFO.name),
-                SyncProblem::NotSynced,
-                "no sync state",
-            ));
-        };
+        let (sync, synced) = synced_model::<D, M, B>(self)?;
         let key = model.primary_key().to_key_bytes();
         if let Some(held) = held(self, synced, &key)?
             && held >= stamp
@@ -181,16 +173,14 @@ impl<B: Backend> Writer<'_, B> {
         D: NetabaseDefinitionTrait,
         M: NetabaseModelTrait<D>,
     {
-        let synced = synced_model::<D, M, B>(self)?;
+        let (sync, synced) = synced_model::<D, M, B>(self)?;
         let key = key.to_key_bytes();
         if let Some(held) = held(self, synced, &key)?
             && held >= stamp
         {
             return Ok(StampedWrite::Superseded { held });
         }
-        if let Some(sync) = self.sync() {
-            sync.state.clock.observe(stamp.hlc);
-        }
+        sync.state.clock.observe(stamp.hlc);
         self.remove_encoded_stamped::<D, M>(&key, stamp)?;
         Ok(StampedWrite::Applied {
             displaced: Vec::new(),

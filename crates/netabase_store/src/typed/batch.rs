@@ -10,11 +10,28 @@ use super::changes::ChangeSet;
 use super::store::NetabaseStore;
 use super::tree::Tree;
 
-/// One queued write.
-enum Op<M, K> {
+/// One queued write of a batch (of [`Batch`] and of the asynchronous batch).
+pub(crate) enum Op<M, K> {
     /// The model and its stored bytes, encoded once when queued.
     Put(M, Vec<u8>),
+    /// The primary key of the record to remove.
     Remove(K),
+}
+
+impl<M, K> Op<M, K> {
+    /// The put of `model`, encoded here, once, so that an error points at the call
+    /// that queued it.
+    ///
+    /// # Errors
+    /// [`crate::NetabaseError::Encode`] if the model cannot be serialized.
+    pub(crate) fn put<D>(model: M) -> Result<Self>
+    where
+        D: NetabaseDefinitionTrait,
+        M: NetabaseModelTrait<D>,
+    {
+        let value = encode_value(M::INFO.name, M::INFO.version, &model)?;
+        Ok(Op::Put(model, value))
+    }
 }
 
 /// Puts and removes of model `M`, queued in memory and applied in one write transaction
@@ -110,8 +127,7 @@ where
     /// [`crate::NetabaseError::Encode`] if the model cannot be serialized: it is encoded
     /// here, once, so the error points at the call that queued it. Nothing is queued then.
     pub fn put(&mut self, model: M) -> Result<()> {
-        let value = encode_value(M::INFO.name, M::INFO.version, &model)?;
-        self.ops.push(Op::Put(model, value));
+        self.ops.push(Op::put::<D>(model)?);
         Ok(())
     }
 

@@ -289,6 +289,30 @@ impl<'k> RemoveChunk<'k> {
     }
 }
 
+/// The tables a `clear` of `M` empties: its primary table, then each secondary index
+/// and each link index.
+pub(crate) fn cleared_tables<D, M>() -> impl Iterator<Item = &'static str>
+where
+    D: NetabaseDefinitionTrait,
+    M: NetabaseModelTrait<D>,
+{
+    std::iter::once(M::INFO.table)
+        .chain(M::INFO.secondary_keys.iter().map(|f| f.table))
+        .chain(M::LINKS.iter().map(|l| l.table))
+}
+
+/// The change a `clear` of `M` records.
+pub(crate) fn cleared<D, M>() -> Vec<Change>
+where
+    D: NetabaseDefinitionTrait,
+    M: NetabaseModelTrait<D>,
+{
+    vec![Change::Cleared {
+        model: M::INFO.name,
+        table: M::INFO.table,
+    }]
+}
+
 /// The error of a unique check that found another record's primary key `holder`.
 fn unique_violation<D, M>(model: &M, check: &UniqueCheck, holder: Vec<u8>) -> NetabaseError
 where

@@ -23,6 +23,7 @@
 //! prefix.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
+use std::convert::Infallible;
 use std::ops::ControlFlow;
 use std::sync::Arc;
 
@@ -30,7 +31,8 @@ use crate::backend::{Backend, Direction, RawRange, ReadTxn};
 use crate::codec::key::KeyCodec;
 use crate::codec::value::decode_model;
 use crate::error::{DanglingLinkError, NetabaseError, Result, StillReferencedError};
-use crate::rules::{LinkInfo, ModelVisitor, OnDelete};
+use crate::rules::{LinkInfo, OnDelete};
+use crate::schema::{ModelVisitor, visit_named};
 use crate::schema::{NetabaseDefinitionTrait, NetabaseModelTrait};
 
 use super::write::Writer;
@@ -108,29 +110,50 @@ where
     let mut key = Vec::new();
     let mut own: Option<Vec<u8>> = None;
     for (index, link) in M::LINKS.iter().enumerate() {
-        let mut at = 0;
-        loop {
-            key.clear();
-            if !model.link_key(index, at, &mut key) {
-                break;
-            }
-            at += 1;
-            let to_own_model = link.target_table == M::INFO.table;
+        let to_own_model = link.target_table == M::INFO.table;
+        each_link_key::<D, M, _>(model, index, &mut key, |key| {
             // A record may link to itself: it is written by this very call.
             if to_own_model && *own.get_or_insert_with(|| model.primary_key().to_key_bytes()) == key
             {
-                continue;
+                return Ok(());
             }
-            if !exists(txn, link.target_table, &key)? {
+            if !exists(txn, link.target_table, key)? {
                 if to_own_model && let Some(defer) = defer.as_deref_mut() {
-                    defer.push((index, key.clone()));
-                    continue;
+                    defer.push((index, key.to_vec()));
+                    return Ok(());
                 }
-                return Err(dangling::<D, M>(index, &key));
+                return Err(dangling::<D, M>(index, key));
             }
-        }
+            Ok(())
+        })?;
     }
     Ok(())
+}
+
+/// Calls `f` with each target key that link `index` of `model` holds, in the field's
+/// order, each encoded into the one buffer `key` (nothing allocated per target).
+///
+/// # Errors
+/// The first error of `f`.
+fn each_link_key<D, M, E>(
+    model: &M,
+    index: usize,
+    key: &mut Vec<u8>,
+    mut f: impl FnMut(&[u8]) -> std::result::Result<(), E>,
+) -> std::result::Result<(), E>
+where
+    D: NetabaseDefinitionTrait,
+    M: NetabaseModelTrait<D>,
+{
+    let mut at = 0;
+    loop {
+        key.clear();
+        if !model.link_key(index, at, key) {
+            return Ok(());
+        }
+        at += 1;
+        f(key)?;
+    }
 }
 
 /// The link targets that the models of one call point at and that must exist in the
@@ -174,17 +197,12 @@ impl LinkTargets {
             seen.resize_with(M::LINKS.len(), HashSet::default);
             for model in models {
                 for (index, seen) in seen.iter_mut().enumerate() {
-                    let mut at = 0;
-                    loop {
-                        key.clear();
-                        if !model.link_key(index, at, &mut key) {
-                            break;
+                    let Ok(()) = each_link_key::<D, M, Infallible>(model, index, &mut key, |key| {
+                        if !seen.contains(key) {
+                            seen.insert(key.to_vec());
                         }
-                        at += 1;
-                        if !seen.contains(key.as_slice()) {
-                            seen.insert(key.clone());
-                        }
-                    }
+                        Ok(())
+                    });
                 }
             }
             for (index, set) in seen.into_iter().enumerate() {
@@ -193,15 +211,10 @@ impl LinkTargets {
         } else {
             for model in models {
                 for index in 0..M::LINKS.len() {
-                    let mut at = 0;
-                    loop {
-                        key.clear();
-                        if !model.link_key(index, at, &mut key) {
-                            break;
-                        }
-                        at += 1;
-                        targets.push((index, key.clone()));
-                    }
+                    let Ok(()) = each_link_key::<D, M, Infallible>(model, index, &mut key, |key| {
+                        targets.push((index, key.to_vec()));
+                        Ok(())
+                    });
                 }
             }
         }
@@ -258,9 +271,10 @@ pub(crate) fn validate_value<D: NetabaseDefinitionTrait>(value: &D) -> Result<()
         value: &'v D,
     }
     impl<D: NetabaseDefinitionTrait> ModelVisitor<D> for Check<'_, D> {
-        fn visit<M: NetabaseModelTrait<D>>(&mut self) -> Result<()> {
+        type Output = Result<()>;
+
+        fn visit<M: NetabaseModelTrait<D>>(self) -> Result<()> {
             if M::VALIDATES
-                && self.value.discriminant() == M::discriminant()
                 && let Ok(model) = M::try_from_definition(self.value.clone())
             {
                 model.validate()?;
@@ -268,7 +282,7 @@ pub(crate) fn validate_value<D: NetabaseDefinitionTrait>(value: &D) -> Result<()
             Ok(())
         }
     }
-    D::visit_models(&mut Check { value })
+    D::visit_model(value.discriminant(), Check { value })
 }
 
 fn exists<T: ReadTxn + ?Sized>(txn: &T, table: &str, key: &[u8]) -> Result<bool> {
@@ -306,8 +320,10 @@ pub(crate) fn is_linked_to<D: NetabaseDefinitionTrait>(target: &'static str) -> 
         target: &'static str,
         found: bool,
     }
-    impl<D: NetabaseDefinitionTrait> ModelVisitor<D> for Find {
-        fn visit<R: NetabaseModelTrait<D>>(&mut self) -> Result<()> {
+    impl<D: NetabaseDefinitionTrait> ModelVisitor<D> for &mut Find {
+        type Output = Result<()>;
+
+        fn visit<R: NetabaseModelTrait<D>>(self) -> Result<()> {
             self.found |= R::LINKS.iter().any(|l| l.target_table == self.target);
             Ok(())
         }
@@ -393,8 +409,10 @@ fn incoming<D: NetabaseDefinitionTrait>(
         across: &'a [Arc<CrossIncoming>],
         found: Vec<Incoming>,
     }
-    impl<D: NetabaseDefinitionTrait> ModelVisitor<D> for Find<'_> {
-        fn visit<R: NetabaseModelTrait<D>>(&mut self) -> Result<()> {
+    impl<D: NetabaseDefinitionTrait> ModelVisitor<D> for &mut Find<'_> {
+        type Output = Result<()>;
+
+        fn visit<R: NetabaseModelTrait<D>>(self) -> Result<()> {
             for (index, link) in R::LINKS.iter().enumerate() {
                 if link.target_table == self.table {
                     self.found.push(Incoming::Within {
@@ -747,8 +765,10 @@ impl Removal {
             removal: Removal,
             removing: bool,
         }
-        impl<D: NetabaseDefinitionTrait, B: Backend> ModelVisitor<D> for Run<'_, '_, B> {
-            fn visit<R: NetabaseModelTrait<D>>(&mut self) -> Result<()> {
+        impl<D: NetabaseDefinitionTrait, B: Backend> ModelVisitor<D> for &mut Run<'_, '_, B> {
+            type Output = Result<()>;
+
+            fn visit<R: NetabaseModelTrait<D>>(self) -> Result<()> {
                 let name = R::INFO.name;
                 if self.removing {
                     if let Some(pks) = self.removal.cascaded.remove(name) {
@@ -793,22 +813,15 @@ impl Removal {
 
 /// The links of the model named `model` of `D`.
 pub(crate) fn links_of<D: NetabaseDefinitionTrait>(model: &str) -> &'static [LinkInfo] {
-    struct Find<'a> {
-        model: &'a str,
-        links: &'static [LinkInfo],
-    }
-    impl<D: NetabaseDefinitionTrait> ModelVisitor<D> for Find<'_> {
-        fn visit<R: NetabaseModelTrait<D>>(&mut self) -> Result<()> {
-            if R::INFO.name == self.model {
-                self.links = R::LINKS;
-            }
-            Ok(())
+    struct Links;
+    impl<D: NetabaseDefinitionTrait> ModelVisitor<D> for Links {
+        type Output = &'static [LinkInfo];
+
+        fn visit<R: NetabaseModelTrait<D>>(self) -> &'static [LinkInfo] {
+            R::LINKS
         }
     }
-    let mut find = Find { model, links: &[] };
-    // The visitor itself never fails.
-    let _ = D::visit_models(&mut find);
-    find.links
+    visit_named::<D, _>(model, Links).unwrap_or(&[])
 }
 
 /// Rebuilds every link index of the model named `model` from its stored records (at
@@ -821,15 +834,13 @@ pub(crate) fn build_link_indexes<D: NetabaseDefinitionTrait, B: Backend>(
     writer: &Writer<'_, B>,
     model: &str,
 ) -> Result<()> {
-    struct Build<'w, 's, 'm, B: Backend> {
+    struct Build<'w, 's, B: Backend> {
         writer: &'w Writer<'s, B>,
-        model: &'m str,
     }
-    impl<D: NetabaseDefinitionTrait, B: Backend> ModelVisitor<D> for Build<'_, '_, '_, B> {
-        fn visit<R: NetabaseModelTrait<D>>(&mut self) -> Result<()> {
-            if R::INFO.name != self.model {
-                return Ok(());
-            }
+    impl<D: NetabaseDefinitionTrait, B: Backend> ModelVisitor<D> for Build<'_, '_, B> {
+        type Output = Result<()>;
+
+        fn visit<R: NetabaseModelTrait<D>>(self) -> Result<()> {
             for link in R::LINKS {
                 self.writer.clear_internal(link.table)?;
             }
@@ -847,5 +858,5 @@ pub(crate) fn build_link_indexes<D: NetabaseDefinitionTrait, B: Backend>(
             self.writer.write_internal(&plan.ops)
         }
     }
-    D::visit_models(&mut Build { writer, model })
+    visit_named::<D, _>(model, Build { writer }).unwrap_or(Ok(()))
 }

@@ -13,7 +13,7 @@ use std::ops::ControlFlow;
 use crate::backend::{Backend, Direction, RawRange, ReadTxn};
 use crate::codec::value::{decode_model, split_header};
 use crate::error::Result;
-use crate::rules::ModelVisitor;
+use crate::schema::{ModelVisitor, visit_named};
 use crate::schema::{NetabaseDefinitionTrait, NetabaseModelTrait};
 
 use super::write::Writer;
@@ -135,8 +135,10 @@ where
         progress: &'p mut dyn FnMut(MigrateProgress),
         total: u64,
     }
-    impl<D: NetabaseDefinitionTrait, B: Backend> ModelVisitor<D> for All<'_, '_, '_, B> {
-        fn visit<M: NetabaseModelTrait<D>>(&mut self) -> Result<()> {
+    impl<D: NetabaseDefinitionTrait, B: Backend> ModelVisitor<D> for &mut All<'_, '_, '_, B> {
+        type Output = Result<()>;
+
+        fn visit<M: NetabaseModelTrait<D>>(self) -> Result<()> {
             self.total += migrate_model::<D, M, B>(self.writer, self.progress)?;
             Ok(())
         }
@@ -153,27 +155,15 @@ where
 /// Whether the model named `model` of `D` reads values written by `version` (through
 /// its `from` chain).
 pub(crate) fn has_upgrade<D: NetabaseDefinitionTrait>(model: &str, version: u16) -> bool {
-    struct Find<'a> {
-        model: &'a str,
-        version: u16,
-        found: bool,
-    }
-    impl<D: NetabaseDefinitionTrait> ModelVisitor<D> for Find<'_> {
-        fn visit<M: NetabaseModelTrait<D>>(&mut self) -> Result<()> {
+    struct Upgrade(u16);
+    impl<D: NetabaseDefinitionTrait> ModelVisitor<D> for Upgrade {
+        type Output = bool;
+
+        fn visit<M: NetabaseModelTrait<D>>(self) -> bool {
             // The hook answers `None` exactly when no upgrade exists; the empty body
             // only makes a decoding attempt fail.
-            if M::INFO.name == self.model {
-                self.found = M::decode_older(self.version, &[]).is_some();
-            }
-            Ok(())
+            M::decode_older(self.0, &[]).is_some()
         }
     }
-    let mut find = Find {
-        model,
-        version,
-        found: false,
-    };
-    // The visitor itself never fails.
-    let _ = D::visit_models(&mut find);
-    find.found
+    visit_named::<D, _>(model, Upgrade(version)).unwrap_or(false)
 }

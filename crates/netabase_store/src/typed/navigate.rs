@@ -2,7 +2,7 @@
 //! child's parent; and migrating a tree. Reads go through the link indexes that the
 //! write pipeline keeps exact.
 
-use crate::backend::Backend;
+use crate::backend::{Backend, ReadTxn};
 use crate::codec::key::KeyCodec;
 use crate::error::Result;
 use crate::rules::{Child, CrossLink, CrossTarget, Link};
@@ -15,6 +15,41 @@ use super::store::NetabaseStore;
 use super::tree::Tree;
 use super::txn::{TreeView, ViewTxn};
 use super::write::Writer;
+
+/// The records of `R` (a model of definition `RD`) whose links point at the record
+/// with encoded primary key `target` of the primary table `target_table`, each once, in
+/// primary-key order.
+fn referrers_of<RD, R, T>(txn: &T, target_table: &str, target: &[u8]) -> Result<Vec<R>>
+where
+    RD: NetabaseDefinitionTrait,
+    R: NetabaseModelTrait<RD>,
+    T: ReadTxn + ?Sized,
+{
+    let mut keys = Vec::new();
+    for link in R::LINKS.iter().filter(|l| l.target_table == target_table) {
+        keys.extend(referrer_keys(txn, link.table, target)?);
+    }
+    keys.sort();
+    keys.dedup();
+    records_at::<RD, R, T>(txn, keys)
+}
+
+/// The records of `R` (a model of definition `RD`) at the encoded primary keys `keys`,
+/// in the same order; a key without a record is passed over.
+fn records_at<RD, R, T>(txn: &T, keys: Vec<Vec<u8>>) -> Result<Vec<R>>
+where
+    RD: NetabaseDefinitionTrait,
+    R: NetabaseModelTrait<RD>,
+    T: ReadTxn + ?Sized,
+{
+    let mut out = Vec::with_capacity(keys.len());
+    for pk in keys {
+        if let Some(record) = get_raw::<RD, R, T>(txn, &pk)? {
+            out.push(record);
+        }
+    }
+    Ok(out)
+}
 
 impl<D, M, T> TreeView<'_, D, M, T>
 where
@@ -32,20 +67,7 @@ where
         &self,
         key: impl Into<M::PrimaryKey>,
     ) -> Result<Vec<R>> {
-        let target = key.into().to_key_bytes();
-        let mut keys = Vec::new();
-        for link in R::LINKS.iter().filter(|l| l.target_table == M::INFO.table) {
-            keys.extend(referrer_keys(self.txn().raw(), link.table, &target)?);
-        }
-        keys.sort();
-        keys.dedup();
-        let mut out = Vec::with_capacity(keys.len());
-        for pk in keys {
-            if let Some(record) = get_raw::<D, R, T::Raw>(self.txn().raw(), &pk)? {
-                out.push(record);
-            }
-        }
-        Ok(out)
+        referrers_of::<D, R, _>(self.txn().raw(), M::INFO.table, &key.into().to_key_bytes())
     }
 
     /// The records that link `L` (a generated link type, e.g. `PostAuthorIdLink`) of
@@ -57,13 +79,7 @@ where
     pub fn follow<L: Link<D, From = M>>(&self, record: &M) -> Result<Vec<L::To>> {
         let mut keys = Vec::new();
         record.link_keys(L::INDEX, &mut keys);
-        let mut out = Vec::with_capacity(keys.len());
-        for pk in keys {
-            if let Some(target) = get_raw::<D, L::To, T::Raw>(self.txn().raw(), &pk)? {
-                out.push(target);
-            }
-        }
-        Ok(out)
+        records_at::<D, L::To, _>(self.txn().raw(), keys)
     }
 
     /// The parent of `record` (a model declared `#[netabase(Def, parent = Parent)]`).
@@ -87,20 +103,11 @@ where
     where
         R: CrossTarget + NetabaseModelTrait<<R as CrossTarget>::Definition>,
     {
-        let target = key.into().to_key_bytes();
-        let mut keys = Vec::new();
-        for link in R::LINKS.iter().filter(|l| l.target_table == M::INFO.table) {
-            keys.extend(referrer_keys(self.txn().raw(), link.table, &target)?);
-        }
-        keys.sort();
-        keys.dedup();
-        let mut out = Vec::with_capacity(keys.len());
-        for pk in keys {
-            if let Some(record) = get_raw::<R::Definition, R, T::Raw>(self.txn().raw(), &pk)? {
-                out.push(record);
-            }
-        }
-        Ok(out)
+        referrers_of::<R::Definition, R, _>(
+            self.txn().raw(),
+            M::INFO.table,
+            &key.into().to_key_bytes(),
+        )
     }
 
     /// [`TreeView::follow`] for a link into another definition held in the same
@@ -111,15 +118,7 @@ where
     pub fn follow_across<L: CrossLink<D, From = M>>(&self, record: &M) -> Result<Vec<L::To>> {
         let mut keys = Vec::new();
         record.link_keys(L::INDEX, &mut keys);
-        let mut out = Vec::with_capacity(keys.len());
-        for pk in keys {
-            if let Some(target) =
-                get_raw::<<L::To as CrossTarget>::Definition, L::To, T::Raw>(self.txn().raw(), &pk)?
-            {
-                out.push(target);
-            }
-        }
-        Ok(out)
+        records_at::<<L::To as CrossTarget>::Definition, L::To, _>(self.txn().raw(), keys)
     }
 
     /// How many records were written by another version of the model than the code's

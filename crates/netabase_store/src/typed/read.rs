@@ -13,7 +13,9 @@ use crate::backend::{Cursor, Direction, EntryCursor, RawRange, ReadTxn};
 use crate::codec::key::{KeyCodec, KeyDecodeError, prefix_successor};
 use crate::codec::value::decode_model;
 use crate::error::{DecodeReason, NetabaseError, Result};
-use crate::schema::{NetabaseDefinitionTrait, NetabaseModelTrait, SecondaryKeyEnum};
+use crate::schema::{
+    NetabaseDefinitionTrait, NetabaseModelTrait, SecondaryKeyEnum, SecondaryKeyInfo,
+};
 
 pub(crate) fn decode_pk<D, M>(table: &str, pk: &[u8]) -> Result<M::PrimaryKey>
 where
@@ -21,6 +23,18 @@ where
     M: NetabaseModelTrait<D>,
 {
     M::PrimaryKey::from_key_bytes(pk).map_err(|e| NetabaseError::decode(table, pk, e))
+}
+
+/// A primary table entry (`pk`, `bytes`) of `M`, decoded: the key and the record.
+pub(crate) fn decode_entry<D, M>(pk: &[u8], bytes: &[u8]) -> Result<(M::PrimaryKey, M)>
+where
+    D: NetabaseDefinitionTrait,
+    M: NetabaseModelTrait<D>,
+{
+    Ok((
+        decode_pk::<D, M>(M::INFO.table, pk)?,
+        decode_model::<D, M>(pk, bytes)?,
+    ))
 }
 
 /// The record at the encoded primary key `pk`, decoded straight from the engine's
@@ -66,18 +80,10 @@ where
     M: NetabaseModelTrait<D>,
     T: ReadTxn + ?Sized,
 {
-    let index = key.index();
-    let Some(field) = M::INFO.secondary_keys.get(index) else {
+    let Some((field, encoded)) = equality_query::<D, M>(key) else {
         return Ok(Vec::new());
     };
-    let mut encoded = Vec::new();
-    key.encode(&mut encoded);
-    let check = Check {
-        snapshot,
-        index,
-        range: None,
-        value: &encoded,
-    };
+    let check = Check::equal(snapshot, key.index(), &encoded);
     let mut out = Vec::new();
     if field.unique {
         if let Some(pk) = txn.get(field.table, &encoded)?
@@ -114,6 +120,21 @@ where
     Ok(out)
 }
 
+/// The index an equality query on `key` reads and the encoded value it looks for;
+/// `None` for a key the model does not have.
+pub(crate) fn equality_query<D, M>(
+    key: &M::SecondaryKeys,
+) -> Option<(&'static SecondaryKeyInfo, Vec<u8>)>
+where
+    D: NetabaseDefinitionTrait,
+    M: NetabaseModelTrait<D>,
+{
+    let field = M::INFO.secondary_keys.get(key.index())?;
+    let mut encoded = Vec::new();
+    key.encode(&mut encoded);
+    Some((field, encoded))
+}
+
 /// How a record found through an index is checked against the query.
 pub(crate) struct Check<'a> {
     /// Reads are snapshots: the record always matches its index entry, and a missing
@@ -127,7 +148,28 @@ pub(crate) struct Check<'a> {
     pub(crate) value: &'a [u8],
 }
 
-impl Check<'_> {
+impl<'a> Check<'a> {
+    /// The check of an equality query for the encoded value `value` of the secondary
+    /// key at `index`.
+    pub(crate) fn equal(snapshot: bool, index: usize, value: &'a [u8]) -> Self {
+        Check {
+            snapshot,
+            index,
+            range: None,
+            value,
+        }
+    }
+
+    /// The check of a range query over `range` of the secondary key at `index`.
+    pub(crate) fn range(snapshot: bool, index: usize, range: &'a RawRange) -> Self {
+        Check {
+            snapshot,
+            index,
+            range: Some(range),
+            value: &[],
+        }
+    }
+
     /// Whether `model`, read after its index entry, still matches the query.
     fn matches<D, M>(&self, model: &M) -> bool
     where
@@ -290,10 +332,7 @@ where
             Ok(entry) => entry,
             Err(e) => return Some(Err(e)),
         };
-        Some(
-            decode_pk::<D, M>(M::INFO.table, pk)
-                .and_then(|key| Ok((key, decode_model::<D, M>(pk, bytes)?))),
-        )
+        Some(decode_entry::<D, M>(pk, bytes))
     }
 }
 
@@ -372,14 +411,25 @@ where
             "the scan has no transaction",
         ));
     };
+    let pk = entry_pk::<K>(table, unique, key, value)?;
+    lookup_indexed::<D, M, T>(txn, table, key, pk, check)
+}
+
+/// The encoded primary key an index entry (`key`, `value`) of `table` holds, for a
+/// secondary key of type `K`: the value of a unique index; in a non-unique one, the
+/// rest of the key after the secondary value (enc(secondary) ++ enc(primary)).
+pub(crate) fn entry_pk<'e, K: KeyCodec>(
+    table: &str,
+    unique: bool,
+    key: &'e [u8],
+    value: &'e [u8],
+) -> Result<&'e [u8]> {
     if unique {
-        return lookup_indexed::<D, M, T>(txn, table, key, value, check);
+        return Ok(value);
     }
-    // Non-unique entries are enc(secondary) ++ enc(primary): decode the secondary value
-    // to find where the primary key starts.
     let mut rest = key;
     K::decode_key(&mut rest).map_err(|e: KeyDecodeError| NetabaseError::decode(table, key, e))?;
-    lookup_indexed::<D, M, T>(txn, table, key, rest, check)
+    Ok(rest)
 }
 
 impl<D, M, T, K> Iterator for SecondaryIter<'_, D, M, T, K>
@@ -392,12 +442,7 @@ where
     type Item = Result<M>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        let check = Check {
-            snapshot: self.snapshot,
-            index: self.index,
-            range: Some(&self.range),
-            value: &[],
-        };
+        let check = Check::range(self.snapshot, self.index, &self.range);
         loop {
             let (key, value) = match self.raw.next_entry()? {
                 Ok(entry) => entry,

@@ -37,7 +37,8 @@ use std::fmt::Write;
 use std::sync::Arc;
 
 use crate::codec::dynamic::{Fields, NamedType, ShapeMismatch, TypeDef, TypeShape, Value};
-use crate::rules::{FieldRuleInfo, LinkInfo, ModelVisitor, OnDelete, RuleInfo};
+use crate::rules::{FieldRuleInfo, LinkInfo, OnDelete, RuleInfo};
+use crate::schema::ModelVisitor;
 use crate::schema::{
     FieldsKind, ModelInfo, NetabaseDefinitionTrait, NetabaseModelTrait, SecondaryKeyInfo,
 };
@@ -59,8 +60,10 @@ pub(crate) fn shape_text<D: NetabaseDefinitionTrait>() -> Option<String> {
         &'static [FieldRuleInfo],
         bool,
     );
-    impl<D: NetabaseDefinitionTrait> ModelVisitor<D> for Rules {
-        fn visit<M: NetabaseModelTrait<D>>(&mut self) -> crate::Result<()> {
+    impl<D: NetabaseDefinitionTrait> ModelVisitor<D> for &mut Rules {
+        type Output = crate::Result<()>;
+
+        fn visit<M: NetabaseModelTrait<D>>(self) -> crate::Result<()> {
             self.0
                 .push((M::INFO.name, M::LINKS, M::FIELD_RULES, M::CUSTOM_VALIDATOR));
             Ok(())

@@ -27,7 +27,7 @@ use crate::schema::{ModelInfo, NetabaseDefinitionTrait, NetabaseModelTrait};
 use crate::sync::state::{SyncState, SyncWrite};
 
 use super::changes::{Change, ChangeSet};
-use super::chunk::{Abandon, Decisions, PutChunk, RemoveChunk};
+use super::chunk::{Abandon, Decisions, PutChunk, RemoveChunk, cleared, cleared_tables};
 use super::links::{self, Removal};
 use super::plan::{WritePlan, plan_put_keys};
 use super::watch::Hub;
@@ -417,19 +417,10 @@ impl<'s, B: Backend> Writer<'s, B> {
                 let beyond = !removal.is_empty();
                 self.poison_partial(beyond, removal.execute::<D, B>(self))?;
             }
-            self.txn.clear(M::INFO.table)?;
-            for field in M::INFO.secondary_keys {
-                self.txn.clear(field.table)?;
+            for table in cleared_tables::<D, M>() {
+                self.txn.clear(table)?;
             }
-            for link in M::LINKS {
-                self.txn.clear(link.table)?;
-            }
-            self.log(|| {
-                vec![Change::Cleared {
-                    model: M::INFO.name,
-                    table: M::INFO.table,
-                }]
-            });
+            self.log(cleared::<D, M>);
             Ok(())
         })
     }

@@ -7,11 +7,14 @@
 #![allow(dead_code)]
 
 pub mod cross;
+pub mod paths;
 pub mod schema;
 
 // The suite macro names every check as `model_rules::<check>`.
 #[allow(unused_imports)]
 pub use cross::*;
+#[allow(unused_imports)]
+pub use paths::*;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -55,6 +58,17 @@ fn post(id: u64, author: u64) -> Post {
 /// contents of each link index table; and the same for its secondary indexes.
 pub fn assert_indexes_exact<B: Backend, M: NetabaseModelTrait<RulesDefinition>>(
     store: &Rules<B>,
+) -> TestResult {
+    assert_model_indexes_exact::<RulesDefinition, B, M>(store)
+}
+
+/// [`assert_indexes_exact`] for a model of any definition.
+pub fn assert_model_indexes_exact<
+    D: NetabaseDefinitionTrait,
+    B: Backend,
+    M: NetabaseModelTrait<D>,
+>(
+    store: &NetabaseStore<D, B>,
 ) -> TestResult {
     let records: Vec<M> = store
         .open_tree::<M>()
@@ -1004,7 +1018,16 @@ macro_rules! model_rules_suite {
             cross_restrict_holds_without_the_linking_store,
             cross_referrers_and_follow,
             one_record_links_to_itself_and_repeats,
+            self_paths_link_within_the_definition,
         );
+
+        #[test]
+        fn self_paths_store_what_single_names_store() -> model_rules::TestResult {
+            model_rules::self_paths_store_what_single_names_store(
+                std::sync::Arc::new(($make)()?),
+                std::sync::Arc::new(($make)()?),
+            )
+        }
     };
     (@tests $make:expr; $($name:ident),+ $(,)?) => {
         $(

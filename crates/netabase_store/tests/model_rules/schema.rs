@@ -324,3 +324,78 @@ pub mod library_unlinked {
         pub borrower: Option<u64>,
     }
 }
+
+/// Links written as paths within their own definition (`self::Model`), with every
+/// policy: the same links as the single names of `paths_named`.
+#[netabase_definition_module(PathsDefinition, PathsKeys)]
+pub mod paths {
+    use netabase_store::prelude::*;
+    use serde::{Deserialize, Serialize};
+
+    #[derive(NetabaseModel, Serialize, Deserialize, Clone, Debug, PartialEq)]
+    #[netabase(PathsDefinition)]
+    pub struct Folder {
+        #[primary_key]
+        pub id: u64,
+    }
+
+    #[derive(NetabaseModel, Serialize, Deserialize, Clone, Debug, PartialEq)]
+    #[netabase(PathsDefinition)]
+    pub struct Label {
+        #[primary_key]
+        pub id: u32,
+    }
+
+    #[derive(NetabaseModel, Serialize, Deserialize, Clone, Debug, PartialEq)]
+    #[netabase(PathsDefinition, parent = self::Folder)]
+    pub struct Doc {
+        #[primary_key]
+        pub id: u64,
+        /// The parent link: cascades.
+        #[link(self::Folder)]
+        pub folder: u64,
+        #[link(self::Label, on_delete = set_null)]
+        pub labels: Vec<u32>,
+        /// Restrict (the default).
+        #[link(self::Label)]
+        pub kind: u32,
+        #[link(self::Doc, on_delete = cascade)]
+        pub reply_to: Option<u64>,
+    }
+}
+
+/// `paths` with single names.
+#[netabase_definition_module(PathsDefinition, PathsKeys)]
+pub mod paths_named {
+    use netabase_store::prelude::*;
+    use serde::{Deserialize, Serialize};
+
+    #[derive(NetabaseModel, Serialize, Deserialize, Clone, Debug, PartialEq)]
+    #[netabase(PathsDefinition)]
+    pub struct Folder {
+        #[primary_key]
+        pub id: u64,
+    }
+
+    #[derive(NetabaseModel, Serialize, Deserialize, Clone, Debug, PartialEq)]
+    #[netabase(PathsDefinition)]
+    pub struct Label {
+        #[primary_key]
+        pub id: u32,
+    }
+
+    #[derive(NetabaseModel, Serialize, Deserialize, Clone, Debug, PartialEq)]
+    #[netabase(PathsDefinition, parent = Folder)]
+    pub struct Doc {
+        #[primary_key]
+        pub id: u64,
+        #[link(Folder)]
+        pub folder: u64,
+        #[link(Label, on_delete = set_null)]
+        pub labels: Vec<u32>,
+        #[link(Label)]
+        pub kind: u32,
+        #[link(Doc, on_delete = cascade)]
+        pub reply_to: Option<u64>,
+    }
+}

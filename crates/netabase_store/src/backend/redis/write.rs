@@ -3,7 +3,6 @@
 //! that first checks that version.
 
 use std::cell::RefCell;
-use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::MutexGuard;
 
@@ -11,7 +10,7 @@ use super::read::Version;
 use super::{NAME, Shared};
 use crate::backend::{
     ChunkedRange, Cursor, Direction, Entry, EntryCursor, OldFn, RawRange, ReadTxn, ValueFn,
-    WriteOp, WriteTxn,
+    WriteOp, WriteTxn, overlay,
 };
 use crate::error::{NetabaseError, Result};
 
@@ -161,41 +160,12 @@ impl<'a> RedisWrite<'a> {
                 None => Vec::new(),
             }
         };
-        let mut writes = writes.into_iter().peekable();
-        let mut base = self.base(table, range, direction).peekable();
-        let mut out = Vec::with_capacity(limit.min(1024));
-        while out.len() < limit {
-            // Which side holds the next key in the direction of travel; the overlay wins
-            // a tie, hiding the server's older value.
-            let from_overlay = match (base.peek(), writes.peek()) {
-                (None, None) => break,
-                (Some(_), None) | (Some(Err(_)), Some(_)) => false,
-                (None, Some(_)) => true,
-                (Some(Ok((bk, _))), Some((wk, _))) => {
-                    let order = bk.as_slice().cmp(wk.as_slice());
-                    let order = match direction {
-                        Direction::Forward => order,
-                        Direction::Reverse => order.reverse(),
-                    };
-                    match order {
-                        Ordering::Less => false,
-                        Ordering::Greater => true,
-                        Ordering::Equal => {
-                            base.next();
-                            true
-                        }
-                    }
-                }
-            };
-            if from_overlay {
-                if let Some((key, Some(value))) = writes.next() {
-                    out.push((key, value));
-                }
-            } else if let Some(item) = base.next() {
-                out.push(item?);
-            }
-        }
-        Ok(out)
+        overlay::merge(
+            self.base(table, range, direction),
+            writes.into_iter(),
+            direction,
+            limit,
+        )
     }
 
     fn write(&self, table: &str, key: &[u8], value: Option<&[u8]>) {

@@ -2,7 +2,6 @@
 //! the trees, applied in one sled transaction on commit.
 
 use std::cell::RefCell;
-use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::sync::MutexGuard;
@@ -12,7 +11,7 @@ use sled::transaction::{ConflictableTransactionError, Transactional, Transaction
 use super::read::scan_tree;
 use super::{NAME, SledBackend, err};
 use crate::backend::{
-    ChunkedRange, Cursor, Direction, Entry, RawRange, ReadTxn, ValueFn, WriteOp, WriteTxn,
+    ChunkedRange, Cursor, Direction, Entry, RawRange, ReadTxn, ValueFn, WriteOp, WriteTxn, overlay,
 };
 use crate::error::{NetabaseError, Result};
 
@@ -55,16 +54,18 @@ impl SledWrite<'_> {
         }
         let overlay = self.overlay.borrow();
         let table_overlay = overlay.get(table);
-        let mut base = match self.base(table, table_overlay)? {
+        let base = match self.base(table, table_overlay)? {
             Some(tree) => scan_tree(&tree, range, direction),
             None => Box::new(std::iter::empty()),
-        }
-        .peekable();
+        };
         let bounds = range.as_bounds();
-        type Writes<'w> = Box<dyn Iterator<Item = (&'w Vec<u8>, &'w Option<Vec<u8>>)> + 'w>;
+        type Writes<'w> = Box<dyn Iterator<Item = (&'w [u8], Option<&'w [u8]>)> + 'w>;
         let writes: Writes<'_> = match table_overlay {
             Some(o) => {
-                let iter = o.writes.range::<[u8], _>(bounds);
+                let iter = o
+                    .writes
+                    .range::<[u8], _>(bounds)
+                    .map(|(k, v)| (k.as_slice(), v.as_deref()));
                 match direction {
                     Direction::Forward => Box::new(iter),
                     Direction::Reverse => Box::new(iter.rev()),
@@ -72,42 +73,7 @@ impl SledWrite<'_> {
             }
             None => Box::new(std::iter::empty()),
         };
-        let mut writes = writes.peekable();
-
-        let mut out = Vec::with_capacity(limit.min(1024));
-        while out.len() < limit {
-            // Which side holds the next key in the direction of travel; the overlay wins
-            // a tie, hiding the tree's older value.
-            let from_overlay = match (base.peek(), writes.peek()) {
-                (None, None) => break,
-                (Some(_), None) => false,
-                (None, Some(_)) => true,
-                (Some(Err(_)), Some(_)) => false,
-                (Some(Ok((bk, _))), Some((wk, _))) => {
-                    let order = bk.as_slice().cmp(wk.as_slice());
-                    let order = match direction {
-                        Direction::Forward => order,
-                        Direction::Reverse => order.reverse(),
-                    };
-                    match order {
-                        Ordering::Less => false,
-                        Ordering::Greater => true,
-                        Ordering::Equal => {
-                            base.next();
-                            true
-                        }
-                    }
-                }
-            };
-            if from_overlay {
-                if let Some((key, Some(value))) = writes.next() {
-                    out.push((key.clone(), value.clone()));
-                }
-            } else if let Some(item) = base.next() {
-                out.push(item?);
-            }
-        }
-        Ok(out)
+        overlay::merge(base, writes, direction, limit)
     }
 }
 
