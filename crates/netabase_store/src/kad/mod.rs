@@ -8,6 +8,7 @@
 //! | table | key | value |
 //! |---|---|---|
 //! | [`RECORDS_TABLE`] | record key | format byte ++ postcard(signed envelope, publisher, wall-clock expiry) |
+//! | [`REPLICAS_TABLE`] | record key | as [`RECORDS_TABLE`]: the signed copies of a replica |
 //! | [`PROVIDERS_TABLE`] | record key | format byte ++ postcard(providers, oldest first) |
 //! | [`PROVIDED_TABLE`] | record key | format byte ++ postcard(the local provider record) |
 //!
@@ -15,6 +16,12 @@
 //! restart), so a record that expired while the node was down is not served when it comes
 //! back. [`KadStore::sweep_expired`] deletes expired records and provider records; the
 //! node calls it periodically.
+//!
+//! A node that replicates a model keeps the signed copy of each of its records as a
+//! **replica** ([`KadStore::put_replica_in`]), in [`REPLICAS_TABLE`]: apart from the
+//! records it holds for the DHT, so that [`KadStoreConfig::max_records`] and the sweep
+//! a full store runs concern the DHT's records only. A key is held in one of the two
+//! tables, never both; every read looks in both.
 //!
 //! Every record is signed by its author and versioned ([`signed`]): the store verifies
 //! each record before storing it and keeps per key the version with the greatest stamp;
@@ -41,6 +48,9 @@ pub use typed::{
 
 /// The table of DHT value records.
 pub const RECORDS_TABLE: &str = "__netabase/kad/records";
+/// The table of a replica's signed copies of replicated records (and memberships): no
+/// expiry, no record limit; a key held here is not in [`RECORDS_TABLE`].
+pub const REPLICAS_TABLE: &str = "__netabase/kad/replicas";
 /// The table of provider records, one entry per record key.
 pub const PROVIDERS_TABLE: &str = "__netabase/kad/providers";
 /// The table of the keys this node provides itself.

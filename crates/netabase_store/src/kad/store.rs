@@ -15,7 +15,7 @@ use super::signed::{
     Envelope, RecordSigner, SignedRecord, SignedRecordError, UnverifiedRecord, verify_batch,
     wall_millis,
 };
-use super::{PROVIDED_TABLE, PROVIDERS_TABLE, RECORDS_TABLE};
+use super::{PROVIDED_TABLE, PROVIDERS_TABLE, RECORDS_TABLE, REPLICAS_TABLE};
 use crate::backend::{Backend, Direction, RawRange, ReadTxn, WriteTxn, collect_range};
 use crate::error::NetabaseError;
 use crate::schema::NetabaseDefinitionTrait;
@@ -25,8 +25,9 @@ use crate::typed::txn::{ReadWrite, TxnGuard};
 /// Limits of a [`KadStore`]; the defaults are those of libp2p's `MemoryStore`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KadStoreConfig {
-    /// The maximum number of value records (expired records count until they are swept;
-    /// a put that hits the limit sweeps them first).
+    /// The maximum number of value records held for the DHT (expired records count until
+    /// they are swept; a put that hits the limit sweeps them first). A replica's copies
+    /// ([`KadStore::put_replica_in`]) are kept apart and do not count.
     pub max_records: usize,
     /// The maximum size of a record's value (the encoded model inside its signed
     /// envelope), in bytes (inclusive).
@@ -90,6 +91,16 @@ pub enum BatchPut {
     /// Not validly signed, stamped too far ahead, an expired tombstone, or older than
     /// the version held (see [`super::signed`]); nothing written.
     Refused(SignedRecordError),
+}
+
+/// How a version that wins its key is held (see `KadStore::store_version`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Holding {
+    /// For the DHT, under its expiry and record limit (a key already held as a replica
+    /// stays one).
+    Dht,
+    /// As a replica's copy.
+    Replica,
 }
 
 /// What [`KadStore::sweep_expired`] deleted.
@@ -248,10 +259,10 @@ impl<B: Backend> KadStore<B> {
     /// [`KadStoreError::Storage`] if the backend fails or the stored bytes do not decode.
     pub fn try_get(&self, key: &RecordKey) -> Result<Option<Record>, KadStoreError> {
         let txn = self.backend.begin_read()?;
-        let Some(bytes) = txn.get(RECORDS_TABLE, key.as_ref())? else {
+        let Some((table, bytes)) = held_bytes(&txn, key.as_ref())? else {
             return Ok(None);
         };
-        Ok(self.live_record(key.clone(), &bytes, WallTime::now())?)
+        Ok(self.live_record(table, key.clone(), &bytes, WallTime::now())?)
     }
 
     /// A stored record, decoded: `None` when it is expired (a tombstone older than the
@@ -260,11 +271,12 @@ impl<B: Backend> KadStore<B> {
     /// or the node before handing a model to the application) verifies it.
     fn live_record(
         &self,
+        table: &str,
         key: RecordKey,
         bytes: &[u8],
         now: WallTime,
     ) -> Result<Option<Record>, NetabaseError> {
-        let bad = |r: String| NetabaseError::decode(RECORDS_TABLE, key.as_ref(), r);
+        let bad = |r: String| NetabaseError::decode(table, key.as_ref(), r);
         let stored: StoredRecord = decode(bytes).map_err(bad)?;
         if stored.is_expired(now) {
             return Ok(None);
@@ -309,6 +321,57 @@ impl<B: Backend> KadStore<B> {
         self.put_if_winner(&txn, signed, &bytes)??;
         txn.commit()?;
         Ok(())
+    }
+
+    /// [`KadStore::try_put_signed`] of a **replica** (see [`KadStore::put_replica_in`]),
+    /// in a transaction of its own: kept in [`REPLICAS_TABLE`], without expiry and
+    /// without counting toward [`KadStoreConfig::max_records`].
+    ///
+    /// # Errors
+    /// As [`KadStore::try_put`], without [`store::Error::MaxRecords`].
+    pub fn try_put_replica(&self, signed: &SignedRecord) -> Result<(), KadStoreError> {
+        let bytes = self.encode_checked(signed, None)?;
+        let txn = self.backend.begin_write()?;
+        self.put_if_winner_as(&txn, signed, &bytes, Holding::Replica)??;
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Moves every record of [`RECORDS_TABLE`] whose key `select` picks into
+    /// [`REPLICAS_TABLE`], unchanged (an expiry it has is kept), in one write
+    /// transaction; returns how many moved. A store written before replicas were kept
+    /// apart held them among the DHT's records: a node calls this at open with the keys
+    /// of the models it replicates, so that they stop counting toward
+    /// [`KadStoreConfig::max_records`]. Once moved, nothing is left to move.
+    ///
+    /// # Errors
+    /// [`KadStoreError::Storage`] on backend failure; nothing is moved then.
+    pub fn adopt_replicas(
+        &self,
+        mut select: impl FnMut(&RecordKey) -> bool,
+    ) -> Result<usize, KadStoreError> {
+        let txn = self.backend.begin_write()?;
+        let mut moved = 0;
+        for (key, bytes) in collect_range(&txn, RECORDS_TABLE, RawRange::all(), Direction::Forward)? {
+            if !select(&RecordKey::from(key.clone())) {
+                continue;
+            }
+            // A key is held in one table only: should both hold it, the winner stays.
+            let ttl = self.config.tombstone_ttl;
+            let version = |bytes: &[u8]| held_envelope(bytes, ttl).map(|e| (e.stamp, e.digest));
+            let replica_wins = txn
+                .get(REPLICAS_TABLE, &key)?
+                .is_some_and(|held| version(&held) >= version(&bytes));
+            if !replica_wins {
+                txn.put(REPLICAS_TABLE, &key, &bytes)?;
+            }
+            txn.delete(RECORDS_TABLE, &key)?;
+            moved += 1;
+        }
+        if moved > 0 {
+            txn.commit()?;
+        }
+        Ok(moved)
     }
 
     /// Stores `records` in one write transaction (one durable commit for all of them):
@@ -438,6 +501,30 @@ impl<B: Backend> KadStore<B> {
             }
         }
         let txn = self.backend.begin_write()?;
+        // Keys held as replicas keep their copy there (see `KadStore::store_version`):
+        // they take the one-at-a-time path and neither count toward nor meet the
+        // record limit.
+        let (replicas, encoded) = if txn.is_empty(REPLICAS_TABLE)? {
+            (Vec::new(), encoded)
+        } else {
+            let keys: Vec<&[u8]> = encoded.iter().map(|(_, s, _)| s.key().as_ref()).collect();
+            let mut held = vec![false; keys.len()];
+            txn.get_each(REPLICAS_TABLE, &keys, &mut |position, old| {
+                held[position] = old.is_some();
+                Ok(())
+            })?;
+            let mut held = held.into_iter();
+            encoded
+                .into_iter()
+                .partition(|_| held.next().unwrap_or(false))
+        };
+        for (index, signed, bytes) in &replicas {
+            if let Some(outcome) = self.put_one(&txn, now, signed, bytes, &mut |existing| {
+                accept(*index, existing)
+            })? {
+                outcomes[*index] = outcome;
+            }
+        }
         let stored = txn.len(RECORDS_TABLE)?;
         let room = u64::try_from(self.config.max_records).unwrap_or(u64::MAX);
         let distinct = {
@@ -488,28 +575,10 @@ impl<B: Backend> KadStore<B> {
         } else {
             // Near the record limit, or a key twice in the batch: one record at a time.
             for (index, signed, bytes) in &encoded {
-                let key = signed.key().as_ref();
-                if let Some(held) = held_version(&txn, key, ttl)?
-                    && loses_to(signed, &held)
-                {
-                    outcomes[*index] = BatchPut::Refused(superseded(&held, signed));
-                    continue;
-                }
-                let existing = txn
-                    .get(RECORDS_TABLE, key)?
-                    .and_then(|old| unexpired_record(signed.key().clone(), &old, now));
-                if !accept(*index, existing.as_ref()) {
-                    outcomes[*index] = BatchPut::Declined;
-                    continue;
-                }
-                if let Err(limit) = put_encoded(
-                    &txn,
-                    key,
-                    bytes,
-                    self.config.max_records,
-                    self.config.tombstone_ttl,
-                )? {
-                    outcomes[*index] = BatchPut::Limit(limit);
+                if let Some(outcome) = self.put_one(&txn, now, signed, bytes, &mut |existing| {
+                    accept(*index, existing)
+                })? {
+                    outcomes[*index] = outcome;
                 }
             }
         }
@@ -546,6 +615,37 @@ impl<B: Backend> KadStore<B> {
         Ok(encode(&stored).map_err(encode_error)?)
     }
 
+    /// One record of a batch, alone: refused if it loses to the version held, declined
+    /// if `accept` declines it (shown the unexpired record it would replace), else
+    /// stored ([`KadStore::store_version`]). `None` when stored.
+    fn put_one(
+        &self,
+        txn: &impl WriteTxn,
+        now: WallTime,
+        signed: &SignedRecord,
+        bytes: &[u8],
+        accept: &mut dyn FnMut(Option<&Record>) -> bool,
+    ) -> Result<Option<BatchPut>, KadStoreError> {
+        let old = held_bytes(txn, signed.key().as_ref())?.map(|(_, old)| old);
+        if let Some(held) = old
+            .as_deref()
+            .and_then(|old| held_envelope(old, self.config.tombstone_ttl))
+            && loses_to(signed, &held)
+        {
+            return Ok(Some(BatchPut::Refused(superseded(&held, signed))));
+        }
+        let existing = old.and_then(|old| unexpired_record(signed.key().clone(), &old, now));
+        if !accept(existing.as_ref()) {
+            return Ok(Some(BatchPut::Declined));
+        }
+        Ok(match self.store_version(txn, signed, bytes, Holding::Dht)? {
+            Ok(()) => None,
+            Err(KadStoreError::Limit(limit)) => Some(BatchPut::Limit(limit)),
+            Err(KadStoreError::Refused(refused)) => Some(BatchPut::Refused(refused)),
+            Err(e) => return Err(e),
+        })
+    }
+
     /// Writes `bytes` (the stored form of `signed`) unless the version held for the key
     /// wins over it; the inner error says why nothing was written (the outer one is a
     /// backend failure).
@@ -555,16 +655,16 @@ impl<B: Backend> KadStore<B> {
         signed: &SignedRecord,
         bytes: &[u8],
     ) -> Result<Result<(), KadStoreError>, NetabaseError> {
-        self.put_if_winner_within(txn, signed, bytes, self.config.max_records)
+        self.put_if_winner_as(txn, signed, bytes, Holding::Dht)
     }
 
-    /// [`KadStore::put_if_winner`] with `max_records` as the record limit.
-    fn put_if_winner_within(
+    /// [`KadStore::put_if_winner`], held as `holding` says.
+    fn put_if_winner_as(
         &self,
         txn: &impl WriteTxn,
         signed: &SignedRecord,
         bytes: &[u8],
-        max_records: usize,
+        holding: Holding,
     ) -> Result<Result<(), KadStoreError>, NetabaseError> {
         let key = signed.key().as_ref();
         if let Some(held) = held_version(txn, key, self.config.tombstone_ttl)?
@@ -572,8 +672,43 @@ impl<B: Backend> KadStore<B> {
         {
             return Ok(Err(superseded(&held, signed).into()));
         }
-        let ttl = self.config.tombstone_ttl;
-        Ok(put_encoded(txn, key, bytes, max_records, ttl)?.map_err(KadStoreError::from))
+        self.store_version(txn, signed, bytes, holding)
+    }
+
+    /// Writes a version that won its key. A replica's copy goes to [`REPLICAS_TABLE`]
+    /// (and leaves [`RECORDS_TABLE`], where a store written before replicas were kept
+    /// apart may hold it). A DHT record of a key held as a replica replaces the
+    /// replica's copy, as a replica (without expiry): a key is held in one table only,
+    /// so two copies of a key never disagree. Any other DHT record goes to
+    /// [`RECORDS_TABLE`] under [`KadStoreConfig::max_records`].
+    fn store_version(
+        &self,
+        txn: &impl WriteTxn,
+        signed: &SignedRecord,
+        bytes: &[u8],
+        holding: Holding,
+    ) -> Result<Result<(), KadStoreError>, NetabaseError> {
+        let key = signed.key().as_ref();
+        match holding {
+            Holding::Replica => {
+                txn.delete(RECORDS_TABLE, key)?;
+                txn.put(REPLICAS_TABLE, key, bytes)?;
+            }
+            Holding::Dht if txn.get(REPLICAS_TABLE, key)?.is_some() => {
+                let bytes = match self.encode_checked(signed, None) {
+                    Ok(bytes) => bytes,
+                    Err(KadStoreError::Storage(e)) => return Err(e),
+                    Err(refused) => return Ok(Err(refused)),
+                };
+                txn.put(REPLICAS_TABLE, key, &bytes)?;
+            }
+            Holding::Dht => {
+                let ttl = self.config.tombstone_ttl;
+                return Ok(put_encoded(txn, key, bytes, self.config.max_records, ttl)?
+                    .map_err(KadStoreError::from));
+            }
+        }
+        Ok(Ok(()))
     }
 
     /// The stamp of the live version held for `key`, if any (expired versions and
@@ -632,12 +767,12 @@ impl<B: Backend> KadStore<B> {
         D: NetabaseDefinitionTrait,
         TB: Backend,
     {
-        self.put_signed_within(txn, signer, key, value, self.config.max_records)
+        self.put_signed_within(txn, signer, key, value, Holding::Dht)
     }
 
     /// [`KadStore::put_signed_in`] of a **replica** (see [`KadStore::put_replica_in`]):
-    /// a record of a model the node replicates, never refused for
-    /// [`KadStoreConfig::max_records`].
+    /// a record of a model the node replicates, kept in [`REPLICAS_TABLE`], never
+    /// refused for [`KadStoreConfig::max_records`].
     ///
     /// # Errors
     /// As [`KadStore::put_signed_in`], without [`store::Error::MaxRecords`].
@@ -652,7 +787,7 @@ impl<B: Backend> KadStore<B> {
         D: NetabaseDefinitionTrait,
         TB: Backend,
     {
-        self.put_signed_within(txn, signer, key, value, usize::MAX)
+        self.put_signed_within(txn, signer, key, value, Holding::Replica)
     }
 
     fn put_signed_within<D, TB>(
@@ -661,7 +796,7 @@ impl<B: Backend> KadStore<B> {
         signer: &RecordSigner,
         key: RecordKey,
         value: Option<Vec<u8>>,
-        max_records: usize,
+        holding: Holding,
     ) -> Result<SignedRecord, KadStoreError>
     where
         D: NetabaseDefinitionTrait,
@@ -675,7 +810,7 @@ impl<B: Backend> KadStore<B> {
                 Err(refused) => return Ok(Err(refused)),
             };
             Ok(self
-                .put_if_winner_within(raw, &signed, &bytes, max_records)?
+                .put_if_winner_as(raw, &signed, &bytes, holding)?
                 .map(|()| signed))
         })?
     }
@@ -728,10 +863,13 @@ impl<B: Backend> KadStore<B> {
 
     /// [`KadStore::put_verified_in`] for a node that keeps `signed` as a **replica**: a
     /// record of a model it replicates (or a membership), whose signed copy it must keep
-    /// as long as its typed store holds the version, to pass it on. The copy does not
-    /// expire (a tombstone still does, after [`KadStoreConfig::tombstone_ttl`]) and is
-    /// not refused for [`KadStoreConfig::max_records`]: the typed store holds the same
-    /// records anyway. Replica copies do count toward that limit for other records.
+    /// as long as its typed store holds the version, to pass it on. The copy is kept in
+    /// [`REPLICAS_TABLE`], apart from the records held for the DHT: it does not expire
+    /// (a tombstone still does, after [`KadStoreConfig::tombstone_ttl`]), is not
+    /// refused for [`KadStoreConfig::max_records`] (the typed store holds the same
+    /// records anyway) and does not count toward it. Reads, iteration and the version
+    /// rule see both tables; a later DHT put of the key replaces the replica's copy
+    /// if it wins, and stays a replica.
     ///
     /// # Errors
     /// As [`KadStore::put_verified_in`], without [`store::Error::MaxRecords`].
@@ -746,7 +884,7 @@ impl<B: Backend> KadStore<B> {
     {
         let bytes = self.encode_checked(signed, None)?;
         txn.writer()
-            .with_raw(|raw| self.put_if_winner_within(raw, signed, &bytes, usize::MAX))??;
+            .with_raw(|raw| self.put_if_winner_as(raw, signed, &bytes, Holding::Replica))??;
         Ok(())
     }
 
@@ -786,9 +924,7 @@ impl<B: Backend> KadStore<B> {
         D: NetabaseDefinitionTrait,
         TB: Backend,
     {
-        Ok(txn
-            .writer()
-            .with_raw(|raw| raw.delete(RECORDS_TABLE, key.as_ref()))?)
+        Ok(txn.writer().with_raw(|raw| remove_held(raw, key.as_ref()))?)
     }
 
     /// Removes the record at `key`; returns whether it was there.
@@ -797,7 +933,7 @@ impl<B: Backend> KadStore<B> {
     /// [`KadStoreError::Storage`] on backend failure.
     pub fn try_remove(&self, key: &RecordKey) -> Result<bool, KadStoreError> {
         let txn = self.backend.begin_write()?;
-        let removed = txn.delete(RECORDS_TABLE, key.as_ref())?;
+        let removed = remove_held(&txn, key.as_ref())?;
         txn.commit()?;
         Ok(removed)
     }
@@ -821,15 +957,10 @@ impl<B: Backend> KadStore<B> {
     /// [`KadStoreError::Storage`] if the backend fails or a stored record does not decode.
     pub fn try_records_with_prefix(&self, prefix: &[u8]) -> Result<Vec<Record>, KadStoreError> {
         let now = WallTime::now();
-        let entries = collect_range(
-            &self.backend.begin_read()?,
-            RECORDS_TABLE,
-            RawRange::prefix(prefix),
-            Direction::Forward,
-        )?;
+        let entries = collect_held(&self.backend.begin_read()?, RawRange::prefix(prefix))?;
         let mut out = Vec::new();
-        for (key, bytes) in entries {
-            if let Some(record) = self.live_record(RecordKey::from(key), &bytes, now)? {
+        for (table, key, bytes) in entries {
+            if let Some(record) = self.live_record(table, RecordKey::from(key), &bytes, now)? {
                 out.push(record);
             }
         }
@@ -839,25 +970,31 @@ impl<B: Backend> KadStore<B> {
     /// Every record, each decoded on its own: `Ok(None)` for an expired one.
     fn scan_records(&self) -> Result<Vec<Result<Option<Record>, NetabaseError>>, NetabaseError> {
         let now = WallTime::now();
-        let entries = collect_range(
-            &self.backend.begin_read()?,
-            RECORDS_TABLE,
-            RawRange::all(),
-            Direction::Forward,
-        )?;
+        let entries = collect_held(&self.backend.begin_read()?, RawRange::all())?;
         let mut out = Vec::new();
-        for (key, bytes) in entries {
-            out.push(self.live_record(RecordKey::from(key), &bytes, now));
+        for (table, key, bytes) in entries {
+            out.push(self.live_record(table, RecordKey::from(key), &bytes, now));
         }
         Ok(out)
     }
 
-    /// The number of stored value records, expired ones included until swept.
+    /// The number of stored value records, expired ones included until swept: the
+    /// records held for the DHT and the replica's copies.
     ///
     /// # Errors
     /// [`KadStoreError::Storage`] on backend failure.
     pub fn record_count(&self) -> Result<u64, KadStoreError> {
-        Ok(self.backend.begin_read()?.len(RECORDS_TABLE)?)
+        let txn = self.backend.begin_read()?;
+        Ok(txn.len(RECORDS_TABLE)? + txn.len(REPLICAS_TABLE)?)
+    }
+
+    /// The number of the replica's copies ([`KadStore::put_replica_in`]), a part of
+    /// [`KadStore::record_count`] that [`KadStoreConfig::max_records`] does not limit.
+    ///
+    /// # Errors
+    /// [`KadStoreError::Storage`] on backend failure.
+    pub fn replica_count(&self) -> Result<u64, KadStoreError> {
+        Ok(self.backend.begin_read()?.len(REPLICAS_TABLE)?)
     }
 
     /// Adds a provider record. A provider already known for the key is updated in place;
@@ -981,14 +1118,18 @@ impl<B: Backend> KadStore<B> {
         Ok(())
     }
 
-    /// Deletes every expired value record and provider record, in one write transaction.
+    /// Deletes every expired value record and provider record, in one write transaction:
+    /// the records held for the DHT, and the replica's tombstones older than
+    /// [`KadStoreConfig::tombstone_ttl`].
     ///
     /// # Errors
     /// [`KadStoreError::Storage`] on backend failure; nothing is deleted then.
     pub fn sweep_expired(&self) -> Result<SweepStats, KadStoreError> {
         let now = WallTime::now();
         let txn = self.backend.begin_write()?;
-        let records = sweep_records(&txn, now, self.config.tombstone_ttl)?;
+        let ttl = self.config.tombstone_ttl;
+        let records = sweep_records(&txn, RECORDS_TABLE, now, ttl)?
+            + sweep_records(&txn, REPLICAS_TABLE, now, ttl)?;
         let providers = sweep_providers(&txn, now)?;
         txn.commit()?;
         Ok(SweepStats { records, providers })
@@ -1014,9 +1155,51 @@ fn held_version(
     key: &[u8],
     tombstone_ttl: Duration,
 ) -> Result<Option<Envelope>, NetabaseError> {
-    Ok(txn
-        .get(RECORDS_TABLE, key)?
-        .and_then(|bytes| held_envelope(&bytes, tombstone_ttl)))
+    Ok(held_bytes(txn, key)?.and_then(|(_, bytes)| held_envelope(&bytes, tombstone_ttl)))
+}
+
+/// The stored bytes at `key` and the table holding them: a replica's copy, else a
+/// record held for the DHT (a key is held in one of them only).
+fn held_bytes(
+    txn: &impl ReadTxn,
+    key: &[u8],
+) -> Result<Option<(&'static str, Vec<u8>)>, NetabaseError> {
+    if let Some(bytes) = txn.get(REPLICAS_TABLE, key)? {
+        return Ok(Some((REPLICAS_TABLE, bytes)));
+    }
+    Ok(txn.get(RECORDS_TABLE, key)?.map(|bytes| (RECORDS_TABLE, bytes)))
+}
+
+/// Removes `key` from both tables; whether either held it.
+fn remove_held(txn: &impl WriteTxn, key: &[u8]) -> Result<bool, NetabaseError> {
+    let replica = txn.delete(REPLICAS_TABLE, key)?;
+    Ok(txn.delete(RECORDS_TABLE, key)? || replica)
+}
+
+/// The entries of both tables inside `range`, merged in key order, each with its table
+/// (a key in both, which no write leaves, is listed once, as the replica's copy).
+fn collect_held(
+    txn: &impl ReadTxn,
+    range: RawRange,
+) -> Result<Vec<(&'static str, Vec<u8>, Vec<u8>)>, NetabaseError> {
+    let replicas = collect_range(txn, REPLICAS_TABLE, range.clone(), Direction::Forward)?;
+    let records = collect_range(txn, RECORDS_TABLE, range, Direction::Forward)?;
+    let mut out = Vec::with_capacity(replicas.len() + records.len());
+    let mut replicas = replicas.into_iter().peekable();
+    for (key, bytes) in records {
+        while let Some((replica, _)) = replicas.peek()
+            && *replica <= key
+        {
+            if let Some((replica, copy)) = replicas.next() {
+                out.push((REPLICAS_TABLE, replica, copy));
+            }
+        }
+        if out.last().is_none_or(|(_, last, _)| *last != key) {
+            out.push((RECORDS_TABLE, key, bytes));
+        }
+    }
+    out.extend(replicas.map(|(key, copy)| (REPLICAS_TABLE, key, copy)));
+    Ok(out)
 }
 
 /// [`held_version`] of stored bytes already read.
@@ -1055,7 +1238,7 @@ fn put_encoded(
 ) -> Result<Result<(), store::Error>, NetabaseError> {
     let exists = txn.get(RECORDS_TABLE, key)?.is_some();
     if !exists && table_full(txn, RECORDS_TABLE, max_records)? {
-        sweep_records(txn, WallTime::now(), tombstone_ttl)?;
+        sweep_records(txn, RECORDS_TABLE, WallTime::now(), tombstone_ttl)?;
         if table_full(txn, RECORDS_TABLE, max_records)? {
             return Ok(Err(store::Error::MaxRecords));
         }
@@ -1068,17 +1251,18 @@ fn table_full(txn: &impl ReadTxn, table: &str, max: usize) -> Result<bool, Netab
     Ok(txn.len(table)? >= u64::try_from(max).unwrap_or(u64::MAX))
 }
 
-/// Deletes the expired records and the tombstones older than `tombstone_ttl` (which
+/// Deletes the expired records of `table` and its tombstones older than `tombstone_ttl` (which
 /// may be shorter than when they were stored); undecodable ones are left for an
 /// operator to inspect.
 fn sweep_records(
     txn: &impl WriteTxn,
+    table: &str,
     now: WallTime,
     tombstone_ttl: Duration,
 ) -> Result<usize, NetabaseError> {
     let now_millis = wall_millis();
     let mut expired = Vec::new();
-    for (key, bytes) in collect_range(txn, RECORDS_TABLE, RawRange::all(), Direction::Forward)? {
+    for (key, bytes) in collect_range(txn, table, RawRange::all(), Direction::Forward)? {
         let Ok(stored) = decode::<StoredRecord>(&bytes) else {
             continue;
         };
@@ -1089,7 +1273,7 @@ fn sweep_records(
         }
     }
     for key in &expired {
-        txn.delete(RECORDS_TABLE, key)?;
+        txn.delete(table, key)?;
     }
     Ok(expired.len())
 }
