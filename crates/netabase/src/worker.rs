@@ -418,6 +418,7 @@ fn open_storage<D: NetabaseDefinitionTrait, B: Backend>(
         replication.permissions = set;
     }
     let records = KadStore::new(backend, peer_id, limits);
+    adopt_replicas::<D, B>(&records, &replication)?;
     let enforcer = RefCell::new(Enforcer::new(replication, configured));
     Ok((
         Storage {
@@ -428,6 +429,30 @@ fn open_storage<D: NetabaseDefinitionTrait, B: Backend>(
         },
         keypair,
     ))
+}
+
+/// Moves the signed copies of the records this node keeps as a replica (the models it
+/// replicates, and the memberships when it enforces anything: what
+/// [`Storage::apply_verified_batch`] keeps with [`KadStore::put_replica_in`]) out of the
+/// DHT's records, where a database written before replicas were kept apart holds them,
+/// so that they stop counting toward the record limit. Once moved, a reopen finds
+/// nothing to move.
+fn adopt_replicas<D: NetabaseDefinitionTrait, B: Backend>(
+    records: &KadStore<Arc<B>>,
+    replication: &Replication,
+) -> Result<()> {
+    let memberships = replication.is_active();
+    let moved = records.adopt_replicas(|key| {
+        parse_record_key(key).is_ok_and(|parts| {
+            parts.definition == D::NAME
+                && ((memberships && parts.model == MEMBERS_MODEL)
+                    || (parts.model != MEMBERS_MODEL && replication.models.includes(&parts.model)))
+        })
+    })?;
+    if moved > 0 {
+        tracing::info!(moved, "replica copies moved out of the DHT's records");
+    }
+    Ok(())
 }
 
 /// The verifier stage: takes the messages off the channel, one at a time, inbound
