@@ -521,6 +521,89 @@ macro_rules! record_store_rules {
             }
 
             #[test]
+            fn replica_copies_neither_count_toward_nor_meet_the_record_limit() -> TestResult {
+                let store = open(PeerId::random(), small_config())?;
+                let signer = signer();
+                for i in 0..5 {
+                    let copy = signer.seal(
+                        key(&format!("replica{i}")),
+                        Some(b"kept".to_vec()),
+                        signer.next_stamp(None),
+                    );
+                    store.try_put_replica(&copy)?;
+                }
+                assert_eq!(store.replica_count()?, 5);
+                // The DHT's records still have their whole limit, then meet it.
+                for i in 0..3 {
+                    store.try_put(&record(&format!("dht{i}"), b"v"))?;
+                }
+                assert!(matches!(
+                    store.try_put(&record("dht3", b"v")),
+                    Err(KadStoreError::Limit(StoreError::MaxRecords))
+                ));
+                // A batch too: a newer version of a replica's key is stored (it stays
+                // a replica), a new DHT key is refused.
+                let outcomes =
+                    store.try_put_batch(&[record("replica0", b"newer"), record("dht4", b"v")], |_, _| true)?;
+                assert!(matches!(outcomes[0], BatchPut::Stored), "{outcomes:?}");
+                assert!(
+                    matches!(outcomes[1], BatchPut::Limit(StoreError::MaxRecords)),
+                    "{outcomes:?}"
+                );
+                assert_eq!(store.replica_count()?, 5);
+                assert_eq!(store.record_count()?, 8);
+                // Every copy is read, listed in key order, and counted.
+                let listed: Vec<_> = store.records().map(|r| r.key.clone()).collect();
+                let mut expected: Vec<_> = (0..3)
+                    .map(|i| key(&format!("dht{i}")))
+                    .chain((0..5).map(|i| key(&format!("replica{i}"))))
+                    .collect();
+                expected.sort_by(|a, b| a.as_ref().cmp(b.as_ref()));
+                assert_eq!(listed, expected);
+                let held = store.try_get(&key("replica0"))?.ok_or("replica0 is served")?;
+                assert_eq!(value_of(&held), Some(b"newer".to_vec()));
+                assert!(store.held_stamp(&key("replica4"))?.is_some());
+                // A sweep leaves the replica's copies (they do not expire).
+                store.sweep_expired()?;
+                assert_eq!(store.replica_count()?, 5);
+                Ok(())
+            }
+
+            #[test]
+            fn a_dht_put_of_a_replica_key_meets_the_replica_copy() -> TestResult {
+                let store = open(PeerId::random(), small_config())?;
+                let signer = signer();
+                let older = record("k", b"older");
+                let copy = signer.seal(key("k"), Some(b"copy".to_vec()), signer.next_stamp(None));
+                store.try_put_replica(&copy)?;
+                // An older version is refused by the replica's copy.
+                assert!(matches!(
+                    store.try_put(&older),
+                    Err(KadStoreError::Refused(SignedRecordError::Superseded { .. }))
+                ));
+                // A newer one, with a TTL already over, replaces the copy and stays a
+                // replica: no second copy, no expiry.
+                let mut newer = record("k", b"newer");
+                newer.expires = past();
+                store.try_put(&newer)?;
+                assert_eq!((store.replica_count()?, store.record_count()?), (1, 1));
+                let held = store.try_get(&key("k"))?.ok_or("the copy is served")?;
+                assert_eq!(value_of(&held), Some(b"newer".to_vec()));
+                // A replica's copy of a key held for the DHT moves it: one copy still.
+                store.try_put(&record("d", b"dht"))?;
+                let replica = signer.seal(key("d"), Some(b"replica".to_vec()), signer.next_stamp(None));
+                store.try_put_replica(&replica)?;
+                assert_eq!((store.replica_count()?, store.record_count()?), (2, 2));
+                let held = store.try_get(&key("d"))?.ok_or("d is served")?;
+                assert_eq!(value_of(&held), Some(b"replica".to_vec()));
+                // Removing a key removes the replica's copy.
+                assert!(store.try_remove(&key("d"))?);
+                assert!(store.try_get(&key("d"))?.is_none());
+                assert_eq!(store.record_count()?, 1);
+                Ok(())
+            }
+
+            #[test]
             fn a_full_store_sweeps_expired_records_to_make_room() -> TestResult {
                 let mut store = open(PeerId::random(), small_config())?;
                 let Some(past) = past() else { return Ok(()) };
@@ -676,6 +759,83 @@ fn a_shorter_tombstone_ttl_applies_to_tombstones_already_stored() -> TestResult 
     assert_eq!(shorter.sweep_expired()?.records, 1);
     // Records are not tombstones: they stay.
     assert!(shorter.try_get(&key("r"))?.is_some());
+    Ok(())
+}
+
+#[test]
+fn replica_tombstones_expire_with_the_tombstone_ttl() -> TestResult {
+    let backend = MemoryBackend::new();
+    let store = KadStore::new(backend.clone(), PeerId::random(), KadStoreConfig::default());
+    let signer = signer();
+    store.try_put_replica(&signer.seal(key("gone"), None, signer.next_stamp(None)))?;
+    store.try_put_replica(&signer.seal(key("kept"), Some(b"v".to_vec()), signer.next_stamp(None)))?;
+    assert!(store.try_get(&key("gone"))?.is_some());
+    let config = KadStoreConfig {
+        tombstone_ttl: Duration::ZERO,
+        ..KadStoreConfig::default()
+    };
+    let shorter = KadStore::new(backend, PeerId::random(), config);
+    assert!(shorter.try_get(&key("gone"))?.is_none());
+    assert_eq!(shorter.sweep_expired()?.records, 1);
+    assert_eq!(shorter.replica_count()?, 1);
+    assert!(shorter.try_get(&key("kept"))?.is_some());
+    Ok(())
+}
+
+/// A store written before replicas were kept apart held a replica's copies among the
+/// DHT's records (without expiry): reopened, it serves them, and `adopt_replicas` moves
+/// them out of the record limit's way.
+#[test]
+fn a_store_written_the_old_way_serves_and_adopts_its_replica_copies() -> TestResult {
+    use netabase_store::backend::redb::RedbBackend;
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("kad.redb");
+    let signer = signer();
+    let config = KadStoreConfig {
+        max_records: 6,
+        ..KadStoreConfig::default()
+    };
+    {
+        let old = KadStore::new(RedbBackend::create(&path)?, PeerId::random(), config.clone());
+        for i in 0..5 {
+            let copy = signer.seal(
+                key(&format!("rep/{i}")),
+                Some(format!("copy {i}").into_bytes()),
+                signer.next_stamp(None),
+            );
+            // The old way: the copy among the DHT's records, without expiry.
+            old.try_put_signed(&copy, None)?;
+        }
+        old.try_put(&record("dht/0", b"v"))?;
+        assert_eq!(old.replica_count()?, 0);
+    }
+    let store = KadStore::new(RedbBackend::create(&path)?, PeerId::random(), config);
+    for i in 0..5 {
+        let held = store.try_get(&key(&format!("rep/{i}")))?.ok_or("an old copy is served")?;
+        assert_eq!(value_of(&held), Some(format!("copy {i}").into_bytes()));
+    }
+    assert_eq!(store.records().count(), 6);
+    // Before they move, the old copies fill the DHT's limit.
+    assert!(matches!(
+        store.try_put(&record("dht/1", b"v")),
+        Err(KadStoreError::Limit(StoreError::MaxRecords))
+    ));
+    let moved = store.adopt_replicas(|key| key.as_ref().starts_with(b"rep/"))?;
+    assert_eq!(moved, 5);
+    assert_eq!(store.adopt_replicas(|key| key.as_ref().starts_with(b"rep/"))?, 0);
+    assert_eq!((store.replica_count()?, store.record_count()?), (5, 6));
+    for i in 0..5 {
+        assert!(store.try_get(&key(&format!("rep/{i}")))?.is_some());
+    }
+    // The DHT's records have their limit back.
+    for i in 1..6 {
+        store.try_put(&record(&format!("dht/{i}"), b"v"))?;
+    }
+    assert!(matches!(
+        store.try_put(&record("dht/6", b"v")),
+        Err(KadStoreError::Limit(StoreError::MaxRecords))
+    ));
+    assert_eq!(store.records().count(), 11);
     Ok(())
 }
 
