@@ -9,9 +9,12 @@ use libp2p::identity::Keypair;
 use libp2p::kad::Record;
 use netabase::replication::{Replicated, Replication};
 use netabase::worker::{InboundOutcome, StorageWorker};
+use libp2p::PeerId;
 use netabase_store::backend::memory::MemoryBackend;
+use netabase_store::backend::{Backend, Direction, RawRange, WriteTxn, collect_range};
 use netabase_store::kad::{
-    DefinitionRecordExt, KadStoreConfig, RecordSigner, SignedRecordError, record_key, wall_millis,
+    DefinitionRecordExt, KadStore, KadStoreConfig, RECORDS_TABLE, REPLICAS_TABLE, RecordSigner,
+    SignedRecordError, record_key, wall_millis,
 };
 use netabase_store::sync::{Hlc, VersionStamp};
 
@@ -254,16 +257,11 @@ async fn the_apply_path_enforces_the_permissions() -> TestResult {
 
 /// A replica keeps the signed copy of every record of a model it replicates, however
 /// small the record store's limit (it holds the typed records anyway, and passes the
-/// copies on); records of models it does not replicate stay under the limit.
+/// copies on); those copies are kept apart, so records of models it does not replicate
+/// still have the whole limit, and meet it.
 #[tokio::test]
 async fn the_record_limit_does_not_cap_a_replica() -> TestResult {
-    let mut replication = Replication::default();
-    replication.models = Replicated::Models(["User".to_owned()].into_iter().collect());
-    let limits = KadStoreConfig {
-        max_records: 2,
-        ..KadStoreConfig::default()
-    };
-    let worker = Worker::spawn_replicating(MemoryBackend::new(), limits, replication)?;
+    let worker = Worker::spawn_replicating(MemoryBackend::new(), two_records(), users_only())?;
     let author = signer()?;
     let now = wall_millis();
     let users: Vec<Record> = (1..=5)
@@ -276,18 +274,100 @@ async fn the_record_limit_does_not_cap_a_replica() -> TestResult {
         );
     }
     assert_eq!(worker.view().read()?.open_tree::<User>().len()?, 5);
-    // A post (not replicated) finds the record store over its limit.
-    let post = Post {
-        id: 1,
-        title: "held for the DHT".into(),
-        author: 1,
-    };
-    let post = sealed(&author, BlogDefinition::Post(post), now, 0)?;
-    let outcome = worker.store_inbound(post).await?;
+    expect_two_posts_held(&worker, &author, now).await?;
+    worker.close().await;
+    Ok(())
+}
+
+/// A database written before replicas were kept apart holds a replica's copies among
+/// the DHT's records: opened, the node moves them out of the limit's way, serves them,
+/// and still compares a newer version with them.
+#[tokio::test]
+async fn a_replica_written_the_old_way_moves_its_copies_at_open() -> TestResult {
+    let backend = MemoryBackend::new();
+    let author = signer()?;
+    let now = wall_millis();
+    let users: Vec<Record> = (1..=5)
+        .map(|id| sealed(&author, BlogDefinition::User(user(id)), now, 0))
+        .collect::<TestResult<_>>()?;
+    let worker =
+        Worker::spawn_replicating(backend.clone(), KadStoreConfig::default(), users_only())?;
+    deliver(&worker, &users).await?;
+    worker.close().await;
+    // The old layout: the copies among the DHT's records.
+    {
+        let txn = backend.begin_write()?;
+        for (key, bytes) in
+            collect_range(&txn, REPLICAS_TABLE, RawRange::all(), Direction::Forward)?
+        {
+            txn.put(RECORDS_TABLE, &key, &bytes)?;
+            txn.delete(REPLICAS_TABLE, &key)?;
+        }
+        txn.commit()?;
+    }
+    let records = KadStore::new(backend.clone(), PeerId::random(), two_records());
+    assert_eq!((records.replica_count()?, records.record_count()?), (0, 5));
+
+    let worker = Worker::spawn_replicating(backend.clone(), two_records(), users_only())?;
+    assert_eq!((records.replica_count()?, records.record_count()?), (5, 5));
+    for user in &users {
+        assert_eq!(records.try_get(&user.key)?.map(|r| r.value), Some(user.value.clone()));
+    }
+    // The version rule still meets the moved copies: an older version is superseded,
+    // a newer one applied.
+    let stale = sealed(&author, BlogDefinition::User(named(1, "stale@x")), now - 1, 0)?;
+    let outcome = worker.store_inbound(stale).await?;
     assert!(
-        matches!(outcome, InboundOutcome::StoreFull(_)),
+        matches!(outcome, InboundOutcome::Refused(SignedRecordError::Superseded { .. })),
         "{outcome:?}"
     );
+    let newer = sealed(&author, BlogDefinition::User(named(1, "newer@x")), now, 1)?;
+    assert!(matches!(worker.store_inbound(newer).await?, InboundOutcome::Stored));
+    assert_eq!(worker.view().get::<User>(1)?, Some(named(1, "newer@x")));
+    assert_eq!(records.replica_count()?, 5);
+    expect_two_posts_held(&worker, &author, now).await?;
     worker.close().await;
+    Ok(())
+}
+
+/// Replicates `User` only.
+fn users_only() -> Replication {
+    let mut replication = Replication::default();
+    replication.models = Replicated::Models(["User".to_owned()].into_iter().collect());
+    replication
+}
+
+/// A record store limit of two records.
+fn two_records() -> KadStoreConfig {
+    KadStoreConfig {
+        max_records: 2,
+        ..KadStoreConfig::default()
+    }
+}
+
+/// Posts (not replicated) are held for the DHT up to the limit of two, then refused.
+async fn expect_two_posts_held(worker: &Worker, author: &RecordSigner, now: u64) -> TestResult {
+    let posts: Vec<Record> = (1..=3)
+        .map(|id| {
+            let post = Post {
+                id,
+                title: "held for the DHT".into(),
+                author: 1,
+            };
+            sealed(author, BlogDefinition::Post(post), now, 0)
+        })
+        .collect::<TestResult<_>>()?;
+    let outcomes = deliver(worker, &posts).await?;
+    assert!(
+        matches!(
+            outcomes.as_slice(),
+            [
+                InboundOutcome::Stored,
+                InboundOutcome::Stored,
+                InboundOutcome::StoreFull(_)
+            ]
+        ),
+        "{outcomes:?}"
+    );
     Ok(())
 }
