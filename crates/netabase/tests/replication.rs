@@ -9,6 +9,7 @@ use std::collections::HashSet;
 use common::*;
 use netabase::{NetabaseEvent, NodeView};
 use netabase_store::Subscription;
+use netabase_store::kad::DefinitionRecordExt;
 use netabase_store::backend::redb::RedbBackend;
 use netabase_store::watch::{DefinitionChange, Event, Filter};
 
@@ -208,5 +209,80 @@ async fn replicas_find_each_other_through_a_peer_that_does_not_replicate() -> Te
     })
     .await?;
     close_all(&[a, c, hub]).await;
+    Ok(())
+}
+
+/// A replica holding more replicated records than the record store's limit serves them
+/// (to itself, and through the DHT to a node that does not replicate), republishes
+/// them, and still holds DHT records of a model it does not replicate, up to the limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_over_the_record_limit_serves_and_republishes_its_copies() -> TestResult {
+    let limits = netabase_store::kad::KadStoreConfig {
+        max_records: 2,
+        ..netabase_store::kad::KadStoreConfig::default()
+    };
+    let replica = start(
+        config()
+            .replicate(["User"])
+            .with_store_limits(limits)
+            .with_publication_interval(Some(std::time::Duration::from_secs(1)))
+            .with_replication_interval(Some(std::time::Duration::from_secs(1))),
+    )
+    .await?;
+    for id in 1..=4 {
+        // Alone, the replica keeps each record (no peer to reach the quorum).
+        match replica.put_record(user(id)).await {
+            Ok(_) | Err(netabase::Error::QuorumFailed { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    // Posts (not replicated) sent by a peer: two held, the third refused.
+    let mut client = kad_client()?;
+    let posts = (1..=3)
+        .map(|id| {
+            let post = Post {
+                id,
+                title: "held for the DHT".into(),
+                author: 1,
+            };
+            BlogDefinition::Post(post).to_record()
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    send_records(&mut client, replica.peer_id(), first_addr(&replica).await?, posts).await?;
+    wait_until("the posts are decided", || async {
+        let stats = replica.stats();
+        Ok(stats.records_accepted + stats.refused_store_full >= 3)
+    })
+    .await?;
+    let stats = replica.stats();
+    assert_eq!((stats.records_accepted, stats.refused_store_full), (2, 1));
+    let held = replica.query_local_records(100).await?;
+    let held_posts = held
+        .iter()
+        .filter(|d| matches!(d, BlogDefinition::Post(_)))
+        .count();
+    assert_eq!((held.len(), held_posts), (6, 2));
+
+    // A newcomer that replicates nothing finds every user through the DHT, and the
+    // replica republishes its copies to it.
+    let reader = start(config()).await?;
+    let mut reader_events = reader.subscribe_to_broadcasts();
+    mesh(&[replica.clone(), reader.clone()]).await?;
+    for id in 1..=4 {
+        let found: Option<User> = reader.get_record(UserPrimaryKey(id)).await?;
+        assert_eq!(found, Some(user(id)));
+        let own: Option<User> = replica.get_record(UserPrimaryKey(id)).await?;
+        assert_eq!(own, Some(user(id)));
+    }
+    let from = replica.peer_id();
+    let user_key = netabase_store::kad::record_key::<BlogDefinition, User>(&UserPrimaryKey(4));
+    wait_for(&mut reader_events, "the replica to republish", |e| match e {
+        NetabaseEvent::RecordStored { source, key } if *source == from && *key == user_key => {
+            Some(())
+        }
+        _ => None,
+    })
+    .await?;
+    close_all(&[replica, reader]).await;
     Ok(())
 }
