@@ -5,11 +5,11 @@
 mod common;
 
 use common::*;
+use libp2p::PeerId;
 use libp2p::identity::Keypair;
 use libp2p::kad::Record;
 use netabase::replication::{Replicated, Replication};
 use netabase::worker::{InboundOutcome, StorageWorker};
-use libp2p::PeerId;
 use netabase_store::backend::memory::MemoryBackend;
 use netabase_store::backend::{Backend, Direction, RawRange, WriteTxn, collect_range};
 use netabase_store::kad::{
@@ -311,18 +311,32 @@ async fn a_replica_written_the_old_way_moves_its_copies_at_open() -> TestResult 
     let worker = Worker::spawn_replicating(backend.clone(), two_records(), users_only())?;
     assert_eq!((records.replica_count()?, records.record_count()?), (5, 5));
     for user in &users {
-        assert_eq!(records.try_get(&user.key)?.map(|r| r.value), Some(user.value.clone()));
+        assert_eq!(
+            records.try_get(&user.key)?.map(|r| r.value),
+            Some(user.value.clone())
+        );
     }
     // The version rule still meets the moved copies: an older version is superseded,
     // a newer one applied.
-    let stale = sealed(&author, BlogDefinition::User(named(1, "stale@x")), now - 1, 0)?;
+    let stale = sealed(
+        &author,
+        BlogDefinition::User(named(1, "stale@x")),
+        now - 1,
+        0,
+    )?;
     let outcome = worker.store_inbound(stale).await?;
     assert!(
-        matches!(outcome, InboundOutcome::Refused(SignedRecordError::Superseded { .. })),
+        matches!(
+            outcome,
+            InboundOutcome::Refused(SignedRecordError::Superseded { .. })
+        ),
         "{outcome:?}"
     );
     let newer = sealed(&author, BlogDefinition::User(named(1, "newer@x")), now, 1)?;
-    assert!(matches!(worker.store_inbound(newer).await?, InboundOutcome::Stored));
+    assert!(matches!(
+        worker.store_inbound(newer).await?,
+        InboundOutcome::Stored
+    ));
     assert_eq!(worker.view().get::<User>(1)?, Some(named(1, "newer@x")));
     assert_eq!(records.replica_count()?, 5);
     expect_two_posts_held(&worker, &author, now).await?;

@@ -9,8 +9,8 @@ use std::collections::HashSet;
 use common::*;
 use netabase::{NetabaseEvent, NodeView};
 use netabase_store::Subscription;
-use netabase_store::kad::DefinitionRecordExt;
 use netabase_store::backend::redb::RedbBackend;
+use netabase_store::kad::DefinitionRecordExt;
 use netabase_store::watch::{DefinitionChange, Event, Filter};
 
 /// `n` started nodes replicating every model of the definition, connected to each
@@ -248,7 +248,13 @@ async fn a_replica_over_the_record_limit_serves_and_republishes_its_copies() -> 
             BlogDefinition::Post(post).to_record()
         })
         .collect::<Result<Vec<_>, _>>()?;
-    send_records(&mut client, replica.peer_id(), first_addr(&replica).await?, posts).await?;
+    send_records(
+        &mut client,
+        replica.peer_id(),
+        first_addr(&replica).await?,
+        posts,
+    )
+    .await?;
     wait_until("the posts are decided", || async {
         let stats = replica.stats();
         Ok(stats.records_accepted + stats.refused_store_full >= 3)
@@ -276,12 +282,16 @@ async fn a_replica_over_the_record_limit_serves_and_republishes_its_copies() -> 
     }
     let from = replica.peer_id();
     let user_key = netabase_store::kad::record_key::<BlogDefinition, User>(&UserPrimaryKey(4));
-    wait_for(&mut reader_events, "the replica to republish", |e| match e {
-        NetabaseEvent::RecordStored { source, key } if *source == from && *key == user_key => {
-            Some(())
-        }
-        _ => None,
-    })
+    wait_for(
+        &mut reader_events,
+        "the replica to republish",
+        |e| match e {
+            NetabaseEvent::RecordStored { source, key } if *source == from && *key == user_key => {
+                Some(())
+            }
+            _ => None,
+        },
+    )
     .await?;
     close_all(&[replica, reader]).await;
     Ok(())

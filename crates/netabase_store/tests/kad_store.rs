@@ -768,7 +768,11 @@ fn replica_tombstones_expire_with_the_tombstone_ttl() -> TestResult {
     let store = KadStore::new(backend.clone(), PeerId::random(), KadStoreConfig::default());
     let signer = signer();
     store.try_put_replica(&signer.seal(key("gone"), None, signer.next_stamp(None)))?;
-    store.try_put_replica(&signer.seal(key("kept"), Some(b"v".to_vec()), signer.next_stamp(None)))?;
+    store.try_put_replica(&signer.seal(
+        key("kept"),
+        Some(b"v".to_vec()),
+        signer.next_stamp(None),
+    ))?;
     assert!(store.try_get(&key("gone"))?.is_some());
     let config = KadStoreConfig {
         tombstone_ttl: Duration::ZERO,
@@ -796,7 +800,11 @@ fn a_store_written_the_old_way_serves_and_adopts_its_replica_copies() -> TestRes
         ..KadStoreConfig::default()
     };
     {
-        let old = KadStore::new(RedbBackend::create(&path)?, PeerId::random(), config.clone());
+        let old = KadStore::new(
+            RedbBackend::create(&path)?,
+            PeerId::random(),
+            config.clone(),
+        );
         for i in 0..5 {
             let copy = signer.seal(
                 key(&format!("rep/{i}")),
@@ -811,7 +819,9 @@ fn a_store_written_the_old_way_serves_and_adopts_its_replica_copies() -> TestRes
     }
     let store = KadStore::new(RedbBackend::create(&path)?, PeerId::random(), config);
     for i in 0..5 {
-        let held = store.try_get(&key(&format!("rep/{i}")))?.ok_or("an old copy is served")?;
+        let held = store
+            .try_get(&key(&format!("rep/{i}")))?
+            .ok_or("an old copy is served")?;
         assert_eq!(value_of(&held), Some(format!("copy {i}").into_bytes()));
     }
     assert_eq!(store.records().count(), 6);
@@ -822,7 +832,10 @@ fn a_store_written_the_old_way_serves_and_adopts_its_replica_copies() -> TestRes
     ));
     let moved = store.adopt_replicas(|key| key.as_ref().starts_with(b"rep/"))?;
     assert_eq!(moved, 5);
-    assert_eq!(store.adopt_replicas(|key| key.as_ref().starts_with(b"rep/"))?, 0);
+    assert_eq!(
+        store.adopt_replicas(|key| key.as_ref().starts_with(b"rep/"))?,
+        0
+    );
     assert_eq!((store.replica_count()?, store.record_count()?), (5, 6));
     for i in 0..5 {
         assert!(store.try_get(&key(&format!("rep/{i}")))?.is_some());

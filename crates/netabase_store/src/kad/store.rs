@@ -352,7 +352,8 @@ impl<B: Backend> KadStore<B> {
     ) -> Result<usize, KadStoreError> {
         let txn = self.backend.begin_write()?;
         let mut moved = 0;
-        for (key, bytes) in collect_range(&txn, RECORDS_TABLE, RawRange::all(), Direction::Forward)? {
+        for (key, bytes) in collect_range(&txn, RECORDS_TABLE, RawRange::all(), Direction::Forward)?
+        {
             if !select(&RecordKey::from(key.clone())) {
                 continue;
             }
@@ -638,12 +639,14 @@ impl<B: Backend> KadStore<B> {
         if !accept(existing.as_ref()) {
             return Ok(Some(BatchPut::Declined));
         }
-        Ok(match self.store_version(txn, signed, bytes, Holding::Dht)? {
-            Ok(()) => None,
-            Err(KadStoreError::Limit(limit)) => Some(BatchPut::Limit(limit)),
-            Err(KadStoreError::Refused(refused)) => Some(BatchPut::Refused(refused)),
-            Err(e) => return Err(e),
-        })
+        Ok(
+            match self.store_version(txn, signed, bytes, Holding::Dht)? {
+                Ok(()) => None,
+                Err(KadStoreError::Limit(limit)) => Some(BatchPut::Limit(limit)),
+                Err(KadStoreError::Refused(refused)) => Some(BatchPut::Refused(refused)),
+                Err(e) => return Err(e),
+            },
+        )
     }
 
     /// Writes `bytes` (the stored form of `signed`) unless the version held for the key
@@ -924,7 +927,9 @@ impl<B: Backend> KadStore<B> {
         D: NetabaseDefinitionTrait,
         TB: Backend,
     {
-        Ok(txn.writer().with_raw(|raw| remove_held(raw, key.as_ref()))?)
+        Ok(txn
+            .writer()
+            .with_raw(|raw| remove_held(raw, key.as_ref()))?)
     }
 
     /// Removes the record at `key`; returns whether it was there.
@@ -1167,7 +1172,9 @@ fn held_bytes(
     if let Some(bytes) = txn.get(REPLICAS_TABLE, key)? {
         return Ok(Some((REPLICAS_TABLE, bytes)));
     }
-    Ok(txn.get(RECORDS_TABLE, key)?.map(|bytes| (RECORDS_TABLE, bytes)))
+    Ok(txn
+        .get(RECORDS_TABLE, key)?
+        .map(|bytes| (RECORDS_TABLE, bytes)))
 }
 
 /// Removes `key` from both tables; whether either held it.
@@ -1176,12 +1183,12 @@ fn remove_held(txn: &impl WriteTxn, key: &[u8]) -> Result<bool, NetabaseError> {
     Ok(txn.delete(RECORDS_TABLE, key)? || replica)
 }
 
+/// A stored record with the table holding it: (table, key, stored bytes).
+type HeldEntry = (&'static str, Vec<u8>, Vec<u8>);
+
 /// The entries of both tables inside `range`, merged in key order, each with its table
 /// (a key in both, which no write leaves, is listed once, as the replica's copy).
-fn collect_held(
-    txn: &impl ReadTxn,
-    range: RawRange,
-) -> Result<Vec<(&'static str, Vec<u8>, Vec<u8>)>, NetabaseError> {
+fn collect_held(txn: &impl ReadTxn, range: RawRange) -> Result<Vec<HeldEntry>, NetabaseError> {
     let replicas = collect_range(txn, REPLICAS_TABLE, range.clone(), Direction::Forward)?;
     let records = collect_range(txn, RECORDS_TABLE, range, Direction::Forward)?;
     let mut out = Vec::with_capacity(replicas.len() + records.len());
