@@ -442,6 +442,9 @@ fn adopt_replicas<D: NetabaseDefinitionTrait, B: Backend>(
     replication: &Replication,
 ) -> Result<()> {
     let memberships = replication.is_active();
+    if !memberships && replication.models.is_none() {
+        return Ok(());
+    }
     let moved = records.adopt_replicas(|key| {
         parse_record_key(key).is_ok_and(|parts| {
             parts.definition == D::NAME

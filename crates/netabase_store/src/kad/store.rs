@@ -505,7 +505,7 @@ impl<B: Backend> KadStore<B> {
         // Keys held as replicas keep their copy there (see `KadStore::store_version`):
         // they take the one-at-a-time path and neither count toward nor meet the
         // record limit.
-        let (replicas, encoded) = if txn.is_empty(REPLICAS_TABLE)? {
+        let (replicas, encoded) = if !has_entries(&txn, REPLICAS_TABLE)? {
             (Vec::new(), encoded)
         } else {
             let keys: Vec<&[u8]> = encoded.iter().map(|(_, s, _)| s.key().as_ref()).collect();
@@ -1175,6 +1175,17 @@ fn held_bytes(
     Ok(txn
         .get(RECORDS_TABLE, key)?
         .map(|bytes| (RECORDS_TABLE, bytes)))
+}
+
+/// Whether `table` holds an entry: one step of a scan, where counting may walk the
+/// whole table on some engines.
+fn has_entries(txn: &impl ReadTxn, table: &str) -> Result<bool, NetabaseError> {
+    let mut found = false;
+    txn.for_each_in(table, RawRange::all(), Direction::Forward, &mut |_, _| {
+        found = true;
+        Ok(std::ops::ControlFlow::Break(()))
+    })?;
+    Ok(found)
 }
 
 /// Removes `key` from both tables; whether either held it.
