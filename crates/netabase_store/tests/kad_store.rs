@@ -12,8 +12,8 @@ use netabase_store::NetabaseError;
 use netabase_store::backend::memory::MemoryBackend;
 use netabase_store::backend::{Backend, Capabilities, WriteTxn};
 use netabase_store::kad::{
-    BatchPut, Envelope, KadStore, KadStoreConfig, KadStoreError, RECORDS_TABLE, RecordSigner,
-    SignedRecord, SignedRecordError, VERIFY_CHUNK,
+    BatchPut, Envelope, KadStore, KadStoreConfig, KadStoreError, RECORDS_TABLE, REPLICAS_TABLE,
+    RecordSigner, SignedRecord, SignedRecordError, VERIFY_CHUNK,
 };
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -729,6 +729,25 @@ macro_rules! record_store_rules {
                         .take_last_error()
                         .is_some_and(|e| e.contains(RECORDS_TABLE))
                 );
+                Ok(())
+            }
+
+            #[test]
+            fn a_corrupt_replica_copy_is_an_error_naming_its_table() -> TestResult {
+                let store = open(PeerId::random(), KadStoreConfig::default())?;
+                store.try_put(&record("good", b"v"))?;
+                {
+                    let txn = store.backend().begin_write()?;
+                    txn.put(REPLICAS_TABLE, b"bad", &[9, 9, 9])?;
+                    txn.commit()?;
+                }
+                let error = store.try_get(&key("bad")).err().ok_or("bad bytes decode")?;
+                assert!(error.to_string().contains(REPLICAS_TABLE), "{error}");
+                assert_eq!(store.records().count(), 1);
+                // Undecodable bytes do not block a new version.
+                store.try_put(&record("bad", b"new"))?;
+                let held = store.try_get(&key("bad"))?.ok_or("the new version is held")?;
+                assert_eq!(value_of(&held), Some(b"new".to_vec()));
                 Ok(())
             }
         }
