@@ -107,6 +107,23 @@ impl WallTime {
         }
     }
 
+    /// Big-endian seconds then nanoseconds: byte order is time order (the expiry index
+    /// sorts by it).
+    pub(super) fn to_be_bytes(self) -> [u8; 12] {
+        let mut out = [0; 12];
+        out[..8].copy_from_slice(&self.secs.to_be_bytes());
+        out[8..].copy_from_slice(&self.nanos.to_be_bytes());
+        out
+    }
+
+    /// The inverse of [`WallTime::to_be_bytes`]; `None` unless `bytes` holds 12 bytes
+    /// with fewer nanoseconds than a second.
+    pub(super) fn from_be_bytes(bytes: &[u8]) -> Option<Self> {
+        let secs = u64::from_be_bytes(bytes.get(..8)?.try_into().ok()?);
+        let nanos = u32::from_be_bytes(bytes.get(8..12)?.try_into().ok()?);
+        (nanos < NANOS_PER_SEC).then_some(WallTime { secs, nanos })
+    }
+
     /// Whether a record expiring at `self` has expired at `now` (`now >= expiry`, as in
     /// libp2p's `Record::is_expired`).
     pub(super) fn expired_at(self, now: WallTime) -> bool {
