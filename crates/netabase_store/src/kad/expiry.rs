@@ -158,7 +158,12 @@ pub(super) fn ensure_built(txn: &impl WriteTxn) -> Result<bool, NetabaseError> {
         return Ok(false);
     }
     txn.clear(EXPIRY_TABLE)?;
-    for table in [RECORDS_TABLE, REPLICAS_TABLE, PROVIDERS_TABLE, PROVIDED_TABLE] {
+    for table in [
+        RECORDS_TABLE,
+        REPLICAS_TABLE,
+        PROVIDERS_TABLE,
+        PROVIDED_TABLE,
+    ] {
         for (key, bytes) in collect_range(txn, table, RawRange::all(), Direction::Forward)? {
             for entry in entries_of(table, &key, &bytes) {
                 txn.put(EXPIRY_TABLE, &entry, &[])?;

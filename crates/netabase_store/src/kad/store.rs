@@ -575,9 +575,8 @@ impl<B: Backend> KadStore<B> {
             txn.put_each(RECORDS_TABLE, &entries, &mut |position, old| {
                 let (index, signed, bytes) = &encoded[position];
                 let key = signed.key().as_ref();
-                let before = old.map_or_else(Vec::new, |old| {
-                    expiry::entries_of(RECORDS_TABLE, key, old)
-                });
+                let before =
+                    old.map_or_else(Vec::new, |old| expiry::entries_of(RECORDS_TABLE, key, old));
                 let after = expiry::entries_of(RECORDS_TABLE, key, bytes);
                 if before != after {
                     replaced.push((before, after));
