@@ -57,7 +57,7 @@ fn build(path: &Path, live: usize, expired: usize) -> Result<(), AnyError> {
     let (mut live_left, mut expired_left) = (live, expired);
     let mut i = 0usize;
     while live_left + expired_left > 0 {
-        let expires = if expired_left > 0 && (i % every == 0 || live_left == 0) {
+        let expires = if expired_left > 0 && (i.is_multiple_of(every) || live_left == 0) {
             expired_left -= 1;
             past
         } else {

@@ -99,7 +99,7 @@ pub(super) fn entries_of(table: &str, key: &[u8], bytes: &[u8]) -> Vec<Vec<u8>> 
 
 /// Replaces the index entries of `old` (the bytes stored at `key` of `table` before a
 /// write, if any) by those of `new` (after it, if any).
-pub(super) fn reindex(
+fn reindex(
     txn: &impl WriteTxn,
     table: &str,
     key: &[u8],
@@ -111,8 +111,9 @@ pub(super) fn reindex(
     replace_entries(txn, &old, &new)
 }
 
-/// Deletes the entries of `old` that `new` lacks and adds those it lacks.
-pub(super) fn replace_entries(
+/// Deletes the entries of `old` that `new` lacks and adds those it lacks (a record has
+/// at most two entries).
+fn replace_entries(
     txn: &impl WriteTxn,
     old: &[Vec<u8>],
     new: &[Vec<u8>],

@@ -16,7 +16,7 @@ use super::signed::{
     Envelope, RecordSigner, SignedRecord, SignedRecordError, UnverifiedRecord, verify_batch,
     wall_millis,
 };
-use super::{PROVIDED_TABLE, PROVIDERS_TABLE, RECORDS_TABLE, REPLICAS_TABLE};
+use super::{EXPIRY_TABLE, PROVIDED_TABLE, PROVIDERS_TABLE, RECORDS_TABLE, REPLICAS_TABLE};
 use crate::backend::{Backend, Direction, RawRange, ReadTxn, WriteTxn, collect_range};
 use crate::error::NetabaseError;
 use crate::schema::NetabaseDefinitionTrait;
@@ -570,8 +570,8 @@ impl<B: Backend> KadStore<B> {
                 .map(|(_, signed, bytes)| (signed.key().as_ref(), bytes.as_slice()))
                 .collect();
             let mut undo: Vec<(usize, Option<Vec<u8>>, BatchPut)> = Vec::new();
-            // The expiry index entries each write replaces (most records have none).
-            let mut replaced: Vec<(Vec<Vec<u8>>, Vec<Vec<u8>>)> = Vec::new();
+            // The expiry index entries the writes drop and add (most records have none).
+            let (mut stale, mut fresh) = (Vec::new(), Vec::new());
             txn.put_each(RECORDS_TABLE, &entries, &mut |position, old| {
                 let (index, signed, bytes) = &encoded[position];
                 let key = signed.key().as_ref();
@@ -579,7 +579,8 @@ impl<B: Backend> KadStore<B> {
                     old.map_or_else(Vec::new, |old| expiry::entries_of(RECORDS_TABLE, key, old));
                 let after = expiry::entries_of(RECORDS_TABLE, key, bytes);
                 if before != after {
-                    replaced.push((before, after));
+                    stale.extend(before.iter().filter(|e| !after.contains(e)).cloned());
+                    fresh.extend(after.into_iter().filter(|e| !before.contains(e)));
                 }
                 let verdict = match old.and_then(|bytes| held_envelope(bytes, ttl)) {
                     Some(held) if loses_to(signed, &held) => {
@@ -596,8 +597,11 @@ impl<B: Backend> KadStore<B> {
                 }
                 Ok(())
             })?;
-            for (before, after) in &replaced {
-                expiry::replace_entries(&txn, before, after)?;
+            for entry in &stale {
+                txn.delete(EXPIRY_TABLE, entry)?;
+            }
+            for entry in &fresh {
+                txn.put(EXPIRY_TABLE, entry, &[])?;
             }
             for (position, old, verdict) in undo {
                 let (index, signed, _) = &encoded[position];
@@ -1169,7 +1173,8 @@ impl<B: Backend> KadStore<B> {
 
     /// Deletes every expired value record and provider record, in one write transaction:
     /// the records held for the DHT, and the replica's tombstones older than
-    /// [`KadStoreConfig::tombstone_ttl`].
+    /// [`KadStoreConfig::tombstone_ttl`]. Reads only what is due, from the expiry index
+    /// ([`EXPIRY_TABLE`]): O(expired + log n), whatever the number of records held.
     ///
     /// # Errors
     /// [`KadStoreError::Storage`] on backend failure; nothing is deleted then.
