@@ -808,6 +808,41 @@ macro_rules! record_store_rules {
             }
 
             #[test]
+            fn the_sweep_removes_exactly_the_providers_that_are_due() -> TestResult {
+                let local = PeerId::random();
+                let mut store = open(local, KadStoreConfig::default())?;
+                let Some(past) = past() else { return Ok(()) };
+                let later = Instant::now() + Duration::from_secs(3600);
+                let provider = |key_name: &str, peer: PeerId, expires: Instant| {
+                    let mut p = ProviderRecord::new(key(key_name), peer, Vec::new());
+                    p.expires = Some(expires);
+                    p
+                };
+                let (a, b, c) = (PeerId::random(), PeerId::random(), PeerId::random());
+                // One list with a live and an expired provider (an add drops the
+                // expired providers already listed, so the expired one comes last).
+                store.add_provider(provider("k", b, later))?;
+                store.add_provider(provider("k", a, past))?;
+                // A provider renewed with a later expiry, and a live one removed.
+                store.add_provider(provider("renewed", c, past))?;
+                store.add_provider(provider("renewed", c, later))?;
+                store.add_provider(provider("gone", a, past))?;
+                store.remove_provider(&key("gone"), &a);
+                // The local provider record, expired.
+                store.add_provider(provider("mine", local, past))?;
+                assert_eq!(store.sweep_expired()?.providers, 2);
+                let held: Vec<_> = store.providers(&key("k")).iter().map(|p| p.provider).collect();
+                assert_eq!(held, vec![b]);
+                assert_eq!(store.providers(&key("renewed")).len(), 1);
+                assert!(store.providers(&key("mine")).is_empty());
+                assert_eq!(store.try_provided()?.len(), 0);
+                // Exact: the two live expiries and the marker.
+                assert_eq!(store.backend().begin_read()?.len(EXPIRY_TABLE)?, 3);
+                assert_eq!(store.sweep_expired()?.providers, 0);
+                Ok(())
+            }
+
+            #[test]
             fn corrupt_bytes_are_an_error_not_a_panic() -> TestResult {
                 let mut store = open(PeerId::random(), KadStoreConfig::default())?;
                 store.put(record("good", b"v"))?;

@@ -135,7 +135,18 @@ pub(super) fn put_indexed(
     bytes: &[u8],
 ) -> Result<(), NetabaseError> {
     let old = txn.get(table, key)?;
-    reindex(txn, table, key, old.as_deref(), Some(bytes))?;
+    put_replacing(txn, table, key, old.as_deref(), bytes)
+}
+
+/// [`put_indexed`] when the caller has just read `old`, what `table` holds at `key`.
+pub(super) fn put_replacing(
+    txn: &impl WriteTxn,
+    table: &str,
+    key: &[u8],
+    old: Option<&[u8]>,
+    bytes: &[u8],
+) -> Result<(), NetabaseError> {
+    reindex(txn, table, key, old, Some(bytes))?;
     txn.put(table, key, bytes)
 }
 

@@ -1321,14 +1321,16 @@ fn put_encoded(
     max_records: usize,
     tombstone_ttl: Duration,
 ) -> Result<Result<(), store::Error>, NetabaseError> {
-    let exists = txn.get(RECORDS_TABLE, key)?.is_some();
+    let old = txn.get(RECORDS_TABLE, key)?;
+    let exists = old.is_some();
     if !exists && table_full(txn, RECORDS_TABLE, max_records)? {
         sweep_records(txn, RECORDS_TABLE, WallTime::now(), tombstone_ttl)?;
         if table_full(txn, RECORDS_TABLE, max_records)? {
             return Ok(Err(store::Error::MaxRecords));
         }
     }
-    put_indexed(txn, RECORDS_TABLE, key, bytes)?;
+    // The sweep above ran only for a new key, so `old` is still what the table holds.
+    expiry::put_replacing(txn, RECORDS_TABLE, key, old.as_deref(), bytes)?;
     Ok(Ok(()))
 }
 
