@@ -259,6 +259,36 @@ mod tests {
     }
 
     #[test]
+    fn wall_time_bytes_sort_in_time_order_and_round_trip() {
+        let times = [
+            WallTime { secs: 0, nanos: 0 },
+            WallTime {
+                secs: 0,
+                nanos: 999_999_999,
+            },
+            WallTime { secs: 1, nanos: 0 },
+            WallTime {
+                secs: 256,
+                nanos: 5,
+            },
+            WallTime {
+                secs: u64::MAX,
+                nanos: NANOS_PER_SEC - 1,
+            },
+        ];
+        for pair in times.windows(2) {
+            assert!(pair[0].to_be_bytes() < pair[1].to_be_bytes(), "{pair:?}");
+        }
+        for time in times {
+            assert_eq!(WallTime::from_be_bytes(&time.to_be_bytes()), Some(time));
+        }
+        let mut bad = WallTime { secs: 1, nanos: 0 }.to_be_bytes();
+        bad[8..].copy_from_slice(&NANOS_PER_SEC.to_be_bytes());
+        assert_eq!(WallTime::from_be_bytes(&bad), None);
+        assert_eq!(WallTime::from_be_bytes(&bad[..11]), None);
+    }
+
+    #[test]
     fn past_instants_are_expired() {
         let Some(past) = Instant::now().checked_sub(Duration::from_secs(1)) else {
             return;
