@@ -10,10 +10,10 @@ use libp2p::kad::{ProviderRecord, Record, RecordKey};
 use libp2p::{Multiaddr, PeerId};
 use netabase_store::NetabaseError;
 use netabase_store::backend::memory::MemoryBackend;
-use netabase_store::backend::{Backend, Capabilities, WriteTxn};
+use netabase_store::backend::{Backend, Capabilities, ReadTxn, WriteTxn};
 use netabase_store::kad::{
-    BatchPut, Envelope, KadStore, KadStoreConfig, KadStoreError, RECORDS_TABLE, REPLICAS_TABLE,
-    RecordSigner, SignedRecord, SignedRecordError, VERIFY_CHUNK,
+    BatchPut, EXPIRY_TABLE, Envelope, KadStore, KadStoreConfig, KadStoreError, RECORDS_TABLE,
+    REPLICAS_TABLE, RecordSigner, SignedRecord, SignedRecordError, VERIFY_CHUNK,
 };
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -618,6 +618,106 @@ macro_rules! record_store_rules {
             }
 
             #[test]
+            fn the_sweep_removes_exactly_the_records_that_are_due() -> TestResult {
+                let store = open(PeerId::random(), KadStoreConfig::default())?;
+                let (Some(five), Some(one)) = (past(), Instant::now().checked_sub(Duration::from_secs(1)))
+                else {
+                    return Ok(());
+                };
+                let later = Instant::now() + Duration::from_secs(3600);
+                let put = |name: &str, expires: Option<Instant>| {
+                    let mut r = record(name, b"v");
+                    r.expires = expires;
+                    store.try_put(&r)
+                };
+                put("due/5s", Some(five))?;
+                put("due/1s", Some(one))?;
+                put("later", Some(later))?;
+                put("never", None)?;
+                // Replaced by a version with another expiry, either way.
+                put("was-due", Some(five))?;
+                put("was-due", Some(later))?;
+                put("now-due", Some(later))?;
+                put("now-due", Some(one))?;
+                // Replaced within a batch (the one-pass path).
+                put("batch", Some(five))?;
+                let mut newer = record("batch", b"w");
+                newer.expires = Some(later);
+                let outcomes = store.try_put_batch(&[newer], |_, _| true)?;
+                assert!(matches!(outcomes.as_slice(), [BatchPut::Stored]));
+                // Removed, and moved to the replica's copies (which have no expiry).
+                put("removed", Some(five))?;
+                assert!(store.try_remove(&key("removed"))?);
+                put("replica", Some(five))?;
+                let signer = signer();
+                store.try_put_replica(&signer.seal(
+                    key("replica"),
+                    Some(b"copy".to_vec()),
+                    signer.next_stamp(None),
+                ))?;
+
+                assert_eq!(store.sweep_expired()?.records, 3);
+                let mut left: Vec<_> = store.try_records()?.into_iter().map(|r| r.key).collect();
+                left.sort_by(|a, b| a.as_ref().cmp(b.as_ref()));
+                let want: Vec<_> = ["batch", "later", "never", "replica", "was-due"]
+                    .into_iter()
+                    .map(key)
+                    .collect();
+                assert_eq!(left, want);
+                assert_eq!(store.record_count()?, 5);
+                // The index is exact: the three unexpired expiries and its marker.
+                assert_eq!(store.backend().begin_read()?.len(EXPIRY_TABLE)?, 4);
+                assert_eq!(store.sweep_expired()?.records, 0);
+                // Once removed, nothing is indexed but the marker.
+                for name in ["batch", "later", "never", "replica", "was-due"] {
+                    assert!(store.try_remove(&key(name))?);
+                }
+                assert_eq!(store.backend().begin_read()?.len(EXPIRY_TABLE)?, 1);
+                Ok(())
+            }
+
+            #[test]
+            fn a_full_store_frees_only_expired_records_before_refusing() -> TestResult {
+                let store = open(PeerId::random(), small_config())?;
+                let Some(past) = past() else { return Ok(()) };
+                let later = Instant::now() + Duration::from_secs(3600);
+                for (name, expires) in [("old", past), ("b", later), ("c", later)] {
+                    let mut r = record(name, b"v");
+                    r.expires = Some(expires);
+                    store.try_put(&r)?;
+                }
+                store.try_put(&record("d", b"v"))?;
+                assert!(store.try_get(&key("old"))?.is_none());
+                assert_eq!(store.record_count()?, 3);
+                assert!(matches!(
+                    store.try_put(&record("e", b"v")),
+                    Err(KadStoreError::Limit(StoreError::MaxRecords))
+                ));
+                for name in ["b", "c", "d"] {
+                    assert!(store.try_get(&key(name))?.is_some(), "{name}");
+                }
+                Ok(())
+            }
+
+            #[test]
+            fn an_index_entry_that_does_not_match_its_record_deletes_nothing() -> TestResult {
+                let store = open(PeerId::random(), KadStoreConfig::default())?;
+                store.try_put(&record("live", b"v"))?;
+                // An expiry entry of the Unix epoch naming the live record (kind 0,
+                // time 0, the records table's tag), as a foreign writer could leave.
+                let mut entry = vec![0; 13];
+                entry.push(b'r');
+                entry.extend_from_slice(b"live");
+                let txn = store.backend().begin_write()?;
+                txn.put(EXPIRY_TABLE, &entry, &[])?;
+                txn.commit()?;
+                assert_eq!(store.sweep_expired()?.records, 0);
+                assert!(store.try_get(&key("live"))?.is_some());
+                assert_eq!(store.backend().begin_read()?.get(EXPIRY_TABLE, &entry)?, None);
+                Ok(())
+            }
+
+            #[test]
             fn provided_yields_local_provider_records_only() -> TestResult {
                 let local = PeerId::random();
                 let mut store = open(local, KadStoreConfig::default())?;
@@ -704,6 +804,41 @@ macro_rules! record_store_rules {
                 assert_eq!(store.provided().count(), 0);
                 assert_eq!(store.sweep_expired()?.providers, 1);
                 assert!(store.providers(&key("k")).is_empty());
+                Ok(())
+            }
+
+            #[test]
+            fn the_sweep_removes_exactly_the_providers_that_are_due() -> TestResult {
+                let local = PeerId::random();
+                let mut store = open(local, KadStoreConfig::default())?;
+                let Some(past) = past() else { return Ok(()) };
+                let later = Instant::now() + Duration::from_secs(3600);
+                let provider = |key_name: &str, peer: PeerId, expires: Instant| {
+                    let mut p = ProviderRecord::new(key(key_name), peer, Vec::new());
+                    p.expires = Some(expires);
+                    p
+                };
+                let (a, b, c) = (PeerId::random(), PeerId::random(), PeerId::random());
+                // One list with a live and an expired provider (an add drops the
+                // expired providers already listed, so the expired one comes last).
+                store.add_provider(provider("k", b, later))?;
+                store.add_provider(provider("k", a, past))?;
+                // A provider renewed with a later expiry, and a live one removed.
+                store.add_provider(provider("renewed", c, past))?;
+                store.add_provider(provider("renewed", c, later))?;
+                store.add_provider(provider("gone", a, past))?;
+                store.remove_provider(&key("gone"), &a);
+                // The local provider record, expired.
+                store.add_provider(provider("mine", local, past))?;
+                assert_eq!(store.sweep_expired()?.providers, 2);
+                let held: Vec<_> = store.providers(&key("k")).iter().map(|p| p.provider).collect();
+                assert_eq!(held, vec![b]);
+                assert_eq!(store.providers(&key("renewed")).len(), 1);
+                assert!(store.providers(&key("mine")).is_empty());
+                assert_eq!(store.try_provided()?.len(), 0);
+                // Exact: the two live expiries and the marker.
+                assert_eq!(store.backend().begin_read()?.len(EXPIRY_TABLE)?, 3);
+                assert_eq!(store.sweep_expired()?.providers, 0);
                 Ok(())
             }
 
@@ -964,7 +1099,8 @@ fn backend_failures_never_panic() {
     assert!(store.providers(&key("a")).is_empty());
     assert_eq!(store.provided().count(), 0);
     store.remove_provider(&key("a"), &local);
-    assert_eq!(store.backend_errors(), 8);
+    // Eight calls, and the expiry index check of `KadStore::new`.
+    assert_eq!(store.backend_errors(), 9);
     assert!(
         store
             .take_last_error()
@@ -974,4 +1110,156 @@ fn backend_failures_never_panic() {
         store.try_get(&key("a")),
         Err(KadStoreError::Storage(_))
     ));
+}
+
+/// A tombstone stamped `age` ago by [`signer`].
+fn aged_tombstone(name: &str, age: Duration) -> SignedRecord {
+    let signer = signer();
+    let mut stamp = signer.next_stamp(None);
+    let age = u64::try_from(age.as_millis()).unwrap_or(u64::MAX);
+    stamp.hlc.millis = stamp.hlc.millis.saturating_sub(age);
+    signer.seal(key(name), None, stamp)
+}
+
+fn with_ttl(tombstone_ttl: Duration) -> KadStoreConfig {
+    KadStoreConfig {
+        tombstone_ttl,
+        ..KadStoreConfig::default()
+    }
+}
+
+const HOUR: Duration = Duration::from_secs(3600);
+
+/// Tombstones of several ages, stored under a long TTL, are swept as each reopen's
+/// TTL makes them due; a tombstone replaced by a newer record is not.
+fn tombstones_are_swept_under_each_opens_ttl<B: Backend>(
+    reopen: impl Fn() -> Result<B, NetabaseError>,
+) -> TestResult {
+    {
+        let store = KadStore::new(reopen()?, PeerId::random(), with_ttl(24 * HOUR));
+        for (name, hours) in [("t/1h", 1), ("t/2h", 2), ("t/3h", 3), ("revived", 3)] {
+            store.try_put(&aged_tombstone(name, hours * HOUR).to_record())?;
+        }
+        store.try_put_replica(&aged_tombstone("replica/2h", 2 * HOUR))?;
+        store.try_put(&record("revived", b"back"))?;
+        store.try_put(&record("live", b"v"))?;
+        assert_eq!(store.sweep_expired()?.records, 0);
+    }
+    {
+        let store = KadStore::new(
+            reopen()?,
+            PeerId::random(),
+            with_ttl(90 * 60 * Duration::from_secs(1)),
+        );
+        assert_eq!(store.sweep_expired()?.records, 3);
+        assert!(store.try_get(&key("t/1h"))?.is_some());
+        assert_eq!(store.replica_count()?, 0);
+    }
+    {
+        let store = KadStore::new(
+            reopen()?,
+            PeerId::random(),
+            with_ttl(30 * 60 * Duration::from_secs(1)),
+        );
+        assert_eq!(store.sweep_expired()?.records, 1);
+        assert!(store.try_get(&key("t/1h"))?.is_none());
+    }
+    let store = KadStore::new(reopen()?, PeerId::random(), with_ttl(24 * HOUR));
+    assert_eq!(store.sweep_expired()?.records, 0);
+    let mut left: Vec<_> = store.try_records()?.into_iter().map(|r| r.key).collect();
+    left.sort_by(|a, b| a.as_ref().cmp(b.as_ref()));
+    assert_eq!(left, vec![key("live"), key("revived")]);
+    Ok(())
+}
+
+/// A store written before the expiry index existed (its records, no index) gets the
+/// index when it is opened and sweeps what is due.
+fn a_store_without_the_index_gets_it_at_open<B: Backend>(
+    reopen: impl Fn() -> Result<B, NetabaseError>,
+) -> TestResult {
+    let Some(past) = past() else { return Ok(()) };
+    {
+        let store = KadStore::new(reopen()?, PeerId::random(), with_ttl(24 * HOUR));
+        for (name, expires) in [
+            ("old/a", Some(past)),
+            ("old/b", Some(past)),
+            ("fresh", Some(Instant::now() + HOUR)),
+            ("plain", None),
+        ] {
+            let mut r = record(name, b"v");
+            r.expires = expires;
+            store.try_put(&r)?;
+        }
+        store.try_put(&aged_tombstone("gone", 2 * HOUR).to_record())?;
+        store.try_put_replica(&aged_tombstone("replica/gone", 2 * HOUR))?;
+        // What an older build leaves: the records and no index.
+        let txn = store.backend().begin_write()?;
+        txn.clear(EXPIRY_TABLE)?;
+        txn.commit()?;
+        assert_eq!(store.backend().begin_read()?.len(EXPIRY_TABLE)?, 0);
+    }
+    let store = KadStore::new(reopen()?, PeerId::random(), with_ttl(HOUR));
+    // Built at open: the marker, the three expiries of records, and per tombstone its
+    // stamp and its expiry (its stamp plus the TTL of the put that stored it).
+    assert_eq!(
+        store.backend().begin_read()?.len(EXPIRY_TABLE)?,
+        1 + 3 + 2 * 2
+    );
+    assert!(!store.build_expiry_index()?);
+    assert_eq!(store.sweep_expired()?.records, 4);
+    let mut left: Vec<_> = store.try_records()?.into_iter().map(|r| r.key).collect();
+    left.sort_by(|a, b| a.as_ref().cmp(b.as_ref()));
+    assert_eq!(left, vec![key("fresh"), key("plain")]);
+    assert_eq!(store.backend().begin_read()?.len(EXPIRY_TABLE)?, 2);
+    Ok(())
+}
+
+#[test]
+fn tombstone_ttl_changes_between_opens_memory() -> TestResult {
+    let backend = MemoryBackend::new();
+    tombstones_are_swept_under_each_opens_ttl(|| Ok(backend.clone()))
+}
+
+#[test]
+fn tombstone_ttl_changes_between_opens_redb() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("kad.redb");
+    tombstones_are_swept_under_each_opens_ttl(|| {
+        netabase_store::backend::redb::RedbBackend::create(&path)
+    })
+}
+
+#[cfg(feature = "sled")]
+#[test]
+fn tombstone_ttl_changes_between_opens_sled() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("kad.sled");
+    tombstones_are_swept_under_each_opens_ttl(|| {
+        netabase_store::backend::sled::SledBackend::open(&path)
+    })
+}
+
+#[test]
+fn expiry_index_is_built_at_open_memory() -> TestResult {
+    let backend = MemoryBackend::new();
+    a_store_without_the_index_gets_it_at_open(|| Ok(backend.clone()))
+}
+
+#[test]
+fn expiry_index_is_built_at_open_redb() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("kad.redb");
+    a_store_without_the_index_gets_it_at_open(|| {
+        netabase_store::backend::redb::RedbBackend::create(&path)
+    })
+}
+
+#[cfg(feature = "sled")]
+#[test]
+fn expiry_index_is_built_at_open_sled() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("kad.sled");
+    a_store_without_the_index_gets_it_at_open(|| {
+        netabase_store::backend::sled::SledBackend::open(&path)
+    })
 }

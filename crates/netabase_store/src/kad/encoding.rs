@@ -107,6 +107,23 @@ impl WallTime {
         }
     }
 
+    /// Big-endian seconds then nanoseconds: byte order is time order (the expiry index
+    /// sorts by it).
+    pub(super) fn to_be_bytes(self) -> [u8; 12] {
+        let mut out = [0; 12];
+        out[..8].copy_from_slice(&self.secs.to_be_bytes());
+        out[8..].copy_from_slice(&self.nanos.to_be_bytes());
+        out
+    }
+
+    /// The inverse of [`WallTime::to_be_bytes`]; `None` unless `bytes` holds 12 bytes
+    /// with fewer nanoseconds than a second.
+    pub(super) fn from_be_bytes(bytes: &[u8]) -> Option<Self> {
+        let secs = u64::from_be_bytes(bytes.get(..8)?.try_into().ok()?);
+        let nanos = u32::from_be_bytes(bytes.get(8..12)?.try_into().ok()?);
+        (nanos < NANOS_PER_SEC).then_some(WallTime { secs, nanos })
+    }
+
     /// Whether a record expiring at `self` has expired at `now` (`now >= expiry`, as in
     /// libp2p's `Record::is_expired`).
     pub(super) fn expired_at(self, now: WallTime) -> bool {
@@ -239,6 +256,36 @@ mod tests {
             latest.map(|t| (t.to_instant(), t.expired_at(WallTime::now()))),
             Ok((None, false))
         );
+    }
+
+    #[test]
+    fn wall_time_bytes_sort_in_time_order_and_round_trip() {
+        let times = [
+            WallTime { secs: 0, nanos: 0 },
+            WallTime {
+                secs: 0,
+                nanos: 999_999_999,
+            },
+            WallTime { secs: 1, nanos: 0 },
+            WallTime {
+                secs: 256,
+                nanos: 5,
+            },
+            WallTime {
+                secs: u64::MAX,
+                nanos: NANOS_PER_SEC - 1,
+            },
+        ];
+        for pair in times.windows(2) {
+            assert!(pair[0].to_be_bytes() < pair[1].to_be_bytes(), "{pair:?}");
+        }
+        for time in times {
+            assert_eq!(WallTime::from_be_bytes(&time.to_be_bytes()), Some(time));
+        }
+        let mut bad = WallTime { secs: 1, nanos: 0 }.to_be_bytes();
+        bad[8..].copy_from_slice(&NANOS_PER_SEC.to_be_bytes());
+        assert_eq!(WallTime::from_be_bytes(&bad), None);
+        assert_eq!(WallTime::from_be_bytes(&bad[..11]), None);
     }
 
     #[test]

@@ -11,11 +11,14 @@
 //! | [`REPLICAS_TABLE`] | record key | as [`RECORDS_TABLE`]: the signed copies of a replica |
 //! | [`PROVIDERS_TABLE`] | record key | format byte ++ postcard(providers, oldest first) |
 //! | [`PROVIDED_TABLE`] | record key | format byte ++ postcard(the local provider record) |
+//! | [`EXPIRY_TABLE`] | kind ++ time ++ table tag ++ record key | empty: the expiry index |
 //!
 //! Expiry is stored as wall-clock time (a [`std::time::Instant`] means nothing after a
 //! restart), so a record that expired while the node was down is not served when it comes
 //! back. [`KadStore::sweep_expired`] deletes expired records and provider records; the
-//! node calls it periodically.
+//! node calls it periodically. It reads only what is due, from [`EXPIRY_TABLE`]: every
+//! expiry and every tombstone's stamp, in time order, kept in the transaction of each
+//! write (a store written before the index existed gets it when it is opened).
 //!
 //! A node that replicates a model keeps the signed copy of each of its records as a
 //! **replica** ([`KadStore::put_replica_in`]), in [`REPLICAS_TABLE`]: apart from the
@@ -32,6 +35,7 @@
 //! model from its primary key alone, so any peer can look a model up by key.
 
 mod encoding;
+mod expiry;
 pub mod signed;
 mod store;
 mod typed;
@@ -55,3 +59,7 @@ pub const REPLICAS_TABLE: &str = "__netabase/kad/replicas";
 pub const PROVIDERS_TABLE: &str = "__netabase/kad/providers";
 /// The table of the keys this node provides itself.
 pub const PROVIDED_TABLE: &str = "__netabase/kad/provided";
+/// The expiry index: one empty entry per expiry (of a record, a replica's copy or a
+/// provider record) and per tombstone stamp, keyed so that byte order is time order;
+/// the sweeps read only its due prefix.
+pub const EXPIRY_TABLE: &str = "__netabase/kad/expiry";

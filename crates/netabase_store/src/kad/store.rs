@@ -11,11 +11,12 @@ use libp2p::kad::{ProviderRecord, Record, RecordKey};
 use thiserror::Error;
 
 use super::encoding::{StoredProvider, StoredRecord, WallTime, decode, encode};
+use super::expiry::{self, delete_indexed, put_indexed};
 use super::signed::{
     Envelope, RecordSigner, SignedRecord, SignedRecordError, UnverifiedRecord, verify_batch,
     wall_millis,
 };
-use super::{PROVIDED_TABLE, PROVIDERS_TABLE, RECORDS_TABLE, REPLICAS_TABLE};
+use super::{EXPIRY_TABLE, PROVIDED_TABLE, PROVIDERS_TABLE, RECORDS_TABLE, REPLICAS_TABLE};
 use crate::backend::{Backend, Direction, RawRange, ReadTxn, WriteTxn, collect_range};
 use crate::error::NetabaseError;
 use crate::schema::NetabaseDefinitionTrait;
@@ -186,14 +187,38 @@ fn decode_list(key: &[u8], bytes: Option<Vec<u8>>) -> Result<Vec<StoredProvider>
 
 impl<B: Backend> KadStore<B> {
     /// A record store over `backend` for the node `local_id`.
+    ///
+    /// A store written before the expiry index existed gets it here, from one scan of
+    /// its records (once: the index is marked built). Should that fail, the failure is
+    /// counted ([`KadStore::backend_errors`]) and the next sweep builds it.
     pub fn new(backend: B, local_id: PeerId, config: KadStoreConfig) -> Self {
-        KadStore {
+        let store = KadStore {
             backend,
             local_id,
             config,
             backend_errors: AtomicU64::new(0),
             last_error: Mutex::new(None),
+        };
+        if let Err(e) = store.build_expiry_index() {
+            store.note(&e);
         }
+        store
+    }
+
+    /// Builds the expiry index of a store written before it existed (one scan of the
+    /// records, in one write transaction); whether it was built now. A store that has
+    /// it is only read. [`KadStore::new`] calls it.
+    ///
+    /// # Errors
+    /// [`KadStoreError::Storage`] on backend failure; nothing is written then.
+    pub fn build_expiry_index(&self) -> Result<bool, KadStoreError> {
+        if expiry::is_built(&self.backend.begin_read()?)? {
+            return Ok(false);
+        }
+        let txn = self.backend.begin_write()?;
+        let built = expiry::ensure_built(&txn)?;
+        txn.commit()?;
+        Ok(built)
     }
 
     /// The backend under the store.
@@ -364,9 +389,9 @@ impl<B: Backend> KadStore<B> {
                 .get(REPLICAS_TABLE, &key)?
                 .is_some_and(|held| version(&held) >= version(&bytes));
             if !replica_wins {
-                txn.put(REPLICAS_TABLE, &key, &bytes)?;
+                put_indexed(&txn, REPLICAS_TABLE, &key, &bytes)?;
             }
-            txn.delete(RECORDS_TABLE, &key)?;
+            delete_indexed(&txn, RECORDS_TABLE, &key)?;
             moved += 1;
         }
         if moved > 0 {
@@ -545,8 +570,18 @@ impl<B: Backend> KadStore<B> {
                 .map(|(_, signed, bytes)| (signed.key().as_ref(), bytes.as_slice()))
                 .collect();
             let mut undo: Vec<(usize, Option<Vec<u8>>, BatchPut)> = Vec::new();
+            // The expiry index entries the writes drop and add (most records have none).
+            let (mut stale, mut fresh) = (Vec::new(), Vec::new());
             txn.put_each(RECORDS_TABLE, &entries, &mut |position, old| {
-                let (index, signed, _) = &encoded[position];
+                let (index, signed, bytes) = &encoded[position];
+                let key = signed.key().as_ref();
+                let before =
+                    old.map_or_else(Vec::new, |old| expiry::entries_of(RECORDS_TABLE, key, old));
+                let after = expiry::entries_of(RECORDS_TABLE, key, bytes);
+                if before != after {
+                    stale.extend(before.iter().filter(|e| !after.contains(e)).cloned());
+                    fresh.extend(after.into_iter().filter(|e| !before.contains(e)));
+                }
                 let verdict = match old.and_then(|bytes| held_envelope(bytes, ttl)) {
                     Some(held) if loses_to(signed, &held) => {
                         Some(BatchPut::Refused(superseded(&held, signed)))
@@ -562,13 +597,19 @@ impl<B: Backend> KadStore<B> {
                 }
                 Ok(())
             })?;
+            for entry in &stale {
+                txn.delete(EXPIRY_TABLE, entry)?;
+            }
+            for entry in &fresh {
+                txn.put(EXPIRY_TABLE, entry, &[])?;
+            }
             for (position, old, verdict) in undo {
                 let (index, signed, _) = &encoded[position];
                 let key = signed.key().as_ref();
                 match old {
-                    Some(bytes) => txn.put(RECORDS_TABLE, key, &bytes)?,
+                    Some(bytes) => put_indexed(&txn, RECORDS_TABLE, key, &bytes)?,
                     None => {
-                        txn.delete(RECORDS_TABLE, key)?;
+                        delete_indexed(&txn, RECORDS_TABLE, key)?;
                     }
                 }
                 outcomes[*index] = verdict;
@@ -694,8 +735,8 @@ impl<B: Backend> KadStore<B> {
         let key = signed.key().as_ref();
         match holding {
             Holding::Replica => {
-                txn.delete(RECORDS_TABLE, key)?;
-                txn.put(REPLICAS_TABLE, key, bytes)?;
+                delete_indexed(txn, RECORDS_TABLE, key)?;
+                put_indexed(txn, REPLICAS_TABLE, key, bytes)?;
             }
             Holding::Dht if txn.get(REPLICAS_TABLE, key)?.is_some() => {
                 let bytes = match self.encode_checked(signed, None) {
@@ -703,7 +744,7 @@ impl<B: Backend> KadStore<B> {
                     Err(KadStoreError::Storage(e)) => return Err(e),
                     Err(refused) => return Ok(Err(refused)),
                 };
-                txn.put(REPLICAS_TABLE, key, &bytes)?;
+                put_indexed(txn, REPLICAS_TABLE, key, &bytes)?;
             }
             Holding::Dht => {
                 let ttl = self.config.tombstone_ttl;
@@ -1032,9 +1073,15 @@ impl<B: Backend> KadStore<B> {
         } else {
             list.push(stored.clone());
         }
-        txn.put(PROVIDERS_TABLE, key, &encode(&list).map_err(encode_error)?)?;
+        put_indexed(
+            &txn,
+            PROVIDERS_TABLE,
+            key,
+            &encode(&list).map_err(encode_error)?,
+        )?;
         if record.provider == self.local_id {
-            txn.put(PROVIDED_TABLE, key, &encode(&stored).map_err(encode_error)?)?;
+            let local = encode(&stored).map_err(encode_error)?;
+            put_indexed(&txn, PROVIDED_TABLE, key, &local)?;
         }
         txn.commit()?;
         Ok(())
@@ -1111,13 +1158,14 @@ impl<B: Backend> KadStore<B> {
         list.retain(|p| p.provider != peer);
         if list.len() != before {
             if list.is_empty() {
-                txn.delete(PROVIDERS_TABLE, raw)?;
+                delete_indexed(&txn, PROVIDERS_TABLE, raw)?;
             } else {
-                txn.put(PROVIDERS_TABLE, raw, &encode(&list).map_err(encode_error)?)?;
+                let bytes = encode(&list).map_err(encode_error)?;
+                put_indexed(&txn, PROVIDERS_TABLE, raw, &bytes)?;
             }
         }
         if provider == &self.local_id {
-            txn.delete(PROVIDED_TABLE, raw)?;
+            delete_indexed(&txn, PROVIDED_TABLE, raw)?;
         }
         txn.commit()?;
         Ok(())
@@ -1125,7 +1173,8 @@ impl<B: Backend> KadStore<B> {
 
     /// Deletes every expired value record and provider record, in one write transaction:
     /// the records held for the DHT, and the replica's tombstones older than
-    /// [`KadStoreConfig::tombstone_ttl`].
+    /// [`KadStoreConfig::tombstone_ttl`]. Reads only what is due, from the expiry index
+    /// ([`EXPIRY_TABLE`]): O(expired + log n), whatever the number of records held.
     ///
     /// # Errors
     /// [`KadStoreError::Storage`] on backend failure; nothing is deleted then.
@@ -1135,6 +1184,24 @@ impl<B: Backend> KadStore<B> {
         let ttl = self.config.tombstone_ttl;
         let records = sweep_records(&txn, RECORDS_TABLE, now, ttl)?
             + sweep_records(&txn, REPLICAS_TABLE, now, ttl)?;
+        let providers = sweep_providers(&txn, now)?;
+        txn.commit()?;
+        Ok(SweepStats { records, providers })
+    }
+
+    /// [`KadStore::sweep_expired`] as it ran before the expiry index: every value
+    /// record of both tables is decoded to find the expired ones (provider records are
+    /// swept from the index as usual). Same outcome, O(records) instead of
+    /// O(expired + log records): kept to measure the index against.
+    ///
+    /// # Errors
+    /// [`KadStoreError::Storage`] on backend failure; nothing is deleted then.
+    pub fn sweep_expired_by_scan(&self) -> Result<SweepStats, KadStoreError> {
+        let now = WallTime::now();
+        let txn = self.backend.begin_write()?;
+        let ttl = self.config.tombstone_ttl;
+        let records = sweep_records_by_scan(&txn, RECORDS_TABLE, now, ttl)?
+            + sweep_records_by_scan(&txn, REPLICAS_TABLE, now, ttl)?;
         let providers = sweep_providers(&txn, now)?;
         txn.commit()?;
         Ok(SweepStats { records, providers })
@@ -1190,8 +1257,8 @@ fn has_entries(txn: &impl ReadTxn, table: &str) -> Result<bool, NetabaseError> {
 
 /// Removes `key` from both tables; whether either held it.
 fn remove_held(txn: &impl WriteTxn, key: &[u8]) -> Result<bool, NetabaseError> {
-    let replica = txn.delete(REPLICAS_TABLE, key)?;
-    Ok(txn.delete(RECORDS_TABLE, key)? || replica)
+    let replica = delete_indexed(txn, REPLICAS_TABLE, key)?;
+    Ok(delete_indexed(txn, RECORDS_TABLE, key)? || replica)
 }
 
 /// A stored record with the table holding it: (table, key, stored bytes).
@@ -1254,14 +1321,16 @@ fn put_encoded(
     max_records: usize,
     tombstone_ttl: Duration,
 ) -> Result<Result<(), store::Error>, NetabaseError> {
-    let exists = txn.get(RECORDS_TABLE, key)?.is_some();
+    let old = txn.get(RECORDS_TABLE, key)?;
+    let exists = old.is_some();
     if !exists && table_full(txn, RECORDS_TABLE, max_records)? {
         sweep_records(txn, RECORDS_TABLE, WallTime::now(), tombstone_ttl)?;
         if table_full(txn, RECORDS_TABLE, max_records)? {
             return Ok(Err(store::Error::MaxRecords));
         }
     }
-    txn.put(RECORDS_TABLE, key, bytes)?;
+    // The sweep above ran only for a new key, so `old` is still what the table holds.
+    expiry::put_replacing(txn, RECORDS_TABLE, key, old.as_deref(), bytes)?;
     Ok(Ok(()))
 }
 
@@ -1270,9 +1339,47 @@ fn table_full(txn: &impl ReadTxn, table: &str, max: usize) -> Result<bool, Netab
 }
 
 /// Deletes the expired records of `table` and its tombstones older than `tombstone_ttl` (which
-/// may be shorter than when they were stored); undecodable ones are left for an
-/// operator to inspect.
+/// may be shorter than when they were stored), reading only the due prefix of the
+/// expiry index (built first if the store has none). Each record is checked before it
+/// is deleted: an index entry that does not match its record is dropped, never acted
+/// on. Undecodable records have no entry and are left for an operator to inspect.
 fn sweep_records(
+    txn: &impl WriteTxn,
+    table: &str,
+    now: WallTime,
+    tombstone_ttl: Duration,
+) -> Result<usize, NetabaseError> {
+    expiry::ensure_built(txn)?;
+    let now_millis = wall_millis();
+    let mut removed = 0;
+    for due in expiry::due(txn, table, now, now_millis, tombstone_ttl)? {
+        let removable = txn
+            .get(table, &due.key)?
+            .is_some_and(|bytes| record_removable(&bytes, now, now_millis, tombstone_ttl));
+        if removable {
+            delete_indexed(txn, table, &due.key)?;
+            removed += 1;
+        } else {
+            expiry::drop_if_stale(txn, table, &due.entry, &due.key)?;
+        }
+    }
+    Ok(removed)
+}
+
+/// Whether the stored record `bytes` has expired at `now`, or is a tombstone older than
+/// `tombstone_ttl` at `now_millis`.
+fn record_removable(bytes: &[u8], now: WallTime, now_millis: u64, tombstone_ttl: Duration) -> bool {
+    let Ok(stored) = decode::<StoredRecord>(bytes) else {
+        return false;
+    };
+    stored.is_expired(now)
+        || Envelope::decode(&stored.value)
+            .is_ok_and(|e| e.tombstone_expired(tombstone_ttl, now_millis))
+}
+
+/// [`sweep_records`] of every record of `table`, decoding each one: the sweep before
+/// the expiry index, kept to compare against.
+fn sweep_records_by_scan(
     txn: &impl WriteTxn,
     table: &str,
     now: WallTime,
@@ -1281,50 +1388,50 @@ fn sweep_records(
     let now_millis = wall_millis();
     let mut expired = Vec::new();
     for (key, bytes) in collect_range(txn, table, RawRange::all(), Direction::Forward)? {
-        let Ok(stored) = decode::<StoredRecord>(&bytes) else {
-            continue;
-        };
-        let over = Envelope::decode(&stored.value)
-            .is_ok_and(|e| e.tombstone_expired(tombstone_ttl, now_millis));
-        if stored.is_expired(now) || over {
+        if record_removable(&bytes, now, now_millis, tombstone_ttl) {
             expired.push(key);
         }
     }
     for key in &expired {
-        txn.delete(table, key)?;
+        delete_indexed(txn, table, key)?;
     }
     Ok(expired.len())
 }
 
+/// Deletes the expired provider records, reading only the due prefix of the expiry
+/// index; returns how many providers left [`PROVIDERS_TABLE`].
 fn sweep_providers(txn: &impl WriteTxn, now: WallTime) -> Result<usize, NetabaseError> {
-    let mut updates = Vec::new();
-    for (key, bytes) in collect_range(txn, PROVIDERS_TABLE, RawRange::all(), Direction::Forward)? {
-        let Ok(mut list) = decode::<Vec<StoredProvider>>(&bytes) else {
-            continue;
-        };
-        let before = list.len();
-        list.retain(|p| !p.is_expired(now));
-        if list.len() != before {
-            updates.push((key, before - list.len(), list));
-        }
-    }
+    expiry::ensure_built(txn)?;
+    let now_millis = wall_millis();
     let mut removed = 0;
-    for (key, count, list) in updates {
-        removed += count;
-        if list.is_empty() {
-            txn.delete(PROVIDERS_TABLE, &key)?;
+    for due in expiry::due(txn, PROVIDERS_TABLE, now, now_millis, Duration::MAX)? {
+        let list = txn
+            .get(PROVIDERS_TABLE, &due.key)?
+            .and_then(|bytes| decode::<Vec<StoredProvider>>(&bytes).ok());
+        if let Some(mut list) = list {
+            let before = list.len();
+            list.retain(|p| !p.is_expired(now));
+            if list.len() != before {
+                removed += before - list.len();
+                if list.is_empty() {
+                    delete_indexed(txn, PROVIDERS_TABLE, &due.key)?;
+                } else {
+                    let bytes = encode(&list).map_err(encode_error)?;
+                    put_indexed(txn, PROVIDERS_TABLE, &due.key, &bytes)?;
+                }
+            }
+        }
+        expiry::drop_if_stale(txn, PROVIDERS_TABLE, &due.entry, &due.key)?;
+    }
+    for due in expiry::due(txn, PROVIDED_TABLE, now, now_millis, Duration::MAX)? {
+        let expired = txn
+            .get(PROVIDED_TABLE, &due.key)?
+            .is_some_and(|bytes| decode::<StoredProvider>(&bytes).is_ok_and(|p| p.is_expired(now)));
+        if expired {
+            delete_indexed(txn, PROVIDED_TABLE, &due.key)?;
         } else {
-            txn.put(PROVIDERS_TABLE, &key, &encode(&list).map_err(encode_error)?)?;
+            expiry::drop_if_stale(txn, PROVIDED_TABLE, &due.entry, &due.key)?;
         }
-    }
-    let mut expired_local = Vec::new();
-    for (key, bytes) in collect_range(txn, PROVIDED_TABLE, RawRange::all(), Direction::Forward)? {
-        if decode::<StoredProvider>(&bytes).is_ok_and(|p| p.is_expired(now)) {
-            expired_local.push(key);
-        }
-    }
-    for key in &expired_local {
-        txn.delete(PROVIDED_TABLE, key)?;
     }
     Ok(removed)
 }
