@@ -1103,16 +1103,7 @@ impl<D: NetabaseDefinitionTrait, B: Backend> SyncDriver<D, B> {
         };
         self.ctx.counters.sync_session();
         tracing::debug!(%peer, ?session, "sync session complete");
-        self.emit(NetabaseEvent::Synced {
-            peer,
-            role: SyncRole::Initiator,
-            bytes_sent: session.bytes_sent,
-            bytes_received: session.bytes_received,
-            round_trips: session.round_trips,
-            records_applied: session.records_applied,
-            records_refused: session.records_refused,
-            elapsed: session.started.elapsed(),
-        });
+        self.report(peer, SyncRole::Initiator, &session);
     }
 
     /// The session `peer` started with this node ended: this node answered that it
@@ -1123,9 +1114,14 @@ impl<D: NetabaseDefinitionTrait, B: Backend> SyncDriver<D, B> {
         };
         self.ctx.counters.sync_answered();
         tracing::debug!(%peer, ?session, "sync session answered");
+        self.report(peer, SyncRole::Responder, &session);
+    }
+
+    /// Broadcasts the report of a finished session, in which this node was `role`.
+    fn report(&self, peer: PeerId, role: SyncRole, session: &Session) {
         self.emit(NetabaseEvent::Synced {
             peer,
-            role: SyncRole::Responder,
+            role,
             bytes_sent: session.bytes_sent,
             bytes_received: session.bytes_received,
             round_trips: session.round_trips,
