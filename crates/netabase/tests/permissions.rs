@@ -73,6 +73,23 @@ async fn refused(events: &mut broadcast::Receiver<NetabaseEvent>, key: &RecordKe
     .await
 }
 
+/// Waits until every node of `nodes` holds the record of `M` under `id`.
+async fn held_by<M>(nodes: &[Node], id: u64, what: &str) -> TestResult
+where
+    M: netabase_store::schema::NetabaseModelTrait<BlogDefinition>,
+    u64: Into<M::PrimaryKey>,
+{
+    for node in nodes {
+        let view = node.view();
+        wait_until(what, || {
+            let view = view.clone();
+            async move { Ok(view.get::<M>(id)?.is_some()) }
+        })
+        .await?;
+    }
+    Ok(())
+}
+
 /// Waits until `events` reports `key` stored.
 async fn stored(events: &mut broadcast::Receiver<NetabaseEvent>, key: &RecordKey) -> TestResult {
     wait_for(events, "the record stored", |event| match event {
@@ -120,14 +137,7 @@ async fn writes_follow_the_permissions_on_every_node() -> TestResult {
 
     // A member writes a post: every node takes it.
     member.put_record(post(1)).await?;
-    for node in &nodes {
-        let view = node.view();
-        wait_until("the member's post arrived", || {
-            let view = view.clone();
-            async move { Ok(view.get::<Post>(1)?.is_some()) }
-        })
-        .await?;
-    }
+    held_by::<Post>(&nodes, 1, "the member's post arrived").await?;
 
     // A non-member's post is refused by the honest nodes (the newcomer's own node
     // refuses it locally).
@@ -144,14 +154,7 @@ async fn writes_follow_the_permissions_on_every_node() -> TestResult {
 
     // Under `AuthorOnly`, the rogue cannot overwrite the member's user.
     member.put_record(user(5)).await?;
-    for node in &nodes {
-        let view = node.view();
-        wait_until("the member's user arrived", || {
-            let view = view.clone();
-            async move { Ok(view.get::<User>(5)?.is_some()) }
-        })
-        .await?;
-    }
+    held_by::<User>(&nodes, 5, "the member's user arrived").await?;
     let mut hijacked = user(5);
     hijacked.name = "hijacked".into();
     // An honest node refuses it locally.
@@ -199,14 +202,7 @@ async fn writes_follow_the_permissions_on_every_node() -> TestResult {
         .await?;
     stored(&mut events[2], &members_key).await?;
     newcomer.put_record(post(4)).await?;
-    for node in &nodes {
-        let view = node.view();
-        wait_until("the new member's post arrived", || {
-            let view = view.clone();
-            async move { Ok(view.get::<Post>(4)?.is_some()) }
-        })
-        .await?;
-    }
+    held_by::<Post>(&nodes, 4, "the new member's post arrived").await?;
     for node in &nodes {
         node.close().await;
     }
@@ -248,14 +244,7 @@ async fn an_application_rule_decides_with_the_store() -> TestResult {
     }
     let (owner, other, outsider) = (&nodes[0], &nodes[1], &nodes[2]);
     owner.put_record(user(1)).await?;
-    for node in &nodes {
-        let view = node.view();
-        wait_until("the user arrived", || {
-            let view = view.clone();
-            async move { Ok(view.get::<User>(1)?.is_some()) }
-        })
-        .await?;
-    }
+    held_by::<User>(&nodes, 1, "the user arrived").await?;
     // Refused locally for someone else's user.
     let local = other.put_record(post(1)).await;
     assert!(
@@ -270,14 +259,9 @@ async fn an_application_rule_decides_with_the_store() -> TestResult {
     }
     // The owner's post is taken.
     owner.put_record(post(3)).await?;
+    held_by::<Post>(&nodes[..2], 3, "the owner's post arrived").await?;
     for node in &nodes[..2] {
-        let view = node.view();
-        wait_until("the owner's post arrived", || {
-            let view = view.clone();
-            async move { Ok(view.get::<Post>(3)?.is_some()) }
-        })
-        .await?;
-        assert_eq!(view.get::<Post>(2)?, None);
+        assert_eq!(node.view().get::<Post>(2)?, None);
         assert!(node.stats().refused_not_permitted >= 1);
     }
     for node in &nodes {

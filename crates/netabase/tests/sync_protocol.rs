@@ -17,7 +17,7 @@ use netabase::sync_protocol::{SYNC_PROTOCOL, SyncCodec, SyncReply, SyncRequest};
 use netabase::{Error, NetabaseConfig, NetabaseEvent, SyncRole};
 use netabase_store::backend::memory::MemoryBackend;
 use netabase_store::kad::{KadStoreConfig, RecordSigner, author_of, record_key_for};
-use netabase_store::sync::{Attestation, Reconciler, Version};
+use netabase_store::sync::{Attestation, Reconciler, Version, VersionStamp};
 use netabase_store::{NetabaseStore, OpenOptions};
 
 fn sync_config() -> NetabaseConfig {
@@ -170,6 +170,44 @@ fn indexes(node: &Node, users: u64) -> TestResult<Indexes> {
 }
 
 /// Takes `a` and `b` apart: no connection, and neither in the other's routing table.
+/// A user whose (unique) email every other such user shares.
+fn same_email(id: u64) -> User {
+    User {
+        email: "shared@example.org".into(),
+        ..user(id)
+    }
+}
+
+/// Two users with the same unique email, written apart: 1 on `a`, 2 on `b`.
+struct Conflict {
+    winner: u64,
+    loser: u64,
+    /// The stamp of the loser's version.
+    loser_stamp: VersionStamp,
+}
+
+async fn conflict(a: &Node, b: &Node) -> TestResult<Conflict> {
+    put(a, same_email(1)).await?;
+    put(b, same_email(2)).await?;
+    let (sa, sb) = (
+        a.view().version::<User>(1)?.ok_or("a's user")?.stamp,
+        b.view().version::<User>(2)?.ok_or("b's user")?.stamp,
+    );
+    Ok(if sa > sb {
+        Conflict {
+            winner: 1,
+            loser: 2,
+            loser_stamp: sb,
+        }
+    } else {
+        Conflict {
+            winner: 2,
+            loser: 1,
+            loser_stamp: sa,
+        }
+    })
+}
+
 async fn part(a: &Node, b: &Node) -> TestResult {
     a.disconnect(b.peer_id()).await?;
     b.disconnect(a.peer_id()).await?;
@@ -631,25 +669,18 @@ async fn disconnected_nodes_stay_apart_until_the_application_names_each_other_ag
 async fn a_unique_key_taken_on_both_sides_goes_to_the_greater_stamp_on_both() -> TestResult {
     let a = start(sync_config()).await?;
     let b = start(sync_config()).await?;
-    // Apart, two users with the same (unique) email.
-    let same = |id| User {
-        email: "shared@example.org".into(),
-        ..user(id)
-    };
-    put(&a, same(1)).await?;
-    put(&b, same(2)).await?;
-    let (sa, sb) = (
-        a.view().version::<User>(1)?.ok_or("a's user")?.stamp,
-        b.view().version::<User>(2)?.ok_or("b's user")?.stamp,
-    );
-    let (winner, loser) = if sa > sb { (1, 2) } else { (2, 1) };
+    let Conflict {
+        winner,
+        loser,
+        loser_stamp,
+    } = conflict(&a, &b).await?;
 
     let mut events = a.subscribe_to_broadcasts();
     a.add_address(b.peer_id(), first_addr(&b).await?).await?;
     synced_with(&mut events, b.peer_id()).await?;
     for node in [&a, &b] {
         let view = node.view();
-        assert_eq!(view.get::<User>(winner)?, Some(same(winner)));
+        assert_eq!(view.get::<User>(winner)?, Some(same_email(winner)));
         assert_eq!(view.get::<User>(loser)?, None);
         let found =
             view.read()?
@@ -657,12 +688,12 @@ async fn a_unique_key_taken_on_both_sides_goes_to_the_greater_stamp_on_both() ->
                 .get_by_secondary_key(UserSecondaryKeys::Email(UserEmailSecondaryKey(
                     "shared@example.org".into(),
                 )))?;
-        assert_eq!(found, vec![same(winner)]);
+        assert_eq!(found, vec![same_email(winner)]);
         // The loser's key holds the same tombstone on both: the one its loss leaves,
         // whether it was displaced here or refused.
         let lost = view.version::<User>(loser)?.ok_or("no tombstone")?;
         assert!(lost.tombstone);
-        assert_eq!(lost.stamp, sa.min(sb).successor());
+        assert_eq!(lost.stamp, loser_stamp.successor());
     }
     // Identical sync state: equal fingerprints, and a second session moves no record
     // either way (none applied, none refused on either node).
@@ -731,17 +762,11 @@ async fn both_ends_of_a_session_report_it() -> TestResult {
 async fn a_third_node_takes_the_tombstone_of_a_lost_unique_key_from_either_side() -> TestResult {
     let a = start(sync_config()).await?;
     let b = start(sync_config()).await?;
-    let same = |id| User {
-        email: "shared@example.org".into(),
-        ..user(id)
-    };
-    put(&a, same(1)).await?;
-    put(&b, same(2)).await?;
-    let (sa, sb) = (
-        a.view().version::<User>(1)?.ok_or("a's user")?.stamp,
-        b.view().version::<User>(2)?.ok_or("b's user")?.stamp,
-    );
-    let (winner, loser) = if sa > sb { (1, 2) } else { (2, 1) };
+    let Conflict {
+        winner,
+        loser,
+        loser_stamp,
+    } = conflict(&a, &b).await?;
     let mut events = a.subscribe_to_broadcasts();
     a.add_address(b.peer_id(), first_addr(&b).await?).await?;
     synced_with(&mut events, b.peer_id()).await?;
@@ -758,11 +783,11 @@ async fn a_third_node_takes_the_tombstone_of_a_lost_unique_key_from_either_side(
             .await?;
         synced_with(&mut events, source.peer_id()).await?;
         let view = fresh.view();
-        assert_eq!(view.get::<User>(winner)?, Some(same(winner)));
+        assert_eq!(view.get::<User>(winner)?, Some(same_email(winner)));
         assert_eq!(view.get::<User>(loser)?, None);
         let lost = view.version::<User>(loser)?.ok_or("no tombstone")?;
         assert!(lost.tombstone);
-        assert_eq!(lost.stamp, sa.min(sb).successor());
+        assert_eq!(lost.stamp, loser_stamp.successor());
         assert_eq!(
             view.sync_fingerprint::<User>()?,
             source.view().sync_fingerprint::<User>()?
