@@ -159,7 +159,17 @@ pub(super) fn delete_indexed(
     let Some(old) = txn.get(table, key)? else {
         return Ok(false);
     };
-    reindex(txn, table, key, Some(&old), None)?;
+    delete_replacing(txn, table, key, &old)
+}
+
+/// [`delete_indexed`] when the caller has just read `old`, what `table` holds at `key`.
+pub(super) fn delete_replacing(
+    txn: &impl WriteTxn,
+    table: &str,
+    key: &[u8],
+    old: &[u8],
+) -> Result<bool, NetabaseError> {
+    reindex(txn, table, key, Some(old), None)?;
     txn.delete(table, key)
 }
 

@@ -668,20 +668,22 @@ impl<B: Backend> KadStore<B> {
         bytes: &[u8],
         accept: &mut dyn FnMut(Option<&Record>) -> bool,
     ) -> Result<Option<BatchPut>, KadStoreError> {
-        let old = held_bytes(txn, signed.key().as_ref())?.map(|(_, old)| old);
-        if let Some(held) = old
-            .as_deref()
-            .and_then(|old| held_envelope(old, self.config.tombstone_ttl))
-            && loses_to(signed, &held)
+        let held = held_bytes(txn, signed.key().as_ref())?;
+        if let Some(version) = held
+            .as_ref()
+            .and_then(|(_, old)| held_envelope(old, self.config.tombstone_ttl))
+            && loses_to(signed, &version)
         {
-            return Ok(Some(BatchPut::Refused(superseded(&held, signed))));
+            return Ok(Some(BatchPut::Refused(superseded(&version, signed))));
         }
-        let existing = old.and_then(|old| unexpired_record(signed.key().clone(), &old, now));
+        let existing = held
+            .as_ref()
+            .and_then(|(_, old)| unexpired_record(signed.key().clone(), old, now));
         if !accept(existing.as_ref()) {
             return Ok(Some(BatchPut::Declined));
         }
         Ok(
-            match self.store_version(txn, signed, bytes, Holding::Dht)? {
+            match self.store_version(txn, signed, bytes, Holding::Dht, held)? {
                 Ok(()) => None,
                 Err(KadStoreError::Limit(limit)) => Some(BatchPut::Limit(limit)),
                 Err(KadStoreError::Refused(refused)) => Some(BatchPut::Refused(refused)),
@@ -710,13 +712,15 @@ impl<B: Backend> KadStore<B> {
         bytes: &[u8],
         holding: Holding,
     ) -> Result<Result<(), KadStoreError>, NetabaseError> {
-        let key = signed.key().as_ref();
-        if let Some(held) = held_version(txn, key, self.config.tombstone_ttl)?
-            && loses_to(signed, &held)
+        let held = held_bytes(txn, signed.key().as_ref())?;
+        if let Some(version) = held
+            .as_ref()
+            .and_then(|(_, old)| held_envelope(old, self.config.tombstone_ttl))
+            && loses_to(signed, &version)
         {
-            return Ok(Err(superseded(&held, signed).into()));
+            return Ok(Err(superseded(&version, signed).into()));
         }
-        self.store_version(txn, signed, bytes, holding)
+        self.store_version(txn, signed, bytes, holding, held)
     }
 
     /// Writes a version that won its key. A replica's copy goes to [`REPLICAS_TABLE`]
@@ -725,31 +729,49 @@ impl<B: Backend> KadStore<B> {
     /// replica's copy, as a replica (without expiry): a key is held in one table only,
     /// so two copies of a key never disagree. Any other DHT record goes to
     /// [`RECORDS_TABLE`] under [`KadStoreConfig::max_records`].
+    ///
+    /// `held` is what [`held_bytes`] read for the key in this transaction, so that
+    /// neither table is read again.
     fn store_version(
         &self,
         txn: &impl WriteTxn,
         signed: &SignedRecord,
         bytes: &[u8],
         holding: Holding,
+        held: Option<(&'static str, Vec<u8>)>,
     ) -> Result<Result<(), KadStoreError>, NetabaseError> {
         let key = signed.key().as_ref();
-        match holding {
-            Holding::Replica => {
-                delete_indexed(txn, RECORDS_TABLE, key)?;
-                put_indexed(txn, REPLICAS_TABLE, key, bytes)?;
+        match (holding, held) {
+            (Holding::Replica, Some((RECORDS_TABLE, old))) => {
+                // Held as a DHT record, so not as a replica (`held_bytes` looks there
+                // first).
+                expiry::delete_replacing(txn, RECORDS_TABLE, key, &old)?;
+                expiry::put_replacing(txn, REPLICAS_TABLE, key, None, bytes)?;
             }
-            Holding::Dht if txn.get(REPLICAS_TABLE, key)?.is_some() => {
+            (Holding::Replica, held) => {
+                // A store written before replicas were kept apart may also hold the
+                // key as a DHT record.
+                if held.is_some() {
+                    delete_indexed(txn, RECORDS_TABLE, key)?;
+                }
+                let old = held.map(|(_, old)| old);
+                expiry::put_replacing(txn, REPLICAS_TABLE, key, old.as_deref(), bytes)?;
+            }
+            (Holding::Dht, Some((REPLICAS_TABLE, old))) => {
                 let bytes = match self.encode_checked(signed, None) {
                     Ok(bytes) => bytes,
                     Err(KadStoreError::Storage(e)) => return Err(e),
                     Err(refused) => return Ok(Err(refused)),
                 };
-                put_indexed(txn, REPLICAS_TABLE, key, &bytes)?;
+                expiry::put_replacing(txn, REPLICAS_TABLE, key, Some(&old), &bytes)?;
             }
-            Holding::Dht => {
+            (Holding::Dht, held) => {
                 let ttl = self.config.tombstone_ttl;
-                return Ok(put_encoded(txn, key, bytes, self.config.max_records, ttl)?
-                    .map_err(KadStoreError::from));
+                let old = held.map(|(_, old)| old);
+                return Ok(
+                    put_encoded(txn, key, old, bytes, self.config.max_records, ttl)?
+                        .map_err(KadStoreError::from),
+                );
             }
         }
         Ok(Ok(()))
@@ -1312,16 +1334,17 @@ fn superseded(held: &Envelope, offered: &SignedRecord) -> SignedRecordError {
     }
 }
 
-/// Writes an encoded record, first sweeping expired records if the key is new and the
-/// table is full; the inner error is a limit (nothing written).
+/// Writes an encoded record over `old` (what [`RECORDS_TABLE`] holds at `key`, read by
+/// the caller), first sweeping expired records if the key is new and the table is full;
+/// the inner error is a limit (nothing written).
 fn put_encoded(
     txn: &impl WriteTxn,
     key: &[u8],
+    old: Option<Vec<u8>>,
     bytes: &[u8],
     max_records: usize,
     tombstone_ttl: Duration,
 ) -> Result<Result<(), store::Error>, NetabaseError> {
-    let old = txn.get(RECORDS_TABLE, key)?;
     let exists = old.is_some();
     if !exists && table_full(txn, RECORDS_TABLE, max_records)? {
         sweep_records(txn, RECORDS_TABLE, WallTime::now(), tombstone_ttl)?;
