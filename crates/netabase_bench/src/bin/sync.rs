@@ -16,10 +16,20 @@
 //! valgrind --tool=callgrind '--toggle-collect=*sync::workload*' \
 //!     target/release/sync --cost on|off --workload insert_bulk|insert_each|get [--records 10000]
 //! ```
+//!
+//! `--file` runs the `--cost` workloads on a redb file with durable commits (the
+//! default storage) instead of redb's in-memory storage, for timing whole runs.
+//!
+//! `--workload insert_each_wide` puts the same records as `Wide` (four more secondary
+//! keys, never synced), one transaction each: against `insert_each` with sync off, it
+//! gives what each further table written by a one-record transaction costs.
+//! `--workload raw_each_1|raw_each_2` does the same on raw redb (no netabase): one
+//! transaction per record, writing the record to one table, or to it and to a second
+//! table (its 8-byte key, an empty value): the engine's own cost of one more table.
 
 use std::time::{Duration, Instant};
 
-use netabase_bench::data::schema::{BenchDefinition, Item};
+use netabase_bench::data::schema::{BenchDefinition, Item, Wide};
 use netabase_bench::data::{self, SplitMix};
 use netabase_store::backend::redb::RedbBackend;
 use netabase_store::sync::{self, ReconcileReport};
@@ -68,11 +78,43 @@ fn open_in_memory(sync: bool) -> Result<Store, Error> {
     )?)
 }
 
+/// One redb transaction per record on redb's in-memory storage, writing `tables` tables.
+#[inline(never)]
+fn workload_raw(db: &redb::Database, records: &[data::Record], tables: usize) -> Result<(), Error> {
+    const RECORDS: redb::TableDefinition<u64, &[u8]> = redb::TableDefinition::new("records");
+    const SECOND: redb::TableDefinition<u64, ()> = redb::TableDefinition::new("second");
+    for record in records {
+        let txn = db.begin_write()?;
+        {
+            let mut table = txn.open_table(RECORDS)?;
+            table.insert(record.id, record.name.as_bytes())?;
+        }
+        if tables > 1 {
+            let mut table = txn.open_table(SECOND)?;
+            table.insert(record.id, ())?;
+        }
+        txn.commit()?;
+    }
+    Ok(())
+}
+
 /// The measured part of `--cost`: one workload, nothing else.
 #[inline(never)]
-fn workload(store: &Store, name: &str, items: Vec<Item>, ids: &[u64]) -> Result<(), Error> {
+fn workload(
+    store: &Store,
+    name: &str,
+    items: Vec<Item>,
+    wide: Vec<Wide>,
+    ids: &[u64],
+) -> Result<(), Error> {
     let tree = store.open_tree::<Item>();
     match name {
+        "insert_each_wide" => {
+            let tree = store.open_tree::<Wide>();
+            for record in wide {
+                tree.put(record)?;
+            }
+        }
         "insert_bulk" => tree.put_many(items)?,
         "insert_each" => {
             for item in items {
@@ -89,21 +131,41 @@ fn workload(store: &Store, name: &str, items: Vec<Item>, ids: &[u64]) -> Result<
     Ok(())
 }
 
-fn cost(sync: bool, name: &str, n: usize) -> Result<(), Error> {
+fn cost(sync: bool, name: &str, n: usize, file: bool) -> Result<(), Error> {
     let records = data::records(0, n, data::groups(n));
-    let items: Vec<Item> = records.iter().map(Item::from).collect();
+    if let Some(tables) = name.strip_prefix("raw_each_") {
+        let tables: usize = tables.parse()?;
+        let db =
+            redb::Database::builder().create_with_backend(redb::backends::InMemoryBackend::new())?;
+        return workload_raw(&db, &records, tables);
+    }
+    let (items, wide): (Vec<Item>, Vec<Wide>) = if name == "insert_each_wide" {
+        (Vec::new(), records.iter().map(Wide::from).collect())
+    } else {
+        (records.iter().map(Item::from).collect(), Vec::new())
+    };
     let ids = data::sample_ids(&records, n, 1);
-    let store = open_in_memory(sync)?;
+    let store = if file {
+        let options = if sync {
+            OpenOptions::default().sync_model("Item")
+        } else {
+            OpenOptions::default()
+        };
+        NetabaseStore::from_backend_with(RedbBackend::temp()?, options)?
+    } else {
+        open_in_memory(sync)?
+    };
     if name == "get" {
         store.open_tree::<Item>().put_many(items.clone())?;
     }
-    workload(&store, name, items, &ids)
+    workload(&store, name, items, wide, &ids)
 }
 
 fn main() -> Result<(), Error> {
     let mut args = std::env::args().skip(1);
     let mut n = 100_000usize;
     let mut cost_of: Option<bool> = None;
+    let mut file = false;
     let mut name = String::from("insert_bulk");
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -114,12 +176,13 @@ fn main() -> Result<(), Error> {
                     .ok_or("--records needs a number")?;
             }
             "--cost" => cost_of = Some(args.next().as_deref() == Some("on")),
+            "--file" => file = true,
             "--workload" => name = args.next().ok_or("--workload needs a name")?,
             other => return Err(format!("unknown argument {other}").into()),
         }
     }
     if let Some(sync) = cost_of {
-        return cost(sync, &name, n);
+        return cost(sync, &name, n, file);
     }
     let groups = data::groups(n);
     let records = data::records(0, n, groups);
