@@ -481,6 +481,10 @@ pub enum SyncProblem {
     Protocol,
     /// The fingerprint tables do not agree with the records' sync entries.
     Damaged,
+    /// Sync was asked of a store that cannot keep its metadata: a store opened
+    /// directly on an asynchronous backend (IndexedDB, or an adapter opened with
+    /// `AsyncStore::open`).
+    Unsupported,
     /// Records chosen by the merge rule could not be applied: each would break a unique
     /// key held locally by another record. Everything else was applied; the two stores
     /// still differ at these keys until the application resolves them.

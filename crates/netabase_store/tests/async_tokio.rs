@@ -190,3 +190,35 @@ async fn async_writes_keep_the_sync_metadata() -> TestResult {
     assert_eq!(ids, (100..110).collect::<Vec<_>>());
     Ok(())
 }
+
+/// Sync asked of a store opened directly on an asynchronous backend, which cannot keep
+/// sync metadata, is refused at open with an error that says what to do instead, and
+/// leaves nothing written.
+#[tokio::test]
+async fn sync_options_are_refused_by_a_directly_opened_async_store() -> TestResult {
+    use netabase_store::OpenOptions;
+    use netabase_store::SyncProblem;
+    use netabase_store::backend::memory::MemoryBackend;
+    use netabase_store::nonblocking::{AsyncStore, Threaded};
+
+    let asks = [
+        OpenOptions::default().sync_model("User"),
+        OpenOptions::default().sync_all(),
+        OpenOptions::default().writer_id(netabase_store::sync::WriterId([7; 32])),
+    ];
+    for options in asks {
+        let backend = Threaded::new(MemoryBackend::new());
+        match AsyncStore::<TestDefinition, _>::open_with(backend.clone(), options).await {
+            Err(NetabaseError::Sync(e)) => {
+                assert_eq!(e.problem, SyncProblem::Unsupported);
+                assert!(e.reason.contains("into_async"), "{e}");
+            }
+            Err(e) => return Err(format!("expected a sync error, got {e}").into()),
+            Ok(_) => return Err("sync options were accepted and ignored".into()),
+        }
+        // Nothing was recorded: the same backend opens without the options.
+        let store = AsyncStore::<TestDefinition, _>::open(backend).await?;
+        store.open_tree::<User>().put(user(1, "a@x", 1)).await?;
+    }
+    Ok(())
+}

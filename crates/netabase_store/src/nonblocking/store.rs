@@ -6,7 +6,7 @@ use std::ops::{ControlFlow, RangeBounds};
 use std::sync::Arc;
 
 use crate::backend::{Capabilities, Direction, RawRange};
-use crate::error::Result;
+use crate::error::{NetabaseError, Result, SyncProblem};
 use crate::schema::{
     NetabaseDefinitionTrait, NetabaseModelTrait, SecondaryKeyField, UniqueKeyField,
 };
@@ -82,8 +82,22 @@ impl<D: NetabaseDefinitionTrait, B: AsyncBackend> AsyncStore<D, B> {
     ///
     /// # Errors
     /// As [`AsyncStore::open`]; [`crate::NetabaseError::Schema`] also when a new
-    /// unique key is already shared by two stored records.
+    /// unique key is already shared by two stored records;
+    /// [`crate::NetabaseError::Sync`] with [`SyncProblem::Unsupported`] when `options`
+    /// ask for sync ([`OpenOptions::sync_model`], [`OpenOptions::sync_all`],
+    /// [`OpenOptions::writer_id`]), which only a store opened with the synchronous API
+    /// keeps.
     pub async fn open_with(backend: B, mut options: OpenOptions) -> Result<Self> {
+        if options.asks_for_sync() {
+            return Err(NetabaseError::sync(
+                D::NAME,
+                None,
+                SyncProblem::Unsupported,
+                "an asynchronous backend opened directly cannot keep sync metadata: open \
+                 the database with the synchronous API and `OpenOptions::sync_model`, then \
+                 `NetabaseStore::into_async`",
+            ));
+        }
         let (format, stored, stored_shape, synced) = {
             let txn = backend.begin_read().await?;
             (

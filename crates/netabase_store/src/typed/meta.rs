@@ -141,6 +141,11 @@ impl OpenOptions {
     pub(crate) fn take_sync(&mut self) -> crate::sync::state::SyncOptions {
         std::mem::take(&mut self.sync)
     }
+
+    /// Whether these options ask for sync (models, every model or a writer id).
+    pub(crate) fn asks_for_sync(&self) -> bool {
+        self.sync.all || !self.sync.models.is_empty() || self.sync.writer.is_some()
+    }
 }
 
 /// A model as a stored descriptor describes it.
