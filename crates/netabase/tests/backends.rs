@@ -1,5 +1,6 @@
 //! A node runs on any backend of `netabase_store`: here sled and the in-memory backend
 //! beside the default redb, exchanging records and keeping them in their typed stores.
+#![cfg(feature = "sled")]
 
 mod common;
 
@@ -7,7 +8,6 @@ use common::*;
 use netabase::Netabase;
 use netabase_store::backend::memory::MemoryBackend;
 
-#[cfg(feature = "sled")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nodes_on_sled_memory_and_redb_share_records() -> TestResult {
     use netabase_store::backend::sled::SledBackend;
