@@ -459,6 +459,22 @@ pub struct EncodedRecord {
     pub links: Vec<Vec<Vec<u8>>>,
 }
 
+/// A unique-key refusal of `record` as the typed path shows it: the key's value as the
+/// imported record holds it and the holder's primary key decoded, instead of their
+/// encoded bytes (other errors are returned as they are).
+fn readable_unique(model: &DynModel, record: &Value, error: NetabaseError) -> NetabaseError {
+    match error {
+        NetabaseError::UniqueViolation(mut v) => {
+            if let Some(value) = record.field(v.field) {
+                v.value = value.show();
+            }
+            v.holder = model.show_key(&v.holder_key);
+            NetabaseError::UniqueViolation(v)
+        }
+        other => other,
+    }
+}
+
 /// A field name for the errors of the write pipeline, which name fields with
 /// `&'static str` (a few short strings per failing import).
 fn static_name(name: &str) -> &'static str {
@@ -788,7 +804,7 @@ impl<B: Backend> DynamicStore<B> {
                 .put_described(model.info, &model.link_tables(), &encoded, &|old| {
                     model.stored_keys(&encoded.pk, old)
                 })
-                .map_err(fail)?;
+                .map_err(|e| fail(readable_unique(model, &record, e)))?;
             imported
                 .entry(model.info.table)
                 .or_default()
