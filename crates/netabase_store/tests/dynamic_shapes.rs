@@ -606,19 +606,66 @@ fn types_the_shape_cannot_describe_are_named_not_guessed() -> TestResult {
     Ok(())
 }
 
+/// An import into a database with sync on keeps its sync metadata as the program's own
+/// writes do: the imported records get version stamps of the database's writer id, the
+/// fingerprint tree stays consistent, and a replica reconciles to the same records.
 #[test]
-fn an_import_into_a_synced_database_is_refused_as_a_whole() -> TestResult {
-    let backend = MemoryBackend::new();
-    drop(NetabaseStore::<LibDefinition, _>::from_backend_with(
-        backend.clone(),
-        netabase_store::typed::meta::OpenOptions::default().sync_model("Author"),
-    )?);
-    let store = DynamicStore::open(backend.clone())?;
-    let err = match store.import(&mut std::iter::empty(), &ImportOptions::new(), &mut |_| {}) {
-        Err(e) => e,
-        Ok(_) => return Err("accepted".into()),
+fn an_import_into_a_synced_database_keeps_its_sync_metadata() -> TestResult {
+    use netabase_store::sync::{self, SyncedTree};
+    use netabase_store::typed::meta::OpenOptions;
+
+    let open = |backend: &MemoryBackend| {
+        NetabaseStore::<LibDefinition, _>::from_backend_with(
+            backend.clone(),
+            OpenOptions::default().sync_all(),
+        )
     };
-    assert_eq!(err.record, None);
-    assert!(err.to_string().contains("sync is on"), "{err}");
+    let backend = MemoryBackend::new();
+    let replica = open(&MemoryBackend::new())?;
+    {
+        let store = open(&backend)?;
+        store.open_tree::<Author>().put_many((0..3).map(author))?;
+        sync::reconcile(&store, &replica)?;
+    }
+    // Authors 0..6 (0..3 written again, unchanged), three books, a review.
+    let (typed, _) = typed_and_empty()?;
+    let records = decoded(&DynamicStore::open(typed)?)?;
+    let done = DynamicStore::open(backend.clone())?
+        .import(
+            &mut records.into_iter().map(Ok),
+            &ImportOptions::new().skip_custom_validators(true),
+            &mut |_| {},
+        )
+        .map_err(|e| e.to_string())?;
+    assert_eq!(done, 10);
+
+    let store = open(&backend)?;
+    sync::check(&store)?;
+    let writer = sync::writer_id(&store).ok_or("no writer id")?;
+    for id in [0u64, 5] {
+        let version = store
+            .open_tree::<Author>()
+            .version(id)?
+            .ok_or("an imported record has no version")?;
+        assert_eq!(version.stamp.writer, writer);
+        assert!(!version.tombstone);
+    }
+    let report = sync::reconcile(&store, &replica)?;
+    // Every imported record is a new version, the three rewritten authors included.
+    assert_eq!(report.a.records_sent, 10, "{report:?}");
+    assert_eq!(report.b.records_sent, 0, "{report:?}");
+    assert_eq!(
+        replica
+            .open_tree::<Book>()
+            .get(BookPrimaryKey("b3".into()))?,
+        store.open_tree::<Book>().get(BookPrimaryKey("b3".into()))?
+    );
+    assert_eq!(replica.open_tree::<Author>().len()?, 6);
+    assert_eq!(
+        store.open_tree::<Author>().fingerprint::<u64>(..)?,
+        replica.open_tree::<Author>().fingerprint::<u64>(..)?
+    );
+    let again = sync::reconcile(&store, &replica)?;
+    assert_eq!(again.a.records_sent + again.b.records_sent, 0, "{again:?}");
     Ok(())
 }

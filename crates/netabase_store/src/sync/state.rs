@@ -214,6 +214,65 @@ pub(crate) fn open<D: NetabaseDefinitionTrait, B: Backend>(
     Ok(Some(Arc::new(state)))
 }
 
+/// The sync state recorded in the database for `definition`, for a writer that knows
+/// the models only by their [`ModelInfo`] (an import without the Rust types): the
+/// synced models among `models`, the stored writer id and clock. Nothing is written;
+/// `None` when no model of the definition is synced.
+///
+/// The models' positions (used only by the reconciliation protocol, which such a
+/// writer does not run) are their positions in `models`.
+///
+/// # Errors
+/// [`NetabaseError::Sync`] ([`SyncProblem::Damaged`]) when models are recorded as
+/// synced but the writer id is missing; [`NetabaseError::Backend`] on engine failure.
+pub(crate) fn recorded<B: Backend>(
+    backend: &B,
+    definition: &'static str,
+    models: &[&'static ModelInfo],
+) -> Result<Option<Arc<SyncState>>> {
+    let (names, writer, clock) = {
+        let txn = backend.begin_read()?;
+        (
+            txn.get(META_TABLE, &models_key(definition))?,
+            txn.get(META_TABLE, format!("sync/{definition}/writer").as_bytes())?,
+            txn.get(META_TABLE, format!("sync/{definition}/clock").as_bytes())?,
+        )
+    };
+    let Some(names) = names else {
+        return Ok(None);
+    };
+    let names = String::from_utf8_lossy(&names).into_owned();
+    let Some(writer) = writer.and_then(|b| <[u8; 32]>::try_from(b.as_slice()).ok()) else {
+        return Err(NetabaseError::sync(
+            definition,
+            None,
+            SyncProblem::Damaged,
+            "models are recorded as synced but the writer id is missing",
+        ));
+    };
+    let synced = models
+        .iter()
+        .enumerate()
+        .filter(|(_, info)| names.lines().any(|n| n == info.name))
+        .map(|(index, info)| SyncedModel {
+            index: u16::try_from(index).unwrap_or(u16::MAX),
+            info: **info,
+            tables: Tables::of(info.table),
+        })
+        .collect();
+    let state = SyncState {
+        definition,
+        models: synced,
+        writer: WriterId(writer),
+        clock: Clock::new(clock.as_deref().and_then(decode_hlc).unwrap_or_default()),
+        ceiling: AtomicU64::new(0),
+    };
+    state
+        .ceiling
+        .store(state.clock.last().millis, Ordering::Relaxed);
+    Ok(Some(Arc::new(state)))
+}
+
 /// Stamps of received records, by (primary table, key): (stamp, tombstone).
 type ReceivedStamps = HashMap<(&'static str, Vec<u8>), (VersionStamp, bool)>;
 

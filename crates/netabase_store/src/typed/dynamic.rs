@@ -17,12 +17,14 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::ops::ControlFlow;
+use std::sync::Arc;
 
 use crate::backend::{Backend, Direction, RawRange, ReadTxn, WriteOp};
 use crate::codec::dynamic::{ShapeMismatch, TypeShape, Value};
 use crate::codec::value::{VALUE_FORMAT_VERSION, split_header};
 use crate::error::{NetabaseError, Result};
 use crate::schema::{ModelInfo, SecondaryKeyInfo};
+use crate::sync::state::SyncState;
 
 use super::meta::META_TABLE;
 use super::plan::index_key;
@@ -589,8 +591,8 @@ impl<B: Backend> DynamicStore<B> {
     }
 
     /// Refuses an import into a database that keeps what a write without the Rust
-    /// types cannot maintain: sync metadata (version stamps and fingerprints), and the
-    /// links of a shape that does not describe them (version 1).
+    /// types cannot maintain: the links of a shape that does not describe them
+    /// (version 1).
     fn refuse_unsupported_import(&self) -> Result<()> {
         let refuse = |definition: &str, reason: &str| {
             Err(NetabaseError::Shape(Box::new(crate::error::ShapeError {
@@ -627,21 +629,47 @@ impl<B: Backend> DynamicStore<B> {
                 );
             }
         }
-        let txn = self.backend.begin_read()?;
-        for (definition, _) in &self.schemas {
-            if txn
-                .get(META_TABLE, &crate::sync::state::models_key(definition))?
-                .is_some()
-            {
-                return refuse(
-                    definition,
-                    "sync is on for this database, and an import without the Rust types \
-                     cannot keep its version stamps: import through the program that \
-                     defines the models",
-                );
-            }
-        }
         Ok(())
+    }
+
+    /// The sync state an import keeps in step: that of the definition whose models are
+    /// synced, if one is. Its records are stamped with the writer id and clock the
+    /// database records, as the program's own writes are.
+    ///
+    /// # Errors
+    /// [`NetabaseError::Shape`] when models of more than one definition are synced
+    /// (one transaction keeps the metadata of one definition);
+    /// [`NetabaseError::Sync`] when the recorded sync state is damaged.
+    fn import_sync(&self) -> Result<Option<Arc<SyncState>>> {
+        let mut found: Option<Arc<SyncState>> = None;
+        for (definition, _) in &self.schemas {
+            let models: Vec<&DynModel> = self
+                .models
+                .iter()
+                .filter(|m| &m.definition == definition)
+                .collect();
+            let Some(def) = models.first().map(|m| m.def) else {
+                continue;
+            };
+            let infos: Vec<&'static ModelInfo> = models.iter().map(|m| m.info).collect();
+            let Some(state) = crate::sync::state::recorded(&self.backend, def, &infos)? else {
+                continue;
+            };
+            if let Some(first) = &found {
+                return Err(NetabaseError::Shape(Box::new(crate::error::ShapeError {
+                    model: definition.clone(),
+                    field: None,
+                    reason: format!(
+                        "sync is on for the models of two definitions of this database \
+                         (`{}` and `{definition}`), and an import keeps the sync metadata \
+                         of one: import through the program that defines the models",
+                        first.definition
+                    ),
+                })));
+            }
+            found = Some(state);
+        }
+        Ok(found)
     }
 
     /// The backend.
@@ -732,7 +760,10 @@ impl<B: Backend> DynamicStore<B> {
             error,
         };
         self.refuse_unsupported_import().map_err(whole)?;
-        let writer = Writer::begin(&self.backend, false).map_err(whole)?;
+        let sync = self.import_sync().map_err(whole)?;
+        let writer = Writer::begin(&self.backend, false)
+            .map_err(whole)?
+            .with_sync(sync.as_ref());
         // Every imported primary key by table, and the links whose target is neither
         // stored nor imported yet: it may come later in the input.
         let mut imported: BTreeMap<&'static str, std::collections::BTreeSet<Vec<u8>>> =

@@ -433,7 +433,8 @@ impl<'s, B: Backend> Writer<'s, B> {
     /// the replaced record, the index plan ([`super::plan::plan_put_keys`] and
     /// [`super::plan::plan_link_keys`]), the unique checks, the index writes; a refused
     /// write is undone. Validators and link targets are the caller's to check first
-    /// (as [`super::links`] does for typed puts). Nothing is logged.
+    /// (as [`super::links`] does for typed puts). The change is logged when the
+    /// transaction records its changes (sync keeps its metadata from them).
     pub(crate) fn put_described(
         &self,
         info: &'static ModelInfo,
@@ -497,7 +498,17 @@ impl<'s, B: Backend> Writer<'s, B> {
                     })));
                 }
             }
-            apply_by_table(&self.txn, plan.ops)
+            apply_by_table(&self.txn, plan.ops)?;
+            self.log(|| {
+                vec![Change::Put {
+                    model: info.name,
+                    table: info.table,
+                    key: pk.to_vec(),
+                    old,
+                    new: value.to_vec(),
+                }]
+            });
+            Ok(())
         })
     }
 
