@@ -667,5 +667,30 @@ fn an_import_into_a_synced_database_keeps_its_sync_metadata() -> TestResult {
     );
     let again = sync::reconcile(&store, &replica)?;
     assert_eq!(again.a.records_sent + again.b.records_sent, 0, "{again:?}");
+
+    // `verify` checks the sync metadata too: sound after the import, and a record
+    // written past it is found.
+    drop(store);
+    let dynamic = DynamicStore::open(backend.clone())?;
+    let findings = dynamic.verify(&mut |_| {})?;
+    assert!(findings.is_empty(), "{findings:?}");
+    let txn = backend.begin_write()?;
+    let value = txn
+        .get("LibDefinition/Author", &AuthorPrimaryKey(1).to_key_bytes())?
+        .ok_or("no author 1")?;
+    txn.put(
+        "LibDefinition/Author",
+        &AuthorPrimaryKey(2).to_key_bytes(),
+        &value,
+    )?;
+    txn.commit()?;
+    let findings = dynamic.verify(&mut |_| {})?;
+    assert!(
+        findings.iter().any(|f| f.table == "LibDefinition/Author"
+            && f.key == AuthorPrimaryKey(2).to_key_bytes()
+            && f.problem
+                .contains("not the version its sync entry fingerprints")),
+        "{findings:?}"
+    );
     Ok(())
 }

@@ -409,6 +409,59 @@ fn sync_turned_on_for_an_existing_store_builds_from_its_records_and_stays_on() -
     Ok(())
 }
 
+/// `sync::check` compares the sync entries with the stored records: a record written
+/// past the sync metadata, or removed past it, is reported with its key.
+#[test]
+fn check_finds_records_written_or_removed_past_the_sync_metadata() -> TestResult {
+    use netabase_store::backend::WriteTxn;
+
+    let backend = MemoryBackend::new();
+    let store = NetabaseStore::<SyncDefinition, _>::from_backend_with(backend.clone(), synced())?;
+    let notes = store.open_tree::<Note>();
+    notes.put_many((0..40).map(|i| note(i, "x", 1)))?;
+    sync::check(&store)?;
+    let damaged = |store: &NetabaseStore<SyncDefinition, MemoryBackend>, words: &str| {
+        match sync::check(store) {
+            Err(NetabaseError::Sync(e)) if e.problem == SyncProblem::Damaged => {
+                assert!(e.reason.contains(words), "{e}");
+                Ok(())
+            }
+            other => Err(format!("expected a damaged store, got {other:?}")),
+        }
+    };
+    let raw = |f: &dyn Fn(&<MemoryBackend as Backend>::Write<'_>) -> Result<(), NetabaseError>| {
+        let txn = backend.begin_write()?;
+        f(&txn)?;
+        txn.commit()
+    };
+    let table = "SyncDefinition/Note";
+    let key = NotePrimaryKey(7).to_key_bytes();
+    let value = backend
+        .begin_read()?
+        .get(table, &key)?
+        .ok_or("no record 7")?;
+
+    // A new key written straight into the table has no version stamp.
+    let new_key = NotePrimaryKey(1000).to_key_bytes();
+    raw(&|txn| txn.put(table, &new_key, &value))?;
+    damaged(&store, "no sync entry")?;
+    raw(&|txn| txn.delete(table, &new_key).map(drop))?;
+    sync::check(&store)?;
+
+    // Another value at a stamped key is not the version its entry fingerprints.
+    let other = backend
+        .begin_read()?
+        .get(table, &NotePrimaryKey(8).to_key_bytes())?;
+    let other = other.ok_or("no record 8")?;
+    raw(&|txn| txn.put(table, &key, &other))?;
+    damaged(&store, "not the version")?;
+
+    // A record removed past the metadata leaves a live entry without its record.
+    raw(&|txn| txn.delete(table, &key).map(drop))?;
+    damaged(&store, "not stored")?;
+    Ok(())
+}
+
 #[test]
 fn unknown_model_names_are_refused_at_open() {
     let err = NetabaseStore::<SyncDefinition, _>::from_backend_with(

@@ -212,8 +212,10 @@ pub fn prune_tombstones<D: NetabaseDefinitionTrait, B: Backend>(
     state::prune(store.raw_backend(), state, cutoff)
 }
 
-/// Checks every synced model's fingerprint tree against its sync entries (a full scan):
-/// for tests and tools, like an integrity check.
+/// Checks every synced model's fingerprint tree against its sync entries, and its sync
+/// entries against its stored records: every record has a live entry fingerprinting
+/// its stored value, and every live entry has its record (a full scan: for tests and
+/// tools, like an integrity check).
 ///
 /// # Errors
 /// [`NetabaseError::Sync`] with [`SyncProblem::Damaged`] naming the first difference;
@@ -229,6 +231,17 @@ pub fn check<D: NetabaseDefinitionTrait, B: Backend>(store: &NetabaseStore<D, B>
                 Some(model.info.name),
                 SyncProblem::Damaged,
                 problem,
+            ));
+        }
+        if let Some((key, problem)) = tree::check_records(&txn, &model.tables, model.info.table)?
+            .into_iter()
+            .next()
+        {
+            return Err(NetabaseError::sync(
+                D::NAME,
+                Some(model.info.name),
+                SyncProblem::Damaged,
+                format!("{problem}, at key {}", crate::error::hex(&key)),
             ));
         }
     }

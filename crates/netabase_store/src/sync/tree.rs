@@ -1265,6 +1265,64 @@ fn canonical(bytes: &[u8]) -> bool {
     walked.is_some() && used.iter().all(|u| *u) && stamps.windows(2).all(|w| w[0] < w[1])
 }
 
+/// Compares the sync entries of a model with its stored records (primary table
+/// `records`): every stored record has a live entry whose hash is that of the stored
+/// value, and every live entry has its record. Returns each disagreement found, by
+/// primary key, in key order: a write that bypassed the sync metadata shows here.
+pub(crate) fn check_records<T: ReadTxn + ?Sized>(
+    txn: &T,
+    tables: &Tables,
+    records: &str,
+) -> Result<Vec<(Vec<u8>, &'static str)>> {
+    const NOT_STORED: &str = "a live sync entry names a record that is not stored";
+    let entries = entries_in(txn, tables, &[], None)?;
+    let mut hasher = RecordHasher::default();
+    let mut problems = Vec::new();
+    let mut at = 0;
+    txn.for_each_in(
+        records,
+        RawRange::all(),
+        Direction::Forward,
+        &mut |pk, value| {
+            while let Some((key, entry)) = entries.get(at)
+                && key.as_slice() < pk
+            {
+                if !entry.tombstone {
+                    problems.push((key.clone(), NOT_STORED));
+                }
+                at += 1;
+            }
+            match entries.get(at) {
+                Some((key, entry)) if key.as_slice() == pk => {
+                    at += 1;
+                    if entry.tombstone {
+                        problems.push((
+                            pk.to_vec(),
+                            "the record is stored but its sync entry is a tombstone",
+                        ));
+                    } else if hasher.entry(pk, entry.stamp, Some(value)).hash != entry.hash {
+                        problems.push((
+                            pk.to_vec(),
+                            "the stored value is not the version its sync entry fingerprints",
+                        ));
+                    }
+                }
+                _ => problems.push((
+                    pk.to_vec(),
+                    "the record has no sync entry (no version stamp)",
+                )),
+            }
+            Ok(ControlFlow::Continue(()))
+        },
+    )?;
+    for (key, entry) in entries.get(at..).unwrap_or_default() {
+        if !entry.tombstone {
+            problems.push((key.clone(), NOT_STORED));
+        }
+    }
+    Ok(problems)
+}
+
 /// Recomputes every leaf header and block from the entries and compares with the
 /// stored ones; checks that every leaf holds exactly the records from its boundary up
 /// to the next; returns the first difference found.

@@ -1022,8 +1022,9 @@ impl<B: Backend> DynamicStore<B> {
     /// Checks every described model: every value decodes and is stored at its own
     /// primary key, every index and link index entry matches a record and every record
     /// has its entries (exactly), unique values are held by one record each, every
-    /// link's target exists. Returns what it found (nothing when the database is
-    /// sound).
+    /// link's target exists; for models with sync on, the fingerprint tree agrees with
+    /// the sync entries and every stored record has the entry of its stored value.
+    /// Returns what it found (nothing when the database is sound).
     ///
     /// # Errors
     /// [`NetabaseError::Backend`] on engine failure.
@@ -1095,7 +1096,55 @@ impl<B: Backend> DynamicStore<B> {
                 }
             }
         }
+        self.verify_sync(&txn, &mut findings)?;
         Ok(findings)
+    }
+
+    /// The sync part of [`DynamicStore::verify`]: for every synced model, the
+    /// fingerprint tree against its entries, and the entries against the stored records.
+    fn verify_sync<T: ReadTxn>(&self, txn: &T, findings: &mut Vec<Finding>) -> Result<()> {
+        for (definition, _) in &self.schemas {
+            let models: Vec<&DynModel> = self
+                .models
+                .iter()
+                .filter(|m| &m.definition == definition)
+                .collect();
+            let Some(def) = models.first().map(|m| m.def) else {
+                continue;
+            };
+            let infos: Vec<&'static ModelInfo> = models.iter().map(|m| m.info).collect();
+            let state = match crate::sync::state::recorded(&self.backend, def, &infos) {
+                Ok(Some(state)) => state,
+                Ok(None) => continue,
+                Err(e) => {
+                    findings.push(Finding {
+                        table: definition.clone(),
+                        key: Vec::new(),
+                        problem: format!("sync state: {e}"),
+                    });
+                    continue;
+                }
+            };
+            for model in &state.models {
+                if let Some(problem) = crate::sync::tree::check(txn, &model.tables)? {
+                    findings.push(Finding {
+                        table: model.tables.table.clone(),
+                        key: Vec::new(),
+                        problem,
+                    });
+                }
+                for (key, problem) in
+                    crate::sync::tree::check_records(txn, &model.tables, model.info.table)?
+                {
+                    findings.push(Finding {
+                        table: model.info.table.to_owned(),
+                        key,
+                        problem: format!("sync: {problem}"),
+                    });
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Rebuilds every index and link index of every described model from its primary
