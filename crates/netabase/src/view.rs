@@ -150,6 +150,18 @@ impl<D: NetabaseDefinitionTrait, B: Backend> NodeView<D, B> {
         self.store.open_tree::<M>().fingerprint::<M::PrimaryKey>(..)
     }
 
+    /// Checks the sync metadata of every replicated model against the records held: the
+    /// fingerprint tree against the version entries, and every record against the entry
+    /// of its stored value ([`netabase_store::sync::check`]; a full scan, for tests and
+    /// tools).
+    ///
+    /// # Errors
+    /// [`netabase_store::NetabaseError::Sync`] naming the first disagreement, or if no
+    /// model is synced; backend errors.
+    pub fn sync_check(&self) -> netabase_store::Result<()> {
+        netabase_store::sync::check(&self.store)
+    }
+
     /// What sending every synced record of this node in one message would cost, in
     /// bytes: the baseline that reconciliation is measured against
     /// ([`netabase_store::sync::full_transfer_bytes`]).

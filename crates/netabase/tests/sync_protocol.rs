@@ -346,6 +346,10 @@ async fn groups_apart_converge_to_identical_tables_and_winners() -> TestResult {
     assert_eq!(sc, expected, "c does not hold the winners");
     assert_eq!(indexes(&a, 1100)?, indexes(&b, 1100)?);
     assert_eq!(indexes(&a, 1100)?, indexes(&c, 1100)?);
+    for v in [&va, &vb, &vc] {
+        // Each node's sync metadata agrees with the records it holds.
+        v.sync_check()?;
+    }
     for v in [&vb, &vc] {
         assert_eq!(
             va.sync_fingerprint::<User>()?,
@@ -701,6 +705,8 @@ async fn a_unique_key_taken_on_both_sides_goes_to_the_greater_stamp_on_both() ->
         a.view().sync_fingerprint::<User>()?,
         b.view().sync_fingerprint::<User>()?
     );
+    a.view().sync_check()?;
+    b.view().sync_check()?;
     let (before_a, before_b) = (a.stats(), b.stats());
     a.sync_with(b.peer_id()).await?;
     let again = synced_with(&mut events, b.peer_id()).await?;
@@ -792,6 +798,7 @@ async fn a_third_node_takes_the_tombstone_of_a_lost_unique_key_from_either_side(
             view.sync_fingerprint::<User>()?,
             source.view().sync_fingerprint::<User>()?
         );
+        view.sync_check()?;
         // Nothing left to move either way.
         let (before_fresh, before_source) = (fresh.stats(), source.stats());
         fresh.sync_with(source.peer_id()).await?;
