@@ -180,6 +180,20 @@ fn decoded(store: &DynamicStore<MemoryBackend>) -> Result<Vec<(String, Value)>, 
     Ok(out)
 }
 
+/// Imports `records` into `store` (custom validators skipped), returning how many.
+fn import_all(
+    store: &DynamicStore<MemoryBackend>,
+    records: Vec<(String, Value)>,
+) -> Result<u64, Box<dyn std::error::Error>> {
+    Ok(store
+        .import(
+            &mut records.into_iter().map(Ok),
+            &ImportOptions::new().skip_custom_validators(true),
+            &mut |_| {},
+        )
+        .map_err(|e| e.to_string())?)
+}
+
 /// A store written by the program (typed), and an empty one with the same shape.
 fn typed_and_empty() -> Result<(MemoryBackend, MemoryBackend), NetabaseError> {
     let typed = MemoryBackend::new();
@@ -288,14 +302,7 @@ fn an_import_writes_what_typed_puts_write_indexes_and_link_indexes_included() ->
     // resolve against the whole input.
     records.reverse();
     let into = DynamicStore::open(empty.clone())?;
-    let done = into
-        .import(
-            &mut records.into_iter().map(Ok),
-            &ImportOptions::new().skip_custom_validators(true),
-            &mut |_| {},
-        )
-        .map_err(|e| e.to_string())?;
-    assert_eq!(done, 10);
+    assert_eq!(import_all(&into, records)?, 10);
     for table in [
         "LibDefinition/Author",
         "LibDefinition/Book",
@@ -630,14 +637,10 @@ fn an_import_into_a_synced_database_keeps_its_sync_metadata() -> TestResult {
     // Authors 0..6 (0..3 written again, unchanged), three books, a review.
     let (typed, _) = typed_and_empty()?;
     let records = decoded(&DynamicStore::open(typed)?)?;
-    let done = DynamicStore::open(backend.clone())?
-        .import(
-            &mut records.into_iter().map(Ok),
-            &ImportOptions::new().skip_custom_validators(true),
-            &mut |_| {},
-        )
-        .map_err(|e| e.to_string())?;
-    assert_eq!(done, 10);
+    assert_eq!(
+        import_all(&DynamicStore::open(backend.clone())?, records)?,
+        10
+    );
 
     let store = open(&backend)?;
     sync::check(&store)?;

@@ -642,22 +642,11 @@ impl<B: Backend> DynamicStore<B> {
     /// [`NetabaseError::Sync`] when the recorded sync state is damaged.
     fn import_sync(&self) -> Result<Option<Arc<SyncState>>> {
         let mut found: Option<Arc<SyncState>> = None;
-        for (definition, _) in &self.schemas {
-            let models: Vec<&DynModel> = self
-                .models
-                .iter()
-                .filter(|m| &m.definition == definition)
-                .collect();
-            let Some(def) = models.first().map(|m| m.def) else {
-                continue;
-            };
-            let infos: Vec<&'static ModelInfo> = models.iter().map(|m| m.info).collect();
-            let Some(state) = crate::sync::state::recorded(&self.backend, def, &infos)? else {
-                continue;
-            };
+        for (definition, state) in self.sync_states() {
+            let state = state?;
             if let Some(first) = &found {
                 return Err(NetabaseError::Shape(Box::new(crate::error::ShapeError {
-                    model: definition.clone(),
+                    model: definition.to_owned(),
                     field: None,
                     reason: format!(
                         "sync is on for the models of two definitions of this database \
@@ -670,6 +659,29 @@ impl<B: Backend> DynamicStore<B> {
             found = Some(state);
         }
         Ok(found)
+    }
+
+    /// The sync state recorded for every definition of the database that has synced
+    /// models (in the order of [`DynamicStore::schemas`]), or why it cannot be read.
+    fn sync_states(&self) -> Vec<(&str, Result<Arc<SyncState>>)> {
+        let mut out = Vec::new();
+        for (definition, _) in &self.schemas {
+            let models: Vec<&DynModel> = self
+                .models
+                .iter()
+                .filter(|m| &m.definition == definition)
+                .collect();
+            let Some(def) = models.first().map(|m| m.def) else {
+                continue;
+            };
+            let infos: Vec<&'static ModelInfo> = models.iter().map(|m| m.info).collect();
+            match crate::sync::state::recorded(&self.backend, def, &infos) {
+                Ok(None) => {}
+                Ok(Some(state)) => out.push((definition.as_str(), Ok(state))),
+                Err(e) => out.push((definition.as_str(), Err(e))),
+            }
+        }
+        out
     }
 
     /// The backend.
@@ -1103,22 +1115,12 @@ impl<B: Backend> DynamicStore<B> {
     /// The sync part of [`DynamicStore::verify`]: for every synced model, the
     /// fingerprint tree against its entries, and the entries against the stored records.
     fn verify_sync<T: ReadTxn>(&self, txn: &T, findings: &mut Vec<Finding>) -> Result<()> {
-        for (definition, _) in &self.schemas {
-            let models: Vec<&DynModel> = self
-                .models
-                .iter()
-                .filter(|m| &m.definition == definition)
-                .collect();
-            let Some(def) = models.first().map(|m| m.def) else {
-                continue;
-            };
-            let infos: Vec<&'static ModelInfo> = models.iter().map(|m| m.info).collect();
-            let state = match crate::sync::state::recorded(&self.backend, def, &infos) {
-                Ok(Some(state)) => state,
-                Ok(None) => continue,
+        for (definition, state) in self.sync_states() {
+            let state = match state {
+                Ok(state) => state,
                 Err(e) => {
                     findings.push(Finding {
-                        table: definition.clone(),
+                        table: definition.to_owned(),
                         key: Vec::new(),
                         problem: format!("sync state: {e}"),
                     });
