@@ -320,3 +320,145 @@ fn rotation_keeps_plain_values_plain_and_needs_the_current_key() -> TestResult {
     assert!(keyless.raw_backend().rotate_key(key(4), |_| {}).is_err());
     Ok(())
 }
+
+/// Opens the store at `path` with `transforms` and sync on for both models.
+fn open_synced(path: &std::path::Path, transforms: Transforms) -> Result<Store, NetabaseError> {
+    NetabaseStore::from_backend_with(
+        Transformed::new(RedbBackend::create(path)?, transforms)?,
+        netabase_store::OpenOptions::default().sync_all(),
+    )
+}
+
+/// A plain in-memory replica with sync on.
+fn plain_replica() -> Result<
+    NetabaseStore<VaultDefinition, netabase_store::backend::memory::MemoryBackend>,
+    NetabaseError,
+> {
+    NetabaseStore::from_backend_with(
+        netabase_store::backend::memory::MemoryBackend::new(),
+        netabase_store::OpenOptions::default().sync_all(),
+    )
+}
+
+/// Every raw value of `table`, as the file holds it.
+fn raw_values(store: &Store, table: &str) -> Result<Vec<Vec<u8>>, NetabaseError> {
+    let txn = store.raw_backend().inner().begin_read()?;
+    let mut out = Vec::new();
+    txn.for_each_in(
+        table,
+        netabase_store::backend::RawRange::all(),
+        netabase_store::backend::Direction::Forward,
+        &mut |_, v| {
+            out.push(v.to_vec());
+            Ok(std::ops::ControlFlow::Continue(()))
+        },
+    )?;
+    Ok(out)
+}
+
+/// Whether `haystack` holds `needle` somewhere.
+fn holds(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// The sync table of an encrypted model is encrypted too (its version stamps and record
+/// hashes would otherwise let an attacker test guesses of the values), that of a plain
+/// model stays plain; the store still reconciles with a plain replica, and key rotation
+/// re-encrypts it.
+#[test]
+fn the_sync_table_of_an_encrypted_model_is_encrypted() -> TestResult {
+    use netabase_store::sync::{self, SyncedTree};
+
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("v.redb");
+    let transforms = || {
+        Transforms::new()
+            .encryption(key(1))
+            .model("VaultDefinition/Public", ValueTransform::PLAIN)
+    };
+    let store = open_synced(&path, transforms())?;
+    fill(&store, 300)?;
+    store
+        .open_tree::<Public>()
+        .put_many((0..20).map(|id| Public {
+            id,
+            text: format!("public {id}"),
+        }))?;
+    store.open_tree::<Secret>().remove(7)?;
+    let writer = sync::writer_id(&store).ok_or("no writer id")?;
+    let sealed = raw_values(&store, "__netabase/sync/VaultDefinition/Secret")?;
+    assert!(!sealed.is_empty());
+    for value in &sealed {
+        assert_eq!(
+            value.get(..2),
+            Some(&[2u8, 0x80][..]),
+            "a sync value is not sealed"
+        );
+        assert!(!holds(value, &writer.0), "a stamp's writer id is readable");
+    }
+    let plain = raw_values(&store, "__netabase/sync/VaultDefinition/Public")?;
+    assert!(
+        plain.iter().any(|v| holds(v, &writer.0)),
+        "the plain model's table is sealed"
+    );
+    sync::check(&store)?;
+
+    let replica = plain_replica()?;
+    sync::reconcile(&store, &replica)?;
+    assert_eq!(replica.open_tree::<Secret>().len()?, 299);
+    assert_eq!(
+        store.open_tree::<Secret>().fingerprint::<u64>(..)?,
+        replica.open_tree::<Secret>().fingerprint::<u64>(..)?
+    );
+    let version = store
+        .open_tree::<Secret>()
+        .version(7)?
+        .ok_or("no tombstone")?;
+    assert!(version.tombstone);
+
+    // Rotation re-encrypts the sync table; the store keeps its sync state under the
+    // new key.
+    store.raw_backend().rotate_key(key(2), |_| {})?;
+    drop(store);
+    let store = open_synced(
+        &path,
+        Transforms::new()
+            .encryption(key(2))
+            .model("VaultDefinition/Public", ValueTransform::PLAIN),
+    )?;
+    sync::check(&store)?;
+    assert_ne!(
+        raw_values(&store, "__netabase/sync/VaultDefinition/Secret")?,
+        sealed
+    );
+    let again = sync::reconcile(&store, &replica)?;
+    assert_eq!(again.a.records_sent + again.b.records_sent, 0, "{again:?}");
+    Ok(())
+}
+
+/// A synced store written before it was encrypted keeps its plain sync values readable
+/// beside the sealed ones that later writes make.
+#[test]
+fn plain_sync_values_written_before_encryption_stay_readable() -> TestResult {
+    use netabase_store::sync;
+
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("v.redb");
+    let store = open_synced(&path, Transforms::new())?;
+    fill(&store, 400)?;
+    drop(store);
+    let store = open_synced(&path, Transforms::new().encryption(key(1)))?;
+    sync::check(&store)?;
+    store
+        .open_tree::<Secret>()
+        .put_many((400..450).map(secret))?;
+    store.open_tree::<Secret>().remove(3)?;
+    sync::check(&store)?;
+    let values = raw_values(&store, "__netabase/sync/VaultDefinition/Secret")?;
+    assert!(values.iter().any(|v| v.get(..2) == Some(&[2u8, 0x80][..])));
+    let replica = plain_replica()?;
+    sync::reconcile(&store, &replica)?;
+    assert_eq!(replica.open_tree::<Secret>().len()?, 449);
+    assert_eq!(replica.open_tree::<Secret>().get(420)?, Some(secret(420)));
+    Ok(())
+}

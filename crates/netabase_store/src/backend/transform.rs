@@ -256,6 +256,9 @@ impl Transforms {
 
     /// Seals `plain`, the value at `key` of `table`.
     fn seal(&self, table: &str, key: &[u8], plain: &[u8]) -> Result<Vec<u8>> {
+        if let Some(model) = sync_model_of(table) {
+            return self.seal_sync(model, table, key, plain);
+        }
         let t = self.transform_of(table);
         if t == ValueTransform::PLAIN {
             return Ok(plain.to_vec());
@@ -288,9 +291,47 @@ impl Transforms {
         Ok(out)
     }
 
+    /// Seals `plain`, the value at `key` of the sync table `table` of the model whose
+    /// primary table is `model`: encrypted (never compressed: hashes do not compress)
+    /// when the model's values are encrypted, as they are otherwise.
+    fn seal_sync(&self, model: &str, table: &str, key: &[u8], plain: &[u8]) -> Result<Vec<u8>> {
+        if !self.transform_of(model).encrypt {
+            return Ok(plain.to_vec());
+        }
+        let key_bytes = self
+            .key
+            .as_ref()
+            .ok_or_else(|| NetabaseError::config("transform", "encryption", "no key is given"))?;
+        let mut out = Vec::with_capacity(2 + NONCE_LEN + plain.len() + 16);
+        out.extend_from_slice(&[SEALED_FORMAT, FLAG_ENCRYPTED]);
+        encrypt(key_bytes, &aad(table, key, FLAG_ENCRYPTED), plain, &mut out)
+            .map_err(|reason| NetabaseError::config("transform", "encryption", reason))?;
+        Ok(out)
+    }
+
+    /// Opens `stored`, the value at `key` of a sync table. Its plain values have no
+    /// header of their own (a database written before sync tables were sealed, or a
+    /// model whose values are not encrypted), so a value is taken as sealed only when
+    /// it authenticates under the store's key, which the store checked at open; any
+    /// other value is lent as it is.
+    fn open_sync<'v>(&self, table: &str, key: &[u8], stored: &'v [u8]) -> Cow<'v, [u8]> {
+        match (stored, &self.key) {
+            ([SEALED_FORMAT, FLAG_ENCRYPTED, body @ ..], Some(k)) => {
+                match decrypt(k, &aad(table, key, FLAG_ENCRYPTED), body) {
+                    Ok(plain) => Cow::Owned(plain),
+                    Err(_) => Cow::Borrowed(stored),
+                }
+            }
+            _ => Cow::Borrowed(stored),
+        }
+    }
+
     /// Opens `stored`, the value at `key` of `table`: plain values are lent as they
     /// are.
     fn open<'v>(&self, table: &str, key: &[u8], stored: &'v [u8]) -> Result<Cow<'v, [u8]>> {
+        if sync_model_of(table).is_some() {
+            return Ok(self.open_sync(table, key, stored));
+        }
         if stored.first() != Some(&SEALED_FORMAT) || stored.len() < 2 {
             return Ok(Cow::Borrowed(stored));
         }
@@ -322,6 +363,21 @@ impl Transforms {
 /// Whether values of `table` are sealed: a model's primary table.
 pub fn is_model_table(table: &str) -> bool {
     !table.starts_with("__") && table.bytes().filter(|b| *b == b'/').count() == 1
+}
+
+/// The primary table of the model whose sync table (`__netabase/sync/<table>`) is
+/// `table`, if it is one: its version stamps and record hashes are encrypted when the
+/// model's values are.
+fn sync_model_of(table: &str) -> Option<&str> {
+    table
+        .strip_prefix("__netabase/sync/")
+        .filter(|model| is_model_table(model))
+}
+
+/// Whether the transform layer seals (or may have sealed) values of `table`: a
+/// model's primary table, or its sync table.
+fn is_sealed_table(table: &str) -> bool {
+    is_model_table(table) || sync_model_of(table).is_some()
 }
 
 /// The associated data of a value: the table, the key and the flags, each delimited.
@@ -620,8 +676,8 @@ impl<B: Backend> Transformed<B> {
         }
     }
 
-    /// Re-encrypts every encrypted value of every model table under `new`, keeping its
-    /// compression, in one write transaction: either every value is rewritten or none
+    /// Re-encrypts every encrypted value of every model table (and of its sync table)
+    /// under `new`, keeping its compression, in one write transaction: either every value is rewritten or none
     /// is. Plain values stay as they are. `progress` is called every 1,024 values and at
     /// the end of each table. From then on the store is opened with `new` only. Returns
     /// the number of values rewritten.
@@ -652,7 +708,11 @@ impl<B: Backend> Transformed<B> {
         };
         let txn = self.inner.begin_write()?;
         let mut rewritten = 0u64;
-        for table in txn.table_names()?.into_iter().filter(|t| is_model_table(t)) {
+        for table in txn
+            .table_names()?
+            .into_iter()
+            .filter(|t| is_sealed_table(t))
+        {
             let total = txn.len(&table)?;
             let mut done = 0u64;
             let mut batch: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
@@ -708,6 +768,21 @@ fn reencrypt(
     key: &[u8],
     stored: &[u8],
 ) -> Result<Option<Vec<u8>>> {
+    if sync_model_of(table).is_some() {
+        // A sync table's plain values have no header: a value is sealed only if it
+        // authenticates under the current key (checked at open).
+        let [SEALED_FORMAT, FLAG_ENCRYPTED, body @ ..] = stored else {
+            return Ok(None);
+        };
+        let aad = aad(table, key, FLAG_ENCRYPTED);
+        let Ok(plain) = decrypt(old, &aad, body) else {
+            return Ok(None);
+        };
+        let mut out = vec![SEALED_FORMAT, FLAG_ENCRYPTED];
+        encrypt(new, &aad, &plain, &mut out)
+            .map_err(|reason| NetabaseError::config("transform", "encryption", reason))?;
+        return Ok(Some(out));
+    }
     let flags = match stored {
         [SEALED_FORMAT, flags, ..] if flags & FLAG_ENCRYPTED != 0 => *flags,
         _ => return Ok(None),
@@ -797,7 +872,7 @@ impl RawCursor for OpenCursor<'_> {
 
 impl<T: ReadTxn> Sealed<T> {
     fn wrap<'a>(&self, table: &str, cursor: Cursor<'a>) -> Cursor<'a> {
-        if !is_model_table(table) {
+        if !is_sealed_table(table) {
             return cursor;
         }
         Box::new(OpenCursor {
@@ -811,7 +886,7 @@ impl<T: ReadTxn> Sealed<T> {
 
 impl<T: ReadTxn> ReadTxn for Sealed<T> {
     fn get_with(&self, table: &str, key: &[u8], f: &mut ValueFn<'_>) -> Result<()> {
-        if !is_model_table(table) {
+        if !is_sealed_table(table) {
             return self.txn.get_with(table, key, f);
         }
         self.txn.get_with(table, key, &mut |value| match value {
@@ -839,7 +914,7 @@ impl<T: ReadTxn> ReadTxn for Sealed<T> {
         direction: Direction,
         f: &mut EntryFn<'_>,
     ) -> Result<()> {
-        if !is_model_table(table) {
+        if !is_sealed_table(table) {
             return self.txn.for_each_in(table, range, direction, f);
         }
         self.txn
@@ -855,18 +930,14 @@ impl<T: ReadTxn> ReadTxn for Sealed<T> {
         direction: Direction,
         f: &mut FirstFn<'_>,
     ) -> Result<()> {
-        if !is_model_table(table) {
+        if !is_sealed_table(table) {
             return self.txn.first_each(table, ranges, direction, f);
         }
-        for (i, range) in ranges.into_iter().enumerate() {
-            let mut found = None;
-            self.for_each_in(table, range, direction, &mut |k, v| {
-                found = Some((k.to_vec(), v.to_vec()));
-                Ok(std::ops::ControlFlow::Break(()))
-            })?;
-            f(i, found.as_ref().map(|(k, v)| (k.as_slice(), v.as_slice())))?;
-        }
-        Ok(())
+        self.txn
+            .first_each(table, ranges, direction, &mut |i, found| match found {
+                None => f(i, None),
+                Some((k, stored)) => f(i, Some((k, &self.transforms.open(table, k, stored)?))),
+            })
     }
 }
 
@@ -878,7 +949,7 @@ impl<T: OwnedReadTxn> OwnedReadTxn for Sealed<T> {
 
 impl<T: WriteTxn> WriteTxn for Sealed<T> {
     fn put(&self, table: &str, key: &[u8], value: &[u8]) -> Result<()> {
-        if !is_model_table(table) {
+        if !is_sealed_table(table) {
             return self.txn.put(table, key, value);
         }
         self.txn
@@ -898,7 +969,7 @@ impl<T: WriteTxn> WriteTxn for Sealed<T> {
     }
 
     fn put_each(&self, table: &str, entries: &[(&[u8], &[u8])], old: &mut OldFn<'_>) -> Result<()> {
-        if !is_model_table(table) {
+        if !is_sealed_table(table) {
             return self.txn.put_each(table, entries, old);
         }
         let sealed = entries
@@ -918,7 +989,7 @@ impl<T: WriteTxn> WriteTxn for Sealed<T> {
     }
 
     fn delete_each(&self, table: &str, keys: &[&[u8]], old: &mut OldFn<'_>) -> Result<()> {
-        if !is_model_table(table) {
+        if !is_sealed_table(table) {
             return self.txn.delete_each(table, keys, old);
         }
         self.txn
@@ -929,13 +1000,13 @@ impl<T: WriteTxn> WriteTxn for Sealed<T> {
     }
 
     fn apply(&self, ops: &[WriteOp<'_>]) -> Result<()> {
-        if !ops.iter().any(|op| is_model_table(op.table())) {
+        if !ops.iter().any(|op| is_sealed_table(op.table())) {
             return self.txn.apply(ops);
         }
         let sealed = ops
             .iter()
             .map(|op| match op {
-                WriteOp::Put { table, key, value } if is_model_table(table) => Ok(WriteOp::Put {
+                WriteOp::Put { table, key, value } if is_sealed_table(table) => Ok(WriteOp::Put {
                     table,
                     key: key.clone(),
                     value: self.transforms.seal(table, key, value)?,
