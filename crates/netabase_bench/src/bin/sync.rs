@@ -23,9 +23,9 @@
 //! `--workload insert_each_wide` puts the same records as `Wide` (four more secondary
 //! keys, never synced), one transaction each: against `insert_each` with sync off, it
 //! gives what each further table written by a one-record transaction costs.
-//! `--workload raw_each_1|raw_each_2` does the same on raw redb (no netabase): one
-//! transaction per record, writing the record to one table, or to it and to a second
-//! table (its 8-byte key, an empty value): the engine's own cost of one more table.
+//! `--workload raw_each_1` … `raw_each_4` does the same on raw redb (no netabase): one
+//! transaction per record, writing the record to one table and its 8-byte key (an
+//! empty value) to each of up to three more: the engine's own cost of one more table.
 
 use std::time::{Duration, Instant};
 
@@ -82,15 +82,19 @@ fn open_in_memory(sync: bool) -> Result<Store, Error> {
 #[inline(never)]
 fn workload_raw(db: &redb::Database, records: &[data::Record], tables: usize) -> Result<(), Error> {
     const RECORDS: redb::TableDefinition<u64, &[u8]> = redb::TableDefinition::new("records");
-    const SECOND: redb::TableDefinition<u64, ()> = redb::TableDefinition::new("second");
+    const MORE: [redb::TableDefinition<u64, ()>; 3] = [
+        redb::TableDefinition::new("second"),
+        redb::TableDefinition::new("third"),
+        redb::TableDefinition::new("fourth"),
+    ];
     for record in records {
         let txn = db.begin_write()?;
         {
             let mut table = txn.open_table(RECORDS)?;
             table.insert(record.id, record.name.as_bytes())?;
         }
-        if tables > 1 {
-            let mut table = txn.open_table(SECOND)?;
+        for more in MORE.iter().take(tables.saturating_sub(1)) {
+            let mut table = txn.open_table(*more)?;
             table.insert(record.id, ())?;
         }
         txn.commit()?;
@@ -135,6 +139,9 @@ fn cost(sync: bool, name: &str, n: usize, file: bool) -> Result<(), Error> {
     let records = data::records(0, n, data::groups(n));
     if let Some(tables) = name.strip_prefix("raw_each_") {
         let tables: usize = tables.parse()?;
+        if !(1..=4).contains(&tables) {
+            return Err(format!("{name}: 1 to 4 tables").into());
+        }
         let db =
             redb::Database::builder().create_with_backend(redb::backends::InMemoryBackend::new())?;
         return workload_raw(&db, &records, tables);
