@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use netabase_store::backend::{Backend, WriteTxn};
+use netabase_store::backend::{Backend, ReadTxn, WriteTxn};
 use netabase_store::prelude::*;
 
 fn path(p: &std::path::Path) -> &str {
@@ -364,5 +364,74 @@ fn a_missing_file_is_reported() -> TestResult {
     let out = netabase(&["inspect", "/nonexistent/shop.redb"], b"")?;
     assert!(!out.status.success());
     assert!(text(&out.stderr).contains("cannot open /nonexistent/shop.redb"));
+    Ok(())
+}
+
+/// A database with sync on: `inspect` shows each synced model's versions and
+/// tombstones, `import` stamps what it writes, and `verify` checks the sync metadata
+/// against the records.
+#[test]
+fn sync_state_is_shown_kept_by_import_and_verified() -> TestResult {
+    use netabase_store::OpenOptions;
+    use netabase_store::backend::redb::RedbBackend;
+
+    let dir = tempfile::tempdir()?;
+    let db = dir.path().join("synced.redb");
+    let writer = {
+        let store = NetabaseStore::<ShopDefinition, _>::from_backend_with(
+            RedbBackend::create(&db)?,
+            OpenOptions::default().sync_model("Customer"),
+        )?;
+        fill(&store, 5)?;
+        store.open_tree::<Customer>().remove(4)?;
+        netabase_store::sync::writer_id(&store).ok_or("no writer id")?
+    };
+    let shown_writer: String = writer.0[..4].iter().map(|b| format!("{b:02x}")).collect();
+    let out = netabase(&["inspect", path(&db)], b"")?;
+    let shown = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        shown.contains(&format!(
+            "    sync on: 4 versions, 1 tombstones; this database writes as {shown_writer}.."
+        )),
+        "{shown}"
+    );
+    // Only the synced model says so.
+    assert_eq!(shown.matches("sync on:").count(), 1, "{shown}");
+
+    let input = r#"{"model":"ShopDefinition/Customer","record":{"id":99,"name":"x","email":"new@example.com","age":1,"tags":[],"nickname":null,"balance":0,"score":0,"avatar":[],"home":[0,0]}}"#;
+    let out = netabase(&["import", path(&db)], input.as_bytes())?;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = netabase(&["verify", path(&db)], b"")?;
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let shown = text(&netabase(&["inspect", path(&db)], b"")?.stdout);
+    assert!(
+        shown.contains("sync on: 5 versions, 1 tombstones"),
+        "{shown}"
+    );
+
+    // A record written past the sync metadata is a finding.
+    {
+        let backend = RedbBackend::create(&db)?;
+        let txn = backend.begin_write()?;
+        let key = 1u64.to_key_bytes();
+        let value = txn
+            .get("ShopDefinition/Customer", &key)?
+            .ok_or("no customer 1")?;
+        txn.put("ShopDefinition/Customer", &77u64.to_key_bytes(), &value)?;
+        txn.commit()?;
+    }
+    let out = netabase(&["verify", path(&db)], b"")?;
+    let shown = text(&out.stdout) + &text(&out.stderr);
+    assert!(!out.status.success(), "{shown}");
+    assert!(
+        shown.contains("sync: the record has no sync entry"),
+        "{shown}"
+    );
     Ok(())
 }

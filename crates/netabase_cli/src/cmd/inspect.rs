@@ -20,6 +20,9 @@ pub fn run(target: &Target) -> Outcome {
         }
         let sizes = table_sizes(s.backend().inner())?;
         let entries = |table: &str| sizes.iter().find(|t| t.name == table).map_or(0, |t| t.entries);
+        // The sync state of every synced model; an encrypted store read without its
+        // key cannot show it.
+        let synced = s.sync_models();
         let mut definition = "";
         for model in s.models() {
             if model.definition != definition {
@@ -75,6 +78,13 @@ pub fn run(target: &Target) -> Outcome {
                 );
                 println!("{}", line.trim_end());
             }
+            if let Some(sync) = synced.iter().flatten().find(|m| m.table == model.table) {
+                let writer: String = sync.writer.0[..4].iter().map(|b| format!("{b:02x}")).collect();
+                println!(
+                    "    sync on: {} versions, {} tombstones; this database writes as {writer}..",
+                    sync.live, sync.tombstones
+                );
+            }
             if model.custom_validator {
                 println!("    (a validator function checks the records: `import` needs --skip-custom-validators)");
             }
@@ -89,6 +99,9 @@ pub fn run(target: &Target) -> Outcome {
                     println!("  {line}");
                 }
             }
+        }
+        if let Err(e) = &synced {
+            println!("\nsync state not readable: {e}");
         }
         println!("\ntables");
         println!("  {:>10}  {:>12}  name", "entries", "bytes");

@@ -518,6 +518,20 @@ impl fmt::Display for Finding {
     }
 }
 
+/// The sync state of one synced model ([`DynamicStore::sync_models`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SyncSummary {
+    /// The model's primary table.
+    pub table: String,
+    /// The writer id of the database's own version stamps.
+    pub writer: crate::sync::WriterId,
+    /// The versions of the records held.
+    pub live: u64,
+    /// The tombstones held (removals that reconciliation passes on until pruned).
+    pub tombstones: u64,
+}
+
 /// A store opened without the Rust types of its models: every definition whose shape
 /// is recorded in the database.
 pub struct DynamicStore<B> {
@@ -1110,6 +1124,32 @@ impl<B: Backend> DynamicStore<B> {
         }
         self.verify_sync(&txn, &mut findings)?;
         Ok(findings)
+    }
+
+    /// Every model with sync on, with its writer id and how many versions and
+    /// tombstones it holds (a scan of each sync table).
+    ///
+    /// # Errors
+    /// [`NetabaseError::Sync`] when the recorded sync state is damaged;
+    /// [`NetabaseError::Decode`] when a sync table does not decode (an encrypted one
+    /// read without its key); [`NetabaseError::Backend`] on engine failure.
+    pub fn sync_models(&self) -> Result<Vec<SyncSummary>> {
+        let txn = self.backend.begin_read()?;
+        let mut out = Vec::new();
+        for (_, state) in self.sync_states() {
+            let state = state?;
+            for model in &state.models {
+                let entries = crate::sync::tree::entries_in(&txn, &model.tables, &[], None)?;
+                let tombstones = entries.iter().filter(|(_, e)| e.tombstone).count() as u64;
+                out.push(SyncSummary {
+                    table: model.info.table.to_owned(),
+                    writer: state.writer,
+                    live: entries.len() as u64 - tombstones,
+                    tombstones,
+                });
+            }
+        }
+        Ok(out)
     }
 
     /// The sync part of [`DynamicStore::verify`]: for every synced model, the
