@@ -16,7 +16,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use failure::Failure;
 
-/// Inspect, check, dump, export, import and compact netabase databases.
+/// Inspect, check, dump, export, import, compact and prune netabase databases.
 #[derive(Debug, Parser)]
 #[command(name = "netabase", version, propagate_version = true)]
 struct Cli {
@@ -107,6 +107,17 @@ enum Command {
     Compact(Target),
     /// Entries, key and value bytes of every table, and the size on disk.
     Stats(Target),
+    /// Removes the tombstones of models with sync on that are older than an age, in one
+    /// transaction. A tombstone keeps a removal from being undone by a replica that
+    /// still holds the record: prune only those older than the longest time a replica
+    /// may stay out of reach.
+    PruneTombstones {
+        #[command(flatten)]
+        target: Target,
+        /// The age: a number followed by s, m, h or d (e.g. 30d).
+        #[arg(long, value_name = "AGE", value_parser = parse_age)]
+        older_than: std::time::Duration,
+    },
     /// Re-encrypts every value with a new key, in one transaction (all or nothing).
     /// `--key-file` gives the current key.
     RotateKey {
@@ -125,6 +136,11 @@ enum Compressor {
     Lz4,
     /// zstd (level 3): smaller.
     Zstd,
+}
+
+/// The `--older-than` parser of `prune-tombstones`.
+fn parse_age(text: &str) -> Result<std::time::Duration, String> {
+    cmd::prune_tombstones::parse_age(text).map_err(|Failure(e)| e)
 }
 
 fn main() -> ExitCode {
@@ -153,6 +169,9 @@ fn main() -> ExitCode {
         ),
         Command::Compact(target) => cmd::compact::run(&target),
         Command::Stats(target) => cmd::stats::run(&target),
+        Command::PruneTombstones { target, older_than } => {
+            cmd::prune_tombstones::run(&target, older_than)
+        }
         Command::RotateKey {
             target,
             new_key_file,

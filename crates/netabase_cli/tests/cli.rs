@@ -18,7 +18,14 @@ fn every_command_has_help() -> TestResult {
     assert!(out.status.success());
     let top = text(&out.stdout);
     for command in [
-        "inspect", "verify", "dump", "export", "import", "compact", "stats",
+        "inspect",
+        "verify",
+        "dump",
+        "export",
+        "import",
+        "compact",
+        "stats",
+        "prune-tombstones",
     ] {
         assert!(
             top.contains(command),
@@ -414,6 +421,22 @@ fn sync_state_is_shown_kept_by_import_and_verified() -> TestResult {
         shown.contains("sync on: 5 versions, 1 tombstones"),
         "{shown}"
     );
+
+    // Tombstones younger than the age stay; `--older-than 0s` prunes them all.
+    let prune = |age: &str| netabase(&["prune-tombstones", path(&db), "--older-than", age], b"");
+    let out = prune("30d")?;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("pruned 0 tombstones older than 30d"));
+    let out = prune("0s")?;
+    assert!(text(&out.stdout).contains("pruned 1 tombstones older than 0s"));
+    let shown = text(&netabase(&["inspect", path(&db)], b"")?.stdout);
+    assert!(
+        shown.contains("sync on: 5 versions, 0 tombstones"),
+        "{shown}"
+    );
+    let out = prune("3w")?;
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("not a unit of age"));
 
     // A record written past the sync metadata is a finding.
     {

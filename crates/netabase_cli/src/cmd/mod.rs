@@ -5,6 +5,7 @@ pub mod dump;
 pub mod export;
 pub mod import;
 pub mod inspect;
+pub mod prune_tombstones;
 pub mod rotate_key;
 pub mod stats;
 pub mod verify;

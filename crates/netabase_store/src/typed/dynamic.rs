@@ -1152,6 +1152,28 @@ impl<B: Backend> DynamicStore<B> {
         Ok(out)
     }
 
+    /// Removes the tombstones older than `older_than` from every model with sync on, as
+    /// [`crate::sync::prune_tombstones`] does for a store opened by the program, in one
+    /// write transaction; returns how many were removed (0 when no model is synced).
+    ///
+    /// A tombstone keeps a removal from being undone by a replica that still holds the
+    /// record: prune only tombstones older than the longest time a replica may stay out
+    /// of reach.
+    ///
+    /// # Errors
+    /// [`NetabaseError::Sync`] when the recorded sync state is damaged;
+    /// [`NetabaseError::Backend`] on engine failure.
+    pub fn prune_tombstones(&self, older_than: std::time::Duration) -> Result<u64> {
+        let age = u64::try_from(older_than.as_millis()).unwrap_or(u64::MAX);
+        let cutoff = crate::sync::stamp::now_millis().saturating_sub(age);
+        let mut pruned = 0;
+        for (_, state) in self.sync_states() {
+            let state = state?;
+            pruned += crate::sync::state::prune(&self.backend, &state, cutoff)?;
+        }
+        Ok(pruned)
+    }
+
     /// The sync part of [`DynamicStore::verify`]: for every synced model, the
     /// fingerprint tree against its entries, and the entries against the stored records.
     fn verify_sync<T: ReadTxn>(&self, txn: &T, findings: &mut Vec<Finding>) -> Result<()> {
