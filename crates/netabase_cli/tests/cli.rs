@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use netabase_store::backend::{Backend, ReadTxn, WriteTxn};
+use netabase_store::backend::{Backend, WriteTxn};
 use netabase_store::prelude::*;
 
 fn path(p: &std::path::Path) -> &str {
@@ -438,22 +438,35 @@ fn sync_state_is_shown_kept_by_import_and_verified() -> TestResult {
     assert!(!out.status.success());
     assert!(text(&out.stderr).contains("not a unit of age"));
 
-    // A record written past the sync metadata is a finding.
+    // A record removed past the sync metadata is a finding.
     {
         let backend = RedbBackend::create(&db)?;
         let txn = backend.begin_write()?;
-        let key = 1u64.to_key_bytes();
-        let value = txn
-            .get("ShopDefinition/Customer", &key)?
-            .ok_or("no customer 1")?;
-        txn.put("ShopDefinition/Customer", &77u64.to_key_bytes(), &value)?;
+        assert!(txn.delete("ShopDefinition/Customer", &2u64.to_key_bytes())?);
         txn.commit()?;
     }
     let out = netabase(&["verify", path(&db)], b"")?;
     let shown = text(&out.stdout) + &text(&out.stderr);
     assert!(!out.status.success(), "{shown}");
     assert!(
-        shown.contains("sync: the record has no sync entry"),
+        shown.contains("sync: a live sync entry names a record that is not stored"),
+        "{shown}"
+    );
+    // The repair stamps the removal as a tombstone.
+    let out = netabase(&["verify", "--repair", path(&db)], b"")?;
+    let shown = text(&out.stdout) + &text(&out.stderr);
+    assert!(out.status.success(), "{shown}");
+    assert!(
+        shown.contains("repaired the sync metadata: 1 versions written"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("no problems found after the repair"),
+        "{shown}"
+    );
+    let shown = text(&netabase(&["inspect", path(&db)], b"")?.stdout);
+    assert!(
+        shown.contains("sync on: 4 versions, 1 tombstones"),
         "{shown}"
     );
     Ok(())

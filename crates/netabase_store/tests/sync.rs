@@ -410,9 +410,10 @@ fn sync_turned_on_for_an_existing_store_builds_from_its_records_and_stays_on() -
 }
 
 /// `sync::check` compares the sync entries with the stored records: a record written
-/// past the sync metadata, or removed past it, is reported with its key.
+/// past the sync metadata, or removed past it, is reported with its key; `sync::repair`
+/// stamps what bypassed the metadata and recomputes a damaged tree.
 #[test]
-fn check_finds_records_written_or_removed_past_the_sync_metadata() -> TestResult {
+fn check_finds_and_repair_fixes_writes_past_the_sync_metadata() -> TestResult {
     use netabase_store::backend::WriteTxn;
 
     let backend = MemoryBackend::new();
@@ -420,6 +421,8 @@ fn check_finds_records_written_or_removed_past_the_sync_metadata() -> TestResult
     let notes = store.open_tree::<Note>();
     notes.put_many((0..40).map(|i| note(i, "x", 1)))?;
     sync::check(&store)?;
+    let replica = memory()?;
+    sync::reconcile(&store, &replica)?;
     let damaged = |store: &NetabaseStore<SyncDefinition, MemoryBackend>, words: &str| {
         match sync::check(store) {
             Err(NetabaseError::Sync(e)) if e.problem == SyncProblem::Damaged => {
@@ -459,6 +462,40 @@ fn check_finds_records_written_or_removed_past_the_sync_metadata() -> TestResult
     // A record removed past the metadata leaves a live entry without its record.
     raw(&|txn| txn.delete(table, &key).map(drop))?;
     damaged(&store, "not stored")?;
+
+    // `repair` stamps what bypassed the metadata as if it had gone through the write
+    // pipeline: the removal becomes a tombstone, a record written past it a new
+    // version; a replica then takes both.
+    let encoded = {
+        let elsewhere = memory()?;
+        elsewhere.open_tree::<Note>().put(note(1000, "raw", 2))?;
+        let txn = elsewhere.raw_backend().begin_read()?;
+        txn.get(table, &new_key)?.ok_or("no record 1000")?
+    };
+    raw(&|txn| txn.put(table, &new_key, &encoded))?;
+    assert_eq!(sync::repair(&store)?, 2);
+    sync::check(&store)?;
+    let writer = sync::writer_id(&store).ok_or("no writer id")?;
+    let removed = notes.version(7)?.ok_or("no version of 7")?;
+    assert!(removed.tombstone);
+    assert_eq!(removed.stamp.writer, writer);
+    assert!(!notes.version(1000)?.ok_or("no version of 1000")?.tombstone);
+    assert_eq!(sync::repair(&store)?, 0, "a sound store needs no repair");
+    let report = sync::reconcile(&store, &replica)?;
+    assert_eq!(report.a.records_sent, 2, "{report:?}");
+    let replicated = replica.open_tree::<Note>();
+    assert_eq!(replicated.get(7)?, None);
+    assert_eq!(replicated.get(1000)?, Some(note(1000, "raw", 2)));
+
+    // A block sum lost from the tree is recomputed from the entries.
+    let sync_table = "__netabase/sync/SyncDefinition/Note";
+    assert!(backend.begin_read()?.get(sync_table, &[2, 0])?.is_some());
+    raw(&|txn| txn.delete(sync_table, &[2, 0]).map(drop))?;
+    assert!(sync::check(&store).is_err());
+    assert!(sync::repair(&store)? > 0);
+    sync::check(&store)?;
+    let again = sync::reconcile(&store, &replica)?;
+    assert_eq!(again.a.records_sent + again.b.records_sent, 0, "{again:?}");
     Ok(())
 }
 

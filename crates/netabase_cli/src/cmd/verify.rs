@@ -12,7 +12,8 @@ use crate::open::{Store, Values, open_for, with_store};
 use crate::progress::Bar;
 
 /// Checks `target`; with `repair`, rebuilds the indexes after a backup copy when the
-/// check found problems, and checks again.
+/// check found problems, brings the sync metadata in step with the records, and checks
+/// again.
 pub fn run(target: &Target, repair: bool) -> Outcome {
     let findings = check(target)?;
     if findings.is_empty() {
@@ -37,10 +38,18 @@ pub fn run(target: &Target, repair: bool) -> Outcome {
     let bar = Bar::new("rebuilding");
     let rebuilt = with_store!(&store, s => s.rebuild_indexes(&mut |p| bar.report(p)));
     bar.finish();
-    drop(store);
     let entries =
         rebuilt.map_err(|e| Failure(format!("the repair failed, nothing was changed: {e}")))?;
     println!("rebuilt the indexes: {entries} entries");
+    let stamped = with_store!(&store, s => s.repair_sync()).map_err(|e| {
+        Failure(format!(
+            "the repair of the sync metadata failed (the indexes were rebuilt): {e}"
+        ))
+    })?;
+    if stamped > 0 {
+        println!("repaired the sync metadata: {stamped} versions written");
+    }
+    drop(store);
     let after = check(target)?;
     for finding in &after {
         println!("problem after the repair: {finding}");

@@ -212,6 +212,24 @@ pub fn prune_tombstones<D: NetabaseDefinitionTrait, B: Backend>(
     state::prune(store.raw_backend(), state, cutoff)
 }
 
+/// Brings the sync metadata of every synced model of `store` back in step with its
+/// records, as if the writes that bypassed it (a tool writing the tables directly, an
+/// older program) had gone through the write pipeline; returns how many entries were
+/// written. A record without its version, or whose stored value is not the version
+/// recorded, gets a new version stamped now; a version whose record is gone becomes a
+/// tombstone stamped now; blocks that disagree with their entries are recomputed.
+/// Replicas then receive the repaired versions at their next reconciliation.
+/// [`check`] finds what this repairs.
+///
+/// # Errors
+/// [`NetabaseError::Sync`] if no model is synced; [`NetabaseError::Decode`] when a
+/// sync table does not decode (nothing is written); [`NetabaseError::Backend`] on
+/// engine failure.
+pub fn repair<D: NetabaseDefinitionTrait, B: Backend>(store: &NetabaseStore<D, B>) -> Result<u64> {
+    let state = synced(store, None)?;
+    state::repair(store.raw_backend(), state)
+}
+
 /// Checks every synced model's fingerprint tree against its sync entries, and its sync
 /// entries against its stored records: every record has a live entry fingerprinting
 /// its stored value, and every live entry has its record (a full scan: for tests and

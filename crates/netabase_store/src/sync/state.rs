@@ -500,6 +500,72 @@ impl SyncWrite {
     }
 }
 
+/// Brings the sync metadata of every synced model back in step with its records, in
+/// one write transaction, as if the writes that bypassed it had gone through the write
+/// pipeline: a record without its entry, or whose stored value is not the version its
+/// entry fingerprints, gets a new version stamped now by this store; a live entry whose
+/// record is gone becomes a tombstone stamped now. A tree whose blocks disagree with
+/// its entries is rebuilt from the entries. Returns how many entries were written.
+///
+/// # Errors
+/// [`NetabaseError::Decode`] when a sync table does not decode (nothing is written);
+/// [`NetabaseError::Backend`] on engine failure.
+pub(crate) fn repair<B: Backend>(backend: &B, state: &SyncState) -> Result<u64> {
+    let txn = backend.begin_write()?;
+    let stamp = VersionStamp {
+        hlc: state.clock.now(),
+        writer: state.writer,
+    };
+    let mut hasher = RecordHasher::default();
+    let mut written = 0u64;
+    for model in &state.models {
+        if tree::check(&txn, &model.tables)?.is_some() {
+            // The entries are kept; every block is recomputed from them.
+            let entries = tree::entries_in(&txn, &model.tables, &[], None)?;
+            txn.clear(&model.tables.table)?;
+            let all: Vec<(&[u8], Option<Entry>)> = entries
+                .iter()
+                .map(|(pk, e)| (pk.as_slice(), Some(*e)))
+                .collect();
+            tree::apply(&txn, &model.tables, &all)?;
+            written += all.len() as u64;
+        }
+        let mut problems: Vec<Vec<u8>> =
+            tree::check_records(&txn, &model.tables, model.info.table)?
+                .into_iter()
+                .map(|(pk, _)| pk)
+                .collect();
+        problems.sort_unstable();
+        problems.dedup();
+        let mut entries = Vec::with_capacity(problems.len());
+        for pk in &problems {
+            let value = txn.get(model.info.table, pk)?;
+            entries.push(hasher.entry(pk, stamp, value.as_deref()));
+        }
+        let changes: Vec<(&[u8], Option<Entry>)> = problems
+            .iter()
+            .zip(entries)
+            .map(|(pk, e)| (pk.as_slice(), Some(e)))
+            .collect();
+        tree::apply(&txn, &model.tables, &changes)?;
+        written += changes.len() as u64;
+    }
+    if written > 0 {
+        let ceiling = state.clock.last().millis.saturating_add(CEILING_AHEAD_MS);
+        txn.put(
+            META_TABLE,
+            &state.clock_key(),
+            &encode_hlc(Hlc {
+                millis: ceiling,
+                counter: 0,
+            }),
+        )?;
+        state.ceiling.store(ceiling, Ordering::Relaxed);
+    }
+    txn.commit()?;
+    Ok(written)
+}
+
 /// Removes the tombstones of every synced model older than `cutoff` (milliseconds since
 /// the Unix epoch); returns how many.
 pub(crate) fn prune<B: Backend>(backend: &B, state: &SyncState, cutoff: u64) -> Result<u64> {

@@ -1174,6 +1174,24 @@ impl<B: Backend> DynamicStore<B> {
         Ok(pruned)
     }
 
+    /// Brings the sync metadata of every model with sync on back in step with its
+    /// records ([`crate::sync::repair`]): what [`DynamicStore::verify`] reports as a
+    /// sync disagreement gets a new version or a tombstone stamped now by this
+    /// database's writer id. Returns how many entries were written.
+    ///
+    /// # Errors
+    /// [`NetabaseError::Sync`] when the recorded sync state is damaged;
+    /// [`NetabaseError::Decode`] when a sync table does not decode;
+    /// [`NetabaseError::Backend`] on engine failure.
+    pub fn repair_sync(&self) -> Result<u64> {
+        let mut written = 0;
+        for (_, state) in self.sync_states() {
+            let state = state?;
+            written += crate::sync::state::repair(&self.backend, &state)?;
+        }
+        Ok(written)
+    }
+
     /// The sync part of [`DynamicStore::verify`]: for every synced model, the
     /// fingerprint tree against its entries, and the entries against the stored records.
     fn verify_sync<T: ReadTxn>(&self, txn: &T, findings: &mut Vec<Finding>) -> Result<()> {
