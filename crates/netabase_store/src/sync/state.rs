@@ -65,6 +65,23 @@ impl SyncState {
     fn clock_key(&self) -> Vec<u8> {
         format!("sync/{}/clock", self.definition).into_bytes()
     }
+
+    /// Records in `txn` a clock ceiling [`CEILING_AHEAD_MS`] past the clock's last
+    /// reading (every later stamp stays above what was handed out, across restarts),
+    /// and remembers it.
+    fn raise_ceiling<T: WriteTxn + ?Sized>(&self, txn: &T) -> Result<()> {
+        let ceiling = self.clock.last().millis.saturating_add(CEILING_AHEAD_MS);
+        txn.put(
+            META_TABLE,
+            &self.clock_key(),
+            &encode_hlc(Hlc {
+                millis: ceiling,
+                counter: 0,
+            }),
+        )?;
+        self.ceiling.store(ceiling, Ordering::Relaxed);
+        Ok(())
+    }
 }
 
 fn encode_hlc(hlc: Hlc) -> Vec<u8> {
@@ -200,17 +217,8 @@ pub(crate) fn open<D: NetabaseDefinitionTrait, B: Backend>(
     let names: Vec<&str> = state.models.iter().map(|m| m.info.name).collect();
     txn.put(META_TABLE, &models_key, names.join("\n").as_bytes())?;
     txn.put(META_TABLE, &writer_key, &writer.0)?;
-    let ceiling = state.clock.last().millis.saturating_add(CEILING_AHEAD_MS);
-    txn.put(
-        META_TABLE,
-        &clock_key,
-        &encode_hlc(Hlc {
-            millis: ceiling,
-            counter: 0,
-        }),
-    )?;
+    state.raise_ceiling(&txn)?;
     txn.commit()?;
-    state.ceiling.store(ceiling, Ordering::Relaxed);
     Ok(Some(Arc::new(state)))
 }
 
@@ -391,20 +399,10 @@ impl SyncWrite {
             let sorted = in_key_order(&changes);
             tree::apply(txn, &model.tables, &sorted)?;
         }
-        let last = state.clock.last().millis;
-        if changed && last >= state.ceiling.load(Ordering::Relaxed) {
-            let ceiling = last.saturating_add(CEILING_AHEAD_MS);
-            txn.put(
-                META_TABLE,
-                &state.clock_key(),
-                &encode_hlc(Hlc {
-                    millis: ceiling,
-                    counter: 0,
-                }),
-            )?;
+        if changed && state.clock.last().millis >= state.ceiling.load(Ordering::Relaxed) {
             // Raised before the commit is known to succeed; a failed commit resets it
             // (`commit_failed`), so that the next commit records it again.
-            state.ceiling.store(ceiling, Ordering::Relaxed);
+            state.raise_ceiling(txn)?;
         }
         Ok(())
     }
@@ -551,16 +549,7 @@ pub(crate) fn repair<B: Backend>(backend: &B, state: &SyncState) -> Result<u64> 
         written += changes.len() as u64;
     }
     if written > 0 {
-        let ceiling = state.clock.last().millis.saturating_add(CEILING_AHEAD_MS);
-        txn.put(
-            META_TABLE,
-            &state.clock_key(),
-            &encode_hlc(Hlc {
-                millis: ceiling,
-                counter: 0,
-            }),
-        )?;
-        state.ceiling.store(ceiling, Ordering::Relaxed);
+        state.raise_ceiling(&txn)?;
     }
     txn.commit()?;
     Ok(written)
