@@ -63,6 +63,33 @@ pub(super) fn err(operation: &'static str) -> impl FnOnce(sled::Error) -> Netaba
 pub(super) struct Shared {
     pub(super) db: sled::Db,
     trees: RwLock<HashMap<String, sled::Tree>>,
+    /// The directory, as [`canonical`] gives it.
+    dir: PathBuf,
+}
+
+impl Drop for Shared {
+    /// Notes that this process closed the directory, so that an open that follows can
+    /// wait for sled's flush thread to let go of its lock ([`open_waiting_for_lock`]).
+    fn drop(&mut self) {
+        let mut closed = match closed_here().lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        closed.insert(self.dir.clone(), std::time::Instant::now());
+    }
+}
+
+/// The directories this process closed, and when.
+fn closed_here() -> &'static Mutex<HashMap<PathBuf, std::time::Instant>> {
+    static CLOSED: std::sync::OnceLock<Mutex<HashMap<PathBuf, std::time::Instant>>> =
+        std::sync::OnceLock::new();
+    CLOSED.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+/// `dir` with symbolic links and relative parts resolved, or as given when it cannot
+/// be.
+fn canonical(dir: &Path) -> PathBuf {
+    std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf())
 }
 
 impl Shared {
@@ -134,7 +161,7 @@ impl Shared {
 fn open_discarding_torn_snapshots(engine: &sled::Config, dir: &Path) -> Result<sled::Db> {
     const OPERATION: &str = "open the database directory";
     let failed = |e| NetabaseError::backend_at(NAME, OPERATION, dir, e);
-    match engine.open() {
+    match open_waiting_for_lock(engine, dir) {
         Err(corrupt @ sled::Error::Corruption { .. }) => {
             let torn = torn_snapshots(dir);
             if torn.is_empty() {
@@ -148,6 +175,33 @@ fn open_discarding_torn_snapshots(engine: &sled::Config, dir: &Path) -> Result<s
             engine.open().map_err(failed)
         }
         opened => opened.map_err(failed),
+    }
+}
+
+/// How long after this process closed a directory an open waits for its lock.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Opens `engine` (the database in `dir`). sled unlocks a directory only when its
+/// background flush thread has noticed that the last handle is gone, a little after
+/// the drop: an open of a directory this process closed less than [`LOCK_WAIT`] ago
+/// waits for the lock. A lock held by another process is reported at once.
+fn open_waiting_for_lock(engine: &sled::Config, dir: &Path) -> sled::Result<sled::Db> {
+    let mut pause = std::time::Duration::from_millis(5);
+    loop {
+        match engine.open() {
+            Err(sled::Error::Io(e)) if e.to_string().contains("could not acquire lock") => {
+                let closed = match closed_here().lock() {
+                    Ok(g) => g.get(&canonical(dir)).copied(),
+                    Err(poisoned) => poisoned.into_inner().get(&canonical(dir)).copied(),
+                };
+                if closed.is_none_or(|at| at.elapsed() >= LOCK_WAIT) {
+                    return Err(sled::Error::Io(e));
+                }
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(std::time::Duration::from_millis(100));
+            }
+            opened => return opened,
+        }
     }
 }
 
@@ -231,6 +285,7 @@ impl SledBackend {
             shared: Arc::new(Shared {
                 db,
                 trees: RwLock::new(HashMap::new()),
+                dir: canonical(config.path()),
             }),
             writer: Mutex::new(()),
             read_only: config.read_only(),
