@@ -256,10 +256,15 @@ impl Transforms {
 
     /// Seals `plain`, the value at `key` of `table`.
     fn seal(&self, table: &str, key: &[u8], plain: &[u8]) -> Result<Vec<u8>> {
-        if let Some(model) = sync_model_of(table) {
-            return self.seal_sync(model, table, key, plain);
-        }
-        let t = self.transform_of(table);
+        let t = match sync_model_of(table) {
+            // A model's sync table is encrypted when its values are, never compressed
+            // (hashes do not compress).
+            Some(model) => ValueTransform {
+                compression: None,
+                ..self.transform_of(model)
+            },
+            None => self.transform_of(table),
+        };
         if t == ValueTransform::PLAIN {
             return Ok(plain.to_vec());
         }
@@ -288,24 +293,6 @@ impl Transforms {
             out.extend_from_slice(&[SEALED_FORMAT, flags]);
             out.extend_from_slice(body);
         }
-        Ok(out)
-    }
-
-    /// Seals `plain`, the value at `key` of the sync table `table` of the model whose
-    /// primary table is `model`: encrypted (never compressed: hashes do not compress)
-    /// when the model's values are encrypted, as they are otherwise.
-    fn seal_sync(&self, model: &str, table: &str, key: &[u8], plain: &[u8]) -> Result<Vec<u8>> {
-        if !self.transform_of(model).encrypt {
-            return Ok(plain.to_vec());
-        }
-        let key_bytes = self
-            .key
-            .as_ref()
-            .ok_or_else(|| NetabaseError::config("transform", "encryption", "no key is given"))?;
-        let mut out = Vec::with_capacity(2 + NONCE_LEN + plain.len() + 16);
-        out.extend_from_slice(&[SEALED_FORMAT, FLAG_ENCRYPTED]);
-        encrypt(key_bytes, &aad(table, key, FLAG_ENCRYPTED), plain, &mut out)
-            .map_err(|reason| NetabaseError::config("transform", "encryption", reason))?;
         Ok(out)
     }
 

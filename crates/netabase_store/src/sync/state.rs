@@ -62,8 +62,27 @@ impl SyncState {
         self.models.iter().find(|m| m.index == index)
     }
 
+    /// The state of `definition`'s synced `models`, stamping as `writer`, its clock
+    /// starting from the reading recorded in the meta table (`stored_clock`), if any.
+    fn new(
+        definition: &'static str,
+        models: Vec<SyncedModel>,
+        writer: WriterId,
+        stored_clock: Option<&[u8]>,
+    ) -> Self {
+        let clock = Clock::new(stored_clock.and_then(decode_hlc).unwrap_or_default());
+        let ceiling = AtomicU64::new(clock.last().millis);
+        SyncState {
+            definition,
+            models,
+            writer,
+            clock,
+            ceiling,
+        }
+    }
+
     fn clock_key(&self) -> Vec<u8> {
-        format!("sync/{}/clock", self.definition).into_bytes()
+        clock_key(self.definition)
     }
 
     /// Records in `txn` a clock ceiling [`CEILING_AHEAD_MS`] past the clock's last
@@ -103,6 +122,16 @@ pub(crate) fn models_key(definition: &str) -> Vec<u8> {
     format!("sync/{definition}/models").into_bytes()
 }
 
+/// The meta key of `definition`'s writer id.
+fn writer_key(definition: &str) -> Vec<u8> {
+    format!("sync/{definition}/writer").into_bytes()
+}
+
+/// The meta key of `definition`'s recorded clock ceiling.
+fn clock_key(definition: &str) -> Vec<u8> {
+    format!("sync/{definition}/clock").into_bytes()
+}
+
 /// Reads the sync state recorded in the database, turns sync on for the models
 /// `options` adds (building their fingerprint trees from the stored records), and
 /// returns the state, or `None` when no model is synced.
@@ -115,8 +144,8 @@ pub(crate) fn open<D: NetabaseDefinitionTrait, B: Backend>(
     options: SyncOptions,
 ) -> Result<Option<Arc<SyncState>>> {
     let models_key = models_key(D::NAME);
-    let writer_key = format!("sync/{}/writer", D::NAME).into_bytes();
-    let clock_key = format!("sync/{}/clock", D::NAME).into_bytes();
+    let writer_key = writer_key(D::NAME);
+    let clock_key = clock_key(D::NAME);
     let (recorded, stored_writer, stored_clock) = {
         let txn = backend.begin_read()?;
         (
@@ -171,21 +200,7 @@ pub(crate) fn open<D: NetabaseDefinitionTrait, B: Backend>(
         .writer
         .or(stored_writer.map(WriterId))
         .unwrap_or_else(WriterId::random);
-    let state = SyncState {
-        definition: D::NAME,
-        models,
-        writer,
-        clock: Clock::new(
-            stored_clock
-                .as_deref()
-                .and_then(decode_hlc)
-                .unwrap_or_default(),
-        ),
-        ceiling: AtomicU64::new(0),
-    };
-    state
-        .ceiling
-        .store(state.clock.last().millis, Ordering::Relaxed);
+    let state = SyncState::new(D::NAME, models, writer, stored_clock.as_deref());
     if new.is_empty() && stored_writer == Some(writer.0) {
         return Ok(Some(Arc::new(state)));
     }
@@ -242,8 +257,8 @@ pub(crate) fn recorded<B: Backend>(
         let txn = backend.begin_read()?;
         (
             txn.get(META_TABLE, &models_key(definition))?,
-            txn.get(META_TABLE, format!("sync/{definition}/writer").as_bytes())?,
-            txn.get(META_TABLE, format!("sync/{definition}/clock").as_bytes())?,
+            txn.get(META_TABLE, &writer_key(definition))?,
+            txn.get(META_TABLE, &clock_key(definition))?,
         )
     };
     let Some(names) = names else {
@@ -268,17 +283,12 @@ pub(crate) fn recorded<B: Backend>(
             tables: Tables::of(info.table),
         })
         .collect();
-    let state = SyncState {
+    Ok(Some(Arc::new(SyncState::new(
         definition,
-        models: synced,
-        writer: WriterId(writer),
-        clock: Clock::new(clock.as_deref().and_then(decode_hlc).unwrap_or_default()),
-        ceiling: AtomicU64::new(0),
-    };
-    state
-        .ceiling
-        .store(state.clock.last().millis, Ordering::Relaxed);
-    Ok(Some(Arc::new(state)))
+        synced,
+        WriterId(writer),
+        clock.as_deref(),
+    ))))
 }
 
 /// Stamps of received records, by (primary table, key): (stamp, tombstone).
